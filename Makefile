@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow smoke tensorboard clean
+
+# The venv is rebuilt when the dependency list or the pins change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,export]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Runs the default search (classification on the embedded digits) offline.
+run: $(STAMP)
+	$(PY) -m rlnas $(ARGS)
+
+## Runs the default test suite (slow and GPU tests excluded).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+smoke: $(STAMP)
+	$(PY) -m rlnas +experiment=smoke $(ARGS)
+
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir outputs
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

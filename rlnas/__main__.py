@@ -1,0 +1,79 @@
+"""Command line: ``python -m rlnas [+task=NAME] [controller=NAME] [key=value ...]``.
+
+A bare ``python -m rlnas`` runs the classification task: when no ``task``
+override is given, ``+task=classification`` is added (``task`` cannot sit in the
+defaults list, or ``+task=detection`` would clash with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from rlnas.data.base import DataError
+from rlnas.spaces.base import InvalidArchitectureError
+
+log = logging.getLogger("rlnas")
+DEFAULT_TASK = "classification"
+USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message of a configuration or data error, else ``None``."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, USER_ERRORS):
+        msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        return msg.splitlines()[0] if msg else type(err).__name__
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def run(cfg: DictConfig) -> float:
+    """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
+    from rlnas.search.builder import build_search
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        search = build_search(cfg, run_dir)
+        result = search.run()
+    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"rlnas: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    best = result.best
+    metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
+    costs = ", ".join(f"{k}={v:,.0f}" for k, v in best.evaluation.costs.items())
+    print(
+        f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | reward={best.reward:.4f}\n"
+        f"controller mean reward (last epoch) {result.last_epoch_mean_reward:.4f}; on the final supernet: "
+        f"controller {result.controller_mean_reward:.4f} vs uniform random {result.random_mean_reward:.4f}\n"
+        f"run dir: {run_dir}"
+    )
+    return best.reward
+
+
+def with_default_task(argv: list[str]) -> list[str]:
+    """Adds ``+task=classification`` unless the command line chooses a task."""
+    if any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) or any(a.startswith("+benchmark=") for a in argv):
+        return argv
+    return [*argv, f"+task={DEFAULT_TASK}"]
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.argv = [sys.argv[0], *with_default_task(sys.argv[1:])]
+    run()
+
+
+if __name__ == "__main__":
+    main()

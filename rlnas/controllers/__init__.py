@@ -1,0 +1,6 @@
+"""Controllers: propose architectures, learn from rewards."""
+
+from rlnas.controllers.base import Controller, RandomController
+from rlnas.controllers.enas import ENASController, ENASPolicy
+
+__all__ = ["Controller", "ENASController", "ENASPolicy", "RandomController"]

@@ -1,0 +1,59 @@
+"""The controller seam used by the search loop.
+
+A controller proposes architectures (tuples of ints, i.e. the env's action
+sequences, drawn under the same action masks) and learns from their rewards.
+The loop never branches on the controller type.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rlnas.spaces.base import Arch, SearchSpace
+
+
+class Controller(abc.ABC):
+    """Base class of controllers.
+
+    Args:
+        space: The search space whose decisions the controller takes.
+        seed: Seed of the controller's own randomness.
+    """
+
+    #: Whether :meth:`observe` changes what :meth:`propose` returns.
+    learns: bool = True
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        self.space = space
+        self.rng = np.random.default_rng(seed)
+
+    @abc.abstractmethod
+    def propose(self, n: int) -> list[Arch]:
+        """Samples ``n`` architectures to evaluate."""
+
+    def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        """Learns from the rewards of proposed architectures; returns statistics to log."""
+        return {}
+
+    def best_guess(self, n: int) -> list[Arch]:
+        """Architectures the controller believes best (default: fresh samples)."""
+        return self.propose(n)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class RandomController(Controller):
+    """Uniform random search over the space (Li & Talwalkar, 2019, as a baseline)."""
+
+    learns = False
+
+    def propose(self, n: int) -> list[Arch]:
+        return [self.space.sample(self.rng) for _ in range(n)]

@@ -1,0 +1,228 @@
+"""The ENAS controller: an LSTM sampling one decision per step, trained with REINFORCE.
+
+Pham et al., 2018, "Efficient Neural Architecture Search via Parameter Sharing".
+Defaults are those of the authors' macro search (melodyguan/enas,
+``scripts/cifar10_macro_search.sh``): LSTM size 64, one layer, Adam lr 1e-3,
+tanh constant 1.5, entropy weight 1e-4, baseline decay 0.99, skip target 0.4,
+skip weight 0.8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlnas.controllers.base import Controller
+from rlnas.spaces.base import Arch, SearchSpace
+
+
+class ENASPolicy(nn.Module):
+    """LSTM over the previous decision's embedding, one softmax head per decision kind.
+
+    Args:
+        space: The search space; decisions of the same kind share a head and an
+            embedding table sized to the kind's largest decision.
+        lstm_size: Hidden size of the LSTM cell.
+        temperature: Logits are divided by it (ENAS ``controller_temperature``).
+        tanh_constant: Logits become ``c * tanh(logits)`` (ENAS logit clipping).
+        skip_kind: Decision kind whose choice 1 means "skip connection on".
+        skip_target: Prior probability of a skip connection in the KL penalty.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        lstm_size: int = 64,
+        temperature: float | None = None,
+        tanh_constant: float | None = 1.5,
+        skip_kind: str = "skip",
+        skip_target: float = 0.4,
+    ) -> None:
+        super().__init__()
+        self.decisions = space.decisions
+        sizes = {k: max(d.num_choices for d in space.decisions if d.kind == k) for k in space.kinds}
+        self.g_emb = nn.Parameter(torch.empty(1, lstm_size))
+        self.embeddings = nn.ModuleDict({k: nn.Embedding(n, lstm_size) for k, n in sizes.items()})
+        self.heads = nn.ModuleDict({k: nn.Linear(lstm_size, n, bias=False) for k, n in sizes.items()})
+        self.lstm = nn.LSTMCell(lstm_size, lstm_size)
+        self.temperature = temperature
+        self.tanh_constant = tanh_constant
+        self.skip_kind = skip_kind
+        self.skip_target = skip_target
+        # ENAS initialises every controller weight uniformly in [-0.1, 0.1].
+        for p in self.parameters():
+            nn.init.uniform_(p, -0.1, 0.1)
+
+    def _logits(self, h: Tensor, t: int) -> Tensor:
+        d = self.decisions[t]
+        # Slicing the kind's head to this decision's choices is the action mask.
+        logits = self.heads[d.kind](h)[:, : d.num_choices]  # (B, n_t)
+        if self.temperature:
+            logits = logits / self.temperature
+        if self.tanh_constant:
+            logits = self.tanh_constant * torch.tanh(logits)
+        return logits
+
+    def forward(
+        self,
+        batch_size: int,
+        actions: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        greedy: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Samples (or scores the given) action sequences.
+
+        Args:
+            batch_size: Number of sequences ``B``.
+            actions: (B, T) actions to score; sampled when ``None``.
+            generator: Generator for sampling.
+            greedy: Take the most likely action instead of sampling.
+
+        Returns:
+            actions (B, T), log-probability (B,), entropy (B,) and skip KL penalty (B,).
+        """
+        h = self.g_emb.new_zeros(batch_size, self.g_emb.shape[1])
+        c = torch.zeros_like(h)
+        inp = self.g_emb.expand(batch_size, -1)
+        taken, log_prob, entropy, skip_kl = [], 0.0, 0.0, 0.0
+        q = self.skip_target
+        for t, d in enumerate(self.decisions):
+            h, c = self.lstm(inp, (h, c))
+            logp = F.log_softmax(self._logits(h, t), dim=-1)
+            probs = logp.exp()
+            if actions is not None:
+                a = actions[:, t]
+            elif greedy:
+                a = probs.argmax(dim=-1)
+            else:
+                a = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            taken.append(a)
+            log_prob = log_prob + logp.gather(1, a[:, None]).squeeze(1)
+            entropy = entropy - (probs * logp).sum(dim=-1)
+            if d.kind == self.skip_kind and d.num_choices == 2:
+                # KL(Bernoulli(p) || Bernoulli(q)) keeps the skip density near q (ENAS, sec. 2.3).
+                p = probs[:, 1].clamp(1e-6, 1 - 1e-6)
+                skip_kl = skip_kl + p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+            inp = self.embeddings[d.kind](a)
+        zeros = h.new_zeros(batch_size)
+        return torch.stack(taken, dim=1), log_prob + zeros, entropy + zeros, skip_kl + zeros
+
+
+class ENASController(Controller):
+    """REINFORCE with an exponential-moving-average baseline (Williams, 1992; ENAS eq. 1).
+
+    ``reward' = reward + entropy_weight * entropy`` (ENAS adds the sample entropy
+    to the reward), ``baseline <- baseline - (1 - decay) * (baseline - reward')``
+    and ``loss = -log p(arch) * (reward' - baseline) + skip_weight * KL``.
+
+    Args:
+        space: The search space.
+        seed: Seed of initialisation and sampling.
+        lstm_size: LSTM hidden size (ENAS: 64).
+        lr: Adam learning rate (ENAS: 1e-3).
+        temperature: Softmax temperature (ENAS macro: none).
+        tanh_constant: Logit clipping constant (ENAS macro: 1.5).
+        entropy_weight: Weight of the entropy bonus in the reward (ENAS: 1e-4).
+        baseline_decay: Decay of the moving-average baseline (ENAS: 0.99).
+        skip_target: Target skip probability (ENAS: 0.4).
+        skip_weight: Weight of the skip KL penalty (ENAS: 0.8).
+        grad_clip: Maximum gradient norm of a controller update (``None``: off).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        lstm_size: int = 64,
+        lr: float = 1e-3,
+        temperature: float | None = None,
+        tanh_constant: float | None = 1.5,
+        entropy_weight: float = 1e-4,
+        baseline_decay: float = 0.99,
+        skip_target: float = 0.4,
+        skip_weight: float = 0.8,
+        grad_clip: float | None = None,
+    ) -> None:
+        super().__init__(space, seed)
+        if not 0 < skip_target < 1:
+            raise ValueError(f"controller.skip_target={skip_target} must be in (0, 1)")
+        if not 0 <= baseline_decay < 1:
+            raise ValueError(f"controller.baseline_decay={baseline_decay} must be in [0, 1)")
+        if lr <= 0:
+            raise ValueError(f"controller.lr={lr} must be positive")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = ENASPolicy(space, lstm_size, temperature, tanh_constant, "skip", skip_target)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.skip_weight = skip_weight
+        self.grad_clip = grad_clip
+        self.baseline: float | None = None
+
+    @torch.no_grad()
+    def propose(self, n: int) -> list[Arch]:
+        actions, *_ = self.policy(n, generator=self.generator)
+        return [tuple(row) for row in actions.tolist()]
+
+    @torch.no_grad()
+    def best_guess(self, n: int) -> list[Arch]:
+        """The greedy (most likely) architecture followed by ``n - 1`` samples."""
+        greedy, *_ = self.policy(1, greedy=True)
+        return [tuple(greedy[0].tolist())] + self.propose(max(0, n - 1))
+
+    def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        actions = torch.as_tensor([list(a) for a in archs], dtype=torch.long)
+        log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions)[1:]
+        shaped = torch.as_tensor(rewards, dtype=torch.float32) + self.entropy_weight * entropy.detach()
+        advantages = []
+        for r in shaped.tolist():
+            if self.baseline is None:
+                self.baseline = r  # start at the first reward instead of ENAS's 0
+            self.baseline -= (1 - self.baseline_decay) * (self.baseline - r)
+            advantages.append(r - self.baseline)
+        adv = torch.as_tensor(advantages)
+        loss = -(log_prob * adv).mean() + self.skip_weight * skip_kl.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
+        self.optimizer.step()
+        skip_cols = [t for t, d in enumerate(self.space.decisions) if d.kind == "skip"]
+        skip_rate = float(actions[:, skip_cols].float().mean()) if skip_cols else 0.0
+        return {
+            "loss": float(loss.detach()),
+            "baseline": float(self.baseline),
+            "entropy": float(entropy.detach().mean()),
+            "skip_rate": skip_rate,
+            "log_prob": float(log_prob.detach().mean()),
+        }
+
+    def log_prob(self, archs: Sequence[Arch]) -> Tensor:
+        """Log-probability of each architecture under the current policy."""
+        with torch.no_grad():
+            actions = torch.as_tensor([list(a) for a in archs], dtype=torch.long)
+            return self.policy(len(archs), actions=actions)[1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline = state["baseline"]
+
+

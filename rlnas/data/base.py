@@ -1,0 +1,86 @@
+"""Device-resident datasets: whole splits live as tensors on the accelerator.
+
+Batches are drawn by random index on the device (no DataLoader workers, no
+host round trip), which is what makes thousands of tiny supernet steps cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+class DataError(ValueError):
+    """A dataset could not be loaded; the message names the file or path."""
+
+
+@dataclass
+class Split:
+    """Inputs and targets of one split, both on the same device.
+
+    Attributes:
+        x: Inputs, (N, C, H, W) for images.
+        y: Targets, (N,) class indices for classification, or a padded
+            per-sample tensor for tasks with structured targets.
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise DataError(f"split has {len(self.x)} inputs but {len(self.y)} targets")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A random batch without repeated samples, indexed on the split's device."""
+        idx = torch.randperm(len(self), device=self.x.device, generator=generator)[:batch_size]
+        return self.x[idx], self.y[idx]
+
+    def chunks(self, batch_size: int):
+        """Iterates over the split in order, ``batch_size`` samples at a time."""
+        for start in range(0, len(self), batch_size):
+            yield self.x[start : start + batch_size], self.y[start : start + batch_size]
+
+
+@dataclass
+class DataSplits:
+    """Train/validation/test splits plus what a head needs to know."""
+
+    train: Split
+    val: Split
+    test: Split
+    in_channels: int
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+    def to(self, device: torch.device | str) -> DataSplits:
+        return DataSplits(
+            self.train.to(device), self.val.to(device), self.test.to(device),
+            self.in_channels, self.num_classes, self.class_names,
+        )
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Fixed random train/val/test index split derived from ``seed``.
+
+    Raises:
+        DataError: If the fractions leave no training samples.
+    """
+    if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"task.data.val_fraction={val_fraction} and task.data.test_fraction={test_fraction} "
+            "must be in (0, 1) and leave room for training data"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = max(1, round(n * val_fraction)), round(n * test_fraction)
+    if n - n_val - n_test < 1:
+        raise DataError(f"dataset of {n} samples is too small to split")
+    return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]

@@ -1,0 +1,132 @@
+"""Image classification datasets as device-ready tensors.
+
+``digits`` is embedded (scikit-learn ships it, no download). ``cifar10``,
+``mnist`` and ``imagefolder`` read users' files from ``root`` and never
+download anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rlnas.data.base import DataError, DataSplits, Split, split_indices
+
+DATASETS = ("digits", "cifar10", "mnist", "imagefolder")
+
+
+def digits_images() -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled handwritten digits: 1,797 images of 8x8, values 0..1."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
+    return x, torch.from_numpy(digits.target.astype(np.int64))
+
+
+def _torchvision_images(name: str, root: str | None) -> tuple[Tensor, Tensor, list[str]]:
+    import torchvision
+
+    if not root:
+        raise DataError(f"task.data.root must point at the {name} files (no download is attempted)")
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
+    hint = {
+        "cifar10": "the extracted 'cifar-10-batches-py' folder from https://www.cs.toronto.edu/~kriz/cifar.html",
+        "mnist": "'MNIST/raw' with the four idx files from http://yann.lecun.com/exdb/mnist/",
+    }[name]
+    xs, ys = [], []
+    for train in (True, False):
+        try:
+            ds = cls(root=root, train=train, download=False)
+        except RuntimeError as err:
+            raise DataError(f"{name} not found under {root}: put {hint} there ({err})") from None
+        data = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
+        x = torch.from_numpy(np.ascontiguousarray(data)).float() / 255.0
+        x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)  # (N, C, H, W)
+        xs.append(x)
+        ys.append(torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64))
+    return torch.cat(xs), torch.cat(ys), list(getattr(ds, "classes", []))
+
+
+def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tensor, list[str]]:
+    import torchvision
+    from torchvision.transforms import functional as TF
+
+    if not root or not Path(root).is_dir():
+        raise DataError(
+            f"task.data.root={root!r} is not a directory: ImageFolder expects ROOT/<class_name>/<image files>"
+        )
+    try:
+        ds = torchvision.datasets.ImageFolder(root)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise DataError(f"{root}: {err}") from None
+    xs = []
+    for path, _ in ds.samples:
+        try:
+            img = ds.loader(path)
+        except Exception as err:  # PIL raises many types for broken files
+            raise DataError(f"{path}: unreadable image ({type(err).__name__}: {err})") from None
+        xs.append(TF.to_tensor(TF.resize(img.convert("RGB"), [image_size, image_size], antialias=True)))
+    return torch.stack(xs), torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes)
+
+
+def load_image_classification(
+    name: str = "digits",
+    root: str | None = None,
+    image_size: int = 16,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    limit: int | None = None,
+    seed: int = 0,
+) -> DataSplits:
+    """Loads an image classification dataset as normalised CPU tensors.
+
+    Args:
+        name: One of ``digits`` (embedded), ``cifar10``, ``mnist``, ``imagefolder``.
+        root: Folder with the files for the non-embedded datasets.
+        image_size: Side of the square images fed to the network.
+        val_fraction: Share of samples in the validation split.
+        test_fraction: Share of samples in the held-out test split.
+        limit: Keep only the first ``limit`` samples (after shuffling), for quick runs.
+        seed: Seed of the fixed split.
+
+    Raises:
+        DataError: With the path and what to put there, when files are missing.
+    """
+    if name not in DATASETS:
+        raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(DATASETS)}")
+    root = os.path.expanduser(root) if root else root
+    class_names: list[str] = []
+    if name == "digits":
+        x, y = digits_images()
+        class_names = [str(i) for i in range(10)]
+    elif name == "imagefolder":
+        x, y, class_names = _imagefolder_images(root, image_size)
+    else:
+        x, y, class_names = _torchvision_images(name, root)
+    if len(x) == 0:
+        raise DataError(f"dataset {name!r} at {root} is empty")
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    if limit:
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
+        x, y = x[keep], y[keep]
+    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    # Normalise with training statistics only, per channel.
+    mean = x[train_idx].mean(dim=(0, 2, 3), keepdim=True)
+    std = x[train_idx].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    x = (x - mean) / std
+    num_classes = int(y.max()) + 1
+    return DataSplits(
+        train=Split(x[train_idx], y[train_idx]),
+        val=Split(x[val_idx], y[val_idx]),
+        test=Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[1],
+        num_classes=num_classes,
+        class_names=class_names or [str(i) for i in range(num_classes)],
+    )

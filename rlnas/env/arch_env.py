@@ -1,0 +1,121 @@
+"""Building an architecture as a sequence of discrete actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlnas.evaluators.base import Evaluation, Evaluator
+from rlnas.rewards.base import MetricReward, Reward
+from rlnas.spaces.base import SearchSpace
+
+
+class ArchitectureEnv(gym.Env):
+    """One episode builds one architecture, one decision per step.
+
+    ## Description
+    The agent takes the decisions of a :class:`~rlnas.spaces.SearchSpace` in
+    order (for the ENAS macro space: each layer's operation, then its skip
+    connections). After the last decision the finished architecture is scored
+    by an injected :class:`~rlnas.evaluators.Evaluator`; the environment
+    itself never trains anything.
+
+    ## Action Space
+    ``Discrete(max_choices)``, the size of the largest decision. Choices a
+    decision does not have are hidden by :meth:`action_masks` (for maskable
+    agents). An action outside the mask is wrapped modulo the decision's number
+    of choices (``invalid_action="wrap"``, so agents without masks still build
+    valid architectures) or rejected (``invalid_action="raise"``).
+
+    ## Observation Space
+    ``MultiDiscrete([max_choices + 1] * T + [T + 1])``: the action history
+    (choice + 1 per decision taken, 0 for decisions still open), then the index
+    of the current step.
+
+    ## Rewards
+    0 for every step but the last; then ``reward(evaluator.evaluate(arch))``.
+
+    ## Episode End
+    Terminated after the ``T``-th decision; never truncated.
+
+    ## Arguments
+    - ``space``: the search space.
+    - ``evaluator``: scores finished architectures.
+    - ``reward``: turns an :class:`Evaluation` into a float (default: the metric).
+    - ``invalid_action``: ``"wrap"`` or ``"raise"``.
+
+    ``info`` of the last step holds ``arch``, ``metrics`` and ``costs``.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        evaluator: Evaluator,
+        reward: Reward | None = None,
+        invalid_action: str = "wrap",
+        render_mode: str | None = None,
+    ) -> None:
+        if invalid_action not in ("wrap", "raise"):
+            raise ValueError(f"invalid_action={invalid_action!r}; allowed: 'wrap', 'raise'")
+        self.space = space
+        self.evaluator = evaluator
+        self.reward_fn: Reward = reward or MetricReward()
+        self.invalid_action = invalid_action
+        self.render_mode = render_mode
+        self.num_steps = len(space)
+        self.action_space = spaces.Discrete(space.max_choices)
+        self.observation_space = spaces.MultiDiscrete(
+            np.array([space.max_choices + 1] * self.num_steps + [self.num_steps + 1], dtype=np.int64)
+        )
+        self._actions: list[int] = []
+        self.last_evaluation: Evaluation | None = None
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.num_steps + 1, dtype=np.int64)
+        obs[: len(self._actions)] = np.asarray(self._actions, dtype=np.int64) + 1
+        obs[-1] = len(self._actions)
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._actions = []
+        self.last_evaluation = None
+        return self._obs(), {}
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask of the valid actions of the current decision."""
+        return self.space.masks[min(len(self._actions), self.num_steps - 1)].copy()
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if len(self._actions) >= self.num_steps:
+            raise RuntimeError("episode is over: call reset()")
+        t = len(self._actions)
+        n = int(self.space.num_choices[t])
+        action = int(action)
+        if not 0 <= action < n:
+            if self.invalid_action == "raise" or not 0 <= action < self.space.max_choices:
+                raise ValueError(
+                    f"action {action} is invalid for decision {self.space.decisions[t].name!r} "
+                    f"with {n} choices"
+                )
+            action %= n
+        self._actions.append(action)
+        if len(self._actions) < self.num_steps:
+            return self._obs(), 0.0, False, False, {}
+        arch = tuple(self._actions)
+        evaluation = self.evaluator.evaluate(arch)
+        self.last_evaluation = evaluation
+        reward = float(self.reward_fn(evaluation))
+        info = {"arch": arch, "metrics": dict(evaluation.metrics), "costs": dict(evaluation.costs)}
+        return self._obs(), reward, True, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            done = self.space.decisions[: len(self._actions)]
+            return ", ".join(f"{d.name}={d.choices[a]}" for d, a in zip(done, self._actions))
+        return None

@@ -1,0 +1,84 @@
+"""Scores architectures with the shared weights of a supernet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from rlnas.data.base import Split
+from rlnas.evaluators.base import Evaluation
+from rlnas.spaces.base import Arch
+from rlnas.supernet.macro import count_params
+from rlnas.tasks.base import Network, Task
+
+
+class SuperNetEvaluator:
+    """Scores an architecture on a validation minibatch with the supernet's weights.
+
+    The loop calls :meth:`next_batch` once per controller step so all the
+    architectures of a step are compared on the same images (a fair race), and
+    :meth:`evaluate_full` for the final choice over the whole split.
+
+    Args:
+        model: The supernet with its task head.
+        task: The task (metrics).
+        split: The split to score on (validation during search).
+        batch_size: Minibatch size of :meth:`evaluate`.
+        generator: Device generator drawing the minibatches.
+        child_factory: Builds a standalone child for cost figures.
+    """
+
+    def __init__(
+        self,
+        model: Network,
+        task: Task,
+        split: Split,
+        batch_size: int,
+        generator: torch.Generator,
+        child_factory,
+    ) -> None:
+        self.model = model
+        self.task = task
+        self.split = split
+        self.batch_size = int(batch_size)
+        self.generator = generator
+        self.child_factory = child_factory
+        self.reward_metric = task.reward_metric
+        self._batch = split.batch(self.batch_size, generator)
+        self._costs: dict[Arch, dict[str, float]] = {}
+
+    def next_batch(self) -> None:
+        """Draws a fresh validation minibatch for the next comparisons."""
+        self._batch = self.split.batch(self.batch_size, self.generator)
+
+    def costs(self, arch: Sequence[int]) -> dict[str, float]:
+        """Parameter count of the standalone child (cached per architecture)."""
+        key = tuple(arch)
+        if key not in self._costs:
+            with torch.device("meta"):
+                child = self.child_factory(key)
+            self._costs[key] = {"params": float(count_params(child))}
+        return self._costs[key]
+
+    @torch.no_grad()
+    def evaluate(self, arch: Sequence[int]) -> Evaluation:
+        return self.evaluate_batch([arch])[0]
+
+    @torch.no_grad()
+    def evaluate_batch(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
+        """Reward metric of each arch on the current minibatch, one host sync in all."""
+        self.model.eval()
+        x, y = self._batch
+        values = torch.stack([self.task.batch_reward_metric(self.model(x, a), y) for a in archs]).tolist()
+        return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
+
+    @torch.no_grad()
+    def evaluate_full(self, arch: Sequence[int], chunk_size: int = 512) -> Evaluation:
+        """All task metrics of ``arch`` over the whole split."""
+        self.model.eval()
+        outputs, targets = [], []
+        for x, y in self.split.chunks(chunk_size):
+            outputs.append(self.model(x, arch))
+            targets.append(y)
+        return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))

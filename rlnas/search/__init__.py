@@ -1,0 +1,6 @@
+"""The search loop, its callbacks and the config wiring."""
+
+from rlnas.search.builder import build_search
+from rlnas.search.loop import Callback, Candidate, EpochStats, Search, SearchResult, SearchSettings
+
+__all__ = ["Callback", "Candidate", "EpochStats", "Search", "SearchResult", "SearchSettings", "build_search"]

@@ -1,0 +1,94 @@
+"""Builds a :class:`~rlnas.search.loop.Search` from a Hydra config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rlnas.controllers.base import Controller
+from rlnas.evaluators.supernet import SuperNetEvaluator
+from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
+from rlnas.search.loop import Search, SearchSettings
+from rlnas.spaces.base import SearchSpace
+from rlnas.supernet import build_child, build_supernet
+from rlnas.tasks.base import Network, Task
+from rlnas.utils import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(cfg: DictConfig) -> SearchSettings:
+    """``search:`` config -> :class:`SearchSettings`, rejecting unknown keys."""
+    given = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(given, dict)
+    known = {f.name for f in fields(SearchSettings)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"search.{unknown[0]} is not a setting; allowed: {sorted(known)}")
+    return SearchSettings(**given)
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The config flattened to ``a.b.c: value`` pairs for TensorBoard."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix[:-1]] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return {k: v for k, v in out.items() if not k.startswith("hydra.")}
+
+
+def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = None) -> Search:
+    """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(str(cfg.device))
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    settings = settings_from(cfg.search)
+
+    space: SearchSpace = instantiate(cfg.space, _convert_="all")
+    task: Task = instantiate(cfg.task, _convert_="all")
+    data = task.load_data(seed=seed).to(device)
+    log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
+
+    backbone = build_supernet(space, data.in_channels)
+    model = Network(backbone, task.build_head(backbone.out_channels, data)).to(device)
+
+    def child_factory(arch):
+        child = build_child(space, arch, data.in_channels)
+        return Network(child, task.build_head(child.out_channels, data))
+
+    evaluator = SuperNetEvaluator(
+        model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1), child_factory
+    )
+    controller: Controller = instantiate(cfg.controller, space=space, seed=seed, _convert_="all")
+    reward_cfg = OmegaConf.to_container(cfg.reward, resolve=True)
+    assert isinstance(reward_cfg, dict)
+    if reward_cfg.get("metric") is None and "metric" in reward_cfg:
+        reward_cfg["metric"] = task.reward_metric
+    reward = instantiate(reward_cfg, _convert_="all")
+
+    config_text = OmegaConf.to_yaml(cfg)
+    (run_dir / "config.yaml").write_text(config_text)
+    callbacks = [
+        TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text),
+        HistoryWriter(run_dir / "history.csv"),
+        OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
+    ]
+    if progress is not False:
+        callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
+    return Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks)

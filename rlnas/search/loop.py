@@ -1,0 +1,291 @@
+"""The search loop: supernet training and controller updates alternate (ENAS, Alg. 1).
+
+Each epoch trains the shared weights for ``supernet_steps`` minibatches, each
+on an architecture sampled by the controller, then updates the controller for
+``controller_steps`` steps, each on ``archs_per_step`` architectures scored on
+one validation minibatch. The final architecture is the best of the top
+sampled ones re-scored on the whole validation split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlnas.controllers.base import Controller
+from rlnas.data.base import DataSplits
+from rlnas.evaluators.base import Evaluation
+from rlnas.evaluators.supernet import SuperNetEvaluator
+from rlnas.rewards.base import Reward
+from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.tasks.base import Network, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchSettings:
+    """Budgets and the supernet optimiser (``search:`` in the config).
+
+    Optimiser defaults follow the ENAS macro search: SGD with Nesterov momentum
+    0.9, cosine learning rate 0.05 -> 0.0005, L2 2.5e-4, gradient norm bound 5.
+    """
+
+    epochs: int = 30
+    warmup_epochs: int = 3
+    supernet_steps: int = 20
+    controller_steps: int = 10
+    archs_per_step: int = 10
+    batch_size: int = 128
+    val_batch_size: int = 256
+    lr: float = 0.05
+    lr_min: float = 0.0005
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 2.5e-4
+    grad_clip: float = 5.0
+    top_k: int = 10
+    final_samples: int = 20
+    random_baseline: int = 100
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "supernet_steps", "archs_per_step", "batch_size", "val_batch_size", "top_k")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_epochs", "controller_steps", "final_samples", "random_baseline"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
+        if self.warmup_epochs >= self.epochs and self.controller_steps > 0:
+            raise ValueError(
+                f"search.warmup_epochs={self.warmup_epochs} leaves no epoch to train the controller "
+                f"(search.epochs={self.epochs})"
+            )
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+            raise ValueError(f"search.lr={self.lr} and search.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+
+
+@dataclass
+class Candidate:
+    """An architecture scored on the whole validation split."""
+
+    arch: Arch
+    evaluation: Evaluation
+    reward: float
+
+
+@dataclass
+class EpochStats:
+    """What one epoch did, for logging callbacks."""
+
+    epoch: int
+    supernet_loss: float
+    train_accuracy: float
+    lr: float
+    rewards: list[float] = field(default_factory=list)
+    metric_values: list[float] = field(default_factory=list)
+    controller: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search."""
+
+    best: Candidate
+    candidates: list[Candidate]
+    last_epoch_mean_reward: float
+    controller_mean_reward: float
+    random_mean_reward: float
+    epochs: int
+    seconds: float
+
+
+class Callback:
+    """Hooks the loop calls; subclasses override what they need (SB3 style)."""
+
+    def on_search_start(self, search: Search) -> None: ...
+
+    def on_evaluation(
+        self, search: Search, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float]
+    ) -> None: ...
+
+    def on_epoch_end(self, search: Search, stats: EpochStats) -> None: ...
+
+    def on_search_end(self, search: Search, result: SearchResult) -> None: ...
+
+
+class Search:
+    """Alternates supernet training and controller updates.
+
+    Args:
+        space: The search space.
+        task: The task (loss and metrics).
+        data: Device-resident splits.
+        model: Supernet with the task head, on the device.
+        evaluator: Scores architectures with the shared weights.
+        controller: Proposes architectures and learns from rewards.
+        reward: Turns evaluations into rewards.
+        settings: Budgets and optimiser settings.
+        seed: Seed of batch and warm-up sampling.
+        callbacks: Logging, progress and output writers.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        task: Task,
+        data: DataSplits,
+        model: Network,
+        evaluator: SuperNetEvaluator,
+        controller: Controller,
+        reward: Reward,
+        settings: SearchSettings,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.space, self.task, self.data, self.model = space, task, data, model
+        self.evaluator, self.controller, self.reward = evaluator, controller, reward
+        self.settings = settings
+        self.callbacks = list(callbacks)
+        self.device = data.train.x.device
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        s = settings
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0,
+            weight_decay=s.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs, eta_min=s.lr_min)
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+
+    # -- phases ---------------------------------------------------------------
+    def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float]:
+        """One optimiser step per architecture; returns mean loss and train accuracy."""
+        self.model.train()
+        params = [p for p in self.model.parameters()]
+        loss_sum = torch.zeros((), device=self.device)
+        acc_sum = torch.zeros((), device=self.device)
+        for arch in archs:
+            x, y = self.data.train.batch(self.settings.batch_size, self.generator)
+            out = self.model(x, arch)
+            loss = self.task.loss(out, y)
+            # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            acc_sum += self.task.batch_reward_metric(out.detach(), y)
+        n = max(1, len(archs))
+        loss_mean, acc_mean = (torch.stack([loss_sum, acc_sum]) / n).tolist()  # one host sync per epoch
+        return loss_mean, acc_mean
+
+    def score(self, archs: Sequence[Arch]) -> tuple[list[Evaluation], list[float]]:
+        """Scores ``archs`` on one fresh validation minibatch."""
+        self.evaluator.next_batch()
+        evaluations = self.evaluator.evaluate_batch(archs)
+        return evaluations, [float(self.reward(e)) for e in evaluations]
+
+    def train_controller(self, epoch: int, stats: EpochStats) -> None:
+        s = self.settings
+        agg: dict[str, list[float]] = {}
+        for _ in range(s.controller_steps):
+            archs = self.controller.propose(s.archs_per_step)
+            evaluations, rewards = self.score(archs)
+            for key, value in self.controller.observe(archs, rewards).items():
+                agg.setdefault(key, []).append(value)
+            self._record(epoch, archs, evaluations, rewards, stats)
+        stats.controller = {k: float(np.mean(v)) for k, v in agg.items()}
+
+    def _record(
+        self, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float],
+        stats: EpochStats,
+    ) -> None:
+        metric = self.evaluator.reward_metric
+        for arch, ev, r in zip(archs, evaluations, rewards):
+            if not math.isfinite(r):
+                raise FloatingPointError(f"reward of {self.space.describe(arch)} is {r}")
+            self.history.append({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
+            stats.rewards.append(r)
+            stats.metric_values.append(ev.metrics[metric])
+        for cb in self.callbacks:
+            cb.on_evaluation(self, epoch, archs, evaluations, rewards)
+
+    # -- the whole search -----------------------------------------------------
+    def run(self) -> SearchResult:
+        s = self.settings
+        start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_search_start(self)
+        last_mean = float("nan")
+        for epoch in range(s.epochs):
+            self.epoch = epoch
+            t0 = time.perf_counter()
+            warmup = epoch < s.warmup_epochs
+            # Warm-up trains every path uniformly before the controller's
+            # choices start to shape the shared weights (fair sampling).
+            if warmup or not self.controller.learns:
+                archs = [self.space.sample(self.rng) for _ in range(s.supernet_steps)]
+            else:
+                archs = self.controller.propose(s.supernet_steps)
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss, acc = self.train_supernet(archs)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"supernet loss is {loss} at epoch {epoch}; lower search.lr")
+            self.scheduler.step()
+            stats = EpochStats(epoch, loss, acc, lr)
+            if not warmup:
+                self.train_controller(epoch, stats)
+                last_mean = float(np.mean(stats.rewards)) if stats.rewards else last_mean
+            stats.seconds = time.perf_counter() - t0
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, stats)
+        result = self.finish(last_mean, time.perf_counter() - start)
+        for cb in self.callbacks:
+            cb.on_search_end(self, result)
+        return result
+
+    def finish(self, last_mean: float, seconds: float) -> SearchResult:
+        """Re-scores the top sampled architectures on the whole validation split."""
+        s = self.settings
+        ranked = sorted(self.history, key=lambda row: row["reward"], reverse=True)
+        pool: dict[Arch, None] = {}
+        for row in ranked:
+            if len(pool) >= s.top_k:
+                break
+            pool[row["arch"]] = None
+        for arch in self.controller.best_guess(s.final_samples) if s.final_samples else []:
+            pool[arch] = None
+        if not pool:  # no controller epoch ran: take a sample
+            pool[self.controller.propose(1)[0]] = None
+        candidates = []
+        for arch in pool:
+            ev = self.evaluator.evaluate_full(arch)
+            candidates.append(Candidate(arch, ev, float(self.reward(ev))))
+        candidates.sort(key=lambda c: c.reward, reverse=True)
+        controller_mean, random_mean = self.compare_with_random()
+        return SearchResult(candidates[0], candidates, last_mean, controller_mean, random_mean, s.epochs, seconds)
+
+    def compare_with_random(self) -> tuple[float, float]:
+        """Mean reward of controller samples vs uniform samples on the same final minibatches."""
+        n, per_step = self.settings.random_baseline, self.settings.archs_per_step
+        if n == 0:
+            return float("nan"), float("nan")
+        ours, theirs = [], []
+        for start in range(0, n, per_step):
+            k = min(per_step, n - start)
+            batch = self.controller.propose(k) + [self.space.sample(self.rng) for _ in range(k)]
+            _, rewards = self.score(batch)
+            ours += rewards[:k]
+            theirs += rewards[k:]
+        return float(np.mean(ours)), float(np.mean(theirs))

@@ -1,0 +1,132 @@
+"""The ENAS macro search space (Pham et al., 2018, "Efficient Neural
+Architecture Search via Parameter Sharing", section 2.3).
+
+A network of ``num_layers`` layers. Layer ``i`` takes the previous layer's
+output, applies one operation chosen among ``ops`` and adds the outputs of any
+earlier layers whose skip decision is on. Decisions are taken layer by layer:
+first the operation, then one on/off skip decision per earlier layer
+(``i`` of them for layer ``i``), as in the ENAS controller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rlnas.spaces.base import Arch, Decision, SearchSpace
+
+#: Operation families the supernet knows how to build; ``K`` is the kernel size.
+OP_PATTERN = re.compile(r"^(conv|sepconv|maxpool|avgpool)(\d+)x(\d+)$")
+ACTIVATIONS = ("relu", "leaky_relu", "relu6", "gelu", "silu", "tanh")
+SKIP_CHOICES = ("off", "on")
+
+
+def parse_op(name: str) -> tuple[str, int]:
+    """Splits an op name such as ``"sepconv5x5"`` into ``("sepconv", 5)``.
+
+    Raises:
+        ValueError: If the name is not ``{conv,sepconv,maxpool,avgpool}KxK``
+            with an odd ``K``.
+    """
+    match = OP_PATTERN.match(name)
+    if not match or match.group(2) != match.group(3) or int(match.group(2)) % 2 == 0:
+        raise ValueError(
+            f"unknown operation {name!r}: use conv|sepconv|maxpool|avgpool followed by an odd "
+            "square kernel, e.g. conv3x3, sepconv5x5, maxpool3x3"
+        )
+    return match.group(1), int(match.group(2))
+
+
+class MacroSpace(SearchSpace):
+    """ENAS macro space with configurable operations, widths and activation.
+
+    Args:
+        num_layers: Number of searched layers ``L``.
+        ops: Allowed operation names (see :func:`parse_op`).
+        channels: Width of each stage; ``len(channels)`` stages separated by
+            stride-2 reductions (ENAS doubles the width at each reduction).
+        reduction_layers: Indices of the layers that start a new stage; by
+            default the stages split the layers evenly.
+        activation: Activation used after every convolution.
+
+    Raises:
+        ValueError: On an unknown op/activation or inconsistent stage layout,
+            naming the offending field.
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 6,
+        ops: Sequence[str] = ("conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"),
+        channels: Sequence[int] = (32, 64),
+        reduction_layers: Sequence[int] | None = None,
+        activation: str = "relu",
+    ) -> None:
+        if int(num_layers) < 1:
+            raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
+        ops = tuple(str(o) for o in ops)
+        if not ops:
+            raise ValueError("space.ops must list at least one operation")
+        for op in ops:
+            try:
+                parse_op(op)
+            except ValueError as err:
+                raise ValueError(f"space.ops: {err}") from None
+        if len(set(ops)) != len(ops):
+            raise ValueError(f"space.ops has duplicates: {list(ops)}")
+        channels = tuple(int(c) for c in channels)
+        if not channels or min(channels) < 1:
+            raise ValueError(f"space.channels must be positive widths, got {list(channels)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"space.activation={activation!r} is unknown; allowed: {list(ACTIVATIONS)}")
+        self.num_layers = int(num_layers)
+        num_stages = len(channels)
+        if num_stages > self.num_layers:
+            raise ValueError(
+                f"space.channels has {num_stages} stages but there are only {self.num_layers} layers"
+            )
+        if reduction_layers is None:
+            reduction_layers = [round(s * self.num_layers / num_stages) for s in range(1, num_stages)]
+        reductions = tuple(int(r) for r in reduction_layers)
+        if len(reductions) != num_stages - 1 or list(reductions) != sorted(set(reductions)) or any(
+            not 0 < r < self.num_layers for r in reductions
+        ):
+            raise ValueError(
+                f"space.reduction_layers={list(reductions)} must hold {num_stages - 1} increasing layer "
+                f"indices in 1..{self.num_layers - 1} (one per stage after the first)"
+            )
+        self.ops = ops
+        self.channels = channels
+        self.reduction_layers = reductions
+        self.activation = activation
+        # Stage index of each layer.
+        self.layer_stage = tuple(sum(i >= r for r in reductions) for i in range(self.num_layers))
+
+        decisions: list[Decision] = []
+        self.op_index: list[int] = []
+        self.skip_index: list[list[int]] = []
+        for i in range(self.num_layers):
+            self.op_index.append(len(decisions))
+            decisions.append(Decision(f"layer{i}/op", "op", ops))
+            skips = []
+            for j in range(i):
+                skips.append(len(decisions))
+                decisions.append(Decision(f"layer{i}/skip{j}", "skip", SKIP_CHOICES))
+            self.skip_index.append(skips)
+        super().__init__(decisions)
+
+    def layer_op(self, arch: Arch, layer: int) -> str:
+        """Name of the operation chosen for ``layer``."""
+        return self.ops[arch[self.op_index[layer]]]
+
+    def layer_skips(self, arch: Arch, layer: int) -> tuple[int, ...]:
+        """Indices of the earlier layers whose output is added to ``layer``."""
+        return tuple(j for j, idx in enumerate(self.skip_index[layer]) if arch[idx] == 1)
+
+    def describe(self, arch: Sequence[int]) -> str:
+        arch = self.validate(arch)
+        parts = []
+        for i in range(self.num_layers):
+            skips = self.layer_skips(arch, i)
+            parts.append(self.layer_op(arch, i) + (f"+skip{list(skips)}" if skips else ""))
+        return " | ".join(parts)

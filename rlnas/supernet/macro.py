@@ -1,0 +1,186 @@
+"""Shared-weight supernet and standalone children for the ENAS macro space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from rlnas.spaces.base import Arch
+from rlnas.spaces.macro import MacroSpace
+from rlnas.supernet.ops import Adapter, batch_norm, make_activation, make_op
+
+# Per layer: (op name, indices of the earlier layers added as skips).
+Plan = tuple[tuple[str, tuple[int, ...]], ...]
+STEM = -1  # layer index of the stem output in adapter keys
+
+
+class _MacroNetwork(nn.Module):
+    """Builds the modules of a macro network holding ``op_choices`` per layer.
+
+    The supernet holds every op of every layer; a child holds only its chosen
+    ones. Module names are the same in both, so a child's ``state_dict`` is a
+    subset of the supernet's and weights move between them by name.
+    """
+
+    def __init__(
+        self,
+        space: MacroSpace,
+        in_channels: int,
+        op_choices: Sequence[Sequence[str]],
+        adapter_pairs: Sequence[tuple[int, int]],
+        post_bn_layers: Sequence[int],
+        track_running_stats: bool,
+    ) -> None:
+        super().__init__()
+        self.space = space
+        c0 = space.channels[0]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c0, 3, padding=1, bias=False),
+            batch_norm(c0, track_running_stats),
+            make_activation(space.activation),
+        )
+        self.layers = nn.ModuleList()
+        for i, names in enumerate(op_choices):
+            width = space.channels[space.layer_stage[i]]
+            self.layers.append(
+                nn.ModuleDict({name: make_op(name, width, space.activation, track_running_stats) for name in names})
+            )
+        # Keys "j>s": output of layer j (or the stem, j = -1) adapted to stage s.
+        self.adapters = nn.ModuleDict()
+        for j, s in adapter_pairs:
+            src_stage = self._stage(j)
+            self.adapters[f"{j}>{s}"] = Adapter(
+                space.channels[src_stage], space.channels[s], 2 ** (s - src_stage), track_running_stats
+            )
+        # BatchNorm after adding skip connections, per layer as in ENAS.
+        self.post_bn = nn.ModuleDict(
+            {str(i): batch_norm(space.channels[space.layer_stage[i]], track_running_stats) for i in post_bn_layers}
+        )
+        self.out_channels = tuple(space.channels)
+
+    def _stage(self, layer: int) -> int:
+        return 0 if layer == STEM else self.space.layer_stage[layer]
+
+    def _run(self, x: Tensor, plan: Plan) -> list[Tensor]:
+        """Runs ``plan`` on ``x`` (B, C_in, H, W); returns the last feature map of each stage."""
+        stage_of = self.space.layer_stage
+        outs: dict[int, Tensor] = {STEM: self.stem(x)}
+        adapted: dict[tuple[int, int], Tensor] = {}
+
+        def fetch(j: int, s: int) -> Tensor:
+            if self._stage(j) == s:
+                return outs[j]
+            if (j, s) not in adapted:
+                adapted[(j, s)] = self.adapters[f"{j}>{s}"](outs[j])
+            return adapted[(j, s)]
+
+        features: list[Tensor] = []
+        for i, (op_name, skips) in enumerate(plan):
+            s = stage_of[i]
+            if i > 0 and stage_of[i - 1] != s:
+                features.append(outs[i - 1])
+            out = self.layers[i][op_name](fetch(i - 1, s))
+            if skips:
+                for j in skips:
+                    out = out + fetch(j, s)
+                out = self.post_bn[str(i)](out)
+            outs[i] = out
+        features.append(outs[len(plan) - 1])
+        return features
+
+    @staticmethod
+    def needed_adapters(space: MacroSpace, plan: Plan) -> list[tuple[int, int]]:
+        pairs: set[tuple[int, int]] = set()
+        stage = lambda j: 0 if j == STEM else space.layer_stage[j]  # noqa: E731
+        for i, (_, skips) in enumerate(plan):
+            s = space.layer_stage[i]
+            for j in (i - 1, *skips):
+                if stage(j) != s:
+                    pairs.add((j, s))
+        return sorted(pairs)
+
+
+def make_plan(space: MacroSpace, arch: Arch) -> Plan:
+    """Per-layer (op name, skip sources) of an architecture."""
+    return tuple((space.layer_op(arch, i), space.layer_skips(arch, i)) for i in range(space.num_layers))
+
+
+class MacroSuperNet(_MacroNetwork):
+    """Every candidate op of every layer, stored once; ``forward(x, arch)`` runs one path.
+
+    Args:
+        space: The macro search space.
+        in_channels: Channels of the input images.
+
+    Shapes:
+        ``x``: (B, in_channels, H, W) -> list of stage feature maps,
+        ``(B, channels[s], H / 2**s, W / 2**s)``.
+    """
+
+    def __init__(self, space: MacroSpace, in_channels: int) -> None:
+        L = space.num_layers
+        every_pair = [(j, s) for j in range(STEM, L) for s in range(len(space.channels)) if s > (
+            0 if j == STEM else space.layer_stage[j])]
+        super().__init__(
+            space,
+            in_channels,
+            op_choices=[space.ops] * L,
+            adapter_pairs=every_pair,
+            post_bn_layers=range(1, L),
+            track_running_stats=False,
+        )
+        self.in_channels = in_channels
+        self._plans: dict[Arch, Plan] = {}
+
+    def plan(self, arch: Sequence[int]) -> Plan:
+        key = tuple(arch)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = make_plan(self.space, self.space.validate(key))
+        return plan
+
+    def forward(self, x: Tensor, arch: Sequence[int]) -> list[Tensor]:  # type: ignore[override]
+        return self._run(x, self.plan(arch))
+
+    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> MacroChild:
+        """The standalone child of ``arch``, on the supernet's device, with its weights copied."""
+        device = next(self.parameters()).device
+        child = MacroChild(self.space, arch, self.in_channels, track_running_stats=False).to(device)
+        if copy_weights:
+            own = self.state_dict()
+            child.load_state_dict({k: own[k] for k in child.state_dict()})
+        return child
+
+
+class MacroChild(_MacroNetwork):
+    """A standalone network for one architecture: only its chosen ops, no arch argument.
+
+    Args:
+        space: The macro search space.
+        arch: The architecture (tuple of ints).
+        in_channels: Channels of the input images.
+        track_running_stats: Whether BatchNorm keeps running statistics
+            (True for retraining, False to match the supernet exactly).
+    """
+
+    def __init__(self, space: MacroSpace, arch: Sequence[int], in_channels: int, track_running_stats: bool = True):
+        self.arch: Arch = space.validate(arch)
+        plan = make_plan(space, self.arch)
+        super().__init__(
+            space,
+            in_channels,
+            op_choices=[[op] for op, _ in plan],
+            adapter_pairs=self.needed_adapters(space, plan),
+            post_bn_layers=[i for i, (_, skips) in enumerate(plan) if skips],
+            track_running_stats=track_running_stats,
+        )
+        self._plan = plan
+
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        return self._run(x, self._plan)
+
+
+def count_params(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+

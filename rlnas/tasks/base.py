@@ -1,0 +1,78 @@
+"""A task is a plug-in: its data, the head on the searched backbone, its loss,
+metrics, the metric the reward uses and its default search-space choices.
+
+Adding a task means one module with a :class:`Task` subclass plus one
+``conf/task/NAME.yaml`` whose ``_target_`` names it; no other code changes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rlnas.data.base import DataSplits
+
+
+class Task(abc.ABC):
+    """Base class of tasks.
+
+    Args:
+        reward_metric: Name of the metric (a key of :meth:`metrics`) the reward uses.
+        data: Keyword arguments of the task's data loader.
+    """
+
+    #: Metrics this task reports; ``reward_metric`` must be one of them.
+    metric_names: tuple[str, ...] = ()
+    #: Short name used in logs and outputs.
+    name: str = "task"
+
+    def __init__(self, reward_metric: str, data: dict | None = None) -> None:
+        if reward_metric not in self.metric_names:
+            raise ValueError(
+                f"task.reward_metric={reward_metric!r} is unknown for the {self.name} task; "
+                f"allowed: {list(self.metric_names)}"
+            )
+        self.reward_metric = reward_metric
+        self.data_kwargs = dict(data or {})
+
+    @abc.abstractmethod
+    def load_data(self, seed: int) -> DataSplits:
+        """Loads the splits as CPU tensors (the caller moves them to the device)."""
+
+    @abc.abstractmethod
+    def build_head(self, feature_channels: Sequence[int], data: DataSplits) -> nn.Module:
+        """The head mapping the backbone's stage feature maps to predictions."""
+
+    @abc.abstractmethod
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Scalar training loss of a batch."""
+
+    @abc.abstractmethod
+    def batch_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """Metrics of one batch as 0-d tensors (no host synchronisation)."""
+
+    def batch_reward_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The reward metric of one batch; tasks override it when it is cheaper alone."""
+        return self.batch_metrics(outputs, targets)[self.reward_metric]
+
+    def metrics(self, outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> dict[str, float]:
+        """Metrics over a whole split given its outputs and targets in chunks."""
+        return {k: float(v) for k, v in self.batch_metrics(torch.cat(list(outputs)), torch.cat(list(targets))).items()}
+
+
+class Network(nn.Module):
+    """A backbone (supernet or child) followed by a task head.
+
+    ``forward(x)`` for a child, ``forward(x, arch)`` for a supernet.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: Tensor, *arch: Sequence[int]) -> Tensor:
+        return self.head(self.backbone(x, *arch))

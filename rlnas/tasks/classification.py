@@ -1,0 +1,84 @@
+"""Image classification: cross-entropy, accuracy / precision / recall / macro-F1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.functional.classification import (
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from rlnas.data.base import DataSplits
+from rlnas.data.images import load_image_classification
+from rlnas.tasks.base import Task
+
+
+class ClassificationHead(nn.Module):
+    """Global average pooling of the last stage, then a linear classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        x = features[-1].mean(dim=(2, 3))  # (B, C)
+        return self.fc(self.dropout(x))  # (B, num_classes)
+
+
+class ClassificationTask(Task):
+    """Image classification on the embedded digits or users' images.
+
+    Args:
+        reward_metric: ``accuracy`` (default), ``precision``, ``recall`` or ``f1``
+            (macro-averaged).
+        data: Arguments of :func:`rlnas.data.load_image_classification`.
+        dropout: Dropout before the classifier.
+        label_smoothing: Label smoothing of the cross-entropy loss.
+    """
+
+    name = "classification"
+    metric_names = ("accuracy", "precision", "recall", "f1")
+
+    def __init__(
+        self,
+        reward_metric: str = "accuracy",
+        data: dict | None = None,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(reward_metric, data)
+        self.dropout = float(dropout)
+        self.label_smoothing = float(label_smoothing)
+        self.num_classes = 0
+
+    def load_data(self, seed: int) -> DataSplits:
+        data = load_image_classification(seed=seed, **self.data_kwargs)
+        self.num_classes = data.num_classes
+        return data
+
+    def build_head(self, feature_channels: Sequence[int], data: DataSplits) -> nn.Module:
+        return ClassificationHead(feature_channels[-1], data.num_classes, self.dropout)
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
+
+    def batch_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        preds = outputs.argmax(dim=1)
+        k = max(self.num_classes, outputs.shape[1])
+        # Accuracy is micro-averaged (the fraction correct); the others are macro.
+        return {
+            "accuracy": (preds == targets).float().mean(),
+            "precision": multiclass_precision(preds, targets, k, average="macro"),
+            "recall": multiclass_recall(preds, targets, k, average="macro"),
+            "f1": multiclass_f1_score(preds, targets, k, average="macro"),
+        }
+
+    def batch_reward_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.reward_metric == "accuracy":
+            return (outputs.argmax(dim=1) == targets).float().mean()
+        return self.batch_metrics(outputs, targets)[self.reward_metric]

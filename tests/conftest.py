@@ -1,0 +1,55 @@
+"""Shared fixtures: small spaces, toy evaluators and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlnas.evaluators.base import Evaluation
+from rlnas.spaces import MacroSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class MatchEvaluator:
+    """Toy evaluator: reward = fraction of decisions equal to a hidden target arch."""
+
+    reward_metric = "match"
+
+    def __init__(self, target: Sequence[int]) -> None:
+        self.target = np.asarray(target)
+        self.calls = 0
+
+    def evaluate(self, arch: Sequence[int]) -> Evaluation:
+        self.calls += 1
+        return Evaluation({"match": float(np.mean(np.asarray(arch) == self.target))}, {"params": float(sum(arch))})
+
+    def evaluate_batch(self, archs):
+        return [self.evaluate(a) for a in archs]
+
+
+@pytest.fixture
+def small_space() -> MacroSpace:
+    return MacroSpace(num_layers=4, ops=["conv3x3", "sepconv5x5", "maxpool3x3", "avgpool3x3"], channels=[8, 16])
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    torch.set_num_threads(2)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs ``python -m rlnas ARGS`` and returns the finished process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "rlnas", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+        timeout=timeout, env=env,
+    )

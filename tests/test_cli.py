@@ -1,0 +1,112 @@
+"""End-to-end runs of ``python -m rlnas`` as a user types them."""
+
+import csv
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rlnas.__main__ import with_default_task
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("smoke")
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc
+
+
+def test_smoke_search_writes_outputs(smoke_run):
+    run_dir, proc = smoke_run
+    best = json.loads((run_dir / "best_arch.json").read_text())
+    assert set(best) >= {"arch", "decoded", "metrics", "costs"}
+    assert len(best["arch"]) == len(best["decoded"]) == 21  # 6 layers: 6 ops + 15 skips
+    assert 0.0 <= best["metrics"]["val_accuracy"] <= 1.0
+    assert {"val_precision", "val_recall", "val_f1"} <= set(best["metrics"])
+    assert best["costs"]["params"] > 1000
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert len(rows) == 1 * 2 * 4  # 1 controller epoch x 2 steps x 4 archs
+    assert {"epoch", "arch", "reward", "accuracy", "params"} <= set(rows[0])
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+    assert "best:" in proc.stdout and f"run dir: {run_dir}" in proc.stdout
+
+
+def test_tensorboard_tags(smoke_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = smoke_run
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    expected = {
+        "reward/mean", "reward/max", "controller/baseline", "controller/entropy", "controller/loss",
+        "supernet/loss", "supernet/train_accuracy", "supernet/val_accuracy",
+    }
+    assert expected <= scalars
+    texts = set(acc.Tags()["tensors"])
+    assert {"best_arch/text_summary", "hparams/text_summary"} <= texts
+
+
+def test_same_seed_gives_same_best_arch(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "best_arch.json").read_text() == (run_dir / "best_arch.json").read_text()
+    assert (tmp_path / "history.csv").read_text() == (run_dir / "history.csv").read_text()
+
+
+def test_explicit_task_and_random_controller(tmp_path):
+    proc = run_cli("+task=classification", "controller=random", "+experiment=smoke", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "best_arch.json").read_text())["task"] == "classification"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("search.epochs=0", "search.epochs must be >= 1"),
+        ("task.reward_metric=auc", "task.reward_metric='auc'"),
+        ("space.activation=swish9", "space.activation='swish9'"),
+        ("task.data.name=svhn", "task.data.name='svhn'"),
+        ("+search.epoch=3", "search.epoch is not a setting"),
+        ("device=cuda:7", "device="),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_code_2(tmp_path, override, message):
+    if override.startswith("device") and __import__("torch").cuda.is_available():
+        pytest.skip("CUDA present")
+    proc = run_cli("+experiment=smoke", override, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("rlnas: error:") and message in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_default_task_is_added_only_when_none_is_given():
+    assert with_default_task([]) == ["+task=classification"]
+    assert with_default_task(["seed=1"]) == ["seed=1", "+task=classification"]
+    assert with_default_task(["+task=detection"]) == ["+task=detection"]
+    assert with_default_task(["-m", "+task=classification,detection"]) == ["-m", "+task=classification,detection"]
+
+
+@pytest.mark.parametrize("group", ["space", "controller", "reward"])
+def test_every_config_in_group_composes_and_instantiates(group):
+    from hydra.utils import instantiate
+
+    from rlnas.spaces import MacroSpace
+
+    options = sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    assert options
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        for option in options:
+            cfg = compose("config", overrides=[f"{group}={option}", "+task=classification", "+experiment=smoke"])
+            if group == "space":
+                assert isinstance(instantiate(cfg.space), MacroSpace)
+            elif group == "controller":
+                ctrl = instantiate(cfg.controller, space=MacroSpace(), seed=0)
+                assert len(ctrl.propose(2)) == 2
+            else:
+                assert callable(instantiate(cfg.reward))

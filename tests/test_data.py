@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rlnas.data import DataError, load_image_classification
+
+
+def test_digits_splits_are_fixed_disjoint_and_normalised():
+    a = load_image_classification("digits", image_size=12, seed=0)
+    b = load_image_classification("digits", image_size=12, seed=0)
+    assert (len(a.train), len(a.val), len(a.test)) == (1079, 359, 359)
+    assert a.train.x.shape[1:] == (1, 12, 12) and a.num_classes == 10
+    torch.testing.assert_close(a.val.x, b.val.x)
+    assert abs(float(a.train.x.mean())) < 1e-4
+    flat = lambda s: {tuple(r) for r in s.x.flatten(1).numpy().round(4).tolist()}  # noqa: E731
+    assert not flat(a.val) & flat(a.test)
+    c = load_image_classification("digits", image_size=12, seed=1)
+    assert not torch.equal(a.val.y, c.val.y)
+
+
+def test_batches_are_drawn_on_device_without_repeats():
+    data = load_image_classification("digits", limit=200, seed=0)
+    x, y = data.train.batch(64, torch.Generator().manual_seed(0))
+    assert x.shape[0] == y.shape[0] == 64
+    assert len({tuple(r) for r in x.flatten(1).tolist()}) == 64
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_torchvision_dataset_missing_files_says_what_to_put_where(name, tmp_path):
+    with pytest.raises(DataError, match=f"{name} not found under {tmp_path}"):
+        load_image_classification(name, root=str(tmp_path))
+    with pytest.raises(DataError, match="task.data.root"):
+        load_image_classification(name, root=None)
+
+
+def test_imagefolder_missing_path_and_unknown_dataset(tmp_path):
+    with pytest.raises(DataError, match="ROOT/<class_name>/<image files>"):
+        load_image_classification("imagefolder", root=str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="task.data.name='svhn'"):
+        load_image_classification("svhn")
+
+
+def test_imagefolder_loads_users_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    data = load_image_classification("imagefolder", root=str(tmp_path), image_size=16, seed=0)
+    assert data.in_channels == 3 and data.num_classes == 2 and data.class_names == ["cat", "dog"]
+    assert len(data.train) + len(data.val) + len(data.test) == 20
+
+
+def test_imagefolder_unreadable_image_names_the_file(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="broken.png"):
+        load_image_classification("imagefolder", root=str(tmp_path))

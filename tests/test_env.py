@@ -1,0 +1,61 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from rlnas.env import ENV_ID, ArchitectureEnv
+from tests.conftest import MatchEvaluator
+
+
+def test_check_env_passes(small_space):
+    env = ArchitectureEnv(small_space, MatchEvaluator([0] * len(small_space)))
+    check_env(env, skip_render_check=True)
+
+
+def test_registered_id_builds_the_env(small_space):
+    env = gym.make(ENV_ID, space=small_space, evaluator=MatchEvaluator([0] * len(small_space)))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (len(small_space) + 1,)
+
+
+def test_masks_follow_each_decision(small_space):
+    env = ArchitectureEnv(small_space, MatchEvaluator([0] * len(small_space)))
+    env.reset(seed=0)
+    for d in small_space.decisions:
+        mask = env.action_masks()
+        assert mask.sum() == d.num_choices and mask[: d.num_choices].all()
+        env.step(0)
+
+
+def test_reward_only_at_the_end_and_info_holds_arch(small_space):
+    target = small_space.sample(np.random.default_rng(1))
+    evaluator = MatchEvaluator(target)
+    env = ArchitectureEnv(small_space, evaluator)
+    obs, _ = env.reset(seed=0)
+    rewards = []
+    for t, a in enumerate(target):
+        obs, r, terminated, truncated, info = env.step(a)
+        rewards.append(r)
+        assert obs[t] == a + 1 and obs[-1] == t + 1
+        assert terminated == (t == len(target) - 1) and not truncated
+    assert rewards[:-1] == [0.0] * (len(target) - 1)
+    assert rewards[-1] == 1.0
+    assert info["arch"] == tuple(target) and info["metrics"] == {"match": 1.0}
+    assert evaluator.calls == 1
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+def test_invalid_actions_wrap_or_raise(small_space):
+    env = ArchitectureEnv(small_space, MatchEvaluator([0] * len(small_space)))
+    env.reset()
+    env.step(0)  # layer0/op
+    env.step(1)  # layer1/op
+    env.step(3)  # layer1/skip0 has 2 choices: 3 wraps to 1
+    assert env._obs()[2] == 2
+    strict = ArchitectureEnv(small_space, MatchEvaluator([0] * len(small_space)), invalid_action="raise")
+    strict.reset()
+    strict.step(0)
+    strict.step(0)
+    with pytest.raises(ValueError, match="layer1/skip0"):
+        strict.step(2)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from rlnas.spaces import MacroSpace
+from rlnas.supernet import build_child, build_supernet
+from rlnas.supernet.macro import count_params
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_supernet_path_equals_standalone_child(small_space, seed):
+    torch.manual_seed(seed)
+    supernet = build_supernet(small_space, in_channels=3)
+    arch = small_space.sample(np.random.default_rng(seed))
+    child = supernet.extract_child(arch)
+    x = torch.randn(5, 3, 12, 12)
+    for mode in ("train", "eval"):
+        supernet.train(mode == "train")
+        child.train(mode == "train")
+        expected = supernet(x, arch)
+        got = child(x)
+        assert len(expected) == len(got) == 2
+        for e, g in zip(expected, got):
+            torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+def test_child_gradients_match_supernet_gradients(small_space):
+    torch.manual_seed(0)
+    supernet = build_supernet(small_space, in_channels=1)
+    arch = small_space.sample(np.random.default_rng(3))
+    child = supernet.extract_child(arch)
+    x = torch.randn(4, 1, 8, 8)
+    supernet(x, arch)[-1].square().mean().backward()
+    child(x)[-1].square().mean().backward()
+    own = dict(supernet.named_parameters())
+    for name, p in child.named_parameters():
+        torch.testing.assert_close(p.grad, own[name].grad)
+
+
+def test_child_holds_only_its_ops(small_space):
+    supernet = build_supernet(small_space, in_channels=1)
+    arch = small_space.validate([0] * len(small_space))  # conv3x3 everywhere, no skips
+    child = build_child(small_space, arch, in_channels=1)
+    assert all(list(layer.keys()) == ["conv3x3"] for layer in child.layers)
+    assert set(child.state_dict()) <= set(supernet.state_dict())
+    assert count_params(child) < count_params(supernet)
+
+
+def test_feature_shapes_follow_stages():
+    space = MacroSpace(num_layers=6, channels=[8, 16, 32])
+    supernet = build_supernet(space, in_channels=1)
+    feats = supernet(torch.randn(2, 1, 15, 15), space.sample(np.random.default_rng(0)))
+    assert [tuple(f.shape) for f in feats] == [(2, 8, 15, 15), (2, 16, 8, 8), (2, 32, 4, 4)]
+
+
+def test_skip_across_two_reductions_is_used():
+    space = MacroSpace(num_layers=3, ops=["conv3x3"], channels=[4, 8, 16])
+    arch = [0] * len(space)
+    arch[space.skip_index[2][0]] = 1  # layer 0 (stage 0) -> layer 2 (stage 2)
+    child = build_child(space, arch, in_channels=1, track_running_stats=False)
+    assert "0>2" in child.adapters
+    out = child(torch.randn(2, 1, 8, 8))
+    assert out[-1].shape == (2, 16, 2, 2)
