@@ -23,17 +23,17 @@ def test_log_prob_of_sampled_actions_matches_scoring(small_space):
 
 def test_reinforce_raises_probability_of_rewarded_choice(small_space):
     ctrl = ENASController(small_space, seed=0, lr=0.01)
-    op_t = small_space.op_index[0]
-    target_op = 2
-    probe = [tuple(target_op if t == op_t else 0 for t in range(len(small_space)))]
-    before = float(ctrl.log_prob(probe)[0])
+    op_t, target_op = small_space.op_index[1], 2
+
+    def share() -> float:
+        return float(np.mean([a[op_t] == target_op for a in ctrl.propose(400)]))
+
+    before = share()
     for _ in range(30):
         archs = ctrl.propose(10)
         ctrl.observe(archs, [1.0 if a[op_t] == target_op else 0.0 for a in archs])
-    after = float(ctrl.log_prob(probe)[0])
-    assert after > before + 0.5
-    share = np.mean([a[op_t] == target_op for a in ctrl.propose(200)])
-    assert share > 0.6  # from 1/4 under the initial near-uniform policy
+    assert 0.15 < before < 0.35  # near-uniform over 4 ops at initialisation
+    assert share() > 0.6
 
 
 def test_skip_penalty_pulls_skip_rate_towards_target():

@@ -78,7 +78,7 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
 def load_image_classification(
     name: str = "digits",
     root: str | None = None,
-    image_size: int = 16,
+    image_size: int = 8,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     limit: int | None = None,

@@ -40,12 +40,12 @@ class SearchSettings:
     """
 
     epochs: int = 30
-    warmup_epochs: int = 3
-    supernet_steps: int = 20
+    warmup_epochs: int = 5
+    supernet_steps: int = 40
     controller_steps: int = 10
     archs_per_step: int = 10
     batch_size: int = 128
-    val_batch_size: int = 256
+    val_batch_size: int = 128
     lr: float = 0.05
     lr_min: float = 0.0005
     momentum: float = 0.9
