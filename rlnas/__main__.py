@@ -53,20 +53,26 @@ def run(cfg: DictConfig) -> float:
     best = result.best
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
     costs = ", ".join(f"{k}={v:,.0f}" for k, v in best.evaluation.costs.items())
-    print(
-        f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | reward={best.reward:.4f}\n"
-        f"controller mean reward (last epoch) {result.last_epoch_mean_reward:.4f}; on the final supernet: "
-        f"controller {result.controller_mean_reward:.4f} vs uniform random {result.random_mean_reward:.4f}\n"
-        f"run dir: {run_dir}"
+    log.info(
+        "mean reward: controller %.4f in its last epoch; on the final supernet controller %.4f vs uniform "
+        "random %.4f", result.last_epoch_mean_reward, result.controller_mean_reward, result.random_mean_reward,
     )
+    print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
     return best.reward
 
 
 def with_default_task(argv: list[str]) -> list[str]:
-    """Adds ``+task=classification`` unless the command line chooses a task."""
-    if any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) or any(a.startswith("+benchmark=") for a in argv):
-        return argv
-    return [*argv, f"+task={DEFAULT_TASK}"]
+    """Adds ``+task=classification`` unless the command line chooses a task.
+
+    Experiment presets are moved after the task, so their budgets win over a
+    task's defaults whatever order they were typed in.
+    """
+    if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
+        a.startswith("+benchmark=") for a in argv
+    ):
+        argv = [*argv, f"+task={DEFAULT_TASK}"]
+    presets = [a for a in argv if a.startswith("+experiment=")]
+    return [a for a in argv if not a.startswith("+experiment=")] + presets
 
 
 def main() -> None:

@@ -90,6 +90,7 @@ def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task(["seed=1"]) == ["seed=1", "+task=classification"]
     assert with_default_task(["+task=detection"]) == ["+task=detection"]
     assert with_default_task(["-m", "+task=classification,detection"]) == ["-m", "+task=classification,detection"]
+    assert with_default_task(["+experiment=smoke", "+task=detection"]) == ["+task=detection", "+experiment=smoke"]
 
 
 @pytest.mark.parametrize("group", ["space", "controller", "reward"])
@@ -110,3 +111,40 @@ def test_every_config_in_group_composes_and_instantiates(group):
                 assert len(ctrl.propose(2)) == 2
             else:
                 assert callable(instantiate(cfg.reward))
+
+
+@pytest.mark.gpu
+def test_smoke_search_on_cuda(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    proc = run_cli("+experiment=smoke", "device=cuda", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "best_arch.json").read_text())["metrics"]["val_accuracy"] > 0
+
+
+def test_multirun_over_both_tasks(tmp_path):
+    proc = run_cli("-m", "+task=classification,detection", "+experiment=smoke", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {}
+    for best in tmp_path.glob("*/best_arch.json"):
+        payload = json.loads(best.read_text())
+        results[payload["task"]] = payload
+    assert set(results) == {"classification", "detection"}
+    assert {"val_map", "val_map50"} <= set(results["detection"]["metrics"])
+    assert results["detection"]["decoded"]["layer0/op"] in {"conv5x5", "sepconv5x5", "conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"}
+
+
+@pytest.mark.parametrize("task", ["classification", "detection"])
+def test_task_configs_compose_with_their_space(task):
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+task={task}", "+experiment=smoke"])
+        assert cfg.search.epochs == 2  # the preset wins over the task's budgets
+        space = instantiate(cfg.space)
+        assert instantiate(cfg.task).name == task
+        if task == "detection":
+            assert space.stem_stride == 4 and space.activation == "leaky_relu" and "conv5x5" in space.ops
+        override = compose("config", overrides=[f"+task={task}", "space=macro"])
+        assert instantiate(override.space).ops == ("conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3")

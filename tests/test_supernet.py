@@ -61,3 +61,14 @@ def test_skip_across_two_reductions_is_used():
     assert "0>2" in child.adapters
     out = child(torch.randn(2, 1, 8, 8))
     assert out[-1].shape == (2, 16, 2, 2)
+
+
+def test_stem_stride_and_width_multiplier():
+    space = MacroSpace(num_layers=4, channels=[128, 256], width_multiplier=0.25, stem_stride=4)
+    assert space.channels == (32, 64)
+    supernet = build_supernet(space, in_channels=1)
+    arch = space.sample(np.random.default_rng(0))
+    feats = supernet(torch.randn(2, 1, 64, 64), arch)
+    assert [tuple(f.shape) for f in feats] == [(2, 32, 16, 16), (2, 64, 8, 8)]
+    torch.testing.assert_close(supernet.extract_child(arch)(torch.ones(2, 1, 64, 64))[-1],
+                               supernet(torch.ones(2, 1, 64, 64), arch)[-1], rtol=0, atol=0)

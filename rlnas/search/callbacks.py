@@ -38,10 +38,13 @@ class TensorBoardLogger(Callback):
             final metrics (HPARAMS tab).
     """
 
-    def __init__(self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "") -> None:
+    def __init__(
+        self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "", image_every: int = 5
+    ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(log_dir))
+        self.image_every = image_every
         self.hparams = hparams or {}
         self.config_text = config_text
 
@@ -54,7 +57,8 @@ class TensorBoardLogger(Callback):
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         w, step = self.writer, stats.epoch
         w.add_scalar("supernet/loss", stats.supernet_loss, step)
-        w.add_scalar("supernet/train_accuracy", stats.train_accuracy, step)
+        if stats.train_metric is not None:
+            w.add_scalar("supernet/train_accuracy", stats.train_metric, step)
         w.add_scalar("supernet/lr", stats.lr, step)
         if stats.rewards:
             w.add_scalar("reward/mean", float(np.mean(stats.rewards)), step)
@@ -63,7 +67,19 @@ class TensorBoardLogger(Callback):
         for key, value in stats.controller.items():
             w.add_scalar(f"controller/{key}", value, step)
         w.add_scalar("charts/epoch_seconds", stats.seconds, step)
+        if self.image_every and stats.rewards and (stats.epoch + 1) % self.image_every == 0:
+            self._preview(search, step)
         w.flush()
+
+    @torch.no_grad()
+    def _preview(self, search: Search, step: int) -> None:
+        """Predictions of the epoch's best architecture on a few validation images."""
+        best = max((row for row in search.history if row["epoch"] == step), key=lambda row: row["reward"])
+        x, y = search.data.val.x[:8], search.data.val.y[:8]
+        search.model.eval()
+        images = search.task.preview(x, search.model(x, best["arch"]), y)
+        if images is not None:
+            self.writer.add_images("predictions/val", images, step, dataformats="NCHW")
 
     def on_search_end(self, search: Search, result: SearchResult) -> None:
         best = result.best

@@ -88,7 +88,7 @@ class EpochStats:
 
     epoch: int
     supernet_loss: float
-    train_accuracy: float
+    train_metric: float | None
     lr: float
     rewards: list[float] = field(default_factory=list)
     metric_values: list[float] = field(default_factory=list)
@@ -169,12 +169,13 @@ class Search:
         self.epoch = 0
 
     # -- phases ---------------------------------------------------------------
-    def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float]:
-        """One optimiser step per architecture; returns mean loss and train accuracy."""
+    def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float | None]:
+        """One optimiser step per architecture; returns the mean loss and train metric (if any)."""
         self.model.train()
         params = [p for p in self.model.parameters()]
         loss_sum = torch.zeros((), device=self.device)
-        acc_sum = torch.zeros((), device=self.device)
+        metric_sum = torch.zeros((), device=self.device)
+        has_metric = False
         for arch in archs:
             x, y = self.data.train.batch(self.settings.batch_size, self.generator)
             out = self.model(x, arch)
@@ -185,10 +186,13 @@ class Search:
             nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
             self.optimizer.step()
             loss_sum += loss.detach()
-            acc_sum += self.task.batch_reward_metric(out.detach(), y)
+            metric = self.task.train_metric(out.detach(), y)
+            if metric is not None:
+                metric_sum += metric
+                has_metric = True
         n = max(1, len(archs))
-        loss_mean, acc_mean = (torch.stack([loss_sum, acc_sum]) / n).tolist()  # one host sync per epoch
-        return loss_mean, acc_mean
+        loss_mean, metric_mean = (torch.stack([loss_sum, metric_sum]) / n).tolist()  # one host sync per epoch
+        return loss_mean, metric_mean if has_metric else None
 
     def score(self, archs: Sequence[Arch]) -> tuple[list[Evaluation], list[float]]:
         """Scores ``archs`` on one fresh validation minibatch."""

@@ -48,6 +48,11 @@ class MacroSpace(SearchSpace):
         reduction_layers: Indices of the layers that start a new stage; by
             default the stages split the layers evenly.
         activation: Activation used after every convolution.
+        width_multiplier: Scales every width (e.g. 0.25 turns 128-256 into
+            32-64 so a CPU default stays fast).
+        stem_stride: Downsampling of the fixed stem (a power of two: one
+            stride-2 convolution per factor 2), for large inputs such as
+            detection canvases.
 
     Raises:
         ValueError: On an unknown op/activation or inconsistent stage layout,
@@ -61,6 +66,8 @@ class MacroSpace(SearchSpace):
         channels: Sequence[int] = (32, 64),
         reduction_layers: Sequence[int] | None = None,
         activation: str = "relu",
+        width_multiplier: float = 1.0,
+        stem_stride: int = 1,
     ) -> None:
         if int(num_layers) < 1:
             raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
@@ -74,9 +81,13 @@ class MacroSpace(SearchSpace):
                 raise ValueError(f"space.ops: {err}") from None
         if len(set(ops)) != len(ops):
             raise ValueError(f"space.ops has duplicates: {list(ops)}")
-        channels = tuple(int(c) for c in channels)
-        if not channels or min(channels) < 1:
+        if not float(width_multiplier) > 0:
+            raise ValueError(f"space.width_multiplier must be > 0, got {width_multiplier}")
+        if int(stem_stride) < 1 or int(stem_stride) & (int(stem_stride) - 1):
+            raise ValueError(f"space.stem_stride must be a power of two, got {stem_stride}")
+        if not channels or min(int(c) for c in channels) < 1:
             raise ValueError(f"space.channels must be positive widths, got {list(channels)}")
+        channels = tuple(max(1, round(int(c) * float(width_multiplier))) for c in channels)
         if activation not in ACTIVATIONS:
             raise ValueError(f"space.activation={activation!r} is unknown; allowed: {list(ACTIVATIONS)}")
         self.num_layers = int(num_layers)
@@ -99,6 +110,7 @@ class MacroSpace(SearchSpace):
         self.channels = channels
         self.reduction_layers = reductions
         self.activation = activation
+        self.stem_stride = int(stem_stride)
         # Stage index of each layer.
         self.layer_stage = tuple(sum(i >= r for r in reductions) for i in range(self.num_layers))
 

@@ -35,11 +35,16 @@ class _MacroNetwork(nn.Module):
         super().__init__()
         self.space = space
         c0 = space.channels[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c0, 3, padding=1, bias=False),
-            batch_norm(c0, track_running_stats),
-            make_activation(space.activation),
-        )
+        stem: list[nn.Module] = []
+        stride, c_in = space.stem_stride, in_channels
+        while True:  # one stride-2 conv per factor 2 of the stem stride, at least one conv
+            s = 2 if stride > 1 else 1
+            stem += [nn.Conv2d(c_in, c0, 3, stride=s, padding=1, bias=False),
+                     batch_norm(c0, track_running_stats), make_activation(space.activation)]
+            stride, c_in = stride // s, c0
+            if stride == 1:
+                break
+        self.stem = nn.Sequential(*stem)
         self.layers = nn.ModuleList()
         for i, names in enumerate(op_choices):
             width = space.channels[space.layer_stage[i]]

@@ -2,5 +2,6 @@
 
 from rlnas.tasks.base import Network, Task
 from rlnas.tasks.classification import ClassificationHead, ClassificationTask
+from rlnas.tasks.detection import DetectionTask, FCOSHead
 
-__all__ = ["ClassificationHead", "ClassificationTask", "Network", "Task"]
+__all__ = ["ClassificationHead", "ClassificationTask", "DetectionTask", "FCOSHead", "Network", "Task"]

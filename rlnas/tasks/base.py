@@ -58,6 +58,14 @@ class Task(abc.ABC):
         """The reward metric of one batch; tasks override it when it is cheaper alone."""
         return self.batch_metrics(outputs, targets)[self.reward_metric]
 
+    def train_metric(self, outputs: Tensor, targets: Tensor) -> Tensor | None:
+        """A cheap metric logged during supernet training (``None``: none)."""
+        return None
+
+    def preview(self, images: Tensor, outputs: Tensor, targets: Tensor) -> Tensor | None:
+        """Images (N, 3, H, W) uint8 with predictions drawn, for TensorBoard (``None``: none)."""
+        return None
+
     def metrics(self, outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> dict[str, float]:
         """Metrics over a whole split given its outputs and targets in chunks."""
         return {k: float(v) for k, v in self.batch_metrics(torch.cat(list(outputs)), torch.cat(list(targets))).items()}

@@ -78,6 +78,9 @@ class ClassificationTask(Task):
             "f1": multiclass_f1_score(preds, targets, k, average="macro"),
         }
 
+    def train_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return (outputs.argmax(dim=1) == targets).float().mean()
+
     def batch_reward_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
         if self.reward_metric == "accuracy":
             return (outputs.argmax(dim=1) == targets).float().mean()

@@ -1,0 +1,190 @@
+"""Object-detection data: embedded digit canvases and a COCO-format loader.
+
+Targets are padded per-image tensors ``(N, M, 5)`` holding
+``[class, x1, y1, x2, y2]`` in pixels (``x2``/``y2`` exclusive), with class -1
+for padding, so whole splits stay on the device like classification data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rlnas.data.base import DataError, DataSplits, Split, split_indices
+from rlnas.data.images import digits_images
+
+
+def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    if len(boxes) == 0:
+        return np.zeros(0)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+def make_digit_canvases(
+    num_images: int,
+    canvas_size: int = 64,
+    objects: tuple[int, int] = (1, 5),
+    scales: tuple[int, int] = (10, 28),
+    max_overlap: float = 0.2,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Pastes scikit-learn digits at random positions and scales on black canvases.
+
+    Args:
+        num_images: Number of canvases.
+        canvas_size: Side of the square canvases in pixels.
+        objects: Inclusive range of digits per canvas.
+        scales: Inclusive range of the pasted digit's side in pixels.
+        max_overlap: Largest IoU allowed between two digits' placements.
+        seed: Seed; the same seed gives the same canvases.
+
+    Returns:
+        Images (N, 1, S, S) in [0, 1] and targets (N, objects[1], 5), class -1 = padding.
+    """
+    digits, labels = digits_images()  # (D, 1, 8, 8)
+    rng = np.random.default_rng(seed)
+    lo, hi = scales
+    if not (1 <= lo <= hi <= canvas_size):
+        raise DataError(f"task.data.scales={list(scales)} must satisfy 1 <= min <= max <= canvas_size")
+    placements = []  # (image, digit index, scale, x, y)
+    for i in range(num_images):
+        placed: list[np.ndarray] = []
+        for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
+            for _attempt in range(30):
+                s = int(rng.integers(lo, hi + 1))
+                x, y = (int(v) for v in rng.integers(0, canvas_size - s + 1, size=2))
+                box = np.array([x, y, x + s, y + s], dtype=np.float64)
+                if not placed or _box_iou(box, np.stack(placed)).max() <= max_overlap:
+                    placed.append(box)
+                    placements.append((i, int(rng.integers(len(digits))), s, x, y))
+                    break
+    images = torch.zeros(num_images, 1, canvas_size, canvas_size)
+    targets = torch.full((num_images, objects[1], 5), -1.0)
+    counts = np.zeros(num_images, dtype=np.int64)
+    table = np.array(placements, dtype=np.int64).reshape(-1, 5)
+    for s in np.unique(table[:, 2]):
+        rows = table[table[:, 2] == s]
+        # One batched resize per scale: (n, 1, s, s).
+        patches = F.interpolate(digits[rows[:, 1]], size=(int(s), int(s)), mode="bilinear", align_corners=False)
+        ink = patches[:, 0] > 0.15  # (n, s, s) pixels that belong to the digit
+        cols_any, rows_any = ink.any(dim=1), ink.any(dim=2)
+        idx = torch.arange(int(s))
+        x_lo = torch.where(cols_any, idx, s).min(dim=1).values
+        x_hi = torch.where(cols_any, idx, -1).max(dim=1).values + 1
+        y_lo = torch.where(rows_any, idx, s).min(dim=1).values
+        y_hi = torch.where(rows_any, idx, -1).max(dim=1).values + 1
+        for k, (i, d, _, x, y) in enumerate(rows.tolist()):
+            region = images[i, 0, y : y + s, x : x + s]
+            torch.maximum(region, patches[k, 0], out=region)
+            targets[i, counts[i]] = torch.tensor(
+                [float(labels[d]), x + x_lo[k], y + y_lo[k], x + x_hi[k], y + y_hi[k]], dtype=torch.float32
+            )
+            counts[i] += 1
+    return images, targets
+
+
+def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int) -> tuple[Tensor, Tensor, list[str]]:
+    """Reads a COCO-format detection dataset, resizing every image to ``canvas_size``.
+
+    Raises:
+        DataError: Naming the file and the record for a missing file, malformed
+            JSON, a box outside its image or an unknown category id.
+    """
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    ann_path, img_dir = Path(annotations), Path(images_dir)
+    if not ann_path.is_file():
+        raise DataError(f"{ann_path}: annotations file not found (COCO JSON with images, annotations, categories)")
+    try:
+        coco = json.loads(ann_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{ann_path}: malformed JSON ({err})") from None
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DataError(f"{ann_path}: a COCO file needs the lists 'images', 'annotations' and 'categories'")
+    try:
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+        cat_index = {c["id"]: k for k, c in enumerate(categories)}
+        names = [str(c.get("name", c["id"])) for c in categories]
+        images = {im["id"]: im for im in coco["images"]}
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{ann_path}: category or image record without {err}") from None
+    boxes: dict[int, list[list[float]]] = {i: [] for i in images}
+    for n, ann in enumerate(coco["annotations"]):
+        where = f"{ann_path}: annotations[{n}] (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
+        try:
+            image = images[ann["image_id"]]
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            cat = ann["category_id"]
+        except KeyError as err:
+            raise DataError(f"{where}: unknown or missing {err}") from None
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: bbox must be [x, y, width, height]") from None
+        if cat not in cat_index:
+            raise DataError(f"{where}: unknown category_id {cat}; known: {sorted(cat_index)}")
+        W, H = float(image.get("width", 0)), float(image.get("height", 0))
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W + 1e-6 or y + h > H + 1e-6:
+            raise DataError(f"{where}: bbox {[x, y, w, h]} lies outside its {W:g}x{H:g} image")
+        sx, sy = canvas_size / W, canvas_size / H
+        boxes[ann["image_id"]].append([cat_index[cat], x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+    if not images:
+        raise DataError(f"{ann_path}: no images")
+    pixels = []
+    for image_id, image in images.items():
+        path = img_dir / str(image.get("file_name", ""))
+        try:
+            with Image.open(path) as img:
+                pixels.append(TF.to_tensor(img.convert("RGB").resize((canvas_size, canvas_size))))
+        except (FileNotFoundError, IsADirectoryError):
+            raise DataError(f"{path}: image file of images record {image_id} not found") from None
+        except Exception as err:  # PIL raises many types for broken files
+            raise DataError(f"{path}: unreadable image ({type(err).__name__})") from None
+    most = max(1, max(len(b) for b in boxes.values()))
+    targets = torch.full((len(images), most, 5), -1.0)
+    for k, image_id in enumerate(images):
+        if boxes[image_id]:
+            targets[k, : len(boxes[image_id])] = torch.tensor(boxes[image_id])
+    return torch.stack(pixels), targets, names
+
+
+def load_detection(
+    name: str = "digits",
+    images: str | None = None,
+    annotations: str | None = None,
+    canvas_size: int = 64,
+    num_images: int = 3000,
+    objects: tuple[int, int] = (1, 5),
+    scales: tuple[int, int] = (10, 28),
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> DataSplits:
+    """Detection splits: embedded digit canvases (``digits``) or users' ``coco`` data."""
+    if name == "digits":
+        x, y = make_digit_canvases(num_images, canvas_size, tuple(objects), tuple(scales), seed=seed)
+        class_names = [str(i) for i in range(10)]
+    elif name == "coco":
+        if not images or not annotations:
+            raise DataError("task.data.images and task.data.annotations must point at an image folder and a COCO JSON")
+        x, y, class_names = load_coco(images, annotations, canvas_size)
+    else:
+        raise DataError(f"task.data.name={name!r} is unknown; allowed: ['digits', 'coco']")
+    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    mean = x[train_idx].mean(dim=(0, 2, 3), keepdim=True)
+    std = x[train_idx].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    x = (x - mean) / std
+    return DataSplits(
+        Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx]), Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[1], num_classes=len(class_names), class_names=class_names,
+    )

@@ -1,0 +1,132 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rlnas.data import DataError
+from rlnas.data.detection import load_coco, load_detection, make_digit_canvases
+from rlnas.tasks.detection import DetectionTask
+
+
+def test_canvases_are_deterministic_with_tight_boxes_inside():
+    x1, y1 = make_digit_canvases(40, seed=3)
+    x2, y2 = make_digit_canvases(40, seed=3)
+    torch.testing.assert_close(x1, x2)
+    torch.testing.assert_close(y1, y2)
+    valid = y1[..., 0] >= 0
+    counts = valid.sum(1)
+    assert counts.min() >= 1 and counts.max() <= 5
+    boxes = y1[valid][:, 1:]
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 64).all()
+    sides = boxes[:, 2:] - boxes[:, :2]
+    assert (sides > 0).all() and sides.max() <= 28
+    for img, t in zip(x1[:5], y1[:5]):  # every box holds ink; outside all boxes is black
+        inside = torch.zeros(64, 64, dtype=torch.bool)
+        for c, a, b, cc, d in t[t[:, 0] >= 0].long().tolist():
+            assert img[0, b:d, a:cc].max() > 0.15
+            inside[b:d, a:cc] = True
+        assert img[0][~inside].max() < 0.2
+
+
+def _perfect_outputs(task: DetectionTask, targets: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """Dense head outputs that put a confident box exactly on each ground truth."""
+    K, stride = 10, task.image_size / size
+    out = torch.full((len(targets), K + 5, size, size), -12.0)
+    out[:, K : K + 4] = 1.0
+    out[:, K + 4] = 12.0
+    for b, t in enumerate(targets):
+        for c, x1, y1, x2, y2 in t[t[:, 0] >= 0].tolist():
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            i, j = int(cy // stride), int(cx // stride)
+            px, py = (j + 0.5) * stride, (i + 0.5) * stride
+            out[b, int(c), i, j] = 12.0
+            out[b, K : K + 4, i, j] = torch.tensor([px - x1, py - y1, x2 - px, y2 - py]) / stride
+    return out
+
+
+def test_map_is_one_for_perfect_predictions_and_lower_when_shifted():
+    task = DetectionTask()
+    task.image_size = 64
+    _, targets = make_digit_canvases(20, seed=0)
+    perfect = task.batch_metrics(_perfect_outputs(task, targets), targets)
+    assert perfect["map50"] == pytest.approx(1.0) and perfect["map"] == pytest.approx(1.0)
+    shifted = targets.clone()
+    shifted[..., 1:] += torch.where(shifted[..., :1] >= 0, 4.0, 0.0)
+    worse = task.batch_metrics(_perfect_outputs(task, shifted), targets)
+    assert worse["map"] < 0.7 and worse["map"] < perfect["map"]
+
+
+def test_loss_is_finite_and_lower_for_perfect_outputs():
+    task = DetectionTask()
+    task.image_size = 64
+    _, targets = make_digit_canvases(8, seed=1)
+    good = task.loss(_perfect_outputs(task, targets), targets)
+    bad = task.loss(torch.zeros(8, 15, 16, 16), targets)
+    assert torch.isfinite(good) and torch.isfinite(bad) and good < bad
+
+
+def _write_coco(tmp_path, annotations=None, categories=None, images=None):
+    (tmp_path / "img").mkdir(exist_ok=True)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((40, 80, 3), 128, dtype=np.uint8)).save(tmp_path / "img" / name)
+    coco = {
+        "images": images or [{"id": 1, "file_name": "a.png", "width": 80, "height": 40},
+                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}],
+        "annotations": annotations if annotations is not None else [
+            {"id": 10, "image_id": 1, "bbox": [8, 4, 16, 20], "category_id": 7},
+            {"id": 11, "image_id": 1, "bbox": [40, 10, 20, 10], "category_id": 3},
+            {"id": 12, "image_id": 2, "bbox": [0, 0, 80, 40], "category_id": 7},
+        ],
+        "categories": categories or [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+    }
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(coco))
+    return tmp_path / "img", path
+
+
+def test_coco_round_trip_scales_boxes_to_the_canvas(tmp_path):
+    images, ann = _write_coco(tmp_path)
+    x, y, names = load_coco(images, ann, canvas_size=32)
+    assert x.shape == (2, 3, 32, 32) and names == ["cat", "dog"]
+    torch.testing.assert_close(y[0, 0], torch.tensor([1.0, 8 * 0.4, 4 * 0.8, 24 * 0.4, 24 * 0.8]))
+    torch.testing.assert_close(y[0, 1], torch.tensor([0.0, 16.0, 8.0, 24.0, 16.0]))
+    torch.testing.assert_close(y[1, 0], torch.tensor([1.0, 0.0, 0.0, 32.0, 32.0]))
+    assert y[1, 1, 0] == -1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"annotations": [{"id": 5, "image_id": 1, "bbox": [70, 0, 20, 10], "category_id": 3}]}, r"annotations\[0\] \(id 5\).*outside"),
+        ({"annotations": [{"id": 6, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 99}]}, "id 6.*unknown category_id 99"),
+        ({"annotations": [{"id": 8, "image_id": 42, "bbox": [1, 1, 5, 5], "category_id": 3}]}, "id 8.*unknown or missing 42"),
+        ({"annotations": [{"id": 9, "image_id": 1, "bbox": "wide", "category_id": 3}]}, r"id 9.*bbox must be"),
+        ({"images": [{"id": 1, "file_name": "zzz.png", "width": 80, "height": 40}], "annotations": []}, "zzz.png: image file"),
+    ],
+)
+def test_bad_coco_records_are_named(tmp_path, kwargs, message):
+    images, ann = _write_coco(tmp_path, **kwargs)
+    with pytest.raises(DataError, match=message):
+        load_coco(images, ann, 32)
+
+
+def test_missing_and_malformed_coco_files(tmp_path):
+    with pytest.raises(DataError, match="nope.json: annotations file not found"):
+        load_coco(tmp_path, tmp_path / "nope.json", 32)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="bad.json: malformed JSON"):
+        load_coco(tmp_path, bad, 32)
+    bad.write_text("[]")
+    with pytest.raises(DataError, match="bad.json: a COCO file needs"):
+        load_coco(tmp_path, bad, 32)
+    with pytest.raises(DataError, match="task.data.annotations"):
+        load_detection("coco")
+
+
+def test_detection_splits_from_coco(tmp_path):
+    images, ann = _write_coco(tmp_path)
+    data = load_detection("coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0)
+    assert data.num_classes == 2 and len(data.train) == len(data.val) == 1
