@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> float:
         sys.exit(2)
     best = result.best
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
-    costs = ", ".join(f"{k}={v:,.0f}" for k, v in best.evaluation.costs.items())
+    costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())
     log.info(
         "mean reward: controller %.4f in its last epoch; on the final supernet controller %.4f vs uniform "
         "random %.4f", result.last_epoch_mean_reward, result.controller_mean_reward, result.random_mean_reward,

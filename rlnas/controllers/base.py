@@ -8,7 +8,7 @@ The loop never branches on the controller type.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class Controller(abc.ABC):
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
         self.rng = np.random.default_rng(seed)
+        #: Optional extra mask: prefix -> allowed actions of the next decision
+        #: (e.g. a :class:`~rlnas.rewards.FeasibilityMask`), the env's masks too.
+        self.action_mask: Callable[[Sequence[int]], np.ndarray] | None = None
 
     @abc.abstractmethod
     def propose(self, n: int) -> list[Arch]:
@@ -56,4 +59,13 @@ class RandomController(Controller):
     learns = False
 
     def propose(self, n: int) -> list[Arch]:
-        return [self.space.sample(self.rng) for _ in range(n)]
+        if self.action_mask is None:
+            return [self.space.sample(self.rng) for _ in range(n)]
+        archs = []
+        for _ in range(n):
+            prefix: list[int] = []
+            for t in range(len(self.space)):
+                allowed = np.flatnonzero(self.space.masks[t] & self.action_mask(prefix))
+                prefix.append(int(self.rng.choice(allowed)))
+            archs.append(tuple(prefix))
+        return archs

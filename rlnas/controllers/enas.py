@@ -9,9 +9,10 @@ skip weight 0.8.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -73,6 +74,7 @@ class ENASPolicy(nn.Module):
         actions: Tensor | None = None,
         generator: torch.Generator | None = None,
         greedy: bool = False,
+        mask_fn: Callable[[Sequence[int]], np.ndarray] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Samples (or scores the given) action sequences.
 
@@ -81,6 +83,7 @@ class ENASPolicy(nn.Module):
             actions: (B, T) actions to score; sampled when ``None``.
             generator: Generator for sampling.
             greedy: Take the most likely action instead of sampling.
+            mask_fn: Extra action mask given a prefix (e.g. hard cost limits).
 
         Returns:
             actions (B, T), log-probability (B,), entropy (B,) and skip KL penalty (B,).
@@ -92,7 +95,12 @@ class ENASPolicy(nn.Module):
         q = self.skip_target
         for t, d in enumerate(self.decisions):
             h, c = self.lstm(inp, (h, c))
-            logp = F.log_softmax(self._logits(h, t), dim=-1)
+            logits = self._logits(h, t)
+            if mask_fn is not None:
+                prefixes = torch.stack(taken, dim=1).tolist() if taken else [[] for _ in range(batch_size)]
+                allowed = np.stack([mask_fn(p)[: d.num_choices] for p in prefixes])
+                logits = logits.masked_fill(~torch.as_tensor(allowed), float("-inf"))
+            logp = F.log_softmax(logits, dim=-1)
             probs = logp.exp()
             if actions is not None:
                 a = actions[:, t]
@@ -102,7 +110,7 @@ class ENASPolicy(nn.Module):
                 a = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             taken.append(a)
             log_prob = log_prob + logp.gather(1, a[:, None]).squeeze(1)
-            entropy = entropy - (probs * logp).sum(dim=-1)
+            entropy = entropy - (probs * logp.clamp_min(-1e9)).sum(dim=-1)
             if d.kind == self.skip_kind and d.num_choices == 2:
                 # KL(Bernoulli(p) || Bernoulli(q)) keeps the skip density near q (ENAS, sec. 2.3).
                 p = probs[:, 1].clamp(1e-6, 1 - 1e-6)
@@ -167,18 +175,18 @@ class ENASController(Controller):
 
     @torch.no_grad()
     def propose(self, n: int) -> list[Arch]:
-        actions, *_ = self.policy(n, generator=self.generator)
+        actions, *_ = self.policy(n, generator=self.generator, mask_fn=self.action_mask)
         return [tuple(row) for row in actions.tolist()]
 
     @torch.no_grad()
     def best_guess(self, n: int) -> list[Arch]:
         """The greedy (most likely) architecture followed by ``n - 1`` samples."""
-        greedy, *_ = self.policy(1, greedy=True)
+        greedy, *_ = self.policy(1, greedy=True, mask_fn=self.action_mask)
         return [tuple(greedy[0].tolist())] + self.propose(max(0, n - 1))
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
         actions = torch.as_tensor([list(a) for a in archs], dtype=torch.long)
-        log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions)[1:]
+        log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1:]
         shaped = torch.as_tensor(rewards, dtype=torch.float32) + self.entropy_weight * entropy.detach()
         advantages = []
         for r in shaped.tolist():
@@ -207,7 +215,7 @@ class ENASController(Controller):
         """Log-probability of each architecture under the current policy."""
         with torch.no_grad():
             actions = torch.as_tensor([list(a) for a in archs], dtype=torch.long)
-            return self.policy(len(archs), actions=actions)[1]
+            return self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1]
 
     def state_dict(self) -> dict[str, Any]:
         return {

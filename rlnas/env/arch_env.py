@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from rlnas.evaluators.base import Evaluation, Evaluator
 from rlnas.rewards.base import MetricReward, Reward
+from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.spaces.base import SearchSpace
 
 
@@ -46,6 +47,10 @@ class ArchitectureEnv(gym.Env):
     - ``evaluator``: scores finished architectures.
     - ``reward``: turns an :class:`Evaluation` into a float (default: the metric).
     - ``invalid_action``: ``"wrap"`` or ``"raise"``.
+    - ``feasibility``: optional :class:`~rlnas.rewards.FeasibilityMask`; its
+      masks join the space's, so every finished architecture meets the hard
+      limits. A masked action is replaced by the decision's cheapest choice
+      (``"wrap"``) or rejected (``"raise"``).
 
     ``info`` of the last step holds ``arch``, ``metrics`` and ``costs``.
     """
@@ -59,6 +64,7 @@ class ArchitectureEnv(gym.Env):
         reward: Reward | None = None,
         invalid_action: str = "wrap",
         render_mode: str | None = None,
+        feasibility: FeasibilityMask | None = None,
     ) -> None:
         if invalid_action not in ("wrap", "raise"):
             raise ValueError(f"invalid_action={invalid_action!r}; allowed: 'wrap', 'raise'")
@@ -67,6 +73,7 @@ class ArchitectureEnv(gym.Env):
         self.reward_fn: Reward = reward or MetricReward()
         self.invalid_action = invalid_action
         self.render_mode = render_mode
+        self.feasibility = feasibility
         self.num_steps = len(space)
         self.action_space = spaces.Discrete(space.max_choices)
         self.observation_space = spaces.MultiDiscrete(
@@ -89,7 +96,12 @@ class ArchitectureEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions of the current decision."""
-        return self.space.masks[min(len(self._actions), self.num_steps - 1)].copy()
+        if len(self._actions) >= self.num_steps:
+            return self.space.masks[-1].copy()
+        mask = self.space.masks[len(self._actions)].copy()
+        if self.feasibility is not None:
+            mask &= self.feasibility.mask(self._actions)
+        return mask
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if len(self._actions) >= self.num_steps:
@@ -104,6 +116,10 @@ class ArchitectureEnv(gym.Env):
                     f"with {n} choices"
                 )
             action %= n
+        if self.feasibility is not None and not self.feasibility.mask(self._actions)[action]:
+            if self.invalid_action == "raise":
+                raise ValueError(f"action {action} of {self.space.decisions[t].name!r} breaks a hard limit")
+            action = self.feasibility.cheapest[t]
         self._actions.append(action)
         if len(self._actions) < self.num_steps:
             return self._obs(), 0.0, False, False, {}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from rlnas.data.base import Split
 from rlnas.evaluators.base import Evaluation
-from rlnas.spaces.base import Arch
-from rlnas.supernet.macro import count_params
 from rlnas.tasks.base import Network, Task
 
 
@@ -26,7 +24,9 @@ class SuperNetEvaluator:
         split: The split to score on (validation during search).
         batch_size: Minibatch size of :meth:`evaluate`.
         generator: Device generator drawing the minibatches.
-        child_factory: Builds a standalone child for cost figures.
+        costs: arch -> cost figures reported with every evaluation.
+        full_costs: arch -> every cost figure, for :meth:`evaluate_full`
+            (defaults to ``costs``).
     """
 
     def __init__(
@@ -36,30 +36,22 @@ class SuperNetEvaluator:
         split: Split,
         batch_size: int,
         generator: torch.Generator,
-        child_factory,
+        costs: Callable[[Sequence[int]], dict[str, float]],
+        full_costs: Callable[[Sequence[int]], dict[str, float]] | None = None,
     ) -> None:
         self.model = model
         self.task = task
         self.split = split
         self.batch_size = int(batch_size)
         self.generator = generator
-        self.child_factory = child_factory
+        self.costs = costs
+        self.full_costs = full_costs or costs
         self.reward_metric = task.reward_metric
         self._batch = split.batch(self.batch_size, generator)
-        self._costs: dict[Arch, dict[str, float]] = {}
 
     def next_batch(self) -> None:
         """Draws a fresh validation minibatch for the next comparisons."""
         self._batch = self.split.batch(self.batch_size, self.generator)
-
-    def costs(self, arch: Sequence[int]) -> dict[str, float]:
-        """Parameter count of the standalone child (cached per architecture)."""
-        key = tuple(arch)
-        if key not in self._costs:
-            with torch.device("meta"):
-                child = self.child_factory(key)
-            self._costs[key] = {"params": float(count_params(child))}
-        return self._costs[key]
 
     @torch.no_grad()
     def evaluate(self, arch: Sequence[int]) -> Evaluation:
@@ -81,4 +73,4 @@ class SuperNetEvaluator:
         for x, y in self.split.chunks(chunk_size):
             outputs.append(self.model(x, arch))
             targets.append(y)
-        return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))
+        return Evaluation(self.task.metrics(outputs, targets), dict(self.full_costs(arch)))

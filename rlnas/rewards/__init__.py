@@ -1,5 +1,10 @@
 """Reward formulas combining a validation metric with cost penalties."""
 
 from rlnas.rewards.base import MetricReward, Reward
+from rlnas.rewards.constraints import FeasibilityMask, InfeasibleConstraintError
+from rlnas.rewards.formulas import ConstrainedReward, HardReward, MnasReward, TunasAbsReward, WeightedReward
 
-__all__ = ["MetricReward", "Reward"]
+__all__ = [
+    "ConstrainedReward", "FeasibilityMask", "HardReward", "InfeasibleConstraintError", "MetricReward",
+    "MnasReward", "Reward", "TunasAbsReward", "WeightedReward",
+]

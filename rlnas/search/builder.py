@@ -12,6 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.controllers.base import Controller
+from rlnas.costs import CostModel, LatencyTable
+from rlnas.rewards.base import Reward
+from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.loop import Search, SearchSettings
@@ -49,6 +52,35 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not k.startswith("hydra.")}
 
 
+def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
+    """The reward of ``reward:`` (metric defaulting to the task's) and whether to mask infeasible actions."""
+    reward_cfg = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(reward_cfg, dict)
+    mask_infeasible = bool(reward_cfg.pop("mask_infeasible", False))
+    if reward_cfg.get("metric") is None:
+        reward_cfg["metric"] = task_metric
+    return instantiate(reward_cfg, _convert_="all"), mask_infeasible
+
+
+def latency_table(
+    space: SearchSpace, model: Network, input_shape: tuple, device: torch.device, run_dir: Path, path: str | None
+) -> LatencyTable:
+    """Loads the latency LUT from ``path`` or the run dir, else measures and saves it there."""
+    target = run_dir / "latency_lut.json"
+    for candidate in (Path(path) if path else None, target):
+        if candidate is not None and candidate.is_file():
+            table = LatencyTable.load(candidate)
+            if table.device == str(device) and list(table.input_shape) == list(input_shape):
+                log.info("latency table reused from %s", candidate)
+                if candidate != target:
+                    table.save(target)
+                return table
+            log.warning("%s was measured for %s %s; measuring anew", candidate, table.device, table.input_shape)
+    table = LatencyTable.measure(model.backbone, model.head, input_shape, device)
+    table.save(target)
+    return table
+
+
 def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = None) -> Search:
     """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks."""
     run_dir = Path(run_dir)
@@ -66,21 +98,35 @@ def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = N
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
 
     backbone = build_supernet(space, data.in_channels)
-    model = Network(backbone, task.build_head(backbone.out_channels, data)).to(device)
+    head = task.build_head(backbone.out_channels, data)
+    model = Network(backbone, head).to(device)
+    input_shape = tuple(data.train.x.shape[1:])
 
     def child_factory(arch):
         child = build_child(space, arch, data.in_channels)
         return Network(child, task.build_head(child.out_channels, data))
 
+    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
+    targets = dict(getattr(reward, "targets", {}))
+
+    costs_cfg = cfg.get("costs") or {}
+    latency = latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table"))
+    track = list(costs_cfg.get("track") or ["params", "size_mb", "size_int8_mb", "latency_ms"])
+    track += [name for name in targets if name not in track]
+    cost_model = CostModel(space, backbone, head, child_factory, input_shape, latency, track)
+
     evaluator = SuperNetEvaluator(
-        model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1), child_factory
+        model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
+        costs=cost_model, full_costs=cost_model.full,
     )
     controller: Controller = instantiate(cfg.controller, space=space, seed=seed, _convert_="all")
-    reward_cfg = OmegaConf.to_container(cfg.reward, resolve=True)
-    assert isinstance(reward_cfg, dict)
-    if reward_cfg.get("metric") is None and "metric" in reward_cfg:
-        reward_cfg["metric"] = task.reward_metric
-    reward = instantiate(reward_cfg, _convert_="all")
+    if targets:
+        # Fails early, naming the key, when no architecture can meet a limit.
+        feasibility = FeasibilityMask(space, cost_model, targets)
+        if mask_infeasible:
+            controller.action_mask = feasibility.mask
+    elif mask_infeasible:
+        raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
 
     config_text = OmegaConf.to_yaml(cfg)
     (run_dir / "config.yaml").write_text(config_text)

@@ -111,6 +111,17 @@ def make_plan(space: MacroSpace, arch: Arch) -> Plan:
     return tuple((space.layer_op(arch, i), space.layer_skips(arch, i)) for i in range(space.num_layers))
 
 
+def used_modules(space: MacroSpace, arch: Arch) -> list[str]:
+    """Names of the supernet modules (``stem``, ``layers.i.op``, ``adapters.j>s``,
+    ``post_bn.i``) that the child of ``arch`` contains; per-module tables of
+    parameters or latency add up over this list."""
+    plan = make_plan(space, arch)
+    names = ["stem"] + [f"layers.{i}.{op}" for i, (op, _) in enumerate(plan)]
+    names += [f"post_bn.{i}" for i, (_, skips) in enumerate(plan) if skips]
+    names += [f"adapters.{j}>{s}" for j, s in _MacroNetwork.needed_adapters(space, plan)]
+    return names
+
+
 class MacroSuperNet(_MacroNetwork):
     """Every candidate op of every layer, stored once; ``forward(x, arch)`` runs one path.
 

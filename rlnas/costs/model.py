@@ -1,0 +1,114 @@
+"""Cost figures of an architecture, cached per architecture.
+
+``params`` (trainable parameters of the standalone child with its head),
+``size_mb`` (fp32 weights, 4 bytes each, in 10^6 bytes), ``size_int8_mb`` (1 byte
+per weight: an estimate for int8 quantisation), ``mflops`` (10^6 floating-point
+operations of one forward pass at batch 1, counted by
+``torch.utils.flop_counter.FlopCounterMode`` on the standalone child; a
+multiply-add counts 2) and ``latency_ms`` (predicted from a
+:class:`~rlnas.costs.latency.LatencyTable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from rlnas.costs.latency import LatencyTable
+from rlnas.spaces.base import Arch
+from rlnas.spaces.macro import MacroSpace
+from rlnas.supernet.macro import used_modules
+
+COST_NAMES = ("params", "size_mb", "size_int8_mb", "mflops", "latency_ms")
+
+
+class CostModel:
+    """Computes and caches the costs of architectures.
+
+    Parameters add up exactly over the supernet modules a child uses, so they
+    come from a per-module table (no network is built); FLOPs need a forward
+    pass of the standalone child and are computed only when asked for.
+
+    Args:
+        space: The macro search space.
+        supernet: The supernet (backbone) whose modules the children share.
+        head: The task head (its parameters count for every architecture).
+        child_factory: arch -> standalone network (backbone + head), for FLOPs.
+        input_shape: (C, H, W) of one input.
+        latency: Latency table, needed for ``latency_ms``.
+        track: Costs reported for every sampled architecture; :meth:`full`
+            reports all of them.
+    """
+
+    def __init__(
+        self,
+        space: MacroSpace,
+        supernet: nn.Module,
+        head: nn.Module,
+        child_factory: Callable[[Arch], nn.Module],
+        input_shape: Sequence[int],
+        latency: LatencyTable | None = None,
+        track: Sequence[str] = ("params", "size_mb", "size_int8_mb", "latency_ms"),
+    ) -> None:
+        unknown = sorted(set(track) - set(COST_NAMES))
+        if unknown:
+            raise ValueError(f"costs.track: unknown cost {unknown[0]!r}; allowed: {list(COST_NAMES)}")
+        self.space = space
+        self.child_factory = child_factory
+        self.input_shape = tuple(input_shape)
+        self.latency = latency
+        self.track = tuple(n for n in track if n != "latency_ms" or latency is not None)
+        count = lambda m: int(sum(p.numel() for p in m.parameters()))  # noqa: E731
+        self.head_params = count(head)
+        self.module_params = {name: count(m) for name, m in _named_choice_modules(supernet)}
+        self._cache: dict[Arch, dict[str, float]] = {}
+        self._flops: dict[Arch, float] = {}
+
+    def params(self, arch: Sequence[int]) -> int:
+        return self.head_params + sum(self.module_params[m] for m in used_modules(self.space, tuple(arch)))
+
+    def mflops(self, arch: Sequence[int]) -> float:
+        key = tuple(arch)
+        if key not in self._flops:
+            child = self.child_factory(key).eval()
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                child(torch.zeros(1, *self.input_shape))
+            self._flops[key] = counter.get_total_flops() / 1e6
+        return self._flops[key]
+
+    def _all_cheap(self, arch: Arch) -> dict[str, float]:
+        params = float(self.params(arch))
+        out = {"params": params, "size_mb": params * 4 / 1e6, "size_int8_mb": params / 1e6}
+        if self.latency is not None:
+            out["latency_ms"] = self.latency.predict(self.space, arch)
+        return out
+
+    def __call__(self, arch: Sequence[int]) -> dict[str, float]:
+        """The tracked costs of ``arch`` (cached)."""
+        key = tuple(arch)
+        if key not in self._cache:
+            cheap = self._all_cheap(key)
+            out = {n: cheap[n] for n in self.track if n in cheap}
+            if "mflops" in self.track:
+                out["mflops"] = self.mflops(key)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def full(self, arch: Sequence[int]) -> dict[str, float]:
+        """Every cost this model can compute, FLOPs included."""
+        return {**self._all_cheap(tuple(arch)), "mflops": self.mflops(arch)}
+
+
+def _named_choice_modules(supernet: nn.Module):
+    yield "stem", supernet.stem
+    for i, layer in enumerate(supernet.layers):
+        for op, module in layer.items():
+            yield f"layers.{i}.{op}", module
+    for key, module in supernet.post_bn.items():
+        yield f"post_bn.{key}", module
+    for key, module in supernet.adapters.items():
+        yield f"adapters.{key}", module
