@@ -29,6 +29,12 @@ def test_smoke_search_writes_outputs(smoke_run):
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert len(rows) == 1 * 2 * 4  # 1 controller epoch x 2 steps x 4 archs
     assert {"epoch", "arch", "reward", "accuracy", "params"} <= set(rows[0])
+    assert {"size_mb", "latency_ms", "mflops"} <= set(best["costs"])
+    assert (run_dir / "latency_lut.json").is_file() and (run_dir / "pareto.png").stat().st_size > 1000
+    front = list(csv.DictReader((run_dir / "pareto.csv").open()))
+    params = [float(r["params"]) for r in front]
+    accuracy = [float(r["accuracy"]) for r in front]
+    assert params == sorted(params) and accuracy == sorted(accuracy)  # cheaper is worse along the front
     events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert events
     assert "best:" in proc.stdout and f"run dir: {run_dir}" in proc.stdout
@@ -44,6 +50,7 @@ def test_tensorboard_tags(smoke_run):
     expected = {
         "reward/mean", "reward/max", "controller/baseline", "controller/entropy", "controller/loss",
         "supernet/loss", "supernet/train_accuracy", "supernet/val_accuracy",
+        "cost/params", "cost/latency_ms", "reward/penalty",
     }
     assert expected <= scalars
     texts = set(acc.Tags()["tensors"])

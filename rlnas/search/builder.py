@@ -12,12 +12,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.controllers.base import Controller
-from rlnas.costs import CostModel, LatencyTable
+from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.loop import Search, SearchSettings
+from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
@@ -137,4 +138,7 @@ def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = N
     ]
     if progress is not False:
         callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
-    return Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks)
+    selection = SelectionSettings(**(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {}))
+    if selection.cost not in COST_NAMES:
+        raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
+    return Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from rlnas.evaluators.base import Evaluation
 from rlnas.search.loop import Callback, EpochStats, Search, SearchResult
+from rlnas.search.selection import pareto_front
 from rlnas.spaces.base import Arch
 
 
@@ -66,6 +67,11 @@ class TensorBoardLogger(Callback):
             w.add_scalar("supernet/val_accuracy", float(np.mean(stats.metric_values)), step)
         for key, value in stats.controller.items():
             w.add_scalar(f"controller/{key}", value, step)
+        for name, values in stats.costs.items():
+            w.add_scalar(f"cost/{name}", float(np.mean(values)), step)
+        if stats.rewards:
+            penalty = np.asarray(stats.rewards) - np.asarray(stats.metric_values)
+            w.add_scalar("reward/penalty", float(penalty.mean()), step)
         w.add_scalar("charts/epoch_seconds", stats.seconds, step)
         if self.image_every and stats.rewards and (stats.epoch + 1) % self.image_every == 0:
             self._preview(search, step)
@@ -88,7 +94,45 @@ class TensorBoardLogger(Callback):
         final["final/reward"] = best.reward
         hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.hparams.items()}
         self.writer.add_hparams(hparams, final, run_name=".")
+        figure = pareto_figure(search)
+        if figure is not None:
+            self.writer.add_figure("charts/pareto", figure, result.epochs)
         self.writer.close()
+
+
+def pareto_points(search: Search) -> tuple[list[dict[str, Any]], list[int], str, str]:
+    """Unique evaluated architectures, the Pareto-optimal ones (metric vs selection cost), and the axes."""
+    metric, cost = search.evaluator.reward_metric, search.selection.cost
+    best: dict[Arch, dict[str, Any]] = {}
+    for row in search.history:  # keep each architecture's best minibatch score
+        if cost in row and (row["arch"] not in best or row[metric] > best[row["arch"]][metric]):
+            best[row["arch"]] = row
+    rows = list(best.values())
+    front = pareto_front([r[metric] for r in rows], [r[cost] for r in rows]) if rows else []
+    return rows, front, metric, cost
+
+
+def pareto_figure(search: Search):
+    """A matplotlib scatter of every evaluated architecture with the Pareto front, or ``None``."""
+    rows, front, metric, cost = pareto_points(search)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter([r[cost] for r in rows], [r[metric] for r in rows], s=8, c="0.7", label="evaluated")
+    pts = sorted((rows[i][cost], rows[i][metric]) for i in front)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", c="tab:red", ms=4, label="Pareto front")
+    ax.set_xlabel(cost)
+    ax.set_ylabel(f"validation {metric} (minibatch)")
+    ax.set_title(f"{len(rows)} architectures, {len(front)} on the front")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 class HistoryWriter(Callback):
@@ -151,7 +195,14 @@ class OutputWriter(Callback):
             "reward": best.reward,
             **self.extra,
         }
+        if search.selection.rule == "top_k":
+            payload["selected"] = [
+                {"arch": list(c.arch), "description": space.describe(c.arch), "reward": c.reward,
+                 "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()}, "costs": c.evaluation.costs}
+                for c in result.selected
+            ]
         write_json_atomic(self.run_dir / "best_arch.json", payload)
+        self.write_pareto(search)
         summary = {
             "best_reward": best.reward,
             "last_epoch_mean_reward": result.last_epoch_mean_reward,
@@ -167,3 +218,20 @@ class OutputWriter(Callback):
         write_json_atomic(self.run_dir / "summary.json", summary)
         torch.save(search.model.state_dict(), self.run_dir / "supernet.pt")
         torch.save(search.controller.state_dict(), self.run_dir / "controller.pt")
+
+    def write_pareto(self, search: Search) -> None:
+        """``pareto.csv`` (the front, cheapest first) and ``pareto.png``."""
+        rows, front, metric, cost = pareto_points(search)
+        names = sorted({k for r in rows for k in r} - {"epoch", "arch", "reward"})
+        with (self.run_dir / "pareto.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["arch", "reward", *names])
+            for i in sorted(front, key=lambda i: rows[i][cost]):
+                writer.writerow([arch_to_str(rows[i]["arch"]), f"{rows[i]['reward']:.6g}",
+                                 *(f"{rows[i].get(n, float('nan')):.6g}" for n in names)])
+        figure = pareto_figure(search)
+        if figure is not None:
+            figure.savefig(self.run_dir / "pareto.png")
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)

@@ -25,6 +25,7 @@ from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.rewards.base import Reward
+from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
 
@@ -96,6 +97,7 @@ class EpochStats:
     lr: float
     rewards: list[float] = field(default_factory=list)
     metric_values: list[float] = field(default_factory=list)
+    costs: dict[str, list[float]] = field(default_factory=dict)
     controller: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -106,6 +108,7 @@ class SearchResult:
 
     best: Candidate
     candidates: list[Candidate]
+    selected: list[Candidate]
     last_epoch_mean_reward: float
     controller_mean_reward: float
     random_mean_reward: float
@@ -141,6 +144,7 @@ class Search:
         settings: Budgets and optimiser settings.
         seed: Seed of batch and warm-up sampling.
         callbacks: Logging, progress and output writers.
+        selection: How the final architecture is chosen among the candidates.
     """
 
     def __init__(
@@ -155,10 +159,12 @@ class Search:
         settings: SearchSettings,
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
+        selection: SelectionSettings | None = None,
     ) -> None:
         self.space, self.task, self.data, self.model = space, task, data, model
         self.evaluator, self.controller, self.reward = evaluator, controller, reward
         self.settings = settings
+        self.selection = selection or SelectionSettings()
         self.callbacks = list(callbacks)
         self.device = data.train.x.device
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -230,6 +236,8 @@ class Search:
             self.history.append({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
             stats.rewards.append(r)
             stats.metric_values.append(ev.metrics[metric])
+            for name, value in ev.costs.items():
+                stats.costs.setdefault(name, []).append(value)
         for cb in self.callbacks:
             cb.on_evaluation(self, epoch, archs, evaluations, rewards)
 
@@ -284,9 +292,19 @@ class Search:
         for arch in pool:
             ev = self.evaluator.evaluate_full(arch)
             candidates.append(Candidate(arch, ev, float(self.reward(ev))))
+        metric = self.evaluator.reward_metric
+        order = select(
+            [c.reward for c in candidates],
+            [c.evaluation.metrics[metric] for c in candidates],
+            [c.evaluation.costs.get(self.selection.cost, 0.0) for c in candidates],
+            self.selection,
+        )
+        selected = [candidates[i] for i in order]
         candidates.sort(key=lambda c: c.reward, reverse=True)
         controller_mean, random_mean = self.compare_with_random()
-        return SearchResult(candidates[0], candidates, last_mean, controller_mean, random_mean, s.epochs, seconds)
+        return SearchResult(
+            selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
+        )
 
     def compare_with_random(self) -> tuple[float, float]:
         """Mean reward of controller samples vs uniform samples on the same final minibatches."""
