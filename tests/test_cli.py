@@ -68,6 +68,14 @@ def test_same_seed_gives_same_best_arch(smoke_run, tmp_path):
     assert (tmp_path / "history.csv").read_text() == (run_dir / "history.csv").read_text()
 
 
+def test_existing_run_is_never_overwritten(smoke_run):
+    run_dir, _ = smoke_run
+    before = (run_dir / "best_arch.json").read_text()
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert (run_dir / "best_arch.json").read_text() == before
+
+
 def test_explicit_task_and_random_controller(tmp_path):
     proc = run_cli("+task=classification", "controller=random", "+experiment=smoke", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -161,3 +169,29 @@ def test_task_configs_compose_with_their_space(task):
             assert space.stem_stride == 4 and space.activation == "leaky_relu" and "conv5x5" in space.ops
         override = compose("config", overrides=[f"+task={task}", "space=macro"])
         assert instantiate(override.space).ops == ("conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3")
+
+
+def test_hard_limit_with_masks_keeps_every_sample_feasible(tmp_path):
+    proc = run_cli(
+        "+experiment=smoke", "reward=hard", "reward.targets.size_mb=null", "reward.targets.params=30000",
+        "reward.mask_infeasible=true", f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert rows and all(float(r["params"]) <= 30000 for r in rows)
+    assert json.loads((tmp_path / "best_arch.json").read_text())["costs"]["params"] <= 30000
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["reward=hard", "reward.targets.params=10"], "reward.targets.params=10 cannot be met"),
+        (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
+        (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
+        (["selection.rule=pareto"], "selection.rule='pareto'"),
+    ],
+)
+def test_reward_config_errors_from_the_command_line(tmp_path, overrides, message):
+    proc = run_cli("+experiment=smoke", *overrides, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr.strip().splitlines()[-1]

@@ -25,6 +25,8 @@ from rlnas.tasks.base import Network, Task
 from rlnas.utils import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
+#: Files a search writes; their presence means the directory holds a run.
+RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt")
 
 
 def settings_from(cfg: DictConfig) -> SearchSettings:
@@ -86,6 +88,9 @@ def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = N
     """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if taken:
+        raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, RandomController
 from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.supernet import SuperNetEvaluator
@@ -169,6 +169,10 @@ class Search:
         self.device = data.train.x.device
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        # Uniform sampling (warm-up, random comparison) under the controller's extra masks.
+        self.uniform = RandomController(space)
+        self.uniform.rng = self.rng
+        self.uniform.action_mask = controller.action_mask
         s = settings
         self.optimizer: torch.optim.Optimizer
         if s.optimizer == "adamw":
@@ -255,7 +259,7 @@ class Search:
             # Warm-up trains every path uniformly before the controller's
             # choices start to shape the shared weights (fair sampling).
             if warmup or not self.controller.learns:
-                archs = [self.space.sample(self.rng) for _ in range(s.supernet_steps)]
+                archs = self.uniform.propose(s.supernet_steps)
             else:
                 archs = self.controller.propose(s.supernet_steps)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -314,7 +318,7 @@ class Search:
         ours, theirs = [], []
         for start in range(0, n, per_step):
             k = min(per_step, n - start)
-            batch = self.controller.propose(k) + [self.space.sample(self.rng) for _ in range(k)]
+            batch = self.controller.propose(k) + self.uniform.propose(k)
             _, rewards = self.score(batch)
             ours += rewards[:k]
             theirs += rewards[k:]
