@@ -167,8 +167,9 @@ def test_task_configs_compose_with_their_space(task):
         assert instantiate(cfg.task).name == task
         if task == "detection":
             assert space.stem_stride == 4 and space.activation == "leaky_relu" and "conv5x5" in space.ops
-        override = compose("config", overrides=[f"+task={task}", "space=macro"])
+        override = compose("config", overrides=[f"+task={task}", "space=macro", "reward=mnas"])
         assert instantiate(override.space).ops == ("conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3")
+        assert override.reward._target_.endswith("MnasReward")  # the command line beats the task's default
 
 
 def test_hard_limit_with_masks_keeps_every_sample_feasible(tmp_path):

@@ -1,0 +1,121 @@
+"""Does weight sharing cost anything? Supernet path vs standalone child, side by side.
+
+1. Overhead: for >= 20 random architectures, forward+backward time of the arch
+   through the supernet divided by the same arch as a standalone child with
+   identical weights, on the same batch (timings interleaved, medians).
+2. Throughput: images/s of supernet training (a new random arch every step, as
+   in a search) vs a plain training loop of one fixed child, both drawing
+   batches from the same device-resident tensors.
+
+    .venv/bin/python tools/bench_supernet.py                 # classification, CPU
+    .venv/bin/python tools/bench_supernet.py --device cuda +task=detection
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_config  # noqa: E402
+
+from rlnas.supernet import build_supernet  # noqa: E402
+from rlnas.tasks import Network  # noqa: E402
+from rlnas.utils import resolve_device  # noqa: E402
+
+
+def fwd_bwd(model, x, y, task, *arch) -> float:
+    start = time.perf_counter()
+    loss = task.loss(model(x, *arch), y)
+    loss.backward()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def train_images_per_s(model, task, data, archs, batch, steps, generator) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    for step in range(steps):
+        x, y = data.train.batch(batch, generator)
+        loss = task.loss(model(x, *archs[step % len(archs)]), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if data.train.x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +task=detection")
+    parser.add_argument("--archs", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=60, help="training steps per throughput measurement")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="outputs/bench_supernet.json")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    cfg = load_config(args.overrides)
+    device = resolve_device(args.device)
+    space = instantiate(cfg.space, _convert_="all")
+    task = instantiate(cfg.task, _convert_="all")
+    data = task.load_data(seed=args.seed).to(device)
+    backbone = build_supernet(space, data.in_channels)
+    supernet = Network(backbone, task.build_head(backbone.out_channels, data)).to(device)
+    gen = torch.Generator(device).manual_seed(args.seed)
+    x, y = data.train.batch(args.batch, gen)
+    rng = np.random.default_rng(args.seed)
+    archs = [space.sample(rng) for _ in range(args.archs)]
+
+    rows = []
+    print(f"{'arch':<62} {'supernet ms':>11} {'child ms':>9} {'ratio':>6}")
+    for arch in archs:
+        child = Network(backbone.extract_child(arch), supernet.head).to(device)
+        for _ in range(2):  # warm-up
+            fwd_bwd(supernet, x, y, task, arch)
+            fwd_bwd(child, x, y, task)
+        sup, chi = [], []
+        for _ in range(args.repeats):  # interleaved so drift hits both alike
+            sup.append(fwd_bwd(supernet, x, y, task, arch))
+            chi.append(fwd_bwd(child, x, y, task))
+        s, c = statistics.median(sup) * 1e3, statistics.median(chi) * 1e3
+        rows.append({"arch": list(arch), "supernet_ms": s, "child_ms": c, "ratio": s / c})
+        print(f"{space.describe(arch)[:62]:<62} {s:11.2f} {c:9.2f} {s / c:6.3f}")
+    ratios = [r["ratio"] for r in rows]
+    median_ratio = statistics.median(ratios)
+
+    fixed = archs[0]
+    child = Network(backbone.extract_child(fixed, copy_weights=True), supernet.head).to(device)
+    sup_ips, child_ips = [], []
+    for _ in range(3):  # alternate the two loops
+        sup_ips.append(train_images_per_s(supernet, task, data, [(a,) for a in archs], args.batch, args.steps, gen))
+        child_ips.append(train_images_per_s(child, task, data, [()], args.batch, args.steps, gen))
+    s_ips, c_ips = statistics.median(sup_ips), statistics.median(child_ips)
+
+    print(f"\n1. overhead on {device}: median supernet/child fwd+bwd ratio {median_ratio:.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}) over {len(rows)} archs, batch {args.batch}")
+    print(f"3. throughput: supernet training {s_ips:,.0f} img/s (random arch per step) vs one fixed child "
+          f"{c_ips:,.0f} img/s (ratio {s_ips / c_ips:.3f}; archs differ in cost, so this also reflects the mix)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "device": str(device), "batch": args.batch, "median_ratio": median_ratio, "rows": rows,
+        "supernet_images_per_s": s_ips, "child_images_per_s": c_ips,
+    }, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
