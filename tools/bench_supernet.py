@@ -3,7 +3,10 @@
 1. Overhead: for >= 20 random architectures, forward+backward time of the arch
    through the supernet divided by the same arch as a standalone child with
    identical weights, on the same batch (timings interleaved, medians).
-2. Throughput: images/s of supernet training (a new random arch every step, as
+2. Loop overhead: a real search (the configured one, ``--loop-epochs``
+   epochs) with compute accounting on: the share of wall time spent outside
+   child forward/backward/optimiser steps and evaluation forwards.
+3. Throughput: images/s of supernet training (a new random arch every step, as
    in a search) vs a plain training loop of one fixed child, both drawing
    batches from the same device-resident tensors.
 
@@ -55,6 +58,29 @@ def train_images_per_s(model, task, data, archs, batch, steps, generator) -> flo
     return steps * batch / (time.perf_counter() - start)
 
 
+def loop_overhead(cfg, device: torch.device, epochs: int) -> dict:
+    """Runs a search with compute accounting; returns wall time and the overhead share."""
+    import tempfile
+
+    from omegaconf import open_dict
+
+    from rlnas.search.builder import build_search
+
+    with open_dict(cfg):
+        cfg.device = str(device)
+        cfg.search.epochs = epochs
+        cfg.search.warmup_epochs = min(cfg.search.warmup_epochs, epochs - 1)
+        cfg.search.random_baseline = 0
+    with tempfile.TemporaryDirectory() as run_dir:
+        search = build_search(cfg, run_dir, progress=False)
+        search.timer.enabled = True
+        start = time.perf_counter()
+        search.run()
+        wall = time.perf_counter() - start
+    return {"epochs": epochs, "wall_s": wall, "compute_s": search.timer.seconds,
+            "overhead_share": 1 - search.timer.seconds / wall}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +task=detection")
@@ -64,6 +90,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="training steps per throughput measurement")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loop-epochs", type=int, default=10, help="epochs of the search timed for 2.")
     parser.add_argument("--out", default="outputs/bench_supernet.json")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -104,15 +131,19 @@ def main() -> None:
         child_ips.append(train_images_per_s(child, task, data, [()], args.batch, args.steps, gen))
     s_ips, c_ips = statistics.median(sup_ips), statistics.median(child_ips)
 
+    loop = loop_overhead(cfg, device, args.loop_epochs)
+
     print(f"\n1. overhead on {device}: median supernet/child fwd+bwd ratio {median_ratio:.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}) over {len(rows)} archs, batch {args.batch}")
+    print(f"2. loop overhead: {100 * loop['overhead_share']:.1f}% of {loop['wall_s']:.1f} s search wall time outside "
+          f"child compute ({loop['epochs']} epochs, controller {cfg.controller._target_.rsplit('.', 1)[-1]})")
     print(f"3. throughput: supernet training {s_ips:,.0f} img/s (random arch per step) vs one fixed child "
           f"{c_ips:,.0f} img/s (ratio {s_ips / c_ips:.3f}; archs differ in cost, so this also reflects the mix)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "device": str(device), "batch": args.batch, "median_ratio": median_ratio, "rows": rows,
-        "supernet_images_per_s": s_ips, "child_images_per_s": c_ips,
+        "supernet_images_per_s": s_ips, "child_images_per_s": c_ips, "loop": loop,
     }, indent=2))
     print(f"wrote {out}")
 

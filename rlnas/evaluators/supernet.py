@@ -9,6 +9,7 @@ import torch
 from rlnas.data.base import Split
 from rlnas.evaluators.base import Evaluation
 from rlnas.tasks.base import Network, Task
+from rlnas.utils.timing import ComputeTimer
 
 
 class SuperNetEvaluator:
@@ -25,7 +26,7 @@ class SuperNetEvaluator:
         batch_size: Minibatch size of :meth:`evaluate`.
         generator: Device generator drawing the minibatches.
         costs: arch -> cost figures reported with every evaluation.
-        full_costs: arch -> every cost figure, for :meth:`evaluate_full`
+        full_costs: arch -> every cost figure, for the reported architectures
             (defaults to ``costs``).
     """
 
@@ -47,6 +48,7 @@ class SuperNetEvaluator:
         self.costs = costs
         self.full_costs = full_costs or costs
         self.reward_metric = task.reward_metric
+        self.timer = ComputeTimer(split.x.device)
         self._batch = split.batch(self.batch_size, generator)
 
     def next_batch(self) -> None:
@@ -62,15 +64,18 @@ class SuperNetEvaluator:
         """Reward metric of each arch on the current minibatch, one host sync in all."""
         self.model.eval()
         x, y = self._batch
-        values = torch.stack([self.task.batch_reward_metric(self.model(x, a), y) for a in archs]).tolist()
+        with self.timer():
+            outputs = [self.model(x, a) for a in archs]
+        values = torch.stack([self.task.batch_reward_metric(out, y) for out in outputs]).tolist()
         return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
 
     @torch.no_grad()
     def evaluate_full(self, arch: Sequence[int], chunk_size: int = 512) -> Evaluation:
-        """All task metrics of ``arch`` over the whole split."""
+        """All task metrics of ``arch`` over the whole split, with the tracked costs."""
         self.model.eval()
         outputs, targets = [], []
         for x, y in self.split.chunks(chunk_size):
-            outputs.append(self.model(x, arch))
+            with self.timer():
+                outputs.append(self.model(x, arch))
             targets.append(y)
-        return Evaluation(self.task.metrics(outputs, targets), dict(self.full_costs(arch)))
+        return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))

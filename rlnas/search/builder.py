@@ -118,7 +118,8 @@ def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = N
     costs_cfg = cfg.get("costs") or {}
     latency = latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table"))
     track = list(costs_cfg.get("track") or ["params", "size_mb", "size_int8_mb", "latency_ms"])
-    track += [name for name in targets if name not in track]
+    selection_cost = cfg.selection.cost if cfg.get("selection") else "params"
+    track += [name for name in [*targets, selection_cost] if name not in track and name in COST_NAMES]
     cost_model = CostModel(space, backbone, head, child_factory, input_shape, latency, track)
 
     evaluator = SuperNetEvaluator(

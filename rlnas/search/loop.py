@@ -28,6 +28,7 @@ from rlnas.rewards.base import Reward
 from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
+from rlnas.utils.timing import ComputeTimer
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class SearchSettings:
     warmup_epochs: int = 5
     supernet_steps: int = 40
     controller_steps: int = 10
-    archs_per_step: int = 10
+    archs_per_step: int = 20
     batch_size: int = 128
     val_batch_size: int = 128
     optimizer: str = "sgd"
@@ -167,6 +168,9 @@ class Search:
         self.selection = selection or SelectionSettings()
         self.callbacks = list(callbacks)
         self.device = data.train.x.device
+        #: Child compute time accounting (off unless a benchmark enables it).
+        self.timer = ComputeTimer(self.device)
+        evaluator.timer = self.timer
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         # Uniform sampling (warm-up, random comparison) under the controller's extra masks.
@@ -196,13 +200,14 @@ class Search:
         has_metric = False
         for arch in archs:
             x, y = self.data.train.batch(self.settings.batch_size, self.generator)
-            out = self.model(x, arch)
-            loss = self.task.loss(out, y)
-            # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
-            self.optimizer.step()
+            with self.timer():
+                out = self.model(x, arch)
+                loss = self.task.loss(out, y)
+                # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
+                self.optimizer.step()
             loss_sum += loss.detach()
             metric = self.task.train_metric(out.detach(), y)
             if metric is not None:
@@ -304,6 +309,9 @@ class Search:
             self.selection,
         )
         selected = [candidates[i] for i in order]
+        keep = len(selected) if self.selection.rule == "top_k" else 1
+        for c in selected[:keep]:  # FLOPs etc. only for what is reported
+            c.evaluation.costs = {**c.evaluation.costs, **self.evaluator.full_costs(c.arch)}
         candidates.sort(key=lambda c: c.reward, reverse=True)
         controller_mean, random_mean = self.compare_with_random()
         return SearchResult(
