@@ -2,12 +2,15 @@
 
 A bare ``python -m rlnas`` runs the classification task: when no ``task``
 override is given, ``+task=classification`` is added (``task`` cannot sit in the
-defaults list, or ``+task=detection`` would clash with it).
+defaults list, or ``+task=detection`` would clash with it). Configuration and
+data errors print one line and exit with code 2; ``HYDRA_FULL_ERROR=1`` shows
+the whole traceback instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 
@@ -46,7 +49,7 @@ def run(cfg: DictConfig) -> float:
         result = search.run()
     except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
         message = user_error_message(err)
-        if message is None:
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"rlnas: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -103,6 +103,19 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path, override, message):
     assert "Traceback" not in proc.stderr
 
 
+def test_full_error_shows_the_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=0", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "search.epochs must be >= 1" in proc.stderr
+
+
 def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task([]) == ["+task=classification"]
     assert with_default_task(["seed=1"]) == ["seed=1", "+task=classification"]

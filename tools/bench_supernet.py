@@ -25,14 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config  # noqa: E402
+from _common import build_parts  # noqa: E402
 
-from rlnas.supernet import build_supernet  # noqa: E402
 from rlnas.tasks import Network  # noqa: E402
-from rlnas.utils import resolve_device  # noqa: E402
 
 
 def fwd_bwd(model, x, y, task, *arch) -> float:
@@ -93,14 +90,8 @@ def main() -> None:
     parser.add_argument("--loop-epochs", type=int, default=10, help="epochs of the search timed for 2.")
     parser.add_argument("--out", default="outputs/bench_supernet.json")
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    cfg = load_config(args.overrides)
-    device = resolve_device(args.device)
-    space = instantiate(cfg.space, _convert_="all")
-    task = instantiate(cfg.task, _convert_="all")
-    data = task.load_data(seed=args.seed).to(device)
-    backbone = build_supernet(space, data.in_channels)
-    supernet = Network(backbone, task.build_head(backbone.out_channels, data)).to(device)
+    cfg, device, space, task, data, supernet = build_parts(args.overrides, args.device, args.seed)
+    backbone = supernet.backbone
     gen = torch.Generator(device).manual_seed(args.seed)
     x, y = data.train.batch(args.batch, gen)
     rng = np.random.default_rng(args.seed)

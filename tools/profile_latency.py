@@ -17,15 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config  # noqa: E402
+from _common import build_parts  # noqa: E402
 
 from rlnas.costs import LatencyTable, measure_ms  # noqa: E402
-from rlnas.supernet import build_child, build_supernet  # noqa: E402
+from rlnas.supernet import build_child  # noqa: E402
 from rlnas.tasks import Network  # noqa: E402
-from rlnas.utils import resolve_device  # noqa: E402
 
 
 def main() -> None:
@@ -37,15 +35,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="outputs/profile_latency.json")
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    cfg = load_config(args.overrides)
-    device = resolve_device(args.device)
-    space = instantiate(cfg.space, _convert_="all")
-    task = instantiate(cfg.task, _convert_="all")
-    data = task.load_data(seed=0)
+    _, device, space, task, data, model = build_parts(args.overrides, args.device, args.seed)
     shape = tuple(data.train.x.shape[1:])
-    supernet = build_supernet(space, data.in_channels).to(device)
-    head = task.build_head(supernet.out_channels, data).to(device)
+    supernet, head = model.backbone, model.head
     table = LatencyTable.measure(supernet, head, shape, device, repeats=args.repeats)
 
     rng = np.random.default_rng(args.seed)
