@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.macro import STEM, MacroSuperNet, used_modules
+from rlnas.supernet.macro import MacroSuperNet, used_modules
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, warmup: int = 5, repeats: int = 21) -> float:
@@ -59,34 +59,28 @@ class LatencyTable:
     ) -> LatencyTable:
         """Times every module of ``supernet`` (and ``head``) on ``device``."""
         space: MacroSpace = supernet.space
-        was_training = supernet.training
+        modes = (supernet.training, head.training)
         supernet.eval()
         head.eval()
         x = torch.randn(1, *input_shape, device=device)
         timed = lambda f: measure_ms(f, device, warmup, repeats)  # noqa: E731
         entries: dict[str, float] = {"stem": timed(lambda: supernet.stem(x))}
         with torch.no_grad():
-            stage_inputs: dict[int, Tensor] = {}
-            h = supernet.stem(x)
-            outs = {STEM: h}
-            arch = [0] * len(space)
-            feats = supernet(x, arch)
-            for s in range(len(space.channels)):
-                stage_inputs[s] = feats[s]
+            # Each stage's output has the shape of every layer input in that stage.
+            feats = supernet(x, [0] * len(space))
             for i in range(space.num_layers):
-                inp = stage_inputs[space.layer_stage[i]]
+                inp = feats[space.layer_stage[i]]
                 for name, op in supernet.layers[i].items():
                     entries[f"layers.{i}.{name}"] = timed(lambda op=op, inp=inp: op(inp))
                 if str(i) in supernet.post_bn:
                     bn = supernet.post_bn[str(i)]
                     entries[f"post_bn.{i}"] = timed(lambda bn=bn, inp=inp: bn(inp + inp))
-                outs[i] = inp
             for key, adapter in supernet.adapters.items():
-                j = int(key.split(">")[0])
-                src = stage_inputs[0 if j == STEM else space.layer_stage[j]]
+                src = feats[supernet._stage(int(key.split(">")[0]))]
                 entries[f"adapters.{key}"] = timed(lambda a=adapter, src=src: a(src))
             entries["head"] = timed(lambda: head(feats))
-        supernet.train(was_training)
+        supernet.train(modes[0])
+        head.train(modes[1])
         return cls(entries, str(device), input_shape)
 
     def predict(self, space: MacroSpace, arch: Sequence[int]) -> float:

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from rlnas.costs.latency import LatencyTable
 from rlnas.spaces.base import Arch
 from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.macro import used_modules
+from rlnas.supernet.macro import count_params, used_modules
 
 COST_NAMES = ("params", "size_mb", "size_int8_mb", "mflops", "latency_ms")
 
@@ -61,9 +61,8 @@ class CostModel:
         self.input_shape = tuple(input_shape)
         self.latency = latency
         self.track = tuple(n for n in track if n != "latency_ms" or latency is not None)
-        count = lambda m: int(sum(p.numel() for p in m.parameters()))  # noqa: E731
-        self.head_params = count(head)
-        self.module_params = {name: count(m) for name, m in _named_choice_modules(supernet)}
+        self.head_params = count_params(head)
+        self.module_params = {name: count_params(m) for name, m in _named_choice_modules(supernet)}
         self._cache: dict[Arch, dict[str, float]] = {}
         self._flops: dict[Arch, float] = {}
 
