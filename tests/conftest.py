@@ -35,6 +35,23 @@ class MatchEvaluator:
         return [self.evaluate(a) for a in archs]
 
 
+def toy_space() -> MacroSpace:
+    """The toy problem's space: 4**5 ops x 2**10 skips = 1,048,576 architectures."""
+    return MacroSpace(num_layers=5, ops=["conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"], channels=[8])
+
+
+def evaluations_to_optimum(ctrl, target, budget: int, batch: int = 10) -> int | None:
+    """Evaluations until ``ctrl`` proposes ``target`` on the match toy problem (None: not within budget)."""
+    evaluator = MatchEvaluator(target)
+    for used in range(batch, budget + 1, batch):
+        archs = ctrl.propose(batch)
+        rewards = [e.metrics["match"] for e in evaluator.evaluate_batch(archs)]
+        ctrl.observe(archs, rewards)
+        if max(rewards) == 1.0:
+            return used
+    return None
+
+
 @pytest.fixture
 def small_space() -> MacroSpace:
     return MacroSpace(num_layers=4, ops=["conv3x3", "sepconv5x5", "maxpool3x3", "avgpool3x3"], channels=[8, 16])

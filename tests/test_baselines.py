@@ -5,23 +5,7 @@ import pytest
 
 from rlnas.controllers import EvolutionController, GridController, RandomController, TPEController
 from rlnas.spaces import MacroSpace
-from tests.conftest import MatchEvaluator
-
-
-def toy_space() -> MacroSpace:
-    # 4**5 * 2**10 = 1,048,576 architectures.
-    return MacroSpace(num_layers=5, ops=["conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"], channels=[8])
-
-
-def evaluations_to_optimum(ctrl, target, budget: int, batch: int = 10) -> int | None:
-    evaluator = MatchEvaluator(target)
-    for used in range(batch, budget + 1, batch):
-        archs = ctrl.propose(batch)
-        rewards = [e.metrics["match"] for e in evaluator.evaluate_batch(archs)]
-        ctrl.observe(archs, rewards)
-        if max(rewards) == 1.0:
-            return used
-    return None
+from tests.conftest import evaluations_to_optimum, toy_space
 
 
 def test_grid_enumerates_small_spaces_in_order_without_repeats():

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 
 from rlnas.__main__ import with_default_task
@@ -209,3 +210,20 @@ def test_reward_config_errors_from_the_command_line(tmp_path, overrides, message
     proc = run_cli("+experiment=smoke", *overrides, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr.strip().splitlines()[-1]
+
+
+ALL_CONTROLLERS = ["enas", "random", "grid", "tpe", "evolution", "ppo", "maskable_ppo", "recurrent_ppo"]
+
+
+def test_every_controller_runs_a_whole_search(tmp_path):
+    proc = run_cli("-m", f"controller={','.join(ALL_CONTROLLERS)}", "+experiment=smoke", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ran = {}
+    for config in tmp_path.glob("*/config.yaml"):
+        target = yaml.safe_load(config.read_text())["controller"]["_target_"]
+        ran[target.rsplit(".", 1)[1]] = config.parent
+    assert len(ran) == len(ALL_CONTROLLERS)
+    for run_dir in ran.values():
+        assert json.loads((run_dir / "best_arch.json").read_text())["metrics"]["val_accuracy"] > 0
+    for name in ("PPOController", "MaskablePPOController", "RecurrentPPOController"):
+        assert (ran[name] / "controller_sb3.zip").is_file()

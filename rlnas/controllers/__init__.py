@@ -3,8 +3,9 @@
 from rlnas.controllers.base import Controller, RandomController
 from rlnas.controllers.baselines import EvolutionController, GridController, TPEController
 from rlnas.controllers.enas import ENASController, ENASPolicy
+from rlnas.controllers.sb3 import MaskablePPOController, PPOController, RecurrentPPOController, SB3Controller
 
 __all__ = [
-    "Controller", "ENASController", "ENASPolicy", "EvolutionController", "GridController", "RandomController",
-    "TPEController",
+    "Controller", "ENASController", "ENASPolicy", "EvolutionController", "GridController", "MaskablePPOController",
+    "PPOController", "RandomController", "RecurrentPPOController", "SB3Controller", "TPEController",
 ]

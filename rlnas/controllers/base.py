@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,10 @@ class Controller(abc.ABC):
     def best_guess(self, n: int) -> list[Arch]:
         """Architectures the controller believes best (default: fresh samples)."""
         return self.propose(n)
+
+    def save_artifacts(self, directory: Path) -> list[Path]:
+        """Writes controller files in their native format (e.g. an SB3 model zip); returns their paths."""
+        return []
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}

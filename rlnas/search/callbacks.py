@@ -218,6 +218,7 @@ class OutputWriter(Callback):
         write_json_atomic(self.run_dir / "summary.json", summary)
         torch.save(search.model.state_dict(), self.run_dir / "supernet.pt")
         torch.save(search.controller.state_dict(), self.run_dir / "controller.pt")
+        search.controller.save_artifacts(self.run_dir)
 
     def write_pareto(self, search: Search) -> None:
         """``pareto.csv`` (the front, cheapest first) and ``pareto.png``."""

@@ -1,0 +1,385 @@
+"""PPO controllers from stable-baselines3 and sb3-contrib behind the propose/observe seam.
+
+SB3 algorithms own their rollout buffers, optimisers and update rules; what
+they expect from ``learn()`` is an environment that returns a reward at every
+step. In weight-sharing NAS the reward of an architecture must come from the
+*current* shared weights and the supernet must train between policy updates,
+so here the search loop plays the role of ``collect_rollouts``:
+
+* :meth:`SB3Controller.propose` runs the SB3 policy over the decisions of a
+  batch of architectures (one episode each, observations exactly as
+  :class:`~rlnas.env.ArchitectureEnv` builds them) and remembers the actions,
+  values and log-probabilities;
+* :meth:`SB3Controller.observe` writes those transitions with the rewards
+  into the algorithm's own rollout buffer (reward on the last decision,
+  ``gamma = 1``). When the buffer holds ``rollout_archs`` architectures, the
+  rollout ends: returns and advantages are computed and the algorithm's own
+  ``train()`` runs. The loop then trains the supernet before the next
+  rollout starts, so every rollout is scored by one set of shared weights when
+  ``rollout_archs`` divides the architectures of an epoch's controller phase.
+
+Only the latest proposal batch can be observed: architectures proposed for
+supernet training or for comparisons are never observed, and their
+transitions are dropped at the next :meth:`~SB3Controller.propose`.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.torch_layers import FlattenExtractor
+
+from rlnas.controllers.base import Controller
+from rlnas.evaluators.base import Evaluation
+from rlnas.spaces.base import Arch, SearchSpace
+
+
+class _NoEvaluator:
+    """Placeholder evaluator: the SB3 model needs the env's spaces, never its rewards."""
+
+    reward_metric = "none"
+
+    def evaluate(self, arch: Arch) -> Evaluation:  # pragma: no cover - never called
+        raise RuntimeError("the SB3 controller's template environment does not evaluate architectures")
+
+
+class HistoryExtractor(FlattenExtractor):
+    """SB3's flatten extractor (one-hot action history) with an ``int`` feature size.
+
+    SB3 reports a ``MultiDiscrete`` observation's size as a NumPy integer,
+    which ``nn.LSTM`` rejects (RecurrentPPO on the action history).
+    """
+
+    def __init__(self, observation_space: Any) -> None:
+        super().__init__(observation_space)
+        self._features_dim = int(self._features_dim)
+
+
+class SB3Controller(Controller):
+    """Base of the PPO controllers; subclasses pick the SB3 algorithm.
+
+    Args:
+        space: The search space.
+        seed: Seed of initialisation, sampling and minibatch shuffling.
+        rollout_archs: Architectures per rollout (``n_steps = rollout_archs * T``).
+        learning_rate: Adam learning rate of the policy.
+        n_epochs: Passes over each rollout.
+        batch_size: Minibatch size in transitions.
+        ent_coef: Entropy bonus weight.
+        clip_range: PPO clipping parameter.
+        gae_lambda: GAE lambda (1: Monte-Carlo returns minus the value baseline).
+        vf_coef: Value loss weight.
+        net_arch: Hidden layer sizes of the policy and value MLPs.
+        policy_kwargs: Extra keyword arguments of the SB3 policy.
+        device: Device of the policy (the policy is tiny; CPU is fastest).
+    """
+
+    #: SB3 policy name.
+    policy_name = "MlpPolicy"
+    #: Whether the policy receives the action masks.
+    uses_masks = False
+    #: Whether the policy is recurrent (carries LSTM states between decisions).
+    recurrent = False
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        rollout_archs: int = 40,
+        learning_rate: float = 3e-4,
+        n_epochs: int = 10,
+        batch_size: int = 64,
+        ent_coef: float = 0.0,
+        clip_range: float = 0.2,
+        gae_lambda: float = 1.0,
+        vf_coef: float = 0.5,
+        net_arch: Sequence[int] = (64, 64),
+        policy_kwargs: dict[str, Any] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(space, seed)
+        if rollout_archs < 1:
+            raise ValueError(f"controller.rollout_archs={rollout_archs} must be >= 1")
+        if learning_rate <= 0:
+            raise ValueError(f"controller.learning_rate={learning_rate} must be positive")
+        from stable_baselines3.common.logger import configure
+
+        from rlnas.env import ArchitectureEnv
+
+        self.env = ArchitectureEnv(space, _NoEvaluator())  # type: ignore[arg-type]
+        self.num_steps = len(space)
+        self.rollout_archs = int(rollout_archs)
+        kwargs = {"net_arch": list(net_arch), "features_extractor_class": HistoryExtractor, **(policy_kwargs or {})}
+        n_steps = self.rollout_archs * self.num_steps
+        # SB3 seeds python, numpy and torch globally; keep the caller's streams intact.
+        with _preserved_global_rng(), warnings.catch_warnings():
+            # A last minibatch shorter than batch_size is harmless here.
+            warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
+            self.model = self.algorithm_class()(
+                self.policy_name, self.env, n_steps=n_steps, batch_size=min(int(batch_size), n_steps),
+                n_epochs=int(n_epochs), learning_rate=float(learning_rate), gamma=1.0, gae_lambda=float(gae_lambda),
+                ent_coef=float(ent_coef), vf_coef=float(vf_coef), clip_range=float(clip_range),
+                policy_kwargs=kwargs, seed=seed, device=device, verbose=0,
+            )
+        self.model.set_logger(configure(None, [""]))
+        self.buffer = self.model.rollout_buffer
+        self.buffer.reset()
+        self._pending: dict[Arch, list[dict[str, Any]]] = {}
+        self.updates = 0
+
+    @classmethod
+    def algorithm_class(cls) -> type:
+        raise NotImplementedError
+
+    # -- sampling -------------------------------------------------------------
+    def _mask_rows(self, t: int, prefixes: list[list[int]]) -> np.ndarray:
+        base = self.space.masks[t]
+        if self.action_mask is None:
+            return np.repeat(base[None], len(prefixes), axis=0)
+        return np.stack([base & self.action_mask(p) for p in prefixes])
+
+    def _initial_states(self, n: int) -> Any:
+        return None
+
+    def _step(
+        self, obs: torch.Tensor, masks: np.ndarray, states: Any, starts: torch.Tensor, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        actions, values, log_probs = self.model.policy(obs, deterministic=deterministic)
+        return actions, values, log_probs, None
+
+    @torch.no_grad()
+    def _rollout(self, n: int, deterministic: bool = False) -> tuple[list[Arch], list[list[dict[str, Any]]]]:
+        """Runs the policy over the decisions of ``n`` architectures at once."""
+        policy = self.model.policy
+        policy.set_training_mode(False)
+        T = self.num_steps
+        obs = np.zeros((n, T + 1), dtype=np.int64)
+        prefixes: list[list[int]] = [[] for _ in range(n)]
+        records: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        states = self._initial_states(n)
+        with _preserved_global_rng(int(self.rng.integers(2**31))):
+            for t in range(T):
+                obs[:, T] = t
+                masks = self._mask_rows(t, prefixes)
+                starts = torch.full((n,), float(t == 0), device=policy.device)
+                obs_t = torch.as_tensor(obs, device=policy.device)
+                before = states
+                actions, values, log_probs, states = self._step(obs_t, masks, states, starts, deterministic)
+                raw = actions.cpu().numpy().reshape(n)
+                values_np, log_np = values.cpu().numpy().reshape(n), log_probs.cpu().numpy().reshape(n)
+                for i in range(n):
+                    allowed = np.flatnonzero(masks[i])
+                    # Agents without masks: every raw action maps onto an allowed choice
+                    # (modulo the allowed list), like the env's "wrap" mode.
+                    choice = int(raw[i]) if masks[i][raw[i]] else int(allowed[int(raw[i]) % len(allowed)])
+                    records[i].append({
+                        "obs": obs[i].copy(), "action": int(raw[i]), "value": float(values_np[i]),
+                        "log_prob": float(log_np[i]), "mask": masks[i].copy(), "start": t == 0,
+                        "states": self._slice_states(before, i),
+                    })
+                    prefixes[i].append(choice)
+                    obs[i, t] = choice + 1
+        return [tuple(p) for p in prefixes], records
+
+    def _slice_states(self, states: Any, i: int) -> Any:
+        return None
+
+    def propose(self, n: int) -> list[Arch]:
+        archs, records = self._rollout(n)
+        self._pending = {}
+        for arch, rec in zip(archs, records):
+            self._pending.setdefault(arch, []).append(rec)
+        return archs
+
+    def best_guess(self, n: int) -> list[Arch]:
+        """The policy's deterministic architecture followed by ``n - 1`` samples."""
+        greedy, _ = self._rollout(1, deterministic=True)
+        return greedy + (self.propose(n - 1) if n > 1 else [])
+
+    # -- learning -------------------------------------------------------------
+    def _add(self, record: dict[str, Any], reward: float) -> None:
+        kwargs: dict[str, Any] = {}
+        if self.uses_masks:
+            kwargs["action_masks"] = _full_mask(record["mask"], self.space.max_choices)
+        if self.recurrent:
+            kwargs["lstm_states"] = record["states"]
+        self.buffer.add(
+            record["obs"][None], np.array([[record["action"]]]), np.array([reward], dtype=np.float32),
+            np.array([record["start"]], dtype=np.float32), torch.tensor([[record["value"]]]),
+            torch.tensor([record["log_prob"]]), **kwargs,
+        )
+
+    def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        for arch, reward in zip(archs, rewards):
+            queue = self._pending.get(tuple(arch))
+            if not queue:  # not proposed by this policy in the latest batch: nothing to learn from
+                continue
+            steps = queue.pop(0)
+            for t, record in enumerate(steps):
+                self._add(record, float(reward) if t == len(steps) - 1 else 0.0)
+            self.model.num_timesteps += len(steps)
+            if self.buffer.full:
+                stats = self._train()
+        return stats
+
+    def _train(self) -> dict[str, float]:
+        """Ends the rollout: GAE with no bootstrap (the last step is terminal), then SB3's update."""
+        self.buffer.compute_returns_and_advantage(
+            last_values=torch.zeros(1, 1, device=self.model.device), dones=np.ones(1, dtype=np.float32)
+        )
+        with _preserved_global_rng(int(self.rng.integers(2**31))):
+            self.model.train()
+        self.updates += 1
+        logged = dict(self.model.logger.name_to_value)
+        self.model.logger.dump(self.model.num_timesteps)
+        self.buffer.reset()
+        keep = ("entropy_loss", "policy_gradient_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance")
+        stats = {k.split("/", 1)[1]: float(v) for k, v in logged.items() if k.split("/", 1)[-1] in keep}
+        stats["updates"] = float(self.updates)
+        return stats
+
+    # -- persistence ----------------------------------------------------------
+    def save_artifacts(self, directory: Path) -> list[Path]:
+        """Writes the SB3 model (``controller_sb3.zip``; load with the algorithm's ``load``)."""
+        path = Path(directory) / "controller_sb3.zip"
+        self.model.save(path)
+        return [path]
+
+    def state_dict(self) -> dict[str, Any]:
+        blob = io.BytesIO()
+        self.model.save(blob)
+        return {
+            **super().state_dict(), "model": blob.getvalue(), "buffer": pickle.dumps(self.buffer),
+            "num_timesteps": self.model.num_timesteps, "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.model.set_parameters(io.BytesIO(state["model"]), exact_match=True, device=self.model.device)
+        self.buffer = self.model.rollout_buffer = pickle.loads(state["buffer"])
+        self.model.num_timesteps = state["num_timesteps"]
+        self.updates = state["updates"]
+        self._pending = {}
+
+
+class PPOController(SB3Controller):
+    """stable-baselines3 PPO (Schulman et al., 2017) with an MLP policy on the action history.
+
+    The policy has no masks: an action outside a decision's allowed choices is
+    mapped onto them (``allowed[action % len(allowed)]``), so every sample is a
+    valid architecture and the log-probability stored is the raw action's.
+    """
+
+    @classmethod
+    def algorithm_class(cls) -> type:
+        from stable_baselines3 import PPO
+
+        return PPO
+
+
+class MaskablePPOController(SB3Controller):
+    """sb3-contrib MaskablePPO: invalid and infeasible choices get zero probability.
+
+    Not recurrent: the observation carries the whole action history, which is
+    all a Markov policy needs to take each decision in context.
+    """
+
+    uses_masks = True
+
+    @classmethod
+    def algorithm_class(cls) -> type:
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+
+    def _step(self, obs, masks, states, starts, deterministic):
+        full = np.stack([_full_mask(m, self.space.max_choices) for m in masks])
+        actions, values, log_probs = self.model.policy(obs, deterministic=deterministic, action_masks=full)
+        return actions, values, log_probs, None
+
+
+class RecurrentPPOController(SB3Controller):
+    """sb3-contrib RecurrentPPO with an LSTM policy (the PPO analogue of the ENAS controller).
+
+    RecurrentPPO has no action masks; invalid actions are handled like
+    :class:`PPOController`'s (mapped onto the allowed choices).
+
+    Args:
+        lstm_hidden_size: Hidden size of the policy's LSTM (ENAS: 64).
+        **kwargs: See :class:`SB3Controller`.
+    """
+
+    policy_name = "MlpLstmPolicy"
+    recurrent = True
+
+    def __init__(self, space: SearchSpace, seed: int = 0, lstm_hidden_size: int = 64, **kwargs: Any) -> None:
+        policy_kwargs = {"lstm_hidden_size": int(lstm_hidden_size), **(kwargs.pop("policy_kwargs", None) or {})}
+        super().__init__(space, seed, policy_kwargs=policy_kwargs, **kwargs)
+
+    @classmethod
+    def algorithm_class(cls) -> type:
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+
+    def _initial_states(self, n: int) -> Any:
+        from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+        lstm = self.model.policy.lstm_actor
+        shape = (lstm.num_layers, n, lstm.hidden_size)
+
+        def zeros() -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(shape, device=self.model.device), torch.zeros(shape, device=self.model.device)
+
+        return RNNStates(zeros(), zeros())
+
+    def _step(self, obs, masks, states, starts, deterministic):
+        actions, values, log_probs, states = self.model.policy(obs, states, starts, deterministic=deterministic)
+        return actions, values, log_probs, states
+
+    def _slice_states(self, states: Any, i: int) -> Any:
+        from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+        return RNNStates(
+            tuple(s[:, i : i + 1].clone() for s in states.pi), tuple(s[:, i : i + 1].clone() for s in states.vf)
+        )
+
+
+def _full_mask(mask: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros(width, dtype=bool)
+    out[: len(mask)] = mask
+    return out
+
+
+class _preserved_global_rng:
+    """Runs a block with seeded global RNGs (python, numpy, torch CPU) and restores all of them afterwards."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> None:
+        import random
+
+        self._py, self._np, self._torch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        self._cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        if self.seed is not None:
+            random.seed(self.seed)
+            np.random.seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        import random
+
+        random.setstate(self._py)
+        np.random.set_state(self._np)
+        torch.set_rng_state(self._torch)
+        if self._cuda is not None:
+            torch.cuda.set_rng_state_all(self._cuda)

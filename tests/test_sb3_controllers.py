@@ -1,0 +1,102 @@
+"""PPO controllers (stable-baselines3 / sb3-contrib) behind the propose/observe seam."""
+
+import numpy as np
+import pytest
+from sb3_contrib import MaskablePPO, RecurrentPPO
+from stable_baselines3 import PPO
+
+from rlnas.controllers import (
+    ENASController, MaskablePPOController, PPOController, RandomController, RecurrentPPOController,
+)
+from rlnas.spaces import MacroSpace
+from tests.conftest import evaluations_to_optimum, toy_space
+
+PPO_FAMILY = [(PPOController, PPO), (MaskablePPOController, MaskablePPO), (RecurrentPPOController, RecurrentPPO)]
+IDS = ["ppo", "maskable_ppo", "recurrent_ppo"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s, seed: PPOController(s, seed=seed),
+        lambda s, seed: MaskablePPOController(s, seed=seed),
+        lambda s, seed: RecurrentPPOController(s, seed=seed),
+        lambda s, seed: ENASController(s, seed=seed),
+    ],
+    ids=[*IDS, "enas"],
+)
+def test_learning_controllers_find_the_toy_optimum_where_random_does_not(make):
+    space = toy_space()
+    budget = 1500
+    for seed in range(3):
+        target = space.sample(np.random.default_rng(100 + seed))
+        assert evaluations_to_optimum(make(space, seed), target, budget) is not None, f"seed {seed}"
+        # Random search finds one given architecture of 2**20 with p ~ budget / 2**20 ~ 0.14 %.
+        assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
+
+
+@pytest.mark.parametrize("cls", [c for c, _ in PPO_FAMILY], ids=IDS)
+def test_every_sample_is_valid_and_respects_extra_masks(cls, small_space):
+    ctrl = cls(small_space, seed=0, rollout_archs=4)
+    op_steps = set(small_space.op_index)
+    # A hard-limit style mask: operation 0 is never allowed.
+    ctrl.action_mask = lambda prefix: np.array([len(prefix) not in op_steps or c != 0 for c in range(4)])
+    for _ in range(3):
+        archs = ctrl.propose(8)
+        for arch in archs:
+            assert small_space.validate(arch) == arch
+            assert all(arch[t] != 0 for t in small_space.op_index)
+        ctrl.observe(archs, list(np.linspace(0, 1, 8)))
+    assert ctrl.updates == 6  # 24 observed / 4 per rollout
+
+
+@pytest.mark.parametrize("cls, algo", PPO_FAMILY, ids=IDS)
+def test_sb3_model_saves_loads_and_state_round_trips(cls, algo, small_space, tmp_path):
+    ctrl = cls(small_space, seed=1, rollout_archs=5)
+    archs = ctrl.propose(5)
+    stats = ctrl.observe(archs, [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert stats["updates"] == 1 and np.isfinite(stats["value_loss"])
+    (path,) = ctrl.save_artifacts(tmp_path)
+    loaded = algo.load(path, device="cpu")
+    for name, tensor in ctrl.model.policy.state_dict().items():
+        assert (loaded.policy.state_dict()[name] == tensor).all(), name
+    ctrl.observe(*_half_rollout(ctrl))
+    clone = cls(small_space, seed=99, rollout_archs=5)
+    clone.load_state_dict(ctrl.state_dict())
+    assert clone.propose(6) == ctrl.propose(6)
+    # The partly filled rollout buffer travels with the state: both update at the same point.
+    a = ctrl.propose(3)
+    assert clone.propose(3) == a
+    assert ctrl.observe(a, [1.0, 0.0, 1.0])["updates"] == clone.observe(a, [1.0, 0.0, 1.0])["updates"] == 2
+
+
+def _half_rollout(ctrl):
+    archs = ctrl.propose(2)
+    return archs, [0.5, 0.7]
+
+
+def test_unobserved_proposals_do_not_enter_the_rollout(small_space):
+    ctrl = PPOController(small_space, seed=0, rollout_archs=2)
+    ctrl.propose(10)  # e.g. supernet training samples: never observed
+    archs = ctrl.propose(2)
+    assert ctrl.observe([(0,) * len(small_space)], [1.0]) == {}  # not proposed: ignored
+    assert ctrl.buffer.pos == 0
+    assert ctrl.observe(archs, [0.0, 1.0])["updates"] == 1
+
+
+def test_controller_sampling_leaves_global_rng_alone(small_space):
+    import torch
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    expected = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    ctrl = RecurrentPPOController(small_space, seed=0, rollout_archs=2)
+    ctrl.observe(ctrl.propose(2), [0.0, 1.0])
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_rollout_archs_must_be_positive(small_space):
+    with pytest.raises(ValueError, match="controller.rollout_archs"):
+        PPOController(small_space, rollout_archs=0)
