@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow smoke tensorboard clean
+.PHONY: install run test test-slow smoke tensorboard study-nb201 clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +28,10 @@ test-slow: $(STAMP)
 
 smoke: $(STAMP)
 	$(PY) -m rlnas +experiment=smoke $(ARGS)
+
+# Controllers on NAS-Bench-201 (20 seeds, 100 and 300 evaluations) -> docs/nb201/.
+study-nb201: $(STAMP)
+	$(PY) tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 100 300 --out docs/nb201
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -41,18 +41,28 @@ def user_error_message(err: BaseException) -> str | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def run(cfg: DictConfig) -> float:
     """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
+    from rlnas.search.budget import build_budget_search
     from rlnas.search.builder import build_search
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
-        search = build_search(cfg, run_dir)
-        result = search.run()
+        if cfg.get("benchmark") is not None:
+            bench = build_budget_search(cfg, run_dir)
+            outcome = bench.run()
+        else:
+            search = build_search(cfg, run_dir)
+            result = search.run()
     except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
         message = user_error_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"rlnas: error: {message}", file=sys.stderr)
         sys.exit(2)
+    if cfg.get("benchmark") is not None:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
+        print(f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "
+              f"{outcome.seconds:.2f} s | run dir: {run_dir}")
+        return outcome.best_reward
     best = result.best
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
     costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())

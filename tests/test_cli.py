@@ -129,7 +129,7 @@ def test_default_task_is_added_only_when_none_is_given():
 def test_every_config_in_group_composes_and_instantiates(group):
     from hydra.utils import instantiate
 
-    from rlnas.spaces import MacroSpace
+    from rlnas.spaces import MacroSpace, SearchSpace
 
     options = sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
     assert options
@@ -137,7 +137,8 @@ def test_every_config_in_group_composes_and_instantiates(group):
         for option in options:
             cfg = compose("config", overrides=[f"{group}={option}", "+task=classification", "+experiment=smoke"])
             if group == "space":
-                assert isinstance(instantiate(cfg.space), MacroSpace)
+                space = instantiate(cfg.space)
+                assert isinstance(space, SearchSpace) and space.size > 1
             elif group == "controller":
                 ctrl = instantiate(cfg.controller, space=MacroSpace(), seed=0)
                 assert len(ctrl.propose(2)) == 2

@@ -1,8 +1,10 @@
-"""Per-operation latency lookup table (LUT) for the macro space.
+"""Per-operation latency lookup table (LUT) of a supernet.
 
-Each module a child can contain (stem, every op of every layer, every adapter,
-every post-skip BatchNorm, the head) is timed alone at batch 1 on its own input
-shape, after a warm-up, as the median of repeats. An architecture's predicted
+Each module a child can contain (for the macro space: stem, every op of every
+layer, every adapter, every post-skip BatchNorm; always the head) is timed
+alone at batch 1 on its own input shape, after a warm-up, as the median of
+repeats. Supernets say which calls to time (``timing_calls``) and which
+modules an architecture uses (``used_modules``). An architecture's predicted
 latency is the sum over the modules it uses (the LUT approach of FBNet, Wu et
 al. 2019, and ProxylessNAS, Cai et al. 2019).
 """
@@ -18,8 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.macro import MacroSuperNet, used_modules
+from rlnas.spaces.base import SearchSpace
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, warmup: int = 5, repeats: int = 21) -> float:
@@ -54,38 +55,27 @@ class LatencyTable:
 
     @classmethod
     def measure(
-        cls, supernet: MacroSuperNet, head: nn.Module, input_shape: Sequence[int], device: torch.device,
+        cls, supernet: nn.Module, head: nn.Module, input_shape: Sequence[int], device: torch.device,
         warmup: int = 5, repeats: int = 21,
     ) -> LatencyTable:
         """Times every module of ``supernet`` (and ``head``) on ``device``."""
-        space: MacroSpace = supernet.space
+        space: SearchSpace = supernet.space
         modes = (supernet.training, head.training)
         supernet.eval()
         head.eval()
         x = torch.randn(1, *input_shape, device=device)
         timed = lambda f: measure_ms(f, device, warmup, repeats)  # noqa: E731
-        entries: dict[str, float] = {"stem": timed(lambda: supernet.stem(x))}
         with torch.no_grad():
-            # Each stage's output has the shape of every layer input in that stage.
+            entries = {name: timed(call) for name, call in supernet.timing_calls(x).items()}
             feats = supernet(x, [0] * len(space))
-            for i in range(space.num_layers):
-                inp = feats[space.layer_stage[i]]
-                for name, op in supernet.layers[i].items():
-                    entries[f"layers.{i}.{name}"] = timed(lambda op=op, inp=inp: op(inp))
-                if str(i) in supernet.post_bn:
-                    bn = supernet.post_bn[str(i)]
-                    entries[f"post_bn.{i}"] = timed(lambda bn=bn, inp=inp: bn(inp + inp))
-            for key, adapter in supernet.adapters.items():
-                src = feats[supernet._stage(int(key.split(">")[0]))]
-                entries[f"adapters.{key}"] = timed(lambda a=adapter, src=src: a(src))
             entries["head"] = timed(lambda: head(feats))
         supernet.train(modes[0])
         head.train(modes[1])
         return cls(entries, str(device), input_shape)
 
-    def predict(self, space: MacroSpace, arch: Sequence[int]) -> float:
-        """Predicted latency (ms) of ``arch``: the sum over the modules it uses."""
-        return self.entries["head"] + sum(self.entries[m] for m in used_modules(space, tuple(arch)))
+    def predict(self, modules: Sequence[str]) -> float:
+        """Predicted latency (ms) of a child made of ``modules`` (``supernet.used_modules(arch)``) and the head."""
+        return self.entries["head"] + sum(self.entries[m] for m in modules)
 
     def save(self, path: str | Path) -> None:
         payload = {"device": self.device, "input_shape": self.input_shape, "entries_ms": self.entries}

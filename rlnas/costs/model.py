@@ -18,9 +18,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from rlnas.costs.latency import LatencyTable
-from rlnas.spaces.base import Arch
-from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.macro import count_params, used_modules
+from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.supernet.macro import count_params
 
 COST_NAMES = ("params", "size_mb", "size_int8_mb", "mflops", "latency_ms")
 
@@ -33,8 +32,10 @@ class CostModel:
     pass of the standalone child and are computed only when asked for.
 
     Args:
-        space: The macro search space.
-        supernet: The supernet (backbone) whose modules the children share.
+        space: The search space.
+        supernet: The supernet (backbone) whose modules the children share; it
+            lists them (``choice_modules()``) and those an architecture uses
+            (``used_modules(arch)``).
         head: The task head (its parameters count for every architecture).
         child_factory: arch -> standalone network (backbone + head), for FLOPs.
         input_shape: (C, H, W) of one input.
@@ -45,7 +46,7 @@ class CostModel:
 
     def __init__(
         self,
-        space: MacroSpace,
+        space: SearchSpace,
         supernet: nn.Module,
         head: nn.Module,
         child_factory: Callable[[Arch], nn.Module],
@@ -62,12 +63,13 @@ class CostModel:
         self.latency = latency
         self.track = tuple(n for n in track if n != "latency_ms" or latency is not None)
         self.head_params = count_params(head)
-        self.module_params = {name: count_params(m) for name, m in _named_choice_modules(supernet)}
+        self.supernet = supernet
+        self.module_params = {name: count_params(m) for name, m in supernet.choice_modules()}
         self._cache: dict[Arch, dict[str, float]] = {}
         self._flops: dict[Arch, float] = {}
 
     def params(self, arch: Sequence[int]) -> int:
-        return self.head_params + sum(self.module_params[m] for m in used_modules(self.space, tuple(arch)))
+        return self.head_params + sum(self.module_params[m] for m in self.supernet.used_modules(tuple(arch)))
 
     def mflops(self, arch: Sequence[int]) -> float:
         key = tuple(arch)
@@ -83,7 +85,7 @@ class CostModel:
         params = float(self.params(arch))
         out = {"params": params, "size_mb": params * 4 / 1e6, "size_int8_mb": params / 1e6}
         if self.latency is not None:
-            out["latency_ms"] = self.latency.predict(self.space, arch)
+            out["latency_ms"] = self.latency.predict(self.supernet.used_modules(arch))
         return out
 
     def __call__(self, arch: Sequence[int]) -> dict[str, float]:
@@ -101,13 +103,3 @@ class CostModel:
         """Every cost this model can compute, FLOPs included."""
         return {**self._all_cheap(tuple(arch)), "mflops": self.mflops(arch)}
 
-
-def _named_choice_modules(supernet: nn.Module):
-    yield "stem", supernet.stem
-    for i, layer in enumerate(supernet.layers):
-        for op, module in layer.items():
-            yield f"layers.{i}.{op}", module
-    for key, module in supernet.post_bn.items():
-        yield f"post_bn.{key}", module
-    for key, module in supernet.adapters.items():
-        yield f"adapters.{key}", module

@@ -11,7 +11,9 @@ from typing import Any
 from torch import nn
 
 from rlnas.spaces.base import SearchSpace
+from rlnas.spaces.cell import NB201Space
 from rlnas.spaces.macro import MacroSpace
+from rlnas.supernet.cell import NB201Child, NB201SuperNet
 from rlnas.supernet.macro import MacroChild, MacroSuperNet
 
 _REGISTRY: dict[type, tuple[type[nn.Module], type[nn.Module]]] = {}
@@ -40,5 +42,8 @@ def build_child(space: SearchSpace, arch: Sequence[int], in_channels: int, track
 
 
 register(MacroSpace, MacroSuperNet, MacroChild)
+register(NB201Space, NB201SuperNet, NB201Child)
 
-__all__ = ["MacroChild", "MacroSuperNet", "build_child", "build_supernet", "register"]
+__all__ = [
+    "MacroChild", "MacroSuperNet", "NB201Child", "NB201SuperNet", "build_child", "build_supernet", "register",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from torch import Tensor, nn
 
@@ -158,6 +158,38 @@ class MacroSuperNet(_MacroNetwork):
 
     def forward(self, x: Tensor, arch: Sequence[int]) -> list[Tensor]:  # type: ignore[override]
         return self._run(x, self.plan(arch))
+
+    def choice_modules(self) -> Iterator[tuple[str, nn.Module]]:
+        """Every module a child may contain, by the name :meth:`used_modules` uses."""
+        yield "stem", self.stem
+        for i, layer in enumerate(self.layers):
+            for op, module in layer.items():
+                yield f"layers.{i}.{op}", module
+        for key, module in self.post_bn.items():
+            yield f"post_bn.{key}", module
+        for key, module in self.adapters.items():
+            yield f"adapters.{key}", module
+
+    def used_modules(self, arch: Sequence[int]) -> list[str]:
+        """Names of the modules the child of ``arch`` contains."""
+        return used_modules(self.space, tuple(arch))
+
+    def timing_calls(self, x: Tensor) -> dict[str, Callable[[], object]]:
+        """One call per module of :meth:`choice_modules`, on its own input shape, for a latency table."""
+        space = self.space
+        calls: dict[str, Callable[[], object]] = {"stem": lambda: self.stem(x)}
+        # Each stage's output has the shape of every layer input in that stage.
+        feats = self(x, [0] * len(space))
+        for i in range(space.num_layers):
+            inp = feats[space.layer_stage[i]]
+            for name, op in self.layers[i].items():
+                calls[f"layers.{i}.{name}"] = lambda op=op, inp=inp: op(inp)
+            if str(i) in self.post_bn:
+                calls[f"post_bn.{i}"] = lambda bn=self.post_bn[str(i)], inp=inp: bn(inp + inp)
+        for key, adapter in self.adapters.items():
+            src = feats[self._stage(int(key.split(">")[0]))]
+            calls[f"adapters.{key}"] = lambda a=adapter, src=src: a(src)
+        return calls
 
     def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> MacroChild:
         """The standalone child of ``arch``, on the supernet's device, with its weights copied."""

@@ -1,0 +1,194 @@
+"""Tabular benchmarks: an architecture's metric is looked up, not trained.
+
+A benchmark is configuration: a :class:`~rlnas.spaces.CategoricalSpace`, a
+key template turning the chosen choice names into the table's row key, a table
+file (CSV with a key column, or JSON mapping each key to an object of fields),
+the metric field and optional cost fields. NAS-Bench-201 (Dong & Yang, 2020)
+is ``conf/benchmark/nb201_cifar10.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rlnas.data.base import DataError
+from rlnas.evaluators.base import Evaluation
+from rlnas.spaces.base import Arch, SearchSpace
+
+#: Relative table paths are tried against the working directory, then the project root.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_table_path(path: str | os.PathLike, env_var: str | None = None) -> Path:
+    """The table file: ``$env_var`` when set, else ``path`` (relative: cwd, then project root)."""
+    raw = os.environ.get(env_var) if env_var and os.environ.get(env_var) else path
+    if raw is None or str(raw) == "":
+        raise DataError(f"benchmark.path is not set{f' (nor ${env_var})' if env_var else ''}")
+    candidate = Path(str(raw)).expanduser()
+    if not candidate.is_absolute() and not candidate.exists() and (PROJECT_ROOT / candidate).exists():
+        candidate = PROJECT_ROOT / candidate
+    return candidate
+
+
+class TabularBenchmark:
+    """Evaluator answering from a published table.
+
+    Args:
+        space: The benchmark's space (its choice names fill the key template).
+        path: Table file (``.csv`` or ``.json``); see :func:`resolve_table_path`.
+        key_template: Python format string over the decision names, e.g.
+            ``"|{e0}~0|+|{e1}~0|{e2}~1|"``.
+        metric: Field holding the metric (the reward metric).
+        key_column: CSV column holding the key (ignored for JSON).
+        costs: Cost name -> field (e.g. ``{"params": "params_m"}``).
+        metric_scale: Factor applied to the metric (e.g. 0.01 for percentages).
+        env_var: Environment variable that overrides ``path`` when set.
+        name: Name used in outputs.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        path: str | os.PathLike,
+        key_template: str,
+        metric: str,
+        key_column: str = "arch",
+        costs: Mapping[str, str] | None = None,
+        metric_scale: float = 1.0,
+        env_var: str | None = None,
+        name: str = "tabular",
+    ) -> None:
+        self.space = space
+        self.name = name
+        self.key_template = key_template
+        self.metric = metric
+        self.reward_metric = metric
+        self.cost_fields = dict(costs or {})
+        self.metric_scale = float(metric_scale)
+        self.path = resolve_table_path(path, env_var)
+        unknown = sorted({f for f in _template_fields(key_template)} - {d.name for d in space.decisions})
+        if unknown:
+            raise ValueError(
+                f"benchmark.key_template names {unknown}, which are not decisions; "
+                f"decisions: {[d.name for d in space.decisions]}"
+            )
+        self.rows = self._load(key_column)
+        self._cache: dict[Arch, Evaluation] = {}
+        self.calls = 0
+
+    def _load(self, key_column: str) -> dict[str, dict[str, float]]:
+        fields = [self.metric, *self.cost_fields.values()]
+        need = (
+            f"a CSV with columns {[key_column, *fields]} or a JSON object mapping each key "
+            f"(like {self.key_template!r}) to an object with fields {fields}"
+        )
+        if not self.path.is_file():
+            raise DataError(f"benchmark table {self.path} not found; it must be {need}")
+        rows: dict[str, dict[str, float]] = {}
+        try:
+            if self.path.suffix.lower() == ".json":
+                data = json.loads(self.path.read_text())
+                if not isinstance(data, dict):
+                    raise DataError(f"{self.path}: expected a JSON object (key -> fields); it must be {need}")
+                items = list(data.items())
+            else:
+                with self.path.open(newline="") as f:
+                    reader = csv.DictReader(f)
+                    missing = [c for c in [key_column, *fields] if c not in (reader.fieldnames or [])]
+                    if missing:
+                        raise DataError(f"{self.path}: no column {missing[0]!r}; it must be {need}")
+                    items = [(row[key_column], row) for row in reader]
+        except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"{self.path}: unreadable ({err}); it must be {need}") from None
+        for line, (key, record) in enumerate(items, start=2):
+            try:
+                rows[str(key)] = {f: float(record[f]) for f in fields}
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{self.path}: record {key!r} (row {line}) lacks a number in one of {fields}") from None
+        if not rows:
+            raise DataError(f"{self.path} holds no records; it must be {need}")
+        return rows
+
+    def key(self, arch: Sequence[int]) -> str:
+        """The table key of ``arch``."""
+        return self.key_template.format(**self.space.decode(arch))
+
+    def evaluate(self, arch: Sequence[int]) -> Evaluation:
+        self.calls += 1
+        arch = tuple(arch)
+        hit = self._cache.get(arch)
+        if hit is None:
+            key = self.key(arch)
+            row = self.rows.get(key)
+            if row is None:
+                raise KeyError(f"{self.path} has no record {key!r} ({self.space.describe(arch)})")
+            hit = Evaluation(
+                {self.metric: row[self.metric] * self.metric_scale},
+                {cost: row[field] for cost, field in self.cost_fields.items()},
+            )
+            self._cache[arch] = hit
+        return Evaluation(dict(hit.metrics), dict(hit.costs))
+
+    def evaluate_batch(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
+        return [self.evaluate(a) for a in archs]
+
+    def optimum(self) -> float:
+        """The best metric over the space's architectures (scaled)."""
+        keys = {self.key_template.format(**_names(self.space, a)) for a in _all_archs(self.space)}
+        values = [self.rows[k][self.metric] for k in keys if k in self.rows]
+        return max(values) * self.metric_scale if values else math.nan
+
+
+class HiddenTargetBenchmark:
+    """Toy benchmark: the metric is the fraction of decisions equal to a hidden target.
+
+    Its optimum (1.0) is one architecture of the whole space, so how fast a
+    controller finds it measures how well it learns from rewards.
+
+    Args:
+        space: The search space.
+        target_seed: Seed drawing the hidden target.
+    """
+
+    reward_metric = "match"
+
+    def __init__(self, space: SearchSpace, target_seed: int = 0) -> None:
+        self.space = space
+        self.name = "hidden_target"
+        self.target = np.asarray(space.sample(np.random.default_rng(target_seed)))
+        self.calls = 0
+
+    def evaluate(self, arch: Sequence[int]) -> Evaluation:
+        self.calls += 1
+        return Evaluation({"match": float(np.mean(np.asarray(arch) == self.target))})
+
+    def evaluate_batch(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
+        return [self.evaluate(a) for a in archs]
+
+    def optimum(self) -> float:
+        return 1.0
+
+
+def _template_fields(template: str) -> list[str]:
+    import string
+
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def _names(space: SearchSpace, arch: Arch) -> dict[str, str]:
+    return {d.name: d.choices[a] for d, a in zip(space.decisions, arch)}
+
+
+def _all_archs(space: SearchSpace):
+    import itertools
+
+    if space.size > 10**7:
+        raise ValueError(f"the space has {space.size} architectures; too many to enumerate")
+    return itertools.product(*(range(int(n)) for n in space.num_choices))

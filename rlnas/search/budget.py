@@ -1,0 +1,211 @@
+"""Search against an evaluator that answers at once (a tabular benchmark or a toy).
+
+No supernet: the controller proposes ``archs_per_step`` architectures, the
+evaluator scores them, the controller learns, until ``evaluations``
+architectures have been evaluated. The best architecture is the one with the
+highest reward seen (rewards from a table are exact, nothing to re-score).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlnas.controllers.base import Controller
+from rlnas.evaluators.base import Evaluation, Evaluator
+from rlnas.rewards.base import Reward
+from rlnas.spaces.base import Arch, SearchSpace
+
+
+@dataclass
+class BudgetResult:
+    """The outcome of a budgeted search."""
+
+    best_arch: Arch
+    best_reward: float
+    best_evaluation: Evaluation
+    rewards: list[float]
+    best_so_far: list[float]
+    seconds: float
+    controller_stats: list[dict[str, float]] = field(default_factory=list)
+
+
+class BudgetSearch:
+    """Propose, evaluate, observe until the evaluation budget is spent.
+
+    Args:
+        space: The search space.
+        evaluator: Scores architectures (no weights are trained).
+        controller: Proposes architectures and learns from rewards.
+        reward: Turns evaluations into rewards.
+        evaluations: Architectures to evaluate in all.
+        archs_per_step: Architectures per proposal (and controller update).
+        run_dir: Where outputs go (``None``: nothing is written).
+        progress: Show a progress bar (``None``: only on a terminal).
+        tensorboard: Log scalars to ``run_dir/tensorboard``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        evaluator: Evaluator,
+        controller: Controller,
+        reward: Reward,
+        evaluations: int = 300,
+        archs_per_step: int = 10,
+        run_dir: str | Path | None = None,
+        progress: bool | None = False,
+        tensorboard: bool = True,
+    ) -> None:
+        if int(evaluations) < 1:
+            raise ValueError(f"benchmark.evaluations must be >= 1, got {evaluations}")
+        if int(archs_per_step) < 1:
+            raise ValueError(f"benchmark.archs_per_step must be >= 1, got {archs_per_step}")
+        self.space, self.evaluator, self.controller, self.reward = space, evaluator, controller, reward
+        self.evaluations, self.archs_per_step = int(evaluations), int(archs_per_step)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self.tensorboard = tensorboard and self.run_dir is not None
+        self.history: list[dict[str, Any]] = []
+
+    def run(self) -> BudgetResult:
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        writer = None
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        rewards: list[float] = []
+        best_so_far: list[float] = []
+        best: tuple[float, Arch, Evaluation] | None = None
+        stats_log: list[dict[str, float]] = []
+        bar = tqdm(total=self.evaluations, desc="search", unit="arch", disable=None if self.progress is None
+                   else not self.progress, dynamic_ncols=True)
+        step = 0
+        while len(rewards) < self.evaluations:
+            n = min(self.archs_per_step, self.evaluations - len(rewards))
+            archs = self.controller.propose(n)
+            evaluations = self.evaluator.evaluate_batch(archs)
+            batch = [float(self.reward(e)) for e in evaluations]
+            for arch, ev, r in zip(archs, evaluations, batch):
+                if not math.isfinite(r):
+                    raise FloatingPointError(f"reward of {self.space.describe(arch)} is {r}")
+                if best is None or r > best[0]:
+                    best = (r, tuple(arch), ev)
+                rewards.append(r)
+                best_so_far.append(best[0])
+                self.history.append({"step": step, "arch": tuple(arch), "reward": r, **ev.metrics, **ev.costs})
+            stats = self.controller.observe(archs, batch)
+            stats_log.append(stats)
+            if writer is not None:
+                writer.add_scalar("reward/mean", float(np.mean(batch)), len(rewards))
+                writer.add_scalar("reward/max", float(np.max(batch)), len(rewards))
+                writer.add_scalar("reward/best_so_far", best[0], len(rewards))
+                for key, value in stats.items():
+                    writer.add_scalar(f"controller/{key}", value, len(rewards))
+            bar.update(n)
+            bar.set_postfix(best=f"{best[0]:.4f}")
+            step += 1
+        bar.close()
+        assert best is not None
+        result = BudgetResult(best[1], best[0], best[2], rewards, best_so_far, time.perf_counter() - start, stats_log)
+        if writer is not None:
+            writer.add_text("best_arch", self.space.describe(result.best_arch), len(rewards))
+            writer.close()
+        if self.run_dir is not None:
+            self.write_outputs(result)
+        return result
+
+    def write_outputs(self, result: BudgetResult) -> None:
+        """``history.csv``, ``best_arch.json``, ``summary.json`` and the controller state."""
+        from rlnas.search.callbacks import arch_to_str, write_json_atomic
+
+        assert self.run_dir is not None
+        names = list(dict.fromkeys(k for row in self.history for k in row if k not in ("step", "arch", "reward")))
+        with (self.run_dir / "history.csv").open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["evaluation", "step", "arch", "reward", "best_so_far", *names])
+            for i, (row, best) in enumerate(zip(self.history, result.best_so_far), start=1):
+                out.writerow([i, row["step"], arch_to_str(row["arch"]), f"{row['reward']:.6g}", f"{best:.6g}",
+                              *(f"{row.get(n, float('nan')):.6g}" for n in names)])
+        ev = result.best_evaluation
+        write_json_atomic(self.run_dir / "best_arch.json", {
+            "arch": list(result.best_arch),
+            "decoded": self.space.decode(result.best_arch),
+            "description": self.space.describe(result.best_arch),
+            "metrics": dict(ev.metrics),
+            "costs": dict(ev.costs),
+            "reward": result.best_reward,
+            "benchmark": getattr(self.evaluator, "name", type(self.evaluator).__name__),
+        })
+        first_best = next(i for i, b in enumerate(result.best_so_far, start=1) if b == result.best_reward)
+        write_json_atomic(self.run_dir / "summary.json", {
+            "best_reward": result.best_reward,
+            "evaluations": len(result.rewards),
+            "evaluations_to_best": first_best,
+            "mean_reward": float(np.mean(result.rewards)),
+            "seconds": round(result.seconds, 3),
+        })
+        torch.save(self.controller.state_dict(), self.run_dir / "controller.pt")
+        self.controller.save_artifacts(self.run_dir)
+
+
+def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
+    """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from rlnas.benchmarks import HiddenTargetBenchmark, TabularBenchmark
+    from rlnas.search.builder import RUN_FILES, build_reward
+    from rlnas.spaces.categorical import CategoricalSpace
+    from rlnas.utils import seed_everything
+
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if taken:
+            raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+    bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
+    assert isinstance(bench, dict)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    known = {"name", "kind", "path", "env_var", "key_column", "key_template", "metric", "metric_scale", "costs",
+             "decisions", "evaluations", "archs_per_step", "target_seed"}
+    unknown = sorted(set(bench) - known)
+    if unknown:
+        raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
+    space = CategoricalSpace(bench.get("decisions") or {})
+    kind = bench.get("kind", "table")
+    evaluator: Evaluator
+    if kind == "hidden_target":
+        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)))
+    elif kind == "table":
+        for key in ("path", "key_template", "metric"):
+            if not bench.get(key):
+                raise ValueError(f"benchmark.{key} must be set for a table benchmark")
+        evaluator = TabularBenchmark(
+            space, bench["path"], bench["key_template"], bench["metric"], bench.get("key_column", "arch"),
+            bench.get("costs"), float(bench.get("metric_scale", 1.0)), bench.get("env_var"),
+            bench.get("name", "tabular"),
+        )
+    else:
+        raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
+    reward, _ = build_reward(cfg.reward, evaluator.reward_metric)
+    controller: Controller = instantiate(cfg.controller, space=space, seed=seed, _convert_="all")
+    if run_dir is not None:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return BudgetSearch(
+        space, evaluator, controller, reward, int(bench.get("evaluations", 300)),
+        int(bench.get("archs_per_step", 10)), run_dir, progress,
+    )

@@ -1,0 +1,135 @@
+"""Tabular benchmarks: configuration-only tables, clear errors, whole searches in seconds."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlnas.benchmarks import TabularBenchmark
+from rlnas.data.base import DataError
+from rlnas.spaces import CategoricalSpace
+from tests.conftest import ROOT, run_cli
+
+NB201 = ROOT.parent / "shared" / "benchmarks" / "nb201_cifar10_test.csv"
+needs_nb201 = pytest.mark.skipif(not NB201.is_file(), reason="NAS-Bench-201 table not beside the checkout")
+
+
+def tiny_space() -> CategoricalSpace:
+    return CategoricalSpace({"a": ["x", "y"], "b": ["p", "q", "r"]})
+
+
+def write_csv(path: Path, rows: dict[str, float], header: str = "key,acc,params") -> Path:
+    path.write_text(header + "\n" + "".join(f"{k},{v},{len(k)}\n" for k, v in rows.items()))
+    return path
+
+
+def test_csv_and_json_tables_answer_the_same(tmp_path):
+    rows = {f"{a}-{b}": i / 10 for i, (a, b) in enumerate((a, b) for a in "xy" for b in "pqr")}
+    csv_table = TabularBenchmark(tiny_space(), write_csv(tmp_path / "t.csv", rows), "{a}-{b}", "acc", "key",
+                                 {"params": "params"})
+    (tmp_path / "t.json").write_text(json.dumps({k: {"acc": v, "params": len(k)} for k, v in rows.items()}))
+    json_table = TabularBenchmark(tiny_space(), tmp_path / "t.json", "{a}-{b}", "acc", costs={"params": "params"})
+    for arch in [(0, 0), (1, 2), (0, 1)]:
+        assert csv_table.evaluate(arch) == json_table.evaluate(arch)
+    assert csv_table.evaluate((1, 2)).metrics == {"acc": 0.5}
+    assert csv_table.evaluate((1, 2)).costs == {"params": 3.0}
+    assert csv_table.optimum() == 0.5
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found; it must be a CSV with columns ['key', 'acc']"),
+        ("key,score\nx-p,1\n", "no column 'acc'"),
+        ("key,acc\nx-p,high\n", "record 'x-p' (row 2) lacks a number"),
+        ("key,acc\n", "holds no records"),
+    ],
+)
+def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
+    path = tmp_path / "table.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match="table.csv") as err:
+        TabularBenchmark(tiny_space(), path, "{a}-{b}", "acc", "key")
+    assert message in str(err.value)
+
+
+def test_missing_row_and_bad_template_are_clear(tmp_path):
+    path = write_csv(tmp_path / "t.csv", {"x-p": 0.1})
+    table = TabularBenchmark(tiny_space(), path, "{a}-{b}", "acc", "key")
+    with pytest.raises(KeyError, match="no record 'y-q'"):
+        table.evaluate((1, 1))
+    with pytest.raises(ValueError, match=r"benchmark.key_template names \['c'\]"):
+        TabularBenchmark(tiny_space(), path, "{a}-{c}", "acc", "key")
+
+
+def test_env_var_overrides_the_configured_path(tmp_path, monkeypatch):
+    path = write_csv(tmp_path / "mine.csv", {f"{a}-{b}": 0.3 for a in "xy" for b in "pqr"})
+    monkeypatch.setenv("MY_TABLE", str(path))
+    table = TabularBenchmark(tiny_space(), "does/not/exist.csv", "{a}-{b}", "acc", "key", env_var="MY_TABLE")
+    assert table.path == path
+
+
+@needs_nb201
+def test_nb201_table_matches_its_published_checks():
+    from hydra.utils import instantiate  # noqa: F401
+
+    from rlnas.search.budget import build_budget_search
+    from tools._common import load_config
+
+    search = build_budget_search(load_config(["+benchmark=nb201_cifar10", "controller=random"]), None)
+    assert search.space.size == 15625 and len(search.evaluator.rows) == 15625
+    assert search.evaluator.optimum() == pytest.approx(0.943733, abs=1e-5)
+    best = search.space.encode({"e0": "nor_conv_3x3", "e1": "nor_conv_3x3", "e2": "nor_conv_3x3",
+                                "e3": "skip_connect", "e4": "nor_conv_3x3", "e5": "nor_conv_3x3"})
+    assert 0.9 < search.evaluator.evaluate(best).metrics["cifar10_test_acc"] <= 0.943733 + 1e-9
+
+
+@needs_nb201
+@pytest.mark.parametrize("controller", ["random", "enas", "maskable_ppo", "evolution"])
+def test_benchmark_search_from_the_command_line(tmp_path, controller):
+    proc = run_cli("+benchmark=nb201_cifar10", f"controller={controller}", "benchmark.evaluations=60",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    best = json.loads((tmp_path / "best_arch.json").read_text())
+    assert 0.85 < best["metrics"]["cifar10_test_acc"] <= 0.9438 and best["benchmark"] == "nb201_cifar10"
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(lines) == 61 and float(lines[-1].split(",")[4]) == pytest.approx(best["reward"], rel=1e-5)
+    assert json.loads((tmp_path / "summary.json").read_text())["evaluations"] == 60
+
+
+def test_missing_table_is_one_line_naming_the_path(tmp_path):
+    proc = run_cli("+benchmark=nb201_cifar10", "benchmark.path=/nowhere/nb201.csv", "benchmark.env_var=null",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "/nowhere/nb201.csv not found; it must be a CSV with columns ['arch', 'cifar10_test_acc']" in proc.stderr
+
+
+def test_toy_benchmark_search_learns(tmp_path):
+    from rlnas.search.budget import build_budget_search
+    from tools._common import load_config
+
+    cfg = load_config(["+benchmark=toy", "controller=evolution", "benchmark.evaluations=800"])
+    result = build_budget_search(cfg, tmp_path, progress=False).run()
+    assert result.best_reward == 1.0
+    assert (tmp_path / "history.csv").is_file() and (tmp_path / "controller.pt").is_file()
+    assert result.best_so_far == sorted(result.best_so_far)
+
+
+@needs_nb201
+def test_compare_tool_writes_table_plot_and_curves(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from tools.compare_controllers import main
+
+    main(["--benchmark", "nb201_cifar10", "--seeds", "2", "--budgets", "20", "40",
+          "--controllers", "evolution", "--out", str(tmp_path)])
+    table = (tmp_path / "table.md").read_text()
+    assert "| random | 20 |" in table and "| evolution | 40 |" in table and "93.70 ± 0.36" in table
+    rows = json.loads((tmp_path / "table.json").read_text())["rows"]
+    assert {r["controller"] for r in rows} == {"random", "evolution"}
+    assert all(0 <= r["regret"] < 10 for r in rows)
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 2 * 2 * 40

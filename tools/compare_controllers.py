@@ -1,0 +1,232 @@
+"""Compare controllers at the same evaluation budget over several seeds.
+
+Runs every controller (random search is always one) for every seed, either
+against a benchmark that answers at once (``--benchmark nb201_cifar10``,
+``--benchmark toy``) or as whole weight-sharing searches on a task
+(``--task classification``), and writes to ``--out``:
+
+* ``curves.csv``: reward and best-so-far reward per evaluation, per run;
+* ``curves.png``: mean +- std of the best-so-far reward vs evaluations;
+* ``table.md`` / ``table.json``: the best found at each budget, mean +- std,
+  with Welch's t-test (two-sided) against random search and, for benchmarks,
+  the regret to the optimum.
+
+Examples::
+
+    python tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 100 300
+    python tools/compare_controllers.py --benchmark toy --seeds 5 --budgets 500 1500
+    python tools/compare_controllers.py --task classification --seeds 5 \\
+        --controllers enas ppo evolution -- search.epochs=8
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools._common import load_config  # noqa: E402
+
+ALL = ["random", "grid", "tpe", "evolution", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
+#: Published NAS-Bench-201 CIFAR-10 test accuracy (%) of searches at a fixed time
+#: budget, mean +- std over 500 runs (Dong & Yang, ICLR 2020, Table 5).
+PUBLISHED = {"nb201_cifar10": {"random": (93.70, 0.36), "evolution": (93.92, 0.30), "enas": (93.85, 0.37)}}
+PUBLISHED_NAMES = {"random": "random search", "evolution": "REA", "enas": "REINFORCE"}
+
+
+def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides: list[str]) -> dict:
+    """One budgeted search against a benchmark; rewards, best-so-far and the best's metric per evaluation."""
+    from rlnas.search.budget import build_budget_search
+
+    cfg = load_config([f"+benchmark={name}", f"controller={controller}", f"seed={seed}",
+                       f"benchmark.evaluations={budget}", *overrides])
+    search = build_budget_search(cfg, None, progress=False)
+    result = search.run()
+    metric = search.evaluator.reward_metric
+    best_metric, best_reward, best_metrics = [], -np.inf, float("nan")
+    for row in search.history:
+        if row["reward"] > best_reward:
+            best_reward, best_metrics = row["reward"], row[metric]
+        best_metric.append(best_metrics)
+    scale = getattr(search.evaluator, "metric_scale", 1.0)
+    return {"rewards": result.rewards, "best_so_far": result.best_so_far, "best_metric": best_metric,
+            "final": best_metric[-1], "metric": metric, "scale": scale, "seconds": result.seconds,
+            "optimum": search.evaluator.optimum()}
+
+
+def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str]) -> dict:
+    """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored."""
+    from rlnas.search.builder import build_search
+
+    cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
+    run_dir = out / "runs" / f"{controller}_seed{seed}"
+    search = build_search(cfg, run_dir, progress=False)
+    result = search.run()
+    metric = search.evaluator.reward_metric
+    rewards = [row["reward"] for row in search.history]
+    best, best_metric, best_reward, current = [], [], -np.inf, float("nan")
+    for row in search.history:
+        if row["reward"] > best_reward:
+            best_reward, current = row["reward"], row[metric]
+        best.append(best_reward)
+        best_metric.append(current)
+    return {"rewards": rewards, "best_so_far": best, "best_metric": best_metric,
+            "final": result.best.evaluation.metrics[metric], "final_reward": result.best.reward, "metric": metric,
+            "scale": 1.0, "seconds": result.seconds, "optimum": float("nan")}
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
+        return float("nan") if np.mean(a) == np.mean(b) else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | None) -> list[dict]:
+    rows = []
+    for controller, results in runs.items():
+        scale = results[0]["scale"]
+        for budget in budgets:
+            values = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in results]
+            ref = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in runs["random"]]
+            row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
+                   "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
+                   "p_vs_random": float("nan") if controller == "random" else welch_p(values, ref),
+                   "seconds": float(np.mean([r["seconds"] for r in results]))}
+            optimum = results[0]["optimum"] / scale
+            if np.isfinite(optimum):
+                row["regret"] = float(optimum - row["mean"])
+                row["optimum"] = float(optimum)
+            published = PUBLISHED.get(benchmark or "", {}).get(controller)
+            if published:
+                row["published"] = f"{published[0]:.2f} ± {published[1]:.2f} ({PUBLISHED_NAMES[controller]})"
+            rows.append(row)
+        if "final_reward" in results[0]:
+            values = [r["final"] for r in results]
+            ref = [r["final"] for r in runs["random"]]
+            rows.append({"controller": controller, "budget": "final (full val)", "mean": float(np.mean(values)),
+                         "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
+                         "p_vs_random": float("nan") if controller == "random" else welch_p(values, ref),
+                         "seconds": float(np.mean([r["seconds"] for r in results]))})
+    return rows
+
+
+def markdown(rows: list[dict], metric: str, title: str) -> str:
+    has_regret = any("regret" in r for r in rows)
+    has_pub = any("published" in r for r in rows)
+    head = ["controller", "budget", f"best {metric} (mean ± std)", "Welch p vs random"]
+    head += ["regret"] if has_regret else []
+    head += ["published"] if has_pub else []
+    head += ["s / run"]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["controller"], str(r["budget"]), f"{r['mean']:.4f} ± {r['std']:.4f}",
+                 "—" if not np.isfinite(r["p_vs_random"]) else f"{r['p_vs_random']:.3g}"]
+        cells += [f"{r['regret']:.4f}" if "regret" in r else ""] if has_regret else []
+        cells += [r.get("published", "")] if has_pub else []
+        cells += [f"{r['seconds']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optimum: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    # The y range follows the curves after the first tenth of the budget: the first few
+    # evaluations span the whole table and would flatten the part worth comparing.
+    lows, highs = [], []
+    for controller, results in runs.items():
+        scale = results[0]["scale"]
+        n = min(len(r["best_metric"]) for r in results)
+        curves = np.array([r["best_metric"][:n] for r in results]) / scale
+        mean, std = curves.mean(0), curves.std(0)
+        x = np.arange(1, n + 1)
+        ax.plot(x, mean, label=controller, lw=1.6 if controller != "random" else 2.2,
+                ls="--" if controller == "random" else "-")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.12)
+        start = max(n // 10 - 1, 0)
+        lows.append(float(mean[start]))
+        highs.append(float((mean + std)[start:].max()))
+    if optimum is not None and np.isfinite(optimum):
+        ax.axhline(optimum, c="k", lw=0.8, ls=":", label=f"optimum {optimum:.4g}")
+        highs.append(float(optimum))
+    lo, hi = min(lows), max(highs)
+    pad = 0.08 * (hi - lo) if hi > lo else 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("architectures evaluated")
+    ax.set_ylabel(f"best {metric} so far (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")
+    where.add_argument("--task", help="task config name: whole weight-sharing searches")
+    parser.add_argument("--controllers", nargs="+", default=ALL, choices=ALL)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budgets", type=int, nargs="+", default=None,
+                        help="evaluation budgets to tabulate (benchmarks; default: the config's evaluations)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/compare/<name>)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    controllers = ["random", *[c for c in args.controllers if c != "random"]]
+    name = args.benchmark or args.task
+    out = args.out or Path("outputs/compare") / name
+    out.mkdir(parents=True, exist_ok=True)
+    if args.benchmark:
+        budget_cfg = int(load_config([f"+benchmark={name}", *args.overrides]).benchmark.evaluations)
+        budgets = sorted(args.budgets or [budget_cfg])
+    runs: dict[str, list[dict]] = {}
+    start = time.perf_counter()
+    for controller in controllers:
+        for seed in range(args.seeds):
+            if args.benchmark:
+                result = run_benchmark(name, controller, seed, max(budgets), args.overrides)
+            else:
+                result = run_task(name, controller, seed, out, args.overrides)
+            runs.setdefault(controller, []).append(result)
+            print(f"{controller:>14} seed {seed}: best {result['final']:.4f} ({result['seconds']:.1f} s)", flush=True)
+    if not args.benchmark:
+        budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
+    first = runs["random"][0]
+    metric = first["metric"] + (" (%)" if first["scale"] == 0.01 else "")
+    with (out / "curves.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["controller", "seed", "evaluation", "reward", "best_so_far", "best_metric"])
+        for controller, results in runs.items():
+            for seed, r in enumerate(results):
+                for i, (rew, best, bm) in enumerate(zip(r["rewards"], r["best_so_far"], r["best_metric"]), start=1):
+                    writer.writerow([controller, seed, i, f"{rew:.6g}", f"{best:.6g}", f"{bm / r['scale']:.6g}"])
+    rows = summarise(runs, budgets, args.benchmark)
+    title = f"{name}: {args.seeds} seeds, budgets {budgets}"
+    (out / "table.md").write_text(markdown(rows, metric, title))
+    (out / "table.json").write_text(json.dumps({"title": title, "overrides": args.overrides, "rows": rows}, indent=2))
+    optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
+    plot(runs, out / "curves.png", metric, title, optimum)
+    print(markdown(rows, metric, title))
+    print(f"wrote {out}/curves.csv, curves.png, table.md, table.json in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
