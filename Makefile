@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow smoke tensorboard study-nb201 clean
+.PHONY: install run retrain test test-slow smoke tensorboard study-nb201 clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -18,6 +18,12 @@ install: $(STAMP)
 ## Runs the default search (classification on the embedded digits) offline.
 run: $(STAMP)
 	$(PY) -m rlnas $(ARGS)
+
+## Retrains, tests, exports and compresses the newest run's best arch (or ARCH=path/best_arch.json).
+ARCH ?= $(shell ls -t outputs/runs/*/*/best_arch.json 2>/dev/null | head -n 1)
+retrain: $(STAMP)
+	@test -n "$(ARCH)" || { echo "no outputs/runs/*/*/best_arch.json yet: run 'make run' first or pass ARCH=..."; exit 2; }
+	$(PY) -m rlnas.retrain arch=$(ARCH) compress=all $(ARGS)
 
 ## Runs the default test suite (slow and GPU tests excluded).
 test: $(STAMP)

@@ -79,6 +79,7 @@ def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[s
         best_metric.append(current)
     return {"rewards": rewards, "best_so_far": best, "best_metric": best_metric,
             "final": result.best.evaluation.metrics[metric], "final_reward": result.best.reward, "metric": metric,
+            "last_epoch": result.last_epoch_mean_reward,
             "scale": 1.0, "seconds": result.seconds, "optimum": float("nan")}
 
 
@@ -109,10 +110,14 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | 
             if published:
                 row["published"] = f"{published[0]:.2f} ± {published[1]:.2f} ({PUBLISHED_NAMES[controller]})"
             rows.append(row)
-        if "final_reward" in results[0]:
-            values = [r["final"] for r in results]
-            ref = [r["final"] for r in runs["random"]]
-            rows.append({"controller": controller, "budget": "final (full val)", "mean": float(np.mean(values)),
+        # Whole searches also report the selected architecture re-scored on the full
+        # validation split, and the mean reward of what the controller sampled last.
+        for key, label in (("final", "final (full val)"), ("last_epoch", "last-epoch mean reward")):
+            if "last_epoch" not in results[0]:  # benchmark runs have neither
+                continue
+            values = [r[key] for r in results]
+            ref = [r[key] for r in runs["random"]]
+            rows.append({"controller": controller, "budget": label, "mean": float(np.mean(values)),
                          "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
                          "p_vs_random": float("nan") if controller == "random" else welch_p(values, ref),
                          "seconds": float(np.mean([r["seconds"] for r in results]))})

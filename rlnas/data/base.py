@@ -60,11 +60,15 @@ class DataSplits:
     in_channels: int
     num_classes: int
     class_names: list[str] = field(default_factory=list)
+    #: Per-channel statistics the raw [0, 1] inputs were normalised with (the
+    #: training split's); exported models apply them so they take raw images.
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
 
     def to(self, device: torch.device | str) -> DataSplits:
         return DataSplits(
             self.train.to(device), self.val.to(device), self.test.to(device),
-            self.in_channels, self.num_classes, self.class_names,
+            self.in_channels, self.num_classes, self.class_names, self.mean, self.std,
         )
 
 

@@ -187,4 +187,5 @@ def load_detection(
     return DataSplits(
         Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx]), Split(x[test_idx], y[test_idx]),
         in_channels=x.shape[1], num_classes=len(class_names), class_names=class_names,
+        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
     )

@@ -129,4 +129,6 @@ def load_image_classification(
         in_channels=x.shape[1],
         num_classes=num_classes,
         class_names=class_names or [str(i) for i in range(num_classes)],
+        mean=mean.flatten().tolist(),
+        std=std.flatten().tolist(),
     )

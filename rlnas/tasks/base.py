@@ -58,6 +58,10 @@ class Task(abc.ABC):
         """The reward metric of one batch; tasks override it when it is cheaper alone."""
         return self.batch_metrics(outputs, targets)[self.reward_metric]
 
+    def augment(self, x: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A randomly augmented training batch, on its device (default: unchanged)."""
+        return x, targets
+
     def train_metric(self, outputs: Tensor, targets: Tensor) -> Tensor | None:
         """A cheap metric logged during supernet training (``None``: none)."""
         return None

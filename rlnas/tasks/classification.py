@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.functional.classification import (
@@ -77,6 +78,21 @@ class ClassificationTask(Task):
             "recall": multiclass_recall(preds, targets, k, average="macro"),
             "f1": multiclass_f1_score(preds, targets, k, average="macro"),
         }
+
+    def augment(self, x: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Random translation by up to 1/8 of the side (pad and crop; 4 px on 32 px CIFAR, He et al. 2016).
+
+        No flips: they change the meaning of digits and characters.
+        """
+        B, _, H, W = x.shape
+        pad = max(1, round(H / 8))
+        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        oy = torch.randint(0, 2 * pad + 1, (B, 1), device=x.device, generator=generator)
+        ox = torch.randint(0, 2 * pad + 1, (B, 1), device=x.device, generator=generator)
+        rows = (torch.arange(H, device=x.device) + oy)[:, :, None]  # (B, H, 1)
+        cols = (torch.arange(W, device=x.device) + ox)[:, None, :]  # (B, 1, W)
+        batch = torch.arange(B, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous(), targets
 
     def train_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return (outputs.argmax(dim=1) == targets).float().mean()

@@ -1,0 +1,243 @@
+"""Serve a retrained model: run its ONNX export on image files with onnxruntime.
+
+``python -m rlnas.predict model=outputs/retrain/DATE/TIME input=IMAGE_OR_DIR [output=preds.json]``
+
+``model`` is a retrain run dir (or its ``model.onnx``); ``model.json`` beside
+the ONNX file says how images are prepared (channels, size) and what the
+outputs mean. Each image is converted to the model's channels, resized to its
+input size and scaled to [0, 1] — the same steps the data loaders take — so
+the exported model (normalisation folded in) sees what it was trained on.
+
+Prints one JSON object per image (JSON Lines): for classification the class,
+its probability and the top-k; for detection the boxes (in the original
+image's pixels, ``[x1, y1, x2, y2]``), labels and scores. ``output=FILE``
+also writes them as one JSON list.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from tqdm.auto import tqdm
+
+#: File suffixes read from an input directory.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class PredictError(ValueError):
+    """A missing or malformed model or input; the message names the file or key."""
+
+
+@dataclass
+class PredictConfig:
+    """Command-line settings (``key=value``)."""
+
+    model: str = "???"
+    input: str = "???"
+    output: str | None = None
+    batch_size: int = 64
+    top_k: int = 3
+    score_threshold: float | None = None
+
+
+@dataclass
+class Model:
+    """An ONNX session with the metadata that says how to feed and read it."""
+
+    session: Any
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def channels(self) -> int:
+        return int(self.meta["in_channels"])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.meta["image_size"]
+        return int(h), int(w)
+
+
+def load_model(path: str | Path) -> Model:
+    """Opens ``model.onnx`` of a retrain run dir (or the given ONNX file) and its ``model.json``.
+
+    Raises:
+        PredictError: Naming the missing or malformed file.
+    """
+    from rlnas.export import onnx_session
+
+    path = Path(path).expanduser()
+    onnx_path = path / "model.onnx" if path.is_dir() else path
+    meta_path = onnx_path.with_name("model.json")
+    if not onnx_path.is_file():
+        raise PredictError(f"model={path}: no ONNX model at {onnx_path} (pass a retrain run dir or its model.onnx)")
+    if not meta_path.is_file():
+        raise PredictError(f"{meta_path}: missing; it is written by rlnas.retrain beside model.onnx")
+    try:
+        meta = json.loads(meta_path.read_text())
+        needed = ("task", "in_channels", "image_size", "class_names")
+        absent = [k for k in needed if k not in meta]
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PredictError(f"{meta_path}: malformed JSON ({err})") from None
+    if absent:
+        raise PredictError(f"{meta_path}: no '{absent[0]}' entry")
+    try:
+        session = onnx_session(onnx_path)
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise PredictError(f"{onnx_path}: not a loadable ONNX model ({type(err).__name__})") from None
+    return Model(session, meta, onnx_path)
+
+
+def image_files(path: str | Path) -> list[Path]:
+    """The image file itself, or the image files under a directory (recursively, sorted)."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise PredictError(f"input={path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return files
+    raise PredictError(f"input={path}: no such file or directory")
+
+
+def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image as float32 (C, H, W) in [0, 1] at the model's size, and its original (width, height)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            original = img.size
+            img = img.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
+            pixels = np.asarray(img, dtype=np.float32) / 255.0
+    except Exception as err:  # PIL raises many types for broken files
+        raise PredictError(f"{path}: unreadable image ({type(err).__name__})") from None
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    else:
+        pixels = pixels.transpose(2, 0, 1)
+    return np.ascontiguousarray(pixels), original
+
+
+def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Decoder:
+    """Turns raw model outputs into JSON-ready predictions for the model's task."""
+
+    def __init__(self, model: Model, top_k: int, score_threshold: float | None) -> None:
+        self.meta = model.meta
+        self.top_k = max(1, int(top_k))
+        self.names = [str(n) for n in self.meta["class_names"]]
+        self.detector = None
+        if self.meta["task"] == "detection":
+            from hydra.utils import instantiate
+
+            task_config = dict(self.meta.get("task_config") or {"_target_": "rlnas.tasks.detection.DetectionTask"})
+            if score_threshold is not None:
+                task_config["score_threshold"] = float(score_threshold)
+            self.detector = instantiate(task_config, _convert_="all")
+            self.detector.num_classes = len(self.names)
+            self.detector.image_size = int(model.size[1])
+        self.score_threshold = score_threshold
+
+    def __call__(self, outputs: np.ndarray, originals: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        if self.detector is not None:
+            return self._detections(outputs, originals)
+        return self._classes(outputs)
+
+    def _classes(self, logits: np.ndarray) -> list[dict[str, Any]]:
+        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=1)
+        top = probs.topk(min(self.top_k, probs.shape[1]), dim=1)
+        rows = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
+            rows.append({
+                "class": self.names[indices[0]], "index": indices[0], "probability": round(values[0], 6),
+                "top_k": [{"class": self.names[i], "probability": round(v, 6)} for v, i in zip(values, indices)],
+            })
+        return rows
+
+    def _detections(self, outputs: np.ndarray, originals: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        assert self.detector is not None
+        size = self.detector.image_size
+        rows = []
+        for found, (width, height) in zip(self.detector.decode(torch.as_tensor(outputs)), originals):
+            # Boxes come in the model's input pixels; scale back to the original image.
+            scale = torch.tensor([width / size, height / size, width / size, height / size])
+            boxes = (found["boxes"].cpu() * scale).tolist()
+            rows.append({"detections": [
+                {"label": self.names[int(label)], "index": int(label), "score": round(float(score), 6),
+                 "box": [round(v, 2) for v in box]}
+                for box, label, score in zip(boxes, found["labels"].tolist(), found["scores"].tolist())
+            ]})
+        return rows
+
+
+def predict(model: Model, files: Sequence[Path], batch_size: int = 64, top_k: int = 3,
+            score_threshold: float | None = None, progress: bool = True) -> Iterator[dict[str, Any]]:
+    """Yields one prediction per file, in order, batching the ONNX calls."""
+    decoder = Decoder(model, top_k, score_threshold)
+    bar = tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True,
+               dynamic_ncols=True, file=sys.stderr)
+    for chunk in _batches(files, max(1, int(batch_size))):
+        loaded = [load_image(p, model.channels, model.size) for p in chunk]
+        x = np.stack([pixels for pixels, _ in loaded])
+        outputs = model.session.run(None, {"images": x})[0]
+        for path, row in zip(chunk, decoder(outputs, [size for _, size in loaded])):
+            yield {"file": str(path), **row}
+        bar.update(len(chunk))
+    bar.close()
+
+
+def parse_args(argv: Sequence[str]) -> PredictConfig:
+    """``key=value`` arguments checked against :class:`PredictConfig`."""
+    schema = OmegaConf.structured(PredictConfig)
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise PredictError(f"argument {bad[0]!r} is not key=value; keys: {list(PredictConfig.__annotations__)}")
+    try:
+        cfg = OmegaConf.merge(schema, OmegaConf.from_dotlist(list(argv)))
+        for key in ("model", "input"):
+            if OmegaConf.is_missing(cfg, key):
+                raise PredictError(f"{key}=... is required")
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        message = str(err).splitlines()[0]
+        raise PredictError(f"{key}: {message}" if key else message) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; errors print one line and return 2."""
+    try:
+        cfg = parse_args(sys.argv[1:] if argv is None else argv)
+        model = load_model(cfg.model)
+        files = image_files(cfg.input)
+        rows = []
+        for row in predict(model, files, cfg.batch_size, cfg.top_k, cfg.score_threshold):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    except PredictError as err:
+        print(f"rlnas.predict: error: {err}", file=sys.stderr)
+        return 2
+    if cfg.output:
+        from rlnas.search.callbacks import write_json_atomic
+
+        write_json_atomic(Path(cfg.output), rows)
+        print(f"wrote {len(rows)} predictions to {cfg.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,433 @@
+"""Retrain, test, export and compress a found architecture.
+
+``python -m rlnas.retrain arch=outputs/runs/DATE/TIME/best_arch.json [compress=int8|prune|all]``
+
+Builds the standalone child (a plain ``nn.Module``) of the arch for the task of
+its search run, trains it from scratch (or from the supernet's weights with
+``init=supernet``) with a cosine schedule, tests it on the held-out test split
+the search never saw, and writes to the run dir:
+
+* ``model.pt``: state dict, arch, resolved search and retrain configs;
+* ``model.onnx`` and ``model.ts`` (TorchScript), both taking raw [0, 1]
+  images, checked against PyTorch on test inputs;
+* ``model.json``: what :mod:`rlnas.predict` needs (task, classes, input size);
+* ``report.md`` / ``report.json``: test metrics, parameters, size and batch-1
+  latency of every format and compressed variant.
+
+Earlier outputs are never overwritten: the run dir must be new.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from rlnas.data.base import DataSplits, Split
+from rlnas.export import (
+    Deployable,
+    ExportMismatchError,
+    check_parity,
+    export_onnx,
+    export_torchscript,
+    finalize_pruning,
+    load_torchscript,
+    nonzero_params,
+    onnx_session,
+    prune_magnitude,
+    quantize_int8,
+    state_size_mb,
+    torch_latency_ms,
+)
+from rlnas.search.callbacks import write_json_atomic
+from rlnas.supernet import build_child
+from rlnas.tasks.base import Network, Task
+from rlnas.utils import resolve_device, seed_everything
+
+log = logging.getLogger("rlnas.retrain")
+COMPRESS = ("none", "int8", "prune", "all")
+
+
+@dataclass
+class Recipe:
+    """The training recipe (``train:`` with the search's values filled in)."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    lr_min: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    grad_clip: float
+    augment: bool
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+            raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+
+
+def make_recipe(train_cfg: DictConfig, search_cfg: DictConfig) -> Recipe:
+    """``train:`` values, with nulls taken from the search run's ``search:``."""
+    given = OmegaConf.to_container(train_cfg, resolve=True)
+    assert isinstance(given, dict)
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"train.{unknown[0]} is not a setting; allowed: {sorted(known)}")
+    values = {k: (v if v is not None else search_cfg.get(k)) for k, v in given.items()}
+    missing = [k for k, v in values.items() if v is None]
+    if missing:
+        raise ValueError(f"train.{missing[0]} is null and the search config has no search.{missing[0]}")
+    return Recipe(**values)
+
+
+def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[str, Any], DictConfig, Path]:
+    """The arch, the best_arch.json payload, the search config and the search run dir.
+
+    Raises:
+        FileNotFoundError / ValueError: Naming the file that is missing or malformed.
+    """
+    path = Path(arch_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"arch={arch_path}: no such file (pass a search run's best_arch.json)")
+    try:
+        payload = json.loads(path.read_text())
+        arch = [int(a) for a in payload["arch"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a best_arch.json with an 'arch' list ({type(err).__name__}: {err})") from None
+    cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: the search's config.yaml is missing; pass run_config=PATH")
+    search_cfg = OmegaConf.load(cfg_path)
+    if not isinstance(search_cfg, DictConfig) or "space" not in search_cfg or "task" not in search_cfg:
+        raise ValueError(f"{cfg_path}: not a search config (needs 'space' and 'task')")
+    return arch, payload, search_cfg, path.parent
+
+
+def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
+    """Copies the shared weights a child uses from ``supernet.pt``; returns how many tensors were copied.
+
+    A child's modules carry the names of the supernet modules they come from,
+    so matching names and shapes is exact. BatchNorm running statistics have no
+    counterpart (the supernet uses batch statistics) and start fresh.
+    """
+    if not supernet_path.is_file():
+        raise FileNotFoundError(f"{supernet_path}: init=supernet needs the search's supernet.pt")
+    shared = torch.load(supernet_path, map_location="cpu", weights_only=True)
+    own = network.state_dict()
+    matched = {k: v for k, v in shared.items() if k in own and own[k].shape == v.shape}
+    network.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 256) -> dict[str, float]:
+    """The task's metrics over a whole split."""
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    for x, y in split.chunks(batch_size):
+        outputs.append(model(x))
+        targets.append(y)
+    model.train(was_training)
+    return task.metrics(outputs, targets)
+
+
+def train(
+    network: nn.Module, task: Task, data: DataSplits, recipe: Recipe, seed: int, epochs: int | None = None,
+    lr_scale: float = 1.0, desc: str = "retrain",
+) -> list[dict[str, float]]:
+    """Trains ``network`` in place on the train split; returns per-epoch loss and val metric.
+
+    Raises:
+        FloatingPointError: When the loss becomes NaN or infinite (the step is named).
+    """
+    epochs = epochs or recipe.epochs
+    device = data.train.x.device
+    steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
+    lr = recipe.lr * lr_scale
+    if recipe.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            network.parameters(), lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+            weight_decay=recipe.weight_decay,
+        )
+    # Cosine annealing per step (Loshchilov & Hutter, 2017), as in the search.
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * steps_per_epoch, eta_min=min(recipe.lr_min, lr)
+    )
+    generator = torch.Generator(device).manual_seed(seed)
+    history = []
+    network.train()
+    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, dynamic_ncols=True)
+    for epoch in bar:
+        order = torch.randperm(len(data.train), device=device, generator=generator)
+        total = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+            x, y = data.train.x[idx], data.train.y[idx]
+            if recipe.augment:
+                x, y = task.augment(x, y, generator)
+            loss = task.loss(network(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach()
+        mean_loss = float(total) / steps_per_epoch  # one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"{desc}: loss is {mean_loss} in epoch {epoch + 1}; lower train.lr (now {lr:g}) or set train.grad_clip"
+            )
+        row = {"epoch": epoch + 1, "loss": mean_loss}
+        if epoch + 1 == epochs or (epoch + 1) % max(1, epochs // 6) == 0:
+            row[f"val_{task.reward_metric}"] = evaluate(network, task, data.val)[task.reward_metric]
+        history.append(row)
+        bar.set_postfix(loss=f"{mean_loss:.3f}", **{k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
+    network.eval()
+    return history
+
+
+def flops_m(model: nn.Module, example: torch.Tensor) -> float:
+    """Forward MFLOPs at batch 1 (``FlopCounterMode``, multiply-add = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(example)
+    return counter.get_total_flops() / 1e6
+
+
+def raw_images(split: Split, mean: list[float], std: list[float], n: int) -> torch.Tensor:
+    """The first ``n`` inputs of ``split`` back in raw [0, 1] units (what exported models take)."""
+    x = split.x[:n].detach().cpu()
+    if not mean:
+        return x
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    return x * s + m
+
+
+class _RawInputs(nn.Module):
+    """Evaluates a deployed model (raw-image input, CPU: quantised, ONNX) on a split's normalised inputs."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], Any], mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.mean = torch.tensor(mean or [0.0]).view(1, -1, 1, 1)
+        self.std = torch.tensor(std or [1.0]).view(1, -1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.fn(x.cpu() * self.std + self.mean)).to(x.device)
+
+
+def _variant_row(name: str, metrics: dict[str, float], params: int, size_mb: float, latency: float, **extra) -> dict:
+    return {"variant": name, **{f"test_{k}": v for k, v in metrics.items()}, "params": params,
+            "size_mb": size_mb, "latency_ms": latency, **extra}
+
+
+def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Runs the whole retrain → test → export → compress pipeline; returns the report."""
+    start = time.perf_counter()
+    compress = str(cfg.compress)
+    if compress not in COMPRESS:
+        raise ValueError(f"compress={compress!r} is unknown; allowed: {list(COMPRESS)}")
+    arch, payload, search_cfg, search_dir = load_run(str(cfg.arch), cfg.get("run_config"))
+    recipe = make_recipe(cfg.train, search_cfg.get("search") or OmegaConf.create())
+    if cfg.init not in ("scratch", "supernet"):
+        raise ValueError(f"init={cfg.init!r} is unknown; allowed: ['scratch', 'supernet']")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taken = [p.name for p in out_dir.glob("model.*")] + [p.name for p in out_dir.glob("report.*")]
+    if taken:
+        raise ValueError(f"hydra.run.dir={out_dir} already holds a retrained model ({taken[0]}); choose another")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(str(cfg.device))
+    seed_everything(int(cfg.seed))
+
+    space = instantiate(search_cfg.space, _convert_="all")
+    task: Task = instantiate(search_cfg.task, _convert_="all")
+    # The search's seed fixes the split, so the test split is the one the search never saw.
+    data = task.load_data(seed=int(search_cfg.get("seed", 0))).to(device)
+    child = build_child(space, arch, data.in_channels)
+    network = Network(child, task.build_head(child.out_channels, data)).to(device)
+    copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
+    log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)
+
+    history = train(network, task, data, recipe, int(cfg.seed))
+    test = evaluate(network, task, data.test)
+    val = evaluate(network, task, data.val)
+    deploy = Deployable(copy.deepcopy(network).cpu().eval(), data.mean, data.std).eval()
+    example = raw_images(data.test, data.mean, data.std, 1)
+    inputs = raw_images(data.test, data.mean, data.std, 64)
+    with torch.no_grad():
+        expected = deploy(inputs)
+    params = sum(p.numel() for p in network.parameters())
+    size = state_size_mb(deploy)
+    rows = [_variant_row("pytorch fp32", test, params, size, torch_latency_ms(deploy, example),
+                         mflops=flops_m(deploy, example))]
+
+    checkpoint = {
+        "state_dict": network.state_dict(), "arch": arch, "task": task.name,
+        "search_config": OmegaConf.to_container(search_cfg, resolve=True),
+        "retrain_config": OmegaConf.to_container(cfg, resolve=True), "mean": data.mean, "std": data.std,
+    }
+    torch.save(checkpoint, out_dir / "model.pt")
+    files = {"pytorch": "model.pt"}
+    if cfg.export.onnx:
+        export_onnx(deploy, example, out_dir / "model.onnx")
+        session = onnx_session(out_dir / "model.onnx")
+        diff = check_parity("model.onnx", expected, session.run(None, {"images": inputs.numpy()})[0])
+        onnx_fn = lambda x: session.run(None, {"images": x.numpy()})[0]  # noqa: E731
+        rows.append(_variant_row(
+            "onnxruntime fp32", evaluate(_RawInputs(onnx_fn, data.mean, data.std), task, data.test), params,
+            (out_dir / "model.onnx").stat().st_size / 1e6, median_onnx_ms(session, example), max_abs_diff=diff,
+        ))
+        files["onnx"] = "model.onnx"
+    if cfg.export.torchscript:
+        export_torchscript(deploy, example, out_dir / "model.ts")
+        scripted = load_torchscript(out_dir / "model.ts")
+        with torch.no_grad():
+            diff = check_parity("model.ts", expected, scripted(inputs))
+        rows.append(_variant_row(
+            "torchscript fp32", test, params, (out_dir / "model.ts").stat().st_size / 1e6,
+            torch_latency_ms(scripted, example), max_abs_diff=diff,
+        ))
+        files["torchscript"] = "model.ts"
+
+    if compress in ("int8", "all"):
+        calibration = raw_images(data.train, data.mean, data.std, int(cfg.quantize.calibration_samples))
+        quantized = quantize_int8(deploy, calibration, example)
+        metrics = evaluate(_RawInputs(quantized, data.mean, data.std), task, data.test)
+        export_torchscript(quantized, example, out_dir / "model_int8.ts")
+        files["int8_torchscript"] = "model_int8.ts"
+        rows.append(_variant_row("int8 (static PTQ)", metrics, params, state_size_mb(quantized),
+                                 torch_latency_ms(quantized, example)))
+    if compress in ("prune", "all"):
+        pruned = copy.deepcopy(network)
+        targets = prune_magnitude(pruned, float(cfg.prune.amount))
+        before = evaluate(pruned, task, data.test)
+        # Fine-tuning at a tenth of the learning rate recovers most of the loss (Han et al., 2015).
+        train(pruned, task, data, recipe, int(cfg.seed) + 1, epochs=int(cfg.prune.finetune_epochs), lr_scale=0.1,
+              desc="fine-tune")
+        finalize_pruning(targets)
+        metrics = evaluate(pruned, task, data.test)
+        pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std).eval()
+        torch.save({**checkpoint, "state_dict": pruned.state_dict()}, out_dir / "model_pruned.pt")
+        files["pruned_pytorch"] = "model_pruned.pt"
+        nonzero = nonzero_params(pruned)
+        rows.append(_variant_row(
+            f"pruned {cfg.prune.amount:g} + fine-tune", metrics, params, state_size_mb(pruned_deploy),
+            torch_latency_ms(pruned_deploy, example), nonzero_params=nonzero, sparse_size_mb=nonzero * 4 / 1e6,
+            **{f"test_{k}_before_finetune": v for k, v in before.items()},
+        ))
+
+    meta = {
+        "task": task.name, "task_config": OmegaConf.to_container(search_cfg.task, resolve=True),
+        "arch": arch, "description": space.describe(arch), "class_names": data.class_names,
+        "num_classes": data.num_classes, "in_channels": data.in_channels,
+        "image_size": list(data.train.x.shape[-2:]), "input": "raw images in [0, 1], (N, C, H, W)", "files": files,
+    }
+    write_json_atomic(out_dir / "model.json", meta)
+    report = {
+        "arch": arch, "description": space.describe(arch), "task": task.name, "source": str(cfg.arch),
+        "search_val": payload.get("metrics", {}), "val": val, "test": test, "init": str(cfg.init),
+        "supernet_tensors_copied": copied, "recipe": recipe.__dict__, "history": history, "variants": rows,
+        "device": str(device), "seconds": time.perf_counter() - start,
+    }
+    write_json_atomic(out_dir / "report.json", report)
+    (out_dir / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def median_onnx_ms(session, example: torch.Tensor) -> float:
+    """Batch-1 onnxruntime latency (median)."""
+    from rlnas.export import median_latency_ms
+
+    feed = {"images": example.numpy()}
+    return median_latency_ms(lambda: session.run(None, feed))
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """``report.md``: what was trained and one row per exported or compressed variant."""
+    metric_keys = [k for k in report["variants"][0] if k.startswith("test_")]
+    lines = [
+        f"# Retrained {report['task']} model",
+        "",
+        f"- Architecture: `{report['description']}`",
+        f"- From: `{report['source']}` (init: {report['init']})",
+        f"- Recipe: {report['recipe']['epochs']} epochs, {report['recipe']['optimizer']} lr {report['recipe']['lr']:g}, "
+        f"batch {report['recipe']['batch_size']}, weight decay {report['recipe']['weight_decay']:g}, "
+        f"augment {report['recipe']['augment']}",
+        "- Validation during the search (shared weights): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in report["search_val"].items()),
+        "- Validation after retraining: " + ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items()),
+        f"- Device: {report['device']}; latency is batch 1 on the CPU, median of 31; {report['seconds']:.0f} s in all",
+        "",
+        "| variant | " + " | ".join(metric_keys) + " | params | size (MB) | latency (ms) | notes |",
+        "|---|" + "---|" * (len(metric_keys) + 4),
+    ]
+    for row in report["variants"]:
+        notes = []
+        if "max_abs_diff" in row:
+            notes.append(f"max |diff| to PyTorch {row['max_abs_diff']:.1e}")
+        if "nonzero_params" in row:
+            notes.append(f"{row['nonzero_params']:,} non-zero ({row['sparse_size_mb']:.3f} MB sparse)")
+        if "mflops" in row:
+            notes.append(f"{row['mflops']:.2f} MFLOPs")
+        cells = [row["variant"], *(f"{row[k]:.4f}" for k in metric_keys), f"{row['params']:,}",
+                 f"{row['size_mb']:.3f}", f"{row['latency_ms']:.3f}", "; ".join(notes)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
+def run(cfg: DictConfig) -> None:
+    """Hydra entry point; user errors print one line and exit with code 2."""
+    from rlnas.__main__ import user_error_message
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        report = retrain(cfg, out_dir)
+    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
+        message = user_error_message(err)
+        if message is None and isinstance(err, (FloatingPointError, ExportMismatchError)):
+            message = str(err).splitlines()[0]
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"rlnas.retrain: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    first = report["variants"][0]
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in first.items() if k.startswith("test_"))
+    print(f"retrained: {report['description']} | {metrics} | params={first['params']:,} | "
+          f"size_mb={first['size_mb']:.3f} | latency_ms={first['latency_ms']:.3f} | run dir: {out_dir}")
+
+
+if __name__ == "__main__":
+    run()

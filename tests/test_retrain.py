@@ -1,0 +1,216 @@
+"""Retrain, export, compress and serve a found architecture."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from rlnas.export import Deployable, ExportMismatchError, check_parity, export_onnx, onnx_session, quantize_int8
+from rlnas.predict import load_model, main as predict_main, predict
+from rlnas.retrain import init_from_supernet, retrain
+from rlnas.supernet import build_child, build_supernet
+from rlnas.tasks.base import Network
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _search_run(tmp_path: Path, task: str, arch: list[int] | None = None) -> Path:
+    """A search run dir as the search leaves it: config.yaml, best_arch.json and supernet.pt."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+task={task}", "+experiment=smoke"])
+    space = instantiate(cfg.space, _convert_="all")
+    task_obj = instantiate(cfg.task, _convert_="all")
+    data = task_obj.load_data(seed=int(cfg.seed))
+    arch = arch or [0] * len(space)
+    backbone = build_supernet(space, data.in_channels)
+    supernet = Network(backbone, task_obj.build_head(backbone.out_channels, data))
+    run = tmp_path / f"search_{task}"
+    run.mkdir()
+    OmegaConf.save(cfg, run / "config.yaml", resolve=True)
+    (run / "best_arch.json").write_text(json.dumps({"arch": arch, "metrics": {}}))
+    torch.save(supernet.state_dict(), run / "supernet.pt")
+    return run
+
+
+def _retrain_cfg(arch_path: Path, *overrides: str):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("retrain", overrides=[f"arch={arch_path}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def classification_run(tmp_path_factory):
+    """One retrained classification model with every export and compression."""
+    tmp = tmp_path_factory.mktemp("retrain")
+    run = _search_run(tmp, "classification")
+    out = tmp / "retrained"
+    cfg = _retrain_cfg(run / "best_arch.json", "train.epochs=4", "compress=all", "prune.finetune_epochs=1")
+    report = retrain(cfg, out)
+    return out, report
+
+
+def test_retrain_writes_checked_exports_and_compressed_variants(classification_run):
+    out, report = classification_run
+    for name in ("model.pt", "model.onnx", "model.ts", "model_int8.ts", "model_pruned.pt", "model.json",
+                 "report.json", "report.md"):
+        assert (out / name).is_file(), name
+    rows = {row["variant"]: row for row in report["variants"]}
+    fp32 = rows["pytorch fp32"]
+    assert fp32["test_accuracy"] > 0.8  # 4 epochs on digits
+    assert rows["onnxruntime fp32"]["max_abs_diff"] <= 1e-4
+    assert rows["torchscript fp32"]["max_abs_diff"] <= 1e-4
+    assert rows["onnxruntime fp32"]["test_accuracy"] == pytest.approx(fp32["test_accuracy"], abs=1 / 359)
+    int8 = rows["int8 (static PTQ)"]
+    assert int8["size_mb"] < 0.5 * fp32["size_mb"]
+    assert int8["test_accuracy"] > fp32["test_accuracy"] - 0.05
+    pruned = rows["pruned 0.5 + fine-tune"]
+    assert pruned["nonzero_params"] < 0.65 * fp32["params"]
+    saved = torch.load(out / "model_pruned.pt", weights_only=False)["state_dict"]
+    conv_weights = [v for k, v in saved.items() if k.endswith("weight") and v.dim() == 4]
+    zeros = sum(int((w == 0).sum()) for w in conv_weights) / sum(w.numel() for w in conv_weights)
+    assert zeros > 0.4  # the masks were folded in, not dropped
+    assert "| int8 (static PTQ) |" in (out / "report.md").read_text()
+
+
+def test_retrained_checkpoint_reloads_into_the_standalone_child(classification_run):
+    out, report = classification_run
+    checkpoint = torch.load(out / "model.pt", weights_only=False)
+    cfg = OmegaConf.create(checkpoint["search_config"])
+    space = instantiate(cfg.space, _convert_="all")
+    task = instantiate(cfg.task, _convert_="all")
+    data = task.load_data(seed=int(cfg.seed))
+    backbone = build_child(space, checkpoint["arch"], data.in_channels)
+    network = Network(backbone, task.build_head(backbone.out_channels, data))
+    network.load_state_dict(checkpoint["state_dict"])
+    network.eval()
+    with torch.no_grad():
+        accuracy = float((network(data.test.x).argmax(1) == data.test.y).float().mean())
+    assert accuracy == pytest.approx(report["test"]["accuracy"], abs=1e-6)
+
+
+def test_predict_reads_pngs_like_the_training_data(classification_run, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    out, _ = classification_run
+    digits = load_digits()
+    for i in range(12):
+        pixels = (digits.images[i] / 16 * 255).round().astype(np.uint8)
+        # Larger than the model's input: predict must resize like the loaders do.
+        Image.fromarray(pixels).resize((32, 32), Image.NEAREST).save(tmp_path / f"{i:02d}.png")
+    rows = list(predict(load_model(out), sorted(tmp_path.glob("*.png")), batch_size=5, progress=False))
+    assert len(rows) == 12 and rows[0]["file"].endswith("00.png")
+    correct = sum(row["class"] == str(digits.target[i]) for i, row in enumerate(rows))
+    assert correct >= 10
+    assert all(0 < row["probability"] <= 1 and len(row["top_k"]) == 3 for row in rows)
+    assert rows[0]["top_k"][0]["probability"] >= rows[0]["top_k"][1]["probability"]
+
+
+def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
+    out, _ = classification_run
+    assert predict_main([f"model={tmp_path}", f"input={tmp_path}"]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+    assert predict_main([f"model={out}", f"input={tmp_path}/missing.png"]) == 2
+    assert "missing.png" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    assert predict_main([f"model={out}", f"input={broken}"]) == 2
+    assert "broken.png: unreadable image" in capsys.readouterr().err
+    assert predict_main([f"model={out}", "input=x", "top_k=many"]) == 2
+    assert "top_k" in capsys.readouterr().err
+
+
+def test_retrain_never_overwrites_an_earlier_model(classification_run):
+    out, _ = classification_run
+    before = (out / "model.pt").read_bytes()
+    cfg = _retrain_cfg(out.parent / "search_classification" / "best_arch.json", "train.epochs=1")
+    with pytest.raises(ValueError, match="already holds a retrained model"):
+        retrain(cfg, out)
+    assert (out / "model.pt").read_bytes() == before
+
+
+def test_supernet_init_reproduces_the_shared_weights(tmp_path):
+    run = _search_run(tmp_path, "classification", arch=None)
+    cfg = OmegaConf.load(run / "config.yaml")
+    space = instantiate(cfg.space, _convert_="all")
+    task = instantiate(cfg.task, _convert_="all")
+    data = task.load_data(seed=int(cfg.seed))
+    arch = space.sample(np.random.default_rng(3))
+    backbone = build_supernet(space, data.in_channels)
+    supernet = Network(backbone, task.build_head(backbone.out_channels, data))
+    supernet.load_state_dict(torch.load(run / "supernet.pt", weights_only=True))
+    child_backbone = build_child(space, arch, data.in_channels)
+    child = Network(child_backbone, task.build_head(child_backbone.out_channels, data))
+    copied = init_from_supernet(child, run / "supernet.pt")
+    assert copied == len([k for k in child.state_dict() if "running" not in k and "num_batches" not in k])
+    x = data.val.x[:16]
+    supernet.train(), child.train()  # the supernet normalises with batch statistics
+    with torch.no_grad():
+        torch.testing.assert_close(child(x), supernet(x, arch), atol=1e-5, rtol=1e-5)
+
+
+def test_parity_check_fails_loudly():
+    expected = torch.zeros(4, 10)
+    assert check_parity("ok", expected, expected.numpy() + 5e-5) == pytest.approx(5e-5)
+    with pytest.raises(ExportMismatchError, match=r"model.onnx: max \|diff\|"):
+        check_parity("model.onnx", expected, expected.numpy() + 1e-3)
+    with pytest.raises(ExportMismatchError, match="shape"):
+        check_parity("model.onnx", expected, np.zeros((4, 9), dtype=np.float32))
+
+
+def test_onnx_and_int8_of_a_plain_convnet(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 5),
+    ).eval()
+    model = Deployable(net, [0.5, 0.4, 0.3], [0.2, 0.2, 0.2]).eval()
+    x = torch.rand(8, 3, 16, 16)
+    export_onnx(model, x[:1], tmp_path / "m.onnx")
+    got = onnx_session(tmp_path / "m.onnx").run(None, {"images": x.numpy()})[0]  # dynamic batch
+    with torch.no_grad():
+        assert check_parity("m.onnx", model(x), got) <= 1e-4
+        quantized = quantize_int8(model, torch.rand(64, 3, 16, 16), x[:1])
+        assert (quantized(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()
+
+
+def test_detection_retrains_exports_and_predicts_boxes_in_image_pixels(tmp_path):
+    from PIL import Image
+
+    run = _search_run(tmp_path, "detection")
+    out = tmp_path / "retrained"
+    cfg = _retrain_cfg(run / "best_arch.json", "train.epochs=1", "compress=int8", "quantize.calibration_samples=32")
+    report = retrain(cfg, out)
+    rows = {row["variant"]: row for row in report["variants"]}
+    assert {"test_map", "test_map50"} <= set(rows["pytorch fp32"])
+    assert rows["onnxruntime fp32"]["max_abs_diff"] <= 1e-4
+    assert rows["int8 (static PTQ)"]["size_mb"] < rows["pytorch fp32"]["size_mb"]
+    meta = json.loads((out / "model.json").read_text())
+    size = meta["image_size"][0]
+    canvas = (np.random.default_rng(0).random((size, size)) * 255).astype(np.uint8)
+    Image.fromarray(canvas).resize((2 * size, 3 * size)).save(tmp_path / "scene.png")
+    [row] = predict(load_model(out), [tmp_path / "scene.png"], score_threshold=0.0, progress=False)
+    assert row["detections"], "a zero threshold keeps the top detections"
+    for det in row["detections"]:
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 <= x2 <= 2 * size and 0 <= y1 <= y2 <= 3 * size
+        assert det["label"] in meta["class_names"]
+
+
+def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's best_arch.json)"
+    )
