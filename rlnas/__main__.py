@@ -13,11 +13,12 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlnas.data.base import DataError
@@ -43,15 +44,23 @@ def run(cfg: DictConfig) -> float:
     """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
     from rlnas.search.budget import build_budget_search
     from rlnas.search.builder import build_search
+    from rlnas.search.checkpoint import SearchInterrupted
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
+        resume = cfg.get("resume")
+        if resume:
+            cfg = resumed_config(str(resume), list(HydraConfig.get().overrides.task))
+            run_dir = str(Path(resume).expanduser())
         if cfg.get("benchmark") is not None:
             bench = build_budget_search(cfg, run_dir)
             outcome = bench.run()
         else:
-            search = build_search(cfg, run_dir)
+            search = build_search(cfg, run_dir, resume=bool(resume))
             result = search.run()
+    except SearchInterrupted as stop:
+        print(f"rlnas: {stop}", file=sys.stderr)
+        sys.exit(130)
     except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
         message = user_error_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -74,12 +83,63 @@ def run(cfg: DictConfig) -> float:
     return best.reward
 
 
+#: Overrides a resumed run accepts even when they differ from its config.
+RESUME_FREE = ("resume", "threads", "checkpoint.", "hydra.")
+CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark")
+
+
+def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
+    """The config saved in ``run_dir``, after checking that ``overrides`` agree with it.
+
+    Raises:
+        FileNotFoundError: When ``run_dir`` holds no ``config.yaml``.
+        ValueError: Naming the first override that changes the saved config.
+    """
+    path = Path(run_dir).expanduser() / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={run_dir}: no config.yaml there (pass a search's run directory)")
+    saved = OmegaConf.load(path)
+    assert isinstance(saved, DictConfig)
+    if saved.get("benchmark") is not None:
+        raise ValueError(f"resume={run_dir}: tabular-benchmark runs take seconds; start them again instead")
+    # A drill's stop_after applies to the start it was given to, not to the resume.
+    if "checkpoint" in saved:
+        saved.checkpoint.stop_after = None
+    applied = []
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key.startswith(RESUME_FREE):
+            if key.startswith(("threads", "checkpoint.")):
+                applied.append(f"{key}={value}")
+            continue
+        if key in CONFIG_GROUPS or "/" in key:
+            raise ValueError(f"resume: {override} would swap a config group; a resumed run keeps its own config")
+        try:
+            wanted = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}={value}"]), resolve=True)
+        except Exception:  # noqa: BLE001 - an unparsable override cannot match the saved value
+            wanted = {key: value}
+        node: object = wanted
+        for part in key.split("."):
+            node = node[part] if isinstance(node, dict) else None
+        old = OmegaConf.select(saved, key, default=None)
+        old = OmegaConf.to_container(old, resolve=True) if isinstance(old, (DictConfig, ListConfig)) else old
+        if node != old:
+            raise ValueError(f"resume: {key}={value} conflicts with the run's {key}={old}; resume takes the run's config")
+    return OmegaConf.merge(saved, OmegaConf.from_dotlist(applied)) if applied else saved
+
+
 def with_default_task(argv: list[str]) -> list[str]:
     """Adds ``+task=classification`` unless the command line chooses a task.
 
     Experiment presets are moved after the task, so their budgets win over a
     task's defaults whatever order they were typed in.
     """
+    if any(a.startswith("resume=") for a in argv):
+        # The run's own config applies; its directory is the run dir and
+        # Hydra's .hydra/ files of the first start are left as they are.
+        run_dir = next(a for a in argv if a.startswith("resume="))[len("resume="):]
+        extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
+        return [*argv, *extra, "hydra.output_subdir=null"]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
         a.startswith("+benchmark=") for a in argv
     ):

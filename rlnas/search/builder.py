@@ -17,6 +17,7 @@ from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
+from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
 from rlnas.search.loop import Search, SearchSettings
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
@@ -26,7 +27,7 @@ from rlnas.utils import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run.
-RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt")
+RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHECKPOINT)
 
 
 def settings_from(cfg: DictConfig) -> SearchSettings:
@@ -84,13 +85,24 @@ def latency_table(
     return table
 
 
-def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = None) -> Search:
-    """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks."""
+def build_search(
+    cfg: DictConfig, run_dir: str | Path, progress: bool | None = None, resume: bool = False
+) -> Search:
+    """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks.
+
+    With ``resume`` the run dir's ``checkpoint.pt`` (when one was written) is
+    restored, so :meth:`Search.run` continues after its epoch.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if taken:
-        raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+    if taken and not resume:
+        raise ValueError(
+            f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
+            f"or continue it with resume={run_dir}"
+        )
+    if resume and (run_dir / "best_arch.json").exists():
+        raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
@@ -135,16 +147,34 @@ def build_search(cfg: DictConfig, run_dir: str | Path, progress: bool | None = N
     elif mask_infeasible:
         raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
 
+    state = None
+    if resume and (run_dir / CHECKPOINT).exists():
+        state = load_checkpoint(run_dir / CHECKPOINT, device)
+        log.info("resuming %s after epoch %d", run_dir, state["next_epoch"])
+    elif resume:
+        log.warning("resume=%s: no checkpoint written yet; starting the run over", run_dir)
     config_text = OmegaConf.to_yaml(cfg)
-    (run_dir / "config.yaml").write_text(config_text)
+    if not resume:
+        (run_dir / "config.yaml").write_text(config_text)
+    ckpt_cfg = cfg.get("checkpoint") or {}
+    every = int(ckpt_cfg.get("every", 1))
+    if every < 0:
+        raise ValueError(f"checkpoint.every must be >= 0, got {every}")
+    stop_after = ckpt_cfg.get("stop_after")
     callbacks = [
-        TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text),
+        TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
+                          purge_step=state["next_epoch"] if state else None),
         HistoryWriter(run_dir / "history.csv"),
         OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
     ]
     if progress is not False:
         callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
+    # Last, so a checkpoint sees what the other callbacks did in the epoch.
+    callbacks.append(Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None))
     selection = SelectionSettings(**(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {}))
     if selection.cost not in COST_NAMES:
         raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
-    return Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection)
+    search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection)
+    if state is not None:
+        restore_search(search, state)
+    return search

@@ -37,14 +37,19 @@ class TensorBoardLogger(Callback):
         log_dir: Folder of the event files.
         hparams: Flat hyper-parameters logged at the start (text) and with the
             final metrics (HPARAMS tab).
+        config_text: The resolved config, logged as text.
+        image_every: Epochs between prediction previews.
+        purge_step: On resume, the first epoch to log again (later events are dropped).
     """
 
     def __init__(
-        self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "", image_every: int = 5
+        self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "", image_every: int = 5,
+        purge_step: int | None = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(log_dir))
+        # A resumed run drops the events logged after its checkpoint (purge_step).
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         self.image_every = image_every
         self.hparams = hparams or {}
         self.config_text = config_text
@@ -136,25 +141,48 @@ def pareto_figure(search: Search):
 
 
 class HistoryWriter(Callback):
-    """Appends every scored architecture to ``history.csv`` as it happens."""
+    """Appends every scored architecture to ``history.csv`` as it happens.
+
+    At the start the file is rewritten from the search's history, so a resumed
+    run drops the rows scored after its checkpoint and writes them again.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._columns: list[str] | None = None
 
+    @staticmethod
+    def _format(row: dict[str, Any]) -> dict[str, str]:
+        return {"epoch": row["epoch"], "arch": arch_to_str(row["arch"]),
+                **{k: f"{v:.6g}" for k, v in row.items() if k not in ("epoch", "arch")}}
+
+    def on_search_start(self, search: Search) -> None:
+        self._columns = None
+        if search.history:
+            self._write([self._format(row) for row in search.history])
+        elif self.path.exists():
+            self.path.unlink()
+
+    def _write(self, rows: list[dict[str, str]]) -> None:
+        if self._columns is None:
+            self._columns = list(rows[0])
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, self._columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, self.path)
+            return
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self._columns, extrasaction="ignore").writerows(rows)
+
     def on_evaluation(
         self, search: Search, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float]
     ) -> None:
-        rows = []
-        for arch, ev, r in zip(archs, evaluations, rewards):
-            rows.append({"epoch": epoch, "arch": arch_to_str(arch), "reward": f"{r:.6g}",
-                         **{k: f"{v:.6g}" for k, v in {**ev.metrics, **ev.costs}.items()}})
-        if self._columns is None:
-            self._columns = list(rows[0])
-            with self.path.open("w", newline="") as f:
-                csv.DictWriter(f, self._columns).writeheader()
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, self._columns, extrasaction="ignore").writerows(rows)
+        self._write([
+            self._format({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
+            for arch, ev, r in zip(archs, evaluations, rewards)
+        ])
 
 
 class ProgressBar(Callback):
@@ -162,6 +190,10 @@ class ProgressBar(Callback):
 
     def __init__(self, epochs: int, disable: bool | None = None) -> None:
         self.bar = tqdm(total=epochs, desc="search", unit="epoch", disable=disable, dynamic_ncols=True)
+
+    def on_search_start(self, search: Search) -> None:
+        if search.start_epoch:  # resumed
+            self.bar.update(search.start_epoch)
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         post = {"loss": f"{stats.supernet_loss:.3f}"}
@@ -201,7 +233,6 @@ class OutputWriter(Callback):
                  "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()}, "costs": c.evaluation.costs}
                 for c in result.selected
             ]
-        write_json_atomic(self.run_dir / "best_arch.json", payload)
         self.write_pareto(search)
         summary = {
             "best_reward": best.reward,
@@ -216,9 +247,13 @@ class OutputWriter(Callback):
             ],
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
-        torch.save(search.model.state_dict(), self.run_dir / "supernet.pt")
-        torch.save(search.controller.state_dict(), self.run_dir / "controller.pt")
+        from rlnas.search.checkpoint import save_atomic
+
+        save_atomic(search.model.state_dict(), self.run_dir / "supernet.pt")
+        save_atomic(search.controller.state_dict(), self.run_dir / "controller.pt")
         search.controller.save_artifacts(self.run_dir)
+        # Last: its presence marks a finished run (a resume after a kill before it redoes the outputs).
+        write_json_atomic(self.run_dir / "best_arch.json", payload)
 
     def write_pareto(self, search: Search) -> None:
         """``pareto.csv`` (the front, cheapest first) and ``pareto.png``."""

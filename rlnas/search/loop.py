@@ -189,6 +189,10 @@ class Search:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs, eta_min=s.lr_min)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
+        #: First epoch :meth:`run` trains (a restored checkpoint moves it on).
+        self.start_epoch = 0
+        #: Mean reward of the last epoch that trained the controller.
+        self.last_mean = float("nan")
 
     # -- phases ---------------------------------------------------------------
     def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float | None]:
@@ -256,8 +260,7 @@ class Search:
         start = time.perf_counter()
         for cb in self.callbacks:
             cb.on_search_start(self)
-        last_mean = float("nan")
-        for epoch in range(s.epochs):
+        for epoch in range(self.start_epoch, s.epochs):
             self.epoch = epoch
             t0 = time.perf_counter()
             warmup = epoch < s.warmup_epochs
@@ -275,11 +278,11 @@ class Search:
             stats = EpochStats(epoch, loss, acc, lr)
             if not warmup:
                 self.train_controller(epoch, stats)
-                last_mean = float(np.mean(stats.rewards)) if stats.rewards else last_mean
+                self.last_mean = float(np.mean(stats.rewards)) if stats.rewards else self.last_mean
             stats.seconds = time.perf_counter() - t0
             for cb in self.callbacks:
                 cb.on_epoch_end(self, stats)
-        result = self.finish(last_mean, time.perf_counter() - start)
+        result = self.finish(self.last_mean, time.perf_counter() - start)
         for cb in self.callbacks:
             cb.on_search_end(self, result)
         return result

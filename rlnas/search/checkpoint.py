@@ -1,0 +1,182 @@
+"""Checkpoints that continue a search bit for bit, and clean stops on SIGINT/SIGTERM.
+
+A checkpoint holds everything the next epoch depends on: supernet weights,
+optimiser and scheduler, the controller's state (an SB3 model included), the
+loop's and the evaluator's random generators, the global RNGs (python, numpy,
+torch, CUDA), the history of scored architectures and the epoch counter. It is
+written to a temporary file and moved over the previous one with
+``os.replace``, so a kill at any moment leaves either the old or the new
+checkpoint, never half of one. Weights with a NaN are never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from rlnas.search.loop import Callback, EpochStats
+
+if TYPE_CHECKING:
+    from rlnas.search.loop import Search
+
+log = logging.getLogger(__name__)
+
+#: File name of a run's checkpoint.
+CHECKPOINT = "checkpoint.pt"
+#: Format version, bumped when the layout changes.
+VERSION = 1
+
+
+class SearchInterrupted(RuntimeError):
+    """A SIGINT/SIGTERM stopped the search after writing a checkpoint."""
+
+    def __init__(self, epoch: int, run_dir: Path) -> None:
+        super().__init__(f"interrupted after epoch {epoch}; continue with: python -m rlnas resume={run_dir}")
+        self.epoch = epoch
+        self.run_dir = run_dir
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The process-wide random states (python, numpy, torch CPU and CUDA)."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def search_state(search: Search) -> dict[str, Any]:
+    """Everything :func:`restore_search` needs to continue ``search`` after its current epoch."""
+    evaluator = search.evaluator
+    return {
+        "version": VERSION,
+        "next_epoch": search.epoch + 1,
+        "model": search.model.state_dict(),
+        "optimizer": search.optimizer.state_dict(),
+        "scheduler": search.scheduler.state_dict(),
+        "controller": search.controller.state_dict(),
+        "history": search.history,
+        "last_mean": search.last_mean,
+        "generator": search.generator.get_state(),
+        "rng": search.rng.bit_generator.state,
+        "evaluator_generator": evaluator.generator.get_state(),
+        "evaluator_batch": evaluator._batch,
+        "global_rng": global_rng_state(),
+    }
+
+
+def restore_search(search: Search, state: dict[str, Any]) -> None:
+    """Puts ``search`` where :func:`search_state` left it; the next :meth:`Search.run` continues there."""
+    if state.get("version") != VERSION:
+        raise ValueError(f"checkpoint format {state.get('version')} is not {VERSION}; it was written by another version")
+    search.model.load_state_dict(state["model"])
+    search.optimizer.load_state_dict(state["optimizer"])
+    search.scheduler.load_state_dict(state["scheduler"])
+    search.controller.load_state_dict(state["controller"])
+    search.history = [{**row, "arch": tuple(row["arch"])} for row in state["history"]]
+    search.last_mean = float(state["last_mean"])
+    search.generator.set_state(state["generator"])
+    search.rng.bit_generator.state = state["rng"]
+    search.evaluator.generator.set_state(state["evaluator_generator"])
+    search.evaluator._batch = tuple(t.to(search.device) for t in state["evaluator_batch"])
+    search.start_epoch = int(state["next_epoch"])
+    set_global_rng_state(state["global_rng"])
+
+
+def save_atomic(payload: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file, flushed to disk, then ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Reads a checkpoint.
+
+    Raises:
+        ValueError: Naming the file when it is not a readable checkpoint.
+    """
+    try:
+        # Our own file: it holds python objects (history rows, RNG tuples), hence weights_only=False.
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # a truncated or foreign file raises many types
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or "next_epoch" not in state:
+        raise ValueError(f"{path}: not a search checkpoint")
+    return state
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    """Whether every parameter and buffer is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()] if t.is_floating_point())
+
+
+class Checkpointer(Callback):
+    """Writes ``checkpoint.pt`` every ``every`` epochs and stops cleanly on SIGINT/SIGTERM.
+
+    Args:
+        run_dir: The run directory.
+        every: Epochs between checkpoints (0: only when stopping).
+        stop_after: Stop (as if interrupted) after this many epochs; for drills and tests.
+    """
+
+    def __init__(self, run_dir: str | Path, every: int = 1, stop_after: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / CHECKPOINT
+        self.every = int(every)
+        self.stop_after = stop_after
+        self.stop_requested = False
+        self._previous: dict[int, Any] = {}
+
+    def on_search_start(self, search: Search) -> None:
+        self.stop_requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._request_stop)
+            except ValueError:  # not the main thread: no handlers, checkpoints still written
+                pass
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        log.warning("%s: finishing the epoch, then writing a checkpoint (again to stop at once)",
+                    signal.Signals(signum).name)
+        self.stop_requested = True
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
+        done = stats.epoch + 1
+        stopping = self.stop_requested or (self.stop_after is not None and done >= self.stop_after)
+        if stopping or (self.every and done % self.every == 0):
+            if finite_weights(search.model):
+                save_atomic(search_state(search), self.path)
+            else:
+                log.error("epoch %d left non-finite weights; keeping the previous checkpoint", done)
+        if stopping and done < search.settings.epochs:
+            self._restore_handlers()
+            raise SearchInterrupted(done, self.run_dir)
+
+    def on_search_end(self, search: Search, result: Any) -> None:
+        self._restore_handlers()
