@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,8 +28,11 @@ def _cfg(*overrides: str):
         return compose("config", overrides=["+task=classification", *SMOKE, *overrides])
 
 
-def _outputs(run_dir: Path) -> tuple[bytes, bytes]:
-    return (run_dir / "history.csv").read_bytes(), (run_dir / "best_arch.json").read_bytes()
+def _outputs(run_dir: Path) -> tuple[bytes, bytes, dict]:
+    """history.csv, best_arch.json and summary.json without its wall time."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.pop("seconds")
+    return (run_dir / "history.csv").read_bytes(), (run_dir / "best_arch.json").read_bytes(), summary
 
 
 @pytest.fixture(scope="module")

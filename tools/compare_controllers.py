@@ -17,6 +17,7 @@ Examples::
     python tools/compare_controllers.py --benchmark toy --seeds 5 --budgets 500 1500
     python tools/compare_controllers.py --task classification --seeds 5 \\
         --controllers enas ppo evolution -- search.epochs=8
+    python tools/compare_controllers.py --replot docs/nb201     # redraw curves.png from curves.csv
 """
 
 from __future__ import annotations
@@ -151,23 +152,31 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     # The y range follows the curves after the first tenth of the budget: the first few
     # evaluations span the whole table and would flatten the part worth comparing.
-    lows, highs = [], []
+    lows, highs, finals = {}, [], {}
+    lines = {}
     for controller, results in runs.items():
         scale = results[0]["scale"]
         n = min(len(r["best_metric"]) for r in results)
         curves = np.array([r["best_metric"][:n] for r in results]) / scale
         mean, std = curves.mean(0), curves.std(0)
         x = np.arange(1, n + 1)
-        ax.plot(x, mean, label=controller, lw=1.6 if controller != "random" else 2.2,
-                ls="--" if controller == "random" else "-")
+        (lines[controller],) = ax.plot(x, mean, label=controller, lw=1.6 if controller != "random" else 2.2,
+                                       ls="--" if controller == "random" else "-")
         ax.fill_between(x, mean - std, mean + std, alpha=0.12)
         start = max(n // 10 - 1, 0)
-        lows.append(float(mean[start]))
+        lows[controller] = float(mean[start])
+        finals[controller] = float(mean[-1])
         highs.append(float((mean + std)[start:].max()))
+    # Grid enumeration in order can sit far below the rest; it is not allowed to
+    # squash the others, and its label says where it ended when it is off scale.
+    scaled = {c: v for c, v in lows.items() if c != "grid"} or lows
+    lo = min(scaled.values())
+    if "grid" in finals and finals["grid"] < lo:
+        lines["grid"].set_label(f"grid (off scale, ends at {finals['grid']:.4g})")
     if optimum is not None and np.isfinite(optimum):
         ax.axhline(optimum, c="k", lw=0.8, ls=":", label=f"optimum {optimum:.4g}")
         highs.append(float(optimum))
-    lo, hi = min(lows), max(highs)
+    hi = max(highs)
     pad = 0.08 * (hi - lo) if hi > lo else 1.0
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("architectures evaluated")
@@ -180,8 +189,26 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
     plt.close(fig)
 
 
+def replot(out: Path) -> None:
+    """Redraws ``out/curves.png`` from ``curves.csv`` and ``table.json`` of an earlier comparison."""
+    if not (out / "curves.csv").is_file() or not (out / "table.json").is_file():
+        raise SystemExit(f"--replot {out}: needs curves.csv and table.json from an earlier comparison")
+    table = json.loads((out / "table.json").read_text())
+    runs: dict[str, dict[int, list[float]]] = {}
+    with (out / "curves.csv").open() as f:
+        for row in csv.DictReader(f):
+            runs.setdefault(row["controller"], {}).setdefault(int(row["seed"]), []).append(float(row["best_metric"]))
+    curves = {c: [{"best_metric": v, "scale": 1.0} for _, v in sorted(seeds.items())] for c, seeds in runs.items()}
+    optimum = table["rows"][0].get("optimum") if table["rows"] else None
+    optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
+    plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
+    print(f"wrote {out}/curves.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--replot":
+        return replot(Path(sys.argv[2]))
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")
     where.add_argument("--task", help="task config name: whole weight-sharing searches")
@@ -226,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = summarise(runs, budgets, args.benchmark)
     title = f"{name}: {args.seeds} seeds, budgets {budgets}"
     (out / "table.md").write_text(markdown(rows, metric, title))
-    (out / "table.json").write_text(json.dumps({"title": title, "overrides": args.overrides, "rows": rows}, indent=2))
+    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "overrides": args.overrides, "rows": rows}, indent=2))
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
     print(markdown(rows, metric, title))

@@ -80,9 +80,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10, help="trials (one random kill each)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--out", type=Path, default=None, help="keep the run dirs here (default: a temporary dir)")
-    parser.add_argument("overrides", nargs="*", help="search overrides (default: a 4-epoch smoke search)")
+    parser.add_argument("overrides", nargs="*", help="more search overrides (default: a 6-epoch smoke search)")
     opts = parser.parse_args()
-    overrides = ["+experiment=smoke", "search.epochs=4", *opts.overrides]
+    overrides = ["+experiment=smoke", "search.epochs=6", "search.supernet_steps=10", *opts.overrides]
     root = opts.out or Path(tempfile.mkdtemp(prefix="rlnas-drill-"))
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(opts.seed)
@@ -92,9 +92,11 @@ def main() -> int:
     proc = start([*overrides, f"hydra.run.dir={reference}"])
     startup = wait_for_search(proc, reference)
     began = time.monotonic()
+    while proc.poll() is None and not (reference / "best_arch.json").exists():
+        time.sleep(0.005)
+    span = time.monotonic() - began  # kills land between the config and the last output
     finish(proc, "the reference run")
-    span = time.monotonic() - began
-    print(f"reference: {startup:.1f} s start-up, {span:.1f} s search and outputs, in {reference}")
+    print(f"reference: {startup:.1f} s start-up, {span:.1f} s search, in {reference}")
     search_args = [*overrides, f"costs.latency_table={reference / 'latency_lut.json'}"]
 
     identical = 0
@@ -104,8 +106,9 @@ def main() -> int:
         during_write = trial % 3 == 2
         delay = None if during_write else float(rng.uniform(0.0, span))
         event = kill_at(start([*search_args, f"hydra.run.dir={run_dir}"]), run_dir, delay, during_write)
-        if event == "finished before the kill":
-            resumes = 0
+        if event == "finished before the kill" or (run_dir / "best_arch.json").exists():
+            resumes = 0  # nothing to resume: the outputs were complete
+            event += " (outputs already complete)" if event.startswith("killed") else ""
         elif (run_dir / "config.yaml").is_file():
             finish(start([f"resume={run_dir}"]), f"trial {trial}: resume")
             resumes = 1
