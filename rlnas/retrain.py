@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ from rlnas.export import (
 from rlnas.search.callbacks import write_json_atomic
 from rlnas.supernet import build_child
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import resolve_device, seed_everything
+from rlnas.utils import resolve_device, section_values, seed_everything
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
@@ -91,12 +91,7 @@ class Recipe:
 
 def make_recipe(train_cfg: DictConfig, search_cfg: DictConfig) -> Recipe:
     """``train:`` values, with nulls taken from the search run's ``search:``."""
-    given = OmegaConf.to_container(train_cfg, resolve=True)
-    assert isinstance(given, dict)
-    known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ValueError(f"train.{unknown[0]} is not a setting; allowed: {sorted(known)}")
+    given = section_values(train_cfg, Recipe, "train")
     values = {k: (v if v is not None else search_cfg.get(k)) for k, v in given.items()}
     missing = [k for k, v in values.items() if v is None]
     if missing:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import resolve_device, seed_everything
+from rlnas.utils import resolve_device, section_values, seed_everything
 
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run.
@@ -32,13 +31,7 @@ RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHE
 
 def settings_from(cfg: DictConfig) -> SearchSettings:
     """``search:`` config -> :class:`SearchSettings`, rejecting unknown keys."""
-    given = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(given, dict)
-    known = {f.name for f in fields(SearchSettings)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ValueError(f"search.{unknown[0]} is not a setting; allowed: {sorted(known)}")
-    return SearchSettings(**given)
+    return SearchSettings(**section_values(cfg, SearchSettings, "search"))
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
