@@ -72,8 +72,6 @@ def test_env_var_overrides_the_configured_path(tmp_path, monkeypatch):
 
 @needs_nb201
 def test_nb201_table_matches_its_published_checks():
-    from hydra.utils import instantiate  # noqa: F401
-
     from rlnas.search.budget import build_budget_search
     from tools._common import load_config
 

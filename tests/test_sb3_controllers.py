@@ -8,7 +8,6 @@ from stable_baselines3 import PPO
 from rlnas.controllers import (
     ENASController, MaskablePPOController, PPOController, RandomController, RecurrentPPOController,
 )
-from rlnas.spaces import MacroSpace
 from tests.conftest import evaluations_to_optimum, toy_space
 
 PPO_FAMILY = [(PPOController, PPO), (MaskablePPOController, MaskablePPO), (RecurrentPPOController, RecurrentPPO)]

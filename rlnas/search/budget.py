@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
