@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -39,6 +41,24 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
+@contextmanager
+def one_line_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turns configuration and data errors (and ``also``) into one line on stderr and exit code 2.
+
+    Other exceptions propagate; ``HYDRA_FULL_ERROR=1`` lets every one through.
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
+        message = user_error_message(err)
+        if message is None and isinstance(err, also):
+            message = str(err).splitlines()[0]
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def run(cfg: DictConfig) -> float:
     """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
@@ -48,25 +68,20 @@ def run(cfg: DictConfig) -> float:
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
-        resume = cfg.get("resume")
-        if resume:
-            cfg = resumed_config(str(resume), list(HydraConfig.get().overrides.task))
-            run_dir = str(Path(resume).expanduser())
-        if cfg.get("benchmark") is not None:
-            bench = build_budget_search(cfg, run_dir)
-            outcome = bench.run()
-        else:
-            search = build_search(cfg, run_dir, resume=bool(resume))
-            result = search.run()
+        with one_line_errors("rlnas"):
+            resume = cfg.get("resume")
+            if resume:
+                cfg = resumed_config(str(resume), list(HydraConfig.get().overrides.task))
+                run_dir = str(Path(resume).expanduser())
+            if cfg.get("benchmark") is not None:
+                bench = build_budget_search(cfg, run_dir)
+                outcome = bench.run()
+            else:
+                search = build_search(cfg, run_dir, resume=bool(resume))
+                result = search.run()
     except SearchInterrupted as stop:
         print(f"rlnas: {stop}", file=sys.stderr)
         sys.exit(130)
-    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
-        message = user_error_message(err)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"rlnas: error: {message}", file=sys.stderr)
-        sys.exit(2)
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
         print(f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "

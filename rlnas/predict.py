@@ -150,7 +150,6 @@ class Decoder:
             self.detector = instantiate(task_config, _convert_="all")
             self.detector.num_classes = len(self.names)
             self.detector.image_size = int(model.size[1])
-        self.score_threshold = score_threshold
 
     def __call__(self, outputs: np.ndarray, originals: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         if self.detector is not None:
@@ -232,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rlnas.predict: error: {err}", file=sys.stderr)
         return 2
     if cfg.output:
-        from rlnas.search.callbacks import write_json_atomic
+        from rlnas.utils import write_json_atomic
 
         write_json_atomic(Path(cfg.output), rows)
         print(f"wrote {len(rows)} predictions to {cfg.output}", file=sys.stderr)

@@ -23,8 +23,6 @@ import copy
 import json
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from rlnas.costs.model import forward_mflops
 from rlnas.data.base import DataSplits, Split
 from rlnas.export import (
     Deployable,
@@ -49,16 +48,17 @@ from rlnas.export import (
     finalize_pruning,
     load_torchscript,
     nonzero_params,
+    onnx_latency_ms,
     onnx_session,
     prune_magnitude,
     quantize_int8,
     state_size_mb,
     torch_latency_ms,
 )
-from rlnas.search.callbacks import write_json_atomic
 from rlnas.supernet import build_child
+from rlnas.supernet.sharing import shared_weights
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import resolve_device, section_values, seed_everything
+from rlnas.utils import atomic_file, resolve_device, save_atomic, section_values, seed_everything, write_json_atomic
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
@@ -125,15 +125,12 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
 def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     """Copies the shared weights a child uses from ``supernet.pt``; returns how many tensors were copied.
 
-    A child's modules carry the names of the supernet modules they come from,
-    so matching names and shapes is exact. BatchNorm running statistics have no
-    counterpart (the supernet uses batch statistics) and start fresh.
+    BatchNorm running statistics have no counterpart (the supernet uses batch
+    statistics) and start fresh.
     """
     if not supernet_path.is_file():
         raise FileNotFoundError(f"{supernet_path}: init=supernet needs the search's supernet.pt")
-    shared = torch.load(supernet_path, map_location="cpu", weights_only=True)
-    own = network.state_dict()
-    matched = {k: v for k, v in shared.items() if k in own and own[k].shape == v.shape}
+    matched = shared_weights(torch.load(supernet_path, map_location="cpu", weights_only=True), network)
     network.load_state_dict(matched, strict=False)
     return len(matched)
 
@@ -209,24 +206,17 @@ def train(
     return history
 
 
-def flops_m(model: nn.Module, example: torch.Tensor) -> float:
-    """Forward MFLOPs at batch 1 (``FlopCounterMode``, multiply-add = 2 FLOPs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(example)
-    return counter.get_total_flops() / 1e6
+def denormalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Normalised inputs back in raw [0, 1] units (what exported models take), on the CPU."""
+    x = x.detach().cpu()
+    if not mean:
+        return x
+    return x * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
 
 
 def raw_images(split: Split, mean: list[float], std: list[float], n: int) -> torch.Tensor:
-    """The first ``n`` inputs of ``split`` back in raw [0, 1] units (what exported models take)."""
-    x = split.x[:n].detach().cpu()
-    if not mean:
-        return x
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
-    return x * s + m
+    """The first ``n`` inputs of ``split`` in raw [0, 1] units."""
+    return denormalize(split.x[:n], mean, std)
 
 
 class _RawInputs(nn.Module):
@@ -235,11 +225,10 @@ class _RawInputs(nn.Module):
     def __init__(self, fn: Callable[[torch.Tensor], Any], mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.fn = fn
-        self.mean = torch.tensor(mean or [0.0]).view(1, -1, 1, 1)
-        self.std = torch.tensor(std or [1.0]).view(1, -1, 1, 1)
+        self.mean, self.std = mean, std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.fn(x.cpu() * self.std + self.mean)).to(x.device)
+        return torch.as_tensor(self.fn(denormalize(x, self.mean, self.std))).to(x.device)
 
 
 def _variant_row(name: str, metrics: dict[str, float], params: int, size_mb: float, latency: float, **extra) -> dict:
@@ -286,14 +275,14 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     params = sum(p.numel() for p in network.parameters())
     size = state_size_mb(deploy)
     rows = [_variant_row("pytorch fp32", test, params, size, torch_latency_ms(deploy, example),
-                         mflops=flops_m(deploy, example))]
+                         mflops=forward_mflops(deploy, example))]
 
     checkpoint = {
         "state_dict": network.state_dict(), "arch": arch, "task": task.name,
         "search_config": OmegaConf.to_container(search_cfg, resolve=True),
         "retrain_config": OmegaConf.to_container(cfg, resolve=True), "mean": data.mean, "std": data.std,
     }
-    torch.save(checkpoint, out_dir / "model.pt")
+    save_atomic(checkpoint, out_dir / "model.pt")
     files = {"pytorch": "model.pt"}
     if cfg.export.onnx:
         export_onnx(deploy, example, out_dir / "model.onnx")
@@ -302,7 +291,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         onnx_fn = lambda x: session.run(None, {"images": x.numpy()})[0]  # noqa: E731
         rows.append(_variant_row(
             "onnxruntime fp32", evaluate(_RawInputs(onnx_fn, data.mean, data.std), task, data.test), params,
-            (out_dir / "model.onnx").stat().st_size / 1e6, median_onnx_ms(session, example), max_abs_diff=diff,
+            (out_dir / "model.onnx").stat().st_size / 1e6, onnx_latency_ms(session, example), max_abs_diff=diff,
         ))
         files["onnx"] = "model.onnx"
     if cfg.export.torchscript:
@@ -334,7 +323,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         finalize_pruning(targets)
         metrics = evaluate(pruned, task, data.test)
         pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std).eval()
-        torch.save({**checkpoint, "state_dict": pruned.state_dict()}, out_dir / "model_pruned.pt")
+        save_atomic({**checkpoint, "state_dict": pruned.state_dict()}, out_dir / "model_pruned.pt")
         files["pruned_pytorch"] = "model_pruned.pt"
         nonzero = nonzero_params(pruned)
         rows.append(_variant_row(
@@ -357,16 +346,9 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "device": str(device), "seconds": time.perf_counter() - start,
     }
     write_json_atomic(out_dir / "report.json", report)
-    (out_dir / "report.md").write_text(report_markdown(report))
+    with atomic_file(out_dir / "report.md") as f:
+        f.write(report_markdown(report))
     return report
-
-
-def median_onnx_ms(session, example: torch.Tensor) -> float:
-    """Batch-1 onnxruntime latency (median)."""
-    from rlnas.export import median_latency_ms
-
-    feed = {"images": example.numpy()}
-    return median_latency_ms(lambda: session.run(None, feed))
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -405,19 +387,11 @@ def report_markdown(report: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
 def run(cfg: DictConfig) -> None:
     """Hydra entry point; user errors print one line and exit with code 2."""
-    from rlnas.__main__ import user_error_message
+    from rlnas.__main__ import one_line_errors
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    with one_line_errors("rlnas.retrain", also=(FloatingPointError, ExportMismatchError)):
         report = retrain(cfg, out_dir)
-    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
-        message = user_error_message(err)
-        if message is None and isinstance(err, (FloatingPointError, ExportMismatchError)):
-            message = str(err).splitlines()[0]
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"rlnas.retrain: error: {message}", file=sys.stderr)
-        sys.exit(2)
     first = report["variants"][0]
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in first.items() if k.startswith("test_"))
     print(f"retrained: {report['description']} | {metrics} | params={first['params']:,} | "

@@ -39,6 +39,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.utils import global_rng_state, seed_everything, set_global_rng_state
 
 
 class _NoEvaluator:
@@ -360,26 +361,15 @@ def _full_mask(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 class _preserved_global_rng:
-    """Runs a block with seeded global RNGs (python, numpy, torch CPU) and restores all of them afterwards."""
+    """Runs a block with seeded global RNGs (python, numpy, torch) and restores all of them afterwards."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
 
     def __enter__(self) -> None:
-        import random
-
-        self._py, self._np, self._torch = random.getstate(), np.random.get_state(), torch.get_rng_state()
-        self._cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        self._state = global_rng_state()
         if self.seed is not None:
-            random.seed(self.seed)
-            np.random.seed(self.seed)
-            torch.default_generator.manual_seed(self.seed)
+            seed_everything(self.seed)
 
     def __exit__(self, *exc: object) -> None:
-        import random
-
-        random.setstate(self._py)
-        np.random.set_state(self._np)
-        torch.set_rng_state(self._torch)
-        if self._cuda is not None:
-            torch.cuda.set_rng_state_all(self._cuda)
+        set_global_rng_state(self._state)

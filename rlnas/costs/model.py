@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from rlnas.costs.latency import LatencyTable
@@ -22,6 +22,14 @@ from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.supernet.macro import count_params
 
 COST_NAMES = ("params", "size_mb", "size_int8_mb", "mflops", "latency_ms")
+
+
+def forward_mflops(model: nn.Module, example: Tensor) -> float:
+    """Forward MFLOPs of ``model`` on ``example`` (``FlopCounterMode``: a multiply-add counts 2)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(example)
+    return counter.get_total_flops() / 1e6
 
 
 class CostModel:
@@ -75,10 +83,7 @@ class CostModel:
         key = tuple(arch)
         if key not in self._flops:
             child = self.child_factory(key).eval()
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                child(torch.zeros(1, *self.input_shape))
-            self._flops[key] = counter.get_total_flops() / 1e6
+            self._flops[key] = forward_mflops(child, torch.zeros(1, *self.input_shape))
         return self._flops[key]
 
     def _all_cheap(self, arch: Arch) -> dict[str, float]:

@@ -12,7 +12,7 @@ from rlnas.export.formats import (
     export_onnx,
     export_torchscript,
     load_torchscript,
-    median_latency_ms,
+    onnx_latency_ms,
     onnx_session,
     state_size_mb,
     torch_latency_ms,
@@ -20,6 +20,6 @@ from rlnas.export.formats import (
 
 __all__ = [
     "PARITY_ATOL", "Deployable", "ExportMismatchError", "check_parity", "export_onnx", "export_torchscript",
-    "finalize_pruning", "load_torchscript", "median_latency_ms", "nonzero_params", "onnx_session",
+    "finalize_pruning", "load_torchscript", "nonzero_params", "onnx_latency_ms", "onnx_session",
     "prune_magnitude", "quantize_int8", "state_size_mb", "torch_latency_ms",
 ]

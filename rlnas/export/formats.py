@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import copy
 import io
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from rlnas.costs.latency import measure_ms
 
 #: Largest tolerated |exported - PyTorch| on the same inputs.
 PARITY_ATOL = 1e-4
@@ -55,28 +55,19 @@ def state_size_mb(model: nn.Module) -> float:
     return buffer.getbuffer().nbytes / 1e6
 
 
-def median_latency_ms(fn: Callable[[], object], warmup: int = 5, repeats: int = 31) -> float:
-    """Median wall time of ``fn`` in milliseconds after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(statistics.median(times))
+#: Timed calls behind each latency figure (the median is reported).
+LATENCY_REPEATS = 31
 
 
 def torch_latency_ms(model: nn.Module, example: Tensor) -> float:
-    """Batch-1 latency of a PyTorch module on ``example``'s device."""
-    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)
+    """Batch-1 latency of a PyTorch module on ``example``'s device (median)."""
+    return measure_ms(lambda: model(example), example.device, repeats=LATENCY_REPEATS)
 
-    @torch.no_grad()
-    def call() -> None:
-        model(example)
-        sync()
 
-    return median_latency_ms(call)
+def onnx_latency_ms(session, example: Tensor) -> float:
+    """Batch-1 latency of an onnxruntime session (median)."""
+    feed = {"images": example.cpu().numpy()}
+    return measure_ms(lambda: session.run(None, feed), torch.device("cpu"), repeats=LATENCY_REPEATS)
 
 
 def export_onnx(model: nn.Module, example: Tensor, path: Path) -> None:

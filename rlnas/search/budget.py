@@ -127,7 +127,8 @@ class BudgetSearch:
 
     def write_outputs(self, result: BudgetResult) -> None:
         """``history.csv``, ``best_arch.json``, ``summary.json`` and the controller state."""
-        from rlnas.search.callbacks import arch_to_str, write_json_atomic
+        from rlnas.search.callbacks import arch_to_str
+        from rlnas.utils import write_json_atomic
 
         assert self.run_dir is not None
         names = list(dict.fromkeys(k for row in self.history for k in row if k not in ("step", "arch", "reward")))

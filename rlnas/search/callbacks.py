@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +15,7 @@ from rlnas.evaluators.base import Evaluation
 from rlnas.search.loop import Callback, EpochStats, Search, SearchResult
 from rlnas.search.selection import pareto_front
 from rlnas.spaces.base import Arch
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Writes JSON through a temporary file and ``os.replace`` (never half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+from rlnas.utils import atomic_file, save_atomic, write_json_atomic
 
 
 def arch_to_str(arch: Sequence[int]) -> str:
@@ -166,12 +158,10 @@ class HistoryWriter(Callback):
     def _write(self, rows: list[dict[str, str]]) -> None:
         if self._columns is None:
             self._columns = list(rows[0])
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with tmp.open("w", newline="") as f:
+            with atomic_file(self.path) as f:
                 writer = csv.DictWriter(f, self._columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, self.path)
             return
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self._columns, extrasaction="ignore").writerows(rows)
@@ -247,8 +237,6 @@ class OutputWriter(Callback):
             ],
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
-        from rlnas.search.checkpoint import save_atomic
-
         save_atomic(search.model.state_dict(), self.run_dir / "supernet.pt")
         save_atomic(search.controller.state_dict(), self.run_dir / "controller.pt")
         search.controller.save_artifacts(self.run_dir)

@@ -12,16 +12,14 @@ checkpoint, never half of one. Weights with a NaN are never written.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from rlnas.search.loop import Callback, EpochStats
+from rlnas.utils import global_rng_state, save_atomic, set_global_rng_state
 
 if TYPE_CHECKING:
     from rlnas.search.loop import Search
@@ -41,24 +39,6 @@ class SearchInterrupted(RuntimeError):
         super().__init__(f"interrupted after epoch {epoch}; continue with: python -m rlnas resume={run_dir}")
         self.epoch = epoch
         self.run_dir = run_dir
-
-
-def global_rng_state() -> dict[str, Any]:
-    """The process-wide random states (python, numpy, torch CPU and CUDA)."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def search_state(search: Search) -> dict[str, Any]:
@@ -99,16 +79,6 @@ def restore_search(search: Search, state: dict[str, Any]) -> None:
     set_global_rng_state(state["global_rng"])
 
 
-def save_atomic(payload: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file, flushed to disk, then ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Reads a checkpoint.
 
@@ -126,8 +96,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 
 
 def finite_weights(model: torch.nn.Module) -> bool:
-    """Whether every parameter and buffer is finite."""
-    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()] if t.is_floating_point())
+    """Whether every parameter and buffer is finite (one host sync for the whole model)."""
+    checks = [torch.isfinite(t).all() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 class Checkpointer(Callback):

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rlnas.spaces.base import Arch
 from rlnas.spaces.cell import NB201_EDGES, NB201Space
 from rlnas.supernet.ops import batch_norm
+from rlnas.supernet.sharing import shared_weights
 
 
 def make_cell_op(name: str, channels: int, track_running_stats: bool) -> nn.Module:
@@ -155,8 +156,7 @@ class NB201SuperNet(_CellNetwork):
         device = next(self.parameters()).device
         child = NB201Child(self.space, arch, self.in_channels, track_running_stats=False).to(device)
         if copy_weights:
-            own = self.state_dict()
-            child.load_state_dict({k: own[k] for k in child.state_dict()})
+            child.load_state_dict(shared_weights(self.state_dict(), child))  # strict: every child tensor is shared
         return child
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from rlnas.spaces.base import Arch
 from rlnas.spaces.macro import MacroSpace
 from rlnas.supernet.ops import Adapter, batch_norm, make_activation, make_op
+from rlnas.supernet.sharing import shared_weights
 
 # Per layer: (op name, indices of the earlier layers added as skips).
 Plan = tuple[tuple[str, tuple[int, ...]], ...]
@@ -196,8 +197,7 @@ class MacroSuperNet(_MacroNetwork):
         device = next(self.parameters()).device
         child = MacroChild(self.space, arch, self.in_channels, track_running_stats=False).to(device)
         if copy_weights:
-            own = self.state_dict()
-            child.load_state_dict({k: own[k] for k in child.state_dict()})
+            child.load_state_dict(shared_weights(self.state_dict(), child))  # strict: every child tensor is shared
         return child
 
 

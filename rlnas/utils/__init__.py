@@ -1,10 +1,15 @@
-"""Small shared helpers: seeding, device selection, config sections as dataclass fields."""
+"""Small shared helpers: seeding and global RNG states, device selection, atomic file writes, config sections."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import random
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -15,6 +20,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The process-wide random states (python, numpy, torch CPU and CUDA)."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Restores what :func:`global_rng_state` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -46,3 +70,31 @@ def section_values(section: Any, cls: type, prefix: str) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{prefix}.{unknown[0]} is not a setting; allowed: {sorted(known)}")
     return given
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A file to write ``path`` through: a temporary file beside it, flushed to disk, then ``os.replace``-d.
+
+    A kill at any moment leaves the old ``path`` or the new one, never half a
+    file; on an exception the old one stays.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open(mode, **({} if "b" in mode else {"newline": ""})) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Writes ``payload`` as indented JSON through :func:`atomic_file`."""
+    with atomic_file(path) as f:
+        f.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def save_atomic(payload: Any, path: str | Path) -> None:
+    """``torch.save`` through :func:`atomic_file`."""
+    with atomic_file(path, "wb") as f:
+        torch.save(payload, f)
