@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +21,14 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlnas.config import check_overrides, validate_config
 from rlnas.data.base import DataError
 from rlnas.spaces.base import InvalidArchitectureError
+from rlnas.sweep.jobs import parallel_jobs, threads_per_job, write_status
 
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
@@ -41,11 +45,23 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
+class JobFailed(RuntimeError):
+    """A sweep job's configuration or data error, already printed as one line.
+
+    Raised instead of exiting, so that Hydra marks the job failed and the sweep's
+    other jobs still run.
+    """
+
+
 @contextmanager
-def one_line_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+def one_line_errors(
+    prog: str, also: tuple[type[BaseException], ...] = (), exit_on_error: bool = True
+) -> Iterator[None]:
     """Turns configuration and data errors (and ``also``) into one line on stderr and exit code 2.
 
     Other exceptions propagate; ``HYDRA_FULL_ERROR=1`` lets every one through.
+    With ``exit_on_error=False`` (a sweep job) :class:`JobFailed` is raised instead
+    of exiting.
     """
     try:
         yield
@@ -56,6 +72,8 @@ def one_line_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> It
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"{prog}: error: {message}", file=sys.stderr)
+        if not exit_on_error:
+            raise JobFailed(message) from None
         sys.exit(2)
 
 
@@ -63,31 +81,59 @@ def one_line_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> It
 def run(cfg: DictConfig) -> float:
     """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
     from rlnas.search.budget import build_budget_search
-    from rlnas.search.builder import build_search
+    from rlnas.search.builder import RUN_FILES, build_search
     from rlnas.search.checkpoint import SearchInterrupted
+    from rlnas.search.faults import NumericFaultError
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    started = time.time()
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    owns_dir = False  # set once known: a run never writes its status into another run's dir
+
+    def status(state: str, **fields: object) -> None:
+        if owns_dir:
+            write_status(run_dir, state, started, **fields)
+
     try:
-        with one_line_errors("rlnas"):
-            resume = cfg.get("resume")
-            if resume:
-                cfg = resumed_config(str(resume), list(HydraConfig.get().overrides.task))
-                run_dir = str(Path(resume).expanduser())
-            if cfg.get("benchmark") is not None:
-                bench = build_budget_search(cfg, run_dir)
-                outcome = bench.run()
-            else:
-                search = build_search(cfg, run_dir, resume=bool(resume))
-                result = search.run()
+        with one_line_errors("rlnas", also=(NumericFaultError,), exit_on_error=not in_sweep):
+            try:
+                resume = cfg.get("resume")
+                if resume:
+                    cfg = resumed_config(str(resume), list(hydra_cfg.overrides.task))
+                    run_dir = str(Path(resume).expanduser())
+                validate_config(cfg)
+                owns_dir = bool(resume) or not any((Path(run_dir) / name).exists() for name in RUN_FILES)
+                jobs = parallel_jobs()
+                if jobs > 1 and cfg.get("threads") is None:
+                    # Parallel jobs on one machine share its cores instead of each taking all of them.
+                    cfg.threads = threads_per_job(jobs)
+                    log.info("%d parallel jobs: %d torch threads each", jobs, cfg.threads)
+                status("running")
+                if cfg.get("benchmark") is not None:
+                    bench = build_budget_search(cfg, run_dir)
+                    outcome = bench.run()
+                else:
+                    search = build_search(cfg, run_dir, resume=bool(resume))
+                    result = search.run()
+            except SearchInterrupted:
+                raise
+            except Exception as err:
+                message = user_error_message(err) or f"{type(err).__name__}: {err}".splitlines()[0]
+                status("failed", error=message)
+                raise
     except SearchInterrupted as stop:
+        status("interrupted", error=str(stop))
         print(f"rlnas: {stop}", file=sys.stderr)
         sys.exit(130)
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
         print(f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "
               f"{outcome.seconds:.2f} s | run dir: {run_dir}")
+        status("completed", best_reward=outcome.best_reward)
         return outcome.best_reward
     best = result.best
+    status("completed", best_reward=best.reward)
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
     costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())
     log.info(
@@ -166,6 +212,8 @@ def with_default_task(argv: list[str]) -> list[str]:
 def main() -> None:
     """Console entry point."""
     sys.argv = [sys.argv[0], *with_default_task(sys.argv[1:])]
+    with one_line_errors("rlnas"):
+        check_overrides(sys.argv[1:])
     run()
 
 

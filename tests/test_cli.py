@@ -86,11 +86,9 @@ def test_explicit_task_and_random_controller(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("search.epochs=0", "search.epochs must be >= 1"),
-        ("task.reward_metric=auc", "task.reward_metric='auc'"),
-        ("space.activation=swish9", "space.activation='swish9'"),
-        ("task.data.name=svhn", "task.data.name='svhn'"),
-        ("+search.epoch=3", "search.epoch is not a setting"),
+        ("search.epochs=0", "search.epochs must be >= 1"),  # a value check
+        ("controller=foo", "controller=foo is not a controller config"),  # checked before Hydra composes
+        ("seed=abc", "seed='abc' must be int"),  # a type check
         ("device=cuda:7", "device="),
     ],
 )
@@ -159,18 +157,6 @@ def test_smoke_search_on_cuda(tmp_path):
     assert json.loads((tmp_path / "best_arch.json").read_text())["metrics"]["val_accuracy"] > 0
 
 
-def test_multirun_over_both_tasks(tmp_path):
-    proc = run_cli("-m", "+task=classification,detection", "+experiment=smoke", f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = {}
-    for best in tmp_path.glob("*/best_arch.json"):
-        payload = json.loads(best.read_text())
-        results[payload["task"]] = payload
-    assert set(results) == {"classification", "detection"}
-    assert {"val_map", "val_map50"} <= set(results["detection"]["metrics"])
-    assert results["detection"]["decoded"]["layer0/op"] in {"conv5x5", "sepconv5x5", "conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"}
-
-
 @pytest.mark.parametrize("task", ["classification", "detection"])
 def test_task_configs_compose_with_their_space(task):
     from hydra.utils import instantiate
@@ -196,21 +182,6 @@ def test_hard_limit_with_masks_keeps_every_sample_feasible(tmp_path):
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert rows and all(float(r["params"]) <= 30000 for r in rows)
     assert json.loads((tmp_path / "best_arch.json").read_text())["costs"]["params"] <= 30000
-
-
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["reward=hard", "reward.targets.params=10"], "reward.targets.params=10 cannot be met"),
-        (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
-        (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
-        (["selection.rule=pareto"], "selection.rule='pareto'"),
-    ],
-)
-def test_reward_config_errors_from_the_command_line(tmp_path, overrides, message):
-    proc = run_cli("+experiment=smoke", *overrides, f"hydra.run.dir={tmp_path}")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr.strip().splitlines()[-1]
 
 
 ALL_CONTROLLERS = ["enas", "random", "grid", "tpe", "evolution", "ppo", "maskable_ppo", "recurrent_ppo"]

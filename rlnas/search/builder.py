@@ -49,6 +49,30 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not k.startswith("hydra.")}
 
 
+def compared_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The hyper-parameters that tell runs apart in TensorBoard's HPARAMS tab.
+
+    The chosen config groups (task, controller, space, reward, ...), the seed and
+    every key set on the command line, so a sweep's jobs line up by what was
+    swept rather than by a hundred equal settings.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    flat = flat_hparams(cfg)
+    chosen: dict[str, Any] = {"seed": flat.get("seed")}
+    if not HydraConfig.initialized():
+        return flat
+    hydra_cfg = HydraConfig.get()
+    for group, choice in hydra_cfg.runtime.choices.items():
+        if not group.startswith("hydra") and choice is not None:
+            chosen[group] = str(choice)
+    for override in hydra_cfg.overrides.task:
+        key = override.lstrip("+~").partition("=")[0]
+        if key in flat:
+            chosen[key] = flat[key]
+    return chosen
+
+
 def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     """The reward of ``reward:`` (metric defaulting to the task's) and whether to mask infeasible actions."""
     reward_cfg = OmegaConf.to_container(cfg, resolve=True)
@@ -156,7 +180,7 @@ def build_search(
     stop_after = ckpt_cfg.get("stop_after")
     callbacks = [
         TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
-                          purge_step=state["next_epoch"] if state else None),
+                          purge_step=state["next_epoch"] if state else None, compared=compared_hparams(cfg)),
         HistoryWriter(run_dir / "history.csv"),
         OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
     ]

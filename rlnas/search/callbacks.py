@@ -27,8 +27,9 @@ class TensorBoardLogger(Callback):
 
     Args:
         log_dir: Folder of the event files.
-        hparams: Flat hyper-parameters logged at the start (text) and with the
-            final metrics (HPARAMS tab).
+        hparams: Flat hyper-parameters logged at the start (text).
+        compared: Those logged with the final metrics and costs (HPARAMS tab);
+            all of ``hparams`` when not given.
         config_text: The resolved config, logged as text.
         image_every: Epochs between prediction previews.
         purge_step: On resume, the first epoch to log again (later events are dropped).
@@ -36,7 +37,7 @@ class TensorBoardLogger(Callback):
 
     def __init__(
         self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "", image_every: int = 5,
-        purge_step: int | None = None,
+        purge_step: int | None = None, compared: dict[str, Any] | None = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -44,6 +45,7 @@ class TensorBoardLogger(Callback):
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         self.image_every = image_every
         self.hparams = hparams or {}
+        self.compared = self.hparams if compared is None else compared
         self.config_text = config_text
 
     def on_search_start(self, search: Search) -> None:
@@ -66,6 +68,8 @@ class TensorBoardLogger(Callback):
             w.add_scalar(f"controller/{key}", value, step)
         for name, values in stats.costs.items():
             w.add_scalar(f"cost/{name}", float(np.mean(values)), step)
+        for name, value in stats.faults.items():
+            w.add_scalar(f"faults/{name}", value, step)
         if stats.rewards:
             penalty = np.asarray(stats.rewards) - np.asarray(stats.metric_values)
             w.add_scalar("reward/penalty", float(penalty.mean()), step)
@@ -89,7 +93,8 @@ class TensorBoardLogger(Callback):
         self.writer.add_text("best_arch", search.space.describe(best.arch), result.epochs)
         final = {f"final/val_{k}": v for k, v in best.evaluation.metrics.items()}
         final["final/reward"] = best.reward
-        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.hparams.items()}
+        final.update({f"final/{k}": v for k, v in best.evaluation.costs.items()})
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.compared.items()}
         self.writer.add_hparams(hparams, final, run_name=".")
         figure = pareto_figure(search)
         if figure is not None:

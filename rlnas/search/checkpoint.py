@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: File name of a run's checkpoint.
 CHECKPOINT = "checkpoint.pt"
 #: Format version, bumped when the layout changes.
-VERSION = 1
+VERSION = 2
 
 
 class SearchInterrupted(RuntimeError):
@@ -53,6 +53,7 @@ def search_state(search: Search) -> dict[str, Any]:
         "controller": search.controller.state_dict(),
         "history": search.history,
         "last_mean": search.last_mean,
+        "faults": search.faults.state_dict(),
         "generator": search.generator.get_state(),
         "rng": search.rng.bit_generator.state,
         "evaluator_generator": evaluator.generator.get_state(),
@@ -71,6 +72,7 @@ def restore_search(search: Search, state: dict[str, Any]) -> None:
     search.controller.load_state_dict(state["controller"])
     search.history = [{**row, "arch": tuple(row["arch"])} for row in state["history"]]
     search.last_mean = float(state["last_mean"])
+    search.faults.load_state_dict(state["faults"])
     search.generator.set_state(state["generator"])
     search.rng.bit_generator.state = state["rng"]
     search.evaluator.generator.set_state(state["evaluator_generator"])

@@ -25,6 +25,7 @@ from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.rewards.base import Reward
+from rlnas.search.faults import NumericFaultError, NumericFaults
 from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
@@ -59,13 +60,17 @@ class SearchSettings:
     top_k: int = 10
     final_samples: int = 20
     random_baseline: int = 100
+    fault_limit: int = 20
+    fault_backoff_after: int = 3
+    fault_backoff: float = 0.5
 
     def __post_init__(self) -> None:
         positive = ("epochs", "supernet_steps", "archs_per_step", "batch_size", "val_batch_size", "top_k")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "controller_steps", "final_samples", "random_baseline"):
+        for name in ("warmup_epochs", "controller_steps", "final_samples", "random_baseline", "fault_limit",
+                     "fault_backoff_after"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs and self.controller_steps > 0:
@@ -75,6 +80,8 @@ class SearchSettings:
             )
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"search.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
+        if not 0 < self.fault_backoff <= 1:
+            raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"search.lr={self.lr} and search.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
 
@@ -100,6 +107,7 @@ class EpochStats:
     metric_values: list[float] = field(default_factory=list)
     costs: dict[str, list[float]] = field(default_factory=dict)
     controller: dict[str, float] = field(default_factory=dict)
+    faults: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -193,6 +201,7 @@ class Search:
         self.start_epoch = 0
         #: Mean reward of the last epoch that trained the controller.
         self.last_mean = float("nan")
+        self.faults = NumericFaults(s.fault_limit, s.fault_backoff_after, s.fault_backoff)
 
     # -- phases ---------------------------------------------------------------
     def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float | None]:
@@ -202,6 +211,7 @@ class Search:
         loss_sum = torch.zeros((), device=self.device)
         metric_sum = torch.zeros((), device=self.device)
         has_metric = False
+        applied = 0
         for arch in archs:
             x, y = self.data.train.batch(self.settings.batch_size, self.generator)
             with self.timer():
@@ -210,15 +220,24 @@ class Search:
                 # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
-                self.optimizer.step()
+                grad_norm = nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
+                # One host sync per step: a NaN must never reach the shared weights.
+                finite = bool(torch.isfinite(loss.detach() + grad_norm))
+                if finite:
+                    self.optimizer.step()
+            if not finite:
+                self.optimizer.zero_grad(set_to_none=True)
+                self.faults.skipped_step(self.model, self.epoch)
+                continue
+            applied += 1
             loss_sum += loss.detach()
             metric = self.task.train_metric(out.detach(), y)
             if metric is not None:
                 metric_sum += metric
                 has_metric = True
-        n = max(1, len(archs))
-        loss_mean, metric_mean = (torch.stack([loss_sum, metric_sum]) / n).tolist()  # one host sync per epoch
+        if not applied:
+            return float("nan"), None
+        loss_mean, metric_mean = (torch.stack([loss_sum, metric_sum]) / applied).tolist()  # one host sync per epoch
         return loss_mean, metric_mean if has_metric else None
 
     def score(self, archs: Sequence[Arch]) -> tuple[list[Evaluation], list[float]]:
@@ -233,6 +252,12 @@ class Search:
         for _ in range(s.controller_steps):
             archs = self.controller.propose(s.archs_per_step)
             evaluations, rewards = self.score(archs)
+            keep = [i for i, r in enumerate(rewards) if math.isfinite(r)]
+            if len(keep) < len(archs):  # a NaN/inf reward would poison the controller's baseline
+                self.faults.skipped_rewards(len(archs) - len(keep), epoch)
+                archs, evaluations, rewards = ([seq[i] for i in keep] for seq in (archs, evaluations, rewards))
+            if not archs:
+                continue
             for key, value in self.controller.observe(archs, rewards).items():
                 agg.setdefault(key, []).append(value)
             self._record(epoch, archs, evaluations, rewards, stats)
@@ -244,8 +269,6 @@ class Search:
     ) -> None:
         metric = self.evaluator.reward_metric
         for arch, ev, r in zip(archs, evaluations, rewards):
-            if not math.isfinite(r):
-                raise FloatingPointError(f"reward of {self.space.describe(arch)} is {r}")
             self.history.append({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
             stats.rewards.append(r)
             stats.metric_values.append(ev.metrics[metric])
@@ -272,13 +295,13 @@ class Search:
                 archs = self.controller.propose(s.supernet_steps)
             lr = self.optimizer.param_groups[0]["lr"]
             loss, acc = self.train_supernet(archs)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"supernet loss is {loss} at epoch {epoch}; lower search.lr")
             self.scheduler.step()
+            self.faults.end_epoch(self.optimizer, self.scheduler)
             stats = EpochStats(epoch, loss, acc, lr)
             if not warmup:
                 self.train_controller(epoch, stats)
                 self.last_mean = float(np.mean(stats.rewards)) if stats.rewards else self.last_mean
+            stats.faults = self.faults.scalars()
             stats.seconds = time.perf_counter() - t0
             for cb in self.callbacks:
                 cb.on_epoch_end(self, stats)
@@ -303,7 +326,13 @@ class Search:
         candidates = []
         for arch in pool:
             ev = self.evaluator.evaluate_full(arch)
-            candidates.append(Candidate(arch, ev, float(self.reward(ev))))
+            reward = float(self.reward(ev))
+            if math.isfinite(reward):
+                candidates.append(Candidate(arch, ev, reward))
+            else:
+                self.faults.skipped_rewards(1, self.epoch)
+        if not candidates:
+            raise NumericFaultError("every final candidate has a non-finite reward; lower search.lr or check the data")
         metric = self.evaluator.reward_metric
         order = select(
             [c.reward for c in candidates],
@@ -333,4 +362,4 @@ class Search:
             _, rewards = self.score(batch)
             ours += rewards[:k]
             theirs += rewards[k:]
-        return float(np.mean(ours)), float(np.mean(theirs))
+        return float(np.nanmean(ours)), float(np.nanmean(theirs))

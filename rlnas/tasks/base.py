@@ -8,7 +8,7 @@ Adding a task means one module with a :class:`Task` subclass plus one
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,8 @@ class Task(abc.ABC):
     metric_names: tuple[str, ...] = ()
     #: Short name used in logs and outputs.
     name: str = "task"
+    #: The function ``task.data`` configures (its signature validates those keys); ``None``: unchecked.
+    data_loader: Callable[..., DataSplits] | None = None
 
     def __init__(self, reward_metric: str, data: dict | None = None) -> None:
         if reward_metric not in self.metric_names:

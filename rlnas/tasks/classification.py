@@ -43,6 +43,7 @@ class ClassificationTask(Task):
     """
 
     name = "classification"
+    data_loader = staticmethod(load_image_classification)
     metric_names = ("accuracy", "precision", "recall", "f1")
 
     def __init__(

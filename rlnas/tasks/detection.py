@@ -71,6 +71,7 @@ class DetectionTask(Task):
     """
 
     name = "detection"
+    data_loader = staticmethod(load_detection)
     metric_names = ("map", "map50")
 
     def __init__(

@@ -1,0 +1,262 @@
+"""Typed validation of the app's config: one line naming the key and what it accepts.
+
+Three layers, each catching what the one before cannot:
+
+1. :func:`check_overrides` (before Hydra runs): every config-group choice on the
+   command line (``controller=foo``, sweeps ``controller=enas,foo`` included)
+   names an existing ``conf/GROUP/NAME.yaml``, and a single run's overrides
+   compose (unknown keys, bad syntax).
+2. :data:`RlnasConfig` (a structured config): the app's own sections have
+   types; :func:`validate_config` merges the composed config into it, so
+   ``seed=abc`` or ``search.nesterov=maybe`` fail naming the key.
+3. ``_target_`` nodes (``task``, ``space``, ``controller``, ``reward``) are checked
+   against the signature of the class they instantiate: an unknown key lists the
+   allowed ones, a value of the wrong type names the expected one. Plug-ins get
+   this for free from their type hints.
+
+Value checks (ranges, allowed names, impossible constraints) live with the code
+that owns the value (``SearchSettings``, the spaces, the rewards) and raise
+``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from rlnas.search.loop import SearchSettings
+from rlnas.search.selection import SelectionSettings
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: Config groups of ``conf/`` a command line may choose from.
+GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark")
+
+
+class ConfigError(ValueError):
+    """A config value the app cannot use; the message is one line naming the key."""
+
+
+# OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
+@dataclass
+class CheckpointConfig:
+    every: int = 1
+    stop_after: Optional[int] = None  # noqa: UP007
+
+
+@dataclass
+class CostsConfig:
+    track: list[str] = field(default_factory=lambda: ["params", "size_mb", "size_int8_mb", "latency_ms"])
+    latency_table: Optional[str] = None  # noqa: UP007
+
+
+@dataclass
+class RlnasConfig:
+    """Schema of ``conf/config.yaml``: typed sections; the ``_target_`` groups are checked by signature."""
+
+    seed: int = 0
+    device: str = "auto"
+    threads: Optional[int] = None  # noqa: UP007
+    resume: Optional[str] = None  # noqa: UP007
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
+    task: Any = None
+    space: Any = None
+    controller: Any = None
+    reward: Any = None
+    benchmark: Any = None
+
+
+def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The names ``GROUP=NAME`` accepts: the YAML files in ``conf/GROUP/``."""
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """Raises :class:`ConfigError` for a group choice (or a sweep value) with no YAML file.
+
+    Sweep functions (``choice(...)``, ``range(...)``, globs) are left to Hydra.
+    """
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in GROUPS or "(" in value or not value:
+            continue
+        options = group_options(key, conf_dir)
+        for choice in value.split(","):
+            if choice.strip() not in options:
+                raise ConfigError(f"{key}={choice.strip()} is not a {key} config; allowed: {', '.join(options)}")
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of ``err`` followed by the first line of its cause (Hydra nests the useful part)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause).strip():
+        detail = str(cause).strip().splitlines()[0]
+        if detail not in first:
+            first = f"{first.rstrip('.')}: {detail}"
+    return first
+
+
+def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """Checks a command line's overrides before Hydra runs it.
+
+    Group choices are checked for single runs and sweeps. The overrides of a
+    single run are composed as Hydra will compose them, so an unknown key or a
+    bad value fails here with one line instead of Hydra's multi-line report.
+
+    Raises:
+        ConfigError: Naming the override.
+    """
+    overrides = [a for a in argv if not a.startswith("-")]
+    check_group_choices(overrides, conf_dir)
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv) or any(
+        a in ("-m", "--multirun") for a in argv
+    ):
+        return  # Hydra's own flags (--cfg, --help, ...) and sweeps: Hydra composes each job itself
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def _type_name(annotation: Any) -> str:
+    """``int``, ``list[str]``, ``float or null``, ... as a config user reads them."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in typing.get_args(annotation) else "")
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (list, tuple, Sequence, set) and args:
+        return "a list of " + _type_name(args[0])
+    if args:
+        return str(annotation).replace("typing.", "").replace("collections.abc.", "")
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value fits a type hint; hints it cannot judge count as fitting."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if value is None:
+        return False
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    base = origin or annotation
+    if base in (list, tuple, Sequence, typing.Sequence, set):
+        return isinstance(value, (list, tuple))
+    if base in (dict, typing.Mapping, typing.Dict):
+        return isinstance(value, dict)
+    return True
+
+
+def check_signature(values: dict[str, Any], target: Callable, prefix: str, skip: Sequence[str] = ()) -> None:
+    """Checks ``values`` (a config section) against ``target``'s parameters and their type hints.
+
+    Raises:
+        ConfigError: For a key ``target`` does not take (listing those it does) or a
+            value of the wrong type (naming the expected one).
+    """
+    signature = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # noqa: BLE001 - unresolvable hints: fall back to unchecked types
+        hints = {}
+    params = {n: p for n, p in signature.parameters.items() if n not in ("self", *skip)}
+    takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = sorted(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    for key, value in values.items():
+        if (key.startswith("_") and key.endswith("_")) or key in skip:
+            continue
+        if key not in params:
+            if takes_any:
+                continue
+            raise ConfigError(f"{prefix}.{key} is not a setting of {getattr(target, '__name__', target)}; "
+                              f"allowed: {', '.join(named)}")
+        hint = hints.get(key, params[key].annotation)
+        if not _matches(value, hint):
+            raise ConfigError(f"{prefix}.{key}={value!r} must be {_type_name(hint)}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Checks a composed config's types and keys; values are checked where they are used.
+
+    Raises:
+        ConfigError: One line naming the first bad key.
+    """
+    try:
+        OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg)
+    except ConfigKeyError as err:
+        key = getattr(err, "full_key", None) or "config"
+        parent = _schema_node(key.rpartition(".")[0])
+        allowed = sorted(f.name for f in fields(parent)) if parent is not None else []
+        raise ConfigError(f"{key} is not a setting; allowed: {', '.join(allowed)}") from None
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        value = OmegaConf.select(cfg, key, default=None) if key != "config" else None
+        detail = str(getattr(err, "msg", err)).strip().splitlines()[0]
+        if "could not be converted" in detail or "Invalid type" in detail or "Value '" in detail:
+            expected = _expected_type(key)
+            raise ConfigError(f"{key}={value!r} must be {expected}" if expected else f"{key}: {detail}") from None
+        raise ConfigError(f"{key}: {detail}") from None
+    from hydra.utils import get_method
+
+    for section in ("task", "space", "controller", "reward"):
+        node = cfg.get(section)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        values = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(values, dict)
+        try:
+            target = get_method(str(node._target_))
+        except Exception as err:  # noqa: BLE001 - a wrong _target_ is a config error
+            raise ConfigError(f"{section}._target_={node._target_!r} cannot be imported ({err})") from None
+        # The search passes space and seed itself; the builder takes mask_infeasible.
+        check_signature(values, target, section, skip=("space", "seed", "mask_infeasible"))
+        loader = getattr(target, "data_loader", None)
+        if section == "task" and loader is not None and isinstance(values.get("data"), dict):
+            check_signature(values["data"], loader, "task.data", skip=("seed",))
+
+
+def _schema_node(key: str) -> Any:
+    """The schema dataclass at a dotted key (``""``: the root), or ``None``."""
+    node: Any = RlnasConfig
+    for part in filter(None, key.split(".")):
+        hints = typing.get_type_hints(node) if is_dataclass(node) else {}
+        node = hints.get(part)
+    return node if is_dataclass(node) else None
+
+
+def _expected_type(key: str) -> str | None:
+    """The schema's type name of a dotted key (``search.lr`` -> ``float``)."""
+    node: Any = RlnasConfig
+    for part in key.split("."):
+        hints = typing.get_type_hints(node) if isinstance(node, type) else {}
+        if part not in hints:
+            return None
+        node = hints[part]
+    args = [a for a in typing.get_args(node) if a is not type(None)]
+    return _type_name(args[0] if args else node) + (" or null" if type(None) in typing.get_args(node) else "")

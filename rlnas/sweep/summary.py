@@ -1,0 +1,286 @@
+"""The summary of a Hydra multirun sweep: one row per job (table in Markdown and CSV) and plots across jobs.
+
+A job is any folder under the sweep dir holding Hydra's ``.hydra/overrides.yaml``
+or a ``status.json``. Whatever a job managed to write is used; a job that failed
+or was killed shows up with that status and takes nothing else down.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlnas.sweep.jobs import STATUS_FILE
+
+#: Cost columns of the table, in this order, when any job reports them.
+COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
+
+
+@dataclass
+class JobRecord:
+    """What one sweep job left on disk.
+
+    Attributes:
+        name: The job's folder name (Hydra's ``NUM_override,override``).
+        path: The job's run dir.
+        overrides: The job's command-line overrides, as Hydra saved them.
+        status: ``completed``, ``failed``, ``interrupted``, ``running``, ``killed`` (a
+            ``running`` job whose process is gone) or ``unknown``.
+        task: The task's name.
+        reward: The best architecture's reward (``None`` unless completed).
+        metrics: Its validation metrics (``val_accuracy``, ``val_map``, ...).
+        costs: Its costs (``params``, ``latency_ms``, ...).
+        wall_s: Seconds from the job's start to its end (or to its last status).
+        error: The one-line error of a failed job.
+        description: The best architecture, as the space prints it.
+    """
+
+    name: str
+    path: Path
+    overrides: list[str]
+    status: str
+    task: str
+    reward: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
+    wall_s: float | None = None
+    error: str = ""
+    description: str = ""
+
+    @property
+    def num(self) -> int:
+        """Hydra's job number (the folder name's prefix), for ordering."""
+        head = self.name.split("_", 1)[0]
+        return int(head) if head.isdigit() else 10**9
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _process_gone(status: dict[str, Any]) -> bool:
+    """Whether a ``running`` status was left by a process on this host that no longer exists."""
+    if status.get("host") != socket.gethostname() or not isinstance(status.get("pid"), int):
+        return False
+    try:
+        os.kill(status["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def read_job(path: Path) -> JobRecord:
+    """The :class:`JobRecord` of one job folder."""
+    import yaml
+
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides: list[str] = []
+    if overrides_file.is_file():
+        loaded = yaml.safe_load(overrides_file.read_text())
+        overrides = [str(o) for o in loaded] if isinstance(loaded, list) else []
+    task = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("task=")), "classification")
+    status = _load_json(path / STATUS_FILE) or {}
+    best = _load_json(path / "best_arch.json")
+    state = str(status.get("status", "completed" if best else "unknown"))
+    if state == "running" and best is None and _process_gone(status):
+        state = "killed"
+    record = JobRecord(path.name, path, overrides, state, str(best.get("task", task)) if best else task,
+                       wall_s=status.get("wall_s"), error=str(status.get("error", "")))
+    if best is not None:
+        record.reward = float(best["reward"])
+        record.metrics = {k: float(v) for k, v in best.get("metrics", {}).items()}
+        record.costs = {k: float(v) for k, v in best.get("costs", {}).items()}
+        record.description = str(best.get("description", ""))
+    return record
+
+
+def read_sweep(sweep_dir: str | Path) -> list[JobRecord]:
+    """Every job under ``sweep_dir``, in Hydra's job order.
+
+    Raises:
+        FileNotFoundError: When ``sweep_dir`` does not exist or holds no job.
+    """
+    root = Path(sweep_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such sweep directory")
+    dirs = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob(STATUS_FILE)}
+    if not dirs:
+        raise FileNotFoundError(f"{root}: no sweep jobs there (no .hydra/overrides.yaml or {STATUS_FILE} below it)")
+    return sorted((read_job(d) for d in dirs), key=lambda r: (r.num, r.name))
+
+
+def varying_overrides(jobs: list[JobRecord]) -> tuple[list[str], dict[str, list[str]]]:
+    """The overrides shared by all jobs, and for each job the ones that set it apart."""
+    common = set.intersection(*(set(j.overrides) for j in jobs)) if jobs else set()
+    return sorted(common), {j.name: [o for o in j.overrides if o not in common] for j in jobs}
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def write_tables(jobs: list[JobRecord], out_dir: Path) -> tuple[Path, Path]:
+    """``sweep_summary.csv`` (every metric and cost as a column) and ``sweep_summary.md``."""
+    common, varying = varying_overrides(jobs)
+    metric_names = sorted({k for j in jobs for k in j.metrics})
+    cost_names = [c for c in COST_COLUMNS if any(c in j.costs for j in jobs)]
+    csv_path = out_dir / "sweep_summary.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["job", "overrides", "status", "task", "reward", *metric_names, *cost_names, "wall_s", "error",
+                         "best_arch"])
+        for j in jobs:
+            writer.writerow([j.name, " ".join(varying[j.name]), j.status, j.task, _fmt(j.reward, 6),
+                             *(_fmt(j.metrics.get(m), 6) for m in metric_names),
+                             *(j.costs.get(c, "") for c in cost_names), _fmt(j.wall_s, 6), j.error, j.description])
+    lines = [f"# Sweep summary: {out_dir}", "",
+             f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in _count(j.status for j in jobs).items()) + ".",
+             f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.", "",
+             "| job | overrides | status | task | reward | metrics (val) | "
+             + " | ".join(cost_names) + " | wall s |",
+             "|" + "---|" * (7 + len(cost_names))]
+    for j in jobs:
+        metrics = ", ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in j.metrics.items())
+        if j.status == "failed" and j.error:
+            metrics = f"error: {j.error}".replace("|", "\\|")
+        lines.append(f"| {j.num if j.num < 10**9 else j.name} | `{' '.join(varying[j.name]) or '-'}` | {j.status} | "
+                     f"{j.task} | {'' if j.reward is None else f'{j.reward:.4f}'} | {metrics} | "
+                     + " | ".join(_fmt(j.costs.get(c)) for c in cost_names) + f" | {_fmt(j.wall_s, 3)} |")
+    md_path = out_dir / "sweep_summary.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    return dict(counts)
+
+
+def reward_curve(job: JobRecord, tag: str = "reward/mean") -> tuple[list[int], list[float]]:
+    """``(epochs, values)`` of a scalar from the job's TensorBoard event files (empty when none)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log_dir = job.path / "tensorboard"
+    if not log_dir.is_dir():
+        return [], []
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags().get("scalars", []):
+        return [], []
+    # A resumed run logs an epoch again after its checkpoint: keep the last value per step.
+    by_step = {e.step: e.value for e in events.Scalars(tag)}
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
+def _pareto_rows(job: JobRecord) -> tuple[str, str, list[tuple[float, float]]]:
+    """``(metric, cost, [(cost, metric), ...])`` from the job's ``pareto.csv``."""
+    path = job.path / "pareto.csv"
+    if not path.is_file():
+        return "", "", []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return "", "", []
+    from rlnas.costs import COST_NAMES
+
+    columns = [c for c in rows[0] if c not in ("arch", "reward")]
+    metric = next((c for c in columns if c not in COST_NAMES), "reward")
+    cost = "params" if "params" in columns else next((c for c in columns if c in COST_NAMES), "")
+    if not cost:
+        return metric, "", []
+    return metric, cost, [(float(r[cost]), float(r[metric])) for r in rows]
+
+
+def _label(varying: list[str]) -> str:
+    return " ".join(o.lstrip("+") for o in varying) or "(all jobs alike)"
+
+
+def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
+    """``sweep_rewards.png`` (reward curves per task) and ``sweep_pareto.png`` (fronts of every job per task)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    _, varying = varying_overrides(jobs)
+    tasks = sorted({j.task for j in jobs})
+    written = []
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for j in (j for j in jobs if j.task == task):
+            steps, values = reward_curve(j)
+            if steps:
+                ax.plot(steps, values, marker="o", ms=3, label=_label(varying[j.name]))
+        ax.set(title=f"{task}: mean reward per epoch", xlabel="epoch", ylabel="reward (mean of sampled archs)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(out_dir / "sweep_rewards.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric, cost, everything = "", "", []
+        for j in (j for j in jobs if j.task == task):
+            job_metric, job_cost, points = _pareto_rows(j)
+            if points:
+                metric, cost = job_metric, job_cost
+                xs, ys = zip(*sorted(points))
+                ax.step(xs, ys, where="post", marker="o", ms=4, alpha=0.8, label=_label(varying[j.name]))
+                everything += points
+        if everything:
+            from rlnas.search.selection import pareto_front
+
+            front = sorted(everything[i] for i in pareto_front([p[1] for p in everything], [p[0] for p in everything]))
+            xs, ys = zip(*front)
+            ax.step(xs, ys, where="post", color="black", lw=2, ls="--", label="front across jobs")
+            ax.set_xscale("log")
+            ax.legend(fontsize=7)
+        ax.set(title=f"{task}: Pareto fronts", xlabel=cost or "cost", ylabel=f"val {metric} (shared weights)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    written.append(out_dir / "sweep_pareto.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+    return written
+
+
+def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None, plots: bool = True) -> list[Path]:
+    """Writes the sweep's table (Markdown, CSV) and plots; returns the files written.
+
+    Args:
+        sweep_dir: The sweep's folder (``outputs/multirun/DATE/TIME``).
+        out_dir: Where to write; the sweep dir by default.
+        plots: Whether to draw the PNGs.
+    """
+    jobs = read_sweep(sweep_dir)
+    out = Path(out_dir or sweep_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    written = list(write_tables(jobs, out))
+    if plots:
+        written += plot_sweep(jobs, out)
+    return written

@@ -1,0 +1,221 @@
+"""Bad configs and bad data files: each stops with one line that names the key or the file.
+
+The config table goes through the same steps as ``python -m rlnas`` up to the
+start of the search (override check, composition, typed validation, building);
+``tests/test_cli.py`` checks the exit code 2 and the missing traceback end to end.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from rlnas.__main__ import resumed_config, user_error_message, with_default_task
+from rlnas.config import check_overrides, validate_config
+from rlnas.data import DataError, load_image_classification
+from rlnas.data.detection import load_coco, load_detection
+from rlnas.search.builder import build_search
+from tests.conftest import ROOT
+
+BAD_CONFIGS = [
+    # unknown names in config groups (sweep values too)
+    (["controller=foo"], "controller=foo is not a controller config; allowed: enas, evolution, grid, maskable_ppo"),
+    (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, detection"),
+    (["space=huge"], "space=huge is not a space config; allowed: macro"),
+    (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
+    (["controller=enas,evolutionary"], "controller=evolutionary is not a controller config"),
+    # wrong types
+    (["seed=abc"], "seed='abc' must be int"),
+    (["search.epochs=1.5"], "search.epochs=1.5 must be int"),
+    (["search.nesterov=maybe"], "search.nesterov='maybe' must be bool"),
+    (["threads=two"], "threads='two' must be int or null"),
+    (["checkpoint.every=often"], "checkpoint.every='often' must be int"),
+    (["controller.lr=fast"], "controller.lr='fast' must be float"),
+    (["space.ops=conv3x3"], "space.ops='conv3x3' must be a list of str"),
+    (["task.data.limit=all"], "task.data.limit='all' must be int or null"),
+    # unknown keys
+    (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, batch_size"),
+    (["+checkpoint.evry=2"], "checkpoint.evry is not a setting; allowed: every, stop_after"),
+    (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, num_layers"),
+    (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: image_size"),
+    (["space.depth=3"], "Could not override 'space.depth'"),
+    # zero or negative budgets, out-of-range values
+    (["search.epochs=0"], "search.epochs must be >= 1, got 0"),
+    (["search.batch_size=-8"], "search.batch_size must be >= 1, got -8"),
+    (["search.warmup_epochs=-1"], "search.warmup_epochs must be >= 0, got -1"),
+    (["search.warmup_epochs=2"], "search.warmup_epochs=2 leaves no epoch to train the controller (search.epochs=2)"),
+    (["search.lr=-1"], "search.lr=-1 and search.lr_min=0.0005 need 0 <= lr_min <= lr, lr > 0"),
+    (["checkpoint.every=-1"], "checkpoint.every must be >= 0, got -1"),
+    (["space.num_layers=0"], "space.num_layers must be >= 1, got 0"),
+    (["selection.k=0"], "selection.k must be >= 1, got 0"),
+    # unknown choices inside a section
+    (["search.optimizer=rmsprop"], "search.optimizer='rmsprop' is unknown; allowed: ['sgd', 'adamw']"),
+    (["selection.rule=pareto"], "selection.rule='pareto' is unknown; allowed:"),
+    (["selection.cost=watts"], "selection.cost='watts' is not a cost; allowed:"),
+    (["costs.track=[params,watts]"], "costs.track: unknown cost 'watts'; allowed:"),
+    (["task.reward_metric=auc"], "task.reward_metric='auc' is unknown for the classification task"),
+    (["task.data.name=svhn"], "task.data.name='svhn' is unknown; allowed:"),
+    (["space.activation=swish9"], "space.activation='swish9'"),
+    (["device=tpu"], "device='tpu' is not a device; use auto, cpu, cuda or cuda:N"),
+    # impossible or inconsistent constraints
+    (["reward=hard", "reward.targets.params=10"], "reward.targets.params=10 cannot be met"),
+    (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
+    (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
+    (["reward.mask_infeasible=true"], "reward.mask_infeasible=true needs reward.targets (the hard limits)"),
+    # data paths given in the config
+    (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
+    (["+task=detection", "task.data.name=coco"], "task.data.annotations"),
+]
+
+
+def first_error(overrides: list[str], run_dir) -> str:
+    """The one-line message ``python -m rlnas +experiment=smoke OVERRIDES`` stops with."""
+    args = with_default_task(["+experiment=smoke", *overrides])
+    try:
+        check_overrides(args)
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[a for a in args if not a.startswith("-")])
+        validate_config(cfg)
+        build_search(cfg, run_dir, progress=False)
+    except Exception as err:  # noqa: BLE001 - the message is what is checked
+        message = user_error_message(err)
+        assert message is not None, f"{overrides}: not reported as a config error: {err!r}"
+        return message
+    pytest.fail(f"{overrides} was accepted")
+
+
+@pytest.mark.parametrize("overrides, message", BAD_CONFIGS, ids=[" ".join(o) for o, _ in BAD_CONFIGS])
+def test_bad_config_stops_with_one_line_naming_the_key(overrides, message, tmp_path):
+    got = first_error(overrides, tmp_path / "run")
+    assert message in got
+    assert "\n" not in got
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_resume_errors_name_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.yaml there"):
+        resumed_config(str(tmp_path), [])
+    (tmp_path / "config.yaml").write_text("seed: 0\nsearch:\n  epochs: 3\n")
+    with pytest.raises(ValueError, match=r"resume: search.epochs=5 conflicts with the run's search.epochs=3"):
+        resumed_config(str(tmp_path), ["search.epochs=5"])
+    with pytest.raises(ValueError, match="would swap a config group"):
+        resumed_config(str(tmp_path), ["controller=random"])
+
+
+def test_enough_bad_configs_are_checked():
+    assert len(BAD_CONFIGS) >= 20
+
+
+# --- bad data files -------------------------------------------------------
+
+
+def _image(path, size=(20, 24), mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    shape = (*size, 3) if mode == "RGB" else size
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(path)
+
+
+def _coco(root, **changes):
+    """A valid two-image COCO dataset under ``root`` with ``changes`` applied to its JSON."""
+    for name in ("a.png", "b.png"):
+        _image(root / "img" / name, size=(40, 80))
+    payload = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 40},
+                   {"id": 2, "file_name": "b.png", "width": 80, "height": 40}],
+        "annotations": [{"id": 10, "image_id": 1, "bbox": [8, 4, 16, 20], "category_id": 7},
+                        {"id": 12, "image_id": 2, "bbox": [0, 0, 80, 40], "category_id": 3}],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+        **changes,
+    }
+    (root / "ann.json").write_text(json.dumps(payload))
+    return root / "img", root / "ann.json"
+
+
+def _coco_with_broken_image(root):
+    images, annotations = _coco(root)
+    (images / "a.png").write_bytes(b"GIF89a")
+    return images, annotations
+
+
+def _imagefolder(root, files):
+    for rel, kind in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "image":
+            _image(path)
+        else:
+            path.write_bytes(kind)
+    return root
+
+
+def load_folder(root):
+    return load_image_classification("imagefolder", root=str(root), image_size=16)
+
+
+def load_coco_at(images_ann):
+    return load_coco(*images_ann, canvas_size=32)
+
+
+BAD_DATA = [
+    ("imagefolder root missing", lambda t: load_folder(t / "nope"), "nope"),
+    ("imagefolder without class folders", lambda t: load_folder(_imagefolder(t, {"notes.txt": b"x"})),
+     "Couldn't find any class folder"),
+    ("imagefolder class without images", lambda t: load_folder(_imagefolder(t, {"cat/readme.txt": b"x"})),
+     "Found no valid file for the classes cat"),
+    ("imagefolder truncated png", lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/b.png": b"\x89PNG\r\n"})),
+     "b.png: unreadable image"),
+    ("imagefolder empty jpg", lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/c.jpg": b""})),
+     "c.jpg: unreadable image"),
+    ("cifar10 files missing", lambda t: load_image_classification("cifar10", root=str(t)), "cifar10 not found under"),
+    ("coco annotations missing", lambda t: load_coco(t, t / "nope.json", 32), "nope.json: annotations file not found"),
+    ("coco malformed json", lambda t: (t.joinpath("bad.json").write_text("{not json"), load_coco(t, t / "bad.json", 32)),
+     "bad.json: malformed JSON"),
+    ("coco json not an object", lambda t: (t.joinpath("bad.json").write_text("[]"), load_coco(t, t / "bad.json", 32)),
+     "bad.json: a COCO file needs"),
+    ("coco box outside its image",
+     lambda t: load_coco_at(_coco(t, annotations=[{"id": 5, "image_id": 1, "bbox": [70, 0, 20, 10], "category_id": 3}])),
+     "ann.json: annotations[0] (id 5)"),
+    ("coco unknown category",
+     lambda t: load_coco_at(_coco(t, annotations=[{"id": 6, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 99}])),
+     "unknown category_id 99"),
+    ("coco unknown image id",
+     lambda t: load_coco_at(_coco(t, annotations=[{"id": 8, "image_id": 42, "bbox": [1, 1, 5, 5], "category_id": 3}])),
+     "unknown or missing 42"),
+    ("coco malformed bbox",
+     lambda t: load_coco_at(_coco(t, annotations=[{"id": 9, "image_id": 1, "bbox": "wide", "category_id": 3}])),
+     "bbox must be"),
+    ("coco image file missing",
+     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "zzz.png", "width": 80, "height": 40}],
+                                  annotations=[])),
+     "zzz.png: image file"),
+    ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
+    ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
+    ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
+]
+
+
+@pytest.mark.parametrize("case, load, message", BAD_DATA, ids=[c for c, _, _ in BAD_DATA])
+def test_bad_data_file_stops_with_one_line_naming_it(case, load, message, tmp_path):
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    text = user_error_message(err.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_enough_bad_data_files_are_checked():
+    assert len(BAD_DATA) >= 10
+
+
+def test_images_of_mixed_sizes_and_modes_load_resized(tmp_path):
+    _image(tmp_path / "cat" / "a.png", size=(20, 24))
+    _image(tmp_path / "cat" / "b.png", size=(31, 17), mode="L")
+    _image(tmp_path / "dog" / "c.png", size=(64, 64))
+    _image(tmp_path / "dog" / "d.png", size=(8, 8))
+    data = load_image_classification("imagefolder", root=str(tmp_path), image_size=16, val_fraction=0.25,
+                                      test_fraction=0.25)
+    assert data.train.x.shape[1:] == (3, 16, 16)
+    assert len(data.train) + len(data.val) + len(data.test) == 4

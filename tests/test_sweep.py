@@ -1,0 +1,130 @@
+"""Hydra multirun sweeps: parallel jobs with their own dirs, launcher configs, status files and the sweep summary."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+
+from rlnas.sweep import read_sweep, summarize, threads_per_job
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def task_sweep(tmp_path_factory):
+    """Both tasks as two parallel joblib jobs, the way the README runs sweeps on one machine."""
+    sweep_dir = tmp_path_factory.mktemp("task_sweep")
+    proc = run_cli("-m", "+task=classification,detection", "+experiment=smoke", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep_dir
+
+
+@pytest.fixture(scope="module")
+def sweep_with_a_failure(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("failing_sweep")
+    proc = run_cli("-m", "+experiment=smoke", "controller=random", "search.epochs=2,0", f"hydra.sweep.dir={sweep_dir}")
+    return sweep_dir, proc
+
+
+def test_multirun_over_both_tasks_in_parallel_jobs(task_sweep):
+    results = {json.loads(p.read_text())["task"]: p.parent for p in task_sweep.glob("*/best_arch.json")}
+    assert set(results) == {"classification", "detection"}
+    assert results["classification"] != results["detection"]
+    detection = json.loads((results["detection"] / "best_arch.json").read_text())
+    assert {"val_map", "val_map50"} <= set(detection["metrics"])
+    assert detection["decoded"]["layer0/op"] in {"conv5x5", "sepconv5x5", "conv3x3", "sepconv3x3", "maxpool3x3",
+                                                 "avgpool3x3"}
+    for run_dir in results.values():
+        status = json.loads((run_dir / "status.json").read_text())
+        assert status["status"] == "completed" and status["best_reward"] == pytest.approx(
+            json.loads((run_dir / "best_arch.json").read_text())["reward"])
+        # Two jobs on this machine's cores: each took its share of threads, not all of them.
+        log = (run_dir / "__main__.log").read_text()
+        assert f"2 parallel jobs: {threads_per_job(2)} torch threads each" in log
+
+
+def test_summary_of_a_sweep_has_a_row_per_job_and_both_plots(task_sweep, tmp_path):
+    written = summarize(task_sweep, tmp_path)
+    assert sorted(p.name for p in written) == ["sweep_pareto.png", "sweep_rewards.png", "sweep_summary.csv",
+                                               "sweep_summary.md"]
+    with (tmp_path / "sweep_summary.csv").open() as f:
+        rows = {r["task"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"classification", "detection"}
+    assert rows["detection"]["overrides"] == "+task=detection"
+    assert float(rows["detection"]["val_map"]) >= 0 and float(rows["classification"]["val_accuracy"]) > 0
+    assert all(r["status"] == "completed" and int(r["params"].split(".")[0]) > 0 for r in rows.values())
+    for png in ("sweep_pareto.png", "sweep_rewards.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_final_metrics_and_swept_keys_reach_the_hparams_tab(task_sweep):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir = next(p.parent for p in task_sweep.glob("*/best_arch.json") if "detection" in p.parent.name)
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    hparams, metrics = {}, set()
+    for content in events.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("session_start_info"):
+            hparams = {k: v.string_value for k, v in data.session_start_info.hparams.items()}
+        if data.HasField("experiment"):
+            metrics = {m.name.tag for m in data.experiment.metric_infos}
+    assert hparams["task"] == "detection" and hparams["controller"] == "enas" and hparams["experiment"] == "smoke"
+    assert {"final/reward", "final/val_map", "final/params", "final/latency_ms"} <= metrics
+
+
+def test_a_failed_job_is_listed_as_failed_and_the_others_finish(sweep_with_a_failure, tmp_path):
+    sweep_dir, proc = sweep_with_a_failure
+    assert proc.returncode != 0  # the sweep reports the failure ...
+    assert "search.epochs must be >= 1, got 0" in proc.stderr
+    jobs = read_sweep(sweep_dir)  # ... after running every job
+    assert [(j.status, j.reward is not None) for j in jobs] == [("completed", True), ("failed", False)]
+    assert jobs[1].error == "search.epochs must be >= 1, got 0"
+    summarize(sweep_dir, tmp_path, plots=False)
+    table = (tmp_path / "sweep_summary.md").read_text()
+    assert "2 jobs: 1 completed, 1 failed." in table
+    assert "| `search.epochs=0` | failed | classification |  | error: search.epochs must be >= 1, got 0 |" in table
+
+
+def test_summarize_tool_names_a_missing_sweep_dir(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "summarize_sweep.py"), str(tmp_path / "nope")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"summarize_sweep: error: {tmp_path / 'nope'}: no such sweep directory"
+
+
+def test_a_killed_job_is_not_reported_as_running(tmp_path):
+    from rlnas.sweep import write_status
+
+    job = tmp_path / "0_seed=1"
+    write_status(job, "running", 0.0)
+    payload = json.loads((job / "status.json").read_text())
+    payload["pid"] = 2**22 + 12345  # beyond pid_max: no such process
+    (job / "status.json").write_text(json.dumps(payload))
+    assert [j.status for j in read_sweep(tmp_path)] == ["killed"]
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "submitit_local"])
+def test_launcher_configs_compose(launcher):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "+task=classification"],
+                      return_hydra_config=True)
+    launcher_cls = get_class(cfg.hydra.launcher._target_)
+    assert launcher.split("_")[0] in launcher_cls.__module__
+    if launcher == "joblib":
+        assert cfg.hydra.launcher.n_jobs == -1
+    if launcher == "submitit_slurm":
+        assert {"partition", "gpus_per_node", "timeout_min", "cpus_per_task"} <= set(cfg.hydra.launcher)
+
+
+def test_threads_per_job_shares_the_cores():
+    assert threads_per_job(2, cpus=2) == 1
+    assert threads_per_job(3, cpus=16) == 5
+    assert threads_per_job(8, cpus=2) == 1
+    assert threads_per_job(1, cpus=4) == 4
