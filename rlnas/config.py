@@ -234,8 +234,8 @@ def validate_config(cfg: DictConfig) -> None:
             target = get_method(str(node._target_))
         except Exception as err:  # noqa: BLE001 - a wrong _target_ is a config error
             raise ConfigError(f"{section}._target_={node._target_!r} cannot be imported ({err})") from None
-        # The search passes space and seed itself; the builder takes mask_infeasible.
-        check_signature(values, target, section, skip=("space", "seed", "mask_infeasible"))
+        # The search passes space and seed itself; the builder takes mask_infeasible and init_from.
+        check_signature(values, target, section, skip=("space", "seed", "mask_infeasible", "init_from"))
         loader = getattr(target, "data_loader", None)
         if section == "task" and loader is not None and isinstance(values.get("data"), dict):
             check_signature(values["data"], loader, "task.data", skip=("seed",))

@@ -53,6 +53,7 @@ from rlnas.export import (
     prune_magnitude,
     quantize_int8,
     state_size_mb,
+    stats_shape,
     torch_latency_ms,
 )
 from rlnas.supernet import build_child
@@ -211,7 +212,8 @@ def denormalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.T
     x = x.detach().cpu()
     if not mean:
         return x
-    return x * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    shape = stats_shape(x.dim())
+    return x * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)
 
 
 def raw_images(split: Split, mean: list[float], std: list[float], n: int) -> torch.Tensor:
@@ -267,7 +269,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     history = train(network, task, data, recipe, int(cfg.seed))
     test = evaluate(network, task, data.test)
     val = evaluate(network, task, data.val)
-    deploy = Deployable(copy.deepcopy(network).cpu().eval(), data.mean, data.std).eval()
+    deploy = Deployable(copy.deepcopy(network).cpu().eval(), data.mean, data.std, data.test.x.dim()).eval()
     example = raw_images(data.test, data.mean, data.std, 1)
     inputs = raw_images(data.test, data.mean, data.std, 64)
     with torch.no_grad():
@@ -311,7 +313,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics = evaluate(_RawInputs(quantized, data.mean, data.std), task, data.test)
         export_torchscript(quantized, example, out_dir / "model_int8.ts")
         files["int8_torchscript"] = "model_int8.ts"
-        rows.append(_variant_row("int8 (static PTQ)", metrics, params, state_size_mb(quantized),
+        rows.append(_variant_row(f"int8 ({getattr(quantized, 'int8_scheme', 'static PTQ')})", metrics, params, state_size_mb(quantized),
                                  torch_latency_ms(quantized, example)))
     if compress in ("prune", "all"):
         pruned = copy.deepcopy(network)
@@ -322,7 +324,8 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
               desc="fine-tune")
         finalize_pruning(targets)
         metrics = evaluate(pruned, task, data.test)
-        pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std).eval()
+        pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std,
+                                   data.test.x.dim()).eval()
         save_atomic({**checkpoint, "state_dict": pruned.state_dict()}, out_dir / "model_pruned.pt")
         files["pruned_pytorch"] = "model_pruned.pt"
         nonzero = nonzero_params(pruned)

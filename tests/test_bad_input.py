@@ -16,6 +16,7 @@ from rlnas.__main__ import resumed_config, user_error_message, with_default_task
 from rlnas.config import check_overrides, validate_config
 from rlnas.data import DataError, load_image_classification
 from rlnas.data.detection import load_coco, load_detection
+from rlnas.data.sequences import load_sequences
 from rlnas.search.builder import build_search
 from tests.conftest import ROOT
 
@@ -23,7 +24,7 @@ BAD_CONFIGS = [
     # unknown names in config groups (sweep values too)
     (["controller=foo"], "controller=foo is not a controller config; allowed: enas, evolution, grid, maskable_ppo"),
     (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, detection"),
-    (["space=huge"], "space=huge is not a space config; allowed: macro"),
+    (["space=huge"], "space=huge is not a space config; allowed: attention, macro"),
     (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
     (["controller=enas,evolutionary"], "controller=evolutionary is not a controller config"),
     # wrong types
@@ -194,7 +195,30 @@ BAD_DATA = [
     ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
     ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
     ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
+    ("sequence file missing", lambda t: load_sequences("file", path=str(t / "seq.npz")), "seq.npz: sequence file not found"),
+    ("sequence file of another type", lambda t: load_sequences("file", path=_write(t / "seq.txt", "1,2,3")),
+     "seq.txt: unknown sequence file type '.txt'"),
+    ("sequence csv with a ragged row", lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2,3\n1,4,5\n")),
+     "s.csv: line 2: 2 values, the first row has 3"),
+    ("sequence csv with text", lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2\ncat,4,5\n")),
+     "s.csv: line 2: expected an integer label"),
+    ("sequence npz without labels", lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)))),
+     "s.npz: needs arrays 'x' (N, steps, features) and 'y' (N,); missing ['y']"),
+    ("sequence npz with negative labels",
+     lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array([0, 1, -1, 0]))),
+     "s.npz: labels must be class indices"),
+    ("sequence file name without a path", lambda t: load_sequences("file"), "task.data.path must name"),
 ]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
 
 
 @pytest.mark.parametrize("case, load, message", BAD_DATA, ids=[c for c, _, _ in BAD_DATA])

@@ -138,7 +138,9 @@ def test_every_config_in_group_composes_and_instantiates(group):
                 space = instantiate(cfg.space)
                 assert isinstance(space, SearchSpace) and space.size > 1
             elif group == "controller":
-                ctrl = instantiate(cfg.controller, space=MacroSpace(), seed=0)
+                from rlnas.search.builder import build_controller
+
+                ctrl = build_controller(cfg.controller, MacroSpace(), seed=0)
                 assert len(ctrl.propose(2)) == 2
             else:
                 from rlnas.search.builder import build_reward

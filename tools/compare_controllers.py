@@ -17,7 +17,14 @@ Examples::
     python tools/compare_controllers.py --benchmark toy --seeds 5 --budgets 500 1500
     python tools/compare_controllers.py --task classification --seeds 5 \\
         --controllers enas ppo evolution -- search.epochs=8
+    python tools/compare_controllers.py --task detection --seeds 5 --controllers enas --reference enas \\
+        --variant enas_warm enas controller.init_from=outputs/runs/DATE/TIME -- search.epochs=6
     python tools/compare_controllers.py --replot docs/nb201     # redraw curves.png from curves.csv
+
+``--variant LABEL CONTROLLER OVERRIDE...`` adds a run of CONTROLLER with extra
+overrides under its own label (e.g. a warm-started controller next to the same
+one started cold); ``--reference`` names the runs the Welch tests compare
+against (random search by default).
 """
 
 from __future__ import annotations
@@ -62,12 +69,12 @@ def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides:
             "optimum": search.evaluator.optimum()}
 
 
-def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str]) -> dict:
+def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None) -> dict:
     """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored."""
     from rlnas.search.builder import build_search
 
     cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
-    run_dir = out / "runs" / f"{controller}_seed{seed}"
+    run_dir = out / "runs" / f"{label or controller}_seed{seed}"
     search = build_search(cfg, run_dir, progress=False)
     result = search.run()
     metric = search.evaluator.reward_metric
@@ -92,16 +99,17 @@ def welch_p(a: list[float], b: list[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | None) -> list[dict]:
+def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | None,
+              reference: str = "random") -> list[dict]:
     rows = []
     for controller, results in runs.items():
         scale = results[0]["scale"]
         for budget in budgets:
             values = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in results]
-            ref = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in runs["random"]]
+            ref = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in runs[reference]]
             row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                   "p_vs_random": float("nan") if controller == "random" else welch_p(values, ref),
+                   "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
                    "seconds": float(np.mean([r["seconds"] for r in results]))}
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
@@ -117,18 +125,18 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | 
             if "last_epoch" not in results[0]:  # benchmark runs have neither
                 continue
             values = [r[key] for r in results]
-            ref = [r[key] for r in runs["random"]]
+            ref = [r[key] for r in runs[reference]]
             rows.append({"controller": controller, "budget": label, "mean": float(np.mean(values)),
                          "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                         "p_vs_random": float("nan") if controller == "random" else welch_p(values, ref),
+                         "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
                          "seconds": float(np.mean([r["seconds"] for r in results]))})
     return rows
 
 
-def markdown(rows: list[dict], metric: str, title: str) -> str:
+def markdown(rows: list[dict], metric: str, title: str, reference: str = "random") -> str:
     has_regret = any("regret" in r for r in rows)
     has_pub = any("published" in r for r in rows)
-    head = ["controller", "budget", f"best {metric} (mean ± std)", "Welch p vs random"]
+    head = ["controller", "budget", f"best {metric} (mean ± std)", f"Welch p vs {reference}"]
     head += ["regret"] if has_regret else []
     head += ["published"] if has_pub else []
     head += ["s / run"]
@@ -217,12 +225,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=None,
                         help="evaluation budgets to tabulate (benchmarks; default: the config's evaluations)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/compare/<name>)")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL CONTROLLER OVERRIDE",
+                        help="an extra run: LABEL, the controller, then overrides of its own (repeatable)")
+    parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    controllers = ["random", *[c for c in args.controllers if c != "random"]]
+    # (label, controller, extra overrides); random search runs unless another reference is named.
+    plan = [(c, c, []) for c in (["random"] if args.reference == "random" else []) + args.controllers]
+    plan = list({label: (label, c, o) for label, c, o in plan}.values())
+    for variant in args.variant:
+        if len(variant) < 2 or variant[1] not in ALL:
+            parser.error(f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in {ALL}")
+        plan.append((variant[0], variant[1], variant[2:]))
+    if args.reference not in [label for label, _, _ in plan]:
+        parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
     name = args.benchmark or args.task
     out = args.out or Path("outputs/compare") / name
     out.mkdir(parents=True, exist_ok=True)
@@ -231,17 +250,17 @@ def main(argv: list[str] | None = None) -> None:
         budgets = sorted(args.budgets or [budget_cfg])
     runs: dict[str, list[dict]] = {}
     start = time.perf_counter()
-    for controller in controllers:
+    for label, controller, extra in plan:
         for seed in range(args.seeds):
             if args.benchmark:
-                result = run_benchmark(name, controller, seed, max(budgets), args.overrides)
+                result = run_benchmark(name, controller, seed, max(budgets), [*args.overrides, *extra])
             else:
-                result = run_task(name, controller, seed, out, args.overrides)
-            runs.setdefault(controller, []).append(result)
-            print(f"{controller:>14} seed {seed}: best {result['final']:.4f} ({result['seconds']:.1f} s)", flush=True)
+                result = run_task(name, controller, seed, out, [*args.overrides, *extra], label)
+            runs.setdefault(label, []).append(result)
+            print(f"{label:>14} seed {seed}: best {result['final']:.4f} ({result['seconds']:.1f} s)", flush=True)
     if not args.benchmark:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
-    first = runs["random"][0]
+    first = runs[args.reference][0]
     metric = first["metric"] + (" (%)" if first["scale"] == 0.01 else "")
     with (out / "curves.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -250,13 +269,15 @@ def main(argv: list[str] | None = None) -> None:
             for seed, r in enumerate(results):
                 for i, (rew, best, bm) in enumerate(zip(r["rewards"], r["best_so_far"], r["best_metric"]), start=1):
                     writer.writerow([controller, seed, i, f"{rew:.6g}", f"{best:.6g}", f"{bm / r['scale']:.6g}"])
-    rows = summarise(runs, budgets, args.benchmark)
+    rows = summarise(runs, budgets, args.benchmark, args.reference)
     title = f"{name}: {args.seeds} seeds, budgets {budgets}"
-    (out / "table.md").write_text(markdown(rows, metric, title))
-    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "overrides": args.overrides, "rows": rows}, indent=2))
+    (out / "table.md").write_text(markdown(rows, metric, title, args.reference))
+    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "overrides": args.overrides,
+                                                "variants": args.variant, "reference": args.reference, "rows": rows},
+                                               indent=2))
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
-    print(markdown(rows, metric, title))
+    print(markdown(rows, metric, title, args.reference))
     print(f"wrote {out}/curves.csv, curves.png, table.md, table.json in {time.perf_counter() - start:.1f} s")
 
 

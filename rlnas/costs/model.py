@@ -72,7 +72,9 @@ class CostModel:
         self.track = tuple(n for n in track if n != "latency_ms" or latency is not None)
         self.head_params = count_params(head)
         self.supernet = supernet
-        self.module_params = {name: count_params(m) for name, m in supernet.choice_modules()}
+        # Supernets whose modules are sliced per choice report per-choice counts themselves.
+        counts = getattr(supernet, "param_counts", None)
+        self.module_params = counts() if counts else {name: count_params(m) for name, m in supernet.choice_modules()}
         self._cache: dict[Arch, dict[str, float]] = {}
         self._flops: dict[Arch, float] = {}
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 
 def nonzero_params(model: nn.Module) -> int:
@@ -19,8 +22,11 @@ def quantize_int8(model: nn.Module, calibration: Tensor, example: Tensor) -> nn.
 
     Runs on the CPU, as torch's quantised kernels do. Weights are per-channel
     int8 and activations per-tensor uint8 (the backend's default qconfig).
+    Networks FX cannot trace (a recurrent cell unrolled over a sequence of any
+    length) get dynamic quantisation instead: int8 linear weights, activations
+    quantised on the fly, the usual choice for RNNs and transformers.
     """
-    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     engine = "x86" if "x86" in torch.backends.quantized.supported_engines else "qnnpack"
@@ -28,7 +34,13 @@ def quantize_int8(model: nn.Module, calibration: Tensor, example: Tensor) -> nn.
     float_model = copy.deepcopy(model).cpu().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao announces its move to torchao
-        prepared = prepare_fx(float_model, get_default_qconfig_mapping(engine), (example.cpu(),))
+        try:
+            prepared = prepare_fx(float_model, get_default_qconfig_mapping(engine), (example.cpu(),))
+        except Exception as err:  # noqa: BLE001 - FX raises several types for untraceable control flow
+            log.info("static int8 needs a traceable network (%s); using dynamic int8", str(err).splitlines()[0])
+            dynamic = quantize_dynamic(float_model, {nn.Linear}, dtype=torch.qint8)
+            dynamic.int8_scheme = "dynamic"  # reports name the scheme
+            return dynamic
         with torch.no_grad():
             for chunk in calibration.cpu().split(64):
                 prepared(chunk)

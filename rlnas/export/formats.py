@@ -33,19 +33,31 @@ class Deployable(nn.Module):
 
     Args:
         network: ``forward(x) -> outputs`` on normalised inputs.
-        mean: Per-channel mean the inputs were normalised with.
+        mean: Per-channel mean the inputs were normalised with (per feature for sequences).
         std: Per-channel standard deviation.
+        input_rank: Dims of an input batch: 4 for images (B, C, H, W), 3 for
+            sequences (B, steps, features); it places the statistics.
     """
 
-    def __init__(self, network: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, network: nn.Module, mean: Sequence[float], std: Sequence[float], input_rank: int = 4) -> None:
         super().__init__()
         self.network = network
-        channels = max(len(mean), 1)
-        self.register_buffer("mean", torch.tensor(list(mean) or [0.0]).view(1, channels, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std) or [1.0]).view(1, channels, 1, 1))
+        # Shaped once here: a branch on the input's rank would stop FX tracing (static int8).
+        shape = stats_shape(input_rank)
+        self.register_buffer("mean", torch.tensor(list(mean) or [0.0]).view(shape))
+        self.register_buffer("std", torch.tensor(list(std) or [1.0]).view(shape))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network((x - self.mean) / self.std)
+
+
+def stats_shape(rank: int) -> tuple[int, ...]:
+    """How per-channel statistics broadcast over an input of ``rank`` dims.
+
+    Images (B, C, H, W) have channels on dim 1; sequences (B, steps, features)
+    on the last dim.
+    """
+    return (1, 1, -1) if rank == 3 else (1, -1, 1, 1)
 
 
 def state_size_mb(model: nn.Module) -> float:

@@ -156,17 +156,17 @@ class BudgetSearch:
             "mean_reward": float(np.mean(result.rewards)),
             "seconds": round(result.seconds, 3),
         })
-        torch.save(self.controller.state_dict(), self.run_dir / "controller.pt")
+        torch.save({**self.controller.state_dict(), "controller_class": type(self.controller).__name__},
+                   self.run_dir / "controller.pt")
         self.controller.save_artifacts(self.run_dir)
 
 
 def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
     """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from rlnas.benchmarks import HiddenTargetBenchmark, TabularBenchmark
-    from rlnas.search.builder import RUN_FILES, build_reward
+    from rlnas.search.builder import RUN_FILES, build_controller, build_reward
     from rlnas.spaces.categorical import CategoricalSpace
     from rlnas.utils import seed_everything
 
@@ -202,7 +202,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
     reward, _ = build_reward(cfg.reward, evaluator.reward_metric)
-    controller: Controller = instantiate(cfg.controller, space=space, seed=seed, _convert_="all")
+    controller = build_controller(cfg.controller, space, seed)
     if run_dir is not None:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     return BudgetSearch(

@@ -83,6 +83,19 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     return instantiate(reward_cfg, _convert_="all"), mask_infeasible
 
 
+def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controller:
+    """The controller of ``controller:``, warm-started from ``controller.init_from`` when one is given."""
+    controller_cfg = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(controller_cfg, dict)
+    init_from = controller_cfg.pop("init_from", None)
+    controller: Controller = instantiate(controller_cfg, space=space, seed=seed, _convert_="all")
+    if init_from:
+        from rlnas.controllers.transfer import init_controller_from
+
+        init_controller_from(controller, init_from)
+    return controller
+
+
 def latency_table(
     space: SearchSpace, model: Network, input_shape: tuple, device: torch.device, run_dir: Path, path: str | None
 ) -> LatencyTable:
@@ -155,7 +168,7 @@ def build_search(
         model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
         costs=cost_model, full_costs=cost_model.full,
     )
-    controller: Controller = instantiate(cfg.controller, space=space, seed=seed, _convert_="all")
+    controller = build_controller(cfg.controller, space, seed)
     if targets:
         # Fails early, naming the key, when no architecture can meet a limit.
         feasibility = FeasibilityMask(space, cost_model, targets)

@@ -13,8 +13,11 @@ from torch import nn
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.cell import NB201Space
 from rlnas.spaces.macro import MacroSpace
+from rlnas.spaces.sequence import AttentionSpace, RNNCellSpace
+from rlnas.supernet.attention import AttentionChild, AttentionSuperNet
 from rlnas.supernet.cell import NB201Child, NB201SuperNet
 from rlnas.supernet.macro import MacroChild, MacroSuperNet
+from rlnas.supernet.recurrent import RNNCellChild, RNNCellSuperNet
 
 _REGISTRY: dict[type, tuple[type[nn.Module], type[nn.Module]]] = {}
 
@@ -43,7 +46,10 @@ def build_child(space: SearchSpace, arch: Sequence[int], in_channels: int, track
 
 register(MacroSpace, MacroSuperNet, MacroChild)
 register(NB201Space, NB201SuperNet, NB201Child)
+register(RNNCellSpace, RNNCellSuperNet, RNNCellChild)
+register(AttentionSpace, AttentionSuperNet, AttentionChild)
 
 __all__ = [
-    "MacroChild", "MacroSuperNet", "NB201Child", "NB201SuperNet", "build_child", "build_supernet", "register",
+    "AttentionChild", "AttentionSuperNet", "MacroChild", "MacroSuperNet", "NB201Child", "NB201SuperNet",
+    "RNNCellChild", "RNNCellSuperNet", "build_child", "build_supernet", "register",
 ]

@@ -2,7 +2,9 @@
 
 A child's modules carry the names of the supernet modules they come from, so
 the shared entries of a supernet state dict that a child has, under the same
-name and shape, are exactly its weights.
+name, are exactly its weights. Where a supernet holds the widest choice of a
+searched width (the attention space's feed-forward layers) the child takes
+the leading slice, as in once-for-all / AutoFormer weight inheritance.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ from torch import Tensor, nn
 
 
 def shared_weights(shared: Mapping[str, Tensor], child: nn.Module) -> dict[str, Tensor]:
-    """The entries of ``shared`` that ``child`` has under the same name and shape."""
+    """The entries of ``shared`` that ``child`` has under the same name, sliced to the child's shape.
+
+    An entry whose shape the child's cannot be cut from (more dimensions, or
+    larger in one) is left out.
+    """
     own = child.state_dict()
-    return {k: v for k, v in shared.items() if k in own and own[k].shape == v.shape}
+    out = {}
+    for key, value in shared.items():
+        if key not in own:
+            continue
+        shape = own[key].shape
+        if shape == value.shape:
+            out[key] = value
+        elif len(shape) == value.dim() and all(a <= b for a, b in zip(shape, value.shape)):
+            out[key] = value[tuple(slice(0, n) for n in shape)].clone()
+    return out

@@ -3,5 +3,9 @@
 from rlnas.tasks.base import Network, Task
 from rlnas.tasks.classification import ClassificationHead, ClassificationTask
 from rlnas.tasks.detection import DetectionTask, FCOSHead
+from rlnas.tasks.sequence import SequenceClassificationTask
 
-__all__ = ["ClassificationHead", "ClassificationTask", "DetectionTask", "FCOSHead", "Network", "Task"]
+__all__ = [
+    "ClassificationHead", "ClassificationTask", "DetectionTask", "FCOSHead", "Network", "SequenceClassificationTask",
+    "Task",
+]

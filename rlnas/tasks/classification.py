@@ -19,7 +19,11 @@ from rlnas.tasks.base import Task
 
 
 class ClassificationHead(nn.Module):
-    """Global average pooling of the last stage, then a linear classifier."""
+    """Global average pooling of the last stage, then a linear classifier.
+
+    Takes feature maps (B, C, H, W) or an already pooled summary (B, C), such
+    as a sequence backbone's last hidden state.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -27,7 +31,9 @@ class ClassificationHead(nn.Module):
         self.fc = nn.Linear(in_channels, num_classes)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
-        x = features[-1].mean(dim=(2, 3))  # (B, C)
+        x = features[-1]
+        # No branch on the rank: FX (static int8) traces this, and (B, C) becomes (B, C, 1).
+        x = x.reshape(x.shape[0], x.shape[1], -1).mean(dim=2)  # (B, C)
         return self.fc(self.dropout(x))  # (B, num_classes)
 
 

@@ -1,0 +1,152 @@
+"""Sequence classification data: the embedded digits read row by row, or users' CSV / NumPy files.
+
+The digits as sequences (8 steps of 8 features, one image row per step) are
+the small-scale analogue of sequential MNIST (Le et al., 2015, read pixel by
+pixel; here row by row, as in Cooijmans et al., 2017's row-wise variant).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rlnas.data.base import DataError, DataSplits, Split, split_indices
+
+SEQUENCE_DATASETS = ("digits", "file")
+
+
+def digits_sequences() -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled digits as (N, 8 steps, 8 features) in [0, 1], and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return torch.from_numpy(digits.images.astype(np.float32) / 16.0), torch.from_numpy(digits.target.astype(np.int64))
+
+
+def _read_numpy(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable NumPy file ({err})") from None
+    if not hasattr(loaded, "files"):
+        raise DataError(f"{path}: a .npy holds one array; save sequences and labels with np.savez(path, x=..., y=...)")
+    missing = [k for k in ("x", "y") if k not in loaded.files]
+    if missing:
+        raise DataError(f"{path}: needs arrays 'x' (N, steps, features) and 'y' (N,); missing {missing}")
+    return np.asarray(loaded["x"]), np.asarray(loaded["y"])
+
+
+def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``label,v1,v2,...``: ``steps * features`` values each, step after step."""
+    rows, labels, width = [], [], None
+    with path.open(newline="") as f:
+        for line_no, row in enumerate(csv.reader(f), start=1):
+            if not row or (line_no == 1 and not _is_number(row[0])):
+                continue  # blank line or header
+            try:
+                label, values = int(row[0]), [float(v) for v in row[1:]]
+            except ValueError:
+                raise DataError(f"{path}: line {line_no}: expected an integer label then numbers, got {row[:4]}...") from None
+            if width is None:
+                width = len(values)
+                if width == 0 or width % features:
+                    raise DataError(f"{path}: line {line_no}: {width} values is not a multiple of "
+                                    f"task.data.features={features}")
+            elif len(values) != width:
+                raise DataError(f"{path}: line {line_no}: {len(values)} values, the first row has {width} "
+                                "(all sequences need the same length)")
+            rows.append(values)
+            labels.append(label)
+    if not rows:
+        raise DataError(f"{path}: no sequences (rows of label,v1,v2,...)")
+    x = np.asarray(rows, dtype=np.float32)
+    return x.reshape(len(rows), -1, features), np.asarray(labels)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_sequence_file(path: str | Path, features: int = 1) -> tuple[Tensor, Tensor]:
+    """Sequences (N, steps, features) and labels (N,) from a ``.npz`` or ``.csv`` file.
+
+    Raises:
+        DataError: Naming the file (and line) when it is missing, unreadable,
+            ragged, empty or its labels are not class indices.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: sequence file not found (task.data.path: a .npz with x, y or a .csv of label,values)")
+    if path.suffix == ".npz":
+        x, y = _read_numpy(path)
+    elif path.suffix == ".csv":
+        x, y = _read_csv(path, int(features))
+    else:
+        raise DataError(f"{path}: unknown sequence file type {path.suffix!r}; allowed: .npz, .csv")
+    if x.ndim == 2:
+        x = x[:, :, None]  # univariate
+    if x.ndim != 3 or len(x) == 0:
+        raise DataError(f"{path}: x must be (N, steps, features) with N > 0, got shape {tuple(x.shape)}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: {len(x)} sequences but labels of shape {tuple(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise DataError(f"{path}: labels must be class indices 0..K-1, got dtype {y.dtype}, min {y.min()}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: sequences hold NaN or inf values")
+    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+
+
+def load_sequences(
+    name: str = "digits",
+    path: str | None = None,
+    features: int = 1,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    limit: int | None = None,
+    seed: int = 0,
+) -> DataSplits:
+    """Loads a sequence classification dataset as normalised CPU tensors (N, steps, features).
+
+    Args:
+        name: ``digits`` (embedded, 8 steps x 8 features) or ``file`` (``path``).
+        path: A ``.npz`` with ``x`` (N, steps, features) and ``y`` (N,), or a
+            ``.csv`` whose rows are ``label,v1,v2,...`` (steps x features values).
+        features: Features per step of a CSV file's rows.
+        val_fraction: Share of samples in the validation split.
+        test_fraction: Share of samples in the held-out test split.
+        limit: Keep only the first ``limit`` samples (after shuffling), for quick runs.
+        seed: Seed of the fixed split.
+
+    Raises:
+        DataError: Naming the key or the file.
+    """
+    if name not in SEQUENCE_DATASETS:
+        raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(SEQUENCE_DATASETS)}")
+    if name == "digits":
+        x, y = digits_sequences()
+    elif not path:
+        raise DataError("task.data.path must name a .npz or .csv file of sequences when task.data.name=file")
+    else:
+        x, y = read_sequence_file(path, features)
+    if limit is not None:
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
+        x, y = x[keep], y[keep]
+    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    # Normalise each feature with training statistics only.
+    mean = x[train_idx].mean(dim=(0, 1), keepdim=True)
+    std = x[train_idx].std(dim=(0, 1), keepdim=True).clamp_min(1e-6)
+    x = (x - mean) / std
+    num_classes = int(y.max()) + 1
+    return DataSplits(
+        train=Split(x[train_idx], y[train_idx]), val=Split(x[val_idx], y[val_idx]), test=Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[2], num_classes=num_classes, class_names=[str(i) for i in range(num_classes)],
+        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
+    )
