@@ -119,10 +119,8 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     """
     overrides = [a for a in argv if not a.startswith("-")]
     check_group_choices(overrides, conf_dir)
-    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv) or any(
-        a in ("-m", "--multirun") for a in argv
-    ):
-        return  # Hydra's own flags (--cfg, --help, ...) and sweeps: Hydra composes each job itself
+    if any(a.startswith("-") for a in argv):
+        return  # sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
@@ -241,22 +239,21 @@ def validate_config(cfg: DictConfig) -> None:
             check_signature(values["data"], loader, "task.data", skip=("seed",))
 
 
-def _schema_node(key: str) -> Any:
-    """The schema dataclass at a dotted key (``""``: the root), or ``None``."""
+def _schema_hint(key: str) -> Any:
+    """The schema's type hint at a dotted key (``""``: the root ``RlnasConfig``), or ``None``."""
     node: Any = RlnasConfig
     for part in filter(None, key.split(".")):
-        hints = typing.get_type_hints(node) if is_dataclass(node) else {}
-        node = hints.get(part)
+        node = typing.get_type_hints(node).get(part) if is_dataclass(node) else None
+    return node
+
+
+def _schema_node(key: str) -> Any:
+    """The schema dataclass at a dotted key, or ``None``."""
+    node = _schema_hint(key)
     return node if is_dataclass(node) else None
 
 
 def _expected_type(key: str) -> str | None:
-    """The schema's type name of a dotted key (``search.lr`` -> ``float``)."""
-    node: Any = RlnasConfig
-    for part in key.split("."):
-        hints = typing.get_type_hints(node) if isinstance(node, type) else {}
-        if part not in hints:
-            return None
-        node = hints[part]
-    args = [a for a in typing.get_args(node) if a is not type(None)]
-    return _type_name(args[0] if args else node) + (" or null" if type(None) in typing.get_args(node) else "")
+    """The schema's type name of a dotted key (``search.lr`` -> ``float``, ``threads`` -> ``int or null``)."""
+    hint = _schema_hint(key)
+    return None if hint is None else _type_name(hint)

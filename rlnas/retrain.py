@@ -313,7 +313,8 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics = evaluate(_RawInputs(quantized, data.mean, data.std), task, data.test)
         export_torchscript(quantized, example, out_dir / "model_int8.ts")
         files["int8_torchscript"] = "model_int8.ts"
-        rows.append(_variant_row(f"int8 ({getattr(quantized, 'int8_scheme', 'static PTQ')})", metrics, params, state_size_mb(quantized),
+        scheme = getattr(quantized, "int8_scheme", "static PTQ")
+        rows.append(_variant_row(f"int8 ({scheme})", metrics, params, state_size_mb(quantized),
                                  torch_latency_ms(quantized, example)))
     if compress in ("prune", "all"):
         pruned = copy.deepcopy(network)

@@ -16,6 +16,9 @@ import numpy as np
 
 from rlnas.spaces.base import Arch, SearchSpace
 
+#: The file a finished search saves its controller to (what ``controller.init_from`` reads).
+CONTROLLER_FILE = "controller.pt"
+
 
 class Controller(abc.ABC):
     """Base class of controllers.
@@ -46,6 +49,13 @@ class Controller(abc.ABC):
     def best_guess(self, n: int) -> list[Arch]:
         """Architectures the controller believes best (default: fresh samples)."""
         return self.propose(n)
+
+    def save(self, directory: Path) -> None:
+        """Writes ``controller.pt`` (the state and the class name, atomically) and :meth:`save_artifacts`."""
+        from rlnas.utils import save_atomic
+
+        save_atomic({**self.state_dict(), "controller_class": type(self).__name__}, Path(directory) / CONTROLLER_FILE)
+        self.save_artifacts(Path(directory))
 
     def save_artifacts(self, directory: Path) -> list[Path]:
         """Writes controller files in their native format (e.g. an SB3 model zip); returns their paths."""

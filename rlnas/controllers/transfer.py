@@ -21,11 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import CONTROLLER_FILE, Controller
 
 log = logging.getLogger(__name__)
-#: The file a finished search saves its controller to.
-CONTROLLER_FILE = "controller.pt"
 
 
 def load_matching(module: nn.Module, source: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
@@ -122,7 +120,9 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
     """
     path = Path(run_dir).expanduser() / CONTROLLER_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"controller.init_from={run_dir}: no {CONTROLLER_FILE} there (pass a finished search's run dir)")
+        raise FileNotFoundError(
+            f"controller.init_from={run_dir}: no {CONTROLLER_FILE} there (pass a finished search's run dir)"
+        )
     state = torch.load(path, map_location="cpu", weights_only=False)
     kind = state.get("controller_class") if isinstance(state, dict) else None
     if kind is not None and kind != type(controller).__name__:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation, Evaluator
@@ -156,9 +155,7 @@ class BudgetSearch:
             "mean_reward": float(np.mean(result.rewards)),
             "seconds": round(result.seconds, 3),
         })
-        torch.save({**self.controller.state_dict(), "controller_class": type(self.controller).__name__},
-                   self.run_dir / "controller.pt")
-        self.controller.save_artifacts(self.run_dir)
+        self.controller.save(self.run_dir)
 
 
 def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:

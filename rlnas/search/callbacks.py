@@ -243,9 +243,7 @@ class OutputWriter(Callback):
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
         save_atomic(search.model.state_dict(), self.run_dir / "supernet.pt")
-        save_atomic({**search.controller.state_dict(), "controller_class": type(search.controller).__name__},
-                    self.run_dir / "controller.pt")
-        search.controller.save_artifacts(self.run_dir)
+        search.controller.save(self.run_dir)
         # Last: its presence marks a finished run (a resume after a kill before it redoes the outputs).
         write_json_atomic(self.run_dir / "best_arch.json", payload)
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from rlnas.spaces.base import Arch
 from rlnas.spaces.sequence import AttentionSpace
-from rlnas.supernet.sharing import shared_weights
+from rlnas.supernet.sharing import ChildExtraction
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 
@@ -114,7 +114,7 @@ class _Encoder(nn.Module):
         return [self.norm(h).mean(dim=1)]
 
 
-class AttentionSuperNet(_Encoder):
+class AttentionSuperNet(ChildExtraction, _Encoder):
     """Both mixers and the widest FFN in every block; ``forward(x, arch)`` runs one path.
 
     Shapes:
@@ -164,13 +164,6 @@ class AttentionSuperNet(_Encoder):
             for r in self.space.ffn_ratios:
                 calls[f"layers.{l}.ffn.x{r}"] = lambda m=block["ffn"], w=r * d: m(h, w, "relu")
         return calls
-
-    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> AttentionChild:
-        device = next(self.parameters()).device
-        child = AttentionChild(self.space, arch, self.in_channels).to(device)
-        if copy_weights:
-            child.load_state_dict(shared_weights(self.state_dict(), child))
-        return child
 
 
 class AttentionChild(_Encoder):

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from rlnas.spaces.base import Arch
 from rlnas.spaces.cell import NB201_EDGES, NB201Space
 from rlnas.supernet.ops import batch_norm
-from rlnas.supernet.sharing import shared_weights
+from rlnas.supernet.sharing import ChildExtraction
 
 
 def make_cell_op(name: str, channels: int, track_running_stats: bool) -> nn.Module:
@@ -113,7 +113,7 @@ def used_cell_modules(space: NB201Space, arch: Arch) -> list[str]:
     return used
 
 
-class NB201SuperNet(_CellNetwork):
+class NB201SuperNet(ChildExtraction, _CellNetwork):
     """Every operation on every edge of every cell, stored once; ``forward(x, arch)`` runs one path.
 
     Shapes:
@@ -151,13 +151,6 @@ class NB201SuperNet(_CellNetwork):
                 for op, module in ops.items():
                     calls[f"cells.{k}.{e}.{op}"] = lambda m=module, inp=inp: m(inp)
         return calls
-
-    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> NB201Child:
-        device = next(self.parameters()).device
-        child = NB201Child(self.space, arch, self.in_channels, track_running_stats=False).to(device)
-        if copy_weights:
-            child.load_state_dict(shared_weights(self.state_dict(), child))  # strict: every child tensor is shared
-        return child
 
 
 class NB201Child(_CellNetwork):

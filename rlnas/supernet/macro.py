@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from rlnas.spaces.base import Arch
 from rlnas.spaces.macro import MacroSpace
 from rlnas.supernet.ops import Adapter, batch_norm, make_activation, make_op
-from rlnas.supernet.sharing import shared_weights
+from rlnas.supernet.sharing import ChildExtraction
 
 # Per layer: (op name, indices of the earlier layers added as skips).
 Plan = tuple[tuple[str, tuple[int, ...]], ...]
@@ -123,7 +123,7 @@ def used_modules(space: MacroSpace, arch: Arch) -> list[str]:
     return names
 
 
-class MacroSuperNet(_MacroNetwork):
+class MacroSuperNet(ChildExtraction, _MacroNetwork):
     """Every candidate op of every layer, stored once; ``forward(x, arch)`` runs one path.
 
     Args:
@@ -191,14 +191,6 @@ class MacroSuperNet(_MacroNetwork):
             src = feats[self._stage(int(key.split(">")[0]))]
             calls[f"adapters.{key}"] = lambda a=adapter, src=src: a(src)
         return calls
-
-    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> MacroChild:
-        """The standalone child of ``arch``, on the supernet's device, with its weights copied."""
-        device = next(self.parameters()).device
-        child = MacroChild(self.space, arch, self.in_channels, track_running_stats=False).to(device)
-        if copy_weights:
-            child.load_state_dict(shared_weights(self.state_dict(), child))  # strict: every child tensor is shared
-        return child
 
 
 class MacroChild(_MacroNetwork):

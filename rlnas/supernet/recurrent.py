@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from rlnas.spaces.base import Arch
 from rlnas.spaces.sequence import RNNCellSpace
-from rlnas.supernet.sharing import shared_weights
+from rlnas.supernet.sharing import ChildExtraction
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "identity": lambda t: t, "sigmoid": torch.sigmoid,
@@ -59,7 +59,7 @@ def _cell_edges(space: RNNCellSpace, arch: Arch) -> list[tuple[int, int]]:
     return [(inputs[i], i) for i in range(1, space.num_nodes)]
 
 
-class RNNCellSuperNet(_RNNCellNetwork):
+class RNNCellSuperNet(ChildExtraction, _RNNCellNetwork):
     """Every edge ``(j, i)``, ``j < i``, stored once; ``forward(x, arch)`` runs one cell.
 
     Shapes:
@@ -90,13 +90,6 @@ class RNNCellSuperNet(_RNNCellNetwork):
         for key, module in self.edges.items():
             calls[f"edges.{key}"] = lambda m=module: [m(h) for _ in range(steps)]
         return calls
-
-    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> RNNCellChild:
-        device = next(self.parameters()).device
-        child = RNNCellChild(self.space, arch, self.in_channels).to(device)
-        if copy_weights:
-            child.load_state_dict(shared_weights(self.state_dict(), child))
-        return child
 
 
 class RNNCellChild(_RNNCellNetwork):

@@ -9,7 +9,8 @@ the leading slice, as in once-for-all / AutoFormer weight inheritance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -31,3 +32,19 @@ def shared_weights(shared: Mapping[str, Tensor], child: nn.Module) -> dict[str, 
         elif len(shape) == value.dim() and all(a <= b for a, b in zip(shape, value.shape)):
             out[key] = value[tuple(slice(0, n) for n in shape)].clone()
     return out
+
+
+class ChildExtraction:
+    """``extract_child`` for a registered supernet (one with ``space`` and ``in_channels``)."""
+
+    def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> nn.Module:
+        """The standalone child of ``arch``, on the supernet's device, with its weights copied."""
+        from rlnas.supernet import build_child
+
+        supernet: Any = self  # an nn.Module with space and in_channels
+        device = next(supernet.parameters()).device
+        child = build_child(supernet.space, arch, supernet.in_channels, track_running_stats=False).to(device)
+        if copy_weights:
+            # Strict: every child tensor is shared.
+            child.load_state_dict(shared_weights(supernet.state_dict(), child))
+        return child

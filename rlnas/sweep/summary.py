@@ -12,7 +12,7 @@ import json
 import math
 import os
 import socket
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ def write_tables(jobs: list[JobRecord], out_dir: Path) -> tuple[Path, Path]:
                              *(_fmt(j.metrics.get(m), 6) for m in metric_names),
                              *(j.costs.get(c, "") for c in cost_names), _fmt(j.wall_s, 6), j.error, j.description])
     lines = [f"# Sweep summary: {out_dir}", "",
-             f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in _count(j.status for j in jobs).items()) + ".",
+             f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in Counter(j.status for j in jobs).items()) + ".",
              f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.", "",
              "| job | overrides | status | task | reward | metrics (val) | "
              + " | ".join(cost_names) + " | wall s |",
@@ -166,13 +166,6 @@ def write_tables(jobs: list[JobRecord], out_dir: Path) -> tuple[Path, Path]:
     md_path = out_dir / "sweep_summary.md"
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
-
-
-def _count(values) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for v in values:
-        counts[v] += 1
-    return dict(counts)
 
 
 def reward_curve(job: JobRecord, tag: str = "reward/mean") -> tuple[list[int], list[float]]:

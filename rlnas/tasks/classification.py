@@ -65,7 +65,7 @@ class ClassificationTask(Task):
         self.num_classes = 0
 
     def load_data(self, seed: int) -> DataSplits:
-        data = load_image_classification(seed=seed, **self.data_kwargs)
+        data = self.data_loader(seed=seed, **self.data_kwargs)
         self.num_classes = data.num_classes
         return data
 

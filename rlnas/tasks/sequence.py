@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rlnas.data.base import DataSplits
 from rlnas.data.sequences import load_sequences
 from rlnas.tasks.classification import ClassificationTask
 
@@ -27,11 +26,6 @@ class SequenceClassificationTask(ClassificationTask):
 
     name = "sequence"
     data_loader = staticmethod(load_sequences)
-
-    def load_data(self, seed: int) -> DataSplits:
-        data = load_sequences(seed=seed, **self.data_kwargs)
-        self.num_classes = data.num_classes
-        return data
 
     def augment(self, x: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Sequences are used as they are (a shift in time changes their meaning)."""
