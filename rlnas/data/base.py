@@ -88,3 +88,36 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     if n - n_val - n_test < 1:
         raise DataError(f"dataset of {n} samples is too small to split")
     return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
+
+
+def normalised_splits(
+    x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, channel_dim: int,
+    class_names: list[str] | None = None, limit: int | None = None,
+) -> DataSplits:
+    """Fixed splits of class-labelled samples, each channel normalised with training statistics only.
+
+    Args:
+        x: Inputs, (N, C, H, W) images or (N, steps, features) sequences.
+        y: Class indices (N,).
+        val_fraction: Share of samples in the validation split.
+        test_fraction: Share of samples in the held-out test split.
+        seed: Seed of the fixed split (and of the ``limit`` subset).
+        channel_dim: The dim of ``x`` that holds channels (1 for images, 2 for sequences).
+        class_names: Names of the classes; their indices by default.
+        limit: Keep only the first ``limit`` samples (after shuffling).
+    """
+    if limit:
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
+        x, y = x[keep], y[keep]
+    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    dims = tuple(d for d in range(x.dim()) if d != channel_dim)
+    mean = x[train_idx].mean(dim=dims, keepdim=True)
+    std = x[train_idx].std(dim=dims, keepdim=True).clamp_min(1e-6)
+    x = (x - mean) / std
+    num_classes = int(y.max()) + 1
+    return DataSplits(
+        train=Split(x[train_idx], y[train_idx]), val=Split(x[val_idx], y[val_idx]), test=Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[channel_dim], num_classes=num_classes,
+        class_names=class_names or [str(i) for i in range(num_classes)],
+        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
+    )

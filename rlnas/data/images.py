@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlnas.data.base import DataError, DataSplits, Split, split_indices
+from rlnas.data.base import DataError, DataSplits, normalised_splits
 
 DATASETS = ("digits", "cifar10", "mnist", "imagefolder")
 
@@ -113,22 +113,4 @@ def load_image_classification(
         raise DataError(f"dataset {name!r} at {root} is empty")
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    if limit:
-        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
-        x, y = x[keep], y[keep]
-    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
-    # Normalise with training statistics only, per channel.
-    mean = x[train_idx].mean(dim=(0, 2, 3), keepdim=True)
-    std = x[train_idx].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    x = (x - mean) / std
-    num_classes = int(y.max()) + 1
-    return DataSplits(
-        train=Split(x[train_idx], y[train_idx]),
-        val=Split(x[val_idx], y[val_idx]),
-        test=Split(x[test_idx], y[test_idx]),
-        in_channels=x.shape[1],
-        num_classes=num_classes,
-        class_names=class_names or [str(i) for i in range(num_classes)],
-        mean=mean.flatten().tolist(),
-        std=std.flatten().tolist(),
-    )
+    return normalised_splits(x, y, val_fraction, test_fraction, seed, channel_dim=1, class_names=class_names, limit=limit)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlnas.data.base import DataError, DataSplits, Split, split_indices
+from rlnas.data.base import DataError, DataSplits, normalised_splits
 
 SEQUENCE_DATASETS = ("digits", "file")
 
@@ -136,17 +136,4 @@ def load_sequences(
         raise DataError("task.data.path must name a .npz or .csv file of sequences when task.data.name=file")
     else:
         x, y = read_sequence_file(path, features)
-    if limit is not None:
-        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
-        x, y = x[keep], y[keep]
-    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
-    # Normalise each feature with training statistics only.
-    mean = x[train_idx].mean(dim=(0, 1), keepdim=True)
-    std = x[train_idx].std(dim=(0, 1), keepdim=True).clamp_min(1e-6)
-    x = (x - mean) / std
-    num_classes = int(y.max()) + 1
-    return DataSplits(
-        train=Split(x[train_idx], y[train_idx]), val=Split(x[val_idx], y[val_idx]), test=Split(x[test_idx], y[test_idx]),
-        in_channels=x.shape[2], num_classes=num_classes, class_names=[str(i) for i in range(num_classes)],
-        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
-    )
+    return normalised_splits(x, y, val_fraction, test_fraction, seed, channel_dim=2, limit=limit)
