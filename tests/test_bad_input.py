@@ -59,6 +59,7 @@ BAD_CONFIGS = [
     (["task.reward_metric=auc"], "task.reward_metric='auc' is unknown for the classification task"),
     (["task.data.name=svhn"], "task.data.name='svhn' is unknown; allowed:"),
     (["space.activation=swish9"], "space.activation='swish9'"),
+    (["+task=detection", "task.map_backend=cocoapi"], "task.map_backend='cocoapi' is unknown; allowed:"),
     (["device=tpu"], "device='tpu' is not a device; use auto, cpu, cuda or cuda:N"),
     # impossible or inconsistent constraints
     (["reward=hard", "reward.targets.params=10"], "reward.targets.params=10 cannot be met"),

@@ -57,6 +57,26 @@ def test_map_is_one_for_perfect_predictions_and_lower_when_shifted():
     assert worse["map"] < 0.7 and worse["map"] < perfect["map"]
 
 
+def test_map_backends_agree_on_noisy_predictions():
+    """faster-coco-eval (the default, for speed) reports what pycocotools' COCOeval does."""
+    _, targets = make_digit_canvases(24, seed=2)
+    g = torch.Generator().manual_seed(0)
+    # Perfect outputs plus noise: some boxes off, some classes wrong, low-score clutter.
+    outputs = _perfect_outputs(DetectionTask(), targets)
+    noise = torch.randn(outputs.shape, generator=g)
+    outputs[:, :10] += 6.0 * noise[:, :10]  # class logits: confusions and clutter
+    outputs[:, 10:14] = (outputs[:, 10:14] + 0.3 * noise[:, 10:14]).clamp_min(0.05)  # box sides off by ~1 px
+    values = {}
+    for backend in DetectionTask.map_backends:
+        task = DetectionTask(map_backend=backend)
+        task.image_size = 64
+        values[backend] = task.batch_metrics(outputs, targets)
+    fast, reference = values["faster_coco_eval"], values["pycocotools"]
+    assert 0.05 < float(reference["map"]) < 0.95  # a case where the matching matters
+    for key in ("map", "map50"):
+        assert float(fast[key]) == pytest.approx(float(reference[key]), abs=1e-6)
+
+
 def test_loss_is_finite_and_lower_for_perfect_outputs():
     task = DetectionTask()
     task.image_size = 64

@@ -41,3 +41,25 @@ def build_parts(overrides: list[str], device_name: str, seed: int):
     backbone = build_supernet(space, data.in_channels)
     model = Network(backbone, task.build_head(backbone.out_channels, data)).to(device)
     return cfg, device, space, task, data, model
+
+
+def load_run(run_dir: str | Path, scratch_dir: str | Path):
+    """The :class:`~rlnas.search.loop.Search` of a finished run, its supernet weights loaded.
+
+    Built from the run's own ``config.yaml`` (reusing its latency table) in
+    ``scratch_dir``, so nothing in ``run_dir`` is touched.
+    """
+    import torch
+    from omegaconf import OmegaConf
+
+    from rlnas.search.builder import build_search
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "supernet.pt"):
+        if not (run_dir / name).is_file():
+            raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg.costs.latency_table = str(run_dir / "latency_lut.json")
+    search = build_search(cfg, scratch_dir, progress=False)
+    search.model.load_state_dict(torch.load(run_dir / "supernet.pt", map_location=search.device))
+    return search

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config  # noqa: E402
+from _common import load_config, load_run  # noqa: E402
 
 from rlnas.search.builder import build_search  # noqa: E402
 from rlnas.supernet import build_child  # noqa: E402
@@ -67,10 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.run_dir:
-            cfg = OmegaConf.load(Path(args.run_dir) / "config.yaml")
-            cfg.costs.latency_table = str(Path(args.run_dir) / "latency_lut.json")
-            search = build_search(cfg, tmp, progress=False)
-            search.model.load_state_dict(torch.load(Path(args.run_dir) / "supernet.pt", map_location="cpu"))
+            search = load_run(args.run_dir, tmp)
         else:
             cfg = load_config(args.overrides)
             search = build_search(cfg, tmp, progress=False)

@@ -3,10 +3,11 @@
 Where the two search spaces match, every learned weight carries over. Where
 they differ (another task's space, more operations, other decision kinds) the
 tensors with the same name and shape carry over — for the ENAS controller the
-LSTM core and the heads and embeddings of decision kinds that kept their size —
-and for the ENAS controller's per-choice rows (a kind's output head and
+LSTM core and the heads and embeddings of decision kinds whose choices are the
+same — and for the ENAS controller's per-choice rows (a kind's output head and
 embedding) the rows of choices both spaces offer under the same name (e.g.
-``conv3x3`` in a classification and a detection macro space). The rest keep
+``conv3x3`` in a classification and a detection macro space), matched by name
+even where the two kinds have as many choices. The rest keep
 their fresh initialisation. The log lists what carried over.
 """
 
@@ -26,14 +27,20 @@ from rlnas.controllers.base import CONTROLLER_FILE, Controller
 log = logging.getLogger(__name__)
 
 
-def load_matching(module: nn.Module, source: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+def load_matching(module: nn.Module, source: Mapping[str, Tensor],
+                  skip: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """Copies the tensors of ``source`` that ``module`` has under the same name and shape.
+
+    Args:
+        module: The module to load into.
+        source: Saved tensors by name.
+        skip: Names never copied whole (per-choice rows matched by name instead).
 
     Returns:
         ``(transferred, kept)``: names copied, and names of ``module`` left as they were.
     """
     own = module.state_dict()
-    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    matched = {k: v for k, v in source.items() if k in own and k not in skip and own[k].shape == v.shape}
     module.load_state_dict(matched, strict=False)
     return sorted(matched), sorted(k for k in own if k not in matched)
 
@@ -61,9 +68,25 @@ def kind_choices(space: Any) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _row_keys(kind: str) -> tuple[str, str]:
+    """The ENAS policy's tensors with one row per choice of ``kind``."""
+    return f"heads.{kind}.weight", f"embeddings.{kind}.weight"
+
+
+def _renamed_kinds(source_space: Any, target_space: Any) -> list[str]:
+    """Decision kinds both spaces have, with other choices (names or order) in each."""
+    theirs, ours = kind_choices(source_space), kind_choices(target_space)
+    return sorted(k for k in set(theirs) & set(ours) if theirs[k] != ours[k])
+
+
 def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], source_space: Any,
                            target_space: Any) -> tuple[list[str], list[str]]:
-    """Copies head and embedding rows of choices both spaces name alike, for kinds whose sizes differ.
+    """Copies head and embedding rows of choices both spaces name alike, for kinds whose choices differ.
+
+    Rows are matched by choice name, never by position: with ``[conv3x3, sepconv3x3,
+    maxpool3x3, avgpool3x3]`` in one space and ``[conv5x5, sepconv5x5, conv3x3,
+    sepconv3x3]`` in the other, the tensors have the same shape but row 0 means
+    another operation.
 
     Returns:
         ``(copied, fresh)``: descriptions of the tensors whose rows were copied, and of the rows left fresh.
@@ -71,10 +94,10 @@ def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], sour
     theirs, ours = kind_choices(source_space), kind_choices(target_space)
     own = policy.state_dict()
     copied, fresh = [], []
-    for kind in set(theirs) & set(ours):
+    for kind in _renamed_kinds(source_space, target_space):
         pairs = [(theirs[kind].index(c), i) for i, c in enumerate(ours[kind]) if c in theirs[kind]]
-        for key in (f"heads.{kind}.weight", f"embeddings.{kind}.weight"):
-            if key not in own or key not in source or own[key].shape == source[key].shape or not pairs:
+        for key in _row_keys(kind):
+            if key not in own or key not in source or not pairs:
                 continue
             if own[key].shape[1:] != source[key].shape[1:]:
                 continue
@@ -129,9 +152,12 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
         raise ValueError(f"controller.init_from={run_dir}: that run's controller is {kind}, this one "
                          f"{type(controller).__name__}; choose the same controller")
     module, source = _policy_tensors(controller, state)
-    transferred, kept = load_matching(module, source)
     source_space = _saved_space(Path(run_dir).expanduser())
-    if source_space is not None and hasattr(controller, "policy"):
+    by_name = source_space is not None and hasattr(controller, "policy")
+    skip = frozenset(key for kind in _renamed_kinds(source_space, controller.space)
+                     for key in _row_keys(kind)) if by_name else frozenset()
+    transferred, kept = load_matching(module, source, skip)
+    if by_name:
         rows, fresh = _load_matching_choices(controller.policy, source, source_space, controller.space)
         transferred += rows
         kept = [k for k in kept if k not in {r.split(" ")[0] for r in rows}] + fresh

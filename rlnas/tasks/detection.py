@@ -6,11 +6,15 @@ deeper stages fused top-down) classifies, regresses the distances to the four
 sides of its box and predicts centre-ness. Losses come from torchvision.ops
 (sigmoid focal loss, Lin et al. 2017; generalized IoU, Rezatofighi et al.
 2019); decoding uses ``torchvision.ops.batched_nms``; mAP comes from
-torchmetrics' ``MeanAveragePrecision`` (pycocotools backend).
+torchmetrics' ``MeanAveragePrecision``, with the COCO evaluation of
+faster-coco-eval by default (the same numbers as pycocotools' COCOeval, about
+five times faster on the 64-image minibatches every controller sample is
+scored on) or pycocotools itself.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -22,6 +26,9 @@ from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal
 from rlnas.data.base import DataSplits
 from rlnas.data.detection import load_detection
 from rlnas.tasks.base import Task
+
+# faster-coco-eval logs its whole summary table at INFO on every evaluation.
+logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
 
 class FCOSHead(nn.Module):
@@ -68,11 +75,14 @@ class DetectionTask(Task):
         score_threshold: Minimum score of a kept detection.
         nms_iou: IoU threshold of the per-class NMS.
         max_detections: Detections kept per image.
+        map_backend: COCO evaluation behind torchmetrics' ``MeanAveragePrecision``:
+            ``faster_coco_eval`` (default) or ``pycocotools``; both give the same values.
     """
 
     name = "detection"
     data_loader = staticmethod(load_detection)
     metric_names = ("map", "map50")
+    map_backends = ("faster_coco_eval", "pycocotools")
 
     def __init__(
         self,
@@ -83,8 +93,12 @@ class DetectionTask(Task):
         score_threshold: float = 0.05,
         nms_iou: float = 0.5,
         max_detections: int = 20,
+        map_backend: str = "faster_coco_eval",
     ) -> None:
         super().__init__(reward_metric, data)
+        if map_backend not in self.map_backends:
+            raise ValueError(f"task.map_backend={map_backend!r} is unknown; allowed: {list(self.map_backends)}")
+        self.map_backend = map_backend
         self.head_channels = int(head_channels)
         self.center_radius = float(center_radius)
         self.score_threshold = float(score_threshold)
@@ -185,12 +199,12 @@ class DetectionTask(Task):
     def batch_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
         from torchmetrics.detection import MeanAveragePrecision
 
-        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend=self.map_backend)
         preds = [{k: v.cpu() for k, v in p.items()} for p in self.decode(outputs)]
         gts = [{k: v.cpu() for k, v in g.items()} for g in self.ground_truth(targets)]
         metric.update(preds, gts)
         result = metric.compute()
-        # pycocotools reports -1 when no ground truth exists; count that as 0.
+        # COCOeval reports -1 when no ground truth exists; count that as 0.
         return {"map": result["map"].clamp_min(0), "map50": result["map_50"].clamp_min(0)}
 
     def preview(self, images: Tensor, outputs: Tensor, targets: Tensor) -> Tensor:
