@@ -21,18 +21,28 @@ def test_grid_enumerates_small_spaces_in_order_without_repeats():
     assert other.propose(2) == ctrl.propose(2)
 
 
+MAKERS = {
+    "evolution": lambda s, seed: EvolutionController(s, seed=seed),
+    "tpe": lambda s, seed: TPEController(s, seed=seed),
+}
+
+
 @pytest.mark.parametrize(
-    "make, budget",
-    [(lambda s, seed: EvolutionController(s, seed=seed), 800), (lambda s, seed: TPEController(s, seed=seed), 800)],
-    ids=["evolution", "tpe"],
+    "name, seed",
+    # TPE takes ~17 s a seed on two cores: one seed in the default suite, the rest in `slow`.
+    [
+        pytest.param(name, seed, marks=[pytest.mark.slow] if name == "tpe" and seed else [])
+        for name in MAKERS
+        for seed in range(3)
+    ],
 )
-def test_learning_baselines_find_the_toy_optimum_where_random_does_not(make, budget):
+def test_learning_baselines_find_the_toy_optimum_where_random_does_not(name, seed):
     space = toy_space()
-    for seed in range(3):
-        target = space.sample(np.random.default_rng(100 + seed))
-        assert evaluations_to_optimum(make(space, seed), target, budget) is not None
-        # Random search hits a given one of 2**20 architectures with p ~ budget / 2**20 < 0.1 %.
-        assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
+    budget = 800
+    target = space.sample(np.random.default_rng(100 + seed))
+    assert evaluations_to_optimum(MAKERS[name](space, seed), target, budget) is not None
+    # Random search hits a given one of 2**20 architectures with p ~ budget / 2**20 < 0.1 %.
+    assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
 
 
 def test_evolution_ages_out_the_oldest_and_mutates_one_decision():

@@ -14,24 +14,30 @@ PPO_FAMILY = [(PPOController, PPO), (MaskablePPOController, MaskablePPO), (Recur
 IDS = ["ppo", "maskable_ppo", "recurrent_ppo"]
 
 
+MAKERS = {
+    "ppo": lambda s, seed: PPOController(s, seed=seed),
+    "maskable_ppo": lambda s, seed: MaskablePPOController(s, seed=seed),
+    "recurrent_ppo": lambda s, seed: RecurrentPPOController(s, seed=seed),
+    "enas": lambda s, seed: ENASController(s, seed=seed),
+}
+
+
 @pytest.mark.parametrize(
-    "make",
+    "name, seed",
+    # RecurrentPPO takes ~35 s a seed on two cores: one seed in the default suite, the rest in `slow`.
     [
-        lambda s, seed: PPOController(s, seed=seed),
-        lambda s, seed: MaskablePPOController(s, seed=seed),
-        lambda s, seed: RecurrentPPOController(s, seed=seed),
-        lambda s, seed: ENASController(s, seed=seed),
+        pytest.param(name, seed, marks=[pytest.mark.slow] if name == "recurrent_ppo" and seed else [])
+        for name in MAKERS
+        for seed in range(3)
     ],
-    ids=[*IDS, "enas"],
 )
-def test_learning_controllers_find_the_toy_optimum_where_random_does_not(make):
+def test_learning_controllers_find_the_toy_optimum_where_random_does_not(name, seed):
     space = toy_space()
     budget = 1500
-    for seed in range(3):
-        target = space.sample(np.random.default_rng(100 + seed))
-        assert evaluations_to_optimum(make(space, seed), target, budget) is not None, f"seed {seed}"
-        # Random search finds one given architecture of 2**20 with p ~ budget / 2**20 ~ 0.14 %.
-        assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
+    target = space.sample(np.random.default_rng(100 + seed))
+    assert evaluations_to_optimum(MAKERS[name](space, seed), target, budget) is not None
+    # Random search finds one given architecture of 2**20 with p ~ budget / 2**20 ~ 0.14 %.
+    assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
 
 
 @pytest.mark.parametrize("cls", [c for c, _ in PPO_FAMILY], ids=IDS)

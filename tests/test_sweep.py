@@ -59,6 +59,8 @@ def test_summary_of_a_sweep_has_a_row_per_job_and_both_plots(task_sweep, tmp_pat
     assert all(r["status"] == "completed" and int(r["params"].split(".")[0]) > 0 for r in rows.values())
     for png in ("sweep_pareto.png", "sweep_rewards.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    # Written elsewhere, the table still names the sweep it summarises.
+    assert (tmp_path / "sweep_summary.md").read_text().startswith(f"# Sweep summary: {task_sweep}\n")
 
 
 def test_final_metrics_and_swept_keys_reach_the_hparams_tab(task_sweep):

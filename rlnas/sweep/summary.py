@@ -136,8 +136,14 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def write_tables(jobs: list[JobRecord], out_dir: Path) -> tuple[Path, Path]:
-    """``sweep_summary.csv`` (every metric and cost as a column) and ``sweep_summary.md``."""
+def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """``sweep_summary.csv`` (every metric and cost as a column) and ``sweep_summary.md``.
+
+    Args:
+        jobs: The sweep's jobs, from ``read_sweep``.
+        out_dir: Where to write the two files.
+        sweep_dir: The sweep's folder, named in the Markdown title (``out_dir`` when not given).
+    """
     common, varying = varying_overrides(jobs)
     metric_names = sorted({k for j in jobs for k in j.metrics})
     cost_names = [c for c in COST_COLUMNS if any(c in j.costs for j in jobs)]
@@ -150,7 +156,7 @@ def write_tables(jobs: list[JobRecord], out_dir: Path) -> tuple[Path, Path]:
             writer.writerow([j.name, " ".join(varying[j.name]), j.status, j.task, _fmt(j.reward, 6),
                              *(_fmt(j.metrics.get(m), 6) for m in metric_names),
                              *(j.costs.get(c, "") for c in cost_names), _fmt(j.wall_s, 6), j.error, j.description])
-    lines = [f"# Sweep summary: {out_dir}", "",
+    lines = [f"# Sweep summary: {sweep_dir or out_dir}", "",
              f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in Counter(j.status for j in jobs).items()) + ".",
              f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.", "",
              "| job | overrides | status | task | reward | metrics (val) | "
@@ -273,7 +279,7 @@ def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None, plots: b
     jobs = read_sweep(sweep_dir)
     out = Path(out_dir or sweep_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    written = list(write_tables(jobs, out))
+    written = list(write_tables(jobs, out, sweep_dir))
     if plots:
         written += plot_sweep(jobs, out)
     return written
