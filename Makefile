@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run retrain test test-slow smoke tensorboard study-nb201 clean
+.PHONY: install run retrain test test-slow smoke tensorboard study clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -35,9 +35,11 @@ test-slow: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m rlnas +experiment=smoke $(ARGS)
 
-# Controllers on NAS-Bench-201 (20 seeds, 100 and 300 evaluations) -> docs/nb201/.
-study-nb201: $(STAMP)
-	$(PY) tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 100 300 --out docs/nb201
+# Every controller on NAS-Bench-201 and the toy table (20 seeds; 50, 100 and 300
+# evaluations) -> docs/nb201/, docs/toy/ and the tables in README.md.
+study: $(STAMP)
+	$(PY) tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 50 100 300 --out docs/nb201 --readme README.md
+	$(PY) tools/compare_controllers.py --benchmark toy --seeds 20 --budgets 50 100 300 --out docs/toy --readme README.md
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir outputs

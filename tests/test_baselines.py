@@ -21,10 +21,7 @@ def test_grid_enumerates_small_spaces_in_order_without_repeats():
     assert other.propose(2) == ctrl.propose(2)
 
 
-MAKERS = {
-    "evolution": lambda s, seed: EvolutionController(s, seed=seed),
-    "tpe": lambda s, seed: TPEController(s, seed=seed),
-}
+LEARNERS = {"evolution": EvolutionController, "tpe": TPEController}
 
 
 @pytest.mark.parametrize(
@@ -32,7 +29,7 @@ MAKERS = {
     # TPE takes ~17 s a seed on two cores: one seed in the default suite, the rest in `slow`.
     [
         pytest.param(name, seed, marks=[pytest.mark.slow] if name == "tpe" and seed else [])
-        for name in MAKERS
+        for name in LEARNERS
         for seed in range(3)
     ],
 )
@@ -40,7 +37,7 @@ def test_learning_baselines_find_the_toy_optimum_where_random_does_not(name, see
     space = toy_space()
     budget = 800
     target = space.sample(np.random.default_rng(100 + seed))
-    assert evaluations_to_optimum(MAKERS[name](space, seed), target, budget) is not None
+    assert evaluations_to_optimum(LEARNERS[name](space, seed=seed), target, budget) is not None
     # Random search hits a given one of 2**20 architectures with p ~ budget / 2**20 < 0.1 %.
     assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
 

@@ -5,39 +5,10 @@ import pytest
 from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3 import PPO
 
-from rlnas.controllers import (
-    ENASController, MaskablePPOController, PPOController, RandomController, RecurrentPPOController,
-)
-from tests.conftest import evaluations_to_optimum, toy_space
+from rlnas.controllers import MaskablePPOController, PPOController, RecurrentPPOController
 
 PPO_FAMILY = [(PPOController, PPO), (MaskablePPOController, MaskablePPO), (RecurrentPPOController, RecurrentPPO)]
 IDS = ["ppo", "maskable_ppo", "recurrent_ppo"]
-
-
-MAKERS = {
-    "ppo": lambda s, seed: PPOController(s, seed=seed),
-    "maskable_ppo": lambda s, seed: MaskablePPOController(s, seed=seed),
-    "recurrent_ppo": lambda s, seed: RecurrentPPOController(s, seed=seed),
-    "enas": lambda s, seed: ENASController(s, seed=seed),
-}
-
-
-@pytest.mark.parametrize(
-    "name, seed",
-    # RecurrentPPO takes ~35 s a seed on two cores: one seed in the default suite, the rest in `slow`.
-    [
-        pytest.param(name, seed, marks=[pytest.mark.slow] if name == "recurrent_ppo" and seed else [])
-        for name in MAKERS
-        for seed in range(3)
-    ],
-)
-def test_learning_controllers_find_the_toy_optimum_where_random_does_not(name, seed):
-    space = toy_space()
-    budget = 1500
-    target = space.sample(np.random.default_rng(100 + seed))
-    assert evaluations_to_optimum(MAKERS[name](space, seed), target, budget) is not None
-    # Random search finds one given architecture of 2**20 with p ~ budget / 2**20 ~ 0.14 %.
-    assert evaluations_to_optimum(RandomController(space, seed=seed), target, budget) is None
 
 
 @pytest.mark.parametrize("cls", [c for c, _ in PPO_FAMILY], ids=IDS)

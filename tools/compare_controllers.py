@@ -44,9 +44,32 @@ from tools._common import load_config  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Published NAS-Bench-201 CIFAR-10 test accuracy (%) of searches at a fixed time
-#: budget, mean +- std over 500 runs (Dong & Yang, ICLR 2020, Table 5).
-PUBLISHED = {"nb201_cifar10": {"random": (93.70, 0.36), "evolution": (93.92, 0.30), "enas": (93.85, 0.37)}}
+#: budget, mean +- std over 500 runs (Dong & Yang, ICLR 2020, Table 5). They belong
+#: to that data: keyed by the table file's sha256 (as listed in shared/benchmarks/README.md)
+#: and the metric column, so a run on another table or metric never shows them.
+PUBLISHED = {
+    ("d98cf8e24ab01829bf178d6fc1d97cdb1ce3b624629e5a42400d069959f6c2ea", "cifar10_test_acc"): {
+        "random": (93.70, 0.36), "evolution": (93.92, 0.30), "enas": (93.85, 0.37),
+    },
+}
 PUBLISHED_NAMES = {"random": "random search", "evolution": "REA", "enas": "REINFORCE"}
+
+
+def table_identity(evaluator) -> dict:
+    """What a benchmark run actually read: the evaluator's name, table file, its sha256 and the metric."""
+    import hashlib
+
+    path = getattr(evaluator, "path", None)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path is not None else None
+    return {"name": getattr(evaluator, "name", type(evaluator).__name__), "path": str(path) if path else None,
+            "sha256": digest, "metric": evaluator.reward_metric}
+
+
+def published_for(identity: dict | None) -> dict:
+    """Published figures for exactly this table and metric ({} for any other)."""
+    if not identity:
+        return {}
+    return PUBLISHED.get((identity.get("sha256"), identity.get("metric")), {})
 
 
 def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides: list[str]) -> dict:
@@ -66,7 +89,7 @@ def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides:
     scale = getattr(search.evaluator, "metric_scale", 1.0)
     return {"rewards": result.rewards, "best_so_far": result.best_so_far, "best_metric": best_metric,
             "final": best_metric[-1], "metric": metric, "scale": scale, "seconds": result.seconds,
-            "optimum": search.evaluator.optimum()}
+            "optimum": search.evaluator.optimum(), "identity": table_identity(search.evaluator)}
 
 
 def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None) -> dict:
@@ -92,30 +115,53 @@ def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[s
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
+    """Two-sided Welch t-test p-value; NaN where the test is undefined.
+
+    Undefined: a group with fewer than two values, or no variance in either
+    group (every run of both found the same value, or two constants apart):
+    then no p-value is honest, and 0 would claim a certainty the data lack.
+    One constant group beside a varying one is a defined test.
+    """
     from scipy import stats
 
-    if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
-        return float("nan") if np.mean(a) == np.mean(b) else 0.0
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("nan")
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return float("nan")
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | None,
+def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | None = None,
               reference: str = "random") -> list[dict]:
+    """Rows of the table: best metric at each budget per controller, Welch p vs ``reference``.
+
+    Args:
+        identity: :func:`table_identity` of the benchmark runs (``None`` for whole searches); published
+            figures are added only for the exact table and metric they were measured on.
+    """
+    published_figures = published_for(identity)
+    # The strongest baseline is a second reference: a controller worth choosing must not lose to it.
+    rival = "evolution" if "evolution" in runs and reference != "evolution" else None
     rows = []
     for controller, results in runs.items():
         scale = results[0]["scale"]
         for budget in budgets:
-            values = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in results]
-            ref = [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in runs[reference]]
+            def at(rs: list[dict]) -> list[float]:
+                return [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in rs]
+
+            values = at(results)
             row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                   "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
+                   "p_vs_random": float("nan") if controller == reference else welch_p(values, at(runs[reference])),
                    "seconds": float(np.mean([r["seconds"] for r in results]))}
+            if rival:
+                row["p_vs_evolution"] = float("nan") if controller == rival else welch_p(values, at(runs[rival]))
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
                 row["regret"] = float(optimum - row["mean"])
                 row["optimum"] = float(optimum)
-            published = PUBLISHED.get(benchmark or "", {}).get(controller)
+            published = published_figures.get(controller)
             if published:
                 row["published"] = f"{published[0]:.2f} ± {published[1]:.2f} ({PUBLISHED_NAMES[controller]})"
             rows.append(row)
@@ -133,22 +179,65 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], benchmark: str | 
     return rows
 
 
+def _p(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{value:.2g}"
+
+
 def markdown(rows: list[dict], metric: str, title: str, reference: str = "random") -> str:
     has_regret = any("regret" in r for r in rows)
     has_pub = any("published" in r for r in rows)
+    has_rival = any("p_vs_evolution" in r for r in rows)
     head = ["controller", "budget", f"best {metric} (mean ± std)", f"Welch p vs {reference}"]
+    head += ["Welch p vs evolution"] if has_rival else []
     head += ["regret"] if has_regret else []
     head += ["published"] if has_pub else []
     head += ["s / run"]
     lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["controller"], str(r["budget"]), f"{r['mean']:.4f} ± {r['std']:.4f}",
-                 "—" if not np.isfinite(r["p_vs_random"]) else f"{r['p_vs_random']:.3g}"]
+        cells = [r["controller"], str(r["budget"]), f"{r['mean']:.4f} ± {r['std']:.4f}", _p(r["p_vs_random"])]
+        cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
         cells += [f"{r['regret']:.4f}" if "regret" in r else ""] if has_regret else []
         cells += [r.get("published", "")] if has_pub else []
         cells += [f"{r['seconds']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pivot(rows: list[dict], budgets: list[int], reference: str = "random") -> str:
+    """One line per controller, the budgets side by side: what the README shows.
+
+    Cells hold mean ± std, then the Welch p-values against ``reference`` and
+    evolution; "—" where a test is undefined (the group itself, or no variance in either).
+    """
+    by = {(r["controller"], r["budget"]): r for r in rows}
+    controllers = list(dict.fromkeys(r["controller"] for r in rows))
+    has_rival = any("p_vs_evolution" in r for r in rows)
+    has_pub = any("published" in r for r in rows)
+    head = ["controller"]
+    for b in budgets:
+        head += [f"{b} evals", f"p vs {reference}"] + (["p vs evolution"] if has_rival else [])
+    head += ["published"] if has_pub else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in controllers:
+        cells = [c]
+        for b in budgets:
+            r = by[(c, b)]
+            cells += [f"{r['mean']:.4g} ± {r['std']:.2g}", _p(r["p_vs_random"])]
+            cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
+        cells += [next((by[(c, b)].get("published", "") for b in budgets), "")] if has_pub else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, key: str, text: str) -> None:
+    """Replaces what stands between ``<!-- study:KEY -->`` and ``<!-- /study:KEY -->`` in ``readme``."""
+    begin, end = f"<!-- study:{key} -->", f"<!-- /study:{key} -->"
+    content = readme.read_text()
+    if begin not in content or end not in content:
+        raise SystemExit(f"--readme {readme}: no '{begin}' ... '{end}' block to replace")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{begin}\n{text}{end}{tail}")
 
 
 def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optimum: float | None) -> None:
@@ -228,11 +317,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL CONTROLLER OVERRIDE",
                         help="an extra run: LABEL, the controller, then overrides of its own (repeatable)")
     parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also write the table (budgets side by side) into this file, between "
+                             "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     # (label, controller, extra overrides); random search runs unless another reference is named.
     plan = [(c, c, []) for c in (["random"] if args.reference == "random" else []) + args.controllers]
     plan = list({label: (label, c, o) for label, c, o in plan}.values())
@@ -262,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
     first = runs[args.reference][0]
     metric = first["metric"] + (" (%)" if first["scale"] == 0.01 else "")
+    identity = first.get("identity")
     with (out / "curves.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["controller", "seed", "evaluation", "reward", "best_so_far", "best_metric"])
@@ -269,14 +359,22 @@ def main(argv: list[str] | None = None) -> None:
             for seed, r in enumerate(results):
                 for i, (rew, best, bm) in enumerate(zip(r["rewards"], r["best_so_far"], r["best_metric"]), start=1):
                     writer.writerow([controller, seed, i, f"{rew:.6g}", f"{best:.6g}", f"{bm / r['scale']:.6g}"])
-    rows = summarise(runs, budgets, args.benchmark, args.reference)
-    title = f"{name}: {args.seeds} seeds, budgets {budgets}"
+    rows = summarise(runs, budgets, identity, args.reference)
+    # Named after what was read, not the config's name: overriding benchmark.path or .metric shows up here.
+    what = f"{identity['name']} ({Path(identity['path']).name}, {identity['metric']})" if identity and identity[
+        "path"] else (identity["name"] if identity else name)
+    title = f"{what}: {args.seeds} seeds, budgets {budgets}"
     (out / "table.md").write_text(markdown(rows, metric, title, args.reference))
-    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "overrides": args.overrides,
+    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "table": identity,
+                                                "overrides": args.overrides,
                                                 "variants": args.variant, "reference": args.reference, "rows": rows},
                                                indent=2))
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
+    if args.readme is not None:
+        numbered = [b for b in budgets if isinstance(b, int)]
+        update_readme(args.readme, out.name, f"{title}; best {metric} found, mean ± std:\n\n"
+                      + pivot(rows, numbered, args.reference))
     print(markdown(rows, metric, title, args.reference))
     print(f"wrote {out}/curves.csv, curves.png, table.md, table.json in {time.perf_counter() - start:.1f} s")
 

@@ -50,6 +50,37 @@ class Controller(abc.ABC):
         """Architectures the controller believes best (default: fresh samples)."""
         return self.propose(n)
 
+    def sample_allowed(self) -> Arch:
+        """One uniform sample, each decision drawn among the choices :attr:`action_mask` allows."""
+        if self.action_mask is None:
+            return self.space.sample(self.rng)
+        prefix: list[int] = []
+        for t in range(len(self.space)):
+            allowed = np.flatnonzero(self.space.masks[t] & self.action_mask(prefix))
+            prefix.append(int(self.rng.choice(allowed)))
+        return tuple(prefix)
+
+    #: Mutations tried before :meth:`mutate` falls back to a fresh :meth:`sample_allowed`.
+    max_rejections = 20
+
+    def mutate(self, arch: Sequence[int]) -> Arch:
+        """``arch`` with one random decision changed to another choice, one :attr:`action_mask` allows."""
+        mutable = [t for t, n in enumerate(self.space.num_choices) if n > 1]
+        for _ in range(self.max_rejections):
+            t = int(self.rng.choice(mutable))
+            choices = [c for c in range(int(self.space.num_choices[t])) if c != arch[t]]
+            child = list(arch)
+            child[t] = int(self.rng.choice(choices))
+            if self.allowed(child):
+                return tuple(child)
+        return self.sample_allowed()
+
+    def allowed(self, arch: Sequence[int]) -> bool:
+        """Whether every decision of ``arch`` is allowed by :attr:`action_mask` (always, without one)."""
+        if self.action_mask is None:
+            return True
+        return all(bool(self.action_mask(list(arch[:t]))[a]) for t, a in enumerate(arch))
+
     def save(self, directory: Path) -> None:
         """Writes ``controller.pt`` (the state and the class name, atomically) and :meth:`save_artifacts`."""
         from rlnas.utils import save_atomic
@@ -74,13 +105,4 @@ class RandomController(Controller):
     learns = False
 
     def propose(self, n: int) -> list[Arch]:
-        if self.action_mask is None:
-            return [self.space.sample(self.rng) for _ in range(n)]
-        archs = []
-        for _ in range(n):
-            prefix: list[int] = []
-            for t in range(len(self.space)):
-                allowed = np.flatnonzero(self.space.masks[t] & self.action_mask(prefix))
-                prefix.append(int(self.rng.choice(allowed)))
-            archs.append(tuple(prefix))
-        return archs
+        return [self.sample_allowed() for _ in range(n)]

@@ -1,8 +1,10 @@
 """Baseline searchers behind the same propose/observe interface: grid, TPE and
 regularized evolution (random search lives in :mod:`rlnas.controllers.base`).
 
-These three ignore extra action masks (hard-limit masks): use the ENAS or
-random controller with ``reward.mask_infeasible=true``, or a ``hard`` reward.
+All three honour extra action masks (``reward.mask_infeasible=true``): grid
+skips architectures the mask rules out, TPE reports them as failed trials and
+asks again, evolution draws its random members under the mask and keeps only
+mutations the mask allows.
 """
 
 from __future__ import annotations
@@ -42,8 +44,18 @@ class GridController(Controller):
         return tuple(reversed(digits))
 
     def propose(self, n: int) -> list[Arch]:
-        archs = [self.arch_at(self.position + i) for i in range(n)]
-        self.position += n
+        archs: list[Arch] = []
+        skipped = 0
+        while len(archs) < n:
+            arch = self.arch_at(self.position)
+            self.position += 1
+            if self.allowed(arch):
+                archs.append(arch)
+                skipped = 0
+            else:
+                skipped += 1
+                if skipped > self.space.size:  # pragma: no cover - a feasibility mask always allows one
+                    raise RuntimeError("the action mask allows no architecture of the space")
         return archs
 
     def state_dict(self) -> dict[str, Any]:
@@ -75,13 +87,30 @@ class TPEController(Controller):
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self._pending: dict[Arch, list[Any]] = {}
 
+    #: Trials an action mask may rule out in a row before a masked random sample is enqueued instead.
+    max_rejections = 20
+
+    def _ask(self) -> tuple[Any, Arch]:
+        trial = self.study.ask()
+        arch = tuple(int(trial.suggest_categorical(d.name, list(range(d.num_choices)))) for d in self.space.decisions)
+        return trial, arch
+
     def propose(self, n: int) -> list[Arch]:
+        import optuna
+
         archs = []
         for _ in range(n):
-            trial = self.study.ask()
-            arch = tuple(
-                int(trial.suggest_categorical(d.name, list(range(d.num_choices)))) for d in self.space.decisions
-            )
+            trial, arch = self._ask()
+            for _ in range(self.max_rejections):
+                if self.allowed(arch):
+                    break
+                # Infeasible under the hard limits: a failed trial, which TPE learns to avoid.
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                trial, arch = self._ask()
+            if not self.allowed(arch):
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self.sample_allowed())})
+                trial, arch = self._ask()
             self._pending.setdefault(arch, []).append(trial)
             archs.append(arch)
         return archs
@@ -143,19 +172,11 @@ class EvolutionController(Controller):
         self.population: deque[tuple[Arch, float]] = deque()
         self.history_best: tuple[Arch, float] | None = None
 
-    def mutate(self, arch: Arch) -> Arch:
-        mutable = [t for t, n in enumerate(self.space.num_choices) if n > 1]
-        t = int(self.rng.choice(mutable))
-        choices = [c for c in range(int(self.space.num_choices[t])) if c != arch[t]]
-        child = list(arch)
-        child[t] = int(self.rng.choice(choices))
-        return tuple(child)
-
     def propose(self, n: int) -> list[Arch]:
         archs = []
         for _ in range(n):
             if len(self.population) < self.population_size:
-                archs.append(self.space.sample(self.rng))
+                archs.append(self.sample_allowed())
                 continue
             picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
             parent = max((self.population[int(i)] for i in picks), key=lambda m: m[1])[0]

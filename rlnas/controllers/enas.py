@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlnas.controllers.base import Controller
+from rlnas.controllers.elite import EliteMemory
 from rlnas.spaces.base import Arch, SearchSpace
 
 
@@ -202,6 +203,12 @@ class ENASController(Controller):
         skip_target: Target skip probability (ENAS: 0.4).
         skip_weight: Weight of the skip KL penalty (ENAS: 0.8).
         grad_clip: Maximum gradient norm of a controller update (``None``: off).
+        elite_size: Best architectures kept and imitated (priority-queue training; 0: off).
+        elite_weight: Weight of the elites' negative log-likelihood in the loss.
+        risk_quantile: Fraction of each batch reinforced (risk-seeking policy gradient; 1: plain REINFORCE
+            with the moving-average baseline).
+        novel_tries: Resampling rounds for architectures already evaluated (0: off).
+        update_epochs: Gradient steps per update on the same batch and elites.
     """
 
     def __init__(
@@ -217,6 +224,11 @@ class ENASController(Controller):
         skip_target: float = 0.4,
         skip_weight: float = 0.8,
         grad_clip: float | None = None,
+        elite_size: int = 5,
+        elite_weight: float = 1.0,
+        risk_quantile: float = 0.5,
+        novel_tries: int = 3,
+        update_epochs: int = 3,
     ) -> None:
         super().__init__(space, seed)
         if not 0 < skip_target < 1:
@@ -235,35 +247,77 @@ class ENASController(Controller):
         self.skip_weight = skip_weight
         self.grad_clip = grad_clip
         self.baseline: float | None = None
+        if elite_weight < 0:
+            raise ValueError(f"controller.elite_weight={elite_weight} must be >= 0")
+        self.elite_weight = float(elite_weight)
+        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries)
+        if update_epochs < 1:
+            raise ValueError(f"controller.update_epochs={update_epochs} must be >= 1")
+        self.update_epochs = int(update_epochs)
 
     @torch.no_grad()
-    def propose(self, n: int) -> list[Arch]:
+    def sample(self, n: int) -> list[Arch]:
+        """``n`` plain samples of the policy."""
         actions, *_ = self.policy(n, generator=self.generator, mask_fn=self.action_mask)
         return [tuple(row) for row in actions.tolist()]
 
+    def propose(self, n: int) -> list[Arch]:
+        return self.memory.novel(self.sample, n, self.mutate)
+
     @torch.no_grad()
     def best_guess(self, n: int) -> list[Arch]:
-        """The greedy (most likely) architecture followed by ``n - 1`` samples."""
+        """The greedy (most likely) architecture, the elites, then samples: ``n`` distinct when the space allows."""
         greedy, *_ = self.policy(1, greedy=True, mask_fn=self.action_mask)
-        return [tuple(greedy[0].tolist())] + self.propose(max(0, n - 1))
+        best = list(dict.fromkeys([tuple(greedy[0].tolist()), *self.memory.elite_archs()]))[:n]
+        return best + self.sample(n - len(best))
+
+    def _actions(self, archs: Sequence[Arch]) -> Tensor:
+        return torch.as_tensor([list(a) for a in archs], dtype=torch.long).reshape(len(archs), len(self.space))
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
-        actions = torch.as_tensor([list(a) for a in archs], dtype=torch.long)
-        log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1:]
-        shaped = torch.as_tensor(rewards, dtype=torch.float32) + self.entropy_weight * entropy.detach()
-        advantages = []
-        for r in shaped.tolist():
-            if self.baseline is None:
-                self.baseline = r  # start at the first reward instead of ENAS's 0
-            self.baseline -= (1 - self.baseline_decay) * (self.baseline - r)
-            advantages.append(r - self.baseline)
-        adv = torch.as_tensor(advantages)
-        loss = -(log_prob * adv).mean() + self.skip_weight * skip_kl.mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
-        self.optimizer.step()
+        """One update: risk-seeking policy gradient on the batch plus the elites' log-likelihood.
+
+        ``loss = -mean_top[(r - q) / s * log p(arch)] - elite_weight * mean_elites[log p(arch)]
+        - entropy_weight * H + skip_weight * KL``, where the first mean runs over
+        the batch's top ``risk_quantile`` (Petersen et al., 2021) and the second
+        over the priority queue (Abolafia et al., 2018); see
+        :mod:`rlnas.controllers.elite`. With ``risk_quantile=1`` the first term
+        is ENAS's REINFORCE with its moving-average baseline.
+        """
+        actions = self._actions(archs)
+        if self.memory.risk_quantile >= 1:
+            # ENAS: the entropy joins the reward, the baseline is a moving average.
+            with torch.no_grad():
+                entropy = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[2]
+            shaped = torch.as_tensor(rewards, dtype=torch.float32) + self.entropy_weight * entropy
+            advantages = []
+            for r in shaped.tolist():
+                if self.baseline is None:
+                    self.baseline = r  # start at the first reward instead of ENAS's 0
+                self.baseline -= (1 - self.baseline_decay) * (self.baseline - r)
+                advantages.append(r - self.baseline)
+            adv = torch.as_tensor(advantages)
+            reinforced = len(archs)
+            entropy_weight = 0.0
+        else:
+            adv = torch.as_tensor(self.memory.advantages(rewards), dtype=torch.float32)
+            reinforced = max(1, int((adv != 0).sum()))
+            entropy_weight = self.entropy_weight
+            self.baseline = float(np.mean(rewards))
+        self.memory.add(archs, rewards)
+        elites = self.memory.elite_archs() if self.elite_weight > 0 else []
+        for _ in range(self.update_epochs):
+            log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1:]
+            loss = -(log_prob * adv).sum() / reinforced - entropy_weight * entropy.mean()
+            loss = loss + self.skip_weight * skip_kl.mean()
+            if elites:
+                elite_logp = self.policy(len(elites), actions=self._actions(elites), mask_fn=self.action_mask)[1]
+                loss = loss - self.elite_weight * elite_logp.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
+            self.optimizer.step()
         skip_cols = [t for t, d in enumerate(self.space.decisions) if d.kind == "skip"]
         skip_rate = float(actions[:, skip_cols].float().mean()) if skip_cols else 0.0
         return {
@@ -272,6 +326,7 @@ class ENASController(Controller):
             "entropy": float(entropy.detach().mean()),
             "skip_rate": skip_rate,
             "log_prob": float(log_prob.detach().mean()),
+            "elite_best": max(self.memory.elites.values(), default=float("nan")),
         }
 
     def log_prob(self, archs: Sequence[Arch]) -> Tensor:
@@ -287,6 +342,7 @@ class ENASController(Controller):
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "baseline": self.baseline,
+            "memory": self.memory.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -295,5 +351,7 @@ class ENASController(Controller):
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.baseline = state["baseline"]
+        if "memory" in state:  # checkpoints written before the elite memory have none
+            self.memory.load_state_dict(state["memory"])
 
 

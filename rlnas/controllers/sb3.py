@@ -37,6 +37,7 @@ import torch
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from rlnas.controllers.base import Controller
+from rlnas.controllers.elite import EliteMemory
 from rlnas.evaluators.base import Evaluation
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.utils import global_rng_state, seed_everything, set_global_rng_state
@@ -80,6 +81,11 @@ class SB3Controller(Controller):
         net_arch: Hidden layer sizes of the policy and value MLPs.
         policy_kwargs: Extra keyword arguments of the SB3 policy.
         device: Device of the policy (the policy is tiny; CPU is fastest).
+        elite_size: Best architectures kept and imitated after every rollout (priority-queue training; 0: off).
+        elite_weight: Weight of the elites' negative log-likelihood in the imitation steps.
+        risk_quantile: Fraction of each rollout reinforced (risk-seeking policy gradient); 1: SB3's own
+            advantages (returns minus the value estimate).
+        novel_tries: Resampling rounds for architectures already evaluated (0: off).
     """
 
     #: SB3 policy name.
@@ -93,8 +99,8 @@ class SB3Controller(Controller):
         self,
         space: SearchSpace,
         seed: int = 0,
-        rollout_archs: int = 40,
-        learning_rate: float = 3e-4,
+        rollout_archs: int = 10,
+        learning_rate: float = 1e-3,
         n_epochs: int = 10,
         batch_size: int = 64,
         ent_coef: float = 0.0,
@@ -104,12 +110,18 @@ class SB3Controller(Controller):
         net_arch: Sequence[int] = (64, 64),
         policy_kwargs: dict[str, Any] | None = None,
         device: str = "cpu",
+        elite_size: int = 5,
+        elite_weight: float = 1.0,
+        risk_quantile: float = 0.5,
+        novel_tries: int = 3,
     ) -> None:
         super().__init__(space, seed)
         if rollout_archs < 1:
             raise ValueError(f"controller.rollout_archs={rollout_archs} must be >= 1")
         if learning_rate <= 0:
             raise ValueError(f"controller.learning_rate={learning_rate} must be positive")
+        if elite_weight < 0:
+            raise ValueError(f"controller.elite_weight={elite_weight} must be >= 0")
         from stable_baselines3.common.logger import configure
 
         from rlnas.env import ArchitectureEnv
@@ -128,12 +140,19 @@ class SB3Controller(Controller):
                 n_epochs=int(n_epochs), learning_rate=float(learning_rate), gamma=1.0, gae_lambda=float(gae_lambda),
                 ent_coef=float(ent_coef), vf_coef=float(vf_coef), clip_range=float(clip_range),
                 policy_kwargs=kwargs, seed=seed, device=device, verbose=0,
+                # Risk-seeking advantages are already scaled by the rollout's spread, and the
+                # zeros of the unreinforced samples must stay zeros.
+                normalize_advantage=risk_quantile >= 1,
             )
         self.model.set_logger(configure(None, [""]))
         self.buffer = self.model.rollout_buffer
         self.buffer.reset()
         self._pending: dict[Arch, list[dict[str, Any]]] = {}
         self.updates = 0
+        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries)
+        self.elite_weight = float(elite_weight)
+        #: Rewards of the episodes in the rollout buffer, in order.
+        self._episode_rewards: list[float] = []
 
     @classmethod
     def algorithm_class(cls) -> type:
@@ -193,16 +212,26 @@ class SB3Controller(Controller):
         return None
 
     def propose(self, n: int) -> list[Arch]:
-        archs, records = self._rollout(n)
+        drawn: dict[Arch, list[list[dict[str, Any]]]] = {}
+
+        def sample(k: int) -> list[Arch]:
+            archs, records = self._rollout(k)
+            for arch, rec in zip(archs, records):
+                drawn.setdefault(arch, []).append(rec)
+            return archs
+
+        archs = self.memory.novel(sample, n, self.mutate)
         self._pending = {}
-        for arch, rec in zip(archs, records):
-            self._pending.setdefault(arch, []).append(rec)
+        for arch in archs:
+            if drawn.get(arch):  # a mutated architecture has no transitions: it is imitated, not reinforced
+                self._pending.setdefault(arch, []).append(drawn[arch].pop(0))
         return archs
 
     def best_guess(self, n: int) -> list[Arch]:
-        """The policy's deterministic architecture followed by ``n - 1`` samples."""
+        """The policy's deterministic architecture, the elites, then samples."""
         greedy, _ = self._rollout(1, deterministic=True)
-        return greedy + (self.propose(n - 1) if n > 1 else [])
+        best = list(dict.fromkeys([*greedy, *self.memory.elite_archs()]))[:n]
+        return best + (self._rollout(n - len(best))[0] if n > len(best) else [])
 
     # -- learning -------------------------------------------------------------
     def _add(self, record: dict[str, Any], reward: float) -> None:
@@ -226,9 +255,16 @@ class SB3Controller(Controller):
             steps = queue.pop(0)
             for t, record in enumerate(steps):
                 self._add(record, float(reward) if t == len(steps) - 1 else 0.0)
+            self._episode_rewards.append(float(reward))
             self.model.num_timesteps += len(steps)
             if self.buffer.full:
                 stats = self._train()
+        self.memory.add(archs, rewards)
+        if len(archs):
+            with _preserved_global_rng(int(self.rng.integers(2**31))):
+                imitation = self._imitate(self.memory.elite_archs())
+            if imitation is not None:
+                stats = {**stats, "elite_log_prob": imitation}
         return stats
 
     def _train(self) -> dict[str, float]:
@@ -236,6 +272,13 @@ class SB3Controller(Controller):
         self.buffer.compute_returns_and_advantage(
             last_values=torch.zeros(1, 1, device=self.model.device), dones=np.ones(1, dtype=np.float32)
         )
+        if self.memory.risk_quantile < 1:
+            # Risk-seeking policy gradient (Petersen et al., 2021): every decision of an episode
+            # gets its architecture's advantage within the rollout; the value head still learns
+            # the returns SB3 computed.
+            adv = self.memory.advantages(self._episode_rewards)
+            self.buffer.advantages[:] = np.repeat(adv, self.num_steps).reshape(self.buffer.advantages.shape)
+        self._episode_rewards = []
         with _preserved_global_rng(int(self.rng.integers(2**31))):
             self.model.train()
         self.updates += 1
@@ -246,6 +289,48 @@ class SB3Controller(Controller):
         stats = {k.split("/", 1)[1]: float(v) for k, v in logged.items() if k.split("/", 1)[-1] in keep}
         stats["updates"] = float(self.updates)
         return stats
+
+    def _imitate(self, archs: list[Arch]) -> float | None:
+        """Priority-queue training (Abolafia et al., 2018): ``n_epochs`` steps on the elites' log-likelihood.
+
+        Runs after every observed batch, also while the rollout buffer is still filling.
+
+        Returns the elites' mean log-probability before the steps (``None`` when there is nothing to imitate).
+        """
+        if not archs or self.elite_weight == 0:
+            return None
+        policy = self.model.policy
+        policy.set_training_mode(True)
+        obs, actions, masks = self._episodes(archs)
+        first = None
+        for _ in range(self.model.n_epochs):
+            log_prob = self._evaluate(obs, actions, masks, len(archs)).view(len(archs), -1).sum(1)
+            loss = -self.elite_weight * log_prob.mean()
+            policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.model.max_grad_norm)
+            policy.optimizer.step()
+            first = float(log_prob.detach().mean()) if first is None else first
+        policy.set_training_mode(False)
+        return first
+
+    def _episodes(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Observations (n * T, T + 1), actions (n * T,) and masks (n * T, width) of known architectures."""
+        T, width = self.num_steps, self.space.max_choices
+        obs = np.zeros((len(archs), T, T + 1), dtype=np.int64)
+        masks = np.zeros((len(archs), T, width), dtype=bool)
+        for i, arch in enumerate(archs):
+            for t in range(T):
+                obs[i, t, :t] = np.asarray(arch[:t]) + 1
+                obs[i, t, T] = t
+                masks[i, t] = _full_mask(self._mask_rows(t, [list(arch[:t])])[0], width)
+        device = self.model.device
+        return (torch.as_tensor(obs.reshape(-1, T + 1), device=device),
+                torch.as_tensor(np.asarray(archs).reshape(-1), device=device), masks.reshape(-1, width))
+
+    def _evaluate(self, obs: torch.Tensor, actions: torch.Tensor, masks: np.ndarray, n: int) -> torch.Tensor:
+        """Log-probabilities of ``actions`` (one per row of ``obs``) under the current policy."""
+        return self.model.policy.evaluate_actions(obs, actions)[1]
 
     # -- persistence ----------------------------------------------------------
     def save_artifacts(self, directory: Path) -> list[Path]:
@@ -260,6 +345,7 @@ class SB3Controller(Controller):
         return {
             **super().state_dict(), "model": blob.getvalue(), "buffer": pickle.dumps(self.buffer),
             "num_timesteps": self.model.num_timesteps, "updates": self.updates,
+            "memory": self.memory.state_dict(), "episode_rewards": list(self._episode_rewards),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -269,6 +355,9 @@ class SB3Controller(Controller):
         self.model.num_timesteps = state["num_timesteps"]
         self.updates = state["updates"]
         self._pending = {}
+        if "memory" in state:  # checkpoints written before the elite memory have none
+            self.memory.load_state_dict(state["memory"])
+            self._episode_rewards = list(state["episode_rewards"])
 
 
 class PPOController(SB3Controller):
@@ -305,6 +394,9 @@ class MaskablePPOController(SB3Controller):
         full = np.stack([_full_mask(m, self.space.max_choices) for m in masks])
         actions, values, log_probs = self.model.policy(obs, deterministic=deterministic, action_masks=full)
         return actions, values, log_probs, None
+
+    def _evaluate(self, obs, actions, masks, n):
+        return self.model.policy.evaluate_actions(obs, actions, action_masks=masks)[1]
 
 
 class RecurrentPPOController(SB3Controller):
@@ -345,6 +437,13 @@ class RecurrentPPOController(SB3Controller):
     def _step(self, obs, masks, states, starts, deterministic):
         actions, values, log_probs, states = self.model.policy(obs, states, starts, deterministic=deterministic)
         return actions, values, log_probs, states
+
+    def _evaluate(self, obs, actions, masks, n):
+        # Whole episodes as sequences: zero LSTM states, an episode start at each first decision.
+        states = self._initial_states(n)
+        starts = torch.zeros(n, self.num_steps, device=self.model.device)
+        starts[:, 0] = 1.0
+        return self.model.policy.evaluate_actions(obs, actions, states, starts.reshape(-1))[1]
 
     def _slice_states(self, states: Any, i: int) -> Any:
         from sb3_contrib.common.recurrent.type_aliases import RNNStates

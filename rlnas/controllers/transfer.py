@@ -73,14 +73,13 @@ def _row_keys(kind: str) -> tuple[str, str]:
     return f"heads.{kind}.weight", f"embeddings.{kind}.weight"
 
 
-def _renamed_kinds(source_space: Any, target_space: Any) -> list[str]:
-    """Decision kinds both spaces have, with other choices (names or order) in each."""
-    theirs, ours = kind_choices(source_space), kind_choices(target_space)
+def _renamed_kinds(theirs: Mapping[str, tuple[str, ...]], ours: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Decision kinds both spaces have, with other choices (names or order) in each (``kind_choices`` of each)."""
     return sorted(k for k in set(theirs) & set(ours) if theirs[k] != ours[k])
 
 
-def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], source_space: Any,
-                           target_space: Any) -> tuple[list[str], list[str]]:
+def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], theirs: Mapping[str, tuple[str, ...]],
+                           ours: Mapping[str, tuple[str, ...]]) -> tuple[list[str], list[str]]:
     """Copies head and embedding rows of choices both spaces name alike, for kinds whose choices differ.
 
     Rows are matched by choice name, never by position: with ``[conv3x3, sepconv3x3,
@@ -91,10 +90,9 @@ def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], sour
     Returns:
         ``(copied, fresh)``: descriptions of the tensors whose rows were copied, and of the rows left fresh.
     """
-    theirs, ours = kind_choices(source_space), kind_choices(target_space)
     own = policy.state_dict()
     copied, fresh = [], []
-    for kind in _renamed_kinds(source_space, target_space):
+    for kind in _renamed_kinds(theirs, ours):
         pairs = [(theirs[kind].index(c), i) for i, c in enumerate(ours[kind]) if c in theirs[kind]]
         for key in _row_keys(kind):
             if key not in own or key not in source or not pairs:
@@ -154,11 +152,13 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
     module, source = _policy_tensors(controller, state)
     source_space = _saved_space(Path(run_dir).expanduser())
     by_name = source_space is not None and hasattr(controller, "policy")
-    skip = frozenset(key for kind in _renamed_kinds(source_space, controller.space)
-                     for key in _row_keys(kind)) if by_name else frozenset()
+    skip: frozenset[str] = frozenset()
+    if by_name:  # ENAS rows of renamed kinds are matched by choice name below, never copied whole
+        theirs, ours = kind_choices(source_space), kind_choices(controller.space)
+        skip = frozenset(key for kind in _renamed_kinds(theirs, ours) for key in _row_keys(kind))
     transferred, kept = load_matching(module, source, skip)
     if by_name:
-        rows, fresh = _load_matching_choices(controller.policy, source, source_space, controller.space)
+        rows, fresh = _load_matching_choices(controller.policy, source, theirs, ours)
         transferred += rows
         kept = [k for k in kept if k not in {r.split(" ")[0] for r in rows}] + fresh
     if not transferred:

@@ -175,6 +175,11 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
             raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
     bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
     assert isinstance(bench, dict)
+    # The controllers' networks are tiny: one thread is fastest, and torch's default (every
+    # core) is several times slower on a busy machine. threads= still decides when given.
+    import torch
+
+    torch.set_num_threads(int(cfg.threads) if cfg.get("threads") else 1)
     seed = int(cfg.seed)
     seed_everything(seed)
     known = {"name", "kind", "path", "env_var", "key_column", "key_template", "metric", "metric_scale", "costs",
@@ -198,8 +203,19 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
         )
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
-    reward, _ = build_reward(cfg.reward, evaluator.reward_metric)
+    reward, mask_infeasible = build_reward(cfg.reward, evaluator.reward_metric)
     controller = build_controller(cfg.controller, space, seed)
+    targets = dict(getattr(reward, "targets", {}))
+    if mask_infeasible:
+        if not targets:
+            raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
+        from rlnas.rewards import FeasibilityMask
+
+        missing = sorted(set(targets) - set(evaluator.evaluate(space.sample(np.random.default_rng(0))).costs))
+        if missing:
+            raise ValueError(f"reward.targets.{missing[0]}: benchmark {bench.get('name')} has no such cost column "
+                             f"(benchmark.costs)")
+        controller.action_mask = FeasibilityMask(space, lambda a: evaluator.evaluate(a).costs, targets).mask
     if run_dir is not None:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     return BudgetSearch(

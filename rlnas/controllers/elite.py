@@ -1,0 +1,144 @@
+"""Searching for the best architecture, not the best average: what the RL controllers learn from.
+
+Plain policy gradient maximises the *expected* reward of the policy's samples,
+while a search is judged by the *best* architecture it finds. The RL
+controllers (ENAS and the PPO family) therefore share one mechanism,
+:class:`EliteMemory`, built from three published ideas:
+
+* **Risk-seeking policy gradient** (Petersen et al., ICLR 2021, eq. 3): only
+  the top ``risk_quantile`` fraction of each batch is reinforced, against the
+  batch's own ``(1 - risk_quantile)``-quantile as baseline. The advantages are
+  divided by the batch's reward spread, so one setting serves rewards in
+  percent, in fractions, or with differences of 1e-3 alike.
+* **Priority-queue training** (Abolafia et al., 2018): the ``elite_size`` best
+  architectures seen so far are kept, and every update also maximises their
+  log-likelihood (weight ``elite_weight``), so good architectures found early
+  are not forgotten when the batch that found them is gone.
+* **Novel proposals**: an architecture already evaluated is resampled (up to
+  ``novel_tries`` rounds), so a policy that concentrates around the elites
+  spends its evaluations on their neighbours instead of on the elites again.
+  A tabular benchmark answers a repeat with the same number; a supernet's
+  repeated estimate is worth less than a new architecture's. A policy that
+  has converged so far that it cannot produce a new architecture in that many
+  rounds explores from its own samples instead: one decision at a time is
+  changed until the architecture is new, so the search never stalls on
+  repeats while the policy's entropy is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rlnas.spaces.base import Arch
+
+
+class EliteMemory:
+    """Top-k architectures, risk-seeking advantages and novelty filtering for one controller.
+
+    Args:
+        elite_size: Architectures kept in the priority queue (Abolafia et al. kept 10; 0 turns it off).
+        risk_quantile: Fraction of each batch that is reinforced (Petersen et al.'s epsilon;
+            1.0: every sample, against the batch mean).
+        novel_tries: Rounds of resampling architectures that were already evaluated (0: off).
+    """
+
+    def __init__(self, elite_size: int = 5, risk_quantile: float = 0.5, novel_tries: int = 3) -> None:
+        if elite_size < 0:
+            raise ValueError(f"controller.elite_size={elite_size} must be >= 0")
+        if not 0 < risk_quantile <= 1:
+            raise ValueError(f"controller.risk_quantile={risk_quantile} must be in (0, 1]")
+        if novel_tries < 0:
+            raise ValueError(f"controller.novel_tries={novel_tries} must be >= 0")
+        self.elite_size = int(elite_size)
+        self.risk_quantile = float(risk_quantile)
+        self.novel_tries = int(novel_tries)
+        #: Latest reward of each architecture in the queue.
+        self.elites: dict[Arch, float] = {}
+        self.seen: set[Arch] = set()
+
+    # -- what to learn from ----------------------------------------------------
+    def add(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        """Records evaluated architectures; the queue keeps the ``elite_size`` best (latest reward per arch)."""
+        for arch, reward in zip(archs, rewards):
+            arch = tuple(int(a) for a in arch)
+            self.seen.add(arch)
+            if not np.isfinite(reward) or self.elite_size == 0:
+                continue
+            self.elites[arch] = float(reward)
+        if len(self.elites) > self.elite_size:
+            ranked = sorted(self.elites.items(), key=lambda item: item[1], reverse=True)[: self.elite_size]
+            self.elites = dict(ranked)
+
+    def elite_archs(self) -> list[Arch]:
+        """The queue's architectures, best first."""
+        return [a for a, _ in sorted(self.elites.items(), key=lambda item: item[1], reverse=True)]
+
+    def advantages(self, rewards: Sequence[float]) -> np.ndarray:
+        """Risk-seeking advantages of one batch: ``(r - q) / spread`` for the top fraction, 0 for the rest.
+
+        ``q`` is the batch's ``1 - risk_quantile`` quantile (its mean when
+        ``risk_quantile`` is 1), the spread the batch's standard deviation.
+        A batch whose rewards are all equal teaches nothing and gets zeros.
+        """
+        r = np.asarray(rewards, dtype=np.float64)
+        finite = np.isfinite(r)
+        out = np.zeros_like(r)
+        if finite.sum() < 2:
+            return out
+        values = r[finite]
+        spread = values.std()
+        if spread <= 1e-12 * max(1.0, float(np.abs(values).max())):
+            return out
+        q = values.mean() if self.risk_quantile >= 1 else np.quantile(values, 1 - self.risk_quantile)
+        adv = (r - q) / spread
+        if self.risk_quantile < 1:
+            adv = np.where(r >= q, adv, 0.0)  # only the top fraction is reinforced
+        return np.where(finite, adv, 0.0)
+
+    # -- what to propose --------------------------------------------------------
+    def novel(self, sample: Callable[[int], list[Arch]], n: int,
+              mutate: Callable[[Arch], Arch] | None = None) -> list[Arch]:
+        """``n`` samples, resampling those already evaluated (or drawn twice) for up to ``novel_tries`` rounds.
+
+        Args:
+            sample: Draws ``k`` architectures from the policy.
+            n: Architectures wanted.
+            mutate: Changes one decision of an architecture. When the policy
+                cannot produce enough new architectures in ``novel_tries``
+                rounds, the rest are its samples mutated until new (at most
+                ``4 * len(arch)`` mutations each); without it, plain samples.
+        """
+        if n <= 0:
+            return []
+        if self.novel_tries == 0:
+            return sample(n)
+        taken: list[Arch] = []
+        fresh: set[Arch] = set()
+        for _ in range(self.novel_tries):
+            for arch in sample(max(n - len(taken), 1) * 2):
+                if arch not in self.seen and arch not in fresh:
+                    fresh.add(arch)
+                    taken.append(arch)
+                    if len(taken) == n:
+                        return taken
+        rest = sample(n - len(taken))
+        if mutate is not None:
+            for i, arch in enumerate(rest):
+                for _ in range(4 * len(arch)):
+                    if arch not in self.seen and arch not in fresh:
+                        break
+                    arch = mutate(arch)  # successive mutations walk further from the policy's mode
+                fresh.add(arch)
+                rest[i] = arch
+        return taken + rest
+
+    # -- persistence ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"elites": list(self.elites.items()), "seen": sorted(self.seen)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.elites = {tuple(a): float(r) for a, r in state["elites"]}
+        self.seen = {tuple(a) for a in state["seen"]}
