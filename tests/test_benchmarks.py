@@ -122,8 +122,16 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     sys.path.insert(0, str(ROOT))
     from tools.compare_controllers import main
 
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- study:out -->\nold table\n<!-- /study:out -->\nafter\n")
+    out = tmp_path / "out"
     main(["--benchmark", "nb201_cifar10", "--seeds", "2", "--budgets", "20", "40",
-          "--controllers", "evolution", "--out", str(tmp_path)])
+          "--controllers", "evolution", "--out", str(out), "--readme", str(readme)])
+    block = readme.read_text()
+    assert "old table" not in block and block.startswith("intro\n") and block.endswith("after\n")
+    assert "| controller | 20 evals | p vs random | p vs evolution | 40 evals | p vs random | p vs evolution |" in block
+    assert "| evolution | " in block and "(REA)" in block
+    tmp_path = out
     table = (tmp_path / "table.md").read_text()
     assert "| random | 20 |" in table and "| evolution | 40 |" in table and "93.70 ± 0.36" in table
     rows = json.loads((tmp_path / "table.json").read_text())["rows"]

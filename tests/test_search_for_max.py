@@ -117,6 +117,7 @@ def test_welch_p_is_nan_where_the_test_is_undefined():
     assert math.isnan(welch_p([0.9], [0.1, 0.2, 0.3]))  # one value: no variance estimate
     assert math.isnan(welch_p([0.5, 0.5, 0.5], [0.5, 0.5]))  # identical constants
     assert math.isnan(welch_p([0.9, 0.9], [0.1, 0.1]))  # two constants apart: not "p = 0"
+    assert math.isnan(welch_p([94.37, 94.37 + 1e-13], [93.1, 93.1]))  # float noise is no variance
     assert math.isnan(welch_p([], [0.1, 0.2]))
     p = welch_p([0.9, 0.9, 0.9], [0.1, 0.3, 0.2])  # one constant group beside a varying one is defined
     assert 0 < p < 0.01

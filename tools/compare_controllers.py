@@ -19,7 +19,7 @@ Examples::
         --controllers enas ppo evolution -- search.epochs=8
     python tools/compare_controllers.py --task detection --seeds 5 --controllers enas --reference enas \\
         --variant enas_warm enas controller.init_from=outputs/runs/DATE/TIME -- search.epochs=6
-    python tools/compare_controllers.py --replot docs/nb201     # redraw curves.png from curves.csv
+    python tools/compare_controllers.py --replot docs/nb201 [--readme README.md]  # redraw from curves.csv, table.json
 
 ``--variant LABEL CONTROLLER OVERRIDE...`` adds a run of CONTROLLER with extra
 overrides under its own label (e.g. a warm-started controller next to the same
@@ -127,8 +127,13 @@ def welch_p(a: list[float], b: list[float]) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return float("nan")
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
+    def constant(x: np.ndarray) -> bool:  # equal up to float noise (percent tables scaled back and forth)
+        return bool(np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())))
+
+    if constant(a) and constant(b):
         return float("nan")
+    # Snap float noise in a constant group to exact equality, or scipy reports a precision loss.
+    a, b = (np.full_like(a, a.mean()) if constant(a) else a), (np.full_like(b, b.mean()) if constant(b) else b)
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
@@ -159,7 +164,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
                 row["p_vs_evolution"] = float("nan") if controller == rival else welch_p(values, at(runs[rival]))
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
-                row["regret"] = float(optimum - row["mean"])
+                row["regret"] = max(0.0, float(optimum - row["mean"]))  # 0, not -1e-15, at the optimum
                 row["optimum"] = float(optimum)
             published = published_figures.get(controller)
             if published:
@@ -183,6 +188,11 @@ def _p(value: float) -> str:
     return "—" if not np.isfinite(value) else f"{value:.2g}"
 
 
+def _spread(mean: float, std: float) -> str:
+    """Mean ± std with the float noise of identical runs (1e-14) shown as the 0 it is."""
+    return f"{mean:.4g} ± {0 if std <= 1e-9 * max(1.0, abs(mean)) else float(f'{std:.2g}'):g}"
+
+
 def markdown(rows: list[dict], metric: str, title: str, reference: str = "random") -> str:
     has_regret = any("regret" in r for r in rows)
     has_pub = any("published" in r for r in rows)
@@ -194,9 +204,9 @@ def markdown(rows: list[dict], metric: str, title: str, reference: str = "random
     head += ["s / run"]
     lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["controller"], str(r["budget"]), f"{r['mean']:.4f} ± {r['std']:.4f}", _p(r["p_vs_random"])]
+        cells = [r["controller"], str(r["budget"]), _spread(r["mean"], r["std"]), _p(r["p_vs_random"])]
         cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
-        cells += [f"{r['regret']:.4f}" if "regret" in r else ""] if has_regret else []
+        cells += [f"{max(0.0, r['regret']):.4f}" if "regret" in r else ""] if has_regret else []
         cells += [r.get("published", "")] if has_pub else []
         cells += [f"{r['seconds']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -222,7 +232,7 @@ def pivot(rows: list[dict], budgets: list[int], reference: str = "random") -> st
         cells = [c]
         for b in budgets:
             r = by[(c, b)]
-            cells += [f"{r['mean']:.4g} ± {r['std']:.2g}", _p(r["p_vs_random"])]
+            cells += [_spread(r["mean"], r["std"]), _p(r["p_vs_random"])]
             cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
         cells += [next((by[(c, b)].get("published", "") for b in budgets), "")] if has_pub else []
         lines.append("| " + " | ".join(cells) + " |")
@@ -278,7 +288,9 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("architectures evaluated")
     ax.set_ylabel(f"best {metric} so far (mean ± std over seeds)")
-    ax.set_title(title)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower right")
     fig.tight_layout()
@@ -286,8 +298,8 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
     plt.close(fig)
 
 
-def replot(out: Path) -> None:
-    """Redraws ``out/curves.png`` from ``curves.csv`` and ``table.json`` of an earlier comparison."""
+def replot(out: Path, readme: Path | None = None) -> None:
+    """Redraws ``out/curves.png`` and rewrites ``table.md`` (and the ``readme`` block) from an earlier comparison."""
     if not (out / "curves.csv").is_file() or not (out / "table.json").is_file():
         raise SystemExit(f"--replot {out}: needs curves.csv and table.json from an earlier comparison")
     table = json.loads((out / "table.json").read_text())
@@ -299,13 +311,24 @@ def replot(out: Path) -> None:
     optimum = table["rows"][0].get("optimum") if table["rows"] else None
     optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
     plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
-    print(f"wrote {out}/curves.png")
+    reference = table.get("reference", "random")
+    (out / "table.md").write_text(markdown(table["rows"], table.get("metric", "metric"), table["title"], reference))
+    if readme is not None:
+        _write_readme(readme, out.name, table["title"], table.get("metric", "metric"), table["rows"], reference)
+    print(f"wrote {out}/curves.png and table.md" + (f", and its block in {readme}" if readme else ""))
+
+
+def _write_readme(readme: Path, key: str, title: str, metric: str, rows: list[dict], reference: str) -> None:
+    budgets = list(dict.fromkeys(r["budget"] for r in rows if isinstance(r["budget"], int)))
+    update_readme(readme, key, f"{title}; best {metric} found, mean ± std:\n\n" + pivot(rows, budgets, reference))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--replot":
-        return replot(Path(sys.argv[2]))
+    if argv is None and len(sys.argv) in (3, 5) and sys.argv[1] == "--replot":
+        if len(sys.argv) == 5 and sys.argv[3] != "--readme":
+            raise SystemExit("usage: compare_controllers.py --replot DIR [--readme README.md]")
+        return replot(Path(sys.argv[2]), Path(sys.argv[4]) if len(sys.argv) == 5 else None)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")
     where.add_argument("--task", help="task config name: whole weight-sharing searches")
@@ -372,9 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
     if args.readme is not None:
-        numbered = [b for b in budgets if isinstance(b, int)]
-        update_readme(args.readme, out.name, f"{title}; best {metric} found, mean ± std:\n\n"
-                      + pivot(rows, numbered, args.reference))
+        _write_readme(args.readme, out.name, title, metric, rows, args.reference)
     print(markdown(rows, metric, title, args.reference))
     print(f"wrote {out}/curves.csv, curves.png, table.md, table.json in {time.perf_counter() - start:.1f} s")
 

@@ -155,13 +155,14 @@ class HiddenTargetBenchmark:
     Args:
         space: The search space.
         target_seed: Seed drawing the hidden target.
+        name: Name used in outputs.
     """
 
     reward_metric = "match"
 
-    def __init__(self, space: SearchSpace, target_seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, target_seed: int = 0, name: str = "hidden_target") -> None:
         self.space = space
-        self.name = "hidden_target"
+        self.name = name
         self.target = np.asarray(space.sample(np.random.default_rng(target_seed)))
         self.calls = 0
 

@@ -191,7 +191,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     kind = bench.get("kind", "table")
     evaluator: Evaluator
     if kind == "hidden_target":
-        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)))
+        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"))
     elif kind == "table":
         for key in ("path", "key_template", "metric"):
             if not bench.get(key):
