@@ -92,8 +92,10 @@ def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides:
             "optimum": search.evaluator.optimum(), "identity": table_identity(search.evaluator)}
 
 
-def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None) -> dict:
-    """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored."""
+def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None,
+             truth_seeds: int = 3, truth_epochs: int = 20) -> dict:
+    """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored,
+    ground truth = the selected arch trained standalone (``truth_seeds`` times) and tested on the unseen split."""
     from rlnas.search.builder import build_search
 
     cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
@@ -108,7 +110,14 @@ def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[s
             best_reward, current = row["reward"], row[metric]
         best.append(best_reward)
         best_metric.append(current)
+    truth = {}
+    if truth_seeds > 0:
+        from rlnas.evaluators.standalone import ground_truth
+
+        truth = ground_truth(cfg, result.best.arch, truth_seeds, truth_epochs, str(cfg.device))
+        (run_dir / "ground_truth.json").write_text(json.dumps({"arch": list(result.best.arch), **truth}, indent=2))
     return {"rewards": rewards, "best_so_far": best, "best_metric": best_metric,
+            "truth": truth.get("mean", float("nan")), "truth_seeds": truth.get("values", []),
             "final": result.best.evaluation.metrics[metric], "final_reward": result.best.reward, "metric": metric,
             "last_epoch": result.last_epoch_mean_reward,
             "scale": 1.0, "seconds": result.seconds, "optimum": float("nan")}
@@ -170,17 +179,26 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
             if published:
                 row["published"] = f"{published[0]:.2f} ± {published[1]:.2f} ({PUBLISHED_NAMES[controller]})"
             rows.append(row)
-        # Whole searches also report the selected architecture re-scored on the full
-        # validation split, and the mean reward of what the controller sampled last.
-        for key, label in (("final", "final (full val)"), ("last_epoch", "last-epoch mean reward")):
-            if "last_epoch" not in results[0]:  # benchmark runs have neither
+        # Whole searches also report the ground truth of the selected architecture (trained
+        # standalone, tested on the split the search never saw: the headline), the same
+        # architecture re-scored on the full validation split with the shared weights, and
+        # the mean reward of what the controller sampled last.
+        for key, label in (("truth", "ground truth (standalone, test)"), ("final", "final (full val)"),
+                           ("last_epoch", "last-epoch mean reward")):
+            if "last_epoch" not in results[0]:  # benchmark runs have none of these
+                continue
+            if key == "truth" and not np.isfinite(results[0].get("truth", float("nan"))):
                 continue
             values = [r[key] for r in results]
             ref = [r[key] for r in runs[reference]]
-            rows.append({"controller": controller, "budget": label, "mean": float(np.mean(values)),
-                         "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                         "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
-                         "seconds": float(np.mean([r["seconds"] for r in results]))})
+            extra = {"controller": controller, "budget": label, "mean": float(np.mean(values)),
+                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
+                     "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
+                     "seconds": float(np.mean([r["seconds"] for r in results]))}
+            if rival:
+                extra["p_vs_evolution"] = (float("nan") if controller == rival
+                                           else welch_p(values, [r[key] for r in runs[rival]]))
+            rows.append(extra)
     return rows
 
 
@@ -213,7 +231,7 @@ def markdown(rows: list[dict], metric: str, title: str, reference: str = "random
     return "\n".join(lines) + "\n"
 
 
-def pivot(rows: list[dict], budgets: list[int], reference: str = "random") -> str:
+def pivot(rows: list[dict], budgets: list, reference: str = "random") -> str:
     """One line per controller, the budgets side by side: what the README shows.
 
     Cells hold mean ± std, then the Welch p-values against ``reference`` and
@@ -225,7 +243,8 @@ def pivot(rows: list[dict], budgets: list[int], reference: str = "random") -> st
     has_pub = any("published" in r for r in rows)
     head = ["controller"]
     for b in budgets:
-        head += [f"{b} evals", f"p vs {reference}"] + (["p vs evolution"] if has_rival else [])
+        name = f"{b} evals" if isinstance(b, int) else str(b)
+        head += [name, f"p vs {reference}"] + (["p vs evolution"] if has_rival else [])
     head += ["published"] if has_pub else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in controllers:
@@ -319,7 +338,9 @@ def replot(out: Path, readme: Path | None = None) -> None:
 
 
 def _write_readme(readme: Path, key: str, title: str, metric: str, rows: list[dict], reference: str) -> None:
-    budgets = list(dict.fromkeys(r["budget"] for r in rows if isinstance(r["budget"], int)))
+    # Whole searches: the ground truth and the other named rows first, the evaluation budget last.
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    budgets = [b for b in budgets if not isinstance(b, int)] + [b for b in budgets if isinstance(b, int)]
     update_readme(readme, key, f"{title}; best {metric} found, mean ± std:\n\n" + pivot(rows, budgets, reference))
 
 
@@ -340,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL CONTROLLER OVERRIDE",
                         help="an extra run: LABEL, the controller, then overrides of its own (repeatable)")
     parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
+    parser.add_argument("--truth-seeds", type=int, default=3,
+                        help="--task: standalone trainings of each final pick for its ground truth (0: none)")
+    parser.add_argument("--truth-epochs", type=int, default=20, help="--task: epochs of each standalone training")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the table (budgets side by side) into this file, between "
                              "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)")
@@ -367,9 +391,11 @@ def main(argv: list[str] | None = None) -> None:
             if args.benchmark:
                 result = run_benchmark(name, controller, seed, max(budgets), [*args.overrides, *extra])
             else:
-                result = run_task(name, controller, seed, out, [*args.overrides, *extra], label)
+                result = run_task(name, controller, seed, out, [*args.overrides, *extra], label,
+                                  args.truth_seeds, args.truth_epochs)
             runs.setdefault(label, []).append(result)
-            print(f"{label:>14} seed {seed}: best {result['final']:.4f} ({result['seconds']:.1f} s)", flush=True)
+            truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
+            print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)", flush=True)
     if not args.benchmark:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
     first = runs[args.reference][0]

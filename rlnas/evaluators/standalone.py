@@ -1,0 +1,73 @@
+"""Ground truth for a found architecture: train it alone, test it on the split the search never saw.
+
+A search's own scores come from the supernet it trained on its own samples and
+from the validation split it selected on; both favour the search. What a user
+gets is the standalone network, so searches are compared by this instead: the
+architecture is built as a plain child network, trained from scratch with the
+retrain recipe (``conf/retrain.yaml``'s ``train:``, shorter) for several
+seeds, and scored on the test split of the search's own data split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+#: The retrain config whose ``train:`` recipe the ground truth shortens.
+RETRAIN_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "retrain.yaml"
+
+
+def ground_truth(
+    search_cfg: DictConfig,
+    arch: Sequence[int],
+    seeds: int = 3,
+    epochs: int = 20,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Test metric of ``arch`` trained standalone, once per seed.
+
+    Args:
+        search_cfg: The search's resolved config (task, space, data seed and ``search:`` recipe values).
+        arch: The architecture (the space's tuple of ints).
+        seeds: Independent trainings (initialisation and data order differ).
+        epochs: Epochs of each training (the retrain recipe's other settings stay).
+        device: ``auto``, ``cpu`` or ``cuda``.
+
+    Returns:
+        ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``.
+
+    Raises:
+        ValueError: When ``seeds`` or ``epochs`` is below 1.
+    """
+    from hydra.utils import instantiate
+
+    from rlnas.retrain import evaluate, make_recipe, train
+    from rlnas.supernet import build_child
+    from rlnas.tasks import Network
+    from rlnas.utils import resolve_device
+
+    if seeds < 1 or epochs < 1:
+        raise ValueError(f"ground truth needs seeds >= 1 and epochs >= 1, got seeds={seeds}, epochs={epochs}")
+    train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
+    train_cfg.epochs = int(epochs)
+    recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
+    dev = resolve_device(device)
+    space = instantiate(search_cfg.space, _convert_="all")
+    task = instantiate(search_cfg.task, _convert_="all")
+    # The search's seed fixes the split: its test part is what the search never saw.
+    data = task.load_data(seed=int(search_cfg.get("seed", 0))).to(dev)
+    values = []
+    for seed in range(seeds):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            child = build_child(space, list(arch), data.in_channels)
+            network = Network(child, task.build_head(child.out_channels, data)).to(dev)
+        train(network, task, data, recipe, seed, desc=f"ground truth {seed + 1}/{seeds}")
+        values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
+    return {"metric": task.reward_metric, "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
