@@ -1,12 +1,17 @@
-"""The ENAS controller: an LSTM sampling one decision per step, trained with REINFORCE.
+"""The ENAS controller: an LSTM sampling one decision per step, trained by policy gradient.
 
 Pham et al., 2018, "Efficient Neural Architecture Search via Parameter Sharing".
-Defaults are those of the authors' macro search (melodyguan/enas,
+The policy's defaults are those of the authors' macro search (melodyguan/enas,
 ``scripts/cifar10_macro_search.sh``): LSTM size 64, one layer,
-tanh constant 1.5, entropy weight 1e-4, baseline decay 0.99, skip target 0.4,
-skip weight 0.8. The learning rate is 1e-2 instead of the script's 1e-3: ENAS
-makes ~15,000 controller updates in a search, the default search here a few
-hundred, and at 1e-3 the controller barely moves in that many.
+entropy weight 1e-4, skip target 0.4, skip weight 0.8; the tanh constant is
+2.5 instead of 1.5 (see :class:`ENASController`). The
+learning rate is 1e-2 instead of the script's 1e-3: ENAS makes ~15,000
+controller updates in a search, the default search here a few hundred, and at
+1e-3 the controller barely moves in that many. The update searches for the
+best architecture rather than the best average (risk-seeking policy gradient,
+priority-queue imitation, novel proposals; :mod:`rlnas.controllers.elite`);
+``risk_quantile=1, elite_size=0, novel_tries=0, update_epochs=1`` is ENAS's
+REINFORCE with its moving-average baseline (decay 0.99).
 """
 
 from __future__ import annotations
@@ -185,10 +190,12 @@ class ENASPolicy(nn.Module):
 
 
 class ENASController(Controller):
-    """REINFORCE with an exponential-moving-average baseline (Williams, 1992; ENAS eq. 1).
+    """The ENAS policy trained to find the best architecture (see :meth:`observe`).
 
-    ``reward' = reward + entropy_weight * entropy`` (ENAS adds the sample entropy
-    to the reward), ``baseline <- baseline - (1 - decay) * (baseline - reward')``
+    With ``risk_quantile=1`` the policy-gradient term is REINFORCE with an
+    exponential-moving-average baseline (Williams, 1992; ENAS eq. 1):
+    ``reward' = reward + entropy_weight * entropy`` (ENAS adds the sample
+    entropy to the reward), ``baseline <- baseline - (1 - decay) * (baseline - reward')``
     and ``loss = -log p(arch) * (reward' - baseline) + skip_weight * KL``.
 
     Args:
@@ -197,8 +204,11 @@ class ENASController(Controller):
         lstm_size: LSTM hidden size (ENAS: 64).
         lr: Adam learning rate (ENAS: 1e-3 over ~15,000 updates; 1e-2 here).
         temperature: Softmax temperature (ENAS macro: none).
-        tanh_constant: Logit clipping constant (ENAS macro: 1.5).
-        entropy_weight: Weight of the entropy bonus in the reward (ENAS: 1e-4).
+        tanh_constant: Logit clipping constant (ENAS macro: 1.5; 2.5 here, so that the policy can put
+            nearly all its mass on one architecture and its novel proposals become that architecture's
+            neighbours: at 1.5 a choice among 3 never gets more than 0.91).
+        entropy_weight: Weight of the entropy bonus (ENAS: 1e-4, added to the reward; with risk-seeking
+            advantages a term of the loss).
         baseline_decay: Decay of the moving-average baseline (ENAS: 0.99).
         skip_target: Target skip probability (ENAS: 0.4).
         skip_weight: Weight of the skip KL penalty (ENAS: 0.8).
@@ -218,7 +228,7 @@ class ENASController(Controller):
         lstm_size: int = 64,
         lr: float = 1e-2,
         temperature: float | None = None,
-        tanh_constant: float | None = 1.5,
+        tanh_constant: float | None = 2.5,
         entropy_weight: float = 1e-4,
         baseline_decay: float = 0.99,
         skip_target: float = 0.4,
