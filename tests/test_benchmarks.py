@@ -83,6 +83,28 @@ def test_nb201_table_matches_its_published_checks():
     assert 0.9 < search.evaluator.evaluate(best).metrics["cifar10_test_acc"] <= 0.943733 + 1e-9
 
 
+# Rows pinned by their official NB201 index: the ops per edge in the documented edge order
+# (node1<-0), (node2<-0), (node2<-1), (node3<-0), (node3<-1), (node3<-2), and the row's accuracy.
+# A key template that permuted the edges would read other rows and fail.
+PINNED = {
+    0: (["avg_pool_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_1x1", "skip_connect", "skip_connect"], 85.86333),
+    6111: (["nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_1x1"], 94.37333),
+    15624: (["nor_conv_1x1", "none", "nor_conv_1x1", "none", "nor_conv_1x1", "nor_conv_1x1"], 86.82333),
+}
+
+
+@needs_nb201
+@pytest.mark.parametrize("index", sorted(PINNED))
+def test_nb201_rows_are_pinned_by_their_official_index(index):
+    from rlnas.search.budget import build_budget_search
+    from tools._common import load_config
+
+    search = build_budget_search(load_config(["+benchmark=nb201_cifar10", "controller=random"]), None)
+    ops, accuracy = PINNED[index]
+    arch = search.space.encode({f"e{i}": op for i, op in enumerate(ops)})
+    assert search.evaluator.evaluate(arch).metrics["cifar10_test_acc"] == pytest.approx(accuracy / 100, abs=1e-7)
+
+
 @needs_nb201
 @pytest.mark.parametrize("controller", ["random", "enas", "maskable_ppo", "evolution"])
 def test_benchmark_search_from_the_command_line(tmp_path, controller):

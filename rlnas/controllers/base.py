@@ -66,6 +66,8 @@ class Controller(abc.ABC):
     def mutate(self, arch: Sequence[int]) -> Arch:
         """``arch`` with one random decision changed to another choice, one :attr:`action_mask` allows."""
         mutable = [t for t, n in enumerate(self.space.num_choices) if n > 1]
+        if not mutable:  # a space of one architecture
+            return tuple(arch)
         for _ in range(self.max_rejections):
             t = int(self.rng.choice(mutable))
             choices = [c for c in range(int(self.space.num_choices[t])) if c != arch[t]]

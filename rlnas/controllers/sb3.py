@@ -272,10 +272,11 @@ class SB3Controller(Controller):
         self.buffer.compute_returns_and_advantage(
             last_values=torch.zeros(1, 1, device=self.model.device), dones=np.ones(1, dtype=np.float32)
         )
-        if self.memory.risk_quantile < 1:
+        if self.memory.risk_quantile < 1 and len(self._episode_rewards) == self.rollout_archs:
             # Risk-seeking policy gradient (Petersen et al., 2021): every decision of an episode
             # gets its architecture's advantage within the rollout; the value head still learns
-            # the returns SB3 computed.
+            # the returns SB3 computed. (A rollout begun before a resume from a checkpoint without
+            # episode rewards keeps SB3's advantages.)
             adv = self.memory.advantages(self._episode_rewards)
             self.buffer.advantages[:] = np.repeat(adv, self.num_steps).reshape(self.buffer.advantages.shape)
         self._episode_rewards = []
