@@ -196,7 +196,7 @@ def test_every_controller_runs_a_whole_search(tmp_path):
     proc = run_cli("-m", f"controller={','.join(others)}", "+experiment=smoke", f"hydra.sweep.dir={tmp_path / 'a'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The smoke search observes 8 architectures: rollouts of 4 make the PPO family train twice.
-    proc = run_cli("-m", f"controller={','.join(ppo)}", "controller.rollout_archs=4", "+experiment=smoke",
+    proc = run_cli("-m", f"controller={','.join(ppo)}", "++controller.rollout_archs=4", "+experiment=smoke",
                    f"hydra.sweep.dir={tmp_path / 'b'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ran = {}

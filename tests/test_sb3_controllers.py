@@ -55,7 +55,8 @@ def test_unobserved_proposals_do_not_enter_the_rollout(small_space):
     ctrl = PPOController(small_space, seed=0, rollout_archs=2)
     ctrl.propose(10)  # e.g. supernet training samples: never observed
     archs = ctrl.propose(2)
-    assert ctrl.observe([(0,) * len(small_space)], [1.0]) == {}  # not proposed: ignored
+    # Not proposed: no transitions enter the rollout (the memory still learns its reward).
+    assert "updates" not in ctrl.observe([(0,) * len(small_space)], [1.0])
     assert ctrl.buffer.pos == 0
     assert ctrl.observe(archs, [0.0, 1.0])["updates"] == 1
 

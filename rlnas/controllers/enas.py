@@ -268,6 +268,8 @@ class ENASController(Controller):
     @torch.no_grad()
     def sample(self, n: int) -> list[Arch]:
         """``n`` plain samples of the policy."""
+        if n <= 0:
+            return []
         actions, *_ = self.policy(n, generator=self.generator, mask_fn=self.action_mask)
         return [tuple(row) for row in actions.tolist()]
 
