@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlnas.spaces import MacroSpace
+from rlnas.spaces import AttentionSpace, MacroSpace, NB201Space, RNNCellSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.supernet.macro import count_params
 
@@ -72,3 +72,37 @@ def test_stem_stride_and_width_multiplier():
     assert [tuple(f.shape) for f in feats] == [(2, 32, 16, 16), (2, 64, 8, 8)]
     torch.testing.assert_close(supernet.extract_child(arch)(torch.ones(2, 1, 64, 64))[-1],
                                supernet(torch.ones(2, 1, 64, 64), arch)[-1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("space, shape", [
+    (NB201Space(channels=(8, 16), cells_per_stage=2), (4, 1, 8, 8)),
+    (RNNCellSpace(num_nodes=5, hidden_size=16), (4, 8, 1)),
+    (AttentionSpace(num_layers=2, d_model=16, heads=(1, 2, 4)), (4, 8, 1)),
+], ids=["nb201", "rnn_cell", "attention"])
+def test_supernet_path_equals_its_child_in_train_mode_with_gradients(space, shape):
+    """What the search trains is what a retrain builds: same outputs and same gradients, name by name."""
+    torch.manual_seed(0)
+    supernet = build_supernet(space, in_channels=1).train()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        arch = space.sample(rng)
+        child = supernet.extract_child(arch).train()
+        x = torch.randn(*shape)
+        supernet.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks, if a space has any
+        ours = supernet(x, arch)
+        torch.manual_seed(1)
+        theirs = child(x)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+        ours[-1].square().mean().backward()
+        theirs[-1].square().mean().backward()
+        shared = dict(supernet.named_parameters())
+        for name, p in child.named_parameters():
+            # A sliced choice (the attention space's FFN widths) is the leading block of the shared tensor.
+            block = tuple(slice(0, n) for n in p.shape)
+            theirs_grad = shared[name].grad
+            if p.grad is None:
+                assert theirs_grad is None or not theirs_grad[block].any(), name
+            else:
+                torch.testing.assert_close(p.grad, theirs_grad[block], rtol=1e-5, atol=1e-7)
