@@ -81,7 +81,8 @@ class SB3Controller(Controller):
         net_arch: Hidden layer sizes of the policy and value MLPs.
         policy_kwargs: Extra keyword arguments of the SB3 policy.
         device: Device of the policy (the policy is tiny; CPU is fastest).
-        elite_size: Best architectures kept and imitated after every rollout (priority-queue training; 0: off).
+        elite_size: Best architectures kept and imitated after every observed batch (priority-queue training;
+            0: off).
         elite_weight: Weight of the elites' negative log-likelihood in the imitation steps.
         risk_quantile: Fraction of each rollout reinforced (risk-seeking policy gradient); 1: SB3's own
             advantages (returns minus the value estimate).
