@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,22 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     if not isinstance(search_cfg, DictConfig) or "space" not in search_cfg or "task" not in search_cfg:
         raise ValueError(f"{cfg_path}: not a search config (needs 'space' and 'task')")
     return arch, payload, search_cfg, path.parent
+
+
+def search_parts(search_cfg: DictConfig, device: torch.device) -> tuple[Any, Task, DataSplits]:
+    """The search's space, task and data split on ``device``.
+
+    The search's seed fixes the split, so the test split is the one the search never saw.
+    """
+    space = instantiate(search_cfg.space, _convert_="all")
+    task: Task = instantiate(search_cfg.task, _convert_="all")
+    return space, task, task.load_data(seed=int(search_cfg.get("seed", 0))).to(device)
+
+
+def standalone_network(space: Any, task: Task, data: DataSplits, arch: Sequence[int]) -> Network:
+    """A fresh standalone child of ``arch`` with the task's head, on the data's device."""
+    child = build_child(space, list(arch), data.in_channels)
+    return Network(child, task.build_head(child.out_channels, data)).to(data.train.x.device)
 
 
 def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
@@ -257,12 +273,8 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     device = resolve_device(str(cfg.device))
     seed_everything(int(cfg.seed))
 
-    space = instantiate(search_cfg.space, _convert_="all")
-    task: Task = instantiate(search_cfg.task, _convert_="all")
-    # The search's seed fixes the split, so the test split is the one the search never saw.
-    data = task.load_data(seed=int(search_cfg.get("seed", 0))).to(device)
-    child = build_child(space, arch, data.in_channels)
-    network = Network(child, task.build_head(child.out_channels, data)).to(device)
+    space, task, data = search_parts(search_cfg, device)
+    network = standalone_network(space, task, data, arch)
     copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
     log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)
 

@@ -152,6 +152,19 @@ def welch_p(a: list[float], b: list[float]) -> float:
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def _row(controller: str, budget: int | str, values_of, runs: dict[str, list[dict]], reference: str,
+         rival: str | None) -> dict:
+    """Mean ± std of ``values_of(runs[controller])`` with Welch p against ``reference`` (and ``rival``)."""
+    values = values_of(runs[controller])
+    row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
+           "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
+           "p_vs_random": float("nan") if controller == reference else welch_p(values, values_of(runs[reference])),
+           "seconds": float(np.mean([r["seconds"] for r in runs[controller]]))}
+    if rival:
+        row["p_vs_evolution"] = float("nan") if controller == rival else welch_p(values, values_of(runs[rival]))
+    return row
+
+
 def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | None = None,
               reference: str = "random") -> list[dict]:
     """Rows of the table: best metric at each budget per controller, Welch p vs ``reference``.
@@ -170,13 +183,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
             def at(rs: list[dict]) -> list[float]:
                 return [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in rs]
 
-            values = at(results)
-            row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
-                   "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                   "p_vs_random": float("nan") if controller == reference else welch_p(values, at(runs[reference])),
-                   "seconds": float(np.mean([r["seconds"] for r in results]))}
-            if rival:
-                row["p_vs_evolution"] = float("nan") if controller == rival else welch_p(values, at(runs[rival]))
+            row = _row(controller, budget, at, runs, reference, rival)
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
                 row["regret"] = max(0.0, float(optimum - row["mean"]))  # 0, not -1e-15, at the optimum
@@ -195,16 +202,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
                 continue
             if key == "truth" and not np.isfinite(results[0].get("truth", float("nan"))):
                 continue
-            values = [r[key] for r in results]
-            ref = [r[key] for r in runs[reference]]
-            extra = {"controller": controller, "budget": label, "mean": float(np.mean(values)),
-                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                     "p_vs_random": float("nan") if controller == reference else welch_p(values, ref),
-                     "seconds": float(np.mean([r["seconds"] for r in results]))}
-            if rival:
-                extra["p_vs_evolution"] = (float("nan") if controller == rival
-                                           else welch_p(values, [r[key] for r in runs[rival]]))
-            rows.append(extra)
+            rows.append(_row(controller, label, lambda rs, key=key: [r[key] for r in rs], runs, reference, rival))
     return rows
 
 

@@ -101,15 +101,13 @@ class TPEController(Controller):
         archs = []
         for _ in range(n):
             trial, arch = self._ask()
-            for _ in range(self.max_rejections):
-                if self.allowed(arch):
-                    break
+            rejected = 0
+            while not self.allowed(arch):
                 # Infeasible under the hard limits: a failed trial, which TPE learns to avoid.
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                trial, arch = self._ask()
-            if not self.allowed(arch):
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self.sample_allowed())})
+                rejected += 1
+                if rejected > self.max_rejections:  # the next ask returns this allowed sample
+                    self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self.sample_allowed())})
                 trial, arch = self._ask()
             self._pending.setdefault(arch, []).append(trial)
             archs.append(arch)

@@ -44,11 +44,7 @@ def ground_truth(
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
     """
-    from hydra.utils import instantiate
-
-    from rlnas.retrain import evaluate, make_recipe, train
-    from rlnas.supernet import build_child
-    from rlnas.tasks import Network
+    from rlnas.retrain import evaluate, make_recipe, search_parts, standalone_network, train
     from rlnas.utils import resolve_device
 
     if seeds < 1 or epochs < 1:
@@ -56,17 +52,12 @@ def ground_truth(
     train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
     train_cfg.epochs = int(epochs)
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
-    dev = resolve_device(device)
-    space = instantiate(search_cfg.space, _convert_="all")
-    task = instantiate(search_cfg.task, _convert_="all")
-    # The search's seed fixes the split: its test part is what the search never saw.
-    data = task.load_data(seed=int(search_cfg.get("seed", 0))).to(dev)
+    space, task, data = search_parts(search_cfg, resolve_device(device))
     values = []
     for seed in range(seeds):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            child = build_child(space, list(arch), data.in_channels)
-            network = Network(child, task.build_head(child.out_channels, data)).to(dev)
+            network = standalone_network(space, task, data, arch)
         train(network, task, data, recipe, seed, desc=f"ground truth {seed + 1}/{seeds}")
         values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
     return {"metric": task.reward_metric, "mean": float(np.mean(values)),
