@@ -66,6 +66,11 @@ BAD_CONFIGS = [
     (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
     (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
     (["reward.mask_infeasible=true"], "reward.mask_infeasible=true needs reward.targets (the hard limits)"),
+    # differentiable controllers: spaces without a weighted supernet, tabular benchmarks, settings
+    (["+task=sequence", "controller=darts"], "controller=darts needs a supernet with a weighted forward"),
+    (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),
+    (["controller=darts", "controller.mode=snas"], "controller.mode='snas' is unknown; allowed: ['darts', 'gdas']"),
+    (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),

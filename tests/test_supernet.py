@@ -106,3 +106,55 @@ def test_supernet_path_equals_its_child_in_train_mode_with_gradients(space, shap
                 assert theirs_grad is None or not theirs_grad[block].any(), name
             else:
                 torch.testing.assert_close(p.grad, theirs_grad[block], rtol=1e-5, atol=1e-7)
+
+
+def _calibration_case(space, seed: int):
+    from rlnas.supernet.sharing import shared_weights
+
+    torch.manual_seed(seed)
+    supernet = build_supernet(space, in_channels=3)
+    # Non-trivial BN affine parameters, so a wrong statistic cannot hide behind weight 1, bias 0.
+    for m in supernet.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.5, 0.5)
+    arch = space.sample(np.random.default_rng(seed))
+    child = build_child(space, arch, in_channels=3, track_running_stats=True)
+    child.load_state_dict(shared_weights(supernet.state_dict(), child), strict=False)
+    return supernet, child, arch
+
+
+@pytest.mark.parametrize("make_space", [lambda: MacroSpace(num_layers=4, channels=[8, 16]),
+                                        lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1)],
+                         ids=["macro", "nb201"])
+def test_calibrated_batchnorm_scores_like_a_standalone_network(make_space):
+    """Per-architecture BN statistics: the supernet path scores as the child with running stats from the same images."""
+    from rlnas.evaluators.supernet import calibrated_batchnorm
+
+    space = make_space()
+    supernet, child, arch = _calibration_case(space, 0)
+    calib = [torch.randn(16, 3, 12, 12) + 0.5, torch.randn(16, 3, 12, 12) * 2]
+    for m in child.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average, as the calibration
+    child.train()
+    with torch.no_grad():
+        for x in calib:
+            child(x)
+    child.eval()
+    x = torch.randn(7, 3, 12, 12)
+    keys = set(supernet.state_dict())
+    with torch.no_grad(), calibrated_batchnorm(supernet, arch, calib):
+        got = supernet(x, arch)[-1]
+        alone = supernet(x[:2], arch)[-1]
+    torch.testing.assert_close(got, child(x)[-1], rtol=1e-4, atol=1e-5)
+    # A score no longer depends on the other images of its minibatch ...
+    torch.testing.assert_close(alone, got[:2], rtol=1e-4, atol=1e-5)
+    # ... which it does with the supernet's batch statistics.
+    supernet.eval()
+    with torch.no_grad():
+        assert not torch.allclose(supernet(x[:2], arch)[-1], supernet(x, arch)[-1][:2], atol=1e-3)
+    # The supernet is left as it was: no running statistics in its state, batch statistics again.
+    assert set(supernet.state_dict()) == keys
+    assert all(m.running_mean is None and not m.track_running_stats
+               for m in supernet.modules() if isinstance(m, torch.nn.BatchNorm2d))

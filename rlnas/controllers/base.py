@@ -30,6 +30,10 @@ class Controller(abc.ABC):
 
     #: Whether :meth:`observe` changes what :meth:`propose` returns.
     learns: bool = True
+    #: Whether the controller learns architecture weights by gradient (DARTS,
+    #: GDAS): the loop then trains the supernet on its mixture weights and
+    #: hands it validation losses (see :mod:`rlnas.controllers.differentiable`).
+    differentiable: bool = False
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space

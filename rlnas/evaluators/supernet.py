@@ -2,14 +2,66 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import torch
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from rlnas.data.base import Split
 from rlnas.evaluators.base import Evaluation
 from rlnas.tasks.base import Network, Task
 from rlnas.utils.timing import ComputeTimer
+
+
+def calibration_inputs(split: Split, images: int, seed: int) -> Tensor:
+    """``images`` training inputs drawn once (seeded), the same for every architecture scored."""
+    generator = torch.Generator(split.x.device).manual_seed(seed)
+    return split.batch(min(images, len(split)), generator)[0]
+
+
+@contextmanager
+def calibrated_batchnorm(model: Network, arch: Sequence[int], inputs: Sequence[Tensor]) -> Iterator[None]:
+    """Inside the block, the supernet's BatchNorm layers normalise with ``arch``'s own statistics.
+
+    The supernet's BatchNorm keeps no running statistics (they would mix every
+    sampled path), so by default a score normalises with the statistics of the
+    images it is scored on: a reward then depends on which images share the
+    minibatch. Here each layer's mean and variance are recomputed for ``arch``
+    alone on fixed training inputs (the BN recalibration of single-path
+    one-shot NAS, Guo et al., 2020, and of slimmable networks, Yu & Huang,
+    2019), and the scoring forward passes use them as a standalone network
+    uses its running statistics. The model is left as it was on exit.
+
+    Args:
+        model: The supernet with its head (switched to eval mode).
+        arch: The architecture whose path is calibrated.
+        inputs: Training input batches, the same for every architecture.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.running_mean is None]
+    saved = [(m.momentum, m.track_running_stats) for m in layers]
+    model.eval()
+    try:
+        for m in layers:
+            ref = m.weight if m.weight is not None else next(model.parameters())
+            m.running_mean = torch.zeros(m.num_features, device=ref.device, dtype=ref.dtype)
+            m.running_var = torch.ones(m.num_features, device=ref.device, dtype=ref.dtype)
+            m.num_batches_tracked = torch.zeros((), dtype=torch.long, device=ref.device)
+            # momentum None: a cumulative average over the calibration batches.
+            m.momentum, m.track_running_stats = None, True
+            m.train()
+        with torch.no_grad():
+            for x in inputs:
+                model(x, list(arch))
+        for m in layers:
+            m.eval()
+        yield
+    finally:
+        for m, (momentum, track) in zip(layers, saved):
+            m.momentum, m.track_running_stats = momentum, track
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+            m.train(model.training)
 
 
 class SuperNetEvaluator:
@@ -28,6 +80,9 @@ class SuperNetEvaluator:
         costs: arch -> cost figures reported with every evaluation.
         full_costs: arch -> every cost figure, for the reported architectures
             (defaults to ``costs``).
+        calibration: Training inputs for per-architecture BatchNorm statistics
+            (:func:`calibrated_batchnorm`), split into batches of
+            ``batch_size``; None scores with the statistics of the scored batch.
     """
 
     def __init__(
@@ -39,6 +94,7 @@ class SuperNetEvaluator:
         generator: torch.Generator,
         costs: Callable[[Sequence[int]], dict[str, float]],
         full_costs: Callable[[Sequence[int]], dict[str, float]] | None = None,
+        calibration: Tensor | None = None,
     ) -> None:
         self.model = model
         self.task = task
@@ -50,6 +106,14 @@ class SuperNetEvaluator:
         self.reward_metric = task.reward_metric
         self.timer = ComputeTimer(split.x.device)
         self._batch = split.batch(self.batch_size, generator)
+        self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
+
+    def _forward(self, x: Tensor, arch: Sequence[int]) -> Tensor:
+        """The model's output for ``arch`` (eval mode), with its BatchNorm calibrated when configured."""
+        if not self.calibration:
+            return self.model(x, arch)
+        with calibrated_batchnorm(self.model, arch, self.calibration):
+            return self.model(x, arch)
 
     def next_batch(self) -> None:
         """Draws a fresh validation minibatch for the next comparisons."""
@@ -65,7 +129,7 @@ class SuperNetEvaluator:
         self.model.eval()
         x, y = self._batch
         with self.timer():
-            outputs = [self.model(x, a) for a in archs]
+            outputs = [self._forward(x, a) for a in archs]
         values = torch.stack([self.task.batch_reward_metric(out, y) for out in outputs]).tolist()
         return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
 
@@ -74,8 +138,9 @@ class SuperNetEvaluator:
         """All task metrics of ``arch`` over the whole split, with the tracked costs."""
         self.model.eval()
         outputs, targets = [], []
-        for x, y in self.split.chunks(chunk_size):
-            with self.timer():
+        with self.timer(), calibrated_batchnorm(self.model, arch, self.calibration) if self.calibration else nullcontext():
+            for x, y in self.split.chunks(chunk_size):
                 outputs.append(self.model(x, arch))
-            targets.append(y)
+                targets.append(y)
         return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))
+

@@ -205,6 +205,11 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
     reward, mask_infeasible = build_reward(cfg.reward, evaluator.reward_metric)
     controller = build_controller(cfg.controller, space, seed)
+    if controller.differentiable:
+        raise ValueError(
+            f"{type(controller).__name__} learns by gradient through a supernet; a +benchmark run has none "
+            "(use enas, the PPO family or a baseline there)"
+        )
     targets = dict(getattr(reward, "targets", {}))
     if mask_infeasible:
         if not targets:

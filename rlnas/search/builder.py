@@ -14,7 +14,7 @@ from rlnas.controllers.base import Controller
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
-from rlnas.evaluators.supernet import SuperNetEvaluator
+from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
 from rlnas.search.loop import Search, SearchSettings
@@ -167,6 +167,7 @@ def build_search(
     evaluator = SuperNetEvaluator(
         model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
         costs=cost_model, full_costs=cost_model.full,
+        calibration=calibration_inputs(data.train, settings.bn_calibration, seed + 2) if settings.bn_calibration else None,
     )
     controller = build_controller(cfg.controller, space, seed)
     if targets:
@@ -176,6 +177,11 @@ def build_search(
             controller.action_mask = feasibility.mask
     elif mask_infeasible:
         raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
+    if controller.differentiable:
+        if not hasattr(backbone, "forward_weighted"):
+            raise ValueError(f"the {type(space).__name__} supernet has no weighted forward for a differentiable controller")
+        controller.to(device)
+        controller.set_costs(cost_model, targets)
 
     state = None
     if resume and (run_dir / CHECKPOINT).exists():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,7 @@ class SearchSettings:
     nesterov: bool = True
     weight_decay: float = 2.5e-4
     grad_clip: float = 5.0
+    bn_calibration: int = 0
     top_k: int = 10
     final_samples: int = 20
     random_baseline: int = 100
@@ -69,7 +70,7 @@ class SearchSettings:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "controller_steps", "final_samples", "random_baseline", "fault_limit",
+        for name in ("warmup_epochs", "controller_steps", "bn_calibration", "final_samples", "random_baseline", "fault_limit",
                      "fault_backoff_after"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
@@ -202,20 +203,57 @@ class Search:
         #: Mean reward of the last epoch that trained the controller.
         self.last_mean = float("nan")
         self.faults = NumericFaults(s.fault_limit, s.fault_backoff_after, s.fault_backoff)
+        #: Statistics of a differentiable controller's alpha steps in the current epoch.
+        self.arch_stats: dict[str, list[float]] = {}
 
     # -- phases ---------------------------------------------------------------
     def train_supernet(self, archs: Sequence[Arch]) -> tuple[float, float | None]:
         """One optimiser step per architecture; returns the mean loss and train metric (if any)."""
+        return self._train_steps(len(archs), lambda i, x: self.model(x, archs[i]))
+
+    def train_weighted(self) -> tuple[float, float | None]:
+        """A differentiable controller's epoch (DARTS, GDAS; first-order, Liu et al., 2019, sec. 2.3).
+
+        Each step trains the weights on a training batch through the current
+        mixture (alpha held fixed), then takes one alpha step on a validation
+        batch (weights held fixed).
+        """
+        s, ctrl = self.settings, self.controller
+        ctrl.set_progress((self.epoch - s.warmup_epochs) / max(1, s.epochs - s.warmup_epochs))
+        backbone = self.model.backbone
+
+        def forward(_: int, x: torch.Tensor) -> torch.Tensor:
+            weights, active = ctrl.path_weights()
+            return self.model.head(backbone.forward_weighted(x, [w.detach() for w in weights], active))
+
+        def arch_step() -> None:
+            x, y = self.data.val.batch(s.batch_size, self.generator)
+            weights, active = ctrl.path_weights()
+            with self.timer():
+                loss = self.task.loss(self.model.head(backbone.forward_weighted(x, weights, active)), y)
+                if not bool(torch.isfinite(loss.detach())):
+                    self.faults.skipped_rewards(1, self.epoch)
+                    return
+                for key, value in ctrl.arch_step(loss, weights).items():
+                    self.arch_stats.setdefault(key, []).append(value)
+            self.arch_stats.setdefault("val_loss", []).append(float(loss.detach()))
+
+        return self._train_steps(s.supernet_steps, forward, after_step=arch_step)
+
+    def _train_steps(
+        self, steps: int, forward: Callable[[int, torch.Tensor], torch.Tensor], after_step: Callable[[], None] | None = None
+    ) -> tuple[float, float | None]:
+        """``steps`` weight updates, step ``i`` on ``forward(i, x)`` of a fresh training batch."""
         self.model.train()
         params = [p for p in self.model.parameters()]
         loss_sum = torch.zeros((), device=self.device)
         metric_sum = torch.zeros((), device=self.device)
         has_metric = False
         applied = 0
-        for arch in archs:
+        for i in range(steps):
             x, y = self.data.train.batch(self.settings.batch_size, self.generator)
             with self.timer():
-                out = self.model(x, arch)
+                out = forward(i, x)
                 loss = self.task.loss(out, y)
                 # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
                 self.optimizer.zero_grad(set_to_none=True)
@@ -235,6 +273,8 @@ class Search:
             if metric is not None:
                 metric_sum += metric
                 has_metric = True
+            if after_step is not None:
+                after_step()
         if not applied:
             return float("nan"), None
         loss_mean, metric_mean = (torch.stack([loss_sum, metric_sum]) / applied).tolist()  # one host sync per epoch
@@ -261,6 +301,9 @@ class Search:
             for key, value in self.controller.observe(archs, rewards).items():
                 agg.setdefault(key, []).append(value)
             self._record(epoch, archs, evaluations, rewards, stats)
+        for key, values in self.arch_stats.items():  # alpha steps of a differentiable controller
+            agg.setdefault(key, []).extend(values)
+        self.arch_stats = {}
         stats.controller = {k: float(np.mean(v)) for k, v in agg.items()}
 
     def _record(
@@ -289,12 +332,15 @@ class Search:
             warmup = epoch < s.warmup_epochs
             # Warm-up trains every path uniformly before the controller's
             # choices start to shape the shared weights (fair sampling).
-            if warmup or not self.controller.learns:
-                archs = self.uniform.propose(s.supernet_steps)
-            else:
-                archs = self.controller.propose(s.supernet_steps)
             lr = self.optimizer.param_groups[0]["lr"]
-            loss, acc = self.train_supernet(archs)
+            if not warmup and self.controller.differentiable:
+                loss, acc = self.train_weighted()
+            else:
+                if warmup or not self.controller.learns:
+                    archs = self.uniform.propose(s.supernet_steps)
+                else:
+                    archs = self.controller.propose(s.supernet_steps)
+                loss, acc = self.train_supernet(archs)
             self.scheduler.step()
             self.faults.end_epoch(self.optimizer, self.scheduler)
             stats = EpochStats(epoch, loss, acc, lr)

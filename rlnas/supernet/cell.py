@@ -79,19 +79,27 @@ class _CellNetwork(nn.Module):
                 self.cell_stage.append(s)
         self.out_channels = tuple(space.channels)
 
-    def _cell(self, edges: nn.ModuleList, x: Tensor, names: Sequence[str]) -> Tensor:
+    def _cell(self, edges: nn.ModuleList, x: Tensor, terms: Sequence[Sequence[tuple[str, Tensor | None]]]) -> Tensor:
+        """One cell; edge ``e`` adds ``sum(w * op(node))`` over its (op name, weight or None for 1) terms."""
         nodes = [x]
         for j in (1, 2, 3):
             total: Tensor | None = None
             for e, (jj, i) in enumerate(NB201_EDGES):
-                if jj != j or names[e] == "none":
+                if jj != j:
                     continue
-                out = edges[e][names[e]](nodes[i])
-                total = out if total is None else total + out
+                for op, w in terms[e]:
+                    if op == "none":  # the zero op adds nothing, whatever its weight
+                        continue
+                    out = edges[e][op](nodes[i])
+                    out = out if w is None else w * out
+                    total = out if total is None else total + out
             nodes.append(total if total is not None else torch.zeros_like(x))
         return nodes[3]
 
     def _run(self, x: Tensor, names: Sequence[str]) -> list[Tensor]:
+        return self._run_terms(x, [((name, None),) for name in names])
+
+    def _run_terms(self, x: Tensor, terms: Sequence[Sequence[tuple[str, Tensor | None]]]) -> list[Tensor]:
         h = self.stem(x)
         features: list[Tensor] = []
         for k, edges in enumerate(self.cells):
@@ -99,7 +107,7 @@ class _CellNetwork(nn.Module):
             if k > 0 and self.cell_stage[k - 1] != s:
                 features.append(h)
                 h = self.reductions[str(s)](h)
-            h = self._cell(edges, h, names)
+            h = self._cell(edges, h, terms)
         features.append(h)
         return features
 
@@ -126,6 +134,23 @@ class NB201SuperNet(ChildExtraction, _CellNetwork):
 
     def forward(self, x: Tensor, arch: Sequence[int]) -> list[Tensor]:  # type: ignore[override]
         return self._run(x, [self.space.ops[a] for a in self.space.validate(arch)])
+
+    def forward_weighted(
+        self, x: Tensor, weights: Sequence[Tensor], active: Sequence[Sequence[int]] | None = None
+    ) -> list[Tensor]:
+        """A weighted mixture of operations on every edge (DARTS, Liu et al., 2019, eq. 2), shared by all cells.
+
+        Args:
+            x: Input images (B, C_in, H, W).
+            weights: Per edge, a weight per operation.
+            active: Per edge, the operations to compute (None: all); GDAS computes only its sample.
+        """
+        ops = self.space.ops
+        terms = [
+            tuple((ops[k], weights[e][k]) for k in (active[e] if active else range(len(ops))))
+            for e in range(len(NB201_EDGES))
+        ]
+        return self._run_terms(x, terms)
 
     def choice_modules(self) -> Iterator[tuple[str, nn.Module]]:
         yield "stem", self.stem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -13,6 +14,8 @@ from rlnas.supernet.sharing import ChildExtraction
 
 # Per layer: (op name, indices of the earlier layers added as skips).
 Plan = tuple[tuple[str, tuple[int, ...]], ...]
+# (op name or skip source, its weight or None for 1) of one layer's weighted sum.
+Terms = Sequence[tuple[Any, Tensor | None]]
 STEM = -1  # layer index of the stem output in adapter keys
 
 
@@ -70,6 +73,14 @@ class _MacroNetwork(nn.Module):
 
     def _run(self, x: Tensor, plan: Plan) -> list[Tensor]:
         """Runs ``plan`` on ``x`` (B, C_in, H, W); returns the last feature map of each stage."""
+        return self._run_terms(x, [(((op, None),), tuple((j, None) for j in skips)) for op, skips in plan])
+
+    def _run_terms(self, x: Tensor, layers: Sequence[tuple[Terms, Terms]]) -> list[Tensor]:
+        """Runs per-layer weighted sums: ``(ops, skips)``, each a sequence of (name or source layer, weight).
+
+        A weight of None is 1 (a single path); a layer with skip terms gets its
+        post-addition BatchNorm, as in ENAS.
+        """
         stage_of = self.space.layer_stage
         outs: dict[int, Tensor] = {STEM: self.stem(x)}
         adapted: dict[tuple[int, int], Tensor] = {}
@@ -81,18 +92,21 @@ class _MacroNetwork(nn.Module):
                 adapted[(j, s)] = self.adapters[f"{j}>{s}"](outs[j])
             return adapted[(j, s)]
 
+        def weighted(value: Tensor, weight: Tensor | None) -> Tensor:
+            return value if weight is None else weight * value
+
         features: list[Tensor] = []
-        for i, (op_name, skips) in enumerate(plan):
+        for i, (ops, skips) in enumerate(layers):
             s = stage_of[i]
             if i > 0 and stage_of[i - 1] != s:
                 features.append(outs[i - 1])
-            out = self.layers[i][op_name](fetch(i - 1, s))
+            inp = fetch(i - 1, s)
+            out = sum_terms([weighted(self.layers[i][op](inp), w) for op, w in ops])
             if skips:
-                for j in skips:
-                    out = out + fetch(j, s)
+                out = out + sum_terms([weighted(fetch(j, s), w) for j, w in skips])
                 out = self.post_bn[str(i)](out)
             outs[i] = out
-        features.append(outs[len(plan) - 1])
+        features.append(outs[len(layers) - 1])
         return features
 
     @staticmethod
@@ -160,6 +174,32 @@ class MacroSuperNet(ChildExtraction, _MacroNetwork):
     def forward(self, x: Tensor, arch: Sequence[int]) -> list[Tensor]:  # type: ignore[override]
         return self._run(x, self.plan(arch))
 
+    def forward_weighted(
+        self, x: Tensor, weights: Sequence[Tensor], active: Sequence[Sequence[int]] | None = None
+    ) -> list[Tensor]:
+        """A weighted mixture of paths, for differentiable search (DARTS, GDAS).
+
+        Each layer outputs ``sum_k w[op, k] * op_k(input) + sum_j w[skip j, 1] * h_j``
+        (Liu et al., 2019, eq. 2, with the skip decisions as two-way choices
+        whose "off" branch adds nothing).
+
+        Args:
+            x: Input images (B, C_in, H, W).
+            weights: Per decision, a weight per choice (``len(space)`` vectors).
+            active: Per decision, the choices to compute (None: all). GDAS
+                computes only its sampled choice; its weight carries the gradient.
+        """
+        space = self.space
+        layers = []
+        for i in range(space.num_layers):
+            d = space.op_index[i]
+            ops = tuple((space.ops[k], weights[d][k]) for k in (active[d] if active else range(len(space.ops))))
+            skips = tuple(
+                (j, weights[dj][1]) for j, dj in enumerate(space.skip_index[i]) if not active or 1 in active[dj]
+            )
+            layers.append((ops, skips))
+        return self._run_terms(x, layers)
+
     def choice_modules(self) -> Iterator[tuple[str, nn.Module]]:
         """Every module a child may contain, by the name :meth:`used_modules` uses."""
         yield "stem", self.stem
@@ -224,3 +264,11 @@ class MacroChild(_MacroNetwork):
 def count_params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
+
+
+def sum_terms(terms: Sequence[Tensor]) -> Tensor:
+    """The sum of one or more tensors (the first one itself when alone, so a single path stays exact)."""
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total

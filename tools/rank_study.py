@@ -1,0 +1,228 @@
+"""Do shared weights rank architectures the way standalone training does, and how well could they?
+
+Draws ``--archs`` architectures uniformly from the configured space, trains
+each one standalone from scratch ``--seeds`` times (the ground-truth recipe of
+:mod:`rlnas.evaluators.standalone`: test split the search never sees) and
+caches those results, since they do not depend on the supernet. Then runs the
+search given by the overrides (or loads ``--run-dir``) and scores the same
+architectures on the whole validation split with its shared weights, once
+with the statistics of the scored images (the supernet's BatchNorm keeps no
+running statistics) and once per ``--calibrate`` size with per-architecture
+BatchNorm statistics from that many training images.
+
+Reported per supernet variant (``--label``; earlier variants in ``--out`` are
+kept and shown beside it):
+
+- noise ceiling: Kendall tau between two standalone seeds (mean over pairs);
+  no scorer can be expected to agree with one training run better than a
+  second training run does;
+- Kendall tau and Spearman rho of the supernet's scores against the
+  standalone mean;
+- top-10 % precision: of the supernet's best 10 %, the share that is in the
+  standalone best 10 % (ties at the boundary count as in).
+
+    .venv/bin/python tools/rank_study.py --label default
+    .venv/bin/python tools/rank_study.py --label warmup15 search.warmup_epochs=15
+    .venv/bin/python tools/rank_study.py --label mine --run-dir outputs/runs/DATE/TIME
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_config, load_run  # noqa: E402
+
+
+def standalone_key(cfg: Any, seeds: int, epochs: int) -> str:
+    """Identifies the standalone results: task, data split, space and recipe (not the search settings)."""
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "space")}
+    parts.update(seed=int(cfg.get("seed", 0)), seeds=seeds, epochs=epochs)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epochs: int, cache: Path) -> dict:
+    """arch -> per-seed test metric, trained where the cache lacks it (the cache is saved after each arch)."""
+    from tqdm import tqdm
+
+    from rlnas.evaluators.standalone import ground_truth
+    from rlnas.utils import write_json_atomic
+
+    key = standalone_key(cfg, seeds, epochs)
+    stored = json.loads(cache.read_text()) if cache.is_file() else {}
+    table = stored.get(key, {})
+    todo = [a for a in archs if str(list(a)) not in table]
+    for arch in tqdm(todo, desc="standalone", unit="arch", disable=None):
+        table[str(list(arch))] = ground_truth(cfg, arch, seeds=seeds, epochs=epochs, device="cpu")["values"]
+        stored[key] = table
+        write_json_atomic(cache, stored)
+    return {a: table[str(list(a))] for a in archs}
+
+
+def top_precision(scores: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
+    """Share of the ``fraction`` best by ``scores`` that are among the ``fraction`` best by ``truth``."""
+    k = max(1, round(fraction * len(scores)))
+    chosen = np.argsort(-scores, kind="stable")[:k]
+    threshold = np.sort(truth)[::-1][k - 1]
+    return float(np.mean(truth[chosen] >= threshold))
+
+
+def noise_ceiling(values: np.ndarray) -> float:
+    """Mean Kendall tau between two standalone seeds, over all pairs of seeds (columns of ``values``)."""
+    n = values.shape[1]
+    taus = [stats.kendalltau(values[:, i], values[:, j])[0] for i in range(n) for j in range(i + 1, n)]
+    return float(np.nanmean(taus))
+
+
+def fidelity(scores: list[float], truth: np.ndarray) -> dict[str, float]:
+    s = np.asarray(scores, dtype=float)
+    return {
+        "kendall_tau": float(stats.kendalltau(s, truth)[0]),
+        "spearman_rho": float(stats.spearmanr(s, truth)[0]),
+        "top10_precision": top_precision(s, truth),
+    }
+
+
+def report(study: dict[str, Any], out: Path) -> str:
+    """Markdown table of every stored variant, and ranking.png (one panel per variant's best scorer)."""
+    ceiling = study["noise_ceiling"]
+    lines = [
+        f"{study['archs']} architectures drawn uniformly, each trained standalone {study['seeds']} times "
+        f"({study['epochs']} epochs, {study['metric']} on the test split). Noise ceiling "
+        f"(Kendall tau, seed vs seed): **{ceiling:.3f}**.",
+        "",
+        "| supernet | scored with | Kendall tau | / ceiling | Spearman rho | top-10 % precision | search s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, variant in study["variants"].items():
+        for mode, f in variant["fidelity"].items():
+            lines.append(
+                f"| {label} | {mode} | {f['kendall_tau']:.3f} | {f['kendall_tau'] / ceiling:.2f} | "
+                f"{f['spearman_rho']:.3f} | {f['top10_precision']:.2f} | {variant.get('seconds') or float('nan'):.0f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    (out / "ranking.md").write_text(text)
+    plot(study, out / "ranking.png")
+    return text
+
+
+def plot(study: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = np.asarray(study["standalone"], dtype=float)
+    mean, std = truth.mean(1), truth.std(1)
+    variants = list(study["variants"].items())
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4), dpi=110, squeeze=False)
+    for ax, (label, variant) in zip(axes[0], variants):
+        mode = max(variant["fidelity"], key=lambda m: variant["fidelity"][m]["kendall_tau"])
+        scores = np.asarray(variant["scores"][mode])
+        f = variant["fidelity"][mode]
+        ax.errorbar(scores, mean, yerr=std, fmt="o", ms=3, alpha=0.7, elinewidth=0.8)
+        ax.set_title(f"{label} ({mode})\ntau {f['kendall_tau']:.2f}, ceiling {study['noise_ceiling']:.2f}", fontsize=9)
+        ax.set_xlabel(f"supernet {study['metric']} (val)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"standalone {study['metric']} (test, mean ± std)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the search (without --run-dir)")
+    parser.add_argument("--run-dir", help="a finished run to take the supernet from instead of searching")
+    parser.add_argument("--label", default="default", help="name of this supernet variant in the report")
+    parser.add_argument("--archs", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3, help="standalone trainings per architecture")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
+    parser.add_argument("--calibrate", type=int, nargs="*", default=[256, 1024],
+                        help="training images for per-architecture BatchNorm statistics (one scoring each)")
+    parser.add_argument("--sample-seed", type=int, default=1234)
+    parser.add_argument("--out", default="outputs/rank_study")
+    args = parser.parse_args()
+    if args.archs < 4 or args.seeds < 2:
+        raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
+    import torch
+    from hydra.utils import instantiate
+
+    from rlnas.evaluators.supernet import calibration_inputs
+    from rlnas.utils import write_json_atomic
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = OmegaConf.load(Path(args.run_dir) / "config.yaml") if args.run_dir else load_config(args.overrides)
+    space = instantiate(cfg.space, _convert_="all")
+    rng = np.random.default_rng(args.sample_seed)
+    archs: list[tuple[int, ...]] = []
+    for _ in range(100 * args.archs):
+        if len(archs) == args.archs:
+            break
+        arch = tuple(space.sample(rng))
+        if arch not in archs:
+            archs.append(arch)
+
+    start = time.perf_counter()
+    table = standalone_results(cfg, archs, args.seeds, args.epochs, out / "standalone.json")
+    truth_values = np.asarray([table[a] for a in archs], dtype=float)
+    print(f"standalone: {time.perf_counter() - start:.0f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        if args.run_dir:
+            search = load_run(args.run_dir, tmp)
+        else:
+            search = build_and_run(cfg, tmp)
+        seconds = time.perf_counter() - start
+    evaluator, metric = search.evaluator, search.task.reward_metric
+    scores: dict[str, list[float]] = {}
+    modes = [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in args.calibrate]
+    for mode, n in modes:
+        evaluator.calibration = (
+            list(calibration_inputs(search.data.train, n, 0).split(evaluator.batch_size)) if n else []
+        )
+        with torch.no_grad():
+            scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
+
+    path = out / "study.json"
+    study = json.loads(path.read_text()) if path.is_file() else {}
+    if study.get("archs_list") != [list(a) for a in archs] or study.get("epochs") != args.epochs:
+        study = {"variants": {}}  # another sample or recipe: earlier variants are not comparable
+    truth = truth_values.mean(1)
+    study.update(
+        metric=metric, archs=len(archs), seeds=args.seeds, epochs=args.epochs, archs_list=[list(a) for a in archs],
+        standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
+    )
+    study["variants"][args.label] = {
+        "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds if not args.run_dir else None,
+        "scores": scores, "fidelity": {m: fidelity(s, truth) for m, s in scores.items()},
+    }
+    write_json_atomic(path, study)
+    print(report(study, out))
+    print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
+
+
+def build_and_run(cfg: Any, run_dir: str):
+    """Runs the configured search in ``run_dir`` and returns it (its supernet trained)."""
+    from rlnas.search.builder import build_search
+
+    search = build_search(cfg, run_dir, progress=False)
+    search.run()
+    return search
+
+
+if __name__ == "__main__":
+    main()
