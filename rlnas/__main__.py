@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlnas.config import check_overrides, validate_config
+from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.data.base import DataError
 from rlnas.spaces.base import InvalidArchitectureError
 from rlnas.sweep.jobs import parallel_jobs, threads_per_job, write_status
@@ -77,7 +77,7 @@ def one_line_errors(
         sys.exit(2)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def run(cfg: DictConfig) -> float:
     """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
     from rlnas.search.budget import build_budget_search

@@ -34,8 +34,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rlnas.search.loop import SearchSettings
 from rlnas.search.selection import SelectionSettings
+from rlnas.utils import conf_dir
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: Where ``config.yaml`` and the config groups are read from.
+CONF_DIR = conf_dir()
 #: Config groups of ``conf/`` a command line may choose from.
 GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark")
 
@@ -62,6 +64,7 @@ class RlnasConfig:
     """Schema of ``conf/config.yaml``: typed sections; the ``_target_`` groups are checked by signature."""
 
     seed: int = 0
+    data_seed: Optional[int] = None  # noqa: UP007
     device: str = "auto"
     threads: Optional[int] = None  # noqa: UP007
     resume: Optional[str] = None  # noqa: UP007

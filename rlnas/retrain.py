@@ -59,7 +59,7 @@ from rlnas.export import (
 from rlnas.supernet import build_child
 from rlnas.supernet.sharing import shared_weights
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import atomic_file, resolve_device, save_atomic, section_values, seed_everything, write_json_atomic
+from rlnas.utils import atomic_file, conf_dir, data_seed, resolve_device, save_atomic, section_values, seed_everything, write_json_atomic
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
@@ -126,11 +126,11 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
 def search_parts(search_cfg: DictConfig, device: torch.device) -> tuple[Any, Task, DataSplits]:
     """The search's space, task and data split on ``device``.
 
-    The search's seed fixes the split, so the test split is the one the search never saw.
+    The search's data seed fixes the split, so the test split is the one the search never saw.
     """
     space = instantiate(search_cfg.space, _convert_="all")
     task: Task = instantiate(search_cfg.task, _convert_="all")
-    return space, task, task.load_data(seed=int(search_cfg.get("seed", 0))).to(device)
+    return space, task, task.load_data(seed=data_seed(search_cfg)).to(device)
 
 
 def standalone_network(space: Any, task: Task, data: DataSplits, arch: Sequence[int]) -> Network:
@@ -400,7 +400,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="retrain")
 def run(cfg: DictConfig) -> None:
     """Hydra entry point; user errors print one line and exit with code 2."""
     from rlnas.__main__ import one_line_errors

@@ -14,7 +14,9 @@ def load_config(overrides: list[str]) -> DictConfig:
     """The app's config for ``overrides`` (``+task=classification`` added when no task is given)."""
     from rlnas.__main__ import with_default_task
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    from rlnas.config import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=with_default_task(list(overrides)))
 
 

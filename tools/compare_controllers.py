@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools._common import load_config  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
+#: Controllers that learn by gradient through a supernet: whole searches (--task) only.
+DIFFERENTIABLE = ["darts", "gdas"]
 #: Published NAS-Bench-201 CIFAR-10 test accuracy (%) of searches at a fixed time
 #: budget, mean +- std over 500 runs (Dong & Yang, ICLR 2020, Table 5). They belong
 #: to that data: keyed by the table file's sha256 (as listed in shared/benchmarks/README.md)
@@ -357,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")
     where.add_argument("--task", help="task config name: whole weight-sharing searches")
-    parser.add_argument("--controllers", nargs="+", default=ALL, choices=ALL)
+    parser.add_argument("--controllers", nargs="+", default=ALL, choices=ALL + DIFFERENTIABLE,
+                        help=f"default: {' '.join(ALL)}; {' and '.join(DIFFERENTIABLE)} with --task only")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", type=int, nargs="+", default=None,
                         help="evaluation budgets to tabulate (benchmarks; default: the config's evaluations)")
@@ -377,9 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     plan = [(c, c, []) for c in (["random"] if args.reference == "random" else []) + args.controllers]
     plan = list({label: (label, c, o) for label, c, o in plan}.values())
     for variant in args.variant:
-        if len(variant) < 2 or variant[1] not in ALL:
-            parser.error(f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in {ALL}")
+        if len(variant) < 2 or variant[1] not in ALL + DIFFERENTIABLE:
+            parser.error(f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in "
+                         f"{ALL + DIFFERENTIABLE}")
         plan.append((variant[0], variant[1], variant[2:]))
+    if args.benchmark and any(c in DIFFERENTIABLE for _, c, _ in plan):
+        parser.error(f"{' and '.join(DIFFERENTIABLE)} train through a supernet: compare them with --task, not --benchmark")
     if args.reference not in [label for label, _, _ in plan]:
         parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
     name = args.benchmark or args.task

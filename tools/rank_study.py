@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -48,7 +49,9 @@ from _common import load_config, load_run  # noqa: E402
 def standalone_key(cfg: Any, seeds: int, epochs: int) -> str:
     """Identifies the standalone results: task, data split, space and recipe (not the search settings)."""
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "space")}
-    parts.update(seed=int(cfg.get("seed", 0)), seeds=seeds, epochs=epochs)
+    from rlnas.utils import data_seed
+
+    parts.update(seed=data_seed(cfg), seeds=seeds, epochs=epochs)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -85,6 +88,37 @@ def noise_ceiling(values: np.ndarray) -> float:
     return float(np.nanmean(taus))
 
 
+def mean_ceiling(tau_pair: float, seeds: int) -> float:
+    """Kendall tau a noise-free ranking can expect against the mean of ``seeds`` standalone runs.
+
+    The seed-vs-seed tau bounds agreement with *one* run; the mean of several
+    runs is less noisy. Under a normal model of seed noise, tau converts to a
+    correlation r = sin(pi tau / 2) (Greiner's relation, Kendall 1948), the mean
+    of k runs has reliability R = k r / (1 + (k - 1) r) (Spearman-Brown), a
+    noise-free score correlates with it as sqrt(R), and that converts back to
+    tau = 2 / pi * arcsin(sqrt(R)). An estimate, reported beside the pairwise figure.
+    """
+    r = math.sin(math.pi * max(0.0, tau_pair) / 2)
+    reliability = seeds * r / (1 + (seeds - 1) * r) if r > 0 else 0.0
+    return 2 / math.pi * math.asin(math.sqrt(reliability))
+
+
+def held_out_check(values: np.ndarray) -> tuple[float, float]:
+    """(measured, predicted) Kendall tau of one run against the mean of the other runs.
+
+    Checks the normal model behind :func:`mean_ceiling` on the data itself:
+    measured over every held-out run, predicted from the pairwise tau as the
+    correlation sqrt(r * R_{k-1}) of one run with an independent (k-1)-run mean.
+    """
+    k = values.shape[1]
+    measured = float(np.nanmean([
+        stats.kendalltau(values[:, i], np.delete(values, i, axis=1).mean(1))[0] for i in range(k)
+    ]))
+    r = math.sin(math.pi * max(0.0, noise_ceiling(values)) / 2)
+    rest = (k - 1) * r / (1 + (k - 2) * r) if r > 0 else 0.0
+    return measured, 2 / math.pi * math.asin(math.sqrt(r * rest))
+
+
 def fidelity(scores: list[float], truth: np.ndarray) -> dict[str, float]:
     s = np.asarray(scores, dtype=float)
     return {
@@ -97,19 +131,39 @@ def fidelity(scores: list[float], truth: np.ndarray) -> dict[str, float]:
 def report(study: dict[str, Any], out: Path) -> str:
     """Markdown table of every stored variant, and ranking.png (one panel per variant's best scorer)."""
     ceiling = study["noise_ceiling"]
+    k = study["seeds"]
+    ceiling_mean = mean_ceiling(ceiling, k)
     lines = [
-        f"{study['archs']} architectures drawn uniformly, each trained standalone {study['seeds']} times "
-        f"({study['epochs']} epochs, {study['metric']} on the test split). Noise ceiling "
-        f"(Kendall tau, seed vs seed): **{ceiling:.3f}**.",
+        f"{study['archs']} architectures drawn uniformly, each trained standalone {k} times "
+        f"({study['epochs']} epochs, {study['metric']} on the test split). Noise ceiling, Kendall tau of one "
+        f"standalone run against another: **{ceiling:.3f}**; what a noise-free ranking can expect against the "
+        f"mean of {k} runs (Spearman-Brown estimate): **{ceiling_mean:.3f}** (the model checked on the data: one "
+        f"run against the mean of the others, tau {study['held_out'][0]:.3f} measured, {study['held_out'][1]:.3f} "
+        "predicted). Scores are ranked against the mean.",
         "",
-        "| supernet | scored with | Kendall tau | / ceiling | Spearman rho | top-10 % precision | search s |",
-        "|---|---|---|---|---|---|---|",
+        f"| supernet | runs | scored with | Kendall tau | / ceiling of the {k}-run mean | Spearman rho | "
+        "top-10 % precision | search s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    # Labels NAME@SEED are runs of one variant: mean ± std over them.
+    groups: dict[str, list[dict]] = {}
     for label, variant in study["variants"].items():
-        for mode, f in variant["fidelity"].items():
+        groups.setdefault(label.split("@")[0], []).append(variant)
+
+    def cell(values: list[float], digits: int) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+    for name, variants in groups.items():
+        for mode in variants[0]["fidelity"]:
+            fs = [v["fidelity"][mode] for v in variants if mode in v["fidelity"]]
+            taus = [f["kendall_tau"] for f in fs]
+            seconds = [v["seconds"] for v in variants if v.get("seconds")]
             lines.append(
-                f"| {label} | {mode} | {f['kendall_tau']:.3f} | {f['kendall_tau'] / ceiling:.2f} | "
-                f"{f['spearman_rho']:.3f} | {f['top10_precision']:.2f} | {variant.get('seconds') or float('nan'):.0f} |"
+                f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {np.mean(taus) / ceiling_mean:.2f} | "
+                f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} | "
+                f"{np.mean(seconds) if seconds else float('nan'):.0f} |"
             )
     text = "\n".join(lines) + "\n"
     (out / "ranking.md").write_text(text)
@@ -132,7 +186,8 @@ def plot(study: dict[str, Any], path: Path) -> None:
         scores = np.asarray(variant["scores"][mode])
         f = variant["fidelity"][mode]
         ax.errorbar(scores, mean, yerr=std, fmt="o", ms=3, alpha=0.7, elinewidth=0.8)
-        ax.set_title(f"{label} ({mode})\ntau {f['kendall_tau']:.2f}, ceiling {study['noise_ceiling']:.2f}", fontsize=9)
+        ax.set_title(f"{label} ({mode})\ntau {f['kendall_tau']:.2f}, ceiling "
+                     f"{mean_ceiling(study['noise_ceiling'], study['seeds']):.2f}", fontsize=9)
         ax.set_xlabel(f"supernet {study['metric']} (val)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"standalone {study['metric']} (test, mean ± std)")
@@ -145,17 +200,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the search (without --run-dir)")
     parser.add_argument("--run-dir", help="a finished run to take the supernet from instead of searching")
-    parser.add_argument("--label", default="default", help="name of this supernet variant in the report")
+    parser.add_argument("--label", default="default",
+                        help="name of this supernet variant in the report; NAME@SEED labels are averaged per NAME")
     parser.add_argument("--archs", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3, help="standalone trainings per architecture")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
-    parser.add_argument("--calibrate", type=int, nargs="*", default=[256, 1024],
-                        help="training images for per-architecture BatchNorm statistics (one scoring each)")
+    parser.add_argument("--calibrate", default="256,1024",
+                        help="comma-separated training image counts for per-architecture BatchNorm "
+                             "statistics (one scoring each; empty: none)")
     parser.add_argument("--sample-seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
     if args.archs < 4 or args.seeds < 2:
         raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
+    try:
+        calibrate = [int(n) for n in args.calibrate.split(",") if n.strip()]
+    except ValueError:
+        raise SystemExit(f"--calibrate {args.calibrate!r}: expected comma-separated image counts") from None
     import torch
     from hydra.utils import instantiate
 
@@ -189,7 +250,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
     evaluator, metric = search.evaluator, search.task.reward_metric
     scores: dict[str, list[float]] = {}
-    modes = [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in args.calibrate]
+    modes = [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in calibrate]
     for mode, n in modes:
         evaluator.calibration = (
             list(calibration_inputs(search.data.train, n, 0).split(evaluator.batch_size)) if n else []
@@ -205,6 +266,7 @@ def main() -> None:
     study.update(
         metric=metric, archs=len(archs), seeds=args.seeds, epochs=args.epochs, archs_list=[list(a) for a in archs],
         standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
+        held_out=held_out_check(truth_values),
     )
     study["variants"][args.label] = {
         "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds if not args.run_dir else None,

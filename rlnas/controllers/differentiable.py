@@ -273,7 +273,17 @@ class DifferentiableController(Controller):
 
 def alpha_heatmap(probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]], path: Path,
                   title: str = "softmax(alpha)") -> None:
-    """A decision x choice heat map of the architecture distribution (PNG)."""
+    """Writes :func:`alpha_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = alpha_figure(probs, names, choices, title)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def alpha_figure(probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]],
+                 title: str = "softmax(alpha)") -> Any:
+    """A decision x choice heat map of the architecture distribution (a matplotlib figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -291,5 +301,4 @@ def alpha_heatmap(probs: Sequence[np.ndarray], names: Sequence[str], choices: Se
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig

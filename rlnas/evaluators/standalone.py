@@ -11,15 +11,16 @@ seeds, and scored on the test split of the search's own data split.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlnas.utils import conf_dir
+
 #: The retrain config whose ``train:`` recipe the ground truth shortens.
-RETRAIN_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "retrain.yaml"
+RETRAIN_CONFIG = conf_dir() / "retrain.yaml"
 
 
 def ground_truth(

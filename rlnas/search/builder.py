@@ -22,7 +22,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import resolve_device, section_values, seed_everything
+from rlnas.utils import data_seed, resolve_device, section_values, seed_everything
 
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run.
@@ -142,7 +142,7 @@ def build_search(
 
     space: SearchSpace = instantiate(cfg.space, _convert_="all")
     task: Task = instantiate(cfg.task, _convert_="all")
-    data = task.load_data(seed=seed).to(device)
+    data = task.load_data(seed=data_seed(cfg)).to(device)
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
 
     backbone = build_supernet(space, data.in_channels)

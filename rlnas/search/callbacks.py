@@ -76,7 +76,20 @@ class TensorBoardLogger(Callback):
         w.add_scalar("charts/epoch_seconds", stats.seconds, step)
         if self.image_every and stats.rewards and (stats.epoch + 1) % self.image_every == 0:
             self._preview(search, step)
+        if search.controller.differentiable and stats.controller:
+            self._alphas(search, step)
         w.flush()
+
+    def _alphas(self, search: Search, step: int) -> None:
+        """A differentiable controller's softmax(alpha) per decision (heat map) and its derived architecture."""
+        from rlnas.controllers.differentiable import alpha_figure
+
+        ctrl = search.controller
+        space = search.space
+        figure = alpha_figure(ctrl.probabilities(), [d.name for d in space.decisions],
+                              [list(d.choices) for d in space.decisions], f"{ctrl.mode}: softmax(alpha), epoch {step}")
+        self.writer.add_figure("controller/alphas", figure, step)
+        self.writer.add_text("controller/derived", space.describe(ctrl.derived()), step)
 
     @torch.no_grad()
     def _preview(self, search: Search, step: int) -> None:

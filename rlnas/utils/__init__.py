@@ -22,6 +22,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def conf_dir() -> Path:
+    """The Hydra config directory: the installed package ``rlnas.conf``, else a source checkout's ``conf/``."""
+    try:
+        from importlib.resources import files
+
+        installed = Path(str(files("rlnas.conf")))
+        if (installed / "config.yaml").is_file():
+            return installed
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+def data_seed(cfg: Any) -> int:
+    """The seed of a run's train/val/test split: ``data_seed``, or the run's ``seed`` when that is null."""
+    value = cfg.get("data_seed")
+    return int(cfg.get("seed", 0) if value is None else value)
+
+
 def global_rng_state() -> dict[str, Any]:
     """The process-wide random states (python, numpy, torch CPU and CUDA)."""
     return {
