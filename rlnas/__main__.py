@@ -211,6 +211,11 @@ def with_default_task(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console entry point."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        from rlnas.config import help_text
+
+        print(help_text())
+        return
     sys.argv = [sys.argv[0], *with_default_task(sys.argv[1:])]
     with one_line_errors("rlnas"):
         check_overrides(sys.argv[1:])

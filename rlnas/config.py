@@ -22,6 +22,7 @@ that owns the value (``SearchSettings``, the spaces, the rewards) and raise
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -77,6 +78,65 @@ class RlnasConfig:
     controller: Any = None
     reward: Any = None
     benchmark: Any = None
+
+
+def describe_option(path: Path) -> str:
+    """The first sentence of a config file's leading comment (its one-line description)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            if lines:
+                break
+            continue
+        text = line.lstrip("#").strip()
+        if text.startswith("@package"):
+            continue
+        lines.append(text)
+    words = " ".join(lines)
+    # The first sentence: a full stop before a capital, not one that ends "et al." or "eq.".
+    match = re.search(r"(?<!\bal)(?<!\beq)(?<!\bsec)\.\s+(?=[A-Z])", words)
+    first = words[: match.start()] if match else words.rstrip(".")
+    for mark in ("; ", ": "):  # a long sentence: its first clause
+        if len(first) > 110 and mark in first:
+            first = first[: first.index(mark)]
+    return first if len(first) <= 110 else first[:107].rstrip() + "..."
+
+
+def help_text(conf_dir: Path = CONF_DIR) -> str:
+    """``python -m rlnas --help``: usage, every config group's options with one line each, and examples."""
+    groups = [("task", "+task=NAME (default: classification)"), ("space", "space=NAME"),
+              ("controller", "controller=NAME"), ("reward", "reward=NAME"),
+              ("benchmark", "+benchmark=NAME (tabular: no supernet, seconds)"), ("experiment", "+experiment=NAME")]
+    out = [
+        "usage: python -m rlnas [+task=NAME] [GROUP=NAME ...] [key=value ...] [-m for a sweep]",
+        "",
+        "Reinforcement-learning neural architecture search with weight sharing. Every setting is a Hydra",
+        "override; a run writes to outputs/runs/DATE/TIME (best_arch.json, history.csv, TensorBoard).",
+    ]
+    for group, how in groups:
+        options = group_options(group, conf_dir)
+        if not options:
+            continue
+        out += ["", f"{group} ({how}):"]
+        width = max(len(o) for o in options)
+        out += [f"  {o:<{width}}  {describe_option(conf_dir / group / f'{o}.yaml')}" for o in options]
+    out += [
+        "",
+        "common settings (defaults in conf/config.yaml):",
+        "  seed=0  device=auto|cpu|cuda  search.epochs=30  search.warmup_epochs=5  search.batch_size=128",
+        "  reward.targets.params=50000  selection.rule=best|top_k|knee  resume=RUN_DIR",
+        "",
+        "examples:",
+        "  python -m rlnas                                     default search (classification, macro, enas)",
+        "  python -m rlnas +task=detection controller=maskable_ppo",
+        "  python -m rlnas reward=mnas reward.targets.latency_ms=2",
+        "  python -m rlnas -m controller=enas,evolution seed=0,1,2",
+        "  python -m rlnas +benchmark=toy controller=enas        a tabular benchmark in seconds",
+        "  python -m rlnas.retrain arch=outputs/runs/DATE/TIME/best_arch.json",
+        "",
+        f"configs: {conf_dir}; Hydra's own options: --hydra-help; the composed config: --cfg job",
+    ]
+    return "\n".join(out)
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:

@@ -219,8 +219,13 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; errors print one line and return 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip() + "\n\nsettings (key=value): model (required), input (required), output=null, "
+              "batch_size=64, top_k=3, score_threshold=null (detection: the model's own when null)")
+        return 0
     try:
-        cfg = parse_args(sys.argv[1:] if argv is None else argv)
+        cfg = parse_args(args)
         model = load_model(cfg.model)
         files = image_files(cfg.input)
         rows = []

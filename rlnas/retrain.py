@@ -23,6 +23,7 @@ import copy
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -414,5 +415,25 @@ def run(cfg: DictConfig) -> None:
           f"size_mb={first['size_mb']:.3f} | latency_ms={first['latency_ms']:.3f} | run dir: {out_dir}")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Console entry point: ``--help`` explains the retrain settings, anything else goes to Hydra."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
+        return
     run()
+
+
+RETRAIN_HELP = """usage: python -m rlnas.retrain arch=RUN_DIR/best_arch.json [key=value ...]
+
+Trains a found architecture as a standalone network, tests it on the split the
+search never saw, exports it (ONNX, TorchScript) and optionally compresses it.
+The search's config.yaml beside best_arch.json gives task, data and space.
+Output: outputs/retrain/DATE/TIME (report.md, model.onnx, model.json).
+
+settings (conf/retrain.yaml):
+
+"""
+
+
+if __name__ == "__main__":
+    main()

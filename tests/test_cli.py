@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -210,3 +212,21 @@ def test_every_controller_runs_a_whole_search(tmp_path):
         assert (ran[name] / "controller_sb3.zip").is_file()
         state = torch.load(ran[name] / "controller.pt", weights_only=False)
         assert state["updates"] >= 1, (name, state["updates"])  # SB3's own train() ran
+
+
+def test_every_entry_point_explains_itself():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    for group in ("task", "space", "controller", "reward", "benchmark", "experiment"):
+        for path in sorted((ROOT / "conf" / group).glob("*.yaml")):
+            row = next((line for line in lines if line.split()[:1] == [path.stem]), None)
+            assert row is not None, f"{group}={path.stem} missing from --help"
+            assert len(row.split()) > 2, f"{group}={path.stem} has no description: {row!r}"
+    retrain = subprocess.run([sys.executable, "-m", "rlnas.retrain", "--help"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert retrain.returncode == 0 and "arch=RUN_DIR/best_arch.json" in retrain.stdout
+    assert "compress:" in retrain.stdout and "controller" not in retrain.stdout  # its own settings, not the search's
+    predict = subprocess.run([sys.executable, "-m", "rlnas.predict", "--help"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert predict.returncode == 0 and "model (required)" in predict.stdout
