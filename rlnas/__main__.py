@@ -212,9 +212,10 @@ def with_default_task(argv: list[str]) -> list[str]:
 def main() -> None:
     """Console entry point."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        from rlnas.config import help_text
+        from rlnas.config import help_text, search_dirs
 
-        print(help_text())
+        with one_line_errors("rlnas"):
+            print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     sys.argv = [sys.argv[0], *with_default_task(sys.argv[1:])]
     with one_line_errors("rlnas"):

@@ -102,7 +102,7 @@ def describe_option(path: Path) -> str:
     return first if len(first) <= 110 else first[:107].rstrip() + "..."
 
 
-def help_text(conf_dir: Path = CONF_DIR) -> str:
+def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
     """``python -m rlnas --help``: usage, every config group's options with one line each, and examples."""
     groups = [("task", "+task=NAME (default: classification)"), ("space", "space=NAME"),
               ("controller", "controller=NAME"), ("reward", "reward=NAME"),
@@ -114,12 +114,16 @@ def help_text(conf_dir: Path = CONF_DIR) -> str:
         "override; a run writes to outputs/runs/DATE/TIME (best_arch.json, history.csv, TensorBoard).",
     ]
     for group, how in groups:
-        options = group_options(group, conf_dir)
+        options = group_options(group, conf_dir, extra)
         if not options:
             continue
         out += ["", f"{group} ({how}):"]
         width = max(len(o) for o in options)
-        out += [f"  {o:<{width}}  {describe_option(conf_dir / group / f'{o}.yaml')}" for o in options]
+        for o in options:
+            # Described from the first directory that holds it (added ones first).
+            path = next((Path(d) / group / f"{o}.yaml" for d in (*extra, conf_dir)
+                         if (Path(d) / group / f"{o}.yaml").is_file()))
+            out.append(f"  {o:<{width}}  {describe_option(path)}")
     out += [
         "",
         "common settings (defaults in conf/config.yaml):",
@@ -134,17 +138,52 @@ def help_text(conf_dir: Path = CONF_DIR) -> str:
         "  python -m rlnas +benchmark=toy controller=enas        a tabular benchmark in seconds",
         "  python -m rlnas.retrain arch=outputs/runs/DATE/TIME/best_arch.json",
         "",
-        f"configs: {conf_dir}; Hydra's own options: --hydra-help; the composed config: --cfg job",
+        f"configs: {', '.join(str(d) for d in (conf_dir, *extra))} (add yours with --config-dir DIR); Hydra's own "
+        "options: --hydra-help; the composed config: --cfg job",
     ]
     return "\n".join(out)
 
 
-def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """The names ``GROUP=NAME`` accepts: the YAML files in ``conf/GROUP/``."""
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+def search_dirs(argv: Sequence[str]) -> list[Path]:
+    """Config directories a command line adds: ``--config-dir DIR`` (``-cd``) and ``hydra.searchpath=[...]``.
+
+    Raises:
+        ConfigError: For a directory that does not exist (named), or a ``pkg://`` path that cannot be imported.
+    """
+    given: list[tuple[str, str]] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        for flag in ("--config-dir", "-cd"):
+            if arg == flag and i + 1 < len(args):
+                given.append((flag, args[i + 1]))
+            elif arg.startswith(flag + "="):
+                given.append((flag, arg.split("=", 1)[1]))
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and key == "hydra.searchpath":
+            given += [("hydra.searchpath", v.strip().strip("'\"")) for v in value.strip("[]").split(",") if v.strip()]
+    dirs = []
+    for source, raw in given:
+        if raw.startswith("pkg://"):
+            try:
+                from importlib.resources import files
+
+                path = Path(str(files(raw[len("pkg://"):].replace("/", "."))))
+            except (ModuleNotFoundError, TypeError):
+                raise ConfigError(f"{source}={raw}: no such package") from None
+        else:
+            path = Path(raw.removeprefix("file://")).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"{source}={raw}: no such directory")
+        dirs.append(path)
+    return dirs
 
 
-def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+def group_options(group: str, conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> list[str]:
+    """The names ``GROUP=NAME`` accepts: the YAML files in ``conf/GROUP/`` and in the added config dirs."""
+    return sorted({p.stem for d in (conf_dir, *extra) for p in (Path(d) / group).glob("*.yaml")})
+
+
+def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> None:
     """Raises :class:`ConfigError` for a group choice (or a sweep value) with no YAML file.
 
     Sweep functions (``choice(...)``, ``range(...)``, globs) are left to Hydra.
@@ -153,7 +192,7 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
         key, sep, value = override.lstrip("+~").partition("=")
         if not sep or key not in GROUPS or "(" in value or not value:
             continue
-        options = group_options(key, conf_dir)
+        options = group_options(key, conf_dir, extra)
         for choice in value.split(","):
             if choice.strip() not in options:
                 raise ConfigError(f"{key}={choice.strip()} is not a {key} config; allowed: {', '.join(options)}")
@@ -180,8 +219,11 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     Raises:
         ConfigError: Naming the override.
     """
-    overrides = [a for a in argv if not a.startswith("-")]
-    check_group_choices(overrides, conf_dir)
+    extra = search_dirs(argv)
+    value_of_flag = {i + 1 for i, a in enumerate(argv) if a in ("--config-dir", "-cd", "--config-name", "-cn",
+                                                                   "--config-path", "-cp")}
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
+    check_group_choices(overrides, conf_dir, extra)
     if any(a.startswith("-") for a in argv):
         return  # sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself
     from hydra import compose, initialize_config_dir

@@ -11,8 +11,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_config(overrides: list[str]) -> DictConfig:
-    """The app's config for ``overrides`` (``+task=classification`` added when no task is given)."""
+    """The app's config for ``overrides`` (``+task=classification`` added when no task is given).
+
+    Config dirs of the user's own come in as ``hydra.searchpath=[file://DIR]``;
+    a group choice found nowhere stops the tool with one line.
+    """
+    import sys
+
     from rlnas.__main__ import with_default_task
+    from rlnas.config import ConfigError, check_group_choices, search_dirs
+
+    try:
+        check_group_choices(overrides, extra=search_dirs(overrides))
+    except ConfigError as err:
+        raise SystemExit(f"{Path(sys.argv[0]).name}: error: {err}") from None
 
     from rlnas.config import CONF_DIR
 

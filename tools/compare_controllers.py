@@ -374,8 +374,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the table (budgets side by side) into this file, between "
                              "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)")
+    parser.add_argument("--config-dir", type=Path, default=None,
+                        help="a config dir of your own (benchmark/, space/, ... YAMLs) beside the package's")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
+    if args.config_dir is not None:
+        args.overrides = [*args.overrides, f"hydra.searchpath=[file://{args.config_dir.resolve()}]"]
     # (label, controller, extra overrides); random search runs unless another reference is named.
     plan = [(c, c, []) for c in (["random"] if args.reference == "random" else []) + args.controllers]
     plan = list({label: (label, c, o) for label, c, o in plan}.values())

@@ -73,6 +73,7 @@ class TabularBenchmark:
         self.cost_fields = dict(costs or {})
         self.metric_scale = float(metric_scale)
         self.path = resolve_table_path(path, env_var)
+        self.env_var = env_var
         unknown = sorted({f for f in _template_fields(key_template)} - {d.name for d in space.decisions})
         if unknown:
             raise ValueError(
@@ -90,7 +91,8 @@ class TabularBenchmark:
             f"(like {self.key_template!r}) to an object with fields {fields}"
         )
         if not self.path.is_file():
-            raise DataError(f"benchmark table {self.path} not found; it must be {need}")
+            hint = f" (set benchmark.path= or ${self.env_var} to your copy)" if self.env_var else ""
+            raise DataError(f"benchmark table {self.path} not found{hint}; it must be {need}")
         rows: dict[str, dict[str, float]] = {}
         try:
             if self.path.suffix.lower() == ".json":
