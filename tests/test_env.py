@@ -4,7 +4,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from rlnas.env import ENV_ID, ArchitectureEnv
-from tests.conftest import MatchEvaluator
+from tests.conftest import ROOT, MatchEvaluator
+
+NB201_TABLE = ROOT.parent / "shared" / "benchmarks" / "nb201_cifar10_test.csv"
 
 
 def test_check_env_passes(small_space):
@@ -59,3 +61,39 @@ def test_invalid_actions_wrap_or_raise(small_space):
     strict.step(0)
     with pytest.raises(ValueError, match="layer1/skip0"):
         strict.step(2)
+
+
+@pytest.mark.parametrize("env_id, kwargs", [
+    ("rlnas/ToyTable-v0", {}),
+    ("rlnas/NB201-v0", {"path": str(NB201_TABLE)}),
+    ("rlnas/Table-v0", {"benchmark": "toy"}),
+])
+def test_tabular_benchmarks_are_gymnasium_environments(env_id, kwargs):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import rlnas.env  # noqa: F401 - registers the ids
+
+    if "path" in kwargs and not NB201_TABLE.is_file():
+        pytest.skip(f"{NB201_TABLE} is not here")
+    env = gym.make(env_id, **kwargs)
+    check_env(env.unwrapped, skip_render_check=True)
+    _, info = env.reset(seed=0)
+    rewards, done = [], False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(int(np.flatnonzero(env.unwrapped.action_masks())[0]))
+        rewards.append(reward)
+        done = terminated or truncated
+    # One architecture per episode; the table's metric at the last step only.
+    assert len(rewards) == len(env.unwrapped.space) and rewards[:-1] == [0.0] * (len(rewards) - 1)
+    assert rewards[-1] == pytest.approx(info["metrics"][env.unwrapped.evaluator.reward_metric])
+    assert 0 < rewards[-1] <= 1
+
+
+def test_table_env_names_a_missing_table_and_benchmark(tmp_path):
+    from rlnas.env import make_table_env
+
+    with pytest.raises(FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, toy"):
+        make_table_env("nope")
+    with pytest.raises(ValueError, match=f"benchmark table {tmp_path / 'x.csv'} not found"):
+        make_table_env("nb201_cifar10", path=str(tmp_path / "x.csv"))

@@ -55,7 +55,8 @@ class ArchitectureEnv(gym.Env):
     ``info`` of the last step holds ``arch``, ``metrics`` and ``costs``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # render_fps: one decision a frame when a viewer animates "ansi" text.
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

@@ -158,30 +158,15 @@ class BudgetSearch:
         self.controller.save(self.run_dir)
 
 
-def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
-    """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
-    from omegaconf import OmegaConf
+def benchmark_parts(bench: dict[str, Any]) -> tuple[Any, Evaluator]:
+    """The categorical space and the evaluator of a ``benchmark:`` config node (a table or the hidden target).
 
+    Raises:
+        ValueError: Naming an unknown or missing ``benchmark.*`` key.
+    """
     from rlnas.benchmarks import HiddenTargetBenchmark, TabularBenchmark
-    from rlnas.search.builder import RUN_FILES, build_controller, build_reward
     from rlnas.spaces.categorical import CategoricalSpace
-    from rlnas.utils import seed_everything
 
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-        if taken:
-            raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
-    bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
-    assert isinstance(bench, dict)
-    # The controllers' networks are tiny: one thread is fastest, and torch's default (every
-    # core) is several times slower on a busy machine. threads= still decides when given.
-    import torch
-
-    torch.set_num_threads(int(cfg.threads) if cfg.get("threads") else 1)
-    seed = int(cfg.seed)
-    seed_everything(seed)
     known = {"name", "kind", "path", "env_var", "key_column", "key_template", "metric", "metric_scale", "costs",
              "decisions", "evaluations", "archs_per_step", "target_seed"}
     unknown = sorted(set(bench) - known)
@@ -203,6 +188,32 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
         )
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
+    return space, evaluator
+
+
+def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
+    """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
+    from omegaconf import OmegaConf
+
+    from rlnas.search.builder import RUN_FILES, build_controller, build_reward
+    from rlnas.utils import seed_everything
+
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if taken:
+            raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+    bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
+    assert isinstance(bench, dict)
+    # The controllers' networks are tiny: one thread is fastest, and torch's default (every
+    # core) is several times slower on a busy machine. threads= still decides when given.
+    import torch
+
+    torch.set_num_threads(int(cfg.threads) if cfg.get("threads") else 1)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    space, evaluator = benchmark_parts(bench)
     reward, mask_infeasible = build_reward(cfg.reward, evaluator.reward_metric)
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
