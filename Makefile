@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run retrain test test-slow smoke tensorboard study clean
+.PHONY: install run retrain test test-slow test-gpu smoke tensorboard study clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## The tests that need CUDA (on a machine with a GPU).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
 
 smoke: $(STAMP)
 	$(PY) -m rlnas +experiment=smoke $(ARGS)

@@ -63,7 +63,7 @@ class TensorBoardLogger(Callback):
         if stats.rewards:
             w.add_scalar("reward/mean", float(np.mean(stats.rewards)), step)
             w.add_scalar("reward/max", float(np.max(stats.rewards)), step)
-            w.add_scalar("supernet/val_accuracy", float(np.mean(stats.metric_values)), step)
+            w.add_scalar(f"supernet/val_{search.evaluator.reward_metric}", float(np.mean(stats.metric_values)), step)
         for key, value in stats.controller.items():
             w.add_scalar(f"controller/{key}", value, step)
         for name, values in stats.costs.items():
