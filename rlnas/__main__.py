@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.data.base import DataError
 from rlnas.spaces.base import InvalidArchitectureError
-from rlnas.sweep.jobs import parallel_jobs, threads_per_job, write_status
+from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
@@ -100,10 +100,16 @@ def run(cfg: DictConfig) -> float:
             try:
                 resume = cfg.get("resume")
                 if resume:
+                    if not Path(str(resume)).expanduser().is_dir():
+                        raise FileNotFoundError(f"resume={resume}: not a directory (pass a search's run directory)")
                     cfg = resumed_config(str(resume), list(hydra_cfg.overrides.task))
                     run_dir = str(Path(resume).expanduser())
+                # One writer per run dir, for the whole run (a second start or resume is refused).
+                lock_run_dir(run_dir)
                 validate_config(cfg)
-                owns_dir = bool(resume) or not any((Path(run_dir) / name).exists() for name in RUN_FILES)
+                # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
+                owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not any(
+                    (Path(run_dir) / name).exists() for name in RUN_FILES)
                 jobs = parallel_jobs()
                 if jobs > 1 and cfg.get("threads") is None:
                     # Parallel jobs on one machine share its cores instead of each taking all of them.
@@ -133,7 +139,11 @@ def run(cfg: DictConfig) -> float:
         status("completed", best_reward=outcome.best_reward)
         return outcome.best_reward
     best = result.best
-    status("completed", best_reward=best.reward)
+    faults = {"skipped_steps": search.faults.loss, "skipped_rewards": search.faults.reward}
+    if any(faults.values()):
+        log.warning("completed with %d skipped supernet steps and %d skipped rewards (non-finite); "
+                    "see TensorBoard faults/*", faults["skipped_steps"], faults["skipped_rewards"])
+    status("completed", best_reward=best.reward, faults=faults)
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
     costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())
     log.info(
@@ -189,6 +199,27 @@ def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(applied)) if applied else saved
 
 
+#: Settings that hold a path: their values are quoted for Hydra's parser when they need it.
+PATH_KEYS = ("resume", "hydra.run.dir", "hydra.sweep.dir", "controller.init_from", "costs.latency_table",
+             "task.data.root", "task.data.images", "task.data.annotations", "task.data.path", "benchmark.path")
+_HYDRA_SPECIAL = set("=,[]{}()'\" \\")
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """``resume=DIR`` and the other path settings, quoted for Hydra when the path holds ``=``, ``,``, spaces...
+
+    Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
+    which Hydra's override grammar would otherwise read as more overrides or a sweep.
+    """
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in PATH_KEYS and value[:1] not in ("'", '"') and _HYDRA_SPECIAL & set(value):
+            arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        out.append(arg)
+    return out
+
+
 def with_default_task(argv: list[str]) -> list[str]:
     """Adds ``+task=classification`` unless the command line chooses a task.
 
@@ -199,6 +230,8 @@ def with_default_task(argv: list[str]) -> list[str]:
         # The run's own config applies; its directory is the run dir and
         # Hydra's .hydra/ files of the first start are left as they are.
         run_dir = next(a for a in argv if a.startswith("resume="))[len("resume="):]
+        if run_dir[:1] in ("'", '"'):  # quoted for Hydra: strip the quotes, quote_paths quotes it again
+            run_dir = run_dir[1:-1].replace("\\'", "'").replace("\\\\", "\\")
         extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
         return [*argv, *extra, "hydra.output_subdir=null"]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
@@ -217,9 +250,17 @@ def main() -> None:
         with one_line_errors("rlnas"):
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
-    sys.argv = [sys.argv[0], *with_default_task(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *quote_paths(with_default_task(sys.argv[1:]))]
     with one_line_errors("rlnas"):
         check_overrides(sys.argv[1:])
+        # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
+        if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+            for arg in sys.argv[1:]:
+                key, sep, value = arg.lstrip("+").partition("=")
+                if value[:1] == "'":
+                    value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+                if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):
+                    lock_run_dir(value)
     run()
 
 

@@ -22,6 +22,7 @@ that owns the value (``SearchSettings``, the spaces, the rewards) and raise
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import types
 import typing
@@ -304,6 +305,19 @@ def check_signature(values: dict[str, Any], target: Callable, prefix: str, skip:
             raise ConfigError(f"{prefix}.{key}={value!r} must be {_type_name(hint)}")
 
 
+def _check_finite(node: Any, prefix: str) -> None:
+    """Refuses NaN and infinite numbers anywhere in a config: no setting means them (``search.lr=inf``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if str(key) != "hydra":
+                _check_finite(value, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, f"{prefix}{i}.")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{prefix.rstrip('.')}={node} must be a finite number")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Checks a composed config's types and keys; values are checked where they are used.
 
@@ -325,6 +339,7 @@ def validate_config(cfg: DictConfig) -> None:
             expected = _expected_type(key)
             raise ConfigError(f"{key}={value!r} must be {expected}" if expected else f"{key}: {detail}") from None
         raise ConfigError(f"{key}: {detail}") from None
+    _check_finite(OmegaConf.to_container(cfg, resolve=False), "")
     from hydra.utils import get_method
 
     for section in ("task", "space", "controller", "reward"):

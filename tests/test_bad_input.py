@@ -66,6 +66,12 @@ BAD_CONFIGS = [
     (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
     (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
     (["reward.mask_infeasible=true"], "reward.mask_infeasible=true needs reward.targets (the hard limits)"),
+    # numbers no setting means (NaN, infinities)
+    (["search.lr=inf"], "search.lr=inf must be a finite number"),
+    (["search.weight_decay=nan"], "search.weight_decay=nan must be a finite number"),
+    (["controller.lr=-inf"], "controller.lr=-inf must be a finite number"),
+    (["reward=tunas_abs", "reward.beta=-inf"], "reward.beta=-inf must be a finite number"),
+    (["reward=mnas", "reward.targets.latency_ms=inf"], "reward.targets.latency_ms=inf must be a finite number"),
     # differentiable controllers: spaces without a weighted supernet, tabular benchmarks, settings
     (["+task=sequence", "controller=darts"], "controller=darts needs a supernet with a weighted forward"),
     (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def build_search(
     if taken and not resume:
         raise ValueError(
             f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
-            f"or continue it with resume={run_dir}"
+            f"or continue it with {shlex.quote(f'resume={run_dir}')}"
         )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import logging
+import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ from rlnas.search.loop import Callback, EpochStats, Search, SearchResult
 from rlnas.search.selection import pareto_front
 from rlnas.spaces.base import Arch
 from rlnas.utils import atomic_file, save_atomic, write_json_atomic
+
+log = logging.getLogger("rlnas.search")
 
 
 def arch_to_str(arch: Sequence[int]) -> str:
@@ -194,23 +199,45 @@ class HistoryWriter(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs showing loss and rewards."""
+    """A tqdm bar over epochs showing loss and rewards; a log line per epoch where stderr is no terminal.
+
+    Args:
+        epochs: Epochs of the search.
+        disable: True: nothing; False: the bar always; None: the bar on a
+            terminal, else one line per epoch through logging (log files,
+            nohup, CI and cluster jobs see progress too).
+    """
 
     def __init__(self, epochs: int, disable: bool | None = None) -> None:
+        self.epochs = epochs
         self.bar = tqdm(total=epochs, desc="search", unit="epoch", disable=disable, dynamic_ncols=True)
+        self.lines = disable is None and self.bar.disable
+        self.started = time.perf_counter()
+        self.first_epoch = 0
+        self.best = -math.inf
 
     def on_search_start(self, search: Search) -> None:
+        self.started = time.perf_counter()
+        self.first_epoch = search.start_epoch
         if search.start_epoch:  # resumed
             self.bar.update(search.start_epoch)
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         post = {"loss": f"{stats.supernet_loss:.3f}"}
         if stats.rewards:
+            self.best = max(self.best, float(np.max(stats.rewards)))
             post.update({"reward": f"{np.mean(stats.rewards):.3f}", "max": f"{np.max(stats.rewards):.3f}"})
         else:
             post["phase"] = "warm-up"
         self.bar.set_postfix(post)
         self.bar.update(1)
+        if self.lines:
+            done = stats.epoch + 1
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / max(1, done - self.first_epoch) * (self.epochs - done)
+            best = f", best so far {self.best:.4f}" if math.isfinite(self.best) else ""
+            log.info("epoch %d/%d: %s%s, %s elapsed, ETA %s", done, self.epochs,
+                     ", ".join(f"{k} {v}" for k, v in post.items()), best, _clock(elapsed), _clock(eta))
 
     def on_search_end(self, search: Search, result: SearchResult) -> None:
         self.bar.close()
@@ -276,3 +303,11 @@ class OutputWriter(Callback):
             import matplotlib.pyplot as plt
 
             plt.close(figure)
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) of a duration."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shlex
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ class SearchInterrupted(RuntimeError):
     """A SIGINT/SIGTERM stopped the search after writing a checkpoint."""
 
     def __init__(self, epoch: int, run_dir: Path) -> None:
-        super().__init__(f"interrupted after epoch {epoch}; continue with: python -m rlnas resume={run_dir}")
+        super().__init__(f"interrupted after epoch {epoch}; continue with: python -m rlnas {shlex.quote(f'resume={run_dir}')}")
         self.epoch = epoch
         self.run_dir = run_dir
 

@@ -351,6 +351,12 @@ class Search:
             stats.seconds = time.perf_counter() - t0
             for cb in self.callbacks:
                 cb.on_epoch_end(self, stats)
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:  # outputs would carry them: stop before anything is written
+            raise NumericFaultError(
+                f"the supernet's weights are not finite after epoch {self.epoch + 1} ({bad[0]}, {len(bad)} tensors); "
+                f"nothing was written; lower search.lr (now {self.settings.lr:g})"
+            )
         result = self.finish(self.last_mean, time.perf_counter() - start)
         for cb in self.callbacks:
             cb.on_search_end(self, result)
@@ -370,7 +376,11 @@ class Search:
         if not pool:  # no controller epoch ran: take a sample
             pool[self.controller.propose(1)[0]] = None
         candidates = []
-        for arch in pool:
+        started = time.perf_counter()
+        log.info("final re-scoring: %d candidates on the whole validation split", len(pool))
+        for i, arch in enumerate(pool, start=1):
+            if i % 10 == 0:
+                log.info("final re-scoring: %d/%d (%.0f s)", i, len(pool), time.perf_counter() - started)
             ev = self.evaluator.evaluate_full(arch)
             reward = float(self.reward(ev))
             if math.isfinite(reward):

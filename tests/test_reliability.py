@@ -1,0 +1,77 @@
+"""One writer per run dir, finished runs left alone, progress in logs, run dirs whose names hold = , and spaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+from rlnas.sweep.jobs import LOCK_FILE
+from tests.conftest import ROOT, run_cli
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rlnas", *args], cwd=ROOT, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_its_dir(tmp_path):
+    run = tmp_path / "run"
+    first = _start("+experiment=smoke", "search.epochs=200", f"hydra.run.dir={run}")
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "config.yaml").exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        assert first.poll() is None, first.communicate()[1][-2000:]
+        config = (run / "config.yaml").read_text()
+        for args in (["+experiment=smoke", "seed=5", f"hydra.run.dir={run}"], [f"resume={run}"]):
+            second = run_cli(*args)
+            assert second.returncode == 2
+            assert second.stderr.strip().splitlines()[-1] == (
+                f"rlnas: error: {run} is in use by another rlnas run (pid {first.pid}); "
+                "wait for it to end or choose another directory")
+        assert (run / "config.yaml").read_text() == config  # nothing of the second start landed
+        assert json.loads((run / "status.json").read_text())["status"] == "running"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_finished_runs_are_left_alone_and_progress_shows_in_logs(tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("+experiment=smoke", "search.epochs=3", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # stderr is a pipe here, as in a log file or a cluster job: a line per epoch and the final phase,
+    # on the console and in the run's log file.
+    for text in (proc.stdout + proc.stderr, (run / "__main__.log").read_text()):
+        assert "epoch 1/3: loss" in text and "epoch 3/3: loss" in text and "ETA" in text
+        assert "final re-scoring: " in text
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "completed" and status["faults"] == {"skipped_steps": 0, "skipped_rewards": 0}
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK_FILE}
+    again = run_cli(f"resume={run}")
+    assert again.returncode == 2 and "that run has finished" in again.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in files} == files
+    best = run / "best_arch.json"
+    proc = run_cli(f"resume={best}")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"rlnas: error: {best} is a file, not a run directory")
+
+
+def test_run_dirs_named_like_sweep_jobs_resume_from_the_printed_hint(tmp_path):
+    run = tmp_path / "0_controller=enas,seed=0 copy"
+    proc = run_cli("+experiment=smoke", "search.epochs=3", "checkpoint.stop_after=1", f"hydra.run.dir={run}")
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    hint = proc.stderr.strip().splitlines()[-1].split("continue with: ")[1]
+    args = shlex.split(hint)
+    assert args[:3] == ["python", "-m", "rlnas"]
+    resumed = run_cli(*args[3:])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    assert (run / "best_arch.json").is_file()
