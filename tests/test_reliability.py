@@ -75,3 +75,40 @@ def test_run_dirs_named_like_sweep_jobs_resume_from_the_printed_hint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
     assert (run / "best_arch.json").is_file()
+
+
+def _wait_for(proc: subprocess.Popen, condition, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+
+
+def test_a_stop_during_the_final_rescoring_is_honoured_and_resumable(tmp_path):
+    from rlnas.search.checkpoint import CHECKPOINT, load_checkpoint
+
+    run = tmp_path / "run"
+    proc = _start("+experiment=smoke", "search.epochs=2", "search.final_samples=400", "search.random_baseline=400",
+                  f"hydra.run.dir={run}")
+    _wait_for(proc, lambda: (run / "__main__.log").exists() and "final re-scoring" in (run / "__main__.log").read_text())
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.monotonic() - started < 30
+    assert err.strip().splitlines()[-1] == ("rlnas: interrupted during the final re-scoring (all epochs are saved); "
+                                            f"continue with: python -m rlnas resume={run}")
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(run / CHECKPOINT)["next_epoch"] == 2 and not (run / "best_arch.json").exists()
+
+
+def test_a_second_signal_stops_at_once_and_leaves_a_final_status(tmp_path):
+    run = tmp_path / "run"
+    proc = _start("+experiment=smoke", "search.epochs=500", "search.supernet_steps=200", f"hydra.run.dir={run}")
+    _wait_for(proc, lambda: (run / "checkpoint.pt").exists())
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopped at once by a second SIGTERM; the last checkpoint (after epoch" in err.strip().splitlines()[-1]
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"

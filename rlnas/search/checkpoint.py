@@ -37,8 +37,9 @@ VERSION = 3
 class SearchInterrupted(RuntimeError):
     """A SIGINT/SIGTERM stopped the search after writing a checkpoint."""
 
-    def __init__(self, epoch: int, run_dir: Path) -> None:
-        super().__init__(f"interrupted after epoch {epoch}; continue with: python -m rlnas {shlex.quote(f'resume={run_dir}')}")
+    def __init__(self, epoch: int, run_dir: Path, message: str | None = None) -> None:
+        hint = f"continue with: python -m rlnas {shlex.quote(f'resume={run_dir}')}"
+        super().__init__(message.format(hint=hint) if message else f"interrupted after epoch {epoch}; {hint}")
         self.epoch = epoch
         self.run_dir = run_dir
 
@@ -132,10 +133,15 @@ class Checkpointer(Callback):
                 pass
 
     def _request_stop(self, signum: int, frame: Any) -> None:
-        log.warning("%s: finishing the epoch, then writing a checkpoint (again to stop at once)",
-                    signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self.stop_requested:  # the second request: stop now, from the last checkpoint
+            self._restore_handlers()
+            epoch = load_checkpoint(self.path)["next_epoch"] if self.path.is_file() else 0
+            message = (f"stopped at once by a second {name}; the last checkpoint (after epoch {epoch}) is kept, "
+                       "{hint}") if epoch else f"stopped at once by a second {name}; no checkpoint yet, nothing to resume"
+            raise SearchInterrupted(epoch, self.run_dir, message)
+        log.warning("%s: finishing the current epoch or step, then writing a checkpoint (again to stop at once)", name)
         self.stop_requested = True
-        self._restore_handlers()
 
     def _restore_handlers(self) -> None:
         for sig, handler in self._previous.items():
@@ -145,7 +151,8 @@ class Checkpointer(Callback):
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         done = stats.epoch + 1
         stopping = self.stop_requested or (self.stop_after is not None and done >= self.stop_after)
-        if stopping or (self.every and done % self.every == 0):
+        # The last epoch is always saved: a stop during the final re-scoring resumes into it.
+        if stopping or (self.every and done % self.every == 0) or done == search.settings.epochs:
             if finite_weights(search.model):
                 save_atomic(search_state(search), self.path)
             else:
@@ -153,6 +160,12 @@ class Checkpointer(Callback):
         if stopping and done < search.settings.epochs:
             self._restore_handlers()
             raise SearchInterrupted(done, self.run_dir)
+
+    def on_final_step(self, search: Search) -> None:
+        if self.stop_requested and self.path.is_file():
+            self._restore_handlers()
+            raise SearchInterrupted(search.settings.epochs, self.run_dir,
+                                    "interrupted during the final re-scoring (all epochs are saved); {hint}")
 
     def on_search_end(self, search: Search, result: Any) -> None:
         self._restore_handlers()

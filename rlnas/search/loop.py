@@ -137,6 +137,9 @@ class Callback:
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None: ...
 
+    def on_final_step(self, search: Search) -> None:
+        """Called between the final re-scoring's evaluations (a stop request is honoured here)."""
+
     def on_search_end(self, search: Search, result: SearchResult) -> None: ...
 
 
@@ -381,6 +384,8 @@ class Search:
         for i, arch in enumerate(pool, start=1):
             if i % 10 == 0:
                 log.info("final re-scoring: %d/%d (%.0f s)", i, len(pool), time.perf_counter() - started)
+            for cb in self.callbacks:
+                cb.on_final_step(self)
             ev = self.evaluator.evaluate_full(arch)
             reward = float(self.reward(ev))
             if math.isfinite(reward):
@@ -413,6 +418,8 @@ class Search:
             return float("nan"), float("nan")
         ours, theirs = [], []
         for start in range(0, n, per_step):
+            for cb in self.callbacks:
+                cb.on_final_step(self)
             k = min(per_step, n - start)
             batch = self.controller.propose(k) + self.uniform.propose(k)
             _, rewards = self.score(batch)
