@@ -77,6 +77,7 @@ BAD_CONFIGS = [
     (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),
     (["controller=darts", "controller.mode=snas"], "controller.mode='snas' is unknown; allowed: ['darts', 'gdas']"),
     (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
+    (["search.bn_calibration_scope=some"], "search.bn_calibration_scope='some' is unknown; allowed: ['final', 'all']"),
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),

@@ -73,7 +73,7 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     variant = study["variants"]["smoke"]
     assert set(variant["scores"]) == {"batch statistics", "BN calibrated (64 train images)"}
     assert all(len(s) == 5 for s in variant["scores"].values())
-    assert "| smoke | batch statistics |" in (out / "ranking.md").read_text()
+    assert "| smoke | 1 | batch statistics |" in (out / "ranking.md").read_text()
     assert (out / "ranking.png").stat().st_size > 0
     # The standalone trainings are cached: a second variant trains nothing again.
     cached = json.loads((out / "standalone.json").read_text())

@@ -142,8 +142,8 @@ def report(study: dict[str, Any], out: Path) -> str:
         "predicted). Scores are ranked against the mean.",
         "",
         f"| supernet | runs | scored with | Kendall tau | / ceiling of the {k}-run mean | Spearman rho | "
-        "top-10 % precision | search s |",
-        "|---|---|---|---|---|---|---|---|",
+        "top-10 % precision |",
+        "|---|---|---|---|---|---|---|",
     ]
     # Labels NAME@SEED are runs of one variant: mean ± std over them.
     groups: dict[str, list[dict]] = {}
@@ -159,11 +159,9 @@ def report(study: dict[str, Any], out: Path) -> str:
         for mode in variants[0]["fidelity"]:
             fs = [v["fidelity"][mode] for v in variants if mode in v["fidelity"]]
             taus = [f["kendall_tau"] for f in fs]
-            seconds = [v["seconds"] for v in variants if v.get("seconds")]
             lines.append(
-                f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {np.mean(taus) / ceiling_mean:.2f} | "
-                f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} | "
-                f"{np.mean(seconds) if seconds else float('nan'):.0f} |"
+                f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {(f'{np.mean(taus) / ceiling_mean:.2f}' if ceiling_mean > 0 else 'n/a')} | "
+                f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} |"
             )
     text = "\n".join(lines) + "\n"
     (out / "ranking.md").write_text(text)
@@ -172,25 +170,39 @@ def report(study: dict[str, Any], out: Path) -> str:
 
 
 def plot(study: dict[str, Any], path: Path) -> None:
+    """One panel per supernet variant: standalone rank against supernet rank (its first run, best scoring)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    truth = np.asarray(study["standalone"], dtype=float)
-    mean, std = truth.mean(1), truth.std(1)
-    variants = list(study["variants"].items())
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4), dpi=110, squeeze=False)
-    for ax, (label, variant) in zip(axes[0], variants):
-        mode = max(variant["fidelity"], key=lambda m: variant["fidelity"][m]["kendall_tau"])
-        scores = np.asarray(variant["scores"][mode])
-        f = variant["fidelity"][mode]
-        ax.errorbar(scores, mean, yerr=std, fmt="o", ms=3, alpha=0.7, elinewidth=0.8)
-        ax.set_title(f"{label} ({mode})\ntau {f['kendall_tau']:.2f}, ceiling "
-                     f"{mean_ceiling(study['noise_ceiling'], study['seeds']):.2f}", fontsize=9)
-        ax.set_xlabel(f"supernet {study['metric']} (val)")
+    truth = np.asarray(study["standalone"], dtype=float).mean(1)
+    truth_rank = stats.rankdata(-truth)
+    groups: dict[str, list[dict]] = {}
+    for label, variant in study["variants"].items():
+        groups.setdefault(label.split("@")[0], []).append(variant)
+    cols = min(3, len(groups))
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 4.2 * rows), dpi=110, squeeze=False)
+    ceiling = mean_ceiling(study["noise_ceiling"], study["seeds"])
+    n = len(truth)
+    for ax, (name, variants) in zip(axes.flat, groups.items()):
+        modes = list(variants[0]["fidelity"])
+        mode = max(modes, key=lambda m: np.mean([v["fidelity"][m]["kendall_tau"] for v in variants]))
+        taus = [v["fidelity"][mode]["kendall_tau"] for v in variants]
+        rank = stats.rankdata(-np.asarray(variants[0]["scores"][mode]))
+        top = truth_rank <= max(1, round(0.1 * n))
+        ax.scatter(rank[~top], truth_rank[~top], s=14, alpha=0.7, label="others")
+        ax.scatter(rank[top], truth_rank[top], s=22, color="tab:red", label="standalone top 10 %")
+        ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--")
+        ax.set_title(f"{name}\n{mode}: tau {np.mean(taus):.2f} over {len(taus)} run(s), ceiling {ceiling:.2f}",
+                     fontsize=8)
+        ax.set_xlabel("rank by the supernet (val)")
+        ax.set_ylabel(f"rank standalone ({study['metric']}, test, mean of {study['seeds']})")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"standalone {study['metric']} (test, mean ± std)")
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -83,6 +83,9 @@ class SuperNetEvaluator:
         calibration: Training inputs for per-architecture BatchNorm statistics
             (:func:`calibrated_batchnorm`), split into batches of
             ``batch_size``; None scores with the statistics of the scored batch.
+        calibrate_minibatches: Whether minibatch scores (:meth:`evaluate_batch`,
+            the controller's rewards) are calibrated too, or only whole-split
+            scores (:meth:`evaluate_full`, the final choice).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class SuperNetEvaluator:
         costs: Callable[[Sequence[int]], dict[str, float]],
         full_costs: Callable[[Sequence[int]], dict[str, float]] | None = None,
         calibration: Tensor | None = None,
+        calibrate_minibatches: bool = True,
     ) -> None:
         self.model = model
         self.task = task
@@ -107,10 +111,11 @@ class SuperNetEvaluator:
         self.timer = ComputeTimer(split.x.device)
         self._batch = split.batch(self.batch_size, generator)
         self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
+        self.calibrate_minibatches = calibrate_minibatches
 
     def _forward(self, x: Tensor, arch: Sequence[int]) -> Tensor:
         """The model's output for ``arch`` (eval mode), with its BatchNorm calibrated when configured."""
-        if not self.calibration:
+        if not (self.calibration and self.calibrate_minibatches):
             return self.model(x, arch)
         with calibrated_batchnorm(self.model, arch, self.calibration):
             return self.model(x, arch)

@@ -169,6 +169,7 @@ def build_search(
         model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
         costs=cost_model, full_costs=cost_model.full,
         calibration=calibration_inputs(data.train, settings.bn_calibration, seed + 2) if settings.bn_calibration else None,
+        calibrate_minibatches=settings.bn_calibration_scope == "all",
     )
     controller = build_controller(cfg.controller, space, seed)
     if targets:

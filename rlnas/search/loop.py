@@ -57,7 +57,8 @@ class SearchSettings:
     nesterov: bool = True
     weight_decay: float = 2.5e-4
     grad_clip: float = 5.0
-    bn_calibration: int = 0
+    bn_calibration: int = 256
+    bn_calibration_scope: str = "final"
     top_k: int = 10
     final_samples: int = 20
     random_baseline: int = 100
@@ -78,6 +79,10 @@ class SearchSettings:
             raise ValueError(
                 f"search.warmup_epochs={self.warmup_epochs} leaves no epoch to train the controller "
                 f"(search.epochs={self.epochs})"
+            )
+        if self.bn_calibration_scope not in ("final", "all"):
+            raise ValueError(
+                f"search.bn_calibration_scope={self.bn_calibration_scope!r} is unknown; allowed: ['final', 'all']"
             )
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"search.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
