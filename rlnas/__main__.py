@@ -88,6 +88,9 @@ def run(cfg: DictConfig) -> float:
     started = time.time()
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
+    if hydra_cfg.mode != RunMode.MULTIRUN and not str(hydra_cfg.run.dir).strip():
+        print("rlnas: error: hydra.run.dir is empty; name a directory for the run's files", file=sys.stderr)
+        sys.exit(2)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     owns_dir = False  # set once known: a run never writes its status into another run's dir
 
@@ -259,6 +262,8 @@ def main() -> None:
                 key, sep, value = arg.lstrip("+").partition("=")
                 if value[:1] == "'":
                     value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+                if key == "hydra.run.dir" and sep and not value.strip():
+                    raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
                 if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):
                     lock_run_dir(value)
     run()

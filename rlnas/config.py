@@ -340,6 +340,9 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} must be {expected}" if expected else f"{key}: {detail}") from None
         raise ConfigError(f"{key}: {detail}") from None
     _check_finite(OmegaConf.to_container(cfg, resolve=False), "")
+    threads = cfg.get("threads")
+    if threads is not None and int(threads) < 1:
+        raise ConfigError(f"threads must be >= 1 or null, got {threads}")
     from hydra.utils import get_method
 
     for section in ("task", "space", "controller", "reward"):

@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 
 BAD_CONFIGS = [
     # unknown names in config groups (sweep values too)
-    (["controller=foo"], "controller=foo is not a controller config; allowed: enas, evolution, grid, maskable_ppo"),
+    (["controller=foo"], "controller=foo is not a controller config; allowed: darts, enas, evolution, gdas, grid"),
     (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, detection"),
     (["space=huge"], "space=huge is not a space config; allowed: attention, macro"),
     (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
@@ -72,6 +72,14 @@ BAD_CONFIGS = [
     (["controller.lr=-inf"], "controller.lr=-inf must be a finite number"),
     (["reward=tunas_abs", "reward.beta=-inf"], "reward.beta=-inf must be a finite number"),
     (["reward=mnas", "reward.targets.latency_ms=inf"], "reward.targets.latency_ms=inf must be a finite number"),
+    # machine settings and combinations that cannot work
+    (["device=mps"], "device='mps' is not usable here"),
+    (["threads=-3"], "threads must be >= 1 or null, got -3"),
+    (["+task=sequence", "space=macro"], "space=MacroSpace does not fit the sequence task, whose inputs need one of"),
+    (["space=rnn_cell"], "space=RNNCellSpace does not fit the classification task"),
+    (["costs.latency_table=/nonexistent/lut.json"], "costs.latency_table=/nonexistent/lut.json: no such file"),
+    (["task.data.limit=3"], "3 samples leave 1 for training and 1 for validation; a search needs at least 2 and 1"),
+    (["task.data.limit=1"], "the dataset has 1 class; classification needs at least 2"),
     # differentiable controllers: spaces without a weighted supernet, tabular benchmarks, settings
     (["+task=sequence", "controller=darts"], "controller=darts needs a supernet with a weighted forward"),
     (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),

@@ -72,6 +72,10 @@ class DataSplits:
         )
 
 
+#: Fewest training / validation samples a search can rank architectures with.
+MIN_TRAIN, MIN_VAL = 2, 1
+
+
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """Fixed random train/val/test index split derived from ``seed``.
 
@@ -109,7 +113,15 @@ def normalised_splits(
     if limit:
         keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
         x, y = x[keep], y[keep]
+    classes = int(torch.unique(y).numel())
+    if classes < 2:
+        raise DataError(f"the dataset has {classes} class; classification needs at least 2 (check task.data.*)")
     train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    if len(train_idx) < MIN_TRAIN or len(val_idx) < MIN_VAL:
+        raise DataError(
+            f"{len(x)} samples leave {len(train_idx)} for training and {len(val_idx)} for validation; a search "
+            f"needs at least {MIN_TRAIN} and {MIN_VAL} (more data, or a larger task.data.limit)"
+        )
     dims = tuple(d for d in range(x.dim()) if d != channel_dim)
     mean = x[train_idx].mean(dim=dims, keepdim=True)
     std = x[train_idx].std(dim=dims, keepdim=True).clamp_min(1e-6)

@@ -100,8 +100,14 @@ def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controll
 def latency_table(
     space: SearchSpace, model: Network, input_shape: tuple, device: torch.device, run_dir: Path, path: str | None
 ) -> LatencyTable:
-    """Loads the latency LUT from ``path`` or the run dir, else measures and saves it there."""
+    """Loads the latency LUT from ``path`` or the run dir, else measures and saves it there.
+
+    Raises:
+        FileNotFoundError: When ``path`` is given but is no file (a typo would silently re-measure).
+    """
     target = run_dir / "latency_lut.json"
+    if path and not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"costs.latency_table={path}: no such file (null measures a table in the run dir)")
     for candidate in (Path(path) if path else None, target):
         if candidate is not None and candidate.is_file():
             table = LatencyTable.load(candidate)
@@ -143,6 +149,9 @@ def build_search(
 
     space: SearchSpace = instantiate(cfg.space, _convert_="all")
     task: Task = instantiate(cfg.task, _convert_="all")
+    if not any(c.__name__ in task.spaces for c in type(space).__mro__):
+        raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
+                         f"{', '.join(task.spaces)}")
     data = task.load_data(seed=data_seed(cfg)).to(device)
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
 

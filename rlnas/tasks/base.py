@@ -28,6 +28,8 @@ class Task(abc.ABC):
     metric_names: tuple[str, ...] = ()
     #: Short name used in logs and outputs.
     name: str = "task"
+    #: Search-space classes whose networks take this task's inputs (names, matched along the space's MRO).
+    spaces: tuple[str, ...] = ("MacroSpace", "NB201Space")
     #: The function ``task.data`` configures (its signature validates those keys); ``None``: unchecked.
     data_loader: Callable[..., DataSplits] | None = None
 

@@ -25,6 +25,7 @@ class SequenceClassificationTask(ClassificationTask):
     """
 
     name = "sequence"
+    spaces = ("RNNCellSpace", "AttentionSpace")
     data_loader = staticmethod(load_sequences)
 
     def augment(self, x: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:

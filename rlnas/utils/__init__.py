@@ -74,6 +74,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but CUDA is not available; use device=cpu or device=auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            detail = detail.split(". ")[0][:80]
+            raise ValueError(f"device={name!r} is not usable here ({detail}); use device=cpu or device=auto") from None
     return device
 
 
