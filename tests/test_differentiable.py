@@ -99,7 +99,7 @@ def test_state_round_trip_and_unsupported_spaces():
         DifferentiableController(space, mode="snas")
 
 
-@pytest.mark.parametrize("controller", ["darts", "gdas"])
+@pytest.mark.parametrize("controller", ["darts", pytest.param("gdas", marks=pytest.mark.slow)])
 def test_differentiable_search_runs_end_to_end(controller, tmp_path):
     proc = run_cli(f"controller={controller}", "+experiment=smoke", "search.epochs=3", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from rlnas.sweep.jobs import LOCK_FILE
 from tests.conftest import ROOT, run_cli
 
@@ -101,6 +103,7 @@ def test_a_stop_during_the_final_rescoring_is_honoured_and_resumable(tmp_path):
     assert load_checkpoint(run / CHECKPOINT)["next_epoch"] == 2 and not (run / "best_arch.json").exists()
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_and_leaves_a_final_status(tmp_path):
     run = tmp_path / "run"
     proc = _start("+experiment=smoke", "search.epochs=500", "search.supernet_steps=200", f"hydra.run.dir={run}")

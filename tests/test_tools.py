@@ -58,6 +58,7 @@ def test_rank_study_statistics():
     assert 0.283 < mean_ceiling(0.283, 3) < mean_ceiling(0.283, 5) < 1.0
 
 
+@pytest.mark.slow
 def test_rank_study_runs_on_a_finished_search(tmp_path):
     run = tmp_path / "run"
     proc = run_cli("+experiment=smoke", f"hydra.run.dir={run}")

@@ -53,7 +53,7 @@ channels: [16]
     return conf
 
 
-@pytest.mark.parametrize("how", ["--config-dir", "hydra.searchpath"])
+@pytest.mark.parametrize("how", ["--config-dir", pytest.param("hydra.searchpath", marks=pytest.mark.slow)])
 def test_a_users_own_benchmark_runs_from_their_config_dir(user_dir, tmp_path, how):
     add = ["--config-dir", str(user_dir)] if how == "--config-dir" else [f"hydra.searchpath=[file://{user_dir}]"]
     # grid enumerates all 27 rows: the table's optimum must be what it reports.
@@ -74,6 +74,7 @@ def test_a_users_own_space_config_searches(user_dir, tmp_path):
     assert len(best["arch"]) == 4 + 6  # 4 op decisions and 0+1+2+3 skip decisions
 
 
+@pytest.mark.slow
 def test_comparison_tool_takes_a_config_dir(user_dir, tmp_path):
     tool = [sys.executable, str(ROOT / "tools" / "compare_controllers.py"), "--benchmark", "mytable", "--seeds", "2",
             "--controllers", "evolution", "--out", str(tmp_path / "cmp")]
