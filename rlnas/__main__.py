@@ -213,7 +213,10 @@ def quote_paths(argv: list[str]) -> list[str]:
 
     Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
     which Hydra's override grammar would otherwise read as more overrides or a sweep.
+    A multirun command line is left as typed: there a comma may mean a sweep.
     """
+    if any(a in ("-m", "--multirun") for a in argv):
+        return list(argv)
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
