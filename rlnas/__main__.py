@@ -226,6 +226,13 @@ def quote_paths(argv: list[str]) -> list[str]:
     return out
 
 
+def _unquote(value: str) -> str:
+    """A path value as typed, from the Hydra-quoted form :func:`quote_paths` gives it (unquoted: as is)."""
+    if value[:1] in ("'", '"') and value[-1:] == value[:1]:
+        return value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+    return value
+
+
 def with_default_task(argv: list[str]) -> list[str]:
     """Adds ``+task=classification`` unless the command line chooses a task.
 
@@ -235,9 +242,8 @@ def with_default_task(argv: list[str]) -> list[str]:
     if any(a.startswith("resume=") for a in argv):
         # The run's own config applies; its directory is the run dir and
         # Hydra's .hydra/ files of the first start are left as they are.
-        run_dir = next(a for a in argv if a.startswith("resume="))[len("resume="):]
-        if run_dir[:1] in ("'", '"'):  # quoted for Hydra: strip the quotes, quote_paths quotes it again
-            run_dir = run_dir[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+        # Quoted for Hydra: unquoted here, quote_paths quotes it again.
+        run_dir = _unquote(next(a for a in argv if a.startswith("resume="))[len("resume="):])
         extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
         return [*argv, *extra, "hydra.output_subdir=null"]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
@@ -263,8 +269,7 @@ def main() -> None:
         if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
             for arg in sys.argv[1:]:
                 key, sep, value = arg.lstrip("+").partition("=")
-                if value[:1] == "'":
-                    value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+                value = _unquote(value)
                 if key == "hydra.run.dir" and sep and not value.strip():
                     raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
                 if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):

@@ -19,15 +19,12 @@ def load_config(overrides: list[str]) -> DictConfig:
     import sys
 
     from rlnas.__main__ import with_default_task
-    from rlnas.config import ConfigError, check_group_choices, search_dirs
+    from rlnas.config import CONF_DIR, ConfigError, check_group_choices, search_dirs
 
     try:
         check_group_choices(overrides, extra=search_dirs(overrides))
     except ConfigError as err:
         raise SystemExit(f"{Path(sys.argv[0]).name}: error: {err}") from None
-
-    from rlnas.config import CONF_DIR
-
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=with_default_task(list(overrides)))
 

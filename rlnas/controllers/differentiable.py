@@ -258,28 +258,27 @@ class DifferentiableController(Controller):
         """``alphas.json`` (softmax(alpha) per decision, the derived architecture) and ``alphas.png``."""
         from rlnas.utils import write_json_atomic
 
+        import matplotlib.pyplot as plt
+
         probs = self.probabilities()
-        names = [d.name for d in self.space.decisions]
-        choices = [[str(c) for c in d.choices] for d in self.space.decisions]
         derived = self.derived()
         path = Path(directory) / "alphas.json"
         write_json_atomic(path, {
             "mode": self.mode, "derived": list(derived), "derived_text": self.space.describe(derived),
-            "decisions": [{"name": n, "choices": c, "probabilities": p.tolist()} for n, c, p in zip(names, choices, probs)],
+            "decisions": [{"name": d.name, "choices": [str(c) for c in d.choices], "probabilities": p.tolist()}
+                          for d, p in zip(self.space.decisions, probs)],
         })
-        figure = Path(directory) / "alphas.png"
-        alpha_heatmap(probs, names, choices, figure, title=f"{self.mode}: softmax(alpha)")
-        return [path, figure]
+        figure_path = Path(directory) / "alphas.png"
+        figure = self.figure(f"{self.mode}: softmax(alpha)")
+        figure.savefig(figure_path)
+        plt.close(figure)
+        return [path, figure_path]
 
-
-def alpha_heatmap(probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]], path: Path,
-                  title: str = "softmax(alpha)") -> None:
-    """Writes :func:`alpha_figure` as a PNG."""
-    import matplotlib.pyplot as plt
-
-    fig = alpha_figure(probs, names, choices, title)
-    fig.savefig(path)
-    plt.close(fig)
+    def figure(self, title: str) -> Any:
+        """:func:`alpha_figure` of the current softmax(alpha) (for alphas.png and TensorBoard)."""
+        decisions = self.space.decisions
+        return alpha_figure(self.probabilities(), [d.name for d in decisions],
+                            [[str(c) for c in d.choices] for d in decisions], title)
 
 
 def alpha_figure(probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import Tensor
@@ -113,12 +113,11 @@ class SuperNetEvaluator:
         self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
         self.calibrate_minibatches = calibrate_minibatches
 
-    def _forward(self, x: Tensor, arch: Sequence[int]) -> Tensor:
-        """The model's output for ``arch`` (eval mode), with its BatchNorm calibrated when configured."""
-        if not (self.calibration and self.calibrate_minibatches):
-            return self.model(x, arch)
-        with calibrated_batchnorm(self.model, arch, self.calibration):
-            return self.model(x, arch)
+    def _statistics(self, arch: Sequence[int], minibatch: bool) -> AbstractContextManager[None]:
+        """The BatchNorm statistics ``arch`` is scored with: calibrated when configured for this kind of score."""
+        if self.calibration and (self.calibrate_minibatches or not minibatch):
+            return calibrated_batchnorm(self.model, arch, self.calibration)
+        return nullcontext()
 
     def next_batch(self) -> None:
         """Draws a fresh validation minibatch for the next comparisons."""
@@ -134,7 +133,10 @@ class SuperNetEvaluator:
         self.model.eval()
         x, y = self._batch
         with self.timer():
-            outputs = [self._forward(x, a) for a in archs]
+            outputs = []
+            for a in archs:
+                with self._statistics(a, minibatch=True):
+                    outputs.append(self.model(x, a))
         values = torch.stack([self.task.batch_reward_metric(out, y) for out in outputs]).tolist()
         return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
 
@@ -143,9 +145,8 @@ class SuperNetEvaluator:
         """All task metrics of ``arch`` over the whole split, with the tracked costs."""
         self.model.eval()
         outputs, targets = [], []
-        with self.timer(), calibrated_batchnorm(self.model, arch, self.calibration) if self.calibration else nullcontext():
+        with self.timer(), self._statistics(arch, minibatch=False):
             for x, y in self.split.chunks(chunk_size):
                 outputs.append(self.model(x, arch))
                 targets.append(y)
         return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))
-

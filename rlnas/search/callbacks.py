@@ -87,14 +87,9 @@ class TensorBoardLogger(Callback):
 
     def _alphas(self, search: Search, step: int) -> None:
         """A differentiable controller's softmax(alpha) per decision (heat map) and its derived architecture."""
-        from rlnas.controllers.differentiable import alpha_figure
-
         ctrl = search.controller
-        space = search.space
-        figure = alpha_figure(ctrl.probabilities(), [d.name for d in space.decisions],
-                              [list(d.choices) for d in space.decisions], f"{ctrl.mode}: softmax(alpha), epoch {step}")
-        self.writer.add_figure("controller/alphas", figure, step)
-        self.writer.add_text("controller/derived", space.describe(ctrl.derived()), step)
+        self.writer.add_figure("controller/alphas", ctrl.figure(f"{ctrl.mode}: softmax(alpha), epoch {step}"), step)
+        self.writer.add_text("controller/derived", search.space.describe(ctrl.derived()), step)
 
     @torch.no_grad()
     def _preview(self, search: Search, step: int) -> None:

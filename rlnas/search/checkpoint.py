@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from rlnas.search.faults import finite_weights
 from rlnas.search.loop import Callback, EpochStats
 from rlnas.utils import global_rng_state, save_atomic, set_global_rng_state
 
@@ -101,12 +102,6 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return state
 
 
-def finite_weights(model: torch.nn.Module) -> bool:
-    """Whether every parameter and buffer is finite (one host sync for the whole model)."""
-    checks = [torch.isfinite(t).all() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()]
-    return bool(torch.stack(checks).all()) if checks else True
-
-
 class Checkpointer(Callback):
     """Writes ``checkpoint.pt`` every ``every`` epochs and stops cleanly on SIGINT/SIGTERM.
 
@@ -122,10 +117,13 @@ class Checkpointer(Callback):
         self.every = int(every)
         self.stop_after = stop_after
         self.stop_requested = False
+        #: Epochs the checkpoint on disk holds (0: none yet).
+        self.saved_epoch = 0
         self._previous: dict[int, Any] = {}
 
     def on_search_start(self, search: Search) -> None:
         self.stop_requested = False
+        self.saved_epoch = search.start_epoch  # a resumed run starts from its checkpoint
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._request_stop)
@@ -136,7 +134,7 @@ class Checkpointer(Callback):
         name = signal.Signals(signum).name
         if self.stop_requested:  # the second request: stop now, from the last checkpoint
             self._restore_handlers()
-            epoch = load_checkpoint(self.path)["next_epoch"] if self.path.is_file() else 0
+            epoch = self.saved_epoch
             message = (f"stopped at once by a second {name}; the last checkpoint (after epoch {epoch}) is kept, "
                        "{hint}") if epoch else f"stopped at once by a second {name}; no checkpoint yet, nothing to resume"
             raise SearchInterrupted(epoch, self.run_dir, message)
@@ -155,6 +153,7 @@ class Checkpointer(Callback):
         if stopping or (self.every and done % self.every == 0) or done == search.settings.epochs:
             if finite_weights(search.model):
                 save_atomic(search_state(search), self.path)
+                self.saved_epoch = done
             else:
                 log.error("epoch %d left non-finite weights; keeping the previous checkpoint", done)
         if stopping and done < search.settings.epochs:
@@ -162,7 +161,7 @@ class Checkpointer(Callback):
             raise SearchInterrupted(done, self.run_dir)
 
     def on_final_step(self, search: Search) -> None:
-        if self.stop_requested and self.path.is_file():
+        if self.stop_requested and self.saved_epoch == search.settings.epochs:
             self._restore_handlers()
             raise SearchInterrupted(search.settings.epochs, self.run_dir,
                                     "interrupted during the final re-scoring (all epochs are saved); {hint}")

@@ -97,3 +97,9 @@ class NumericFaults:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.loss, self.reward, self.backoffs = int(state["loss"]), int(state["reward"]), int(state["backoffs"])
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    """Whether every parameter and buffer is finite (one host sync for the whole model)."""
+    checks = [torch.isfinite(t).all() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True

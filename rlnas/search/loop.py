@@ -25,7 +25,7 @@ from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.rewards.base import Reward
-from rlnas.search.faults import NumericFaultError, NumericFaults
+from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
 from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
@@ -359,8 +359,8 @@ class Search:
             stats.seconds = time.perf_counter() - t0
             for cb in self.callbacks:
                 cb.on_epoch_end(self, stats)
-        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
-        if bad:  # outputs would carry them: stop before anything is written
+        if not finite_weights(self.model):  # outputs would carry them: stop before anything is written
+            bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())] or ["buffers"]
             raise NumericFaultError(
                 f"the supernet's weights are not finite after epoch {self.epoch + 1} ({bad[0]}, {len(bad)} tensors); "
                 f"nothing was written; lower search.lr (now {self.settings.lr:g})"
