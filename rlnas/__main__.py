@@ -29,10 +29,13 @@ from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.data.base import DataError
 from rlnas.spaces.base import InvalidArchitectureError
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
+from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
 USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
+#: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
+COMM = Comm()
 
 
 def user_error_message(err: BaseException) -> str | None:
@@ -86,6 +89,8 @@ def run(cfg: DictConfig) -> float:
     from rlnas.search.faults import NumericFaultError
 
     started = time.time()
+    comm = COMM
+    prog = "rlnas" if comm.is_main else f"rlnas[rank {comm.rank}]"
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     if hydra_cfg.mode != RunMode.MULTIRUN and not str(hydra_cfg.run.dir).strip():
@@ -95,20 +100,25 @@ def run(cfg: DictConfig) -> float:
     owns_dir = False  # set once known: a run never writes its status into another run's dir
 
     def status(state: str, **fields: object) -> None:
-        if owns_dir:
+        if owns_dir and comm.is_main:
             write_status(run_dir, state, started, **fields)
 
     try:
-        with one_line_errors("rlnas", also=(NumericFaultError,), exit_on_error=not in_sweep):
+        with one_line_errors(prog, also=(NumericFaultError, DistributedError), exit_on_error=not in_sweep):
             try:
                 resume = cfg.get("resume")
                 if resume:
-                    if not Path(str(resume)).expanduser().is_dir():
+                    if comm.is_main and not Path(str(resume)).expanduser().is_dir():
                         raise FileNotFoundError(f"resume={resume}: not a directory (pass a search's run directory)")
-                    cfg = resumed_config(str(resume), list(hydra_cfg.overrides.task))
+                    # Several ranks: rank 0 reads the run's config and sends it (one shared view of the run).
+                    cfg = comm.broadcast_object(
+                        resumed_config(str(resume), list(hydra_cfg.overrides.task)) if comm.is_main else None)
                     run_dir = str(Path(resume).expanduser())
                 # One writer per run dir, for the whole run (a second start or resume is refused).
-                lock_run_dir(run_dir)
+                if comm.is_main:
+                    lock_run_dir(run_dir)
+                if comm.active and cfg.get("benchmark") is not None:
+                    raise ValueError("+benchmark runs take seconds in one process; start them without torchrun")
                 validate_config(cfg)
                 # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
                 owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not any(
@@ -123,7 +133,7 @@ def run(cfg: DictConfig) -> float:
                     bench = build_budget_search(cfg, run_dir)
                     outcome = bench.run()
                 else:
-                    search = build_search(cfg, run_dir, resume=bool(resume))
+                    search = build_search(cfg, run_dir, resume=bool(resume), comm=comm)
                     result = search.run()
             except SearchInterrupted:
                 raise
@@ -133,8 +143,11 @@ def run(cfg: DictConfig) -> float:
                 raise
     except SearchInterrupted as stop:
         status("interrupted", error=str(stop))
-        print(f"rlnas: {stop}", file=sys.stderr)
+        if comm.is_main:
+            print(f"rlnas: {stop}", file=sys.stderr)
         sys.exit(130)
+    if not comm.is_main:  # rank 0 reports
+        return float("nan") if cfg.get("benchmark") is not None else result.best.reward
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
         print(f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "
@@ -254,6 +267,43 @@ def with_default_task(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith("+experiment=")] + presets
 
 
+def planned_run_dir(overrides: list[str]) -> str:
+    """The ``hydra.run.dir`` these overrides give, resolved now (its ``${now:...}`` included)."""
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import search_dirs
+
+    dirs = search_dirs(overrides)
+    plain = [a for a in overrides if not a.startswith("-") and not any(a == str(d) for d in dirs)]
+    if dirs:
+        plain.append("hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=plain, return_hydra_config=True)
+    return str(OmegaConf.select(cfg, "hydra.run.dir"))
+
+
+def join_ranks(argv: list[str]) -> list[str]:
+    """Under ``torchrun``: joins the process group and gives every rank rank 0's run dir.
+
+    The other ranks write nothing: no ``.hydra/`` files, no log (rank 0 logs).
+    """
+    global COMM
+    if any(a in ("-m", "--multirun") for a in argv):
+        raise ValueError("torchrun starts one search; sweep with -m without torchrun "
+                         "(a launcher such as submitit can start each job with several processes)")
+    given = dict(a.lstrip("+").partition("=")[::2] for a in argv if "=" in a)
+    settings = DistributedSettings(
+        backend=given.get("distributed.backend", "auto"), timeout_s=float(given.get("distributed.timeout_s", 600)),
+    )
+    COMM = init_from_env(settings, given.get("device", "auto"))
+    if "hydra.run.dir" not in given:
+        run_dir = COMM.broadcast_object(planned_run_dir(argv) if COMM.is_main else None)
+        argv = quote_paths([*argv, f"hydra.run.dir={run_dir}"])
+    if not COMM.is_main:
+        argv = [*argv, "hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    return argv
+
+
 def main() -> None:
     """Console entry point."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -263,18 +313,23 @@ def main() -> None:
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     sys.argv = [sys.argv[0], *quote_paths(with_default_task(sys.argv[1:]))]
-    with one_line_errors("rlnas"):
-        check_overrides(sys.argv[1:])
-        # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
-        if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-            for arg in sys.argv[1:]:
-                key, sep, value = arg.lstrip("+").partition("=")
-                value = _unquote(value)
-                if key == "hydra.run.dir" and sep and not value.strip():
-                    raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
-                if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):
-                    lock_run_dir(value)
-    run()
+    try:
+        with one_line_errors("rlnas", also=(DistributedError,)):
+            check_overrides(sys.argv[1:])
+            if launched():
+                sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
+            # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
+            if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
+                for arg in sys.argv[1:]:
+                    key, sep, value = arg.lstrip("+").partition("=")
+                    value = _unquote(value)
+                    if key == "hydra.run.dir" and sep and not value.strip():
+                        raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
+                    if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):
+                        lock_run_dir(value)
+        run()
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from rlnas.search.loop import SearchSettings
 from rlnas.search.selection import SelectionSettings
 from rlnas.utils import conf_dir
+from rlnas.utils.distributed import DistributedSettings
 
 #: Where ``config.yaml`` and the config groups are read from.
 CONF_DIR = conf_dir()
@@ -74,6 +75,7 @@ class RlnasConfig:
     search: SearchSettings = field(default_factory=SearchSettings)
     costs: CostsConfig = field(default_factory=CostsConfig)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
     task: Any = None
     space: Any = None
     controller: Any = None
@@ -343,6 +345,8 @@ def validate_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"threads must be >= 1 or null, got {threads}")
+    if isinstance(cfg.get("distributed"), DictConfig):  # checked on every run, not only under torchrun
+        DistributedSettings(**OmegaConf.to_container(cfg.distributed, resolve=True))  # type: ignore[arg-type]
     from hydra.utils import get_method
 
     for section in ("task", "space", "controller", "reward"):

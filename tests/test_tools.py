@@ -84,3 +84,66 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert "standalone: 0 s" in proc.stdout
     assert json.loads((out / "standalone.json").read_text()) == cached
     assert set(json.loads((out / "study.json").read_text())["variants"]) == {"smoke", "again"}
+
+
+def nb201_results(seeds: dict[int, float]) -> dict:
+    """A small file in NAS-Bench-201's published layout: three architectures, cifar10 + cifar10-valid results."""
+    archs = [
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    ]
+    infos = {}
+    for i, _ in enumerate(archs):
+        results = {}
+        for seed, offset in seeds.items():
+            results[("cifar10", seed)] = {
+                "params": 0.1 * (i + 1), "flop": 10.0 * (i + 1),
+                # An earlier epoch is there too: the last one counts.
+                "eval_acc1es": {"ori-test@0": 10.0, "ori-test@199": 80.0 + 5 * i + offset},
+            }
+            results[("cifar10-valid", seed)] = {"eval_acc1es": {"x-valid@199": 70.0 + 5 * i + offset}}
+        infos[i] = {"full": {"all_results": results}, "less": {"all_results": {}}}
+    return {"meta_archs": archs, "arch2infos": infos, "evaluated_indexes": set(infos), "total_archs": len(archs)}
+
+
+def test_nb201_converter_writes_the_table_the_benchmark_reads(tmp_path):
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import CONF_DIR
+
+    torch.save(nb201_results({777: 1.0, 888: -0.5}), tmp_path / "NAS-Bench-201-v1_1-small.pth")
+    out = tmp_path / "nb201.csv"
+    proc = subprocess.run([sys.executable, "tools/convert_nb201.py", str(tmp_path / "NAS-Bench-201-v1_1-small.pth"),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = (out.read_text().splitlines())
+    assert rows[0] == "index,arch,cifar10_test_acc,cifar10_valid_acc,params_m,flops_m"
+    assert len(rows) == 4
+    # Read through the shipped benchmark config: the key template finds each converted row.
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+benchmark=nb201_cifar10", f"benchmark.path={out}"])
+    from omegaconf import OmegaConf
+
+    from rlnas.search.budget import benchmark_parts
+
+    space, bench = benchmark_parts(OmegaConf.to_container(cfg.benchmark, resolve=True))
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    all_conv = tuple([ops.index("nor_conv_3x3")] * 6)
+    mixed = tuple(ops.index(o) for o in ["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect",
+                                         "nor_conv_3x3", "skip_connect"])
+    # Mean over the two seeds of the last epoch, as a fraction: (90 + 1 + 90 - 0.5) / 2 / 100.
+    assert bench.evaluate(all_conv).metrics["cifar10_test_acc"] == pytest.approx(0.9025)
+    assert bench.evaluate(mixed).metrics["cifar10_test_acc"] == pytest.approx(0.8525)
+
+
+def test_nb201_converter_names_what_the_file_lacks(tmp_path):
+    import torch
+
+    torch.save({"archs": []}, tmp_path / "other.pth")
+    proc = subprocess.run([sys.executable, "tools/convert_nb201.py", str(tmp_path / "other.pth"), "--out",
+                           str(tmp_path / "x.csv")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "not a NAS-Bench-201 results file (needs meta_archs and arch2infos)" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()

@@ -39,10 +39,28 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """A random batch without repeated samples, indexed on the split's device."""
-        idx = torch.randperm(len(self), device=self.x.device, generator=generator)[:batch_size]
+    def batch(
+        self, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1
+    ) -> tuple[Tensor, Tensor]:
+        """A random batch without repeated samples, indexed on the split's device.
+
+        With ``world`` ranks, one global batch of ``world * batch_size`` samples
+        is drawn (every rank's ``generator`` is seeded alike) and rank ``rank``
+        takes its equal share of it.
+        """
+        idx = torch.randperm(len(self), device=self.x.device, generator=generator)[: batch_size * world]
+        if world > 1:
+            per = len(idx) // world
+            idx = idx[rank * per : (rank + 1) * per]
         return self.x[idx], self.y[idx]
+
+    def shard(self, rank: int, world: int) -> Split:
+        """Rank ``rank``'s contiguous share of the split (sizes differ by at most one)."""
+        if world == 1:
+            return self
+        n = len(self)
+        start, end = rank * n // world, (rank + 1) * n // world
+        return Split(self.x[start:end], self.y[start:end])
 
     def chunks(self, batch_size: int):
         """Iterates over the split in order, ``batch_size`` samples at a time."""

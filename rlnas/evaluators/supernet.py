@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils._pytree import tree_map
 
 from rlnas.data.base import Split
+from rlnas.utils.distributed import Comm, global_batchnorm
 from rlnas.evaluators.base import Evaluation
 from rlnas.tasks.base import Network, Task
 from rlnas.utils.timing import ComputeTimer
@@ -86,6 +89,10 @@ class SuperNetEvaluator:
         calibrate_minibatches: Whether minibatch scores (:meth:`evaluate_batch`,
             the controller's rewards) are calibrated too, or only whole-split
             scores (:meth:`evaluate_full`, the final choice).
+        comm: The ranks of a multi-process search: each scores its share of
+            every minibatch and of the split, and the scores are combined
+            (minibatch scores averaged over equal shares; whole-split metrics
+            computed on the gathered outputs). Default: one process.
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class SuperNetEvaluator:
         full_costs: Callable[[Sequence[int]], dict[str, float]] | None = None,
         calibration: Tensor | None = None,
         calibrate_minibatches: bool = True,
+        comm: Comm | None = None,
     ) -> None:
         self.model = model
         self.task = task
@@ -109,7 +117,8 @@ class SuperNetEvaluator:
         self.full_costs = full_costs or costs
         self.reward_metric = task.reward_metric
         self.timer = ComputeTimer(split.x.device)
-        self._batch = split.batch(self.batch_size, generator)
+        self.comm = comm or Comm()
+        self._batch = split.batch(self.batch_size, generator, self.comm.rank, self.comm.world)
         self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
         self.calibrate_minibatches = calibrate_minibatches
 
@@ -121,7 +130,7 @@ class SuperNetEvaluator:
 
     def next_batch(self) -> None:
         """Draws a fresh validation minibatch for the next comparisons."""
-        self._batch = self.split.batch(self.batch_size, self.generator)
+        self._batch = self.split.batch(self.batch_size, self.generator, self.comm.rank, self.comm.world)
 
     @torch.no_grad()
     def evaluate(self, arch: Sequence[int]) -> Evaluation:
@@ -132,12 +141,12 @@ class SuperNetEvaluator:
         """Reward metric of each arch on the current minibatch, one host sync in all."""
         self.model.eval()
         x, y = self._batch
-        with self.timer():
+        with self.timer(), global_batchnorm(self.comm):
             outputs = []
             for a in archs:
                 with self._statistics(a, minibatch=True):
                     outputs.append(self.model(x, a))
-        values = torch.stack([self.task.batch_reward_metric(out, y) for out in outputs]).tolist()
+        values = self.comm.mean_(torch.stack([self.task.batch_reward_metric(out, y) for out in outputs])).tolist()
         return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
 
     @torch.no_grad()
@@ -145,8 +154,23 @@ class SuperNetEvaluator:
         """All task metrics of ``arch`` over the whole split, with the tracked costs."""
         self.model.eval()
         outputs, targets = [], []
+        comm = self.comm
+        # Ranks may hold different numbers of chunks: BatchNorm stays per rank here.
         with self.timer(), self._statistics(arch, minibatch=False):
-            for x, y in self.split.chunks(chunk_size):
+            for x, y in self.split.shard(comm.rank, comm.world).chunks(chunk_size):
                 outputs.append(self.model(x, arch))
                 targets.append(y)
+        if comm.active:  # the metrics of the whole split, from every rank's outputs
+            device = self.split.x.device
+            gathered = comm.all_gather_object(tree_map(_to_cpu, (outputs, targets)))
+            outputs = [tree_map(lambda t: _to(t, device), o) for rank_out, _ in gathered for o in rank_out]
+            targets = [tree_map(lambda t: _to(t, device), t_) for _, rank_tg in gathered for t_ in rank_tg]
         return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))
+
+
+def _to_cpu(value: Any) -> Any:
+    return value.cpu() if isinstance(value, Tensor) else value
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    return value.to(device) if isinstance(value, Tensor) else value

@@ -24,6 +24,7 @@ from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import data_seed, resolve_device, section_values, seed_everything
+from rlnas.utils.distributed import Comm, DistributedSettings, RankZeroController, synchronise_batchnorm
 
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run.
@@ -122,27 +123,40 @@ def latency_table(
     return table
 
 
+def distributed_settings(cfg: DictConfig) -> DistributedSettings:
+    """``distributed:`` config -> :class:`DistributedSettings` (defaults when the section is absent)."""
+    if cfg.get("distributed") is None:
+        return DistributedSettings()
+    return DistributedSettings(**section_values(cfg.distributed, DistributedSettings, "distributed"))
+
+
 def build_search(
-    cfg: DictConfig, run_dir: str | Path, progress: bool | None = None, resume: bool = False
+    cfg: DictConfig, run_dir: str | Path, progress: bool | None = None, resume: bool = False, comm: Comm | None = None
 ) -> Search:
     """Instantiates space, task, data, supernet, evaluator, controller, reward and callbacks.
 
     With ``resume`` the run dir's ``checkpoint.pt`` (when one was written) is
-    restored, so :meth:`Search.run` continues after its epoch.
+    restored, so :meth:`Search.run` continues after its epoch. With ``comm``
+    of several ranks (``torchrun``), every rank builds the same search and
+    only rank 0 writes files (:mod:`rlnas.utils.distributed`).
     """
+    comm = comm or Comm()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if comm.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if taken and not resume:
+    if taken and not resume and comm.is_main:
         raise ValueError(
             f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
             f"or continue it with {shlex.quote(f'resume={run_dir}')}"
         )
-    if resume and (run_dir / "best_arch.json").exists():
+    if resume and comm.is_main and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
+    if comm.active and device.type == "cuda":
+        device = torch.device("cuda", comm.local_rank)
     seed = int(cfg.seed)
     seed_everything(seed)
     settings = settings_from(cfg.search)
@@ -158,6 +172,10 @@ def build_search(
     backbone = build_supernet(space, data.in_channels)
     head = task.build_head(backbone.out_channels, data)
     model = Network(backbone, head).to(device)
+    if comm.active:
+        if distributed_settings(cfg).sync_batchnorm:
+            synchronise_batchnorm(model)
+        comm.broadcast_module(model)  # one starting point, whatever each rank's RNG did
     input_shape = tuple(data.train.x.shape[1:])
 
     def child_factory(arch):
@@ -168,7 +186,10 @@ def build_search(
     targets = dict(getattr(reward, "targets", {}))
 
     costs_cfg = cfg.get("costs") or {}
-    latency = latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table"))
+    # Measured (or loaded) once, on rank 0: every rank prices architectures alike.
+    latency = comm.broadcast_object(
+        latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table")) if comm.is_main else None
+    )
     track = list(costs_cfg.get("track") or ["params", "size_mb", "size_int8_mb", "latency_ms"])
     selection_cost = cfg.selection.cost if cfg.get("selection") else "params"
     track += [name for name in [*targets, selection_cost] if name not in track and name in COST_NAMES]
@@ -178,9 +199,12 @@ def build_search(
         model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
         costs=cost_model, full_costs=cost_model.full,
         calibration=calibration_inputs(data.train, settings.bn_calibration, seed + 2) if settings.bn_calibration else None,
-        calibrate_minibatches=settings.bn_calibration_scope == "all",
+        calibrate_minibatches=settings.bn_calibration_scope == "all", comm=comm,
     )
     controller = build_controller(cfg.controller, space, seed)
+    if comm.active and controller.differentiable:
+        raise ValueError(f"controller={type(controller).__name__} learns alphas by gradient in one process; under "
+                         "torchrun use a sampling controller (enas, ppo, random, evolution, ...)")
     if targets:
         # Fails early, naming the key, when no architecture can meet a limit.
         feasibility = FeasibilityMask(space, cost_model, targets)
@@ -195,19 +219,34 @@ def build_search(
         controller.set_costs(cost_model, targets)
 
     state = None
-    if resume and (run_dir / CHECKPOINT).exists():
-        state = load_checkpoint(run_dir / CHECKPOINT, device)
+    if resume and comm.is_main and (run_dir / CHECKPOINT).exists():
+        # Several ranks: rank 0 reads it and sends it (the others need not see the run dir).
+        state = load_checkpoint(run_dir / CHECKPOINT, "cpu" if comm.active else device)
         log.info("resuming %s after epoch %d", run_dir, state["next_epoch"])
-    elif resume:
+    elif resume and comm.is_main:
         log.warning("resume=%s: no checkpoint written yet; starting the run over", run_dir)
+    if resume and comm.active:
+        state = comm.broadcast_object(state)
     config_text = OmegaConf.to_yaml(cfg)
-    if not resume:
+    if not resume and comm.is_main:
         (run_dir / "config.yaml").write_text(config_text)
     ckpt_cfg = cfg.get("checkpoint") or {}
     every = int(ckpt_cfg.get("every", 1))
     if every < 0:
         raise ValueError(f"checkpoint.every must be >= 0, got {every}")
     stop_after = ckpt_cfg.get("stop_after")
+    checkpointer = Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None, comm)
+    selection = SelectionSettings(**(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {}))
+    if selection.cost not in COST_NAMES:
+        raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
+    if comm.active:
+        controller = RankZeroController(controller, comm)  # type: ignore[assignment]
+    if not comm.is_main:  # the other ranks train and score; they write nothing
+        search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, [checkpointer],
+                        selection, comm)
+        if state is not None:
+            restore_search(search, state)
+        return search
     callbacks = [
         TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
                           purge_step=state["next_epoch"] if state else None, compared=compared_hparams(cfg)),
@@ -217,11 +256,8 @@ def build_search(
     if progress is not False:
         callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
     # Last, so a checkpoint sees what the other callbacks did in the epoch.
-    callbacks.append(Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None))
-    selection = SelectionSettings(**(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {}))
-    if selection.cost not in COST_NAMES:
-        raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
-    search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection)
+    callbacks.append(checkpointer)
+    search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection, comm)
     if state is not None:
         restore_search(search, state)
     return search

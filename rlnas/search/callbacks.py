@@ -272,6 +272,7 @@ class OutputWriter(Callback):
             "epochs": result.epochs,
             "seconds": round(result.seconds, 2),
             "evaluated_architectures": len(search.history),
+            "processes": search.comm.world,  # ranks the (last) start ran on (torchrun)
             "top_candidates": [
                 {"arch": list(c.arch), "reward": c.reward, "metrics": c.evaluation.metrics} for c in result.candidates
             ],

@@ -23,6 +23,7 @@ import torch
 from rlnas.search.faults import finite_weights
 from rlnas.search.loop import Callback, EpochStats
 from rlnas.utils import global_rng_state, save_atomic, set_global_rng_state
+from rlnas.utils.distributed import Comm
 
 if TYPE_CHECKING:
     from rlnas.search.loop import Search
@@ -109,9 +110,14 @@ class Checkpointer(Callback):
         run_dir: The run directory.
         every: Epochs between checkpoints (0: only when stopping).
         stop_after: Stop (as if interrupted) after this many epochs; for drills and tests.
+        comm: The ranks of a multi-process search: a stop request any rank
+            receives stops them all at the same point, and only rank 0 writes.
     """
 
-    def __init__(self, run_dir: str | Path, every: int = 1, stop_after: int | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path, every: int = 1, stop_after: int | None = None, comm: Comm | None = None
+    ) -> None:
+        self.comm = comm or Comm()
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / CHECKPOINT
         self.every = int(every)
@@ -148,20 +154,23 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         done = stats.epoch + 1
-        stopping = self.stop_requested or (self.stop_after is not None and done >= self.stop_after)
+        stopping = self.comm.any(self.stop_requested) or (self.stop_after is not None and done >= self.stop_after)
         # The last epoch is always saved: a stop during the final re-scoring resumes into it.
         if stopping or (self.every and done % self.every == 0) or done == search.settings.epochs:
             if finite_weights(search.model):
-                save_atomic(search_state(search), self.path)
+                if self.comm.is_main:
+                    save_atomic(search_state(search), self.path)
                 self.saved_epoch = done
             else:
                 log.error("epoch %d left non-finite weights; keeping the previous checkpoint", done)
         if stopping and done < search.settings.epochs:
+            self.comm.barrier()  # no rank leaves before rank 0 has written the checkpoint
             self._restore_handlers()
             raise SearchInterrupted(done, self.run_dir)
 
     def on_final_step(self, search: Search) -> None:
-        if self.stop_requested and self.saved_epoch == search.settings.epochs:
+        if self.comm.any(self.stop_requested) and self.saved_epoch == search.settings.epochs:
+            self.comm.barrier()
             self._restore_handlers()
             raise SearchInterrupted(search.settings.epochs, self.run_dir,
                                     "interrupted during the final re-scoring (all epochs are saved); {hint}")

@@ -29,6 +29,7 @@ from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
 from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
+from rlnas.utils.distributed import Comm, DistributedError, RankZeroController, global_batchnorm
 from rlnas.utils.timing import ComputeTimer
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,9 @@ class Search:
         seed: Seed of batch and warm-up sampling.
         callbacks: Logging, progress and output writers.
         selection: How the final architecture is chosen among the candidates.
+        comm: The ranks of a multi-process search (``torchrun``): every rank
+            trains on its share of each batch and the gradients are averaged
+            (:mod:`rlnas.utils.distributed`). Default: one process.
     """
 
     def __init__(
@@ -178,7 +182,9 @@ class Search:
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         selection: SelectionSettings | None = None,
+        comm: Comm | None = None,
     ) -> None:
+        self.comm = comm or Comm()
         self.space, self.task, self.data, self.model = space, task, data, model
         self.evaluator, self.controller, self.reward = evaluator, controller, reward
         self.settings = settings
@@ -191,9 +197,10 @@ class Search:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         # Uniform sampling (warm-up, random comparison) under the controller's extra masks.
-        self.uniform = RandomController(space)
-        self.uniform.rng = self.rng
-        self.uniform.action_mask = controller.action_mask
+        uniform = RandomController(space)
+        uniform.rng = self.rng
+        uniform.action_mask = controller.action_mask
+        self.uniform = RankZeroController(uniform, self.comm) if self.comm.active else uniform
         s = settings
         self.optimizer: torch.optim.Optimizer
         if s.optimizer == "adamw":
@@ -235,7 +242,7 @@ class Search:
             return self.model.head(backbone.forward_weighted(x, [w.detach() for w in weights], active))
 
         def arch_step() -> None:
-            x, y = self.data.val.batch(s.batch_size, self.generator)
+            x, y = self.data.val.batch(s.batch_size, self.generator, self.comm.rank, self.comm.world)
             weights, active = ctrl.path_weights()
             with self.timer():
                 loss = self.task.loss(self.model.head(backbone.forward_weighted(x, weights, active)), y)
@@ -259,13 +266,15 @@ class Search:
         has_metric = False
         applied = 0
         for i in range(steps):
-            x, y = self.data.train.batch(self.settings.batch_size, self.generator)
-            with self.timer():
+            x, y = self.data.train.batch(self.settings.batch_size, self.generator, self.comm.rank, self.comm.world)
+            with self.timer(), global_batchnorm(self.comm):
                 out = forward(i, x)
                 loss = self.task.loss(out, y)
                 # Unused ops get no gradient; set_to_none keeps SGD from decaying them.
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # Several ranks: the mean gradient and loss of the global batch (one all-reduce).
+                loss = self.comm.average_gradients(params, loss)
                 grad_norm = nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
                 # One host sync per step: a NaN must never reach the shared weights.
                 finite = bool(torch.isfinite(loss.detach() + grad_norm))
@@ -285,7 +294,8 @@ class Search:
                 after_step()
         if not applied:
             return float("nan"), None
-        loss_mean, metric_mean = (torch.stack([loss_sum, metric_sum]) / applied).tolist()  # one host sync per epoch
+        sums = self.comm.mean_(torch.stack([loss_sum, metric_sum]))  # the loss is already averaged: unchanged
+        loss_mean, metric_mean = (sums / applied).tolist()  # one host sync per epoch
         return loss_mean, metric_mean if has_metric else None
 
     def score(self, archs: Sequence[Arch]) -> tuple[list[Evaluation], list[float]]:
@@ -359,6 +369,8 @@ class Search:
             stats.seconds = time.perf_counter() - t0
             for cb in self.callbacks:
                 cb.on_epoch_end(self, stats)
+        if not self.comm.same_weights(self.model):  # a fault of the gradient exchange, never expected
+            raise DistributedError(f"rank {self.comm.rank}: the ranks' supernet weights differ after training")
         if not finite_weights(self.model):  # outputs would carry them: stop before anything is written
             bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())] or ["buffers"]
             raise NumericFaultError(

@@ -85,6 +85,7 @@ def lock_run_dir(run_dir: str | Path) -> None:
 
     Raises:
         RunDirBusy: When another process holds it (its pid named).
+        ValueError: When the directory cannot be created or written.
     """
     path = Path(run_dir).expanduser().resolve()
     if path in _held:
@@ -95,8 +96,11 @@ def lock_run_dir(run_dir: str | Path) -> None:
         import fcntl
     except ImportError:  # no flock on this platform: run unguarded
         return
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:  # read-only, a file on the way, no permission, a full disk
+        raise ValueError(f"{path}: cannot write the run's files there ({err.strerror or type(err).__name__})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

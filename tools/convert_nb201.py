@@ -1,0 +1,137 @@
+"""NAS-Bench-201's published results file -> the CSV table ``+benchmark=nb201_cifar10`` reads.
+
+NAS-Bench-201 (Dong & Yang, ICLR 2020) publishes its results as one torch
+pickle (``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``):
+a dict with ``meta_archs`` (the 15,625 architecture strings, by index) and
+``arch2infos`` (index -> ``{"less": ..., "full": ...}``: 12- and 200-epoch
+results, each with ``all_results`` keyed by ``(dataset, seed)`` holding
+``eval_acc1es`` such as ``{"ori-test@199": 94.1, ...}``, ``params`` and
+``flop``). This tool writes one row per architecture: ``index``, ``arch`` and,
+for each column below found in the file, the accuracy at the last epoch
+averaged over the seeds::
+
+    cifar10_test_acc      cifar10         ori-test   (what conf/benchmark/nb201_cifar10.yaml reads)
+    cifar10_valid_acc     cifar10-valid   x-valid
+    cifar100_valid_acc    cifar100        x-valid
+    cifar100_test_acc     cifar100        x-test
+    imagenet16_valid_acc  ImageNet16-120  x-valid
+    imagenet16_test_acc   ImageNet16-120  x-test
+    params_m, flops_m     cifar10         (millions)
+
+Usage::
+
+    python tools/convert_nb201.py NAS-Bench-201-v1_1-096897.pth --out nb201.csv
+    RLNAS_NB201_CIFAR10=nb201.csv python -m rlnas +benchmark=nb201_cifar10
+
+The file is a pickle: convert only a file you trust (torch.load runs with
+``weights_only=False`` to read it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: Output column -> (dataset, evaluation split) of the results file.
+COLUMNS = {
+    "cifar10_test_acc": ("cifar10", "ori-test"),
+    "cifar10_valid_acc": ("cifar10-valid", "x-valid"),
+    "cifar100_valid_acc": ("cifar100", "x-valid"),
+    "cifar100_test_acc": ("cifar100", "x-test"),
+    "imagenet16_valid_acc": ("ImageNet16-120", "x-valid"),
+    "imagenet16_test_acc": ("ImageNet16-120", "x-test"),
+}
+
+
+class ConvertError(ValueError):
+    """The results file is not in NAS-Bench-201's format; the message says what is missing."""
+
+
+def last_epoch_accuracy(result: Mapping[str, Any], split: str) -> float | None:
+    """The accuracy on ``split`` at the last evaluated epoch (``split@EPOCH`` keys), or None."""
+    accs = result.get("eval_acc1es") or {}
+    epochs = [(int(k.rsplit("@", 1)[1]), v) for k, v in accs.items() if k.rsplit("@", 1)[0] == split and "@" in k]
+    return float(max(epochs)[1]) if epochs else None
+
+
+def arch_row(index: int, arch: str, info: Mapping[str, Any]) -> dict[str, Any]:
+    """One CSV row from an architecture's ``full`` (or ``less``) results."""
+    results = info.get("all_results")
+    if not isinstance(results, Mapping):
+        raise ConvertError(f"architecture {index}: no all_results")
+    row: dict[str, Any] = {"index": index, "arch": arch}
+    for column, (dataset, split) in COLUMNS.items():
+        values = [a for (ds, _seed), r in results.items() if ds == dataset
+                  for a in [last_epoch_accuracy(r, split)] if a is not None]
+        if values:
+            row[column] = sum(values) / len(values)
+    cifar = [r for (ds, _seed), r in results.items() if ds == "cifar10"]
+    for column, field in (("params_m", "params"), ("flops_m", "flop")):
+        values = [float(r[field]) for r in cifar if isinstance(r.get(field), (int, float)) and math.isfinite(r[field])]
+        if values:
+            row[column] = sum(values) / len(values)
+    return row
+
+
+def convert(path: Path, out: Path, which: str = "full") -> int:
+    """Writes the CSV; returns the number of rows.
+
+    Raises:
+        ConvertError: Naming what the file lacks.
+    """
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file raises many types
+        raise ConvertError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+    if not isinstance(data, Mapping) or "meta_archs" not in data or "arch2infos" not in data:
+        raise ConvertError(f"{path}: not a NAS-Bench-201 results file (needs meta_archs and arch2infos)")
+    archs, infos = data["meta_archs"], data["arch2infos"]
+    rows = []
+    for index, arch in enumerate(archs):
+        entry = infos.get(index)
+        if entry is None:
+            continue
+        if which not in entry:
+            raise ConvertError(f"{path}: architecture {index} has no {which!r} results (choose --which less|full)")
+        rows.append(arch_row(index, str(arch), entry[which]))
+        if (index + 1) % 1000 == 0:
+            print(f"convert_nb201: {index + 1}/{len(archs)} architectures", file=sys.stderr)
+    if not rows:
+        raise ConvertError(f"{path}: no architecture has results")
+    columns = ["index", "arch"] + [c for c in [*COLUMNS, "params_m", "flops_m"] if any(c in r for r in rows)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    tmp.replace(out)
+    return len(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, help="NAS-Bench-201 results file (.pth)")
+    parser.add_argument("--out", type=Path, required=True, help="CSV to write")
+    parser.add_argument("--which", choices=("full", "less"), default="full",
+                        help="full: 200-epoch results (the published table); less: 12 epochs")
+    args = parser.parse_args(argv)
+    if not args.results.is_file():
+        raise SystemExit(f"convert_nb201: error: {args.results}: no such file")
+    try:
+        n = convert(args.results, args.out, args.which)
+    except ConvertError as err:
+        raise SystemExit(f"convert_nb201: error: {err}") from None
+    print(f"{args.out}: {n} architectures")
+
+
+if __name__ == "__main__":
+    main()
