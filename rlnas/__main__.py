@@ -9,9 +9,11 @@ the whole traceback instead.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +36,8 @@ from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings,
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
 USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
+#: Errors of the file system a run writes to (not of the program): reported in one line.
+DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
 COMM = Comm()
 
@@ -45,6 +49,9 @@ def user_error_message(err: BaseException) -> str | None:
     if isinstance(err, USER_ERRORS):
         msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         return msg.splitlines()[0] if msg else type(err).__name__
+    if isinstance(err, OSError) and err.errno in DISK_ERRORS:  # a full or read-only disk, a quota, permissions
+        where = err.filename or "a run file"
+        return f"{where}: {err.strerror or os.strerror(err.errno)}; the files written before it are kept"
     return None
 
 
@@ -101,7 +108,10 @@ def run(cfg: DictConfig) -> float:
 
     def status(state: str, **fields: object) -> None:
         if owns_dir and comm.is_main:
-            write_status(run_dir, state, started, **fields)
+            try:
+                write_status(run_dir, state, started, **fields)
+            except OSError as err:  # the disk that failed the run may fail this too: say so, don't mask the error
+                print(f"rlnas: status.json not updated to {state!r} ({err.strerror or err})", file=sys.stderr)
 
     try:
         with one_line_errors(prog, also=(NumericFaultError, DistributedError), exit_on_error=not in_sweep):
@@ -133,7 +143,8 @@ def run(cfg: DictConfig) -> float:
                     bench = build_budget_search(cfg, run_dir)
                     outcome = bench.run()
                 else:
-                    search = build_search(cfg, run_dir, resume=bool(resume), comm=comm)
+                    with stops_before_the_first_epoch(run_dir, bool(resume)):
+                        search = build_search(cfg, run_dir, resume=bool(resume), comm=comm)
                     result = search.run()
             except SearchInterrupted:
                 raise
@@ -168,6 +179,36 @@ def run(cfg: DictConfig) -> float:
     )
     print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
     return best.reward
+
+
+@contextmanager
+def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM while the search is built (data, latency table) stop at once, in one line.
+
+    Nothing is lost then: no epoch has run (a resumed run's checkpoint is
+    untouched). The search's own handlers take over from its first epoch.
+    """
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    def stop(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if resume:
+            raise SearchInterrupted(0, Path(run_dir), f"stopped by {name} while preparing the resume; the "
+                                    "checkpoint is unchanged; {hint}")
+        raise SearchInterrupted(0, Path(run_dir), f"stopped by {name} before the first epoch; nothing to resume "
+                                "and nothing lost: start the run again")
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (a sweep job): no handlers
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 #: Overrides a resumed run accepts even when they differ from its config.

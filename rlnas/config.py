@@ -345,6 +345,13 @@ def validate_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"threads must be >= 1 or null, got {threads}")
+    for key in ("seed", "data_seed"):  # numpy and torch seeds are non-negative
+        value = cfg.get(key)
+        if value is not None and int(value) < 0:
+            raise ConfigError(f"{key} must be >= 0{' or null' if key == 'data_seed' else ''}, got {value}")
+    stop_after = OmegaConf.select(cfg, "checkpoint.stop_after", default=None)
+    if stop_after is not None and int(stop_after) < 1:
+        raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
     if isinstance(cfg.get("distributed"), DictConfig):  # checked on every run, not only under torchrun
         DistributedSettings(**OmegaConf.to_container(cfg.distributed, resolve=True))  # type: ignore[arg-type]
     from hydra.utils import get_method

@@ -29,6 +29,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
+#: Tasks whose models take images (what this entry point feeds them).
+IMAGE_TASKS = ("classification", "detection")
 #: File suffixes read from an input directory.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -85,9 +87,12 @@ def load_model(path: str | Path) -> Model:
     try:
         meta = json.loads(meta_path.read_text())
         needed = ("task", "in_channels", "image_size", "class_names")
-        absent = [k for k in needed if k not in meta]
+        absent = [k for k in needed if k not in meta] if isinstance(meta, dict) else ["task"]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PredictError(f"{meta_path}: malformed JSON ({err})") from None
+    if isinstance(meta, dict) and meta.get("task") not in (None, *IMAGE_TASKS):
+        raise PredictError(f"{meta_path}: a {meta['task']} model; rlnas.predict runs image models "
+                           f"({', '.join(IMAGE_TASKS)}); load model.onnx with onnxruntime for other inputs")
     if absent:
         raise PredictError(f"{meta_path}: no '{absent[0]}' entry")
     try:
@@ -226,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         cfg = parse_args(args)
+        if cfg.output:  # before any work: a missing folder is made, an unwritable one named
+            try:
+                Path(cfg.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PredictError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
+            if Path(cfg.output).expanduser().is_dir():
+                raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
         files = image_files(cfg.input)
         rows = []

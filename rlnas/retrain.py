@@ -275,6 +275,11 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     seed_everything(int(cfg.seed))
 
     space, task, data = search_parts(search_cfg, device)
+    space.validate(arch)
+    saved = payload.get("description")
+    if saved is not None and saved != space.describe(arch):  # same length, another space: another network
+        raise ValueError(f"arch={cfg.arch} was found in another space ({saved}) than the one its config.yaml "
+                         f"describes ({space.describe(arch)}); pass that search's config with run_config=")
     network = standalone_network(space, task, data, arch)
     copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
     log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)

@@ -89,6 +89,33 @@ BAD_CONFIGS = [
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),
+    # seeds, drills and sizes that no run can use
+    (["seed=-1"], "seed must be >= 0, got -1"),
+    (["data_seed=-5"], "data_seed must be >= 0 or null, got -5"),
+    (["checkpoint.stop_after=-1"], "checkpoint.stop_after must be >= 1 or null, got -1"),
+    (["task.data.image_size=0"], "task.data.image_size must be >= 1, got 0"),
+    (["+task=detection", "task.data.num_images=0"], "task.data.num_images must be >= 3, got 0"),
+    (["task.data.val_fraction=1.5"], "task.data.val_fraction=1.5 and task.data.test_fraction=0.2 must be in (0, 1)"),
+    # optimiser settings that stop learning or diverge
+    (["search.grad_clip=0"], "search.grad_clip must be > 0 (a gradient norm bound), got 0"),
+    (["search.momentum=1.5"], "search.momentum must be in [0, 1), got 1.5"),
+    # controller settings that silently mean something else
+    (["controller.temperature=0"], "controller.temperature=0 must be > 0 or null"),
+    (["controller.tanh_constant=-1"], "controller.tanh_constant=-1 must be > 0 or null"),
+    (["controller.entropy_weight=-1"], "controller.entropy_weight=-1 must be >= 0"),
+    (["controller.lstm_size=0"], "controller.lstm_size=0 must be >= 1"),
+    (["controller=tpe", "controller.n_startup_trials=-1"], "controller.n_startup_trials=-1 must be >= 0"),
+    (["controller=ppo", "controller.n_epochs=0"], "controller.n_epochs=0 must be >= 1"),
+    (["controller=ppo", "controller.batch_size=0"], "controller.batch_size=0 must be >= 1"),
+    (["controller=ppo", "controller.clip_range=0"], "controller.clip_range=0 must be > 0"),
+    (["controller=ppo", "controller.ent_coef=-0.1"], "controller.ent_coef=-0.1 must be >= 0"),
+    (["controller=ppo", "controller.device=tpu"], "controller.device='tpu' is not a device"),
+    # rewards that cannot be computed or weigh nothing
+    (["reward=hard", "reward.targets.params=abc"], "reward.targets.params='abc' must be a number"),
+    (["reward=weighted", "reward.weights.params=null"], "reward.weights is empty; name at least one cost"),
+    # several processes
+    (["distributed.backend=mpi"], "distributed.backend='mpi' is unknown; allowed: ['auto', 'gloo', 'nccl']"),
+    (["distributed.timeout_s=0"], "distributed.timeout_s must be > 0, got 0"),
 ]
 
 
@@ -127,7 +154,7 @@ def test_resume_errors_name_the_key(tmp_path):
 
 
 def test_enough_bad_configs_are_checked():
-    assert len(BAD_CONFIGS) >= 20
+    assert len(BAD_CONFIGS) >= 80
 
 
 # --- bad data files -------------------------------------------------------
@@ -210,9 +237,15 @@ BAD_DATA = [
      lambda t: load_coco_at(_coco(t, annotations=[{"id": 9, "image_id": 1, "bbox": "wide", "category_id": 3}])),
      "bbox must be"),
     ("coco image file missing",
-     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "zzz.png", "width": 80, "height": 40}],
-                                  annotations=[])),
+     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "zzz.png", "width": 80, "height": 40},
+                                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}])),
      "zzz.png: image file"),
+    ("coco without annotations", lambda t: load_coco_at(_coco(t, annotations=[])),
+     "ann.json: no annotations; detection needs boxes"),
+    ("coco image of another size than declared",
+     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "a.png", "width": 160, "height": 80},
+                                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}])),
+     "ann.json: images record 1 declares 160x80 but a.png is 80x40"),
     ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
     ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
     ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
@@ -252,7 +285,7 @@ def test_bad_data_file_stops_with_one_line_naming_it(case, load, message, tmp_pa
 
 
 def test_enough_bad_data_files_are_checked():
-    assert len(BAD_DATA) >= 10
+    assert len(BAD_DATA) >= 26
 
 
 def test_images_of_mixed_sizes_and_modes_load_resized(tmp_path):

@@ -115,3 +115,62 @@ def test_a_second_signal_stops_at_once_and_leaves_a_final_status(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "stopped at once by a second SIGTERM; the last checkpoint (after epoch" in err.strip().splitlines()[-1]
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={blocker}/run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"rlnas: error: {blocker}/run: cannot write the run's files there (Not a directory)")
+
+
+def test_a_checkpoint_of_another_space_is_refused_naming_it(tmp_path):
+    import torch
+
+    run, other = tmp_path / "run", tmp_path / "other"
+    assert run_cli("+experiment=smoke", f"hydra.run.dir={run}", "checkpoint.stop_after=1").returncode == 130
+    assert run_cli("+experiment=smoke", "space.channels=[8]", f"hydra.run.dir={other}",
+                   "checkpoint.stop_after=1").returncode == 130
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())  # a copy from another run
+    before = (run / "checkpoint.pt").read_bytes()
+    proc = run_cli(f"resume={run}")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"rlnas: error: {run}/checkpoint.pt: the checkpoint holds another supernet than the "
+                           "run's config.yaml describes (")
+    assert (run / "checkpoint.pt").read_bytes() == before  # nothing lost
+    assert isinstance(torch.load(run / "checkpoint.pt", weights_only=False), dict)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_what_was_written(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'full_disk'}{os.pathsep}{ROOT}",
+           "RLNAS_TEST_DISK_WRITES": "4"}  # status, latency table, checkpoint 1, then full
+    proc = subprocess.run([sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=4",
+                           f"hydra.run.dir={run}"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert any(line.startswith(f"rlnas: error: {run}/") and "No space left on device; the files written before it are kept"
+               in line for line in lines), lines[-3:]
+    assert any("status.json not updated to 'failed'" in line for line in lines)
+    assert not list(run.glob("*.tmp"))  # no half-written files
+    assert (run / "checkpoint.pt").exists()  # the last checkpoint that fitted
+
+
+def test_a_stop_while_the_search_is_built_is_one_line_and_final(tmp_path):
+    run = tmp_path / "run"
+    # Detection builds for seconds (3,000 canvases, then the latency table): the signal lands in that phase.
+    first = _start("+task=detection", "+experiment=smoke", "task.data.num_images=6000", f"hydra.run.dir={run}")
+    deadline = time.monotonic() + 120
+    while not (run / "status.json").exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again")
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert not (run / "checkpoint.pt").exists()

@@ -214,3 +214,35 @@ def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's best_arch.json)"
     )
+
+
+def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
+    run = _search_run(tmp_path, "classification")
+    payload = json.loads((run / "best_arch.json").read_text())
+    # Same number of decisions, described in another space's ops: it would retrain a different network.
+    payload["description"] = "zeroconv | zeroconv | zeroconv | zeroconv | zeroconv | zeroconv"
+    (run / "best_arch.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"was found in another space \(zeroconv \| .*\) than the one its "
+                                         r"config.yaml describes \(conv3x3"):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_predict_makes_the_output_folder_and_refuses_other_models(classification_run, tmp_path, capsys):
+    from PIL import Image
+
+    out, _ = classification_run
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+    target = tmp_path / "new" / "deeper" / "preds.json"
+    assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}", f"output={target}"]) == 0
+    assert len(json.loads(target.read_text())) == 1
+    assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}", f"output={tmp_path}"]) == 2
+    assert f"output={tmp_path} is a directory" in capsys.readouterr().err
+    # A sequence model's export: its inputs are no images.
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    (seq / "model.onnx").write_bytes((out / "model.onnx").read_bytes())
+    (seq / "model.json").write_text(json.dumps({"task": "sequence", "in_channels": 8, "class_names": ["0", "1"]}))
+    assert predict_main([f"model={seq}", f"input={tmp_path / 'a.png'}"]) == 2
+    assert "model.json: a sequence model; rlnas.predict runs image models (classification, detection)" in (
+        capsys.readouterr().err)

@@ -79,6 +79,8 @@ class TPEController(Controller):
     """
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_startup_trials: int = 10, multivariate: bool = False):
+        if int(n_startup_trials) < 0:
+            raise ValueError(f"controller.n_startup_trials={n_startup_trials} must be >= 0")
         super().__init__(space, seed)
         import optuna
 

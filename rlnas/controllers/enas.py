@@ -247,6 +247,14 @@ class ENASController(Controller):
             raise ValueError(f"controller.baseline_decay={baseline_decay} must be in [0, 1)")
         if lr <= 0:
             raise ValueError(f"controller.lr={lr} must be positive")
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"controller.temperature={temperature} must be > 0 or null (null: none)")
+        if tanh_constant is not None and not tanh_constant > 0:
+            raise ValueError(f"controller.tanh_constant={tanh_constant} must be > 0 or null (null: no clipping)")
+        if entropy_weight < 0:
+            raise ValueError(f"controller.entropy_weight={entropy_weight} must be >= 0 (a bonus for exploring)")
+        if lstm_size < 1:
+            raise ValueError(f"controller.lstm_size={lstm_size} must be >= 1")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = ENASPolicy(space, lstm_size, temperature, tanh_constant, "skip", skip_target)

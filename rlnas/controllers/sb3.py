@@ -123,6 +123,19 @@ class SB3Controller(Controller):
             raise ValueError(f"controller.learning_rate={learning_rate} must be positive")
         if elite_weight < 0:
             raise ValueError(f"controller.elite_weight={elite_weight} must be >= 0")
+        for key, value in (("n_epochs", n_epochs), ("batch_size", batch_size)):
+            if int(value) < 1:
+                raise ValueError(f"controller.{key}={value} must be >= 1")
+        if not clip_range > 0:
+            raise ValueError(f"controller.clip_range={clip_range} must be > 0 (PPO's clipping range)")
+        if ent_coef < 0:
+            raise ValueError(f"controller.ent_coef={ent_coef} must be >= 0 (a bonus for exploring)")
+        from rlnas.utils import resolve_device
+
+        try:
+            resolve_device(str(device))
+        except ValueError as err:
+            raise ValueError(str(err).replace("device=", "controller.device=")) from None
         from stable_baselines3.common.logger import configure
 
         from rlnas.env import ArchitectureEnv

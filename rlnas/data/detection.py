@@ -140,12 +140,20 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
         boxes[ann["image_id"]].append([cat_index[cat], x * sx, y * sy, (x + w) * sx, (y + h) * sy])
     if not images:
         raise DataError(f"{ann_path}: no images")
+    if not any(boxes.values()):  # every score would be mAP 0: nothing to search for
+        raise DataError(f"{ann_path}: no annotations; detection needs boxes on at least some images")
     pixels = []
     for image_id, image in images.items():
         path = img_dir / str(image.get("file_name", ""))
         try:
             with Image.open(path) as img:
+                declared = (int(image.get("width", 0)), int(image.get("height", 0)))
+                if boxes[image_id] and declared != img.size:  # the boxes would be scaled to the wrong size
+                    raise DataError(f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "
+                                    f"{path.name} is {img.size[0]}x{img.size[1]}")
                 pixels.append(TF.to_tensor(img.convert("RGB").resize((canvas_size, canvas_size))))
+        except DataError:
+            raise
         except (FileNotFoundError, IsADirectoryError):
             raise DataError(f"{path}: image file of images record {image_id} not found") from None
         except Exception as err:  # PIL raises many types for broken files
@@ -171,6 +179,8 @@ def load_detection(
     seed: int = 0,
 ) -> DataSplits:
     """Detection splits: embedded digit canvases (``digits``) or users' ``coco`` data."""
+    if name == "digits" and int(num_images) < 3:  # one each for train, val and test at least
+        raise DataError(f"task.data.num_images must be >= 3, got {num_images}")
     if name == "digits":
         x, y = make_digit_canvases(num_images, canvas_size, tuple(objects), tuple(scales), seed=seed)
         class_names = [str(i) for i in range(10)]

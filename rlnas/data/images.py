@@ -100,6 +100,8 @@ def load_image_classification(
     """
     if name not in DATASETS:
         raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(DATASETS)}")
+    if int(image_size) < 1:
+        raise DataError(f"task.data.image_size must be >= 1, got {image_size}")
     root = os.path.expanduser(root) if root else root
     class_names: list[str] = []
     if name == "digits":

@@ -21,7 +21,11 @@ def _check_targets(targets: Mapping[str, float] | None, kind: str = "targets") -
             raise ValueError(f"reward.{kind}.{name} is not a cost; allowed: {list(COST_NAMES)}")
         if value is None:
             continue
-        if not float(value) > 0:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"reward.{kind}.{name}={value!r} must be a number") from None
+        if not value > 0:
             raise ValueError(f"reward.{kind}.{name} must be > 0, got {value}")
         checked[name] = float(value)
     return checked
@@ -132,6 +136,9 @@ class WeightedReward(ConstrainedReward):
     ) -> None:
         super().__init__(metric, targets)
         self.weights = _check_targets(weights, "weights")
+        if not self.weights:  # the reward would be the metric alone: say so rather than run a weightless search
+            raise ValueError("reward.weights is empty; name at least one cost (e.g. reward.weights.params=0.1), "
+                             "or use reward=metric")
         for name in self.weights:
             if name not in self.targets:
                 raise ValueError(f"reward.weights.{name} has no reward.targets.{name} to normalise by")

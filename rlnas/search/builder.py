@@ -245,7 +245,7 @@ def build_search(
         search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, [checkpointer],
                         selection, comm)
         if state is not None:
-            restore_search(search, state)
+            _restore(search, state, run_dir)
         return search
     callbacks = [
         TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
@@ -259,5 +259,13 @@ def build_search(
     callbacks.append(checkpointer)
     search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection, comm)
     if state is not None:
-        restore_search(search, state)
+        _restore(search, state, run_dir)
     return search
+
+
+def _restore(search: Search, state: dict[str, Any], run_dir: Path) -> None:
+    """:func:`restore_search`, its errors naming the checkpoint file."""
+    try:
+        restore_search(search, state)
+    except ValueError as err:
+        raise ValueError(f"{run_dir / CHECKPOINT}: {err}") from None

@@ -72,7 +72,16 @@ def restore_search(search: Search, state: dict[str, Any]) -> None:
     """Puts ``search`` where :func:`search_state` left it; the next :meth:`Search.run` continues there."""
     if state.get("version") != VERSION:
         raise ValueError(f"checkpoint format {state.get('version')} is not {VERSION}; it was written by another version")
-    search.model.load_state_dict(state["model"])
+    ours, theirs = search.model.state_dict(), state["model"]
+    if not isinstance(theirs, dict):
+        raise ValueError("the checkpoint holds no supernet weights")
+    for name in sorted(set(ours) | set(theirs)):  # another space or task: name the first difference
+        if name not in theirs or name not in ours or tuple(ours[name].shape) != tuple(theirs[name].shape):
+            have = tuple(theirs[name].shape) if name in theirs else "nothing"
+            want = tuple(ours[name].shape) if name in ours else "nothing"
+            raise ValueError(f"the checkpoint holds another supernet than the run's config.yaml describes "
+                             f"({name}: {have} in the checkpoint, {want} in the config)")
+    search.model.load_state_dict(theirs)
     search.optimizer.load_state_dict(state["optimizer"])
     search.scheduler.load_state_dict(state["scheduler"])
     search.controller.load_state_dict(state["controller"])

@@ -87,6 +87,10 @@ class SearchSettings:
             )
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"search.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
+        if not self.grad_clip > 0:
+            raise ValueError(f"search.grad_clip must be > 0 (a gradient norm bound), got {self.grad_clip}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"search.momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.fault_backoff <= 1:
             raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -108,15 +109,24 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """A file to write ``path`` through: a temporary file beside it, flushed to disk, then ``os.replace``-d.
 
     A kill at any moment leaves the old ``path`` or the new one, never half a
-    file; on an exception the old one stays.
+    file; on an exception (a full disk) the old one stays and the temporary
+    file is removed.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open(mode, **({} if "b" in mode else {"newline": ""})) as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open(mode, **({} if "b" in mode else {"newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        # A full or read-only disk, a kill: no half-written temporary file is left behind.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and err.errno is not None and not err.filename:
+            raise OSError(err.errno, err.strerror, str(path)) from err  # the file it happened to
+        raise
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
