@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run retrain test test-slow test-gpu smoke tensorboard study clean
+.PHONY: install run retrain test test-slow test-gpu smoke wheel-check tensorboard study clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -38,6 +38,16 @@ test-gpu: $(STAMP)
 
 smoke: $(STAMP)
 	$(PY) -m rlnas +experiment=smoke $(ARGS)
+
+## Builds the wheel, installs it into a fresh venv (no checkout on the path) and runs a smoke search from an empty dir.
+WHEEL_TMP ?= /tmp/rlnas-wheel-check
+wheel-check: $(STAMP)
+	rm -rf $(WHEEL_TMP) && mkdir -p $(WHEEL_TMP)/empty
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(WHEEL_TMP)/dist .
+	$(PYTHON) -m venv $(WHEEL_TMP)/venv
+	$(WHEEL_TMP)/venv/bin/python -m pip install --quiet -c constraints.txt $(WHEEL_TMP)/dist/rlnas-*.whl
+	cd $(WHEEL_TMP)/empty && $(WHEEL_TMP)/venv/bin/rlnas +experiment=smoke hydra.run.dir=run \
+		&& test -f run/best_arch.json && echo "wheel-check: the installed wheel ran a search from an empty dir"
 
 # Every controller on NAS-Bench-201 and the toy table (20 seeds; 50, 100 and 300
 # evaluations) -> docs/nb201/, docs/toy/ and the tables in README.md.
