@@ -113,6 +113,11 @@ BAD_CONFIGS = [
     # rewards that cannot be computed or weigh nothing
     (["reward=hard", "reward.targets.params=abc"], "reward.targets.params='abc' must be a number"),
     (["reward=weighted", "reward.weights.params=null"], "reward.weights is empty; name at least one cost"),
+    # settings that would silently drop data, score nothing or search nothing
+    (["task.data.limit=-5"], "task.data.limit must be >= 1 or null, got -5"),
+    (["reward.metric=loss"], "reward.metric='loss' differs from task.reward_metric='accuracy'"),
+    (["space=nb201", "space.ops=[none]"], "space.ops=['none'] needs an operation other than none"),
+    (["+task=detection", "task.score_threshold=2"], "task.score_threshold must be in [0, 1), got 2"),
     # several processes
     (["distributed.backend=mpi"], "distributed.backend='mpi' is unknown; allowed: ['auto', 'gloo', 'nccl']"),
     (["distributed.timeout_s=0"], "distributed.timeout_s must be > 0, got 0"),

@@ -176,3 +176,12 @@ def test_a_stop_while_the_search_is_built_is_one_line_and_final(tmp_path):
         "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again")
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert not (run / "checkpoint.pt").exists()
+
+
+def test_resume_of_a_file_is_one_line_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "best_arch.json"
+    target.write_text("{}")
+    proc = run_cli(f"resume={target}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"rlnas: error: {target} is a file, not a run directory"
+    assert target.read_text() == "{}"

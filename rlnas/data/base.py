@@ -128,6 +128,8 @@ def normalised_splits(
         class_names: Names of the classes; their indices by default.
         limit: Keep only the first ``limit`` samples (after shuffling).
     """
+    if limit is not None and int(limit) < 1:  # a negative slice would silently drop samples instead
+        raise DataError(f"task.data.limit must be >= 1 or null, got {limit}")
     if limit:
         keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
         x, y = x[keep], y[keep]

@@ -82,6 +82,9 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     mask_infeasible = bool(reward_cfg.pop("mask_infeasible", False))
     if reward_cfg.get("metric") is None:
         reward_cfg["metric"] = task_metric
+    elif reward_cfg["metric"] != task_metric:  # minibatch scores report the task's reward metric only
+        raise ValueError(f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
+                         f"the metric every score reports; set task.reward_metric instead (reward.metric: null)")
     return instantiate(reward_cfg, _convert_="all"), mask_infeasible
 
 

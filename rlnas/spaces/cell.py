@@ -39,6 +39,8 @@ class NB201Space(SearchSpace):
         unknown = [op for op in ops if op not in NB201_OPS]
         if unknown or not ops:
             raise ValueError(f"space.ops={list(ops)} has unknown {unknown}; allowed: {list(NB201_OPS)}")
+        if all(op == "none" for op in ops):  # every cell would be disconnected: nothing to search
+            raise ValueError(f"space.ops={list(ops)} needs an operation other than none")
         if not channels or any(int(c) < 1 for c in channels):
             raise ValueError(f"space.channels={list(channels)} must be a non-empty list of positive widths")
         if int(cells_per_stage) < 1:

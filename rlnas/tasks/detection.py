@@ -101,6 +101,8 @@ class DetectionTask(Task):
         self.map_backend = map_backend
         self.head_channels = int(head_channels)
         self.center_radius = float(center_radius)
+        if not 0 <= float(score_threshold) < 1:  # scores are probabilities: 1 or more keeps no box at all
+            raise ValueError(f"task.score_threshold must be in [0, 1), got {score_threshold}")
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.max_detections = int(max_detections)
