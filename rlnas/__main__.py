@@ -51,7 +51,7 @@ def user_error_message(err: BaseException) -> str | None:
         return msg.splitlines()[0] if msg else type(err).__name__
     if isinstance(err, OSError) and err.errno in DISK_ERRORS:  # a full or read-only disk, a quota, permissions
         where = err.filename or "a run file"
-        return f"{where}: {err.strerror or os.strerror(err.errno)}; the files written before it are kept"
+        return f"{where}: {err.strerror or os.strerror(err.errno)}; nothing written before it is lost"
     return None
 
 

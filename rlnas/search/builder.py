@@ -206,7 +206,8 @@ def build_search(
     )
     controller = build_controller(cfg.controller, space, seed)
     if comm.active and controller.differentiable:
-        raise ValueError(f"controller={type(controller).__name__} learns alphas by gradient in one process; under "
+        raise ValueError(f"controller={getattr(controller, 'mode', type(controller).__name__)} learns alphas by "
+                         "gradient in one process; under "
                          "torchrun use a sampling controller (enas, ppo, random, evolution, ...)")
     if targets:
         # Fails early, naming the key, when no architecture can meet a limit.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -64,7 +65,13 @@ def write_status(run_dir: str | Path, status: str, started: float, **fields: Any
         **fields,
     }
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(run_dir) / STATUS_FILE, payload)
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        write_json_atomic(path, payload)
+    except OSError:
+        # A full disk has no room for a second copy, but rewriting the small file in
+        # place usually fits in the blocks it frees: a final status beats an atomic one.
+        path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 #: The lock file every run holds in its run dir for as long as it runs.

@@ -191,12 +191,6 @@ class Comm:
     def __repr__(self) -> str:
         return f"Comm(rank={self.rank}, world={self.world})"
 
-    # -- data ------------------------------------------------------------------
-    def shard(self, n: int) -> slice:
-        """This rank's equal share of ``n`` items drawn for all ranks."""
-        per = n // self.world
-        return slice(self.rank * per, (self.rank + 1) * per)
-
     # -- tensors ---------------------------------------------------------------
     def mean_(self, flat: Tensor) -> Tensor:
         """Averages ``flat`` over the ranks, in place."""
@@ -233,7 +227,7 @@ class Comm:
                     self._call(dist.broadcast, tensor, 0)
 
     def same_weights(self, module: nn.Module) -> bool:
-        """Whether every rank holds bit-identical parameters (a checksum per tensor, compared on all ranks)."""
+        """Whether every rank holds the same parameters (a float64 sum per tensor, compared across ranks)."""
         if not self.active:
             return True
         sums = torch.stack([p.detach().double().sum() for p in module.parameters()]).cpu()
