@@ -117,33 +117,44 @@ def test_a_second_signal_stops_at_once_and_leaves_a_final_status(tmp_path):
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
 
 
-def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path):
+def test_a_run_dir_that_cannot_be_made_or_is_a_file_is_one_line(tmp_path):
+    from rlnas.__main__ import user_error_message
+    from rlnas.sweep.jobs import lock_run_dir
+
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    proc = run_cli("+experiment=smoke", f"hydra.run.dir={blocker}/run")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"rlnas: error: {blocker}/run: cannot write the run's files there (Not a directory)")
+    with pytest.raises(ValueError) as err:  # hydra.run.dir below a file
+        lock_run_dir(blocker / "run")
+    assert user_error_message(err.value) == f"{blocker}/run: cannot write the run's files there (Not a directory)"
+    with pytest.raises(ValueError) as err:  # resume= a file
+        lock_run_dir(blocker)
+    assert user_error_message(err.value) == f"{blocker} is a file, not a run directory"
+    assert blocker.read_text() == "not a directory"
 
 
 def test_a_checkpoint_of_another_space_is_refused_naming_it(tmp_path):
     import torch
+    from hydra import compose, initialize_config_dir
 
+    from rlnas.search.builder import build_search
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "+experiment=smoke", "checkpoint.stop_after=1"])
     run = tmp_path / "run"
-    assert run_cli("+experiment=smoke", f"hydra.run.dir={run}", "checkpoint.stop_after=1").returncode == 130
+    with pytest.raises(SearchInterrupted):
+        build_search(cfg, run, progress=False).run()
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     # As a run of another space would have left it: a layer of another width.
     name = next(k for k in state["model"] if k.endswith("conv3x3.0.weight"))
     state["model"][name] = torch.zeros(8, 8, 3, 3)
     torch.save(state, run / "checkpoint.pt")
     before = (run / "checkpoint.pt").read_bytes()
-    proc = run_cli(f"resume={run}")
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"rlnas: error: {run}/checkpoint.pt: the checkpoint holds another supernet than the "
-                           "run's config.yaml describes (")
+    with pytest.raises(ValueError) as err:
+        build_search(cfg, run, progress=False, resume=True)
+    assert str(err.value).startswith(f"{run}/checkpoint.pt: the checkpoint holds another supernet than the "
+                                     f"run's config.yaml describes ({name}: (8, 8, 3, 3) in the checkpoint, (")
     assert (run / "checkpoint.pt").read_bytes() == before  # nothing lost
-    assert isinstance(torch.load(run / "checkpoint.pt", weights_only=False), dict)
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_keeps_what_was_written(tmp_path):
@@ -177,12 +188,3 @@ def test_a_stop_while_the_search_is_built_is_one_line_and_final(tmp_path):
         "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again")
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert not (run / "checkpoint.pt").exists()
-
-
-def test_resume_of_a_file_is_one_line_and_leaves_it_alone(tmp_path):
-    target = tmp_path / "best_arch.json"
-    target.write_text("{}")
-    proc = run_cli(f"resume={target}")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == f"rlnas: error: {target} is a file, not a run directory"
-    assert target.read_text() == "{}"
