@@ -24,6 +24,11 @@ kept and shown beside it):
     .venv/bin/python tools/rank_study.py --label default
     .venv/bin/python tools/rank_study.py --label warmup15 search.warmup_epochs=15
     .venv/bin/python tools/rank_study.py --label mine --run-dir outputs/runs/DATE/TIME
+    .venv/bin/python tools/rank_study.py --label fewshot@0 --few-shot 0
+
+``--few-shot D`` also scores a few-shot split (Zhao et al., 2021) of the
+trained supernet on decision ``D`` beside a one-shot control given as many
+extra training steps.
 """
 
 from __future__ import annotations
@@ -220,6 +225,10 @@ def main() -> None:
     parser.add_argument("--calibrate", default="256,1024",
                         help="comma-separated training image counts for per-architecture BatchNorm "
                              "statistics (one scoring each; empty: none)")
+    parser.add_argument("--few-shot", type=int, default=None, metavar="DECISION",
+                        help="also score a few-shot split of the trained supernet on this decision (its index) "
+                             "and a one-shot control trained as many extra steps")
+    parser.add_argument("--few-shot-epochs", type=int, default=5, help="extra epochs of each sub-supernet")
     parser.add_argument("--sample-seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
@@ -269,6 +278,10 @@ def main() -> None:
         )
         with torch.no_grad():
             scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
+    if args.few_shot is not None:
+        start = time.perf_counter()
+        scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, calibrate[0] if calibrate else 256))
+        print(f"few-shot and control: {time.perf_counter() - start:.0f} s")
 
     path = out / "study.json"
     study = json.loads(path.read_text()) if path.is_file() else {}
@@ -287,6 +300,80 @@ def main() -> None:
     write_json_atomic(path, study)
     print(report(study, out))
     print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
+
+
+def extra_training(search: Any, model: Any, steps: int, fixed: tuple[int, int] | None, seed: int) -> None:
+    """``steps`` more supernet steps on ``model``, paths drawn uniformly (with decision ``fixed[0]`` = ``fixed[1]``).
+
+    SGD with Nesterov momentum and a cosine schedule from lr/5 to lr_min, the
+    search's batch size, weight decay and gradient bound: the same recipe for a
+    few-shot sub-supernet and for the one-shot control that gets as many steps.
+    """
+    import torch
+    from torch import nn
+
+    s = search.settings
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator(search.device).manual_seed(seed)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=s.lr / 5, momentum=0.9, nesterov=True, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=s.lr_min)
+    model.train()
+    for _ in range(steps):
+        arch = list(search.space.sample(rng))
+        if fixed is not None:
+            arch[fixed[0]] = fixed[1]
+        x, y = search.data.train.batch(s.batch_size, generator)
+        loss = search.task.loss(model(x, arch), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, s.grad_clip)
+        if bool(torch.isfinite(loss.detach())):
+            opt.step()
+        sched.step()
+
+
+def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, epochs: int, images: int) -> dict:
+    """Scores of a few-shot split on ``decision`` (Zhao et al., 2021) and of the one-shot control.
+
+    The trained supernet is copied once per choice of ``decision``; copy k
+    trains ``epochs`` more epochs on paths with that choice only and scores the
+    architectures that have it. The control trains one copy as many steps in
+    all (choices x epochs) on every path. Both scored BN-calibrated.
+    """
+    import copy
+
+    import torch
+
+    from rlnas.evaluators.supernet import calibration_inputs
+
+    evaluator, metric = search.evaluator, search.task.reward_metric
+    evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
+    steps = epochs * search.settings.supernet_steps
+    choices = int(search.space.num_choices[decision])
+    original = evaluator.model
+    out: dict[str, list[float]] = {}
+    try:
+        control = copy.deepcopy(original)
+        extra_training(search, control, steps * choices, None, seed=7)
+        evaluator.model = control
+        with torch.no_grad():
+            out[f"one-shot + {epochs * choices} more epochs (control), BN calibrated ({images})"] = [
+                evaluator.evaluate_full(a).metrics[metric] for a in archs]
+        few: list[float] = [float("nan")] * len(archs)
+        for k in range(choices):
+            sub = copy.deepcopy(original)
+            extra_training(search, sub, steps, (decision, k), seed=7 + k)
+            evaluator.model = sub
+            with torch.no_grad():
+                for i, a in enumerate(archs):
+                    if a[decision] == k:
+                        few[i] = evaluator.evaluate_full(a).metrics[metric]
+        out[f"few-shot on {search.space.decisions[decision].name} ({choices} x {epochs} more epochs), "
+            f"BN calibrated ({images})"] = few
+    finally:
+        evaluator.model = original
+    return out
 
 
 def build_and_run(cfg: Any, run_dir: str):
