@@ -58,6 +58,29 @@ def test_rank_study_statistics():
     assert 0.283 < mean_ceiling(0.283, 3) < mean_ceiling(0.283, 5) < 1.0
 
 
+def test_few_shot_copies_score_their_own_paths_and_leave_the_supernet_alone(tmp_path):
+    import math
+
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import CONF_DIR
+    from rlnas.search.builder import build_search
+    from tools.rank_study import few_shot_scores
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "+experiment=smoke"])
+    search = build_search(cfg, tmp_path / "run", progress=False)
+    before = {k: v.clone() for k, v in search.model.state_dict().items()}
+    archs = [(k, *search.space.sample(__import__("numpy").random.default_rng(k))[1:]) for k in range(4)]
+    scores = few_shot_scores(search, archs, decision=0, epochs=1, images=32)
+    assert len(scores) == 2  # the split and its one-shot control
+    for values in scores.values():
+        assert len(values) == len(archs) and all(math.isfinite(v) for v in values)  # every choice got its copy
+    assert all(torch.equal(v, search.model.state_dict()[k]) for k, v in before.items())
+    assert search.evaluator.model is search.model
+
+
 @pytest.mark.slow
 def test_rank_study_runs_on_a_finished_search(tmp_path):
     run = tmp_path / "run"
