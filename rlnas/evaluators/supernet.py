@@ -12,9 +12,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils._pytree import tree_map
 
 from rlnas.data.base import Split
-from rlnas.utils.distributed import Comm, global_batchnorm
 from rlnas.evaluators.base import Evaluation
 from rlnas.tasks.base import Network, Task
+from rlnas.utils.distributed import Comm, global_batchnorm
 from rlnas.utils.timing import ComputeTimer
 
 
