@@ -18,7 +18,7 @@ from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
-from rlnas.search.loop import Search, SearchSettings
+from rlnas.search.loop import Callback, Search, SearchSettings
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
@@ -245,21 +245,17 @@ def build_search(
         raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
     if comm.active:
         controller = RankZeroController(controller, comm)  # type: ignore[assignment]
-    if not comm.is_main:  # the other ranks train and score; they write nothing
-        search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, [checkpointer],
-                        selection, comm)
-        if state is not None:
-            _restore(search, state, run_dir)
-        return search
-    callbacks = [
-        TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
-                          purge_step=state["next_epoch"] if state else None, compared=compared_hparams(cfg)),
-        HistoryWriter(run_dir / "history.csv"),
-        OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
-    ]
-    if progress is not False:
-        callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
-    # Last, so a checkpoint sees what the other callbacks did in the epoch.
+    callbacks: list[Callback] = []
+    if comm.is_main:  # the other ranks train and score; they write nothing
+        callbacks = [
+            TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
+                              purge_step=state["next_epoch"] if state else None, compared=compared_hparams(cfg)),
+            HistoryWriter(run_dir / "history.csv"),
+            OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
+        ]
+        if progress is not False:
+            callbacks.append(ProgressBar(settings.epochs, disable=None if progress is None else not progress))
+    # Last, so a checkpoint sees what the other callbacks did in the epoch (on every rank: stops are agreed there).
     callbacks.append(checkpointer)
     search = Search(space, task, data, model, evaluator, controller, reward, settings, seed, callbacks, selection, comm)
     if state is not None:
