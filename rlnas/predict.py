@@ -231,12 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         cfg = parse_args(args)
-        if cfg.output:  # before any work: a missing folder is made, an unwritable one named
+        output = Path(cfg.output).expanduser() if cfg.output else None
+        if output is not None:  # before any work: a missing folder is made, an unwritable one named
             try:
-                Path(cfg.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                output.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise PredictError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
-            if Path(cfg.output).expanduser().is_dir():
+            if output.is_dir():
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
         files = image_files(cfg.input)
@@ -247,10 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PredictError as err:
         print(f"rlnas.predict: error: {err}", file=sys.stderr)
         return 2
-    if cfg.output:
+    if output is not None:
         from rlnas.utils import write_json_atomic
 
-        write_json_atomic(Path(cfg.output), rows)
+        write_json_atomic(output, rows)
         print(f"wrote {len(rows)} predictions to {cfg.output}", file=sys.stderr)
     return 0
 
