@@ -26,6 +26,23 @@ def test_batches_are_drawn_on_device_without_repeats():
     assert len({tuple(r) for r in x.flatten(1).tolist()}) == 64
 
 
+def test_augmented_batches_of_several_ranks_are_shares_of_one_process_batch():
+    from rlnas.tasks.classification import ClassificationTask
+
+    data = load_image_classification("digits", limit=200, seed=0)
+    task = ClassificationTask()
+
+    def draw(rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(3)
+        return data.train.batch(32 // world, gen, rank, world, transform=lambda x, y: task.augment(x, y, gen))
+
+    x, y = draw(0, 1)
+    plain, _ = data.train.batch(32, torch.Generator().manual_seed(3))
+    assert not torch.equal(x, plain)  # shifted images
+    shares = [draw(r, 2) for r in range(2)]
+    assert torch.equal(torch.cat([s[0] for s in shares]), x) and torch.equal(torch.cat([s[1] for s in shares]), y)
+
+
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])
 def test_torchvision_dataset_missing_files_says_what_to_put_where(name, tmp_path):
     with pytest.raises(DataError, match=f"{name} not found under {tmp_path}"):
@@ -50,3 +67,20 @@ def test_imagefolder_loads_users_images(tmp_path):
     data = load_image_classification("imagefolder", root=str(tmp_path), image_size=16, seed=0)
     assert data.in_channels == 3 and data.num_classes == 2 and data.class_names == ["cat", "dog"]
     assert len(data.train) + len(data.val) + len(data.test) == 20
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_search_augment_trains_the_supernet_on_augmented_batches(tmp_path, augment):
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import CONF_DIR
+    from rlnas.search.builder import build_search
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "+experiment=smoke", f"search.augment={augment}"])
+    search = build_search(cfg, tmp_path, progress=False)
+    calls = []
+    original = search.task.augment
+    search.task.augment = lambda x, y, g: calls.append(len(x)) or original(x, y, g)
+    search.train_supernet(search.uniform.propose(3))
+    assert calls == ([search.settings.batch_size] * 3 if augment else [])

@@ -27,7 +27,7 @@ def torchrun(nproc: int, *args: str, cwd: Path | None = None, timeout: int = 300
 
 
 def test_two_ranks_with_half_the_batch_take_the_steps_of_one(tmp_path):
-    budget = ["threads=1", "distributed.sync_batchnorm=true"]
+    budget = ["threads=1", "distributed.sync_batchnorm=true", "search.augment=true"]
     two = torchrun(2, str(WORKER), str(tmp_path), "search.batch_size=16", "search.val_batch_size=32", *budget)
     assert two.returncode == 0, two.stderr[-3000:]
     from tests.distributed_worker import main as one_process  # no torchrun: a single process, here

@@ -23,12 +23,14 @@ def test_ground_truth_trains_each_seed_and_tests_on_the_unseen_split():
     assert truth["values"][0] != truth["values"][1] or truth["std"] == 0.0
     # Deterministic per seed: the same call gives the same figures.
     assert ground_truth(cfg, arch, seeds=1, epochs=3, device="cpu")["values"] == truth["values"][:1]
+    # More seeds extend earlier results: seed 1 alone is the second training.
+    assert ground_truth(cfg, arch, seeds=1, epochs=3, device="cpu", first_seed=1)["values"] == truth["values"][1:]
 
 
-@pytest.mark.parametrize("seeds, epochs", [(0, 3), (2, 0)])
-def test_ground_truth_refuses_empty_recipes(seeds, epochs):
-    with pytest.raises(ValueError, match="seeds >= 1 and epochs >= 1"):
-        ground_truth(load_config(["+experiment=smoke"]), [0], seeds=seeds, epochs=epochs)
+@pytest.mark.parametrize("seeds, epochs, first", [(0, 3, 0), (2, 0, 0), (2, 3, -1)])
+def test_ground_truth_refuses_empty_recipes(seeds, epochs, first):
+    with pytest.raises(ValueError, match="seeds >= 1, epochs >= 1 and first_seed >= 0"):
+        ground_truth(load_config(["+experiment=smoke"]), [0], seeds=seeds, epochs=epochs, first_seed=first)
 
 
 def test_comparison_leads_with_ground_truth_for_whole_searches():

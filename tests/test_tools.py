@@ -107,6 +107,19 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert "standalone: 0 s" in proc.stdout
     assert json.loads((out / "standalone.json").read_text()) == cached
     assert set(json.loads((out / "study.json").read_text())["variants"]) == {"smoke", "again"}
+    # More seeds train only the new one per arch and keep the earlier results.
+    args[7] = "3"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "more",
+                           *args[4:], "--loss"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    extended = json.loads((out / "standalone.json").read_text())
+    (key, before), (key_after, after) = next(iter(cached.items())), next(iter(extended.items()))
+    assert key == key_after and all(len(v) == 3 and v[:2] == before[a] for a, v in after.items())
+    study = json.loads((out / "study.json").read_text())
+    assert all(len(v) == 3 for v in study["standalone"])
+    assert set(study["variants"]["more"]["scores"]) == {
+        "batch statistics", "batch statistics, -loss",
+        "BN calibrated (64 train images)", "BN calibrated (64 train images), -loss"}
 
 
 def nb201_results(seeds: dict[int, float]) -> dict:

@@ -51,31 +51,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_config, load_run  # noqa: E402
 
 
-def standalone_key(cfg: Any, seeds: int, epochs: int) -> str:
+def standalone_key(cfg: Any, epochs: int) -> str:
     """Identifies the standalone results: task, data split, space and recipe (not the search settings)."""
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "space")}
     from rlnas.utils import data_seed
 
-    parts.update(seed=data_seed(cfg), seeds=seeds, epochs=epochs)
+    parts.update(seed=data_seed(cfg), epochs=epochs)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epochs: int, cache: Path) -> dict:
-    """arch -> per-seed test metric, trained where the cache lacks it (the cache is saved after each arch)."""
+    """arch -> test metric of seeds 0 .. seeds-1, trained where the cache lacks them.
+
+    The cache holds each architecture's per-seed results in seed order, so a
+    study with more seeds trains only the new ones; it is saved after each arch.
+    """
     from tqdm import tqdm
 
     from rlnas.evaluators.standalone import ground_truth
     from rlnas.utils import write_json_atomic
 
-    key = standalone_key(cfg, seeds, epochs)
+    key = standalone_key(cfg, epochs)
     stored = json.loads(cache.read_text()) if cache.is_file() else {}
     table = stored.get(key, {})
-    todo = [a for a in archs if str(list(a)) not in table]
+    todo = [a for a in archs if len(table.get(str(list(a)), [])) < seeds]
     for arch in tqdm(todo, desc="standalone", unit="arch", disable=None):
-        table[str(list(arch))] = ground_truth(cfg, arch, seeds=seeds, epochs=epochs, device="cpu")["values"]
+        done = table.get(str(list(arch)), [])
+        new = ground_truth(cfg, arch, seeds=seeds - len(done), epochs=epochs, device="cpu", first_seed=len(done))
+        table[str(list(arch))] = done + new["values"]
         stored[key] = table
         write_json_atomic(cache, stored)
-    return {a: table[str(list(a))] for a in archs}
+    return {a: table[str(list(a))][:seeds] for a in archs}
 
 
 def top_precision(scores: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
@@ -133,6 +139,11 @@ def fidelity(scores: list[float], truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def modes_of(variants: list[dict]) -> list[str]:
+    """Every scoring of a variant's runs, in the order they first appear (later runs may add some)."""
+    return list(dict.fromkeys(m for v in variants for m in v["fidelity"]))
+
+
 def report(study: dict[str, Any], out: Path) -> str:
     """Markdown table of every stored variant, and ranking.png (one panel per variant's best scorer)."""
     ceiling = study["noise_ceiling"]
@@ -161,7 +172,7 @@ def report(study: dict[str, Any], out: Path) -> str:
         return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
     for name, variants in groups.items():
-        for mode in variants[0]["fidelity"]:
+        for mode in modes_of(variants):
             fs = [v["fidelity"][mode] for v in variants if mode in v["fidelity"]]
             taus = [f["kendall_tau"] for f in fs]
             lines.append(
@@ -192,7 +203,8 @@ def plot(study: dict[str, Any], path: Path) -> None:
     ceiling = mean_ceiling(study["noise_ceiling"], study["seeds"])
     n = len(truth)
     for ax, (name, variants) in zip(axes.flat, groups.items()):
-        modes = list(variants[0]["fidelity"])
+        # The scoring every run of the variant has (runs may add more), best on average.
+        modes = [m for m in modes_of(variants) if all(m in v["fidelity"] for v in variants)]
         mode = max(modes, key=lambda m: np.mean([v["fidelity"][m]["kendall_tau"] for v in variants]))
         taus = [v["fidelity"][mode]["kendall_tau"] for v in variants]
         rank = stats.rankdata(-np.asarray(variants[0]["scores"][mode]))
@@ -225,6 +237,11 @@ def main() -> None:
     parser.add_argument("--calibrate", default="256,1024",
                         help="comma-separated training image counts for per-architecture BatchNorm "
                              "statistics (one scoring each; empty: none)")
+    parser.add_argument("--loss", action="store_true",
+                        help="also score each statistics mode by the negative validation loss (the task's loss)")
+    parser.add_argument("--average-epochs", type=int, default=0, metavar="N",
+                        help="also score with the supernet's weights averaged over the ends of its last N epochs "
+                             "(stochastic weight averaging, Izmailov et al., 2018; needs a search, not --run-dir)")
     parser.add_argument("--few-shot", type=int, default=None, metavar="DECISION",
                         help="also score a few-shot split of the trained supernet on this decision (its index) "
                              "and a one-shot control trained as many extra steps")
@@ -232,6 +249,8 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
+    if args.average_epochs and args.run_dir:
+        raise SystemExit("--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir")
     if args.archs < 4 or args.seeds < 2:
         raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
     try:
@@ -266,8 +285,9 @@ def main() -> None:
         start = time.perf_counter()
         if args.run_dir:
             search = load_run(args.run_dir, tmp)
+            averaged = None
         else:
-            search = build_and_run(cfg, tmp)
+            search, averaged = build_and_run(cfg, tmp, args.average_epochs)
         seconds = time.perf_counter() - start
     evaluator, metric = search.evaluator, search.task.reward_metric
     scores: dict[str, list[float]] = {}
@@ -278,6 +298,20 @@ def main() -> None:
         )
         with torch.no_grad():
             scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
+            if args.loss:
+                scores[f"{mode}, -loss"] = [-validation_loss(search, a) for a in archs]
+    if averaged is not None:
+        mode = f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({calibrate[0] if calibrate else 256})"
+        evaluator.calibration = list(calibration_inputs(search.data.train, calibrate[0] if calibrate else 256, 0)
+                                     .split(evaluator.batch_size))
+        original, evaluator.model = evaluator.model, averaged
+        try:
+            with torch.no_grad():
+                scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
+                if args.loss:
+                    scores[f"{mode}, -loss"] = [-validation_loss(search, a) for a in archs]
+        finally:
+            evaluator.model = original
     if args.few_shot is not None:
         start = time.perf_counter()
         scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, calibrate[0] if calibrate else 256))
@@ -295,11 +329,27 @@ def main() -> None:
     )
     study["variants"][args.label] = {
         "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds if not args.run_dir else None,
-        "scores": scores, "fidelity": {m: fidelity(s, truth) for m, s in scores.items()},
+        "scores": scores,
     }
+    for variant in study["variants"].values():  # against the current truth (more seeds change it)
+        variant["fidelity"] = {m: fidelity(s, truth) for m, s in variant["scores"].items()}
     write_json_atomic(path, study)
     print(report(study, out))
     print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
+
+
+def validation_loss(search: Any, arch: tuple[int, ...], chunk_size: int = 512) -> float:
+    """The task's loss of ``arch`` over the whole validation split, scored as the evaluator scores it."""
+    import torch
+
+    evaluator = search.evaluator
+    evaluator.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), evaluator._statistics(arch, minibatch=False):
+        for x, y in evaluator.split.chunks(chunk_size):
+            total += float(search.task.loss(evaluator.model(x, list(arch)), y)) * len(x)
+            count += len(x)
+    return total / count
 
 
 def extra_training(search: Any, model: Any, steps: int, fixed: tuple[int, int] | None, seed: int) -> None:
@@ -376,13 +426,41 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
     return out
 
 
-def build_and_run(cfg: Any, run_dir: str):
-    """Runs the configured search in ``run_dir`` and returns it (its supernet trained)."""
+def build_and_run(cfg: Any, run_dir: str, average_epochs: int = 0):
+    """Runs the configured search in ``run_dir``; returns it (its supernet trained) and the averaged supernet.
+
+    With ``average_epochs`` N > 0, a copy of the supernet holds the mean of its
+    weights at the ends of the last N epochs (None otherwise).
+    """
+    import copy
+
+    import torch
+
     from rlnas.search.builder import build_search
+    from rlnas.search.loop import Callback
 
     search = build_search(cfg, run_dir, progress=False)
+    averaged = None
+    if average_epochs:
+        class Average(Callback):
+            def __init__(self) -> None:
+                self.count = 0
+
+            def on_epoch_end(self, search: Any, stats: Any) -> None:
+                nonlocal averaged
+                if stats.epoch < search.settings.epochs - average_epochs:
+                    return
+                with torch.no_grad():
+                    if averaged is None:
+                        averaged = copy.deepcopy(search.model)
+                    else:
+                        for a, p in zip(averaged.parameters(), search.model.parameters()):
+                            a.mul_(self.count / (self.count + 1)).add_(p / (self.count + 1))
+                self.count += 1
+
+        search.callbacks.append(Average())
     search.run()
-    return search
+    return search, averaged
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ host round trip), which is what makes thousands of tiny supernet steps cheap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -40,19 +41,31 @@ class Split:
         return Split(self.x.to(device), self.y.to(device))
 
     def batch(
-        self, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        rank: int = 0,
+        world: int = 1,
+        transform: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """A random batch without repeated samples, indexed on the split's device.
 
         With ``world`` ranks, one global batch of ``world * batch_size`` samples
         is drawn (every rank's ``generator`` is seeded alike) and rank ``rank``
-        takes its equal share of it.
+        takes its equal share of it. ``transform`` (a random augmentation)
+        applies to the global batch before it is shared out, so every rank
+        draws the same random numbers and the shares are those of one process.
         """
         idx = torch.randperm(len(self), device=self.x.device, generator=generator)[: batch_size * world]
+        per = len(idx) // world
+        if transform is None:
+            if world > 1:
+                idx = idx[rank * per : (rank + 1) * per]
+            return self.x[idx], self.y[idx]
+        x, y = transform(self.x[idx], self.y[idx])
         if world > 1:
-            per = len(idx) // world
-            idx = idx[rank * per : (rank + 1) * per]
-        return self.x[idx], self.y[idx]
+            x, y = x[rank * per : (rank + 1) * per], y[rank * per : (rank + 1) * per]
+        return x, y
 
     def shard(self, rank: int, world: int) -> Split:
         """Rank ``rank``'s contiguous share of the split (sizes differ by at most one)."""

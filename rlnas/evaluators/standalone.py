@@ -29,6 +29,7 @@ def ground_truth(
     seeds: int = 3,
     epochs: int = 20,
     device: str = "auto",
+    first_seed: int = 0,
 ) -> dict[str, Any]:
     """Test metric of ``arch`` trained standalone, once per seed.
 
@@ -38,6 +39,7 @@ def ground_truth(
         seeds: Independent trainings (initialisation and data order differ).
         epochs: Epochs of each training (the retrain recipe's other settings stay).
         device: ``auto``, ``cpu`` or ``cuda``.
+        first_seed: Seed of the first training; the others follow (more seeds extend earlier results).
 
     Returns:
         ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``.
@@ -48,18 +50,19 @@ def ground_truth(
     from rlnas.retrain import evaluate, make_recipe, search_parts, standalone_network, train
     from rlnas.utils import resolve_device
 
-    if seeds < 1 or epochs < 1:
-        raise ValueError(f"ground truth needs seeds >= 1 and epochs >= 1, got seeds={seeds}, epochs={epochs}")
+    if seeds < 1 or epochs < 1 or first_seed < 0:
+        raise ValueError(f"ground truth needs seeds >= 1, epochs >= 1 and first_seed >= 0, got seeds={seeds}, "
+                         f"epochs={epochs}, first_seed={first_seed}")
     train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
     train_cfg.epochs = int(epochs)
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
     space, task, data = search_parts(search_cfg, resolve_device(device))
     values = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = standalone_network(space, task, data, arch)
-        train(network, task, data, recipe, seed, desc=f"ground truth {seed + 1}/{seeds}")
+        train(network, task, data, recipe, seed, desc=f"ground truth seed {seed}")
         values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
     return {"metric": task.reward_metric, "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}

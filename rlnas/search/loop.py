@@ -58,6 +58,7 @@ class SearchSettings:
     nesterov: bool = True
     weight_decay: float = 2.5e-4
     grad_clip: float = 5.0
+    augment: bool = False
     bn_calibration: int = 256
     bn_calibration_scope: str = "final"
     top_k: int = 10
@@ -269,8 +270,12 @@ class Search:
         metric_sum = torch.zeros((), device=self.device)
         has_metric = False
         applied = 0
+        # The task's training augmentation, as the standalone retrain uses it.
+        transform = (lambda x, y: self.task.augment(x, y, self.generator)) if self.settings.augment else None
         for i in range(steps):
-            x, y = self.data.train.batch(self.settings.batch_size, self.generator, self.comm.rank, self.comm.world)
+            x, y = self.data.train.batch(
+                self.settings.batch_size, self.generator, self.comm.rank, self.comm.world, transform=transform
+            )
             with self.timer(), global_batchnorm(self.comm):
                 out = forward(i, x)
                 loss = self.task.loss(out, y)
