@@ -11,7 +11,7 @@ running statistics) and once per ``--calibrate`` size with per-architecture
 BatchNorm statistics from that many training images.
 
 Reported per supernet variant (``--label``; earlier variants in ``--out`` are
-kept and shown beside it):
+kept, re-ranked against the current standalone mean, and shown beside it):
 
 - noise ceiling: Kendall tau between two standalone seeds (mean over pairs);
   no scorer can be expected to agree with one training run better than a
@@ -25,7 +25,10 @@ kept and shown beside it):
     .venv/bin/python tools/rank_study.py --label warmup15 search.warmup_epochs=15
     .venv/bin/python tools/rank_study.py --label mine --run-dir outputs/runs/DATE/TIME
     .venv/bin/python tools/rank_study.py --label fewshot@0 --few-shot 0
+    .venv/bin/python tools/rank_study.py --label swa@3 --average-epochs 10 --loss seed=3 data_seed=0
 
+``--loss`` also ranks by the validation loss; ``--average-epochs N`` also
+scores with the weights averaged over the last N epochs of the search;
 ``--few-shot D`` also scores a few-shot split (Zhao et al., 2021) of the
 trained supernet on decision ``D`` beside a one-shot control given as many
 extra training steps.
@@ -232,7 +235,8 @@ def main() -> None:
     parser.add_argument("--label", default="default",
                         help="name of this supernet variant in the report; NAME@SEED labels are averaged per NAME")
     parser.add_argument("--archs", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=3, help="standalone trainings per architecture")
+    parser.add_argument("--seeds", type=int, default=10,
+                        help="standalone trainings per architecture (seeds 0..N-1; cached per seed)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
     parser.add_argument("--calibrate", default="256,1024",
                         help="comma-separated training image counts for per-architecture BatchNorm "
