@@ -206,6 +206,17 @@ def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
             pass
     try:
         yield
+    except SearchInterrupted:
+        raise
+    except Exception as err:
+        # The signal may land inside a library call that wraps what it raises
+        # (Hydra's instantiate does): the stop is still a stop, not an error.
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, SearchInterrupted):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -37,7 +37,7 @@ BAD_CONFIGS = [
     (["space.ops=conv3x3"], "space.ops='conv3x3' must be a list of str"),
     (["task.data.limit=all"], "task.data.limit='all' must be int or null"),
     # unknown keys
-    (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, batch_size"),
+    (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
     (["+checkpoint.evry=2"], "checkpoint.evry is not a setting; allowed: every, stop_after"),
     (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, num_layers"),
     (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: image_size"),

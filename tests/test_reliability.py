@@ -188,3 +188,16 @@ def test_a_stop_while_the_search_is_built_is_one_line_and_final(tmp_path):
         "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again")
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert not (run / "checkpoint.pt").exists()
+
+
+def test_a_stop_inside_a_library_call_that_wraps_errors_is_still_a_stop(tmp_path):
+    from hydra.utils import instantiate
+
+    from rlnas.__main__ import stops_before_the_first_epoch
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    # The handler raises inside Hydra's instantiate, which wraps it in an InstantiationException.
+    kill = {"_target_": "signal.raise_signal", "_args_": [int(signal.SIGINT)]}
+    with pytest.raises(SearchInterrupted, match="stopped by SIGINT before the first epoch"):
+        with stops_before_the_first_epoch(str(tmp_path), False):
+            instantiate(kill)
