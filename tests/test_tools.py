@@ -120,6 +120,13 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert set(study["variants"]["more"]["scores"]) == {
         "batch statistics", "batch statistics, -loss",
         "BN calibrated (64 train images)", "BN calibrated (64 train images), -loss"}
+    # A search run here can also be scored with its weights averaged over its last epochs.
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--label", "averaged", *args[4:],
+                           "--average-epochs", "2", "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    averaged = json.loads((out / "study.json").read_text())["variants"]["averaged"]["scores"]
+    assert len(averaged["weights averaged over the last 2 epochs, BN calibrated (64)"]) == 5
 
 
 def nb201_results(seeds: dict[int, float]) -> dict:

@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
+    if args.average_epochs < 0:
+        raise SystemExit(f"--average-epochs {args.average_epochs}: expected a number of epochs >= 0")
     if args.average_epochs and args.run_dir:
         raise SystemExit("--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir")
     if args.archs < 4 or args.seeds < 2:
@@ -305,9 +307,9 @@ def main() -> None:
             if args.loss:
                 scores[f"{mode}, -loss"] = [-validation_loss(search, a) for a in archs]
     if averaged is not None:
-        mode = f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({calibrate[0] if calibrate else 256})"
-        evaluator.calibration = list(calibration_inputs(search.data.train, calibrate[0] if calibrate else 256, 0)
-                                     .split(evaluator.batch_size))
+        images = calibrate[0] if calibrate else 256
+        mode = f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({images})"
+        evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
         original, evaluator.model = evaluator.model, averaged
         try:
             with torch.no_grad():
