@@ -297,25 +297,24 @@ def main() -> None:
         seconds = time.perf_counter() - start
     evaluator, metric = search.evaluator, search.task.reward_metric
     scores: dict[str, list[float]] = {}
-    modes = [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in calibrate]
-    for mode, n in modes:
+
+    def score(mode: str, images: int) -> None:
+        """Scores every arch with the evaluator's model, BatchNorm calibrated on ``images`` (0: batch statistics)."""
         evaluator.calibration = (
-            list(calibration_inputs(search.data.train, n, 0).split(evaluator.batch_size)) if n else []
+            list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size)) if images else []
         )
         with torch.no_grad():
             scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
             if args.loss:
                 scores[f"{mode}, -loss"] = [-validation_loss(search, a) for a in archs]
+
+    for mode, n in [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in calibrate]:
+        score(mode, n)
     if averaged is not None:
         images = calibrate[0] if calibrate else 256
-        mode = f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({images})"
-        evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
         original, evaluator.model = evaluator.model, averaged
         try:
-            with torch.no_grad():
-                scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
-                if args.loss:
-                    scores[f"{mode}, -loss"] = [-validation_loss(search, a) for a in archs]
+            score(f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({images})", images)
         finally:
             evaluator.model = original
     if args.few_shot is not None:
@@ -438,35 +437,26 @@ def build_and_run(cfg: Any, run_dir: str, average_epochs: int = 0):
     With ``average_epochs`` N > 0, a copy of the supernet holds the mean of its
     weights at the ends of the last N epochs (None otherwise).
     """
-    import copy
-
-    import torch
+    from torch.optim.swa_utils import AveragedModel
 
     from rlnas.search.builder import build_search
     from rlnas.search.loop import Callback
 
     search = build_search(cfg, run_dir, progress=False)
-    averaged = None
+    averaged: AveragedModel | None = None
     if average_epochs:
         class Average(Callback):
-            def __init__(self) -> None:
-                self.count = 0
-
             def on_epoch_end(self, search: Any, stats: Any) -> None:
                 nonlocal averaged
                 if stats.epoch < search.settings.epochs - average_epochs:
                     return
-                with torch.no_grad():
-                    if averaged is None:
-                        averaged = copy.deepcopy(search.model)
-                    else:
-                        for a, p in zip(averaged.parameters(), search.model.parameters()):
-                            a.mul_(self.count / (self.count + 1)).add_(p / (self.count + 1))
-                self.count += 1
+                if averaged is None:
+                    averaged = AveragedModel(search.model)  # a copy, averaging nothing yet
+                averaged.update_parameters(search.model)  # equal weights: the running mean of the epochs' ends
 
         search.callbacks.append(Average())
     search.run()
-    return search, averaged
+    return search, averaged.module if averaged is not None else None
 
 
 if __name__ == "__main__":
