@@ -171,7 +171,8 @@ def run(cfg: DictConfig) -> float:
         log.warning("completed with %d skipped supernet steps and %d skipped rewards (non-finite); "
                     "see TensorBoard faults/*", faults["skipped_steps"], faults["skipped_rewards"])
     status("completed", best_reward=best.reward, faults=faults)
-    metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items())
+    metrics = ", ".join([f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items()]
+                        + [f"{k}={v:.2f}" for k, v in best.proxy.items()])
     costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())
     log.info(
         "mean reward: controller %.4f in its last epoch; on the final supernet controller %.4f vs uniform "

@@ -86,6 +86,7 @@ BAD_CONFIGS = [
     (["controller=darts", "controller.mode=snas"], "controller.mode='snas' is unknown; allowed: ['darts', 'gdas']"),
     (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
     (["search.bn_calibration_scope=some"], "search.bn_calibration_scope='some' is unknown; allowed: ['final', 'all']"),
+    (["search.final_proxy=snip"], "search.final_proxy='snip' is unknown; allowed: [None, 'synflow']"),
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),

@@ -21,6 +21,10 @@ def test_ground_truth_trains_each_seed_and_tests_on_the_unseen_split():
     assert all(0.3 < v <= 1.0 for v in truth["values"])  # 10 classes: chance is 0.1
     assert truth["mean"] == pytest.approx(np.mean(truth["values"]))
     assert truth["values"][0] != truth["values"][1] or truth["std"] == 0.0
+    # The same networks on the validation split (where a search scores): a metric and the task's loss each.
+    assert len(truth["val_values"]) == len(truth["val_losses"]) == 2
+    assert all(0.3 < v <= 1.0 for v in truth["val_values"])
+    assert all(0.0 < loss < 2.3 for loss in truth["val_losses"])  # below chance: -log(1/10)
     # Deterministic per seed: the same call gives the same figures.
     assert ground_truth(cfg, arch, seeds=1, epochs=3, device="cpu")["values"] == truth["values"][:1]
     # More seeds extend earlier results: seed 1 alone is the second training.

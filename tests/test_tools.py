@@ -104,7 +104,7 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "again",
                            *args[4:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "standalone: 0 s" in proc.stdout
+    assert "standalone: 0 trainings to run" in proc.stdout
     assert json.loads((out / "standalone.json").read_text()) == cached
     assert set(json.loads((out / "study.json").read_text())["variants"]) == {"smoke", "again"}
     # More seeds train only the new one per arch and keep the earlier results.
@@ -113,10 +113,17 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
                            *args[4:], "--loss"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     extended = json.loads((out / "standalone.json").read_text())
-    (key, before), (key_after, after) = next(iter(cached.items())), next(iter(extended.items()))
-    assert key == key_after and all(len(v) == 3 and v[:2] == before[a] for a, v in after.items())
+    assert set(extended) == set(cached) and len(cached) == 3  # test metric; val metric and loss of the same runs
+    for key, before in cached.items():
+        assert all(len(v) == 3 and v[:2] == before[a] for a, v in extended[key].items())
     study = json.loads((out / "study.json").read_text())
     assert all(len(v) == 3 for v in study["standalone"])
+    assert set(study["val_ceiling"]) == {"accuracy", "-loss"}
+    assert -1 <= study["val_ceiling"]["accuracy"]["kendall_tau"] <= 1
+    assert len(study["synflow"]) == 5
+    report = (out / "ranking.md").read_text()
+    assert "| more | 1 | batch statistics, -loss + synflow |" in report and "SynFlow alone" in report
+    assert "scored there (the mean of their 3 runs)" in report
     assert set(study["variants"]["more"]["scores"]) == {
         "batch statistics", "batch statistics, -loss",
         "BN calibrated (64 train images)", "BN calibrated (64 train images), -loss"}
@@ -127,6 +134,17 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     averaged = json.loads((out / "study.json").read_text())["variants"]["averaged"]["scores"]
     assert len(averaged["weights averaged over the last 2 epochs, BN calibrated (64)"]) == 5
+    # --report-only re-ranks what is stored without a search, and refuses a study made of other architectures.
+    stored = json.loads((out / "study.json").read_text())
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--report-only", *args[4:],
+                           "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((out / "study.json").read_text())["variants"].keys() == stored["variants"].keys()
+    before = (out / "study.json").read_text()
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--report-only", "--archs", "4",
+                           *args[6:], "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "holds another sample of architectures" in proc.stderr
+    assert (out / "study.json").read_text() == before
 
 
 def nb201_results(seeds: dict[int, float]) -> dict:
@@ -190,3 +208,21 @@ def test_nb201_converter_names_what_the_file_lacks(tmp_path):
     assert proc.returncode == 1
     assert "not a NAS-Bench-201 results file (needs meta_archs and arch2infos)" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+NB201_TABLE = ROOT.parent / "shared" / "benchmarks" / "nb201_cifar10_test.csv"
+
+
+@pytest.mark.skipif(not NB201_TABLE.is_file(), reason="NAS-Bench-201 table not beside the checkout")
+def test_proxy_check_ranks_published_cells_with_synflow():
+    tool = [sys.executable, str(ROOT / "tools" / "proxy_check.py")]
+    proc = subprocess.run([*tool, "--archs", "30", "--cells", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in proc.stdout.splitlines()
+            if line.startswith("| SynFlow") or line.startswith("| parameter")}
+    # Untrained and without data, SynFlow still orders published accuracies well above chance.
+    assert rows["SynFlow (untrained, no data)"] > 0.3 and -1 <= rows["parameter count"] <= 1
+    proc = subprocess.run([*tool, "--archs", "8", "benchmark.path=/nonexistent/nb201.csv"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "/nonexistent/nb201.csv" in proc.stderr.strip().splitlines()[-1]

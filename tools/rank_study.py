@@ -63,11 +63,16 @@ def standalone_key(cfg: Any, epochs: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epochs: int, cache: Path) -> dict:
-    """arch -> test metric of seeds 0 .. seeds-1, trained where the cache lacks them.
+#: What the standalone cache holds per architecture and seed: the result of ground_truth it comes from.
+STANDALONE_FIELDS = {"test": "values", "val": "val_values", "val_loss": "val_losses"}
 
-    The cache holds each architecture's per-seed results in seed order, so a
-    study with more seeds trains only the new ones; it is saved after each arch.
+
+def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epochs: int, cache: Path) -> dict:
+    """field -> arch -> values of seeds 0 .. seeds-1 (test metric; val metric and loss of the same networks).
+
+    The cache holds each architecture's per-seed results in seed order, one
+    table per field (``STANDALONE_FIELDS``), so a study with more seeds trains
+    only the new ones; it is saved after each arch.
     """
     from tqdm import tqdm
 
@@ -76,15 +81,20 @@ def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epoch
 
     key = standalone_key(cfg, epochs)
     stored = json.loads(cache.read_text()) if cache.is_file() else {}
-    table = stored.get(key, {})
-    todo = [a for a in archs if len(table.get(str(list(a)), [])) < seeds]
+    tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
+
+    def done(arch: tuple[int, ...]) -> int:  # seeds every field has
+        return min(len(t.get(str(list(arch)), [])) for t in tables.values())
+
+    todo = [a for a in archs if done(a) < seeds]
+    print(f"standalone: {sum(seeds - done(a) for a in todo)} trainings to run, the rest cached")
     for arch in tqdm(todo, desc="standalone", unit="arch", disable=None):
-        done = table.get(str(list(arch)), [])
-        new = ground_truth(cfg, arch, seeds=seeds - len(done), epochs=epochs, device="cpu", first_seed=len(done))
-        table[str(list(arch))] = done + new["values"]
-        stored[key] = table
+        first = done(arch)
+        new = ground_truth(cfg, arch, seeds=seeds - first, epochs=epochs, device="cpu", first_seed=first)
+        for field, result_key in STANDALONE_FIELDS.items():
+            tables[field][str(list(arch))] = tables[field].get(str(list(arch)), [])[:first] + new[result_key]
         write_json_atomic(cache, stored)
-    return {a: table[str(list(a))][:seeds] for a in archs}
+    return {f: {a: t[str(list(a))][:seeds] for a in archs} for f, t in tables.items()}
 
 
 def top_precision(scores: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
@@ -133,12 +143,19 @@ def held_out_check(values: np.ndarray) -> tuple[float, float]:
     return measured, 2 / math.pi * math.asin(math.sqrt(r * rest))
 
 
+def top_truth(scores: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
+    """Mean truth of the ``fraction`` best by ``scores``: what retraining the scorer's favourites gives."""
+    k = max(1, round(fraction * len(scores)))
+    return float(np.mean(truth[np.argsort(-scores, kind="stable")[:k]]))
+
+
 def fidelity(scores: list[float], truth: np.ndarray) -> dict[str, float]:
     s = np.asarray(scores, dtype=float)
     return {
         "kendall_tau": float(stats.kendalltau(s, truth)[0]),
         "spearman_rho": float(stats.spearmanr(s, truth)[0]),
         "top10_precision": top_precision(s, truth),
+        "top10_truth": top_truth(s, truth),
     }
 
 
@@ -160,10 +177,34 @@ def report(study: dict[str, Any], out: Path) -> str:
         f"run against the mean of the others, tau {study['held_out'][0]:.3f} measured, {study['held_out'][1]:.3f} "
         "predicted). Scores are ranked against the mean.",
         "",
-        f"| supernet | runs | scored with | Kendall tau | / ceiling of the {k}-run mean | Spearman rho | "
-        "top-10 % precision |",
-        "|---|---|---|---|---|---|---|",
     ]
+    val = study.get("val_ceiling")
+    if val:
+        metric = study["metric"]
+        lines += [
+            f"A supernet scores on the validation split, not on the test split. The same standalone networks "
+            f"scored there (the mean of their {k} runs) rank the architectures against the test mean with Kendall "
+            f"tau **{val[metric]['kendall_tau']:.3f}** by {metric} and **{val['-loss']['kendall_tau']:.3f}** by "
+            f"-loss (Spearman rho {val[metric]['spearman_rho']:.3f} and {val['-loss']['spearman_rho']:.3f}): what "
+            f"a ranker that scores by validation {metric} can expect at best, below the noise-free "
+            f"{ceiling_mean:.3f}. The column 'of the val ceiling' is tau divided by the first of these.",
+            "",
+        ]
+    lines += [
+        f"| supernet | runs | scored with | Kendall tau | / ceiling of the {k}-run mean | of the val ceiling | "
+        f"Spearman rho | top-10 % precision | standalone {study['metric']} of the top 10 % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def of_val(tau: float) -> str:
+        return f"{tau / val[study['metric']]['kendall_tau']:.2f}" if val else "n/a"
+    if "synflow" in study:
+        f = fidelity(study["synflow"], np.asarray(study["standalone"], dtype=float).mean(1))
+        lines.append(
+            f"| none (untrained standalone network) | 1 | SynFlow alone | {f['kendall_tau']:.3f} | "
+            f"{f['kendall_tau'] / ceiling_mean:.2f} | {of_val(f['kendall_tau'])} | {f['spearman_rho']:.3f} | "
+            f"{f['top10_precision']:.2f} | {f['top10_truth']:.4f} |"
+        )
     # Labels NAME@SEED are runs of one variant: mean ± std over them.
     groups: dict[str, list[dict]] = {}
     for label, variant in study["variants"].items():
@@ -180,12 +221,37 @@ def report(study: dict[str, Any], out: Path) -> str:
             taus = [f["kendall_tau"] for f in fs]
             lines.append(
                 f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {(f'{np.mean(taus) / ceiling_mean:.2f}' if ceiling_mean > 0 else 'n/a')} | "
-                f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} |"
+                f"{of_val(float(np.mean(taus)))} | "
+                f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} | "
+                f"{cell([f['top10_truth'] for f in fs], 4)} |"
             )
+    gains, top, best = proxy_gains(study), proxy_gains(study, "top10_precision"), proxy_gains(study, "top10_truth")
+    if len(gains) >= 2:
+        def p(x: list[float]) -> float:
+            return stats.wilcoxon(x).pvalue if np.any(np.asarray(x) != 0) else 1.0
+
+        lines += ["", f"Ranked together with SynFlow (`+ synflow`, the search's `final_proxy`) against the same scores "
+                      f"alone, over {len(gains)} supernets (each the mean over its scorings): Kendall tau "
+                      f"{np.mean(gains):+.3f} (higher in {sum(g > 0 for g in gains)}, Wilcoxon p = {p(gains):.2g}), "
+                      f"top-10 % precision {np.mean(top):+.3f} (higher in {sum(g > 0 for g in top)}, lower in "
+                      f"{sum(g < 0 for g in top)}, p = {p(top):.2g}), standalone {study['metric']} of the top 10 % "
+                      f"{np.mean(best):+.4f} (higher in {sum(g > 0 for g in best)}, lower in "
+                      f"{sum(g < 0 for g in best)}, p = {p(best):.2g})."]
     text = "\n".join(lines) + "\n"
     (out / "ranking.md").write_text(text)
     plot(study, out / "ranking.png")
     return text
+
+
+def proxy_gains(study: dict[str, Any], measure: str = "kendall_tau") -> list[float]:
+    """Per supernet run: mean ``measure`` of its ``+ synflow`` scorings minus that of the same scorings alone."""
+    gains = []
+    for variant in study["variants"].values():
+        fid = variant["fidelity"]
+        pairs = [(fid[f"{m} + synflow"][measure], fid[m][measure]) for m in fid if f"{m} + synflow" in fid]
+        if pairs:
+            gains.append(float(np.mean([a - b for a, b in pairs])))
+    return gains
 
 
 def plot(study: dict[str, Any], path: Path) -> None:
@@ -210,7 +276,7 @@ def plot(study: dict[str, Any], path: Path) -> None:
         modes = [m for m in modes_of(variants) if all(m in v["fidelity"] for v in variants)]
         mode = max(modes, key=lambda m: np.mean([v["fidelity"][m]["kendall_tau"] for v in variants]))
         taus = [v["fidelity"][mode]["kendall_tau"] for v in variants]
-        rank = stats.rankdata(-np.asarray(variants[0]["scores"][mode]))
+        rank = stats.rankdata(-np.asarray(with_proxy(variants[0]["scores"], study.get("synflow"))[mode]))
         top = truth_rank <= max(1, round(0.1 * n))
         ax.scatter(rank[~top], truth_rank[~top], s=14, alpha=0.7, label="others")
         ax.scatter(rank[top], truth_rank[top], s=22, color="tab:red", label="standalone top 10 %")
@@ -251,6 +317,8 @@ def main() -> None:
                              "and a one-shot control trained as many extra steps")
     parser.add_argument("--few-shot-epochs", type=int, default=5, help="extra epochs of each sub-supernet")
     parser.add_argument("--sample-seed", type=int, default=1234)
+    parser.add_argument("--report-only", action="store_true",
+                        help="no search: re-rank the stored variants against the standalone results and rewrite the report")
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
     if args.average_epochs < 0:
@@ -263,10 +331,8 @@ def main() -> None:
         calibrate = [int(n) for n in args.calibrate.split(",") if n.strip()]
     except ValueError:
         raise SystemExit(f"--calibrate {args.calibrate!r}: expected comma-separated image counts") from None
-    import torch
     from hydra.utils import instantiate
 
-    from rlnas.evaluators.supernet import calibration_inputs
     from rlnas.utils import write_json_atomic
 
     out = Path(args.out)
@@ -283,9 +349,78 @@ def main() -> None:
             archs.append(arch)
 
     start = time.perf_counter()
-    table = standalone_results(cfg, archs, args.seeds, args.epochs, out / "standalone.json")
-    truth_values = np.asarray([table[a] for a in archs], dtype=float)
+    results = standalone_results(cfg, archs, args.seeds, args.epochs, out / "standalone.json")
+    truth_values, val_values, val_losses = (
+        np.asarray([results[f][a] for a in archs], dtype=float) for f in ("test", "val", "val_loss"))
     print(f"standalone: {time.perf_counter() - start:.0f} s")
+
+    path = out / "study.json"
+    study = json.loads(path.read_text()) if path.is_file() else {}
+    if args.report_only:
+        if not study.get("variants"):
+            raise SystemExit(f"--report-only: no study in {path} to report")
+        metric = study["metric"]
+    else:
+        scores, seconds, metric = supernet_scores(args, cfg, archs, calibrate)
+    if study.get("archs_list") != [list(a) for a in archs] or study.get("epochs") != args.epochs:
+        if args.report_only:
+            raise SystemExit(f"--report-only: {path} holds another sample of architectures or recipe "
+                             "(give the --archs, --epochs, --sample-seed and overrides it was made with)")
+        study = {"variants": {}}  # another sample or recipe: earlier variants are not comparable
+    truth = truth_values.mean(1)
+    study.update(
+        metric=metric, archs=len(archs), seeds=args.seeds, epochs=args.epochs, archs_list=[list(a) for a in archs],
+        standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
+        held_out=held_out_check(truth_values),
+        # The standalone runs themselves, scored where a search scores: the best a ranker on that split can expect.
+        val_ceiling={metric: fidelity(val_values.mean(1), truth_values.mean(1)),
+                     "-loss": fidelity(-val_losses.mean(1), truth_values.mean(1))},
+    )
+    if not args.report_only:
+        study["variants"][args.label] = {
+            "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds, "scores": scores,
+        }
+    study["synflow"] = synflow_scores(cfg, archs)
+    for variant in study["variants"].values():  # against the current truth (more seeds change it)
+        variant["fidelity"] = {m: fidelity(s, truth) for m, s in with_proxy(variant["scores"], study["synflow"]).items()}
+    write_json_atomic(path, study)
+    print(report(study, out))
+    print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
+
+
+def synflow_scores(cfg: Any, archs: list[tuple[int, ...]]) -> list[float]:
+    """SynFlow of each architecture's untrained standalone network (what ``search.final_proxy`` ranks with)."""
+    import torch
+
+    from rlnas.evaluators.proxies import arch_synflow
+    from rlnas.retrain import search_parts
+
+    space, task, data = search_parts(cfg, torch.device("cpu"))
+    return [arch_synflow(space, task, data, a) for a in archs]
+
+
+def with_proxy(scores: dict[str, list[float]], proxy: list[float] | None) -> dict[str, list[float]]:
+    """Every scoring, each also ranked together with the proxy (if any) as the search's final choice does."""
+    from rlnas.evaluators.proxies import proxy_adjusted
+
+    out = dict(scores)
+    if proxy is None:
+        return out
+    for mode, values in scores.items():
+        if not mode.startswith("few-shot"):  # NaN for the archs a sub-supernet does not hold
+            out[f"{mode} + synflow"] = proxy_adjusted(values, proxy)
+    return out
+
+
+def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, ...]], calibrate: list[int]):
+    """Runs the search (or loads ``--run-dir``) and scores ``archs`` on its supernet in every requested way.
+
+    Returns:
+        (scoring name -> one score per arch, seconds of the search or None for a loaded run, the metric's name).
+    """
+    import torch
+
+    from rlnas.evaluators.supernet import calibration_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -321,26 +456,7 @@ def main() -> None:
         start = time.perf_counter()
         scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, calibrate[0] if calibrate else 256))
         print(f"few-shot and control: {time.perf_counter() - start:.0f} s")
-
-    path = out / "study.json"
-    study = json.loads(path.read_text()) if path.is_file() else {}
-    if study.get("archs_list") != [list(a) for a in archs] or study.get("epochs") != args.epochs:
-        study = {"variants": {}}  # another sample or recipe: earlier variants are not comparable
-    truth = truth_values.mean(1)
-    study.update(
-        metric=metric, archs=len(archs), seeds=args.seeds, epochs=args.epochs, archs_list=[list(a) for a in archs],
-        standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
-        held_out=held_out_check(truth_values),
-    )
-    study["variants"][args.label] = {
-        "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds if not args.run_dir else None,
-        "scores": scores,
-    }
-    for variant in study["variants"].values():  # against the current truth (more seeds change it)
-        variant["fidelity"] = {m: fidelity(s, truth) for m, s in variant["scores"].items()}
-    write_json_atomic(path, study)
-    print(report(study, out))
-    print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
+    return scores, (None if args.run_dir else seconds), metric
 
 
 def validation_loss(search: Any, arch: tuple[int, ...], chunk_size: int = 512) -> float:

@@ -42,7 +42,9 @@ def ground_truth(
         first_seed: Seed of the first training; the others follow (more seeds extend earlier results).
 
     Returns:
-        ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``.
+        ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``
+        (test split); ``val_values`` and ``val_losses``: the same networks on the validation split, the
+        split a search scores on (what a ranker that scores there can know at best).
 
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
@@ -57,12 +59,26 @@ def ground_truth(
     train_cfg.epochs = int(epochs)
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
     space, task, data = search_parts(search_cfg, resolve_device(device))
-    values = []
+    values, val_values, val_losses = [], [], []
     for seed in range(first_seed, first_seed + seeds):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = standalone_network(space, task, data, arch)
         train(network, task, data, recipe, seed, desc=f"ground truth seed {seed}")
         values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
+        val_values.append(float(evaluate(network, task, data.val)[task.reward_metric]))
+        val_losses.append(split_loss(network, task, data.val))
     return {"metric": task.reward_metric, "mean": float(np.mean(values)),
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values,
+            "val_values": val_values, "val_losses": val_losses}
+
+
+@torch.no_grad()
+def split_loss(network: torch.nn.Module, task: Any, split: Any, chunk_size: int = 256) -> float:
+    """The task's training loss of ``network`` (in eval mode) over a whole split, weighted by chunk size."""
+    network.eval()
+    total, count = 0.0, 0
+    for x, y in split.chunks(chunk_size):
+        total += float(task.loss(network(x), y)) * len(x)
+        count += len(x)
+    return total / max(1, count)

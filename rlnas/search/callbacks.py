@@ -106,6 +106,7 @@ class TensorBoardLogger(Callback):
         self.writer.add_text("best_arch", search.space.describe(best.arch), result.epochs)
         final = {f"final/val_{k}": v for k, v in best.evaluation.metrics.items()}
         final["final/reward"] = best.reward
+        final.update({f"final/{k}": v for k, v in best.proxy.items()})
         final.update({f"final/{k}": v for k, v in best.evaluation.costs.items()})
         hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.compared.items()}
         self.writer.add_hparams(hparams, final, run_name=".")
@@ -255,12 +256,14 @@ class OutputWriter(Callback):
             "metrics": {f"val_{k}": v for k, v in best.evaluation.metrics.items()},
             "costs": dict(best.evaluation.costs),
             "reward": best.reward,
+            **({"proxy": dict(best.proxy)} if best.proxy else {}),
             **self.extra,
         }
         if search.selection.rule == "top_k":
             payload["selected"] = [
                 {"arch": list(c.arch), "description": space.describe(c.arch), "reward": c.reward,
-                 "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()}, "costs": c.evaluation.costs}
+                 "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()}, "costs": c.evaluation.costs,
+                 **({"proxy": dict(c.proxy)} if c.proxy else {})}
                 for c in result.selected
             ]
         self.write_pareto(search)

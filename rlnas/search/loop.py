@@ -23,6 +23,7 @@ from torch import nn
 from rlnas.controllers.base import Controller, RandomController
 from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
+from rlnas.evaluators.proxies import PROXIES, arch_synflow, proxy_adjusted
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.rewards.base import Reward
 from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
@@ -63,6 +64,7 @@ class SearchSettings:
     bn_calibration_scope: str = "final"
     top_k: int = 10
     final_samples: int = 20
+    final_proxy: str | None = None
     random_baseline: int = 100
     fault_limit: int = 20
     fault_backoff_after: int = 3
@@ -88,6 +90,8 @@ class SearchSettings:
             )
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"search.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
+        if self.final_proxy is not None and self.final_proxy not in PROXIES:
+            raise ValueError(f"search.final_proxy={self.final_proxy!r} is unknown; allowed: {[None, *PROXIES]}")
         if not self.grad_clip > 0:
             raise ValueError(f"search.grad_clip must be > 0 (a gradient norm bound), got {self.grad_clip}")
         if not 0 <= self.momentum < 1:
@@ -105,6 +109,8 @@ class Candidate:
     arch: Arch
     evaluation: Evaluation
     reward: float
+    #: Zero-cost proxy scores the final choice ranked it with (``search.final_proxy``).
+    proxy: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -421,9 +427,12 @@ class Search:
         if not candidates:
             raise NumericFaultError("every final candidate has a non-finite reward; lower search.lr or check the data")
         metric = self.evaluator.reward_metric
+        values = [c.evaluation.metrics[metric] for c in candidates]
+        if s.final_proxy:
+            values = self.rank_with_proxy(candidates)
         order = select(
             [c.reward for c in candidates],
-            [c.evaluation.metrics[metric] for c in candidates],
+            values,
             [c.evaluation.costs.get(self.selection.cost, 0.0) for c in candidates],
             self.selection,
         )
@@ -436,6 +445,31 @@ class Search:
         return SearchResult(
             selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
         )
+
+    def rank_with_proxy(self, candidates: list[Candidate]) -> list[float]:
+        """Rewards of the final candidates from their supernet metric ranked together with a zero-cost proxy.
+
+        Each candidate's metric takes the place the mean of its supernet rank
+        and its proxy rank gives it among the measured values
+        (:func:`~rlnas.evaluators.proxies.proxy_adjusted`), and its reward is
+        recomputed from that, so cost penalties apply as before. The measured
+        metric stays in the evaluation; the proxy goes to :attr:`Candidate.proxy`.
+
+        Returns:
+            The adjusted metric of each candidate (what the selection rule compares).
+        """
+        metric = self.evaluator.reward_metric
+        started = time.perf_counter()
+        proxy = [arch_synflow(self.space, self.task, self.data, c.arch) for c in candidates]
+        adjusted = proxy_adjusted([c.evaluation.metrics[metric] for c in candidates], proxy)
+        for c, p, value in zip(candidates, proxy, adjusted):
+            c.proxy[self.settings.final_proxy] = p
+            reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
+            # A NaN from the reward function keeps the candidate's supernet reward.
+            c.reward = reward if math.isfinite(reward) else c.reward
+        log.info("final re-scoring: %s of %d candidates (%.1f s)", self.settings.final_proxy, len(candidates),
+                 time.perf_counter() - started)
+        return adjusted
 
     def compare_with_random(self) -> tuple[float, float]:
         """Mean reward of controller samples vs uniform samples on the same final minibatches."""
