@@ -87,6 +87,8 @@ BAD_CONFIGS = [
     (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
     (["search.bn_calibration_scope=some"], "search.bn_calibration_scope='some' is unknown; allowed: ['final', 'all']"),
     (["search.final_proxy=snip"], "search.final_proxy='snip' is unknown; allowed: [None, 'synflow']"),
+    (["+task=sequence", "space=attention", "search.final_proxy=synflow"],
+     "search.final_proxy=synflow cannot rank these networks: their LayerNorm subtracts a mean of its input"),
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),

@@ -72,6 +72,22 @@ def arch_synflow(space: Any, task: Any, data: Any, arch: Sequence[int], seed: in
     return synflow(network, tuple(data.train.x.shape[1:]))
 
 
+def check_proxy(name: str, network: nn.Module) -> None:
+    """Raises ValueError, naming ``search.final_proxy``, when ``name`` cannot score networks like ``network``.
+
+    SynFlow's score is a sum of non-negative path products only when every
+    layer keeps positive inputs positive (convolutions and linear layers with
+    positive weights, ReLU, pooling, BatchNorm with fresh statistics). A
+    LayerNorm or GroupNorm subtracts a mean computed from the input itself, so
+    scores turn negative or meaningless (the attention space, the detection
+    head).
+    """
+    norms = [type(m).__name__ for m in network.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
+    if norms:
+        raise ValueError(f"search.final_proxy={name} cannot rank these networks: their {norms[0]} subtracts a "
+                         "mean of its input, which SynFlow's positive paths do not allow; use search.final_proxy=null")
+
+
 def _tensors(value: Any) -> list[torch.Tensor]:
     """Every tensor in a network output (a tensor, or dicts, lists and tuples of them)."""
     if isinstance(value, torch.Tensor):

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +16,7 @@ from rlnas.controllers.base import Controller
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
+from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
@@ -184,6 +186,9 @@ def build_search(
     def child_factory(arch):
         child = build_child(space, arch, data.in_channels)
         return Network(child, task.build_head(child.out_channels, data))
+
+    if settings.final_proxy:  # before any training: a proxy that cannot score this space stops the run here
+        check_proxy(settings.final_proxy, child_factory(space.sample(np.random.default_rng(seed))))
 
     reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
     targets = dict(getattr(reward, "targets", {}))
