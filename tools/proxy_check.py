@@ -7,7 +7,7 @@ input) and ranks them against the table's accuracy, beside the parameter
 count as the simplest baseline. A check of :mod:`rlnas.evaluators.proxies` on
 a table the project does not tune on.
 
-    .venv/bin/python tools/proxy_check.py                # 200 cells, about half a minute
+    .venv/bin/python tools/proxy_check.py                # 200 cells, about a minute
     .venv/bin/python tools/proxy_check.py --archs 1000 benchmark.path=/data/nb201.csv
 """
 
