@@ -44,11 +44,13 @@ def test_score_run_names_what_is_missing(tmp_path):
 def test_rank_study_statistics():
     import numpy as np
 
-    from tools.rank_study import mean_ceiling, noise_ceiling, top_precision
+    from tools.rank_study import mean_ceiling, noise_ceiling, top_precision, top_truth
 
     truth = np.arange(20.0)
     assert top_precision(truth, truth) == 1.0  # top 2 of 20 by the truth itself
     assert top_precision(-truth, truth) == 0.0
+    # What retraining the scorer's top 2 gives: the best two, or the worst two.
+    assert top_truth(truth, truth) == 18.5 and top_truth(-truth, truth) == 0.5
     # Ties at the boundary count as in the truth's top: every tied arch is as good as the k-th.
     assert top_precision(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0, 1.0]), fraction=0.25) == 0.0
     assert top_precision(np.array([0.0, 3.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0, 1.0]), fraction=0.25) == 1.0

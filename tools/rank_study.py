@@ -19,13 +19,19 @@ kept, re-ranked against the current standalone mean, and shown beside it):
 - Kendall tau and Spearman rho of the supernet's scores against the
   standalone mean;
 - top-10 % precision: of the supernet's best 10 %, the share that is in the
-  standalone best 10 % (ties at the boundary count as in).
+  standalone best 10 % (ties at the boundary count as in), and the mean
+  standalone metric of the supernet's best 10 % (what retraining them gives);
+- the validation ceiling: the same standalone networks scored on the
+  validation split, where a search scores, ranked against the test mean;
+- every scoring also ranked together with SynFlow of the untrained network
+  (:mod:`rlnas.evaluators.proxies`, the search's ``final_proxy``), and SynFlow alone.
 
     .venv/bin/python tools/rank_study.py --label default
     .venv/bin/python tools/rank_study.py --label warmup15 search.warmup_epochs=15
     .venv/bin/python tools/rank_study.py --label mine --run-dir outputs/runs/DATE/TIME
     .venv/bin/python tools/rank_study.py --label fewshot@0 --few-shot 0
     .venv/bin/python tools/rank_study.py --label swa@3 --average-epochs 10 --loss seed=3 data_seed=0
+    .venv/bin/python tools/rank_study.py --report-only data_seed=0    # re-rank what is stored, no search
 
 ``--loss`` also ranks by the validation loss; ``--average-epochs N`` also
 scores with the weights averaged over the last N epochs of the search;
@@ -197,7 +203,9 @@ def report(study: dict[str, Any], out: Path) -> str:
     ]
 
     def of_val(tau: float) -> str:
-        return f"{tau / val[study['metric']]['kendall_tau']:.2f}" if val else "n/a"
+        ceiling_val = val[study["metric"]]["kendall_tau"] if val else 0.0
+        return f"{tau / ceiling_val:.2f}" if ceiling_val > 0 else "n/a"
+
     if "synflow" in study:
         f = fidelity(study["synflow"], np.asarray(study["standalone"], dtype=float).mean(1))
         lines.append(
