@@ -3,8 +3,9 @@
 Shared weights misjudge some architectures in a consistent way (on the
 embedded digits, the supernet overrates the first layer's operation), and a
 proxy computed on the untrained standalone network errs differently, so the
-final choice ranks by both (:func:`proxy_adjusted`). ``tools/rank_study.py``
-measures each alone and together against standalone training.
+final choice can rank by both (``search.final_proxy``, :func:`proxy_adjusted`).
+``tools/rank_study.py`` measures each alone and together against standalone
+training; ``tools/proxy_check.py`` checks SynFlow on NAS-Bench-201.
 """
 
 from __future__ import annotations
