@@ -381,8 +381,7 @@ def main() -> None:
         standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
         held_out=held_out_check(truth_values),
         # The standalone runs themselves, scored where a search scores: the best a ranker on that split can expect.
-        val_ceiling={metric: fidelity(val_values.mean(1), truth_values.mean(1)),
-                     "-loss": fidelity(-val_losses.mean(1), truth_values.mean(1))},
+        val_ceiling={metric: fidelity(val_values.mean(1), truth), "-loss": fidelity(-val_losses.mean(1), truth)},
     )
     if not args.report_only:
         study["variants"][args.label] = {
@@ -469,16 +468,12 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
 
 def validation_loss(search: Any, arch: tuple[int, ...], chunk_size: int = 512) -> float:
     """The task's loss of ``arch`` over the whole validation split, scored as the evaluator scores it."""
-    import torch
+    from rlnas.evaluators.standalone import split_loss
 
     evaluator = search.evaluator
     evaluator.model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad(), evaluator._statistics(arch, minibatch=False):
-        for x, y in evaluator.split.chunks(chunk_size):
-            total += float(search.task.loss(evaluator.model(x, list(arch)), y)) * len(x)
-            count += len(x)
-    return total / count
+    with evaluator._statistics(arch, minibatch=False):
+        return split_loss(lambda x: evaluator.model(x, list(arch)), search.task, evaluator.split, chunk_size)
 
 
 def extra_training(search: Any, model: Any, steps: int, fixed: tuple[int, int] | None, seed: int) -> None:

@@ -60,16 +60,14 @@ def synflow(network: nn.Module, input_shape: Sequence[int]) -> float:
 def arch_synflow(space: Any, task: Any, data: Any, arch: Sequence[int], seed: int = 0) -> float:
     """:func:`synflow` of ``arch``'s standalone network (with the task's head), initialised from ``seed``.
 
-    Built on the CPU under its own seed, so a score depends on the
-    architecture alone, not on the random state of the run around it.
+    Initialised under its own seed and scored on the CPU, so a score depends
+    on the architecture alone, not on the random state of the run around it.
     """
-    from rlnas.supernet import build_child
-    from rlnas.tasks.base import Network
+    from rlnas.retrain import standalone_network
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        child = build_child(space, list(arch), data.in_channels)
-        network = Network(child, task.build_head(child.out_channels, data))
+        network = standalone_network(space, task, data, arch)
     return synflow(network, tuple(data.train.x.shape[1:]))
 
 

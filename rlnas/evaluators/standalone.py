@@ -10,7 +10,7 @@ seeds, and scored on the test split of the search's own data split.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,18 +67,20 @@ def ground_truth(
         train(network, task, data, recipe, seed, desc=f"ground truth seed {seed}")
         values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
         val_values.append(float(evaluate(network, task, data.val)[task.reward_metric]))
-        val_losses.append(split_loss(network, task, data.val))
+        val_losses.append(split_loss(network, task, data.val))  # train() leaves it in eval mode
     return {"metric": task.reward_metric, "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values,
             "val_values": val_values, "val_losses": val_losses}
 
 
 @torch.no_grad()
-def split_loss(network: torch.nn.Module, task: Any, split: Any, chunk_size: int = 256) -> float:
-    """The task's training loss of ``network`` (in eval mode) over a whole split, weighted by chunk size."""
-    network.eval()
+def split_loss(forward: Callable[[torch.Tensor], Any], task: Any, split: Any, chunk_size: int = 256) -> float:
+    """The task's training loss of ``forward`` (a network already in eval mode) over a whole split.
+
+    Weighted by chunk size, so it is the loss of the split whatever the chunks.
+    """
     total, count = 0.0, 0
     for x, y in split.chunks(chunk_size):
-        total += float(task.loss(network(x), y)) * len(x)
+        total += float(task.loss(forward(x), y)) * len(x)
         count += len(x)
     return total / max(1, count)

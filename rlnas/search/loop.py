@@ -429,7 +429,7 @@ class Search:
         metric = self.evaluator.reward_metric
         values = [c.evaluation.metrics[metric] for c in candidates]
         if s.final_proxy:
-            values = self.rank_with_proxy(candidates)
+            values = self.rank_with_proxy(candidates, values)
         order = select(
             [c.reward for c in candidates],
             values,
@@ -446,7 +446,7 @@ class Search:
             selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
         )
 
-    def rank_with_proxy(self, candidates: list[Candidate]) -> list[float]:
+    def rank_with_proxy(self, candidates: list[Candidate], values: list[float]) -> list[float]:
         """Rewards of the final candidates from their supernet metric ranked together with a zero-cost proxy.
 
         Each candidate's metric takes the place the mean of its supernet rank
@@ -455,13 +455,17 @@ class Search:
         recomputed from that, so cost penalties apply as before. The measured
         metric stays in the evaluation; the proxy goes to :attr:`Candidate.proxy`.
 
+        Args:
+            candidates: The re-scored candidates (their rewards are replaced).
+            values: Their measured reward metric, in the same order.
+
         Returns:
             The adjusted metric of each candidate (what the selection rule compares).
         """
         metric = self.evaluator.reward_metric
         started = time.perf_counter()
         proxy = [arch_synflow(self.space, self.task, self.data, c.arch) for c in candidates]
-        adjusted = proxy_adjusted([c.evaluation.metrics[metric] for c in candidates], proxy)
+        adjusted = proxy_adjusted(values, proxy)
         for c, p, value in zip(candidates, proxy, adjusted):
             c.proxy[self.settings.final_proxy] = p
             reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
