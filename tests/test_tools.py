@@ -60,7 +60,7 @@ def test_rank_study_statistics():
     assert 0.283 < mean_ceiling(0.283, 3) < mean_ceiling(0.283, 5) < 1.0
 
 
-def test_few_shot_copies_score_their_own_paths_and_leave_the_supernet_alone(tmp_path):
+def test_few_shot_and_fine_tuned_copies_score_their_own_paths_and_leave_the_supernet_alone(tmp_path):
     import math
 
     import torch
@@ -68,7 +68,8 @@ def test_few_shot_copies_score_their_own_paths_and_leave_the_supernet_alone(tmp_
 
     from rlnas.config import CONF_DIR
     from rlnas.search.builder import build_search
-    from tools.rank_study import few_shot_scores
+    from rlnas.evaluators.supernet import calibration_inputs
+    from tools.rank_study import few_shot_scores, finetuned_scores, validation_loss
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["+task=classification", "+experiment=smoke"])
@@ -79,6 +80,18 @@ def test_few_shot_copies_score_their_own_paths_and_leave_the_supernet_alone(tmp_
     assert len(scores) == 2  # the split and its one-shot control
     for values in scores.values():
         assert len(values) == len(archs) and all(math.isfinite(v) for v in values)  # every choice got its copy
+    assert all(torch.equal(v, search.model.state_dict()[k]) for k, v in before.items())
+    assert search.evaluator.model is search.model
+    # Fine-tuning 0 steps scores the copy exactly as the supernet scores; 5 steps change the scores, not the supernet.
+    evaluator = search.evaluator
+    evaluator.calibration = list(calibration_inputs(search.data.train, 32, 0).split(evaluator.batch_size))
+    with torch.no_grad():
+        plain = [evaluator.evaluate_full(a).metrics["accuracy"] for a in archs]
+        plain_loss = [-validation_loss(search, a) for a in archs]
+    assert list(finetuned_scores(search, archs, steps=0, images=32, loss=False).values()) == [plain]
+    tuned = finetuned_scores(search, archs, steps=5, images=32, loss=True)
+    assert len(tuned) == 2 and all(len(v) == len(archs) for v in tuned.values())
+    assert all(a != b for a, b in zip(tuned[next(k for k in tuned if k.endswith("-loss"))], plain_loss))
     assert all(torch.equal(v, search.model.state_dict()[k]) for k, v in before.items())
     assert search.evaluator.model is search.model
 

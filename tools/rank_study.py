@@ -30,6 +30,7 @@ kept, re-ranked against the current standalone mean, and shown beside it):
     .venv/bin/python tools/rank_study.py --label warmup15 search.warmup_epochs=15
     .venv/bin/python tools/rank_study.py --label mine --run-dir outputs/runs/DATE/TIME
     .venv/bin/python tools/rank_study.py --label fewshot@0 --few-shot 0
+    .venv/bin/python tools/rank_study.py --label finetune@0 --finetune 40 --loss --run-dir outputs/runs/DATE/TIME
     .venv/bin/python tools/rank_study.py --label swa@3 --average-epochs 10 --loss seed=3 data_seed=0
     .venv/bin/python tools/rank_study.py --report-only data_seed=0    # re-rank what is stored, no search
 
@@ -37,7 +38,8 @@ kept, re-ranked against the current standalone mean, and shown beside it):
 scores with the weights averaged over the last N epochs of the search;
 ``--few-shot D`` also scores a few-shot split (Zhao et al., 2021) of the
 trained supernet on decision ``D`` beside a one-shot control given as many
-extra training steps.
+extra training steps; ``--finetune K`` also scores each architecture after K
+steps of training on its own path from the shared weights.
 """
 
 from __future__ import annotations
@@ -324,11 +326,16 @@ def main() -> None:
                         help="also score a few-shot split of the trained supernet on this decision (its index) "
                              "and a one-shot control trained as many extra steps")
     parser.add_argument("--few-shot-epochs", type=int, default=5, help="extra epochs of each sub-supernet")
+    parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
+                        help="also score each architecture after STEPS steps of training on its own path, "
+                             "starting from the shared weights (a copy per architecture)")
     parser.add_argument("--sample-seed", type=int, default=1234)
     parser.add_argument("--report-only", action="store_true",
                         help="no search: re-rank the stored variants against the standalone results and rewrite the report")
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
+    if args.finetune < 0:
+        raise SystemExit(f"--finetune {args.finetune}: expected a number of steps >= 0")
     if args.average_epochs < 0:
         raise SystemExit(f"--average-epochs {args.average_epochs}: expected a number of epochs >= 0")
     if args.average_epochs and args.run_dir:
@@ -463,6 +470,10 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
         start = time.perf_counter()
         scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, calibrate[0] if calibrate else 256))
         print(f"few-shot and control: {time.perf_counter() - start:.0f} s")
+    if args.finetune:
+        start = time.perf_counter()
+        scores.update(finetuned_scores(search, archs, args.finetune, calibrate[0] if calibrate else 256, args.loss))
+        print(f"fine-tuning: {time.perf_counter() - start:.0f} s")
     return scores, (None if args.run_dir else seconds), metric
 
 
@@ -476,12 +487,13 @@ def validation_loss(search: Any, arch: tuple[int, ...], chunk_size: int = 512) -
         return split_loss(lambda x: evaluator.model(x, list(arch)), search.task, evaluator.split, chunk_size)
 
 
-def extra_training(search: Any, model: Any, steps: int, fixed: tuple[int, int] | None, seed: int) -> None:
-    """``steps`` more supernet steps on ``model``, paths drawn uniformly (with decision ``fixed[0]`` = ``fixed[1]``).
+def extra_training(search: Any, model: Any, steps: int, fixed: dict[int, int] | None, seed: int) -> None:
+    """``steps`` more supernet steps on ``model``, paths drawn uniformly with the decisions in ``fixed`` held.
 
     SGD with Nesterov momentum and a cosine schedule from lr/5 to lr_min, the
     search's batch size, weight decay and gradient bound: the same recipe for a
-    few-shot sub-supernet and for the one-shot control that gets as many steps.
+    few-shot sub-supernet, the one-shot control that gets as many steps, and
+    one architecture fine-tuned on its own path (every decision held).
     """
     import torch
     from torch import nn
@@ -495,8 +507,8 @@ def extra_training(search: Any, model: Any, steps: int, fixed: tuple[int, int] |
     model.train()
     for _ in range(steps):
         arch = list(search.space.sample(rng))
-        if fixed is not None:
-            arch[fixed[0]] = fixed[1]
+        for decision, choice in (fixed or {}).items():
+            arch[decision] = choice
         x, y = search.data.train.batch(s.batch_size, generator)
         loss = search.task.loss(model(x, arch), y)
         opt.zero_grad(set_to_none=True)
@@ -537,7 +549,7 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
         few: list[float] = [float("nan")] * len(archs)
         for k in range(choices):
             sub = copy.deepcopy(original)
-            extra_training(search, sub, steps, (decision, k), seed=7 + k)
+            extra_training(search, sub, steps, {decision: k}, seed=7 + k)
             evaluator.model = sub
             with torch.no_grad():
                 for i, a in enumerate(archs):
@@ -545,6 +557,40 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
                         few[i] = evaluator.evaluate_full(a).metrics[metric]
         out[f"few-shot on {search.space.decisions[decision].name} ({choices} x {epochs} more epochs), "
             f"BN calibrated ({images})"] = few
+    finally:
+        evaluator.model = original
+    return out
+
+
+def finetuned_scores(search: Any, archs: list[tuple[int, ...]], steps: int, images: int, loss: bool) -> dict:
+    """Scores after ``steps`` of training each architecture alone, from the shared weights (one copy each).
+
+    Weight inheritance then fine-tuning, as Once-for-All (Cai et al., 2020)
+    does before deploying a sub-network: if the shared weights rank badly
+    because they serve every path at once, a short training of the path alone
+    should undo it. BN-calibrated on ``images`` training images.
+    """
+    import copy
+
+    import torch
+
+    from rlnas.evaluators.supernet import calibration_inputs
+
+    evaluator, metric = search.evaluator, search.task.reward_metric
+    evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
+    mode = f"each fine-tuned {steps} steps on its own path, BN calibrated ({images})"
+    out: dict[str, list[float]] = {mode: []}
+    if loss:
+        out[f"{mode}, -loss"] = []
+    original = evaluator.model
+    try:
+        for i, arch in enumerate(archs):
+            evaluator.model = copy.deepcopy(original)
+            extra_training(search, evaluator.model, steps, dict(enumerate(arch)), seed=100 + i)
+            with torch.no_grad():
+                out[mode].append(evaluator.evaluate_full(arch).metrics[metric])
+                if loss:
+                    out[f"{mode}, -loss"].append(-validation_loss(search, arch))
     finally:
         evaluator.model = original
     return out
