@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 #: Proxies ``search.final_proxy`` accepts.
@@ -120,7 +119,9 @@ def proxy_adjusted(values: Sequence[float], proxy: Sequence[float]) -> list[floa
     if len(v) < 2:
         return v.tolist()
     p = np.nan_to_num(np.asarray(proxy, dtype=float), nan=-np.inf)
-    combined = stats.rankdata(v) + stats.rankdata(p)
+    from scipy.stats import rankdata  # here: a second of import the search needs only at its end
+
+    combined = rankdata(v) + rankdata(p)
     order = np.lexsort((v, combined))  # worst first; ties by the measured value
     out = np.empty_like(v)
     out[order] = np.sort(v)

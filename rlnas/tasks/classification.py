@@ -7,11 +7,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.functional.classification import (
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
 
 from rlnas.data.base import DataSplits
 from rlnas.data.images import load_image_classification
@@ -76,6 +71,13 @@ class ClassificationTask(Task):
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
     def batch_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        # Imported here: torchmetrics pulls in torchvision, seconds of start-up a config error or --help need not pay.
+        from torchmetrics.functional.classification import (
+            multiclass_f1_score,
+            multiclass_precision,
+            multiclass_recall,
+        )
+
         preds = outputs.argmax(dim=1)
         k = max(self.num_classes, outputs.shape[1])
         # Accuracy is micro-averaged (the fraction correct); the others are macro.

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
 
 from rlnas.data.base import DataSplits
 from rlnas.data.detection import load_detection
@@ -136,6 +135,9 @@ class DetectionTask(Task):
         return torch.cat([points - ltrb[..., :2], points + ltrb[..., 2:]], dim=-1)
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        # Imported here, as in decode: torchvision takes seconds to import, which --help or a config error need not pay.
+        from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+
         cls, ltrb, ctr, points, stride = self._split(outputs)
         B, HW, K = cls.shape
         labels, gt = targets[..., 0].long(), targets[..., 1:]  # (B, M), (B, M, 4)
@@ -174,6 +176,8 @@ class DetectionTask(Task):
     @torch.no_grad()
     def decode(self, outputs: Tensor) -> list[dict[str, Tensor]]:
         """Boxes, scores and labels per image after score threshold and class-wise NMS."""
+        from torchvision.ops import batched_nms  # here: torchvision takes seconds to import
+
         cls, ltrb, ctr, points, _ = self._split(outputs.float())
         scores = torch.sqrt(cls.sigmoid() * ctr.sigmoid()[..., None])  # (B, HW, K), FCOS test-time score
         boxes = self._boxes(points[None], ltrb).clamp(0, self.image_size)
