@@ -84,7 +84,7 @@ def test_few_shot_and_fine_tuned_copies_score_their_own_paths_and_leave_the_supe
     assert search.evaluator.model is search.model
     # Fine-tuning 0 steps scores the copy exactly as the supernet scores; 5 steps change the scores, not the supernet.
     evaluator = search.evaluator
-    evaluator.calibration = list(calibration_inputs(search.data.train, 32, 0).split(evaluator.batch_size))
+    evaluator.set_calibration(calibration_inputs(search.data.train, 32, 0))
     with torch.no_grad():
         plain = [evaluator.evaluate_full(a).metrics["accuracy"] for a in archs]
         plain_loss = [-validation_loss(search, a) for a in archs]

@@ -434,8 +434,6 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
     """
     import torch
 
-    from rlnas.evaluators.supernet import calibration_inputs
-
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         if args.run_dir:
@@ -449,9 +447,7 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
 
     def score(mode: str, images: int) -> None:
         """Scores every arch with the evaluator's model, BatchNorm calibrated on ``images`` (0: batch statistics)."""
-        evaluator.calibration = (
-            list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size)) if images else []
-        )
+        calibrate_on(search, images)
         with torch.no_grad():
             scores[mode] = [evaluator.evaluate_full(a).metrics[metric] for a in archs]
             if args.loss:
@@ -459,8 +455,8 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
 
     for mode, n in [("batch statistics", 0)] + [(f"BN calibrated ({n} train images)", n) for n in calibrate]:
         score(mode, n)
+    images = calibrate[0] if calibrate else 256  # the extra scorings below calibrate on the first count
     if averaged is not None:
-        images = calibrate[0] if calibrate else 256
         original, evaluator.model = evaluator.model, averaged
         try:
             score(f"weights averaged over the last {args.average_epochs} epochs, BN calibrated ({images})", images)
@@ -468,11 +464,11 @@ def supernet_scores(args: argparse.Namespace, cfg: Any, archs: list[tuple[int, .
             evaluator.model = original
     if args.few_shot is not None:
         start = time.perf_counter()
-        scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, calibrate[0] if calibrate else 256))
+        scores.update(few_shot_scores(search, archs, args.few_shot, args.few_shot_epochs, images))
         print(f"few-shot and control: {time.perf_counter() - start:.0f} s")
     if args.finetune:
         start = time.perf_counter()
-        scores.update(finetuned_scores(search, archs, args.finetune, calibrate[0] if calibrate else 256, args.loss))
+        scores.update(finetuned_scores(search, archs, args.finetune, images, args.loss))
         print(f"fine-tuning: {time.perf_counter() - start:.0f} s")
     return scores, (None if args.run_dir else seconds), metric
 
@@ -531,10 +527,8 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
 
     import torch
 
-    from rlnas.evaluators.supernet import calibration_inputs
-
     evaluator, metric = search.evaluator, search.task.reward_metric
-    evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
+    calibrate_on(search, images)
     steps = epochs * search.settings.supernet_steps
     choices = int(search.space.num_choices[decision])
     original = evaluator.model
@@ -562,6 +556,13 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
     return out
 
 
+def calibrate_on(search: Any, images: int) -> None:
+    """BatchNorm statistics of every following score from ``images`` fixed training images (0: batch statistics)."""
+    from rlnas.evaluators.supernet import calibration_inputs
+
+    search.evaluator.set_calibration(calibration_inputs(search.data.train, images, 0) if images else None)
+
+
 def finetuned_scores(search: Any, archs: list[tuple[int, ...]], steps: int, images: int, loss: bool) -> dict:
     """Scores after ``steps`` of training each architecture alone, from the shared weights (one copy each).
 
@@ -574,10 +575,8 @@ def finetuned_scores(search: Any, archs: list[tuple[int, ...]], steps: int, imag
 
     import torch
 
-    from rlnas.evaluators.supernet import calibration_inputs
-
     evaluator, metric = search.evaluator, search.task.reward_metric
-    evaluator.calibration = list(calibration_inputs(search.data.train, images, 0).split(evaluator.batch_size))
+    calibrate_on(search, images)
     mode = f"each fine-tuned {steps} steps on its own path, BN calibrated ({images})"
     out: dict[str, list[float]] = {mode: []}
     if loss:

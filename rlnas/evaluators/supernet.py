@@ -119,8 +119,12 @@ class SuperNetEvaluator:
         self.timer = ComputeTimer(split.x.device)
         self.comm = comm or Comm()
         self._batch = split.batch(self.batch_size, generator, self.comm.rank, self.comm.world)
-        self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
+        self.set_calibration(calibration)
         self.calibrate_minibatches = calibrate_minibatches
+
+    def set_calibration(self, calibration: Tensor | None) -> None:
+        """Training inputs for per-architecture BatchNorm statistics from now on (None: the scored images' own)."""
+        self.calibration = [] if calibration is None else list(calibration.split(self.batch_size))
 
     def _statistics(self, arch: Sequence[int], minibatch: bool) -> AbstractContextManager[None]:
         """The BatchNorm statistics ``arch`` is scored with: calibrated when configured for this kind of score."""

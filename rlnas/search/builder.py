@@ -14,10 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlnas.controllers.base import Controller
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
-from rlnas.rewards.base import Reward
-from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
+from rlnas.rewards.base import Reward
+from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
 from rlnas.search.loop import Callback, Search, SearchSettings
