@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools._common import load_config  # noqa: E402
 
-ALL = ["random", "grid", "tpe", "evolution", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
+ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
 DIFFERENTIABLE = ["darts", "gdas"]
 #: Published NAS-Bench-201 CIFAR-10 test accuracy (%) of searches at a fixed time
@@ -75,23 +75,27 @@ def published_for(identity: dict | None) -> dict:
 
 
 def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides: list[str]) -> dict:
-    """One budgeted search against a benchmark; rewards, best-so-far and the best's metric per evaluation."""
+    """One budgeted search against a benchmark; rewards, best-so-far and the pick's reported metric per evaluation.
+
+    The budget counts distinct architectures (repeats are free); on a noisy table the pick (best mean reward)
+    is reported by the table's report column (e.g. test accuracy), not by the reward that chose it.
+    """
     from rlnas.search.budget import build_budget_search
 
     cfg = load_config([f"+benchmark={name}", f"controller={controller}", f"seed={seed}",
                        f"benchmark.evaluations={budget}", *overrides])
     search = build_budget_search(cfg, None, progress=False)
     result = search.run()
-    metric = search.evaluator.reward_metric
-    best_metric, best_reward, best_metrics = [], -np.inf, float("nan")
-    for row in search.history:
-        if row["reward"] > best_reward:
-            best_reward, best_metrics = row["reward"], row[metric]
-        best_metric.append(best_metrics)
-    scale = getattr(search.evaluator, "metric_scale", 1.0)
+    evaluator = search.evaluator
+    metric = getattr(evaluator, "report_metric", evaluator.reward_metric)
+    best_metric = [search.seen[pick][0][0].metrics[metric] for pick in result.picks]
+    shares = [s["policy_share"] for s in result.controller_stats if "policy_share" in s]
+    scale = getattr(evaluator, "metric_scale", 1.0)
     return {"rewards": result.rewards, "best_so_far": result.best_so_far, "best_metric": best_metric,
             "final": best_metric[-1], "metric": metric, "scale": scale, "seconds": result.seconds,
-            "optimum": search.evaluator.optimum(), "identity": table_identity(search.evaluator)}
+            "optimum": evaluator.optimum(), "identity": table_identity(evaluator),
+            "distinct": result.distinct, "proposals": result.proposals,
+            "policy_share": shares[-1] if shares else float("nan")}
 
 
 def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None,
@@ -154,17 +158,53 @@ def welch_p(a: list[float], b: list[float]) -> float:
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+#: The strongest simple baselines: a controller worth choosing must not lose to them.
+RIVALS = ("evolution", "local_search")
+
+
 def _row(controller: str, budget: int | str, values_of, runs: dict[str, list[dict]], reference: str,
-         rival: str | None) -> dict:
-    """Mean ± std of ``values_of(runs[controller])`` with Welch p against ``reference`` (and ``rival``)."""
+         rivals: list[str]) -> dict:
+    """Mean ± std of ``values_of(runs[controller])`` with Welch p against ``reference`` (and each rival)."""
     values = values_of(runs[controller])
     row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
            "p_vs_random": float("nan") if controller == reference else welch_p(values, values_of(runs[reference])),
            "seconds": float(np.mean([r["seconds"] for r in runs[controller]]))}
-    if rival:
-        row["p_vs_evolution"] = float("nan") if controller == rival else welch_p(values, values_of(runs[rival]))
+    for rival in rivals:
+        row[f"p_vs_{rival}"] = float("nan") if controller == rival else welch_p(values, values_of(runs[rival]))
+    for key in ("distinct", "policy_share"):
+        found = [r[key] for r in runs[controller] if key in r]
+        if found and np.any(np.isfinite(found)):
+            row[key] = float(np.nanmean(found))
     return row
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (Holm, 1979): family-wise error control over all of them.
+
+    The i-th smallest of m defined p-values becomes ``max_{j<=i} min(1, (m - j + 1) p_(j))``;
+    undefined ones (NaN) stay NaN and do not count in m.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    defined = np.flatnonzero(np.isfinite(p))
+    m = len(defined)
+    order = defined[np.argsort(p[defined], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def correct(rows: list[dict]) -> list[dict]:
+    """Adds Holm-adjusted p-values (``*_holm``) over every test in the table: one family per table."""
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith("p_vs_") and not k.endswith("_holm")]
+    cells = [(i, k) for i, r in enumerate(rows) for k in keys if k in r]
+    adjusted = holm([rows[i][k] for i, k in cells])
+    for (i, k), value in zip(cells, adjusted):
+        rows[i][f"{k}_holm"] = value
+    return rows
 
 
 def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | None = None,
@@ -176,8 +216,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
             figures are added only for the exact table and metric they were measured on.
     """
     published_figures = published_for(identity)
-    # The strongest baseline is a second reference: a controller worth choosing must not lose to it.
-    rival = "evolution" if "evolution" in runs and reference != "evolution" else None
+    rivals = [r for r in RIVALS if r in runs and r != reference]
     rows = []
     for controller, results in runs.items():
         scale = results[0]["scale"]
@@ -185,7 +224,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
             def at(rs: list[dict]) -> list[float]:
                 return [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in rs]
 
-            row = _row(controller, budget, at, runs, reference, rival)
+            row = _row(controller, budget, at, runs, reference, rivals)
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
                 row["regret"] = max(0.0, float(optimum - row["mean"]))  # 0, not -1e-15, at the optimum
@@ -204,8 +243,8 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
                 continue
             if key == "truth" and not np.isfinite(results[0].get("truth", float("nan"))):
                 continue
-            rows.append(_row(controller, label, lambda rs, key=key: [r[key] for r in rs], runs, reference, rival))
-    return rows
+            rows.append(_row(controller, label, lambda rs, key=key: [r[key] for r in rs], runs, reference, rivals))
+    return correct(rows)
 
 
 def _p(value: float) -> str:
@@ -217,21 +256,45 @@ def _spread(mean: float, std: float) -> str:
     return f"{mean:.4g} ± {0 if std <= 1e-9 * max(1.0, abs(mean)) else float(f'{std:.2g}'):g}"
 
 
+def _rivals(rows: list[dict], reference: str) -> list[str]:
+    """The labels the rows were also tested against, besides ``reference``."""
+    keys = dict.fromkeys(k[5:] for r in rows for k in r if k.startswith("p_vs_") and not k.endswith("_holm"))
+    return [k for k in keys if k != "random"]
+
+
+def _pv(row: dict, against: str) -> str:
+    """The Holm-adjusted p-value against ``against`` (the raw one for tables written before the correction)."""
+    key = f"p_vs_{against}"
+    return _p(row.get(f"{key}_holm", row.get(key, float("nan"))))
+
+
+def _family(rows: list[dict]) -> str:
+    m = sum(1 for r in rows for k, v in r.items() if k.endswith("_holm") and np.isfinite(v))
+    return (f"Welch p-values (two-sided), Holm-adjusted over the table's {m} tests; "
+            "— where a test is undefined.") if m else "Welch p-values (two-sided); — where a test is undefined."
+
+
 def markdown(rows: list[dict], metric: str, title: str, reference: str = "random") -> str:
     has_regret = any("regret" in r for r in rows)
     has_pub = any("published" in r for r in rows)
-    has_rival = any("p_vs_evolution" in r for r in rows)
-    head = ["controller", "budget", f"best {metric} (mean ± std)", f"Welch p vs {reference}"]
-    head += ["Welch p vs evolution"] if has_rival else []
+    rivals = _rivals(rows, reference)
+    has_distinct = any("distinct" in r for r in rows)
+    has_share = any("policy_share" in r for r in rows)
+    head = ["controller", "budget", f"best {metric} (mean ± std)", f"p vs {reference}"]
+    head += [f"p vs {r}" for r in rivals]
     head += ["regret"] if has_regret else []
     head += ["published"] if has_pub else []
+    head += ["distinct archs / run"] if has_distinct else []
+    head += ["policy's share of proposals"] if has_share else []
     head += ["s / run"]
-    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"## {title}", "", _family(rows), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["controller"], str(r["budget"]), _spread(r["mean"], r["std"]), _p(r["p_vs_random"])]
-        cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
+        cells = [r["controller"], str(r["budget"]), _spread(r["mean"], r["std"]), _pv(r, "random")]
+        cells += [_pv(r, rival) for rival in rivals]
         cells += [f"{max(0.0, r['regret']):.4f}" if "regret" in r else ""] if has_regret else []
         cells += [r.get("published", "")] if has_pub else []
+        cells += [f"{r['distinct']:.0f}" if "distinct" in r else ""] if has_distinct else []
+        cells += [f"{r['policy_share']:.2f}" if "policy_share" in r else ""] if has_share else []
         cells += [f"{r['seconds']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -240,28 +303,29 @@ def markdown(rows: list[dict], metric: str, title: str, reference: str = "random
 def pivot(rows: list[dict], budgets: list, reference: str = "random") -> str:
     """One line per controller, the budgets side by side: what the README shows.
 
-    Cells hold mean ± std, then the Welch p-values against ``reference`` and
-    evolution; "—" where a test is undefined (the group itself, or no variance in either).
+    Cells hold mean ± std, then the Holm-adjusted Welch p-values against
+    ``reference`` and each rival (evolution, local search); "—" where a test
+    is undefined (the group itself, or no variance in either).
     """
     by = {(r["controller"], r["budget"]): r for r in rows}
     controllers = list(dict.fromkeys(r["controller"] for r in rows))
-    has_rival = any("p_vs_evolution" in r for r in rows)
+    rivals = _rivals(rows, reference)
     has_pub = any("published" in r for r in rows)
     head = ["controller"]
     for b in budgets:
         name = f"{b} evals" if isinstance(b, int) else str(b)
-        head += [name, f"p vs {reference}"] + (["p vs evolution"] if has_rival else [])
+        head += [name, f"p vs {reference}"] + [f"p vs {r}" for r in rivals]
     head += ["published"] if has_pub else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in controllers:
         cells = [c]
         for b in budgets:
             r = by[(c, b)]
-            cells += [_spread(r["mean"], r["std"]), _p(r["p_vs_random"])]
-            cells += [_p(r.get("p_vs_evolution", float("nan")))] if has_rival else []
+            cells += [_spread(r["mean"], r["std"]), _pv(r, "random")]
+            cells += [_pv(r, rival) for rival in rivals]
         cells += [next((by[(c, b)].get("published", "") for b in budgets), "")] if has_pub else []
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "\n" + _family(rows) + "\n"
 
 
 def update_readme(readme: Path, key: str, text: str) -> None:

@@ -5,6 +5,12 @@ key template turning the chosen choice names into the table's row key, a table
 file (CSV with a key column, or JSON mapping each key to an object of fields),
 the metric field and optional cost fields. NAS-Bench-201 (Dong & Yang, 2020)
 is ``conf/benchmark/nb201_cifar10.yaml``.
+
+A *noisy* table names several reward columns, one per training seed
+(``metric_columns``): each evaluation draws one of an architecture's seeds, as
+one training run returns one validation accuracy, not their mean; a separate
+``report`` column (e.g. test accuracy) says what the pick is worth
+(``conf/benchmark/nb201_cifar10_noisy.yaml``).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class TabularBenchmark:
         metric_scale: Factor applied to the metric (e.g. 0.01 for percentages).
         env_var: Environment variable that overrides ``path`` when set.
         name: Name used in outputs.
+        metric_columns: Fields holding one training seed's value each: an
+            evaluation draws one of the non-empty ones and reports it as
+            ``metric`` (which then names the reward metric, not a field).
+        report: Field reported for the pick (``None``: the metric itself).
+        seed: Seed of the draws among ``metric_columns``.
     """
 
     def __init__(
@@ -64,8 +75,16 @@ class TabularBenchmark:
         metric_scale: float = 1.0,
         env_var: str | None = None,
         name: str = "tabular",
+        metric_columns: Sequence[str] | None = None,
+        report: str | None = None,
+        seed: int = 0,
     ) -> None:
         self.space = space
+        self.metric_columns = [str(c) for c in metric_columns or []]
+        #: Whether an evaluation is a draw (repeats may differ).
+        self.noisy = len(self.metric_columns) > 0
+        self.report_metric = str(report) if report else metric
+        self.rng = np.random.default_rng(seed)
         self.name = name
         self.key_template = key_template
         self.metric = metric
@@ -81,11 +100,13 @@ class TabularBenchmark:
                 f"decisions: {[d.name for d in space.decisions]}"
             )
         self.rows = self._load(key_column)
-        self._cache: dict[Arch, Evaluation] = {}
+        self._cache: dict[Arch, tuple[Evaluation, list[float]]] = {}
         self.calls = 0
 
     def _load(self, key_column: str) -> dict[str, dict[str, float]]:
-        fields = [self.metric, *self.cost_fields.values()]
+        reward_fields = self.metric_columns or [self.metric]
+        extra = [self.report_metric] if self.report_metric != self.metric else []
+        fields = list(dict.fromkeys([*reward_fields, *extra, *self.cost_fields.values()]))
         need = (
             f"a CSV with columns {[key_column, *fields]} or a JSON object mapping each key "
             f"(like {self.key_template!r}) to an object with fields {fields}"
@@ -111,9 +132,15 @@ class TabularBenchmark:
             raise DataError(f"{self.path}: unreadable ({err}); it must be {need}") from None
         for line, (key, record) in enumerate(items, start=2):
             try:
-                rows[str(key)] = {f: float(record[f]) for f in fields}
+                # A seed column may be empty (a cell trained with fewer seeds); every other field is a number.
+                row = {f: float(record[f]) if f not in self.metric_columns or str(record[f]).strip() else math.nan
+                       for f in fields}
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"{self.path}: record {key!r} (row {line}) lacks a number in one of {fields}") from None
+            if self.metric_columns and not any(math.isfinite(row[f]) for f in self.metric_columns):
+                raise DataError(f"{self.path}: record {key!r} (row {line}) has no number in any of "
+                                f"benchmark.metric_columns {self.metric_columns}")
+            rows[str(key)] = row
         if not rows:
             raise DataError(f"{self.path} holds no records; it must be {need}")
         return rows
@@ -131,20 +158,25 @@ class TabularBenchmark:
             row = self.rows.get(key)
             if row is None:
                 raise KeyError(f"{self.path} has no record {key!r} ({self.space.describe(arch)})")
-            hit = Evaluation(
-                {self.metric: row[self.metric] * self.metric_scale},
-                {cost: row[field] for cost, field in self.cost_fields.items()},
+            # The reward's values: one per seed the cell has (empty seed columns left out), or the metric.
+            values = [row[f] * self.metric_scale for f in self.metric_columns or [self.metric]]
+            hit = (
+                Evaluation({self.report_metric: row[self.report_metric] * self.metric_scale},
+                           {cost: row[field] for cost, field in self.cost_fields.items()}),
+                [v for v in values if math.isfinite(v)] if self.noisy else values,
             )
             self._cache[arch] = hit
-        return Evaluation(dict(hit.metrics), dict(hit.costs))
+        base, values = hit
+        value = values[int(self.rng.integers(len(values)))] if self.noisy else values[0]
+        return Evaluation({**base.metrics, self.metric: float(value)}, dict(base.costs))
 
     def evaluate_batch(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
         return [self.evaluate(a) for a in archs]
 
     def optimum(self) -> float:
-        """The best metric over the space's architectures (scaled)."""
+        """The best reported metric over the space's architectures (scaled)."""
         keys = {self.key_template.format(**_names(self.space, a)) for a in _all_archs(self.space)}
-        values = [self.rows[k][self.metric] for k in keys if k in self.rows]
+        values = [self.rows[k][self.report_metric] for k in keys if k in self.rows]
         return max(values) * self.metric_scale if values else math.nan
 
 
@@ -154,18 +186,27 @@ class HiddenTargetBenchmark:
     Its optimum (1.0) is one architecture of the whole space, so how fast a
     controller finds it measures how well it learns from rewards.
 
+    The target comes from a stream of its own, keyed by ``target_seed`` and the
+    run's seed: it differs from run to run and from anything a controller
+    seeded alike draws (a target equal to a controller's first sample would
+    hand it the optimum at its first evaluation).
+
     Args:
         space: The search space.
         target_seed: Seed drawing the hidden target.
         name: Name used in outputs.
+        seed: The run's seed (each run has its own target).
     """
 
     reward_metric = "match"
+    #: Salt of the target's stream (any constant; no controller seeds with it).
+    STREAM = 0x70F7A26E
 
-    def __init__(self, space: SearchSpace, target_seed: int = 0, name: str = "hidden_target") -> None:
+    def __init__(self, space: SearchSpace, target_seed: int = 0, name: str = "hidden_target", seed: int = 0) -> None:
         self.space = space
         self.name = name
-        self.target = np.asarray(space.sample(np.random.default_rng(target_seed)))
+        stream = np.random.SeedSequence([self.STREAM, int(target_seed), int(seed)])
+        self.target = np.asarray(space.sample(np.random.default_rng(stream)))
         self.calls = 0
 
     def evaluate(self, arch: Sequence[int]) -> Evaluation:

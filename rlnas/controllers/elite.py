@@ -23,6 +23,12 @@ controllers (ENAS and the PPO family) therefore share one mechanism,
   rounds explores from its own samples instead: one decision at a time is
   changed until the architecture is new, so the search never stalls on
   repeats while the policy's entropy is gone.
+
+Architectures from that fallback were not sampled by the policy, so their
+log-probabilities are not a policy gradient's: every RL controller (ENAS and
+the PPO family alike) leaves them out of the policy-gradient term and learns
+from them only through the priority queue, which imitates them once they are
+among the best. :attr:`EliteMemory.sources` counts who proposed what.
 """
 
 from __future__ import annotations
@@ -58,6 +64,15 @@ class EliteMemory:
         #: Latest reward of each architecture in the queue.
         self.elites: dict[Arch, float] = {}
         self.seen: set[Arch] = set()
+        #: Proposals the policy sampled and proposals the mutation fallback made, over the run.
+        self.sources = {"policy": 0, "fallback": 0}
+        #: The latest proposals that the fallback made (not sampled by the policy).
+        self.fallback: set[Arch] = set()
+
+    def policy_share(self) -> float:
+        """The fraction of all proposals so far that the policy sampled itself (NaN before any)."""
+        total = self.sources["policy"] + self.sources["fallback"]
+        return self.sources["policy"] / total if total else float("nan")
 
     # -- what to learn from ----------------------------------------------------
     def add(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
@@ -111,9 +126,11 @@ class EliteMemory:
                 rounds, the rest are its samples mutated until new (at most
                 ``4 * len(arch)`` mutations each); without it, plain samples.
         """
+        self.fallback = set()
         if n <= 0:
             return []
         if self.novel_tries == 0:
+            self.sources["policy"] += n
             return sample(n)
         taken: list[Arch] = []
         fresh: set[Arch] = set()
@@ -123,22 +140,31 @@ class EliteMemory:
                     fresh.add(arch)
                     taken.append(arch)
                     if len(taken) == n:
+                        self.sources["policy"] += n
                         return taken
         rest = sample(n - len(taken))
         if mutate is not None:
             for i, arch in enumerate(rest):
+                drawn = arch
                 for _ in range(4 * len(arch)):
                     if arch not in self.seen and arch not in fresh:
                         break
                     arch = mutate(arch)  # successive mutations walk further from the policy's mode
                 fresh.add(arch)
                 rest[i] = arch
+                if arch != drawn:
+                    self.fallback.add(arch)
+        self.sources["fallback"] += len(self.fallback)
+        self.sources["policy"] += n - len(self.fallback)
         return taken + rest
 
     # -- persistence ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"elites": list(self.elites.items()), "seen": sorted(self.seen)}
+        return {"elites": list(self.elites.items()), "seen": sorted(self.seen), "sources": dict(self.sources),
+                "fallback": sorted(self.fallback)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.elites = {tuple(a): float(r) for a, r in state["elites"]}
         self.seen = {tuple(a) for a in state["seen"]}
+        self.sources = dict(state.get("sources", {"policy": 0, "fallback": 0}))
+        self.fallback = {tuple(a) for a in state.get("fallback", [])}

@@ -189,6 +189,19 @@ class ENASPolicy(nn.Module):
         return actions, log_prob, entropy, skip_kl / max(1, self._num_skips)
 
 
+def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_range: float) -> Tensor:
+    """PPO's clipped surrogate per sample (Schulman et al., 2017, eq. 7).
+
+    ``min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)`` with ``ratio = p / p_old``:
+    a sample whose probability already moved past ``1 +- eps`` in its
+    advantage's direction gives no further gradient. Where ``log_prob`` equals
+    ``old_log_prob`` (the first step on a batch) its gradient is REINFORCE's,
+    ``A * grad log p``.
+    """
+    ratio = torch.exp(log_prob - old_log_prob)
+    return torch.minimum(ratio * advantages, ratio.clamp(1 - clip_range, 1 + clip_range) * advantages)
+
+
 class ENASController(Controller):
     """The ENAS policy trained to find the best architecture (see :meth:`observe`).
 
@@ -218,7 +231,12 @@ class ENASController(Controller):
         risk_quantile: Fraction of each batch reinforced (risk-seeking policy gradient; 1: plain REINFORCE
             with the moving-average baseline).
         novel_tries: Resampling rounds for architectures already evaluated (0: off).
-        update_epochs: Gradient steps per update on the same batch and elites.
+        update_epochs: Gradient steps per update on the same batch and elites. After the first, the
+            policy-gradient term is PPO's clipped surrogate (Schulman et al., 2017, eq. 7): the ratio of the
+            updated policy's probability to the sampling policy's, clipped to ``1 +- clip_range``, so the
+            repeated steps stay near the policy that drew the batch. The first step is plain REINFORCE
+            (the ratio is 1 there).
+        clip_range: PPO's epsilon for ``update_epochs > 1`` (Schulman et al.: 0.2).
     """
 
     def __init__(
@@ -239,8 +257,12 @@ class ENASController(Controller):
         risk_quantile: float = 0.5,
         novel_tries: int = 3,
         update_epochs: int = 3,
+        clip_range: float = 0.2,
     ) -> None:
         super().__init__(space, seed)
+        if not clip_range > 0:
+            raise ValueError(f"controller.clip_range={clip_range} must be > 0")
+        self.clip_range = float(clip_range)
         if not 0 < skip_target < 1:
             raise ValueError(f"controller.skip_target={skip_target} must be in (0, 1)")
         if not 0 <= baseline_decay < 1:
@@ -302,9 +324,13 @@ class ENASController(Controller):
         the batch's top ``risk_quantile`` (Petersen et al., 2021) and the second
         over the priority queue (Abolafia et al., 2018); see
         :mod:`rlnas.controllers.elite`. With ``risk_quantile=1`` the first term
-        is ENAS's REINFORCE with its moving-average baseline.
+        is ENAS's REINFORCE with its moving-average baseline. Architectures the
+        policy did not sample (the novelty fallback's mutations, or any the
+        loop hands in) get no policy-gradient term: they are learnt from
+        through the priority queue alone, as in the PPO family.
         """
         actions = self._actions(archs)
+        sampled = torch.as_tensor([tuple(a) not in self.memory.fallback for a in archs], dtype=torch.float32)
         if self.memory.risk_quantile >= 1:
             # ENAS: the entropy joins the reward, the baseline is a moving average.
             with torch.no_grad():
@@ -324,11 +350,17 @@ class ENASController(Controller):
             reinforced = max(1, int((adv != 0).sum()))
             entropy_weight = self.entropy_weight
             self.baseline = float(np.mean(rewards))
+        adv = adv * sampled
+        reinforced = max(1, int((adv != 0).sum()) if self.memory.risk_quantile < 1 else int(sampled.sum()))
         self.memory.add(archs, rewards)
         elites = self.memory.elite_archs() if self.elite_weight > 0 else []
+        old_log_prob = None
         for _ in range(self.update_epochs):
             log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1:]
-            loss = -(log_prob * adv).sum() / reinforced - entropy_weight * entropy.mean()
+            if old_log_prob is None:
+                old_log_prob = log_prob.detach()
+            surrogate = clipped_surrogate(log_prob, old_log_prob, adv, self.clip_range)
+            loss = -surrogate.sum() / reinforced - entropy_weight * entropy.mean()
             loss = loss + self.skip_weight * skip_kl.mean()
             if elites:
                 elite_logp = self.policy(len(elites), actions=self._actions(elites), mask_fn=self.action_mask)[1]
@@ -347,6 +379,7 @@ class ENASController(Controller):
             "skip_rate": skip_rate,
             "log_prob": float(log_prob.detach().mean()),
             "elite_best": max(self.memory.elites.values(), default=float("nan")),
+            "policy_share": self.memory.policy_share(),
         }
 
     def log_prob(self, archs: Sequence[Arch]) -> Tensor:

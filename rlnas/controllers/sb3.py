@@ -279,7 +279,7 @@ class SB3Controller(Controller):
                 imitation = self._imitate(self.memory.elite_archs())
             if imitation is not None:
                 stats = {**stats, "elite_log_prob": imitation}
-        return stats
+        return {**stats, "policy_share": self.memory.policy_share()}
 
     def _train(self) -> dict[str, float]:
         """Ends the rollout: GAE with no bootstrap (the last step is terminal), then SB3's update."""

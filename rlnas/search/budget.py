@@ -2,13 +2,23 @@
 
 No supernet: the controller proposes ``archs_per_step`` architectures, the
 evaluator scores them, the controller learns, until ``evaluations``
-architectures have been evaluated. The best architecture is the one with the
-highest reward seen (rewards from a table are exact, nothing to re-score).
+*distinct* architectures have been evaluated.
+
+One accounting for every controller: the budget counts distinct
+architectures, since that is what a search pays for (one training each). An
+architecture proposed again is answered from the run's cache: the controller
+observes its reward, but the repeat costs nothing and counts nothing. On a
+noisy table (several reward columns, one training seed each) a controller may
+re-query on purpose (``benchmark.requery=true``): a repeat then draws a new
+seed and counts, since it buys information. The pick is the architecture with
+the best mean reward over its evaluations (the best reward seen when each is
+evaluated once).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,10 +32,20 @@ from rlnas.evaluators.base import Evaluation, Evaluator
 from rlnas.rewards.base import Reward
 from rlnas.spaces.base import Arch, SearchSpace
 
+log = logging.getLogger("rlnas")
+
 
 @dataclass
 class BudgetResult:
-    """The outcome of a budgeted search."""
+    """The outcome of a budgeted search.
+
+    Attributes:
+        rewards: The reward of each counted evaluation, in order.
+        best_so_far: The pick's (mean) reward after each counted evaluation.
+        picks: The pick after each counted evaluation.
+        proposals: Architectures the controller proposed, repeats included.
+        distinct: Distinct architectures evaluated.
+    """
 
     best_arch: Arch
     best_reward: float
@@ -34,6 +54,9 @@ class BudgetResult:
     best_so_far: list[float]
     seconds: float
     controller_stats: list[dict[str, float]] = field(default_factory=list)
+    picks: list[Arch] = field(default_factory=list)
+    proposals: int = 0
+    distinct: int = 0
 
 
 class BudgetSearch:
@@ -44,11 +67,16 @@ class BudgetSearch:
         evaluator: Scores architectures (no weights are trained).
         controller: Proposes architectures and learns from rewards.
         reward: Turns evaluations into rewards.
-        evaluations: Architectures to evaluate in all.
+        evaluations: Evaluations in all: distinct architectures, and with
+            ``requery`` on a noisy table also repeats.
         archs_per_step: Architectures per proposal (and controller update).
         run_dir: Where outputs go (``None``: nothing is written).
         progress: Show a progress bar (``None``: only on a terminal).
         tensorboard: Log scalars to ``run_dir/tensorboard``.
+        requery: On a noisy evaluator, a repeat is evaluated again (and counts).
+        max_stall: Proposals in a row that bring nothing new before the search
+            stops early (a controller that only repeats itself, or a space
+            smaller than the budget); default ``100 * archs_per_step``.
     """
 
     def __init__(
@@ -62,6 +90,8 @@ class BudgetSearch:
         run_dir: str | Path | None = None,
         progress: bool | None = False,
         tensorboard: bool = True,
+        requery: bool = False,
+        max_stall: int | None = None,
     ) -> None:
         if int(evaluations) < 1:
             raise ValueError(f"benchmark.evaluations must be >= 1, got {evaluations}")
@@ -72,7 +102,14 @@ class BudgetSearch:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.tensorboard = tensorboard and self.run_dir is not None
+        self.requery = bool(requery) and bool(getattr(evaluator, "noisy", False))
+        self.max_stall = int(max_stall) if max_stall is not None else 100 * self.archs_per_step
         self.history: list[dict[str, Any]] = []
+        #: Every evaluation of each architecture: (evaluation, reward) pairs.
+        self.seen: dict[Arch, list[tuple[Evaluation, float]]] = {}
+
+    def _score(self, arch: Arch) -> float:
+        return float(np.mean([r for _, r in self.seen[arch]]))
 
     def run(self) -> BudgetResult:
         from tqdm.auto import tqdm
@@ -85,38 +122,58 @@ class BudgetSearch:
             writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         rewards: list[float] = []
         best_so_far: list[float] = []
-        best: tuple[float, Arch, Evaluation] | None = None
+        picks: list[Arch] = []
+        pick: Arch | None = None
         stats_log: list[dict[str, float]] = []
         bar = tqdm(total=self.evaluations, desc="search", unit="arch", disable=None if self.progress is None
                    else not self.progress, dynamic_ncols=True)
-        step = 0
+        step = proposals = stall = 0
         while len(rewards) < self.evaluations:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
-            archs = self.controller.propose(n)
-            evaluations = self.evaluator.evaluate_batch(archs)
-            batch = [float(self.reward(e)) for e in evaluations]
-            for arch, ev, r in zip(archs, evaluations, batch):
+            archs = [tuple(int(a) for a in arch) for arch in self.controller.propose(n)]
+            proposals += len(archs)
+            # New architectures (and, with requery, repeats) are evaluated; the rest come from the cache.
+            todo = [i for i, a in enumerate(archs) if self.requery or a not in self.seen]
+            todo = [i for k, i in enumerate(todo) if self.requery or archs[i] not in {archs[j] for j in todo[:k]}]
+            todo = todo[: self.evaluations - len(rewards)]
+            for i, ev in zip(todo, self.evaluator.evaluate_batch([archs[i] for i in todo]) if todo else []):
+                r = float(self.reward(ev))
                 if not math.isfinite(r):
-                    raise FloatingPointError(f"reward of {self.space.describe(arch)} is {r}")
-                if best is None or r > best[0]:
-                    best = (r, tuple(arch), ev)
+                    raise FloatingPointError(f"reward of {self.space.describe(archs[i])} is {r}")
+                self.seen.setdefault(archs[i], []).append((ev, r))
+                if pick is None or archs[i] == pick or self._score(archs[i]) > self._score(pick):
+                    # A repeat of the pick can lower its mean: then the best mean is looked up again.
+                    pick = max(self.seen, key=self._score) if archs[i] == pick else archs[i]
                 rewards.append(r)
-                best_so_far.append(best[0])
-                self.history.append({"step": step, "arch": tuple(arch), "reward": r, **ev.metrics, **ev.costs})
+                best_so_far.append(self._score(pick))
+                picks.append(pick)
+                self.history.append({"step": step, "arch": archs[i], "reward": r, **ev.metrics, **ev.costs})
+            # The controller learns from every proposal: a repeat brings its (latest) cached reward.
+            archs = [a for a in archs if a in self.seen]
+            batch = [self.seen[a][-1][1] for a in archs]
             stats = self.controller.observe(archs, batch)
             stats_log.append(stats)
-            if writer is not None:
+            stall = 0 if todo else stall + max(len(archs), 1)
+            if writer is not None and todo:
                 writer.add_scalar("reward/mean", float(np.mean(batch)), len(rewards))
                 writer.add_scalar("reward/max", float(np.max(batch)), len(rewards))
-                writer.add_scalar("reward/best_so_far", best[0], len(rewards))
+                writer.add_scalar("reward/best_so_far", best_so_far[-1], len(rewards))
                 for key, value in stats.items():
                     writer.add_scalar(f"controller/{key}", value, len(rewards))
-            bar.update(n)
-            bar.set_postfix(best=f"{best[0]:.4f}")
+            bar.update(len(todo))
+            if pick is not None:
+                bar.set_postfix(best=f"{best_so_far[-1]:.4f}")
             step += 1
+            if stall >= self.max_stall:
+                log.warning("%s proposed %d architectures in a row that were all evaluated before; stopping at %d "
+                            "of %d evaluations", type(self.controller).__name__, stall, len(rewards), self.evaluations)
+                break
         bar.close()
-        assert best is not None
-        result = BudgetResult(best[1], best[0], best[2], rewards, best_so_far, time.perf_counter() - start, stats_log)
+        if pick is None:
+            raise RuntimeError(f"{type(self.controller).__name__} proposed no architecture")
+        ev = max(self.seen[pick], key=lambda e: e[1])[0]
+        result = BudgetResult(pick, self._score(pick), ev, rewards, best_so_far, time.perf_counter() - start,
+                              stats_log, picks, proposals, len(self.seen))
         if writer is not None:
             writer.add_text("best_arch", self.space.describe(result.best_arch), len(rewards))
             writer.close()
@@ -151,6 +208,8 @@ class BudgetSearch:
         write_json_atomic(self.run_dir / "summary.json", {
             "best_reward": result.best_reward,
             "evaluations": len(result.rewards),
+            "distinct_evaluations": result.distinct,
+            "proposals": result.proposals,
             "evaluations_to_best": first_best,
             "mean_reward": float(np.mean(result.rewards)),
             "seconds": round(result.seconds, 3),
@@ -158,8 +217,10 @@ class BudgetSearch:
         self.controller.save(self.run_dir)
 
 
-def benchmark_parts(bench: dict[str, Any]) -> tuple[Any, Evaluator]:
+def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluator]:
     """The categorical space and the evaluator of a ``benchmark:`` config node (a table or the hidden target).
+
+    ``seed`` seeds a noisy table's draws among its seed columns.
 
     Raises:
         ValueError: Naming an unknown or missing ``benchmark.*`` key.
@@ -168,7 +229,7 @@ def benchmark_parts(bench: dict[str, Any]) -> tuple[Any, Evaluator]:
     from rlnas.spaces.categorical import CategoricalSpace
 
     known = {"name", "kind", "path", "env_var", "key_column", "key_template", "metric", "metric_scale", "costs",
-             "decisions", "evaluations", "archs_per_step", "target_seed"}
+             "decisions", "evaluations", "archs_per_step", "target_seed", "metric_columns", "report", "requery"}
     unknown = sorted(set(bench) - known)
     if unknown:
         raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
@@ -176,7 +237,8 @@ def benchmark_parts(bench: dict[str, Any]) -> tuple[Any, Evaluator]:
     kind = bench.get("kind", "table")
     evaluator: Evaluator
     if kind == "hidden_target":
-        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"))
+        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"),
+                                          seed)
     elif kind == "table":
         for key in ("path", "key_template", "metric"):
             if not bench.get(key):
@@ -184,7 +246,7 @@ def benchmark_parts(bench: dict[str, Any]) -> tuple[Any, Evaluator]:
         evaluator = TabularBenchmark(
             space, bench["path"], bench["key_template"], bench["metric"], bench.get("key_column", "arch"),
             bench.get("costs"), float(bench.get("metric_scale", 1.0)), bench.get("env_var"),
-            bench.get("name", "tabular"),
+            bench.get("name", "tabular"), bench.get("metric_columns"), bench.get("report"), seed,
         )
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
@@ -213,7 +275,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     torch.set_num_threads(int(cfg.threads) if cfg.get("threads") else 1)
     seed = int(cfg.seed)
     seed_everything(seed)
-    space, evaluator = benchmark_parts(bench)
+    space, evaluator = benchmark_parts(bench, seed)
     reward, mask_infeasible = build_reward(cfg.reward, evaluator.reward_metric)
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
@@ -236,5 +298,5 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     return BudgetSearch(
         space, evaluator, controller, reward, int(bench.get("evaluations", 300)),
-        int(bench.get("archs_per_step", 10)), run_dir, progress,
+        int(bench.get("archs_per_step", 10)), run_dir, progress, requery=bool(bench.get("requery", False)),
     )
