@@ -1,4 +1,5 @@
 # Two commands for a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -49,11 +50,22 @@ wheel-check: $(STAMP)
 	cd $(WHEEL_TMP)/empty && $(WHEEL_TMP)/venv/bin/rlnas +experiment=smoke hydra.run.dir=run \
 		&& test -f run/best_arch.json && echo "wheel-check: the installed wheel ran a search from an empty dir"
 
-# Every controller on NAS-Bench-201 and the toy table (20 seeds; 50, 100 and 300
-# evaluations) -> docs/nb201/, docs/toy/ and the tables in README.md.
+# Every controller on NAS-Bench-201 (noise-free and noisy) and the toy table (20 seeds;
+# 50, 100 and 300 distinct evaluations) -> docs/nb201*/, docs/toy/ and the tables in
+# README.md; then the ablations of the RL controllers' search-for-the-best update
+# -> docs/ablation_*/ and docs/ablation.md.
+STUDY_BUDGETS := --seeds 20 --budgets 50 100 300
+ABLATIONS := --controllers enas --variant enas_novel_tries=0 enas controller.novel_tries=0 \
+	--variant enas_risk_quantile=1 enas controller.risk_quantile=1 \
+	--variant enas_elite_size=0 enas controller.elite_size=0 \
+	--variant enas_uniform_policy enas controller.lr=1e-12 \
+	--variant maskable_ppo_uniform_policy maskable_ppo controller.learning_rate=1e-12 controller.elite_weight=0
 study: $(STAMP)
-	$(PY) tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 50 100 300 --out docs/nb201 --readme README.md
-	$(PY) tools/compare_controllers.py --benchmark toy --seeds 20 --budgets 50 100 300 --out docs/toy --readme README.md
+	for b in nb201_cifar10 nb201_cifar10_noisy toy; do \
+		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) --out docs/$${b/_cifar10/} --readme README.md || exit 1; \
+		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) $(ABLATIONS) --out docs/ablation_$${b/_cifar10/} \
+			--readme docs/ablation.md || exit 1; \
+	done
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir outputs

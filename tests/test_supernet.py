@@ -78,7 +78,9 @@ def test_stem_stride_and_width_multiplier():
     (NB201Space(channels=(8, 16), cells_per_stage=2), (4, 1, 8, 8)),
     (RNNCellSpace(num_nodes=5, hidden_size=16), (4, 8, 1)),
     (AttentionSpace(num_layers=2, d_model=16, heads=(1, 2, 4)), (4, 8, 1)),
-], ids=["nb201", "rnn_cell", "attention"])
+    (MacroSpace(dims=1, num_layers=4, ops=["conv3", "conv7", "dilconv3", "sepconv5", "maxpool3", "avgpool3",
+                                           "identity"], channels=[8, 16]), (4, 1, 1, 40)),
+], ids=["nb201", "rnn_cell", "attention", "conv1d"])
 def test_supernet_path_equals_its_child_in_train_mode_with_gradients(space, shape):
     """What the search trains is what a retrain builds: same outputs and same gradients, name by name."""
     torch.manual_seed(0)
@@ -158,3 +160,19 @@ def test_calibrated_batchnorm_scores_like_a_standalone_network(make_space):
     assert set(supernet.state_dict()) == keys
     assert all(m.running_mean is None and not m.track_running_stats
                for m in supernet.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_one_dimensional_space_runs_along_the_signal_only():
+    space = MacroSpace(dims=1, num_layers=4, ops=["conv5", "dilconv3", "maxpool3", "identity"], channels=[8, 16])
+    supernet = build_supernet(space, in_channels=1)
+    feats = supernet(torch.randn(2, 1, 1, 40), space.sample(np.random.default_rng(0)))
+    assert [tuple(f.shape) for f in feats] == [(2, 8, 1, 40), (2, 16, 1, 20)]
+    conv = supernet.layers[0]["conv5"][0]
+    assert conv.kernel_size == (1, 5) and supernet.layers[0]["dilconv3"][0].dilation == (2, 2)
+    # A 1-D op name in a 2-D space (and a 2-D one in a 1-D space) is refused, naming the key.
+    with pytest.raises(ValueError, match="space.ops: unknown operation 'conv5'"):
+        MacroSpace(ops=["conv5"])
+    with pytest.raises(ValueError, match="space.ops: unknown operation 'conv3x3'.*1-D"):
+        MacroSpace(dims=1, ops=["conv3x3"])
+    with pytest.raises(ValueError, match="space.dims"):
+        MacroSpace(dims=3)

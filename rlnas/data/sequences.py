@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
 
-SEQUENCE_DATASETS = ("digits", "file")
+SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
 
 
 def digits_sequences() -> tuple[Tensor, Tensor]:
@@ -112,24 +112,33 @@ def load_sequences(
     test_fraction: float = 0.2,
     limit: int | None = None,
     seed: int = 0,
+    num_samples: int = 10_000,
+    generator: dict | None = None,
 ) -> DataSplits:
     """Loads a sequence classification dataset as normalised CPU tensors (N, steps, features).
 
     Args:
-        name: ``digits`` (embedded, 8 steps x 8 features) or ``file`` (``path``).
+        name: ``digits`` (embedded, 8 steps x 8 features), ``mnist1d`` (embedded,
+            40 steps x 1 feature; :mod:`rlnas.data.signals`) or ``file`` (``path``).
         path: A ``.npz`` with ``x`` (N, steps, features) and ``y`` (N,), or a
             ``.csv`` whose rows are ``label,v1,v2,...`` (steps x features values).
         features: Features per step of a CSV file's rows.
         val_fraction: Share of samples in the validation split.
         test_fraction: Share of samples in the held-out test split.
         limit: Keep only the first ``limit`` samples (after shuffling), for quick runs.
-        seed: Seed of the fixed split.
+        seed: Seed of the fixed split (and of the MNIST-1D signals).
+        num_samples: MNIST-1D signals generated in all.
+        generator: Settings of the MNIST-1D generator (:func:`rlnas.data.signals.mnist1d_signals`).
 
     Raises:
         DataError: Naming the key or the file.
     """
     if name not in SEQUENCE_DATASETS:
         raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(SEQUENCE_DATASETS)}")
+    if name == "mnist1d":
+        from rlnas.data.signals import load_signals
+
+        return load_signals(name, num_samples, generator, "sequence", val_fraction, test_fraction, limit, seed)
     if name == "digits":
         x, y = digits_sequences()
     elif not path:

@@ -171,6 +171,9 @@ def build_search(
     if not any(c.__name__ in task.spaces for c in type(space).__mro__):
         raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
                          f"{', '.join(task.spaces)}")
+    if getattr(space, "dims", task.dims) != task.dims:
+        raise ValueError(f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D "
+                         f"({'space=conv1d' if task.dims == 1 else 'a 2-D space such as space=macro'})")
     data = task.load_data(seed=data_seed(cfg)).to(device)
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
 

@@ -6,6 +6,11 @@ output, applies one operation chosen among ``ops`` and adds the outputs of any
 earlier layers whose skip decision is on. Decisions are taken layer by layer:
 first the operation, then one on/off skip decision per earlier layer
 (``i`` of them for layer ``i``), as in the ENAS controller.
+
+With ``dims=1`` the same space searches networks over 1-D signals (e.g.
+MNIST-1D): operations are named by one kernel size (``conv5``, ``dilconv3``)
+and run on (B, C, 1, L) maps with (1, K) kernels, which is exactly a 1-D
+convolution, so the supernet, children, costs and exports serve both.
 """
 
 from __future__ import annotations
@@ -15,24 +20,35 @@ from collections.abc import Sequence
 
 from rlnas.spaces.base import Arch, Decision, SearchSpace
 
-#: Operation families the supernet knows how to build; ``K`` is the kernel size.
-OP_PATTERN = re.compile(r"^(conv|sepconv|maxpool|avgpool)(\d+)x(\d+)$")
+#: Operation families the supernet knows how to build; ``K`` is the kernel size
+#: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
+#: with dilation 2 (its receptive field ``2K - 1``), ``identity`` passes its input on.
+OP_PATTERN = re.compile(r"^(conv|sepconv|dilconv|maxpool|avgpool)(\d+)(?:x(\d+))?$")
+IDENTITY = "identity"
 ACTIVATIONS = ("relu", "leaky_relu", "relu6", "gelu", "silu", "tanh")
 SKIP_CHOICES = ("off", "on")
 
 
-def parse_op(name: str) -> tuple[str, int]:
-    """Splits an op name such as ``"sepconv5x5"`` into ``("sepconv", 5)``.
+def parse_op(name: str, dims: int = 2) -> tuple[str, int]:
+    """Splits an op name such as ``"sepconv5x5"`` (or ``"sepconv5"`` when ``dims=1``) into ``("sepconv", 5)``.
+
+    ``identity`` is ``("identity", 1)``.
 
     Raises:
-        ValueError: If the name is not ``{conv,sepconv,maxpool,avgpool}KxK``
-            with an odd ``K``.
+        ValueError: If the name is not ``{conv,sepconv,dilconv,maxpool,avgpool}KxK``
+            (``...K`` in 1-D) with an odd ``K``, nor ``identity``.
     """
+    if name == IDENTITY:
+        return IDENTITY, 1
     match = OP_PATTERN.match(name)
-    if not match or match.group(2) != match.group(3) or int(match.group(2)) % 2 == 0:
+    square = match is not None and match.group(3) is not None and match.group(2) == match.group(3)
+    flat = match is not None and match.group(3) is None
+    if not match or not (square if dims == 2 else flat) or int(match.group(2)) % 2 == 0:
+        example = "conv3x3, sepconv5x5, dilconv3x3, maxpool3x3" if dims == 2 else "conv5, sepconv5, dilconv3, maxpool3"
+        kernel = "an odd square kernel" if dims == 2 else "an odd kernel size (1-D space)"
         raise ValueError(
-            f"unknown operation {name!r}: use conv|sepconv|maxpool|avgpool followed by an odd "
-            "square kernel, e.g. conv3x3, sepconv5x5, maxpool3x3"
+            f"unknown operation {name!r}: use conv|sepconv|dilconv|maxpool|avgpool followed by {kernel}, "
+            f"e.g. {example}; or identity"
         )
     return match.group(1), int(match.group(2))
 
@@ -53,6 +69,7 @@ class MacroSpace(SearchSpace):
         stem_stride: Downsampling of the fixed stem (a power of two: one
             stride-2 convolution per factor 2), for large inputs such as
             detection canvases.
+        dims: 2 for images (B, C, H, W); 1 for signals, given as (B, C, 1, L).
 
     Raises:
         ValueError: On an unknown op/activation or inconsistent stage layout,
@@ -68,7 +85,11 @@ class MacroSpace(SearchSpace):
         activation: str = "relu",
         width_multiplier: float = 1.0,
         stem_stride: int = 1,
+        dims: int = 2,
     ) -> None:
+        if int(dims) not in (1, 2):
+            raise ValueError(f"space.dims must be 1 (signals) or 2 (images), got {dims}")
+        self.dims = int(dims)
         if int(num_layers) < 1:
             raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
         ops = tuple(str(o) for o in ops)
@@ -76,7 +97,7 @@ class MacroSpace(SearchSpace):
             raise ValueError("space.ops must list at least one operation")
         for op in ops:
             try:
-                parse_op(op)
+                parse_op(op, self.dims)
             except ValueError as err:
                 raise ValueError(f"space.ops: {err}") from None
         if len(set(ops)) != len(ops):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from rlnas.spaces.base import Arch
 from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.ops import Adapter, batch_norm, make_activation, make_op
+from rlnas.supernet.ops import Adapter, batch_norm, kernel, make_activation, make_op
 from rlnas.supernet.sharing import ChildExtraction
 
 # Per layer: (op name, indices of the earlier layers added as skips).
@@ -43,7 +43,8 @@ class _MacroNetwork(nn.Module):
         stride, c_in = space.stem_stride, in_channels
         while True:  # one stride-2 conv per factor 2 of the stem stride, at least one conv
             s = 2 if stride > 1 else 1
-            stem += [nn.Conv2d(c_in, c0, 3, stride=s, padding=1, bias=False),
+            stem += [nn.Conv2d(c_in, c0, kernel(3, space.dims), stride=kernel(s, space.dims),
+                               padding=(1, 1) if space.dims == 2 else (0, 1), bias=False),
                      batch_norm(c0, track_running_stats), make_activation(space.activation)]
             stride, c_in = stride // s, c0
             if stride == 1:
@@ -53,14 +54,15 @@ class _MacroNetwork(nn.Module):
         for i, names in enumerate(op_choices):
             width = space.channels[space.layer_stage[i]]
             self.layers.append(
-                nn.ModuleDict({name: make_op(name, width, space.activation, track_running_stats) for name in names})
+                nn.ModuleDict({name: make_op(name, width, space.activation, track_running_stats, space.dims)
+                               for name in names})
             )
         # Keys "j>s": output of layer j (or the stem, j = -1) adapted to stage s.
         self.adapters = nn.ModuleDict()
         for j, s in adapter_pairs:
             src_stage = self._stage(j)
             self.adapters[f"{j}>{s}"] = Adapter(
-                space.channels[src_stage], space.channels[s], 2 ** (s - src_stage), track_running_stats
+                space.channels[src_stage], space.channels[s], 2 ** (s - src_stage), track_running_stats, space.dims
             )
         # BatchNorm after adding skip connections, per layer as in ENAS.
         self.post_bn = nn.ModuleDict(

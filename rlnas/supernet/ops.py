@@ -1,7 +1,8 @@
 """Candidate operations of the ENAS macro space.
 
 Every operation maps ``(B, C, H, W) -> (B, C, H, W)`` (stride 1, same padding),
-so any of them can sit in any layer of a stage.
+so any of them can sit in any layer of a stage. In 1-D spaces ``H`` is 1 and
+kernels are (1, K).
 """
 
 from __future__ import annotations
@@ -39,33 +40,46 @@ def batch_norm(channels: int, track_running_stats: bool) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, track_running_stats=track_running_stats)
 
 
-def make_op(name: str, channels: int, activation: str, track_running_stats: bool) -> nn.Module:
+def kernel(k: int, dims: int) -> tuple[int, int]:
+    """A (K, K) kernel, or (1, K) in a 1-D space."""
+    return (k, k) if dims == 2 else (1, k)
+
+
+def make_op(name: str, channels: int, activation: str, track_running_stats: bool, dims: int = 2) -> nn.Module:
     """Builds one candidate operation, following the ENAS macro branches.
 
-    ``conv``: Conv(k) - BN - act. ``sepconv``: depthwise Conv(k) - pointwise
-    Conv(1) - BN - act. ``maxpool``/``avgpool``: Conv(1) - BN - act - Pool(k),
-    where the 1x1 convolution before pooling is the one ENAS uses in its pooling
-    branches (Pham et al., 2018, general_child.py).
+    ``conv``: Conv(k) - BN - act. ``dilconv``: the same with dilation 2 (as
+    DARTS's dilated convolutions, Liu et al., 2019, widen the receptive field
+    at the same weights). ``sepconv``: depthwise Conv(k) - pointwise Conv(1) -
+    BN - act. ``maxpool``/``avgpool``: Conv(1) - BN - act - Pool(k), where the
+    1x1 convolution before pooling is the one ENAS uses in its pooling branches
+    (Pham et al., 2018, general_child.py). ``identity``: the input itself.
     """
-    family, k = parse_op(name)
-    pad = k // 2
+    family, k = parse_op(name, dims)
+    if family == "identity":
+        return nn.Identity()
+    size = kernel(k, dims)
+    pad = kernel(k // 2, dims) if dims == 2 else (0, k // 2)
     bn = batch_norm(channels, track_running_stats)
-    if family == "conv":
+    if family in ("conv", "dilconv"):
+        dilation = 2 if family == "dilconv" else 1
+        pad = tuple(p * dilation for p in pad)
         return nn.Sequential(
-            nn.Conv2d(channels, channels, k, padding=pad, bias=False), bn, make_activation(activation)
+            nn.Conv2d(channels, channels, size, padding=pad, dilation=dilation, bias=False), bn,
+            make_activation(activation),
         )
     if family == "sepconv":
         return nn.Sequential(
-            nn.Conv2d(channels, channels, k, padding=pad, groups=channels, bias=False),
+            nn.Conv2d(channels, channels, size, padding=pad, groups=channels, bias=False),
             nn.Conv2d(channels, channels, 1, bias=False),
             bn,
             make_activation(activation),
         )
     pool: nn.Module
     if family == "maxpool":
-        pool = nn.MaxPool2d(k, stride=1, padding=pad)
+        pool = nn.MaxPool2d(size, stride=1, padding=pad)
     else:
-        pool = nn.AvgPool2d(k, stride=1, padding=pad, count_include_pad=False)
+        pool = nn.AvgPool2d(size, stride=1, padding=pad, count_include_pad=False)
     return nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), bn, make_activation(activation), pool)
 
 
@@ -77,9 +91,11 @@ class Adapter(nn.Sequential):
     pooled 1x1 projection keeps the same shapes with one module per pair).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, track_running_stats: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, track_running_stats: bool,
+                 dims: int = 2) -> None:
         layers: list[nn.Module] = []
         if stride > 1:
-            layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+            layers.append(nn.AvgPool2d(kernel(stride, dims), kernel(stride, dims), ceil_mode=True,
+                                       count_include_pad=False))
         layers += [nn.Conv2d(in_channels, out_channels, 1, bias=False), batch_norm(out_channels, track_running_stats)]
         super().__init__(*layers)

@@ -30,6 +30,8 @@ class Task(abc.ABC):
     name: str = "task"
     #: Search-space classes whose networks take this task's inputs (names, matched along the space's MRO).
     spaces: tuple[str, ...] = ("MacroSpace", "NB201Space")
+    #: Dimensions of the maps a convolutional space works on for this task (2: images, 1: signals).
+    dims: int = 2
     #: The function ``task.data`` configures (its signature validates those keys); ``None``: unchecked.
     data_loader: Callable[..., DataSplits] | None = None
 

@@ -1,0 +1,110 @@
+"""MNIST-1D: offline, deterministic signals; the 1-D space and the sequence spaces search them."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from rlnas.data.base import DataError
+from rlnas.data.signals import load_signals, mnist1d_signals
+from rlnas.data.sequences import load_sequences
+from rlnas.search.builder import build_search
+from tests.conftest import ROOT
+
+pytest.importorskip("mnist1d")
+
+
+def test_signals_are_generated_with_the_network_refused(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network refused in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    x, y = mnist1d_signals(200, seed=0)
+    assert x.shape == (200, 40) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert y.dtype == torch.int64 and set(y.tolist()) == set(range(10))
+    assert torch.bincount(y).tolist() == [20] * 10  # one share per class
+
+
+def test_one_data_seed_gives_the_same_signals_and_another_other_ones():
+    a, ya = mnist1d_signals(300, seed=3)
+    b, yb = mnist1d_signals(300, seed=3)
+    c, _ = mnist1d_signals(300, seed=4)
+    assert torch.equal(a, b) and torch.equal(ya, yb)
+    assert not torch.equal(a, c)
+
+
+def test_generating_leaves_the_global_generators_alone():
+    np.random.seed(7)
+    random.seed(7)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    mnist1d_signals(100, seed=0)
+    assert (np.random.rand(), random.random()) == expected
+
+
+def test_layouts_and_splits():
+    image = load_signals(num_samples=500, seed=0)
+    assert image.train.x.shape[1:] == (1, 1, 40) and image.in_channels == 1 and image.num_classes == 10
+    assert len(image.train) + len(image.val) + len(image.test) == 500
+    sequence = load_sequences("mnist1d", num_samples=500, seed=0)
+    assert sequence.train.x.shape[1:] == (40, 1) and sequence.in_channels == 1
+    # The same signals and the same split in both layouts.
+    torch.testing.assert_close(sequence.test.x[:, :, 0], image.test.x[:, 0, 0, :])
+    assert torch.equal(sequence.test.y, image.test.y)
+    assert int(image.train.y.min()) >= 0 and int(image.train.y.max()) <= 9
+
+
+def test_generator_settings_change_the_signals_and_bad_ones_name_the_key():
+    quiet, _ = mnist1d_signals(100, seed=0, generator={"iid_noise_scale": 0.0, "corr_noise_scale": 0.0})
+    noisy, _ = mnist1d_signals(100, seed=0)
+    assert not torch.equal(quiet, noisy)
+    with pytest.raises(DataError, match=r"task.data.generator.noise is not a setting"):
+        mnist1d_signals(100, generator={"noise": 1.0})
+    with pytest.raises(DataError, match=r"task.data.num_samples must be in 10\.\."):
+        mnist1d_signals(10**9)
+    with pytest.raises(DataError, match="task.data.layout"):
+        load_signals(num_samples=100, layout="grid")
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*overrides, "+experiment=smoke"])
+
+
+@pytest.mark.parametrize("overrides", [
+    ("+task=mnist1d",),
+    ("+task=sequence", "task.data.name=mnist1d", "space=rnn_cell"),
+    ("+task=sequence", "task.data.name=mnist1d", "space=attention"),
+], ids=["conv1d", "rnn_cell", "attention"])
+def test_smoke_search_on_mnist1d(tmp_path, overrides):
+    cfg = _compose(*overrides, "task.data.num_samples=600")
+    build_search(cfg, tmp_path, progress=False).run()
+    best = json.loads((tmp_path / "best_arch.json").read_text())
+    assert 0.0 <= best["metrics"]["val_accuracy"] <= 1.0 and best["arch"]
+
+
+def test_a_two_dimensional_space_is_refused_for_signals(tmp_path):
+    cfg = _compose("+task=mnist1d", "space=macro", "task.data.num_samples=600")
+    with pytest.raises(ValueError, match="space.dims=2 does not fit the mnist1d task"):
+        build_search(cfg, tmp_path, progress=False)
+
+
+def test_augmentation_shifts_along_the_signal_only():
+    from rlnas.tasks import SignalClassificationTask
+
+    task = SignalClassificationTask()
+    x = torch.arange(2 * 40, dtype=torch.float32).reshape(2, 1, 1, 40)
+    out, _ = task.augment(x, torch.zeros(2), torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    for row, shifted in zip(x[:, 0, 0], out[:, 0, 0]):
+        offsets = {int(v) for v in (shifted - row)[5:-5]}  # away from the replicated ends
+        assert len(offsets) == 1 and abs(offsets.pop()) <= 5  # one shift of at most 40 / 8
