@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -179,7 +180,31 @@ def run(cfg: DictConfig) -> float:
         "random %.4f", result.last_epoch_mean_reward, result.controller_mean_reward, result.random_mean_reward,
     )
     print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
+    truth = cfg.get("ground_truth")
+    if truth is not None and int(truth.random) > 0:
+        print(ground_truth_line(cfg, search, best.arch, run_dir))
     return best.reward
+
+
+def ground_truth_line(cfg: DictConfig, search: Any, arch: Any, run_dir: str) -> str:
+    """Trains the pick and ``ground_truth.random`` uniform draws standalone; the line that compares them.
+
+    Written to ``ground_truth.json`` in the run dir too.
+    """
+    from rlnas.evaluators.standalone import compare_with_random
+    from rlnas.utils import write_json_atomic
+
+    truth = cfg.ground_truth
+    randoms = search.uniform.propose(int(truth.random))
+    log.info("ground truth: training the found architecture (%d seed(s)) and %d random ones standalone, "
+             "%d epochs each", int(truth.seeds), len(randoms), int(truth.epochs))
+    result = compare_with_random(cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device))
+    write_json_atomic(Path(run_dir) / "ground_truth.json", result)
+    pick, metric = result["pick"], result["metric"]
+    found = f"{pick['mean']:.4f}" + (f" ± {pick['std']:.4f}" if len(pick["values"]) > 1 else "")
+    return (f"ground truth (standalone, {result['epochs']} epochs, test split the search never saw): found "
+            f"{metric} {found} vs {len(randoms)} random architectures {result['random_mean']:.4f} "
+            f"(best of them {result['random_best']:.4f})")
 
 
 @contextmanager

@@ -57,6 +57,22 @@ class CheckpointConfig:
 
 
 @dataclass
+class GroundTruthConfig:
+    """``ground_truth:``: after the search, the pick and ``random`` uniform draws trained standalone."""
+
+    random: int = 0
+    seeds: int = 1
+    epochs: int = 10
+
+    def __post_init__(self) -> None:
+        if int(self.random) < 0:
+            raise ValueError(f"ground_truth.random must be >= 0, got {self.random}")
+        for name in ("seeds", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ground_truth.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
 class CostsConfig:
     track: list[str] = field(default_factory=lambda: ["params", "size_mb", "size_int8_mb", "latency_ms"])
     latency_table: Optional[str] = None  # noqa: UP007
@@ -74,6 +90,7 @@ class RlnasConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
     costs: CostsConfig = field(default_factory=CostsConfig)
+    ground_truth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     distributed: DistributedSettings = field(default_factory=DistributedSettings)
     task: Any = None
@@ -352,6 +369,8 @@ def validate_config(cfg: DictConfig) -> None:
     stop_after = OmegaConf.select(cfg, "checkpoint.stop_after", default=None)
     if stop_after is not None and int(stop_after) < 1:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
+    if isinstance(cfg.get("ground_truth"), DictConfig):
+        GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
     if isinstance(cfg.get("distributed"), DictConfig):  # checked on every run, not only under torchrun
         DistributedSettings(**OmegaConf.to_container(cfg.distributed, resolve=True))  # type: ignore[arg-type]
     from hydra.utils import get_method

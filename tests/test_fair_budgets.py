@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -231,3 +232,18 @@ def test_enas_repeated_steps_use_the_clipped_ratio():
     assert grad[3] == 0.0  # ratio 0.6 < 0.8 with A < 0: pushed far enough
     with pytest.raises(ValueError, match="controller.clip_range"):
         ENASController(toy_space(), clip_range=0)
+
+
+def test_the_comparison_gives_the_same_table_with_parallel_runs(tmp_path):
+    from tools.compare_controllers import main
+
+    tables = []
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        main(["--benchmark", "toy", "--seeds", "3", "--budgets", "20", "40", "--controllers", "local_search",
+              "--jobs", str(jobs), "--out", str(out)])
+        rows = json.loads((out / "table.json").read_text())["rows"]
+        tables.append([(r["controller"], r["budget"], r["mean"], r["std"]) for r in rows])
+    assert tables[0] == tables[1]
+    with pytest.raises(SystemExit):
+        main(["--benchmark", "toy", "--seeds", "0", "--out", str(tmp_path / "none")])

@@ -80,16 +80,42 @@ def _compose(*overrides: str):
         return compose("config", overrides=[*overrides, "+experiment=smoke"])
 
 
-@pytest.mark.parametrize("overrides", [
-    ("+task=mnist1d",),
-    ("+task=sequence", "task.data.name=mnist1d", "space=rnn_cell"),
-    ("+task=sequence", "task.data.name=mnist1d", "space=attention"),
-], ids=["conv1d", "rnn_cell", "attention"])
-def test_smoke_search_on_mnist1d(tmp_path, overrides):
-    cfg = _compose(*overrides, "task.data.num_samples=600")
+@pytest.fixture(scope="module")
+def conv1d_search(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("conv1d")
+    cfg = _compose("+task=mnist1d", "task.data.num_samples=600")
+    search = build_search(cfg, run_dir, progress=False)
+    return cfg, search, search.run(), run_dir
+
+
+def test_smoke_search_on_mnist1d_with_the_1d_space(conv1d_search):
+    _, search, result, run_dir = conv1d_search
+    best = json.loads((run_dir / "best_arch.json").read_text())
+    assert 0.0 <= best["metrics"]["val_accuracy"] <= 1.0 and best["arch"] == list(result.best.arch)
+    assert search.space.dims == 1 and len(best["arch"]) == len(search.space)
+
+
+@pytest.mark.parametrize("space", ["rnn_cell", "attention"])
+def test_smoke_search_on_mnist1d_with_the_sequence_spaces(tmp_path, space):
+    cfg = _compose("+task=sequence", "task.data.name=mnist1d", f"space={space}", "task.data.num_samples=600")
     build_search(cfg, tmp_path, progress=False).run()
     best = json.loads((tmp_path / "best_arch.json").read_text())
     assert 0.0 <= best["metrics"]["val_accuracy"] <= 1.0 and best["arch"]
+
+
+def test_the_run_ends_comparing_the_pick_with_random_architectures_by_ground_truth(conv1d_search):
+    from omegaconf import OmegaConf
+
+    from rlnas.__main__ import ground_truth_line
+
+    cfg, search, result, run_dir = conv1d_search
+    cfg = OmegaConf.merge(cfg, {"ground_truth": {"random": 2, "seeds": 1, "epochs": 1}})
+    line = ground_truth_line(cfg, search, result.best.arch, str(run_dir))
+    saved = json.loads((run_dir / "ground_truth.json").read_text())
+    assert saved["pick"]["arch"] == list(result.best.arch) and len(saved["random"]) == 2
+    assert saved["random_best"] == max(r["value"] for r in saved["random"])
+    assert line.startswith("ground truth (standalone, 1 epochs, test split the search never saw): found accuracy ")
+    assert f"{saved['pick']['mean']:.4f} vs 2 random architectures {saved['random_mean']:.4f}" in line
 
 
 def test_a_two_dimensional_space_is_refused_for_signals(tmp_path):
@@ -108,3 +134,25 @@ def test_augmentation_shifts_along_the_signal_only():
     for row, shifted in zip(x[:, 0, 0], out[:, 0, 0]):
         offsets = {int(v) for v in (shifted - row)[5:-5]}  # away from the replicated ends
         assert len(offsets) == 1 and abs(offsets.pop()) <= 5  # one shift of at most 40 / 8
+
+
+def test_spread_study_reports_percentiles_and_shares_the_rank_study_cache(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from tools.spread_study import main
+
+    cache = tmp_path / "ranking" / "standalone.json"
+    argv = ["--archs", "3", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--out", str(tmp_path / "spread"),
+            "--cache", str(cache), "+task=mnist1d", "task.data.num_samples=600"]
+    main(argv)
+    result = json.loads((tmp_path / "spread" / "spread.json").read_text())
+    means = sorted(r["mean"] for r in result["archs"])
+    assert len(means) == 3 and result["summary"]["best"] == means[-1] and result["summary"]["worst"] == means[0]
+    assert result["summary"]["median"] == means[1]
+    stored = json.loads(cache.read_text())
+    assert len(stored) == 3 and all(len(table) == 3 for table in stored.values())  # test, val, val_loss
+    before = cache.read_bytes()
+    main(argv)  # everything cached: nothing trained again, the same numbers
+    assert cache.read_bytes() == before
+    assert json.loads((tmp_path / "spread" / "spread.json").read_text())["archs"] == result["archs"]

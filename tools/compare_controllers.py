@@ -414,6 +414,15 @@ def _write_readme(readme: Path, key: str, title: str, metric: str, rows: list[di
     update_readme(readme, key, f"{title}; best {metric} found, mean ± std:\n\n" + pivot(rows, budgets, reference))
 
 
+def _one_run(job: tuple[str, str, int, list[str]], args: argparse.Namespace, name: str, out: Path,
+             budgets: list[int] | None) -> dict:
+    """One (label, controller, seed) run of the comparison; a top-level function, so worker processes can run it."""
+    label, controller, seed, overrides = job
+    if budgets is not None:
+        return run_benchmark(name, controller, seed, max(budgets), overrides)
+    return run_task(name, controller, seed, out, overrides, label, args.truth_seeds, args.truth_epochs)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     if argv is None and len(sys.argv) in (3, 5) and sys.argv[1] == "--replot":
@@ -431,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/compare/<name>)")
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL CONTROLLER OVERRIDE",
                         help="an extra run: LABEL, the controller, then overrides of its own (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once, in worker processes with one torch thread each (default 1)")
     parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
     parser.add_argument("--truth-seeds", type=int, default=3,
                         help="--task: standalone trainings of each final pick for its ground truth (0: none)")
@@ -442,6 +453,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="a config dir of your own (benchmark/, space/, ... YAMLs) beside the package's")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
+    for option in ("seeds", "jobs"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be >= 1, got {getattr(args, option)}")
+    if args.budgets is not None and min(args.budgets) < 1:
+        parser.error(f"--budgets must be >= 1, got {min(args.budgets)}")
     if args.config_dir is not None:
         args.overrides = [*args.overrides, f"hydra.searchpath=[file://{args.config_dir.resolve()}]"]
     # (label, controller, extra overrides); random search runs unless another reference is named.
@@ -464,16 +480,23 @@ def main(argv: list[str] | None = None) -> None:
         budgets = sorted(args.budgets or [budget_cfg])
     runs: dict[str, list[dict]] = {}
     start = time.perf_counter()
-    for label, controller, extra in plan:
-        for seed in range(args.seeds):
-            if args.benchmark:
-                result = run_benchmark(name, controller, seed, max(budgets), [*args.overrides, *extra])
-            else:
-                result = run_task(name, controller, seed, out, [*args.overrides, *extra], label,
-                                  args.truth_seeds, args.truth_epochs)
-            runs.setdefault(label, []).append(result)
-            truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
-            print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)", flush=True)
+    overrides = list(args.overrides)
+    if args.jobs > 1 and not any(o.startswith("threads=") for o in overrides):
+        overrides.append("threads=1")  # parallel runs share the cores instead of each taking all of them
+    jobs = [(label, controller, seed, [*overrides, *extra]) for label, controller, extra in plan
+            for seed in range(args.seeds)]
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    work = partial(_one_run, args=args, name=name, out=out, budgets=budgets if args.benchmark else None)
+    pool = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else None
+    results = pool.map(work, jobs) if pool is not None else map(work, jobs)
+    for (label, _, seed, _), result in zip(jobs, results):
+        runs.setdefault(label, []).append(result)
+        truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
+        print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)", flush=True)
+    if pool is not None:
+        pool.shutdown()
     if not args.benchmark:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
     first = runs[args.reference][0]

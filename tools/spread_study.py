@@ -8,12 +8,15 @@ recipe (:func:`rlnas.evaluators.standalone.ground_truth`: the retrain recipe,
 10th and 90th, the best and the seed-to-seed standard deviation. A search can
 only show its worth where that spread is well above the seed noise.
 
-Results are cached per architecture and seed in ``--out/cache.json`` (keyed by
-task, space, data split and epochs), so more architectures or seeds train only
-what is new; ``--jobs`` trainings run at once, one torch thread each.
+Results are cached per architecture and seed (keyed by task, space, data
+split and epochs) in the format of ``tools/rank_study.py``, which draws the
+same architectures: ``--cache`` at a ranking study's ``standalone.json`` shares
+the trainings. More architectures or seeds train only what is new; ``--jobs``
+architectures train at once, one torch thread each.
 
     python tools/spread_study.py --archs 30 --out docs/mnist1d/spread +task=mnist1d
-    python tools/spread_study.py --archs 30 --out docs/mnist1d/spread --readme README.md +task=mnist1d
+    python tools/spread_study.py --archs 50 --seeds 3 --out docs/mnist1d/spread \\
+        --cache docs/mnist1d/ranking/standalone.json --readme README.md +task=mnist1d
 """
 
 from __future__ import annotations
@@ -31,46 +34,79 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools._common import load_config  # noqa: E402
-from tools.rank_study import standalone_key  # noqa: E402
+from tools.rank_study import STANDALONE_FIELDS, standalone_key  # noqa: E402
 
 
-def _train(job: tuple[str, tuple[int, ...], int, int]) -> tuple[tuple[int, ...], int, float]:
-    """One standalone training in a worker process: (arch, seed, test metric)."""
+def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, ...], dict]:
+    """The missing seeds of one architecture, in a worker process: its :func:`ground_truth` result."""
     import torch
 
     from rlnas.evaluators.standalone import ground_truth
 
     torch.set_num_threads(1)
-    cfg_yaml, arch, seed, epochs = job
-    result = ground_truth(OmegaConf.create(cfg_yaml), arch, seeds=1, epochs=epochs, device="cpu", first_seed=seed)
-    return arch, seed, float(result["values"][0])
+    cfg_yaml, arch, first, seeds, epochs = job
+    return arch, ground_truth(OmegaConf.create(cfg_yaml), arch, seeds=seeds - first, epochs=epochs, device="cpu",
+                              first_seed=first)
 
 
-def measure(overrides: list[str], archs: int, seeds: int, epochs: int, out: Path, jobs: int,
+class _InProcess:
+    """``map`` in this process (one job: no worker to start)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items):  # noqa: ANN001, ANN205 - the executor's signature
+        return map(fn, items)
+
+
+def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Path, jobs: int,
             sample_seed: int = 1234) -> dict:
-    """Trains what the cache lacks; returns the per-architecture results and their summary."""
+    """Trains what the cache lacks; returns the per-architecture results and their summary.
+
+    The cache is ``tools/rank_study.py``'s (same architectures for the same
+    ``sample_seed``, same format), so a ranking study on the task reuses these trainings.
+    """
     from hydra.utils import instantiate
+
+    from rlnas.utils import write_json_atomic
 
     cfg = load_config(overrides)
     space = instantiate(cfg.space, _convert_="all")
     rng = np.random.default_rng(sample_seed)
-    drawn = list(dict.fromkeys(tuple(space.sample(rng)) for _ in range(archs * 4)))[:archs]
-    out.mkdir(parents=True, exist_ok=True)
-    cache_path = out / "cache.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    drawn: list[tuple[int, ...]] = []
+    for _ in range(100 * archs):  # the drawing of tools/rank_study.py
+        if len(drawn) == archs:
+            break
+        arch = tuple(space.sample(rng))
+        if arch not in drawn:
+            drawn.append(arch)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    stored = json.loads(cache.read_text()) if cache.is_file() else {}
     key = standalone_key(cfg, epochs)
-    table = cache.setdefault(key, {})
-    todo = [(a, s) for a in drawn for s in range(seeds) if str(s) not in table.get(",".join(map(str, a)), {})]
-    print(f"{len(drawn)} architectures x {seeds} seeds: {len(todo)} trainings to run ({jobs} at once)", flush=True)
+    tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
+
+    def done(arch: tuple[int, ...]) -> int:
+        return min(len(t.get(str(list(arch)), [])) for t in tables.values())
+
+    todo = [(a, done(a)) for a in drawn if done(a) < seeds]
+    print(f"{len(drawn)} architectures x {seeds} seeds: {sum(seeds - f for _, f in todo)} trainings to run "
+          f"({jobs} architectures at once)", flush=True)
     cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for i, (arch, seed, value) in enumerate(pool.map(_train, [(cfg_yaml, a, s, epochs) for a, s in todo]), 1):
-            table.setdefault(",".join(map(str, arch)), {})[str(seed)] = value
-            cache_path.write_text(json.dumps(cache))  # after each training: a stopped study loses one at most
-            print(f"  {i}/{len(todo)}: {space.describe(arch)}: {value:.4f} "
+    work = [(cfg_yaml, a, first, seeds, epochs) for a, first in todo]
+    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else _InProcess() as pool:
+        runs = pool.map(_train, work)
+        for i, ((arch, result), (_, first)) in enumerate(zip(runs, todo), 1):
+            for field, result_key in STANDALONE_FIELDS.items():
+                tables[field][str(list(arch))] = tables[field].get(str(list(arch)), [])[:first] + result[result_key]
+            write_json_atomic(cache, stored)  # after each architecture: a stopped study loses little
+            print(f"  {i}/{len(todo)}: {space.describe(arch)}: {np.mean(result['values']):.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
-    values = np.array([[table[",".join(map(str, a))][str(s)] for s in range(seeds)] for a in drawn])
+    values = np.array([tables["test"][str(list(a))][:seeds] for a in drawn])
     means = values.mean(axis=1)
     p10, p50, p90 = (float(v) for v in np.percentile(means, [10, 50, 90]))
     summary = {"archs": len(drawn), "seeds": seeds, "epochs": epochs, "p10": p10, "median": p50, "p90": p90,
@@ -127,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once")
     parser.add_argument("--out", type=Path, default=Path("outputs/spread"))
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="standalone results (default: OUT/standalone.json); tools/rank_study.py's "
+                             "OUT/standalone.json shares them with a ranking study of the same task")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the table into this file between '<!-- study:OUT -->' and "
                              "'<!-- /study:OUT -->' (OUT: the --out folder's name)")
@@ -134,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("archs", "seeds", "epochs", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    result = measure(args.overrides, args.archs, args.seeds, args.epochs, args.out, args.jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = measure(args.overrides, args.archs, args.seeds, args.epochs, args.cache or args.out / "standalone.json",
+                     args.jobs)
     title = " ".join(args.overrides) or "default task"
     (args.out / "spread.json").write_text(json.dumps(result, indent=2))
     text = markdown(result, title)

@@ -30,6 +30,7 @@ def ground_truth(
     epochs: int = 20,
     device: str = "auto",
     first_seed: int = 0,
+    parts: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Test metric of ``arch`` trained standalone, once per seed.
 
@@ -40,6 +41,7 @@ def ground_truth(
         epochs: Epochs of each training (the retrain recipe's other settings stay).
         device: ``auto``, ``cpu`` or ``cuda``.
         first_seed: Seed of the first training; the others follow (more seeds extend earlier results).
+        parts: The search's ``(space, task, data)`` when already loaded (several architectures, one load).
 
     Returns:
         ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``
@@ -58,7 +60,7 @@ def ground_truth(
     train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
     train_cfg.epochs = int(epochs)
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
-    space, task, data = search_parts(search_cfg, resolve_device(device))
+    space, task, data = parts if parts is not None else search_parts(search_cfg, resolve_device(device))
     values, val_values, val_losses = [], [], []
     for seed in range(first_seed, first_seed + seeds):
         with torch.random.fork_rng(devices=[]):
@@ -84,3 +86,31 @@ def split_loss(forward: Callable[[torch.Tensor], Any], task: Any, split: Any, ch
         total += float(task.loss(forward(x), y)) * len(x)
         count += len(x)
     return total / max(1, count)
+
+
+def compare_with_random(
+    search_cfg: DictConfig, pick: Sequence[int], randoms: Sequence[Sequence[int]], seeds: int = 1, epochs: int = 10,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """The found architecture against uniformly drawn ones, by ground truth (standalone, test split).
+
+    What a user of a search wants to know: does the pick retrain better than
+    what random search would have handed them? ``pick`` is trained ``seeds``
+    times, each of ``randoms`` once (a draw of random search), all with the
+    same recipe and data split as :func:`ground_truth`.
+
+    Returns:
+        ``metric``, ``epochs``, ``pick`` (its :func:`ground_truth` result) and ``random``
+        (per architecture its arch and test value), with their ``random_mean`` and ``random_best``.
+    """
+    from rlnas.retrain import search_parts
+    from rlnas.utils import resolve_device
+
+    parts = search_parts(search_cfg, resolve_device(device))
+    found = ground_truth(search_cfg, pick, seeds, epochs, device, parts=parts)
+    drawn = [{"arch": [int(a) for a in arch],
+              "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts)["values"][0]} for arch in randoms]
+    values = [d["value"] for d in drawn]
+    return {"metric": found["metric"], "epochs": int(epochs), "pick": {"arch": [int(a) for a in pick], **found},
+            "random": drawn, "random_mean": float(np.mean(values)) if values else float("nan"),
+            "random_best": float(np.max(values)) if values else float("nan")}
