@@ -54,8 +54,9 @@ wheel-check: $(STAMP)
 # 50, 100 and 300 distinct evaluations) -> docs/nb201*/, docs/toy/ and the tables in
 # README.md; then the ablations of the RL controllers' search-for-the-best update
 # -> docs/ablation_*/ and docs/ablation.md.
-STUDY_BUDGETS := --seeds 20 --budgets 50 100 300
-ABLATIONS := --controllers enas --variant enas_novel_tries=0 enas controller.novel_tries=0 \
+STUDY_BUDGETS := --seeds 20 --budgets 50 100 300 --jobs 2
+ABLATIONS := --controllers enas maskable_ppo --reference enas --rivals maskable_ppo \
+	--variant enas_novel_tries=0 enas controller.novel_tries=0 \
 	--variant enas_risk_quantile=1 enas controller.risk_quantile=1 \
 	--variant enas_elite_size=0 enas controller.elite_size=0 \
 	--variant enas_uniform_policy enas controller.lr=1e-12 \

@@ -11,7 +11,7 @@ import torch
 from rlnas.controllers.differentiable import DifferentiableController
 from rlnas.spaces import MacroSpace, NB201Space, RNNCellSpace
 from rlnas.supernet import build_supernet
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 SPACES = {"macro": lambda: MacroSpace(num_layers=4, channels=[8, 16]),
           "nb201": lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1)}
@@ -111,3 +111,21 @@ def test_differentiable_search_runs_end_to_end(controller, tmp_path):
     assert best["metrics"]["val_accuracy"] > 0
     header = (tmp_path / "history.csv").read_text().splitlines()[0]
     assert "arch" in header
+
+
+def test_gdas_temperature_reaches_tau_min_at_the_last_epoch(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.search.builder import build_search
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "controller=gdas", "+experiment=smoke",
+                                           "search.epochs=4", "search.warmup_epochs=1", "search.supernet_steps=1",
+                                           "search.random_baseline=0", "search.final_samples=1"])
+    search = build_search(cfg, tmp_path, progress=False)
+    seen = []
+    original = search.controller.set_progress
+    search.controller.set_progress = lambda fraction: (seen.append(fraction), original(fraction))[1]
+    search.run()
+    assert seen == [0.0, 0.5, 1.0]  # the first alpha epoch at tau_max, the last at tau_min
+    assert search.controller.tau == pytest.approx(cfg.controller.tau_min)

@@ -247,3 +247,14 @@ def test_the_comparison_gives_the_same_table_with_parallel_runs(tmp_path):
     assert tables[0] == tables[1]
     with pytest.raises(SystemExit):
         main(["--benchmark", "toy", "--seeds", "0", "--out", str(tmp_path / "none")])
+
+
+def test_json_outputs_are_strict_json(tmp_path):
+    from rlnas.utils import write_json_atomic
+
+    def refuse(token: str):
+        raise ValueError(f"not strict JSON: {token}")
+
+    write_json_atomic(tmp_path / "s.json", {"mean": float("nan"), "curve": [1.0, float("inf")], "n": 3})
+    assert json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse) == {
+        "mean": None, "curve": [1.0, None], "n": 3}

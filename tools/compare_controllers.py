@@ -208,7 +208,7 @@ def correct(rows: list[dict]) -> list[dict]:
 
 
 def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | None = None,
-              reference: str = "random") -> list[dict]:
+              reference: str = "random", rivals: tuple[str, ...] = RIVALS) -> list[dict]:
     """Rows of the table: best metric at each budget per controller, Welch p vs ``reference``.
 
     Args:
@@ -216,7 +216,7 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
             figures are added only for the exact table and metric they were measured on.
     """
     published_figures = published_for(identity)
-    rivals = [r for r in RIVALS if r in runs and r != reference]
+    rivals = [r for r in rivals if r in runs and r != reference]
     rows = []
     for controller, results in runs.items():
         scale = results[0]["scale"]
@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, in worker processes with one torch thread each (default 1)")
     parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
+    parser.add_argument("--rivals", nargs="*", default=list(RIVALS), metavar="LABEL",
+                        help=f"more labels every run is tested against, where they ran (default: {' '.join(RIVALS)})")
     parser.add_argument("--truth-seeds", type=int, default=3,
                         help="--task: standalone trainings of each final pick for its ground truth (0: none)")
     parser.add_argument("--truth-epochs", type=int, default=20, help="--task: epochs of each standalone training")
@@ -509,7 +511,7 @@ def main(argv: list[str] | None = None) -> None:
             for seed, r in enumerate(results):
                 for i, (rew, best, bm) in enumerate(zip(r["rewards"], r["best_so_far"], r["best_metric"]), start=1):
                     writer.writerow([controller, seed, i, f"{rew:.6g}", f"{best:.6g}", f"{bm / r['scale']:.6g}"])
-    rows = summarise(runs, budgets, identity, args.reference)
+    rows = summarise(runs, budgets, identity, args.reference, tuple(args.rivals))
     # Named after what was read, not the config's name: overriding benchmark.path or .metric shows up here.
     what = f"{identity['name']} ({Path(identity['path']).name}, {identity['metric']})" if identity and identity[
         "path"] else (identity["name"] if identity else name)

@@ -107,6 +107,7 @@ def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Pa
             print(f"  {i}/{len(todo)}: {space.describe(arch)}: {np.mean(result['values']):.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     values = np.array([tables["test"][str(list(a))][:seeds] for a in drawn])
+    val_first = np.array([tables["val"][str(list(a))][0] for a in drawn])
     means = values.mean(axis=1)
     p10, p50, p90 = (float(v) for v in np.percentile(means, [10, 50, 90]))
     summary = {"archs": len(drawn), "seeds": seeds, "epochs": epochs, "p10": p10, "median": p50, "p90": p90,
@@ -115,18 +116,44 @@ def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Pa
                "overrides": overrides}
     per_arch = [{"arch": list(a), "description": space.describe(a), "values": v.tolist(), "mean": float(m)}
                 for a, v, m in zip(drawn, values, means)]
-    return {"summary": summary, "archs": per_arch}
+    return {"summary": summary, "archs": per_arch, "best_of": best_of_n(val_first, means)}
+
+
+def best_of_n(val: np.ndarray, test: np.ndarray, sizes: tuple[int, ...] = (1, 2, 5, 10, 20), draws: int = 4000,
+              seed: int = 0) -> list[dict]:
+    """Random search without weight sharing: N architectures trained once, the best by validation kept.
+
+    For each N, ``draws`` sets of N distinct architectures are drawn from the
+    study's pool; each set's pick is the one with the best validation metric of
+    its first training, and what it is worth is its test mean over the study's
+    seeds. With a search's wall time T and one training's t, N = T / t is what
+    the same compute buys without a supernet.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in (k for k in sizes if k <= len(val)):
+        picks = [test[idx[np.argmax(val[idx])]] for idx in (rng.choice(len(val), n, replace=False)
+                                                               for _ in range(draws))]
+        rows.append({"n": n, "mean": float(np.mean(picks)), "std": float(np.std(picks))})
+    return rows
 
 
 def markdown(result: dict, title: str) -> str:
     s = result["summary"]
     noise = "—" if not np.isfinite(s["seed_std"]) else f"{s['seed_std']:.4f}"
-    return (f"{title}: {s['archs']} uniformly drawn architectures, {s['seeds']} standalone seed(s) each, "
+    text = (f"{title}: {s['archs']} uniformly drawn architectures, {s['seeds']} standalone seed(s) each, "
             f"{s['epochs']} epochs, test split\n\n"
             "| 10th pct | median | 90th pct | spread (90th − 10th) | best | worst | seed-to-seed std |\n"
             "|---|---|---|---|---|---|---|\n"
             f"| {s['p10']:.4f} | {s['median']:.4f} | {s['p90']:.4f} | {s['spread_p10_p90']:.4f} | "
             f"{s['best']:.4f} | {s['worst']:.4f} | {noise} |\n")
+    if result.get("best_of"):
+        text += ("\nRandom search without weight sharing (N architectures trained once, the best by validation "
+                 "kept; its test mean, over 4,000 draws from the pool):\n\n"
+                 "| N | " + " | ".join(str(r["n"]) for r in result["best_of"]) + " |\n"
+                 "|---|" + "---|" * len(result["best_of"]) + "\n"
+                 "| test | " + " | ".join(f"{r['mean']:.4f} ± {r['std']:.4f}" for r in result["best_of"]) + " |\n")
+    return text
 
 
 def plot(result: dict, path: Path, title: str) -> None:

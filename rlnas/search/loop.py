@@ -245,7 +245,9 @@ class Search:
         batch (weights held fixed).
         """
         s, ctrl = self.settings, self.controller
-        ctrl.set_progress((self.epoch - s.warmup_epochs) / max(1, s.epochs - s.warmup_epochs))
+        # The first alpha epoch runs at tau_max, the last at tau_min (a single one: at tau_min).
+        span = s.epochs - s.warmup_epochs - 1
+        ctrl.set_progress((self.epoch - s.warmup_epochs) / span if span > 0 else 1.0)
         backbone = self.model.backbone
 
         def forward(_: int, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -129,10 +130,21 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as ``None``, so that it is strict JSON (RFC 8259)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Writes ``payload`` as indented JSON through :func:`atomic_file`."""
+    """Writes ``payload`` as indented, strict JSON through :func:`atomic_file` (NaN and inf become ``null``)."""
     with atomic_file(path) as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+        f.write(json.dumps(strict_json(payload), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def save_atomic(payload: Any, path: str | Path) -> None:
