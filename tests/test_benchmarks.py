@@ -161,3 +161,16 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     assert all(0 <= r["regret"] < 10 for r in rows)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 2 * 2 * 40
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("x-p,nan\nx-q,0.5\n", r"record 'x-p' \(row 2\) has acc=nan"),
+    ("x-p,0.4\nx-q,inf\n", r"record 'x-q' \(row 3\) has acc=inf"),
+    ("x-p,0.4\nx-p,0.5\n", r"record 'x-p' appears twice \(again at row 3\)"),
+])
+def test_tables_with_non_finite_values_or_duplicate_records_are_refused(tmp_path, rows, message):
+    path = tmp_path / "t.csv"
+    path.write_text("arch,acc\n" + rows)
+    space = CategoricalSpace({"a": ["x"], "b": ["p", "q"]})
+    with pytest.raises(DataError, match=message):
+        TabularBenchmark(space, path, "{a}-{b}", "acc")

@@ -93,7 +93,17 @@ def test_tabular_benchmarks_are_gymnasium_environments(env_id, kwargs):
 def test_table_env_names_a_missing_table_and_benchmark(tmp_path):
     from rlnas.env import make_table_env
 
-    with pytest.raises(FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, toy"):
+    with pytest.raises(FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, nb201_cifar10_noisy, toy"):
         make_table_env("nope")
     with pytest.raises(ValueError, match=f"benchmark table {tmp_path / 'x.csv'} not found"):
         make_table_env("nb201_cifar10", path=str(tmp_path / "x.csv"))
+
+
+def test_actions_that_are_not_integers_are_refused():
+    env = gym.make("rlnas/ToyTable-v0").unwrapped
+    env.reset(seed=0)
+    for bad in (2.9, "1", True, np.float32(1.0)):
+        with pytest.raises(TypeError, match="must be an integer"):
+            env.step(bad)
+    env.step(np.int64(1))  # NumPy integers and 0-d integer arrays from a policy are fine
+    env.step(np.array(0))

@@ -140,6 +140,14 @@ class TabularBenchmark:
             if self.metric_columns and not any(math.isfinite(row[f]) for f in self.metric_columns):
                 raise DataError(f"{self.path}: record {key!r} (row {line}) has no number in any of "
                                 f"benchmark.metric_columns {self.metric_columns}")
+            bad = next((f for f, v in row.items() if not math.isfinite(v) and f not in self.metric_columns), None)
+            if bad is None:
+                bad = next((f for f in self.metric_columns if math.isinf(row[f])), None)
+            if bad is not None:
+                raise DataError(f"{self.path}: record {key!r} (row {line}) has {bad}={row[bad]}; a table's values "
+                                "must be finite numbers")
+            if str(key) in rows:
+                raise DataError(f"{self.path}: record {key!r} appears twice (again at row {line}); which one holds?")
             rows[str(key)] = row
         if not rows:
             raise DataError(f"{self.path} holds no records; it must be {need}")

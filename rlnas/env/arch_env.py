@@ -109,6 +109,13 @@ class ArchitectureEnv(gym.Env):
             raise RuntimeError("episode is over: call reset()")
         t = len(self._actions)
         n = int(self.space.num_choices[t])
+        # A Discrete action is an integer (a NumPy integer or a 0-d integer array from a policy too);
+        # 2.9 or "1" is a caller's bug that int() would silently turn into another action.
+        if isinstance(action, np.ndarray) and action.shape == () or isinstance(action, np.generic):
+            action = action.item()
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
+            raise TypeError(f"action {action!r} for decision {self.space.decisions[t].name!r} must be an integer "
+                            f"in 0..{n - 1}, got {type(action).__name__}")
         action = int(action)
         if not 0 <= action < n:
             if self.invalid_action == "raise" or not 0 <= action < self.space.max_choices:
