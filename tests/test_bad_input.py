@@ -305,3 +305,28 @@ def test_images_of_mixed_sizes_and_modes_load_resized(tmp_path):
                                       test_fraction=0.25)
     assert data.train.x.shape[1:] == (3, 16, 16)
     assert len(data.train) + len(data.val) + len(data.test) == 4
+
+
+@pytest.mark.parametrize("entry, message", [
+    (-1, r"entries_ms.stem=-1 is not a latency"),
+    ("fast", r"entries_ms.stem='fast' is not a latency"),
+    (float("nan"), r"entries_ms.stem=nan is not a latency"),
+])
+def test_latency_tables_with_values_that_are_not_latencies_are_refused(tmp_path, entry, message):
+    import json as json_
+
+    from rlnas.costs.latency import LatencyTable
+
+    path = tmp_path / "lut.json"
+    path.write_text(json_.dumps({"device": "cpu", "input_shape": [1, 8, 8], "entries_ms": {"head": 0.1, "stem": entry}}))
+    with pytest.raises(ValueError, match=message):
+        LatencyTable.load(path)
+
+
+def test_a_latency_table_without_an_op_names_the_file_and_the_module(tmp_path):
+    from rlnas.costs.latency import LatencyTable
+
+    path = tmp_path / "lut.json"
+    LatencyTable({"head": 0.1, "stem": 0.2}, "cpu", [1, 8, 8]).save(path)
+    with pytest.raises(KeyError, match=rf"the latency table {path} has no entry for module 'layers.0.conv3x3'"):
+        LatencyTable.load(path).predict(["stem", "layers.0.conv3x3"])

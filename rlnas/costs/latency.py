@@ -52,6 +52,8 @@ class LatencyTable:
         self.entries = dict(entries)
         self.device = device
         self.input_shape = list(input_shape)
+        #: The file the table was loaded from (``None``: measured here).
+        self.source: str | None = None
 
     @classmethod
     def measure(
@@ -73,18 +75,41 @@ class LatencyTable:
         head.train(modes[1])
         return cls(entries, str(device), input_shape)
 
-    def predict(self, modules: Sequence[str]) -> float:
-        """Predicted latency (ms) of a child made of ``modules`` (``supernet.used_modules(arch)``) and the head."""
-        return self.entries["head"] + sum(self.entries[m] for m in modules)
-
     def save(self, path: str | Path) -> None:
         payload = {"device": self.device, "input_shape": self.input_shape, "entries_ms": self.entries}
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
+        """A table saved by :meth:`save`; every entry must be a finite, non-negative number of milliseconds.
+
+        Raises:
+            ValueError: Naming the file (and the entry) when it is unreadable or an entry is not a latency.
+        """
         try:
             payload = json.loads(Path(path).read_text())
-            return cls(payload["entries_ms"], payload["device"], payload["input_shape"])
+            entries, device, shape = payload["entries_ms"], payload["device"], payload["input_shape"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: not a latency table ({err})") from None
+            raise ValueError(f"{path}: not a latency table ({type(err).__name__}: {err})") from None
+        if not isinstance(entries, dict) or "head" not in entries:
+            raise ValueError(f"{path}: not a latency table (entries_ms must map module names, 'head' among them, "
+                             "to milliseconds)")
+        for name, value in entries.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ValueError(f"{path}: entries_ms.{name}={value!r} is not a latency (a finite number of "
+                                 "milliseconds >= 0)")
+        table = cls({k: float(v) for k, v in entries.items()}, str(device), shape)
+        table.source = str(path)
+        return table
+
+    def predict(self, modules: Sequence[str]) -> float:
+        """Predicted latency (ms) of a child made of ``modules`` (``supernet.used_modules(arch)``) and the head.
+
+        Raises:
+            KeyError: Naming the module the table has no entry for (a table of another space).
+        """
+        missing = [m for m in modules if m not in self.entries]
+        if missing:
+            raise KeyError(f"the latency table{f' {self.source}' if self.source else ''} has no entry for module "
+                           f"{missing[0]!r} (measured for another space? costs.latency_table=null measures a new one)")
+        return self.entries["head"] + sum(self.entries[m] for m in modules)
