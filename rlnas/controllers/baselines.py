@@ -75,7 +75,9 @@ class TPEController(Controller):
     liar (optuna's ``constant_liar``: trials still running count as poor
     results), and a batch holds distinct architectures that were not evaluated
     before: an architecture already known is told its known reward at once (a
-    free trial) and TPE is asked again.
+    free trial) and TPE is asked again; after ``max_repeats`` such answers in a
+    row, a new neighbour of TPE's proposal (one decision changed at a time) is
+    enqueued instead, as the RL controllers' novelty fallback does.
 
     Args:
         space: The search space.
@@ -100,6 +102,8 @@ class TPEController(Controller):
 
     #: Trials an action mask may rule out in a row before a masked random sample is enqueued instead.
     max_rejections = 20
+    #: Known (or in-batch) architectures TPE may propose in a row before a new neighbour is enqueued instead.
+    max_repeats = 1
 
     def _ask(self) -> tuple[Any, Arch]:
         trial = self.study.ask()
@@ -112,31 +116,43 @@ class TPEController(Controller):
         archs: list[Arch] = []
         for _ in range(n):
             trial, arch = self._ask()
-            rejected = 0
+            rejected = repeats = attempts = 0
             while not self.allowed(arch) or arch in self.known or arch in archs:
+                attempts += 1
+                if attempts > 10 * (self.max_rejections + self.max_repeats) and self.allowed(arch):
+                    break  # every allowed architecture is known (a small space): a repeat, which the loop counts
                 if not self.allowed(arch):
                     # Infeasible under the hard limits: a failed trial, which TPE learns to avoid.
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    rejected += 1
                 elif arch in self.known:  # known already: told at once, no evaluation spent on it
                     self.study.tell(trial, self.known[arch])
+                    repeats += 1
                 else:  # drawn twice in this batch: told with the first one's result
                     self._pending[arch].append(trial)
-                rejected += 1
-                if rejected > self.max_rejections:  # the next ask returns a new allowed architecture
-                    self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self._fresh(archs))})
+                    repeats += 1
+                if rejected > self.max_rejections or repeats > self.max_repeats:
+                    # The next ask returns a new allowed architecture: a walk from TPE's own proposal
+                    # (as the RL controllers' novelty fallback), so it stays where TPE looks.
+                    start = arch if self.allowed(arch) else self.sample_allowed()
+                    self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self._fresh(archs, start))})
+                    rejected = repeats = 0
                 trial, arch = self._ask()
-            self._pending.setdefault(arch, []).append(trial)
+            if arch in self.known and arch not in self._pending:
+                self.study.tell(trial, self.known[arch])  # answered at once, as above
+            else:
+                self._pending.setdefault(arch, []).append(trial)
             archs.append(arch)
         return archs
 
-    def _fresh(self, batch: Sequence[Arch]) -> Arch:
-        """An allowed architecture neither known nor in ``batch``: a random one, else a mutation walk."""
-        arch = self.sample_allowed()
+    def _fresh(self, batch: Sequence[Arch], start: Arch) -> Arch:
+        """An allowed architecture neither known nor in ``batch``: ``start`` mutated until new, else a random one."""
+        arch = start
         for _ in range(4 * max(len(arch), 1)):
-            if arch not in self.known and arch not in batch:
-                break
+            if arch not in self.known and arch not in batch and self.allowed(arch):
+                return arch
             arch = self.mutate(arch)
-        return arch
+        return self.sample_allowed()
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
         for arch, reward in zip(archs, rewards):
