@@ -24,7 +24,7 @@ BAD_CONFIGS = [
     # unknown names in config groups (sweep values too)
     (["controller=foo"], "controller=foo is not a controller config; allowed: darts, enas, evolution, gdas, grid"),
     (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, detection"),
-    (["space=huge"], "space=huge is not a space config; allowed: attention, macro"),
+    (["space=huge"], "space=huge is not a space config; allowed: attention, conv1d, macro"),
     (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
     (["controller=enas,evolutionary"], "controller=evolutionary is not a controller config"),
     # wrong types

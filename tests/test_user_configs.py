@@ -85,4 +85,4 @@ def test_comparison_tool_takes_a_config_dir(user_dir, tmp_path):
     proc = subprocess.run(tool, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "compare_controllers.py: error: benchmark=mytable is not a benchmark config; allowed: nb201_cifar10, toy"]
+        "compare_controllers.py: error: benchmark=mytable is not a benchmark config; allowed: nb201_cifar10, nb201_cifar10_noisy, toy"]

@@ -76,7 +76,7 @@ class BudgetSearch:
         requery: On a noisy evaluator, a repeat is evaluated again (and counts).
         max_stall: Proposals in a row that bring nothing new before the search
             stops early (a controller that only repeats itself, or a space
-            smaller than the budget); default ``100 * archs_per_step``.
+            smaller than the budget); default ``20 * archs_per_step``.
     """
 
     def __init__(
@@ -103,7 +103,7 @@ class BudgetSearch:
         self.progress = progress
         self.tensorboard = tensorboard and self.run_dir is not None
         self.requery = bool(requery) and bool(getattr(evaluator, "noisy", False))
-        self.max_stall = int(max_stall) if max_stall is not None else 100 * self.archs_per_step
+        self.max_stall = int(max_stall) if max_stall is not None else 20 * self.archs_per_step
         self.history: list[dict[str, Any]] = []
         #: Every evaluation of each architecture: (evaluation, reward) pairs.
         self.seen: dict[Arch, list[tuple[Evaluation, float]]] = {}
