@@ -39,7 +39,7 @@ BAD_CONFIGS = [
     # unknown keys
     (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
     (["+checkpoint.evry=2"], "checkpoint.evry is not a setting; allowed: every, stop_after"),
-    (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, num_layers"),
+    (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, dims, num_layers"),
     (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: image_size"),
     (["space.depth=3"], "Could not override 'space.depth'"),
     # zero or negative budgets, out-of-range values

@@ -55,9 +55,14 @@ def test_encode_rejects_unknown_choice_name(small_space):
 
 def test_parse_op():
     assert parse_op("sepconv5x5") == ("sepconv", 5)
-    for bad in ("conv3x5", "conv4x4", "dilconv3x3", "conv"):
+    assert parse_op("dilconv3x3") == ("dilconv", 3) and parse_op("identity") == ("identity", 1)
+    assert parse_op("conv7", dims=1) == ("conv", 7)
+    for bad in ("conv3x5", "conv4x4", "gapconv3x3", "conv", "conv5"):
         with pytest.raises(ValueError, match="unknown operation"):
             parse_op(bad)
+    for bad in ("conv3x3", "conv4", "identity3"):
+        with pytest.raises(ValueError, match="unknown operation"):
+            parse_op(bad, dims=1)
 
 
 @pytest.mark.parametrize(
