@@ -258,3 +258,15 @@ def test_json_outputs_are_strict_json(tmp_path):
     write_json_atomic(tmp_path / "s.json", {"mean": float("nan"), "curve": [1.0, float("inf")], "n": 3})
     assert json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse) == {
         "mean": None, "curve": [1.0, None], "n": 3}
+
+
+def test_local_search_state_round_trip():
+    space = toy_space()
+    ctrl = LocalSearchController(space, seed=2, num_init=3)
+    target = np.asarray(space.sample(np.random.default_rng(1)))
+    for _ in range(4):
+        archs = ctrl.propose(5)
+        ctrl.observe(archs, [float(np.mean(np.asarray(a) == target)) for a in archs])
+    other = LocalSearchController(space, seed=99, num_init=3)
+    other.load_state_dict(ctrl.state_dict())
+    assert other.propose(7) == ctrl.propose(7) and other.centre == ctrl.centre

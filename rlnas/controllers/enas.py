@@ -325,8 +325,8 @@ class ENASController(Controller):
         over the priority queue (Abolafia et al., 2018); see
         :mod:`rlnas.controllers.elite`. With ``risk_quantile=1`` the first term
         is ENAS's REINFORCE with its moving-average baseline. Architectures the
-        policy did not sample (the novelty fallback's mutations, or any the
-        loop hands in) get no policy-gradient term: they are learnt from
+        policy did not sample (the novelty fallback's mutations in the latest
+        :meth:`propose`) get no policy-gradient term: they are learnt from
         through the priority queue alone, as in the PPO family.
         """
         actions = self._actions(archs)
