@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def job_map(jobs: int) -> Iterator[Callable]:
+    """``map`` over ``jobs`` worker processes, results in order (one job: in this process, no worker started).
+
+    The function and its items must pickle (a module-level function, plain data).
+    """
+    if jobs <= 1:
+        yield map
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield pool.map
 
 
 def load_config(overrides: list[str]) -> DictConfig:

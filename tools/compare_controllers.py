@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import load_config  # noqa: E402
+from tools._common import job_map, load_config  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -487,18 +487,15 @@ def main(argv: list[str] | None = None) -> None:
         overrides.append("threads=1")  # parallel runs share the cores instead of each taking all of them
     jobs = [(label, controller, seed, [*overrides, *extra]) for label, controller, extra in plan
             for seed in range(args.seeds)]
-    from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
     work = partial(_one_run, args=args, name=name, out=out, budgets=budgets if args.benchmark else None)
-    pool = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else None
-    results = pool.map(work, jobs) if pool is not None else map(work, jobs)
-    for (label, _, seed, _), result in zip(jobs, results):
-        runs.setdefault(label, []).append(result)
-        truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
-        print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)", flush=True)
-    if pool is not None:
-        pool.shutdown()
+    with job_map(args.jobs) as run_all:
+        for (label, _, seed, _), result in zip(jobs, run_all(work, jobs)):
+            runs.setdefault(label, []).append(result)
+            truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
+            print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)",
+                  flush=True)
     if not args.benchmark:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
     first = runs[args.reference][0]

@@ -25,7 +25,6 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import load_config  # noqa: E402
+from tools._common import job_map, load_config  # noqa: E402
 from tools.rank_study import STANDALONE_FIELDS, standalone_key  # noqa: E402
 
 
@@ -47,20 +46,6 @@ def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, 
     cfg_yaml, arch, first, seeds, epochs = job
     return arch, ground_truth(OmegaConf.create(cfg_yaml), arch, seeds=seeds - first, epochs=epochs, device="cpu",
                               first_seed=first)
-
-
-class _InProcess:
-    """``map`` in this process (one job: no worker to start)."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    @staticmethod
-    def map(fn, items):  # noqa: ANN001, ANN205 - the executor's signature
-        return map(fn, items)
 
 
 def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Path, jobs: int,
@@ -98,8 +83,8 @@ def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Pa
     cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     start = time.perf_counter()
     work = [(cfg_yaml, a, first, seeds, epochs) for a, first in todo]
-    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else _InProcess() as pool:
-        runs = pool.map(_train, work)
+    with job_map(jobs) as run_all:
+        runs = run_all(_train, work)
         for i, ((arch, result), (_, first)) in enumerate(zip(runs, todo), 1):
             for field, result_key in STANDALONE_FIELDS.items():
                 tables[field][str(list(arch))] = tables[field].get(str(list(arch)), [])[:first] + result[result_key]

@@ -133,8 +133,12 @@ class BudgetSearch:
             archs = [tuple(int(a) for a in arch) for arch in self.controller.propose(n)]
             proposals += len(archs)
             # New architectures (and, with requery, repeats) are evaluated; the rest come from the cache.
-            todo = [i for i, a in enumerate(archs) if self.requery or a not in self.seen]
-            todo = [i for k, i in enumerate(todo) if self.requery or archs[i] not in {archs[j] for j in todo[:k]}]
+            todo: list[int] = []
+            fresh: set[Arch] = set()
+            for i, arch in enumerate(archs):
+                if self.requery or (arch not in self.seen and arch not in fresh):
+                    todo.append(i)
+                    fresh.add(arch)
             todo = todo[: self.evaluations - len(rewards)]
             for i, ev in zip(todo, self.evaluator.evaluate_batch([archs[i] for i in todo]) if todo else []):
                 r = float(self.reward(ev))

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from rlnas.spaces.base import Arch
 from rlnas.spaces.macro import MacroSpace
-from rlnas.supernet.ops import Adapter, batch_norm, kernel, make_activation, make_op
+from rlnas.supernet.ops import Adapter, batch_norm, kernel, make_activation, make_op, same_padding
 from rlnas.supernet.sharing import ChildExtraction
 
 # Per layer: (op name, indices of the earlier layers added as skips).
@@ -44,7 +44,7 @@ class _MacroNetwork(nn.Module):
         while True:  # one stride-2 conv per factor 2 of the stem stride, at least one conv
             s = 2 if stride > 1 else 1
             stem += [nn.Conv2d(c_in, c0, kernel(3, space.dims), stride=kernel(s, space.dims),
-                               padding=(1, 1) if space.dims == 2 else (0, 1), bias=False),
+                               padding=same_padding(3, space.dims), bias=False),
                      batch_norm(c0, track_running_stats), make_activation(space.activation)]
             stride, c_in = stride // s, c0
             if stride == 1:

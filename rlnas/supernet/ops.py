@@ -45,6 +45,12 @@ def kernel(k: int, dims: int) -> tuple[int, int]:
     return (k, k) if dims == 2 else (1, k)
 
 
+def same_padding(k: int, dims: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding that keeps a stride-1 map's size under a :func:`kernel` of ``k`` (none across a 1-D map's height)."""
+    pad = dilation * (k // 2)
+    return (pad, pad) if dims == 2 else (0, pad)
+
+
 def make_op(name: str, channels: int, activation: str, track_running_stats: bool, dims: int = 2) -> nn.Module:
     """Builds one candidate operation, following the ENAS macro branches.
 
@@ -59,13 +65,13 @@ def make_op(name: str, channels: int, activation: str, track_running_stats: bool
     if family == "identity":
         return nn.Identity()
     size = kernel(k, dims)
-    pad = kernel(k // 2, dims) if dims == 2 else (0, k // 2)
+    pad = same_padding(k, dims)
     bn = batch_norm(channels, track_running_stats)
     if family in ("conv", "dilconv"):
         dilation = 2 if family == "dilconv" else 1
-        pad = tuple(p * dilation for p in pad)
         return nn.Sequential(
-            nn.Conv2d(channels, channels, size, padding=pad, dilation=dilation, bias=False), bn,
+            nn.Conv2d(channels, channels, size, padding=same_padding(k, dims, dilation), dilation=dilation, bias=False),
+            bn,
             make_activation(activation),
         )
     if family == "sepconv":
