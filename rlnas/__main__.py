@@ -33,6 +33,7 @@ from rlnas.data.base import DataError
 from rlnas.spaces.base import InvalidArchitectureError
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
+from rlnas.utils.trust import load_run_config
 
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
@@ -263,8 +264,7 @@ def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
     path = Path(run_dir).expanduser() / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"resume={run_dir}: no config.yaml there (pass a search's run directory)")
-    saved = OmegaConf.load(path)
-    assert isinstance(saved, DictConfig)
+    saved = load_run_config(path)
     if saved.get("benchmark") is not None:
         raise ValueError(f"resume={run_dir}: tabular-benchmark runs take seconds; start them again instead")
     # A drill's stop_after applies to the start it was given to, not to the resume.

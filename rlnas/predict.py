@@ -95,11 +95,51 @@ def load_model(path: str | Path) -> Model:
                            f"({', '.join(IMAGE_TASKS)}); load model.onnx with onnxruntime for other inputs")
     if absent:
         raise PredictError(f"{meta_path}: no '{absent[0]}' entry")
+    _check_meta(meta, meta_path)
     try:
         session = onnx_session(onnx_path)
     except Exception as err:  # onnxruntime raises its own exception types
         raise PredictError(f"{onnx_path}: not a loadable ONNX model ({type(err).__name__})") from None
+    _check_against_session(meta, meta_path, session)
     return Model(session, meta, onnx_path)
+
+
+#: Largest image side a model.json may ask for: images are resized to it before anything is allocated.
+MAX_SIDE = 4096
+
+
+def _check_meta(meta: dict[str, Any], meta_path: Path) -> None:
+    """Refuses model.json fields that would crash or exhaust memory later, naming the field."""
+    size = meta["image_size"]
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in size)):
+        raise PredictError(f"{meta_path}: image_size must be [height, width], whole numbers in 1..{MAX_SIDE}, "
+                           f"got {size!r}")
+    if meta["in_channels"] not in (1, 3) or isinstance(meta["in_channels"], bool):
+        raise PredictError(f"{meta_path}: in_channels must be 1 (grey) or 3 (RGB), got {meta['in_channels']!r}")
+    names = meta["class_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
+        raise PredictError(f"{meta_path}: class_names must be a non-empty list of names")
+
+
+def _check_against_session(meta: dict[str, Any], meta_path: Path, session: Any) -> None:
+    """Refuses a model.json that describes another network than model.onnx (where the ONNX shapes are fixed)."""
+    shape = list(session.get_inputs()[0].shape)
+    if len(shape) == 4:
+        for field, have, want in (("in_channels", meta["in_channels"], shape[1]),
+                                  ("image_size", meta["image_size"], shape[2:])):
+            fixed = [w for w in (want if isinstance(want, list) else [want])]
+            if all(isinstance(w, int) for w in fixed) and (have if isinstance(have, list) else [have]) != fixed:
+                raise PredictError(f"{meta_path}: {field}={have} but model.onnx takes {want}")
+    outputs = session.get_outputs()[0].shape
+    if meta["task"] == "detection" and len(outputs) == 2:
+        raise PredictError(f"{meta_path}: task=detection but model.onnx outputs class scores (a classifier)")
+    if meta["task"] == "classification":
+        if len(outputs) != 2:
+            raise PredictError(f"{meta_path}: task=classification but model.onnx outputs {len(outputs)}-D tensors")
+        if isinstance(outputs[1], int) and outputs[1] != len(meta["class_names"]):
+            raise PredictError(f"{meta_path}: {len(meta['class_names'])} class_names but model.onnx scores "
+                               f"{outputs[1]} classes")
 
 
 def image_files(path: str | Path) -> list[Path]:
@@ -147,12 +187,17 @@ class Decoder:
         self.names = [str(n) for n in self.meta["class_names"]]
         self.detector = None
         if self.meta["task"] == "detection":
-            from hydra.utils import instantiate
+            from rlnas.tasks.detection import DetectionTask
+            from rlnas.utils.trust import checked_instantiate
 
-            task_config = dict(self.meta.get("task_config") or {"_target_": "rlnas.tasks.detection.DetectionTask"})
+            task_config = self.meta.get("task_config") or {"_target_": "rlnas.tasks.detection.DetectionTask"}
+            if not isinstance(task_config, dict):
+                raise PredictError(f"{model.path.with_name('model.json')}: task_config must be a mapping")
+            task_config = dict(task_config)
             if score_threshold is not None:
                 task_config["score_threshold"] = float(score_threshold)
-            self.detector = instantiate(task_config, _convert_="all")
+            # model.json is data (a model folder may come from anyone): only the project's detection task is built.
+            self.detector = checked_instantiate(task_config, DetectionTask, "task_config", source=str(model.path.with_name("model.json")))
             self.detector.num_classes = len(self.names)
             self.detector.image_size = int(model.size[1])
 

@@ -33,7 +33,6 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
@@ -57,10 +56,12 @@ from rlnas.export import (
     stats_shape,
     torch_latency_ms,
 )
+from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child
 from rlnas.supernet.sharing import shared_weights
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import atomic_file, conf_dir, data_seed, resolve_device, save_atomic, section_values, seed_everything, write_json_atomic
+from rlnas.utils.trust import checked_instantiate, load_run_config
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
@@ -118,8 +119,8 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: the search's config.yaml is missing; pass run_config=PATH")
-    search_cfg = OmegaConf.load(cfg_path)
-    if not isinstance(search_cfg, DictConfig) or "space" not in search_cfg or "task" not in search_cfg:
+    search_cfg = load_run_config(cfg_path)
+    if "space" not in search_cfg or "task" not in search_cfg:
         raise ValueError(f"{cfg_path}: not a search config (needs 'space' and 'task')")
     return arch, payload, search_cfg, path.parent
 
@@ -129,8 +130,8 @@ def search_parts(search_cfg: DictConfig, device: torch.device) -> tuple[Any, Tas
 
     The search's data seed fixes the split, so the test split is the one the search never saw.
     """
-    space = instantiate(search_cfg.space, _convert_="all")
-    task: Task = instantiate(search_cfg.task, _convert_="all")
+    space = checked_instantiate(search_cfg.space, SearchSpace, "space")
+    task: Task = checked_instantiate(search_cfg.task, Task, "task")
     return space, task, task.load_data(seed=data_seed(search_cfg)).to(device)
 
 

@@ -59,7 +59,9 @@ def test_cli_stop_and_resume_reproduces_the_uninterrupted_run(reference, tmp_pat
     assert _outputs(tmp_path) == _outputs(reference)
 
 
-@pytest.mark.parametrize("controller", ["evolution", "ppo", "tpe", "gdas"])
+@pytest.mark.parametrize("controller", ["evolution", "ppo", "maskable_ppo",
+                                        pytest.param("recurrent_ppo", marks=pytest.mark.slow), "tpe", "gdas", "enas",
+                                        "local_search"])
 def test_every_controller_state_survives_a_resume(controller, tmp_path):
     lut = f"costs.latency_table={tmp_path / 'ref' / 'latency_lut.json'}"
     build_search(_cfg(f"controller={controller}"), tmp_path / "ref", progress=False).run()

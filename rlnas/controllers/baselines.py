@@ -9,13 +9,14 @@ mutations the mask allows.
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from rlnas.controllers.base import Controller
 from rlnas.spaces.base import Arch, SearchSpace
@@ -93,12 +94,16 @@ class TPEController(Controller):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate,
-                                             constant_liar=True)
-        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.settings = {"n_startup_trials": int(n_startup_trials), "multivariate": bool(multivariate)}
+        self.study = optuna.create_study(direction="maximize", sampler=self._sampler(seed))
         self._pending: dict[Arch, list[Any]] = {}
         #: Latest reward of each architecture observed.
         self.known: dict[Arch, float] = {}
+
+    def _sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **self.settings)
 
     #: Trials an action mask may rule out in a row before a masked random sample is enqueued instead.
     max_rejections = 20
@@ -178,14 +183,53 @@ class TPEController(Controller):
         return best + self.propose(n - len(best))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "study": pickle.dumps(self.study), "pending": pickle.dumps(self._pending),
+        # The study as plain data (no pickle, so a checkpoint loads with weights_only=True): each
+        # trial's state, parameters, value and system attributes (where enqueued parameters live),
+        # in order, and the samplers' random states; rebuilt by replaying them into a new study.
+        trials = [{"state": t.state.name, "params": dict(t.params), "value": t.value,
+                   "system_attrs": json.dumps(t.system_attrs)} for t in self.study.get_trials(deepcopy=False)]
+        return {**super().state_dict(), "trials": trials, "samplers": self._sampler_states(), "settings": self.settings,
+                "pending": [(list(a), [_trial_number(t) for t in ts]) for a, ts in self._pending.items()],
                 "known": [(list(a), r) for a, r in self.known.items()]}
 
+    def _sampler_rngs(self) -> list[Any]:
+        """The numpy RandomStates of the TPE sampler and of its random sampler for the startup trials."""
+        sampler = self.study.sampler
+        return [sampler._rng.rng, sampler._random_sampler._rng.rng]
+
+    def _sampler_states(self) -> list[list[Any]]:
+        states = []
+        for rng in self._sampler_rngs():
+            name, keys, pos, has_gauss, cached = rng.get_state()
+            states.append([name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)])
+        return states
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        import optuna
+
         super().load_state_dict(state)
-        self.study = pickle.loads(state["study"])
-        self._pending = pickle.loads(state["pending"])
+        self.settings = {"n_startup_trials": int(state["settings"]["n_startup_trials"]),
+                         "multivariate": bool(state["settings"]["multivariate"])}
+        self.study = optuna.create_study(direction="maximize", sampler=self._sampler(0))  # its RNG state follows
+        dists = {d.name: optuna.distributions.CategoricalDistribution(list(range(d.num_choices)))
+                 for d in self.space.decisions}
+        for t in state["trials"]:
+            trial_state = optuna.trial.TrialState[t["state"]]
+            done = trial_state.is_finished()
+            self.study.add_trial(optuna.trial.create_trial(
+                state=trial_state, params={k: int(v) for k, v in t["params"].items()},
+                distributions={k: dists[k] for k in t["params"]},
+                value=float(t["value"]) if t["value"] is not None and done else None,
+                system_attrs=json.loads(t["system_attrs"])))
+        for rng, (name, keys, pos, has_gauss, cached) in zip(self._sampler_rngs(), state["samplers"]):
+            rng.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        # optuna's tell takes a trial number as it takes the trial.
+        self._pending = {tuple(a): list(numbers) for a, numbers in state["pending"]}
         self.known = {tuple(a): float(r) for a, r in state.get("known", [])}
+
+
+def _trial_number(trial: Any) -> int:
+    return trial if isinstance(trial, int) else int(trial.number)
 
 
 class EvolutionController(Controller):

@@ -26,7 +26,6 @@ transitions are dropped at the next :meth:`~SB3Controller.propose`.
 from __future__ import annotations
 
 import io
-import pickle
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +61,29 @@ class HistoryExtractor(FlattenExtractor):
     def __init__(self, observation_space: Any) -> None:
         super().__init__(observation_space)
         self._features_dim = int(self._features_dim)
+
+
+def _buffer_state(buffer: Any) -> dict[str, Any]:
+    """The rollout buffer's contents as tensors and numbers (loadable with ``weights_only=True``, no pickle)."""
+    state: dict[str, Any] = {}
+    for name, value in vars(buffer).items():
+        if isinstance(value, np.ndarray):
+            state[name] = torch.from_numpy(value.copy())
+        elif isinstance(value, (bool, int, float)):
+            state[name] = value
+    return state
+
+
+def _load_buffer_state(buffer: Any, state: dict[str, Any]) -> None:
+    """Fills ``buffer`` (built for the same space) from :func:`_buffer_state`."""
+    for name, value in state.items():
+        current = getattr(buffer, name, None)
+        if isinstance(value, torch.Tensor):
+            # Arrays the buffer allocates (their dtype kept) or derives while sampling (taken as saved).
+            dtype = current.dtype if isinstance(current, np.ndarray) else None
+            setattr(buffer, name, value.numpy().astype(dtype, copy=True) if dtype else value.numpy().copy())
+        elif isinstance(value, (bool, int, float)) and name in vars(buffer):
+            setattr(buffer, name, type(current)(value) if current is not None else value)
 
 
 class SB3Controller(Controller):
@@ -358,7 +380,7 @@ class SB3Controller(Controller):
         blob = io.BytesIO()
         self.model.save(blob)
         return {
-            **super().state_dict(), "model": blob.getvalue(), "buffer": pickle.dumps(self.buffer),
+            **super().state_dict(), "model": blob.getvalue(), "buffer": _buffer_state(self.buffer),
             "num_timesteps": self.model.num_timesteps, "updates": self.updates,
             "memory": self.memory.state_dict(), "episode_rewards": list(self._episode_rewards),
         }
@@ -366,7 +388,7 @@ class SB3Controller(Controller):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.model.set_parameters(io.BytesIO(state["model"]), exact_match=True, device=self.model.device)
-        self.buffer = self.model.rollout_buffer = pickle.loads(state["buffer"])
+        _load_buffer_state(self.buffer, state["buffer"])
         self.model.num_timesteps = state["num_timesteps"]
         self.updates = state["updates"]
         self._pending = {}

@@ -50,12 +50,18 @@ def _saved_space(run_dir: Path) -> Any:
     config = run_dir / "config.yaml"
     if not config.is_file():
         return None
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from rlnas.spaces.base import SearchSpace
+    from rlnas.utils.trust import checked_instantiate, load_run_config
 
+    # The other run's config is data: it may name only rlnas's own classes (refused loudly otherwise).
+    saved = load_run_config(config)
+    if "space" not in saved:
+        return None
     try:
-        return instantiate(OmegaConf.load(config).space, _convert_="all")
-    except Exception:  # noqa: BLE001 - without the space, only same-shape tensors carry over
+        return checked_instantiate(saved.space, SearchSpace, "space", source=str(config))
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - a space this version cannot build: only same-shape tensors carry over
         return None
 
 
@@ -117,7 +123,8 @@ def _policy_tensors(controller: Controller, state: Mapping[str, Any]) -> tuple[n
     if "model" in state and hasattr(controller, "model"):  # SB3: the policy inside the saved zip
         from stable_baselines3.common.save_util import load_from_zip_file
 
-        _, params, _ = load_from_zip_file(io.BytesIO(state["model"]), device="cpu")
+        # load_data=False: the zip's data part is cloudpickled; only its tensors (loaded weights_only) are read.
+        _, params, _ = load_from_zip_file(io.BytesIO(state["model"]), device="cpu", load_data=False)
         return controller.model.policy, params["policy"]
     raise ValueError(
         f"controller.init_from: {type(controller).__name__} has no learned weights to start from "
@@ -144,7 +151,13 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
         raise FileNotFoundError(
             f"controller.init_from={run_dir}: no {CONTROLLER_FILE} there (pass a finished search's run dir)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: a controller file is data and never runs code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
+        raise ValueError(f"controller.init_from={run_dir}: {path} is not a readable controller file "
+                         f"({type(err).__name__})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"controller.init_from={run_dir}: {path} is not a controller file")
     kind = state.get("controller_class") if isinstance(state, dict) else None
     if kind is not None and kind != type(controller).__name__:
         raise ValueError(f"controller.init_from={run_dir}: that run's controller is {kind}, this one "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rlnas.evaluators.base import Evaluation
 
 
+@runtime_checkable
 class Reward(Protocol):
     """Turns the metrics and costs of an architecture into a scalar reward."""
 

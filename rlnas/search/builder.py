@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.controllers.base import Controller
@@ -27,6 +26,7 @@ from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import data_seed, resolve_device, section_values, seed_everything
 from rlnas.utils.distributed import Comm, DistributedSettings, RankZeroController, synchronise_batchnorm
+from rlnas.utils.trust import checked_instantiate
 
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run.
@@ -87,7 +87,7 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     elif reward_cfg["metric"] != task_metric:  # minibatch scores report the task's reward metric only
         raise ValueError(f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
                          f"the metric every score reports; set task.reward_metric instead (reward.metric: null)")
-    return instantiate(reward_cfg, _convert_="all"), mask_infeasible
+    return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
 
 
 def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controller:
@@ -95,7 +95,7 @@ def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controll
     controller_cfg = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(controller_cfg, dict)
     init_from = controller_cfg.pop("init_from", None)
-    controller: Controller = instantiate(controller_cfg, space=space, seed=seed, _convert_="all")
+    controller: Controller = checked_instantiate(controller_cfg, Controller, "controller", space=space, seed=seed)
     if init_from:
         from rlnas.controllers.transfer import init_controller_from
 
@@ -166,8 +166,8 @@ def build_search(
     seed_everything(seed)
     settings = settings_from(cfg.search)
 
-    space: SearchSpace = instantiate(cfg.space, _convert_="all")
-    task: Task = instantiate(cfg.task, _convert_="all")
+    space: SearchSpace = checked_instantiate(cfg.space, SearchSpace, "space")
+    task: Task = checked_instantiate(cfg.task, Task, "task")
     if not any(c.__name__ in task.spaces for c in type(space).__mro__):
         raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
                          f"{', '.join(task.spaces)}")

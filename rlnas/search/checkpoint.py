@@ -12,7 +12,7 @@ checkpoint, never half of one. Weights with a NaN are never written.
 from __future__ import annotations
 
 import logging
-import pickle
+import json
 import shlex
 import signal
 from pathlib import Path
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: File name of a run's checkpoint.
 CHECKPOINT = "checkpoint.pt"
 #: Format version, bumped when the layout changes.
-VERSION = 3
+VERSION = 4
 
 
 class SearchInterrupted(RuntimeError):
@@ -56,8 +56,9 @@ def search_state(search: Search) -> dict[str, Any]:
         "optimizer": search.optimizer.state_dict(),
         "scheduler": search.scheduler.state_dict(),
         "controller": search.controller.state_dict(),
-        # Plain pickle: torch.save's pickler visits each of thousands of rows in Python (70 ms vs 4 ms).
-        "history": pickle.dumps(search.history, protocol=pickle.HIGHEST_PROTOCOL),
+        # JSON text: no pickle in a checkpoint (it loads with weights_only=True), and one string is
+        # fast where torch.save's pickler would visit each of thousands of rows in Python.
+        "history": json.dumps(search.history, default=_plain),
         "last_mean": search.last_mean,
         "faults": search.faults.state_dict(),
         "generator": search.generator.get_state(),
@@ -66,6 +67,13 @@ def search_state(search: Search) -> dict[str, Any]:
         "evaluator_batch": evaluator._batch,
         "global_rng": global_rng_state(),
     }
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and tuples in history rows as JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} in a history row cannot be checkpointed")
 
 
 def restore_search(search: Search, state: dict[str, Any]) -> None:
@@ -85,7 +93,7 @@ def restore_search(search: Search, state: dict[str, Any]) -> None:
     search.optimizer.load_state_dict(state["optimizer"])
     search.scheduler.load_state_dict(state["scheduler"])
     search.controller.load_state_dict(state["controller"])
-    search.history = [{**row, "arch": tuple(row["arch"])} for row in pickle.loads(state["history"])]
+    search.history = [{**row, "arch": tuple(row["arch"])} for row in json.loads(state["history"])]
     search.last_mean = float(state["last_mean"])
     search.faults.load_state_dict(state["faults"])
     search.generator.set_state(state["generator"])
@@ -103,8 +111,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         ValueError: Naming the file when it is not a readable checkpoint.
     """
     try:
-        # Our own file: it holds python objects (history rows, RNG tuples), hence weights_only=False.
-        state = torch.load(path, map_location=device, weights_only=False)
+        # weights_only: a checkpoint is data (tensors, numbers, strings); one that would need
+        # anything else to unpickle is refused here, so a crafted file cannot run code.
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # a truncated or foreign file raises many types
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
     if not isinstance(state, dict) or "next_epoch" not in state:

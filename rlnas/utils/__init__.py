@@ -47,16 +47,24 @@ def global_rng_state() -> dict[str, Any]:
     """The process-wide random states (python, numpy, torch CPU and CUDA)."""
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # numpy's legacy state as plain values (a checkpoint holds no pickled numpy objects).
+        "numpy": _plain_numpy_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
+def _plain_numpy_state(state: tuple) -> list[Any]:
+    name, keys, pos, has_gauss, cached = state
+    return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
 def set_global_rng_state(state: dict[str, Any]) -> None:
     """Restores what :func:`global_rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys.numpy() if torch.is_tensor(keys) else keys, dtype=np.uint32),
+                         int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
