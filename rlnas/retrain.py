@@ -149,7 +149,13 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     """
     if not supernet_path.is_file():
         raise FileNotFoundError(f"{supernet_path}: init=supernet needs the search's supernet.pt")
-    matched = shared_weights(torch.load(supernet_path, map_location="cpu", weights_only=True), network)
+    try:  # weights_only: the file is data and never runs code
+        weights = torch.load(supernet_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
+        raise ValueError(f"{supernet_path}: not a readable supernet.pt ({type(err).__name__})") from None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"{supernet_path}: not a supernet.pt (a mapping of tensor names to tensors)")
+    matched = shared_weights(weights, network)
     network.load_state_dict(matched, strict=False)
     return len(matched)
 

@@ -201,3 +201,18 @@ def test_tampered_model_json_fields_are_named(tmp_path):
         with pytest.raises(PredictError, match=field) as err:
             load_model(tampered)
         assert "model.json" in str(err.value), name
+
+
+def test_a_crafted_supernet_is_refused_by_retrain_and_the_tools(tmp_path):
+    from rlnas.retrain import init_from_supernet
+
+    from tools._common import load_run
+
+    marker = tmp_path / "pwned"
+    torch.save({"w": _Marker(marker)}, tmp_path / "supernet.pt")
+    with pytest.raises(ValueError, match="supernet.pt: not a readable supernet.pt"):
+        init_from_supernet(torch.nn.Linear(1, 1), tmp_path / "supernet.pt")
+    OmegaConf.save(_cfg(), tmp_path / "config.yaml")
+    with pytest.raises(SystemExit, match=f"--run-dir {tmp_path}"):
+        load_run(tmp_path, tmp_path / "scratch")
+    assert not marker.exists()

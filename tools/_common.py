@@ -78,16 +78,20 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
     ``scratch_dir``, so nothing in ``run_dir`` is touched.
     """
     import torch
-    from omegaconf import OmegaConf
 
     from rlnas.search.builder import build_search
+    from rlnas.utils.trust import load_run_config
 
     run_dir = Path(run_dir)
     for name in ("config.yaml", "supernet.pt"):
         if not (run_dir / name).is_file():
             raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    try:  # a run dir is data: its config may name only rlnas's own classes, its weights load as tensors only
+        cfg = load_run_config(run_dir / "config.yaml")
+        weights = torch.load(run_dir / "supernet.pt", map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a crafted or truncated file raises many types
+        raise SystemExit(f"--run-dir {run_dir}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     cfg.costs.latency_table = str(run_dir / "latency_lut.json")
     search = build_search(cfg, scratch_dir, progress=False)
-    search.model.load_state_dict(torch.load(run_dir / "supernet.pt", map_location=search.device))
+    search.model.load_state_dict(weights)
     return search

@@ -352,7 +352,9 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = OmegaConf.load(Path(args.run_dir) / "config.yaml") if args.run_dir else load_config(args.overrides)
+    from rlnas.utils.trust import load_run_config
+
+    cfg = load_run_config(Path(args.run_dir) / "config.yaml") if args.run_dir else load_config(args.overrides)
     space = instantiate(cfg.space, _convert_="all")
     rng = np.random.default_rng(args.sample_seed)
     archs: list[tuple[int, ...]] = []
