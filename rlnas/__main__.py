@@ -9,9 +9,7 @@ the whole traceback instead.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import re
 import signal
 import sys
@@ -23,70 +21,19 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from rlnas.config import CONF_DIR, check_overrides, validate_config
-from rlnas.data.base import DataError
-from rlnas.spaces.base import InvalidArchitectureError
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
+from rlnas.utils.errors import one_line_errors, user_error_message
 from rlnas.utils.trust import load_run_config
 
 log = logging.getLogger("rlnas")
 DEFAULT_TASK = "classification"
-USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
-#: Errors of the file system a run writes to (not of the program): reported in one line.
-DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
 COMM = Comm()
-
-
-def user_error_message(err: BaseException) -> str | None:
-    """The one-line message of a configuration or data error, else ``None``."""
-    while isinstance(err, InstantiationException) and err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, USER_ERRORS):
-        msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        return msg.splitlines()[0] if msg else type(err).__name__
-    if isinstance(err, OSError) and err.errno in DISK_ERRORS:  # a full or read-only disk, a quota, permissions
-        where = err.filename or "a run file"
-        return f"{where}: {err.strerror or os.strerror(err.errno)}; nothing written before it is lost"
-    return None
-
-
-class JobFailed(RuntimeError):
-    """A sweep job's configuration or data error, already printed as one line.
-
-    Raised instead of exiting, so that Hydra marks the job failed and the sweep's
-    other jobs still run.
-    """
-
-
-@contextmanager
-def one_line_errors(
-    prog: str, also: tuple[type[BaseException], ...] = (), exit_on_error: bool = True
-) -> Iterator[None]:
-    """Turns configuration and data errors (and ``also``) into one line on stderr and exit code 2.
-
-    Other exceptions propagate; ``HYDRA_FULL_ERROR=1`` lets every one through.
-    With ``exit_on_error=False`` (a sweep job) :class:`JobFailed` is raised instead
-    of exiting.
-    """
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
-        message = user_error_message(err)
-        if message is None and isinstance(err, also):
-            message = str(err).splitlines()[0]
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        if not exit_on_error:
-            raise JobFailed(message) from None
-        sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -416,7 +416,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="retrain")
 def run(cfg: DictConfig) -> None:
     """Hydra entry point; user errors print one line and exit with code 2."""
-    from rlnas.__main__ import one_line_errors
+    from rlnas.utils.errors import one_line_errors
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     with one_line_errors("rlnas.retrain", also=(FloatingPointError, ExportMismatchError)):

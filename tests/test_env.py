@@ -107,3 +107,14 @@ def test_actions_that_are_not_integers_are_refused():
             env.step(bad)
     env.step(np.int64(1))  # NumPy integers and 0-d integer arrays from a policy are fine
     env.step(np.array(0))
+
+
+def test_gymnasium_ids_resolve_after_import_rlnas_without_loading_the_envs():
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium as gym, rlnas; assert 'rlnas.env' not in sys.modules; "
+            "env = gym.make('rlnas/ToyTable-v0'); obs, _ = env.reset(seed=0); print(type(env.unwrapped).__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, Split, split_indices
-from rlnas.data.images import digits_images
+from rlnas.data.digits import digits_images
 
 
 def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Image classification datasets as device-ready tensors.
 
-``digits`` is embedded (scikit-learn ships it, no download). ``cifar10``,
+``digits`` is embedded (scikit-learn ships it, no download), and so is
+``cluttered_digits``, generated from it (:mod:`rlnas.data.clutter`). ``cifar10``,
 ``mnist`` and ``imagefolder`` read users' files from ``root`` and never
 download anything.
 """
@@ -16,17 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
+from rlnas.data.digits import digits_images
 
-DATASETS = ("digits", "cifar10", "mnist", "imagefolder")
-
-
-def digits_images() -> tuple[Tensor, Tensor]:
-    """scikit-learn's bundled handwritten digits: 1,797 images of 8x8, values 0..1."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
-    return x, torch.from_numpy(digits.target.astype(np.int64))
+DATASETS = ("digits", "cluttered_digits", "cifar10", "mnist", "imagefolder")
 
 
 def _torchvision_images(name: str, root: str | None) -> tuple[Tensor, Tensor, list[str]]:
@@ -83,17 +76,24 @@ def load_image_classification(
     test_fraction: float = 0.2,
     limit: int | None = None,
     seed: int = 0,
+    num_samples: int | None = None,
+    generator: dict | None = None,
 ) -> DataSplits:
     """Loads an image classification dataset as normalised CPU tensors.
 
     Args:
-        name: One of ``digits`` (embedded), ``cifar10``, ``mnist``, ``imagefolder``.
+        name: One of ``digits`` and ``cluttered_digits`` (embedded), ``cifar10``,
+            ``mnist``, ``imagefolder``.
         root: Folder with the files for the non-embedded datasets.
-        image_size: Side of the square images fed to the network.
+        image_size: Side of the square images fed to the network (the
+            canvas of ``cluttered_digits``).
         val_fraction: Share of samples in the validation split.
         test_fraction: Share of samples in the held-out test split.
         limit: Keep only the first ``limit`` samples (after shuffling), for quick runs.
-        seed: Seed of the fixed split.
+        seed: Seed of the fixed split (and of the generated ``cluttered_digits``).
+        num_samples: Images of ``cluttered_digits`` to generate (6,000 by default).
+        generator: Settings of ``cluttered_digits``
+            (:data:`rlnas.data.clutter.CLUTTER_DEFAULTS`).
 
     Raises:
         DataError: With the path and what to put there, when files are missing.
@@ -103,7 +103,21 @@ def load_image_classification(
     if int(image_size) < 1:
         raise DataError(f"task.data.image_size must be >= 1, got {image_size}")
     root = os.path.expanduser(root) if root else root
+    if name != "cluttered_digits" and (num_samples is not None or generator):
+        raise DataError(f"task.data.num_samples and task.data.generator apply to cluttered_digits, not {name!r}")
     class_names: list[str] = []
+    if name == "cluttered_digits":
+        from rlnas.data.clutter import cluttered_digits
+
+        # The generator keeps every source digit in one split, so it is split
+        # here as it was generated: `limit` generates fewer images instead of
+        # subsetting (a subset would be split anew and mix the sources).
+        count = 6000 if num_samples is None else int(num_samples)
+        if limit is not None and int(limit) >= 1:
+            count = min(count, int(limit))
+        x, y = cluttered_digits(count, image_size, seed, val_fraction, test_fraction, generator)
+        return normalised_splits(x, y, val_fraction, test_fraction, seed, channel_dim=1,
+                                 class_names=[str(i) for i in range(10)])
     if name == "digits":
         x, y = digits_images()
         class_names = [str(i) for i in range(10)]

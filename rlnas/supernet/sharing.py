@@ -39,7 +39,7 @@ class ChildExtraction:
 
     def extract_child(self, arch: Sequence[int], copy_weights: bool = True) -> nn.Module:
         """The standalone child of ``arch``, on the supernet's device, with its weights copied."""
-        from rlnas.supernet import build_child
+        from rlnas.supernet.registry import build_child
 
         supernet: Any = self  # an nn.Module with space and in_channels
         device = next(supernet.parameters()).device

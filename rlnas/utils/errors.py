@@ -1,0 +1,69 @@
+"""Configuration and data errors as one line on stderr (exit 2), shared by every entry point.
+
+Below the search and deploy rooms, so that each command line (search,
+retrain, predict, tools) formats a user's mistake alike without importing
+another entry point.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra.errors import InstantiationException
+from omegaconf.errors import OmegaConfBaseException
+
+from rlnas.data.base import DataError
+from rlnas.spaces.base import InvalidArchitectureError
+
+USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
+#: Errors of the file system a run writes to (not of the program): reported in one line.
+DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message of a configuration or data error, else ``None``."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, USER_ERRORS):
+        msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        return msg.splitlines()[0] if msg else type(err).__name__
+    if isinstance(err, OSError) and err.errno in DISK_ERRORS:  # a full or read-only disk, a quota, permissions
+        where = err.filename or "a run file"
+        return f"{where}: {err.strerror or os.strerror(err.errno)}; nothing written before it is lost"
+    return None
+
+
+class JobFailed(RuntimeError):
+    """A sweep job's configuration or data error, already printed as one line.
+
+    Raised instead of exiting, so that Hydra marks the job failed and the sweep's
+    other jobs still run.
+    """
+
+
+@contextmanager
+def one_line_errors(
+    prog: str, also: tuple[type[BaseException], ...] = (), exit_on_error: bool = True
+) -> Iterator[None]:
+    """Turns configuration and data errors (and ``also``) into one line on stderr and exit code 2.
+
+    Other exceptions propagate; ``HYDRA_FULL_ERROR=1`` lets every one through.
+    With ``exit_on_error=False`` (a sweep job) :class:`JobFailed` is raised instead
+    of exiting.
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
+        message = user_error_message(err)
+        if message is None and isinstance(err, also):
+            message = str(err).splitlines()[0]
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        if not exit_on_error:
+            raise JobFailed(message) from None
+        sys.exit(2)
