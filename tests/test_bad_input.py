@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 BAD_CONFIGS = [
     # unknown names in config groups (sweep values too)
     (["controller=foo"], "controller=foo is not a controller config; allowed: darts, enas, evolution, gdas, grid"),
-    (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, detection"),
+    (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, cluttered_digits, detection"),
     (["space=huge"], "space=huge is not a space config; allowed: attention, conv1d, macro"),
     (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
     (["controller=enas,evolutionary"], "controller=evolutionary is not a controller config"),
@@ -40,7 +40,7 @@ BAD_CONFIGS = [
     (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
     (["+checkpoint.evry=2"], "checkpoint.evry is not a setting; allowed: every, stop_after"),
     (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, dims, num_layers"),
-    (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: image_size"),
+    (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: generator, image_size"),
     (["space.depth=3"], "Could not override 'space.depth'"),
     # zero or negative budgets, out-of-range values
     (["search.epochs=0"], "search.epochs must be >= 1, got 0"),

@@ -84,3 +84,44 @@ def test_search_augment_trains_the_supernet_on_augmented_batches(tmp_path, augme
     search.task.augment = lambda x, y, g: calls.append(len(x)) or original(x, y, g)
     search.train_supernet(search.uniform.propose(3))
     assert calls == ([search.settings.batch_size] * 3 if augment else [])
+
+
+def test_cluttered_digits_are_generated_offline_alike_per_seed_and_harder_than_digits():
+    from rlnas.data.clutter import cluttered_digits
+
+    x, y = cluttered_digits(300, canvas=24, seed=3)
+    again, labels = cluttered_digits(300, canvas=24, seed=3)
+    other, _ = cluttered_digits(300, canvas=24, seed=4)
+    assert x.shape == (300, 1, 24, 24) and torch.equal(x, again) and torch.equal(y, labels)
+    assert not torch.equal(x, other)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and set(y.tolist()) == set(range(10))
+    # Without noise, clutter and rotation the digit is the only ink, and it moves around the canvas.
+    clean, _ = cluttered_digits(300, canvas=24, seed=3, generator={"noise": 0, "fragments": 0, "rotation": 0})
+    rows = torch.arange(24, dtype=torch.float32)
+    ink = clean[:, 0].sum(dim=2)  # (N, 24) ink per row
+    centre = (ink * rows).sum(dim=1) / ink.sum(dim=1)
+    assert float(centre.std()) > 2  # pixels, i.e. translation is real
+
+
+def test_cluttered_digits_never_share_a_source_digit_between_splits():
+    from rlnas.data.base import split_indices
+    from rlnas.data.clutter import _source_per_sample
+
+    source, parts = _source_per_sample(2000, 1797, 0.15, 0.5, 7, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(parts, split_indices(2000, 0.15, 0.5, 7)))
+    train, val, test = ({int(s) for s in source[idx]} for idx in parts)
+    assert not train & test and not train & val and not val & test
+
+
+def test_cluttered_digits_splits_and_bad_settings():
+    data = load_image_classification("cluttered_digits", image_size=16, num_samples=400, limit=200, seed=1)
+    assert len(data.train) + len(data.val) + len(data.test) == 200  # `limit` generates fewer
+    assert data.train.x.shape[1:] == (1, 16, 16) and data.num_classes == 10
+    for kwargs, key in (({"generator": {"blur": 1}}, "task.data.generator.blur"),
+                        ({"generator": {"scale": [0.9, 0.2]}}, "task.data.generator.scale"),
+                        ({"num_samples": 10**9}, "task.data.num_samples"),
+                        ({"image_size": 4}, "task.data.image_size")):
+        with pytest.raises(DataError, match=key):
+            load_image_classification("cluttered_digits", **kwargs)
+    with pytest.raises(DataError, match="apply to cluttered_digits"):
+        load_image_classification("digits", num_samples=100)
