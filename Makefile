@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run retrain test test-slow test-gpu smoke wheel-check tensorboard study clean
+.PHONY: install run retrain test format test-slow test-gpu smoke wheel-check tensorboard study clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -26,9 +26,16 @@ retrain: $(STAMP)
 	@test -n "$(ARCH)" || { echo "no outputs/runs/*/*/best_arch.json yet: run 'make run' first or pass ARCH=..."; exit 2; }
 	$(PY) -m rlnas.retrain arch=$(ARCH) compress=all $(ARGS)
 
-## Runs the default test suite (slow and GPU tests excluded).
+## Lints and format-checks the code (ruff, settings in pyproject.toml), then runs the default
+## test suite (slow and GPU tests excluded). `make format` applies ruff's fixes and formatting.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -15,9 +15,9 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,8 +37,14 @@ COMM = Comm()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def run(cfg: DictConfig) -> float:
-    """Runs one search; returns the best architecture's reward (for Hydra sweepers)."""
+def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
+    """Runs one search; returns the best architecture's reward (for Hydra sweepers).
+
+    Above the complexity limit on purpose: it is the one place that maps each
+    way a run can end (finished, interrupted, numeric fault, user error, in a
+    sweep or not, on which rank) to its exit code and run status, and reads
+    best top to bottom.
+    """
     from rlnas.search.budget import build_budget_search
     from rlnas.search.builder import RUN_FILES, build_search
     from rlnas.search.checkpoint import SearchInterrupted
@@ -71,7 +77,8 @@ def run(cfg: DictConfig) -> float:
                         raise FileNotFoundError(f"resume={resume}: not a directory (pass a search's run directory)")
                     # Several ranks: rank 0 reads the run's config and sends it (one shared view of the run).
                     cfg = comm.broadcast_object(
-                        resumed_config(str(resume), list(hydra_cfg.overrides.task)) if comm.is_main else None)
+                        resumed_config(str(resume), list(hydra_cfg.overrides.task)) if comm.is_main else None
+                    )
                     run_dir = str(Path(resume).expanduser())
                 # One writer per run dir, for the whole run (a second start or resume is refused).
                 if comm.is_main:
@@ -81,7 +88,8 @@ def run(cfg: DictConfig) -> float:
                 validate_config(cfg)
                 # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
                 owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not any(
-                    (Path(run_dir) / name).exists() for name in RUN_FILES)
+                    (Path(run_dir) / name).exists() for name in RUN_FILES
+                )
                 jobs = parallel_jobs()
                 if jobs > 1 and cfg.get("threads") is None:
                     # Parallel jobs on one machine share its cores instead of each taking all of them.
@@ -110,22 +118,31 @@ def run(cfg: DictConfig) -> float:
         return float("nan") if cfg.get("benchmark") is not None else result.best.reward
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
-        print(f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "
-              f"{outcome.seconds:.2f} s | run dir: {run_dir}")
+        print(
+            f"best: {bench.space.describe(outcome.best_arch)} | {metrics} | {len(outcome.rewards)} evaluated in "
+            f"{outcome.seconds:.2f} s | run dir: {run_dir}"
+        )
         status("completed", best_reward=outcome.best_reward)
         return outcome.best_reward
     best = result.best
     faults = {"skipped_steps": search.faults.loss, "skipped_rewards": search.faults.reward}
     if any(faults.values()):
-        log.warning("completed with %d skipped supernet steps and %d skipped rewards (non-finite); "
-                    "see TensorBoard faults/*", faults["skipped_steps"], faults["skipped_rewards"])
+        log.warning(
+            "completed with %d skipped supernet steps and %d skipped rewards (non-finite); see TensorBoard faults/*",
+            faults["skipped_steps"],
+            faults["skipped_rewards"],
+        )
     status("completed", best_reward=best.reward, faults=faults)
-    metrics = ", ".join([f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items()]
-                        + [f"{k}={v:.2f}" for k, v in best.proxy.items()])
+    metrics = ", ".join(
+        [f"val_{k}={v:.4f}" for k, v in best.evaluation.metrics.items()]
+        + [f"{k}={v:.2f}" for k, v in best.proxy.items()]
+    )
     costs = ", ".join(f"{k}={v:,.0f}" if k == "params" else f"{k}={v:.3g}" for k, v in best.evaluation.costs.items())
     log.info(
-        "mean reward: controller %.4f in its last epoch; on the final supernet controller %.4f vs uniform "
-        "random %.4f", result.last_epoch_mean_reward, result.controller_mean_reward, result.random_mean_reward,
+        "mean reward: controller %.4f in its last epoch; on the final supernet controller %.4f vs uniform random %.4f",
+        result.last_epoch_mean_reward,
+        result.controller_mean_reward,
+        result.random_mean_reward,
     )
     print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
     truth = cfg.get("ground_truth")
@@ -144,15 +161,21 @@ def ground_truth_line(cfg: DictConfig, search: Any, arch: Any, run_dir: str) -> 
 
     truth = cfg.ground_truth
     randoms = search.uniform.propose(int(truth.random))
-    log.info("ground truth: training the found architecture (%d seed(s)) and %d random ones standalone, "
-             "%d epochs each", int(truth.seeds), len(randoms), int(truth.epochs))
+    log.info(
+        "ground truth: training the found architecture (%d seed(s)) and %d random ones standalone, %d epochs each",
+        int(truth.seeds),
+        len(randoms),
+        int(truth.epochs),
+    )
     result = compare_with_random(cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device))
     write_json_atomic(Path(run_dir) / "ground_truth.json", result)
     pick, metric = result["pick"], result["metric"]
     found = f"{pick['mean']:.4f}" + (f" ± {pick['std']:.4f}" if len(pick["values"]) > 1 else "")
-    return (f"ground truth (standalone, {result['epochs']} epochs, test split the search never saw): found "
-            f"{metric} {found} vs {len(randoms)} random architectures {result['random_mean']:.4f} "
-            f"(best of them {result['random_best']:.4f})")
+    return (
+        f"ground truth (standalone, {result['epochs']} epochs, test split the search never saw): found "
+        f"{metric} {found} vs {len(randoms)} random architectures {result['random_mean']:.4f} "
+        f"(best of them {result['random_best']:.4f})"
+    )
 
 
 @contextmanager
@@ -167,10 +190,14 @@ def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if resume:
-            raise SearchInterrupted(0, Path(run_dir), f"stopped by {name} while preparing the resume; the "
-                                    "checkpoint is unchanged; {hint}")
-        raise SearchInterrupted(0, Path(run_dir), f"stopped by {name} before the first epoch; nothing to resume "
-                                "and nothing lost: start the run again")
+            raise SearchInterrupted(
+                0, Path(run_dir), f"stopped by {name} while preparing the resume; the checkpoint is unchanged; {{hint}}"
+            )
+        raise SearchInterrupted(
+            0,
+            Path(run_dir),
+            f"stopped by {name} before the first epoch; nothing to resume and nothing lost: start the run again",
+        )
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,13 +263,25 @@ def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
         old = OmegaConf.select(saved, key, default=None)
         old = OmegaConf.to_container(old, resolve=True) if isinstance(old, (DictConfig, ListConfig)) else old
         if node != old:
-            raise ValueError(f"resume: {key}={value} conflicts with the run's {key}={old}; resume takes the run's config")
+            raise ValueError(
+                f"resume: {key}={value} conflicts with the run's {key}={old}; resume takes the run's config"
+            )
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(applied)) if applied else saved
 
 
 #: Settings that hold a path: their values are quoted for Hydra's parser when they need it.
-PATH_KEYS = ("resume", "hydra.run.dir", "hydra.sweep.dir", "controller.init_from", "costs.latency_table",
-             "task.data.root", "task.data.images", "task.data.annotations", "task.data.path", "benchmark.path")
+PATH_KEYS = (
+    "resume",
+    "hydra.run.dir",
+    "hydra.sweep.dir",
+    "controller.init_from",
+    "costs.latency_table",
+    "task.data.root",
+    "task.data.images",
+    "task.data.annotations",
+    "task.data.path",
+    "benchmark.path",
+)
 _HYDRA_SPECIAL = set("=,[]{}()'\" \\")
 
 
@@ -281,7 +320,7 @@ def with_default_task(argv: list[str]) -> list[str]:
         # The run's own config applies; its directory is the run dir and
         # Hydra's .hydra/ files of the first start are left as they are.
         # Quoted for Hydra: unquoted here, quote_paths quotes it again.
-        run_dir = _unquote(next(a for a in argv if a.startswith("resume="))[len("resume="):])
+        run_dir = _unquote(next(a for a in argv if a.startswith("resume="))[len("resume=") :])
         extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
         return [*argv, *extra, "hydra.output_subdir=null"]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
@@ -314,11 +353,14 @@ def join_ranks(argv: list[str]) -> list[str]:
     """
     global COMM
     if any(a in ("-m", "--multirun") for a in argv):
-        raise ValueError("torchrun starts one search; sweep with -m without torchrun "
-                         "(a launcher such as submitit can start each job with several processes)")
+        raise ValueError(
+            "torchrun starts one search; sweep with -m without torchrun "
+            "(a launcher such as submitit can start each job with several processes)"
+        )
     given = dict(a.lstrip("+").partition("=")[::2] for a in argv if "=" in a)
     settings = DistributedSettings(
-        backend=given.get("distributed.backend", "auto"), timeout_s=float(given.get("distributed.timeout_s", 600)),
+        backend=given.get("distributed.backend", "auto"),
+        timeout_s=float(given.get("distributed.timeout_s", 600)),
     )
     COMM = init_from_env(settings, given.get("device", "auto"))
     if "hydra.run.dir" not in given:
@@ -350,7 +392,11 @@ def main() -> None:
                     value = _unquote(value)
                     if key == "hydra.run.dir" and sep and not value.strip():
                         raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
-                    if sep and value and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir())):
+                    if (
+                        sep
+                        and value
+                        and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir()))
+                    ):
                         lock_run_dir(value)
         run()
     finally:

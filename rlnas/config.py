@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
@@ -53,7 +53,7 @@ class ConfigError(ValueError):
 @dataclass
 class CheckpointConfig:
     every: int = 1
-    stop_after: Optional[int] = None  # noqa: UP007
+    stop_after: int | None = None  # noqa: UP007
 
 
 @dataclass
@@ -75,7 +75,7 @@ class GroundTruthConfig:
 @dataclass
 class CostsConfig:
     track: list[str] = field(default_factory=lambda: ["params", "size_mb", "size_int8_mb", "latency_ms"])
-    latency_table: Optional[str] = None  # noqa: UP007
+    latency_table: str | None = None  # noqa: UP007
 
 
 @dataclass
@@ -83,10 +83,10 @@ class RlnasConfig:
     """Schema of ``conf/config.yaml``: typed sections; the ``_target_`` groups are checked by signature."""
 
     seed: int = 0
-    data_seed: Optional[int] = None  # noqa: UP007
+    data_seed: int | None = None  # noqa: UP007
     device: str = "auto"
-    threads: Optional[int] = None  # noqa: UP007
-    resume: Optional[str] = None  # noqa: UP007
+    threads: int | None = None  # noqa: UP007
+    resume: str | None = None  # noqa: UP007
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
     costs: CostsConfig = field(default_factory=CostsConfig)
@@ -124,9 +124,14 @@ def describe_option(path: Path) -> str:
 
 def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
     """``python -m rlnas --help``: usage, every config group's options with one line each, and examples."""
-    groups = [("task", "+task=NAME (default: classification)"), ("space", "space=NAME"),
-              ("controller", "controller=NAME"), ("reward", "reward=NAME"),
-              ("benchmark", "+benchmark=NAME (tabular: no supernet, seconds)"), ("experiment", "+experiment=NAME")]
+    groups = [
+        ("task", "+task=NAME (default: classification)"),
+        ("space", "space=NAME"),
+        ("controller", "controller=NAME"),
+        ("reward", "reward=NAME"),
+        ("benchmark", "+benchmark=NAME (tabular: no supernet, seconds)"),
+        ("experiment", "+experiment=NAME"),
+    ]
     out = [
         "usage: python -m rlnas [+task=NAME] [GROUP=NAME ...] [key=value ...] [-m for a sweep]",
         "",
@@ -141,8 +146,9 @@ def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
         width = max(len(o) for o in options)
         for o in options:
             # Described from the first directory that holds it (added ones first).
-            path = next((Path(d) / group / f"{o}.yaml" for d in (*extra, conf_dir)
-                         if (Path(d) / group / f"{o}.yaml").is_file()))
+            path = next(
+                Path(d) / group / f"{o}.yaml" for d in (*extra, conf_dir) if (Path(d) / group / f"{o}.yaml").is_file()
+            )
             out.append(f"  {o:<{width}}  {describe_option(path)}")
     out += [
         "",
@@ -187,7 +193,7 @@ def search_dirs(argv: Sequence[str]) -> list[Path]:
             try:
                 from importlib.resources import files
 
-                path = Path(str(files(raw[len("pkg://"):].replace("/", "."))))
+                path = Path(str(files(raw[len("pkg://") :].replace("/", "."))))
             except (ModuleNotFoundError, TypeError):
                 raise ConfigError(f"{source}={raw}: no such package") from None
         else:
@@ -240,8 +246,11 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         ConfigError: Naming the override.
     """
     extra = search_dirs(argv)
-    value_of_flag = {i + 1 for i, a in enumerate(argv) if a in ("--config-dir", "-cd", "--config-name", "-cn",
-                                                                   "--config-path", "-cp")}
+    value_of_flag = {
+        i + 1
+        for i, a in enumerate(argv)
+        if a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
+    }
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
     check_group_choices(overrides, conf_dir, extra)
     if any(a.startswith("-") for a in argv):
@@ -291,7 +300,7 @@ def _matches(value: Any, annotation: Any) -> bool:
     base = origin or annotation
     if base in (list, tuple, Sequence, typing.Sequence, set):
         return isinstance(value, (list, tuple))
-    if base in (dict, typing.Mapping, typing.Dict):
+    if base in (dict, typing.Mapping, dict):
         return isinstance(value, dict)
     return True
 
@@ -317,8 +326,9 @@ def check_signature(values: dict[str, Any], target: Callable, prefix: str, skip:
         if key not in params:
             if takes_any:
                 continue
-            raise ConfigError(f"{prefix}.{key} is not a setting of {getattr(target, '__name__', target)}; "
-                              f"allowed: {', '.join(named)}")
+            raise ConfigError(
+                f"{prefix}.{key} is not a setting of {getattr(target, '__name__', target)}; allowed: {', '.join(named)}"
+            )
         hint = hints.get(key, params[key].annotation)
         if not _matches(value, hint):
             raise ConfigError(f"{prefix}.{key}={value!r} must be {_type_name(hint)}")

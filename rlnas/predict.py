@@ -91,8 +91,10 @@ def load_model(path: str | Path) -> Model:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PredictError(f"{meta_path}: malformed JSON ({err})") from None
     if isinstance(meta, dict) and meta.get("task") not in (None, *IMAGE_TASKS):
-        raise PredictError(f"{meta_path}: a {meta['task']} model; rlnas.predict runs image models "
-                           f"({', '.join(IMAGE_TASKS)}); load model.onnx with onnxruntime for other inputs")
+        raise PredictError(
+            f"{meta_path}: a {meta['task']} model; rlnas.predict runs image models "
+            f"({', '.join(IMAGE_TASKS)}); load model.onnx with onnxruntime for other inputs"
+        )
     if absent:
         raise PredictError(f"{meta_path}: no '{absent[0]}' entry")
     _check_meta(meta, meta_path)
@@ -111,10 +113,14 @@ MAX_SIDE = 4096
 def _check_meta(meta: dict[str, Any], meta_path: Path) -> None:
     """Refuses model.json fields that would crash or exhaust memory later, naming the field."""
     size = meta["image_size"]
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in size)):
-        raise PredictError(f"{meta_path}: image_size must be [height, width], whole numbers in 1..{MAX_SIDE}, "
-                           f"got {size!r}")
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in size)
+    ):
+        raise PredictError(
+            f"{meta_path}: image_size must be [height, width], whole numbers in 1..{MAX_SIDE}, got {size!r}"
+        )
     if meta["in_channels"] not in (1, 3) or isinstance(meta["in_channels"], bool):
         raise PredictError(f"{meta_path}: in_channels must be 1 (grey) or 3 (RGB), got {meta['in_channels']!r}")
     names = meta["class_names"]
@@ -126,8 +132,10 @@ def _check_against_session(meta: dict[str, Any], meta_path: Path, session: Any) 
     """Refuses a model.json that describes another network than model.onnx (where the ONNX shapes are fixed)."""
     shape = list(session.get_inputs()[0].shape)
     if len(shape) == 4:
-        for field, have, want in (("in_channels", meta["in_channels"], shape[1]),
-                                  ("image_size", meta["image_size"], shape[2:])):
+        for field, have, want in (
+            ("in_channels", meta["in_channels"], shape[1]),
+            ("image_size", meta["image_size"], shape[2:]),
+        ):
             fixed = [w for w in (want if isinstance(want, list) else [want])]
             if all(isinstance(w, int) for w in fixed) and (have if isinstance(have, list) else [have]) != fixed:
                 raise PredictError(f"{meta_path}: {field}={have} but model.onnx takes {want}")
@@ -138,8 +146,9 @@ def _check_against_session(meta: dict[str, Any], meta_path: Path, session: Any) 
         if len(outputs) != 2:
             raise PredictError(f"{meta_path}: task=classification but model.onnx outputs {len(outputs)}-D tensors")
         if isinstance(outputs[1], int) and outputs[1] != len(meta["class_names"]):
-            raise PredictError(f"{meta_path}: {len(meta['class_names'])} class_names but model.onnx scores "
-                               f"{outputs[1]} classes")
+            raise PredictError(
+                f"{meta_path}: {len(meta['class_names'])} class_names but model.onnx scores {outputs[1]} classes"
+            )
 
 
 def image_files(path: str | Path) -> list[Path]:
@@ -197,7 +206,9 @@ class Decoder:
             if score_threshold is not None:
                 task_config["score_threshold"] = float(score_threshold)
             # model.json is data (a model folder may come from anyone): only the project's detection task is built.
-            self.detector = checked_instantiate(task_config, DetectionTask, "task_config", source=str(model.path.with_name("model.json")))
+            self.detector = checked_instantiate(
+                task_config, DetectionTask, "task_config", source=str(model.path.with_name("model.json"))
+            )
             self.detector.num_classes = len(self.names)
             self.detector.image_size = int(model.size[1])
 
@@ -211,10 +222,14 @@ class Decoder:
         top = probs.topk(min(self.top_k, probs.shape[1]), dim=1)
         rows = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-            rows.append({
-                "class": self.names[indices[0]], "index": indices[0], "probability": round(values[0], 6),
-                "top_k": [{"class": self.names[i], "probability": round(v, 6)} for v, i in zip(values, indices)],
-            })
+            rows.append(
+                {
+                    "class": self.names[indices[0]],
+                    "index": indices[0],
+                    "probability": round(values[0], 6),
+                    "top_k": [{"class": self.names[i], "probability": round(v, 6)} for v, i in zip(values, indices)],
+                }
+            )
         return rows
 
     def _detections(self, outputs: np.ndarray, originals: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -225,20 +240,40 @@ class Decoder:
             # Boxes come in the model's input pixels; scale back to the original image.
             scale = torch.tensor([width / size, height / size, width / size, height / size])
             boxes = (found["boxes"].cpu() * scale).tolist()
-            rows.append({"detections": [
-                {"label": self.names[int(label)], "index": int(label), "score": round(float(score), 6),
-                 "box": [round(v, 2) for v in box]}
-                for box, label, score in zip(boxes, found["labels"].tolist(), found["scores"].tolist())
-            ]})
+            rows.append(
+                {
+                    "detections": [
+                        {
+                            "label": self.names[int(label)],
+                            "index": int(label),
+                            "score": round(float(score), 6),
+                            "box": [round(v, 2) for v in box],
+                        }
+                        for box, label, score in zip(boxes, found["labels"].tolist(), found["scores"].tolist())
+                    ]
+                }
+            )
         return rows
 
 
-def predict(model: Model, files: Sequence[Path], batch_size: int = 64, top_k: int = 3,
-            score_threshold: float | None = None, progress: bool = True) -> Iterator[dict[str, Any]]:
+def predict(
+    model: Model,
+    files: Sequence[Path],
+    batch_size: int = 64,
+    top_k: int = 3,
+    score_threshold: float | None = None,
+    progress: bool = True,
+) -> Iterator[dict[str, Any]]:
     """Yields one prediction per file, in order, batching the ONNX calls."""
     decoder = Decoder(model, top_k, score_threshold)
-    bar = tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True,
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=len(files),
+        desc="predict",
+        unit="img",
+        disable=None if progress else True,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     for chunk in _batches(files, max(1, int(batch_size))):
         loaded = [load_image(p, model.channels, model.size) for p in chunk]
         x = np.stack([pixels for pixels, _ in loaded])
@@ -271,8 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; errors print one line and return 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
-        print(__doc__.strip() + "\n\nsettings (key=value): model (required), input (required), output=null, "
-              "batch_size=64, top_k=3, score_threshold=null (detection: the model's own when null)")
+        print(
+            __doc__.strip() + "\n\nsettings (key=value): model (required), input (required), output=null, "
+            "batch_size=64, top_k=3, score_threshold=null (detection: the model's own when null)"
+        )
         return 0
     try:
         cfg = parse_args(args)

@@ -22,11 +22,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +33,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from tqdm.auto import tqdm
 
 from rlnas.costs.model import forward_mflops
-from rlnas.data.base import DataSplits, Split
+from rlnas.data.base import Split
 from rlnas.export import (
     Deployable,
     ExportMismatchError,
@@ -56,50 +53,20 @@ from rlnas.export import (
     stats_shape,
     torch_latency_ms,
 )
-from rlnas.spaces.base import SearchSpace
-from rlnas.supernet import build_child
 from rlnas.supernet.sharing import shared_weights
-from rlnas.tasks.base import Network, Task
-from rlnas.utils import atomic_file, conf_dir, data_seed, resolve_device, save_atomic, section_values, seed_everything, write_json_atomic
-from rlnas.utils.trust import checked_instantiate, load_run_config
+from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train
+from rlnas.utils import (
+    atomic_file,
+    conf_dir,
+    resolve_device,
+    save_atomic,
+    seed_everything,
+    write_json_atomic,
+)
+from rlnas.utils.trust import load_run_config
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
-
-
-@dataclass
-class Recipe:
-    """The training recipe (``train:`` with the search's values filled in)."""
-
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    lr_min: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    grad_clip: float
-    augment: bool
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
-        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
-            raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
-
-
-def make_recipe(train_cfg: DictConfig, search_cfg: DictConfig) -> Recipe:
-    """``train:`` values, with nulls taken from the search run's ``search:``."""
-    given = section_values(train_cfg, Recipe, "train")
-    values = {k: (v if v is not None else search_cfg.get(k)) for k, v in given.items()}
-    missing = [k for k, v in values.items() if v is None]
-    if missing:
-        raise ValueError(f"train.{missing[0]} is null and the search config has no search.{missing[0]}")
-    return Recipe(**values)
 
 
 def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[str, Any], DictConfig, Path]:
@@ -125,22 +92,6 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     return arch, payload, search_cfg, path.parent
 
 
-def search_parts(search_cfg: DictConfig, device: torch.device) -> tuple[Any, Task, DataSplits]:
-    """The search's space, task and data split on ``device``.
-
-    The search's data seed fixes the split, so the test split is the one the search never saw.
-    """
-    space = checked_instantiate(search_cfg.space, SearchSpace, "space")
-    task: Task = checked_instantiate(search_cfg.task, Task, "task")
-    return space, task, task.load_data(seed=data_seed(search_cfg)).to(device)
-
-
-def standalone_network(space: Any, task: Task, data: DataSplits, arch: Sequence[int]) -> Network:
-    """A fresh standalone child of ``arch`` with the task's head, on the data's device."""
-    child = build_child(space, list(arch), data.in_channels)
-    return Network(child, task.build_head(child.out_channels, data)).to(data.train.x.device)
-
-
 def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     """Copies the shared weights a child uses from ``supernet.pt``; returns how many tensors were copied.
 
@@ -158,77 +109,6 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     matched = shared_weights(weights, network)
     network.load_state_dict(matched, strict=False)
     return len(matched)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 256) -> dict[str, float]:
-    """The task's metrics over a whole split."""
-    was_training = model.training
-    model.eval()
-    outputs, targets = [], []
-    for x, y in split.chunks(batch_size):
-        outputs.append(model(x))
-        targets.append(y)
-    model.train(was_training)
-    return task.metrics(outputs, targets)
-
-
-def train(
-    network: nn.Module, task: Task, data: DataSplits, recipe: Recipe, seed: int, epochs: int | None = None,
-    lr_scale: float = 1.0, desc: str = "retrain",
-) -> list[dict[str, float]]:
-    """Trains ``network`` in place on the train split; returns per-epoch loss and val metric.
-
-    Raises:
-        FloatingPointError: When the loss becomes NaN or infinite (the step is named).
-    """
-    epochs = epochs or recipe.epochs
-    device = data.train.x.device
-    steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
-    lr = recipe.lr * lr_scale
-    if recipe.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=recipe.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(
-            network.parameters(), lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
-            weight_decay=recipe.weight_decay,
-        )
-    # Cosine annealing per step (Loshchilov & Hutter, 2017), as in the search.
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=epochs * steps_per_epoch, eta_min=min(recipe.lr_min, lr)
-    )
-    generator = torch.Generator(device).manual_seed(seed)
-    history = []
-    network.train()
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, dynamic_ncols=True)
-    for epoch in bar:
-        order = torch.randperm(len(data.train), device=device, generator=generator)
-        total = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
-            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            x, y = data.train.x[idx], data.train.y[idx]
-            if recipe.augment:
-                x, y = task.augment(x, y, generator)
-            loss = task.loss(network(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += loss.detach()
-        mean_loss = float(total) / steps_per_epoch  # one host sync per epoch
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"{desc}: loss is {mean_loss} in epoch {epoch + 1}; lower train.lr (now {lr:g}) or set train.grad_clip"
-            )
-        row = {"epoch": epoch + 1, "loss": mean_loss}
-        if epoch + 1 == epochs or (epoch + 1) % max(1, epochs // 6) == 0:
-            row[f"val_{task.reward_metric}"] = evaluate(network, task, data.val)[task.reward_metric]
-        history.append(row)
-        bar.set_postfix(loss=f"{mean_loss:.3f}", **{k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
-    network.eval()
-    return history
 
 
 def denormalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
@@ -258,8 +138,14 @@ class _RawInputs(nn.Module):
 
 
 def _variant_row(name: str, metrics: dict[str, float], params: int, size_mb: float, latency: float, **extra) -> dict:
-    return {"variant": name, **{f"test_{k}": v for k, v in metrics.items()}, "params": params,
-            "size_mb": size_mb, "latency_ms": latency, **extra}
+    return {
+        "variant": name,
+        **{f"test_{k}": v for k, v in metrics.items()},
+        "params": params,
+        "size_mb": size_mb,
+        "latency_ms": latency,
+        **extra,
+    }
 
 
 def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -285,8 +171,10 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     space.validate(arch)
     saved = payload.get("description")
     if saved is not None and saved != space.describe(arch):  # same length, another space: another network
-        raise ValueError(f"arch={cfg.arch} was found in another space ({saved}) than the one its config.yaml "
-                         f"describes ({space.describe(arch)}); pass that search's config with run_config=")
+        raise ValueError(
+            f"arch={cfg.arch} was found in another space ({saved}) than the one its config.yaml "
+            f"describes ({space.describe(arch)}); pass that search's config with run_config="
+        )
     network = standalone_network(space, task, data, arch)
     copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
     log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)
@@ -301,13 +189,25 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         expected = deploy(inputs)
     params = sum(p.numel() for p in network.parameters())
     size = state_size_mb(deploy)
-    rows = [_variant_row("pytorch fp32", test, params, size, torch_latency_ms(deploy, example),
-                         mflops=forward_mflops(deploy, example))]
+    rows = [
+        _variant_row(
+            "pytorch fp32",
+            test,
+            params,
+            size,
+            torch_latency_ms(deploy, example),
+            mflops=forward_mflops(deploy, example),
+        )
+    ]
 
     checkpoint = {
-        "state_dict": network.state_dict(), "arch": arch, "task": task.name,
+        "state_dict": network.state_dict(),
+        "arch": arch,
+        "task": task.name,
         "search_config": OmegaConf.to_container(search_cfg, resolve=True),
-        "retrain_config": OmegaConf.to_container(cfg, resolve=True), "mean": data.mean, "std": data.std,
+        "retrain_config": OmegaConf.to_container(cfg, resolve=True),
+        "mean": data.mean,
+        "std": data.std,
     }
     save_atomic(checkpoint, out_dir / "model.pt")
     files = {"pytorch": "model.pt"}
@@ -316,20 +216,32 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         session = onnx_session(out_dir / "model.onnx")
         diff = check_parity("model.onnx", expected, session.run(None, {"images": inputs.numpy()})[0])
         onnx_fn = lambda x: session.run(None, {"images": x.numpy()})[0]  # noqa: E731
-        rows.append(_variant_row(
-            "onnxruntime fp32", evaluate(_RawInputs(onnx_fn, data.mean, data.std), task, data.test), params,
-            (out_dir / "model.onnx").stat().st_size / 1e6, onnx_latency_ms(session, example), max_abs_diff=diff,
-        ))
+        rows.append(
+            _variant_row(
+                "onnxruntime fp32",
+                evaluate(_RawInputs(onnx_fn, data.mean, data.std), task, data.test),
+                params,
+                (out_dir / "model.onnx").stat().st_size / 1e6,
+                onnx_latency_ms(session, example),
+                max_abs_diff=diff,
+            )
+        )
         files["onnx"] = "model.onnx"
     if cfg.export.torchscript:
         export_torchscript(deploy, example, out_dir / "model.ts")
         scripted = load_torchscript(out_dir / "model.ts")
         with torch.no_grad():
             diff = check_parity("model.ts", expected, scripted(inputs))
-        rows.append(_variant_row(
-            "torchscript fp32", test, params, (out_dir / "model.ts").stat().st_size / 1e6,
-            torch_latency_ms(scripted, example), max_abs_diff=diff,
-        ))
+        rows.append(
+            _variant_row(
+                "torchscript fp32",
+                test,
+                params,
+                (out_dir / "model.ts").stat().st_size / 1e6,
+                torch_latency_ms(scripted, example),
+                max_abs_diff=diff,
+            )
+        )
         files["torchscript"] = "model.ts"
 
     if compress in ("int8", "all"):
@@ -339,40 +251,73 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         export_torchscript(quantized, example, out_dir / "model_int8.ts")
         files["int8_torchscript"] = "model_int8.ts"
         scheme = getattr(quantized, "int8_scheme", "static PTQ")
-        rows.append(_variant_row(f"int8 ({scheme})", metrics, params, state_size_mb(quantized),
-                                 torch_latency_ms(quantized, example)))
+        rows.append(
+            _variant_row(
+                f"int8 ({scheme})", metrics, params, state_size_mb(quantized), torch_latency_ms(quantized, example)
+            )
+        )
     if compress in ("prune", "all"):
         pruned = copy.deepcopy(network)
         targets = prune_magnitude(pruned, float(cfg.prune.amount))
         before = evaluate(pruned, task, data.test)
         # Fine-tuning at a tenth of the learning rate recovers most of the loss (Han et al., 2015).
-        train(pruned, task, data, recipe, int(cfg.seed) + 1, epochs=int(cfg.prune.finetune_epochs), lr_scale=0.1,
-              desc="fine-tune")
+        train(
+            pruned,
+            task,
+            data,
+            recipe,
+            int(cfg.seed) + 1,
+            epochs=int(cfg.prune.finetune_epochs),
+            lr_scale=0.1,
+            desc="fine-tune",
+        )
         finalize_pruning(targets)
         metrics = evaluate(pruned, task, data.test)
-        pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std,
-                                   data.test.x.dim()).eval()
+        pruned_deploy = Deployable(copy.deepcopy(pruned).cpu().eval(), data.mean, data.std, data.test.x.dim()).eval()
         save_atomic({**checkpoint, "state_dict": pruned.state_dict()}, out_dir / "model_pruned.pt")
         files["pruned_pytorch"] = "model_pruned.pt"
         nonzero = nonzero_params(pruned)
-        rows.append(_variant_row(
-            f"pruned {cfg.prune.amount:g} + fine-tune", metrics, params, state_size_mb(pruned_deploy),
-            torch_latency_ms(pruned_deploy, example), nonzero_params=nonzero, sparse_size_mb=nonzero * 4 / 1e6,
-            **{f"test_{k}_before_finetune": v for k, v in before.items()},
-        ))
+        rows.append(
+            _variant_row(
+                f"pruned {cfg.prune.amount:g} + fine-tune",
+                metrics,
+                params,
+                state_size_mb(pruned_deploy),
+                torch_latency_ms(pruned_deploy, example),
+                nonzero_params=nonzero,
+                sparse_size_mb=nonzero * 4 / 1e6,
+                **{f"test_{k}_before_finetune": v for k, v in before.items()},
+            )
+        )
 
     meta = {
-        "task": task.name, "task_config": OmegaConf.to_container(search_cfg.task, resolve=True),
-        "arch": arch, "description": space.describe(arch), "class_names": data.class_names,
-        "num_classes": data.num_classes, "in_channels": data.in_channels,
-        "image_size": list(data.train.x.shape[-2:]), "input": "raw images in [0, 1], (N, C, H, W)", "files": files,
+        "task": task.name,
+        "task_config": OmegaConf.to_container(search_cfg.task, resolve=True),
+        "arch": arch,
+        "description": space.describe(arch),
+        "class_names": data.class_names,
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "image_size": list(data.train.x.shape[-2:]),
+        "input": "raw images in [0, 1], (N, C, H, W)",
+        "files": files,
     }
     write_json_atomic(out_dir / "model.json", meta)
     report = {
-        "arch": arch, "description": space.describe(arch), "task": task.name, "source": str(cfg.arch),
-        "search_val": payload.get("metrics", {}), "val": val, "test": test, "init": str(cfg.init),
-        "supernet_tensors_copied": copied, "recipe": recipe.__dict__, "history": history, "variants": rows,
-        "device": str(device), "seconds": time.perf_counter() - start,
+        "arch": arch,
+        "description": space.describe(arch),
+        "task": task.name,
+        "source": str(cfg.arch),
+        "search_val": payload.get("metrics", {}),
+        "val": val,
+        "test": test,
+        "init": str(cfg.init),
+        "supernet_tensors_copied": copied,
+        "recipe": recipe.__dict__,
+        "history": history,
+        "variants": rows,
+        "device": str(device),
+        "seconds": time.perf_counter() - start,
     }
     write_json_atomic(out_dir / "report.json", report)
     with atomic_file(out_dir / "report.md") as f:
@@ -383,14 +328,15 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def report_markdown(report: dict[str, Any]) -> str:
     """``report.md``: what was trained and one row per exported or compressed variant."""
     metric_keys = [k for k in report["variants"][0] if k.startswith("test_")]
+    recipe = report["recipe"]
     lines = [
         f"# Retrained {report['task']} model",
         "",
         f"- Architecture: `{report['description']}`",
         f"- From: `{report['source']}` (init: {report['init']})",
-        f"- Recipe: {report['recipe']['epochs']} epochs, {report['recipe']['optimizer']} lr {report['recipe']['lr']:g}, "
-        f"batch {report['recipe']['batch_size']}, weight decay {report['recipe']['weight_decay']:g}, "
-        f"augment {report['recipe']['augment']}",
+        f"- Recipe: {recipe['epochs']} epochs, {recipe['optimizer']} lr {recipe['lr']:g}, "
+        f"batch {recipe['batch_size']}, weight decay {recipe['weight_decay']:g}, "
+        f"augment {recipe['augment']}",
         "- Validation during the search (shared weights): "
         + ", ".join(f"{k} {v:.4f}" for k, v in report["search_val"].items()),
         "- Validation after retraining: " + ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items()),
@@ -407,8 +353,14 @@ def report_markdown(report: dict[str, Any]) -> str:
             notes.append(f"{row['nonzero_params']:,} non-zero ({row['sparse_size_mb']:.3f} MB sparse)")
         if "mflops" in row:
             notes.append(f"{row['mflops']:.2f} MFLOPs")
-        cells = [row["variant"], *(f"{row[k]:.4f}" for k in metric_keys), f"{row['params']:,}",
-                 f"{row['size_mb']:.3f}", f"{row['latency_ms']:.3f}", "; ".join(notes)]
+        cells = [
+            row["variant"],
+            *(f"{row[k]:.4f}" for k in metric_keys),
+            f"{row['params']:,}",
+            f"{row['size_mb']:.3f}",
+            f"{row['latency_ms']:.3f}",
+            "; ".join(notes),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -423,8 +375,10 @@ def run(cfg: DictConfig) -> None:
         report = retrain(cfg, out_dir)
     first = report["variants"][0]
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in first.items() if k.startswith("test_"))
-    print(f"retrained: {report['description']} | {metrics} | params={first['params']:,} | "
-          f"size_mb={first['size_mb']:.3f} | latency_ms={first['latency_ms']:.3f} | run dir: {out_dir}")
+    print(
+        f"retrained: {report['description']} | {metrics} | params={first['params']:,} | "
+        f"size_mb={first['size_mb']:.3f} | latency_ms={first['latency_ms']:.3f} | run dir: {out_dir}"
+    )
 
 
 def main() -> None:

@@ -67,6 +67,10 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", "rlnas", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-        timeout=timeout, env=env,
+        [sys.executable, "-m", "rlnas", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )

@@ -26,8 +26,10 @@ def main(out: str, overrides: list[str]) -> None:
         result = search.run()
         weights = {k: v.detach().cpu() for k, v in search.model.state_dict().items()}
         archs = [row["arch"] for row in search.history]
-        torch.save({"weights": weights, "archs": archs, "best": result.best.arch},
-                   Path(out) / f"rank{comm.rank}_of{comm.world}.pt")
+        torch.save(
+            {"weights": weights, "archs": archs, "best": result.best.arch},
+            Path(out) / f"rank{comm.rank}_of{comm.world}.pt",
+        )
     finally:
         shutdown()
 

@@ -23,7 +23,10 @@ from tests.conftest import ROOT
 BAD_CONFIGS = [
     # unknown names in config groups (sweep values too)
     (["controller=foo"], "controller=foo is not a controller config; allowed: darts, enas, evolution, gdas, grid"),
-    (["+task=segmentation"], "task=segmentation is not a task config; allowed: classification, cluttered_digits, detection"),
+    (
+        ["+task=segmentation"],
+        "task=segmentation is not a task config; allowed: classification, cluttered_digits, detection",
+    ),
     (["space=huge"], "space=huge is not a space config; allowed: attention, conv1d, macro"),
     (["reward=fast"], "reward=fast is not a reward config; allowed: hard, metric, mnas"),
     (["controller=enas,evolutionary"], "controller=evolutionary is not a controller config"),
@@ -40,7 +43,10 @@ BAD_CONFIGS = [
     (["+search.epoch=3"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
     (["+checkpoint.evry=2"], "checkpoint.evry is not a setting; allowed: every, stop_after"),
     (["+space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, dims, num_layers"),
-    (["+task.data.colour=1"], "task.data.colour is not a setting of load_image_classification; allowed: generator, image_size"),
+    (
+        ["+task.data.colour=1"],
+        "task.data.colour is not a setting of load_image_classification; allowed: generator, image_size",
+    ),
     (["space.depth=3"], "Could not override 'space.depth'"),
     # zero or negative budgets, out-of-range values
     (["search.epochs=0"], "search.epochs must be >= 1, got 0"),
@@ -87,8 +93,10 @@ BAD_CONFIGS = [
     (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
     (["search.bn_calibration_scope=some"], "search.bn_calibration_scope='some' is unknown; allowed: ['final', 'all']"),
     (["search.final_proxy=snip"], "search.final_proxy='snip' is unknown; allowed: [None, 'synflow']"),
-    (["+task=sequence", "space=attention", "search.final_proxy=synflow"],
-     "search.final_proxy=synflow cannot rank these networks: their LayerNorm subtracts a mean of its input"),
+    (
+        ["+task=sequence", "space=attention", "search.final_proxy=synflow"],
+        "search.final_proxy=synflow cannot rank these networks: their LayerNorm subtracts a mean of its input",
+    ),
     # data paths given in the config
     (["task.data.name=imagefolder", "task.data.root=/nonexistent/pets"], "/nonexistent/pets"),
     (["+task=detection", "task.data.name=coco"], "task.data.annotations"),
@@ -180,10 +188,14 @@ def _coco(root, **changes):
     for name in ("a.png", "b.png"):
         _image(root / "img" / name, size=(40, 80))
     payload = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 40},
-                   {"id": 2, "file_name": "b.png", "width": 80, "height": 40}],
-        "annotations": [{"id": 10, "image_id": 1, "bbox": [8, 4, 16, 20], "category_id": 7},
-                        {"id": 12, "image_id": 2, "bbox": [0, 0, 80, 40], "category_id": 3}],
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 80, "height": 40},
+            {"id": 2, "file_name": "b.png", "width": 80, "height": 40},
+        ],
+        "annotations": [
+            {"id": 10, "image_id": 1, "bbox": [8, 4, 16, 20], "category_id": 7},
+            {"id": 12, "image_id": 2, "bbox": [0, 0, 80, 40], "category_id": 3},
+        ],
         "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
         **changes,
     }
@@ -218,57 +230,128 @@ def load_coco_at(images_ann):
 
 BAD_DATA = [
     ("imagefolder root missing", lambda t: load_folder(t / "nope"), "nope"),
-    ("imagefolder without class folders", lambda t: load_folder(_imagefolder(t, {"notes.txt": b"x"})),
-     "Couldn't find any class folder"),
-    ("imagefolder class without images", lambda t: load_folder(_imagefolder(t, {"cat/readme.txt": b"x"})),
-     "Found no valid file for the classes cat"),
-    ("imagefolder truncated png", lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/b.png": b"\x89PNG\r\n"})),
-     "b.png: unreadable image"),
-    ("imagefolder empty jpg", lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/c.jpg": b""})),
-     "c.jpg: unreadable image"),
+    (
+        "imagefolder without class folders",
+        lambda t: load_folder(_imagefolder(t, {"notes.txt": b"x"})),
+        "Couldn't find any class folder",
+    ),
+    (
+        "imagefolder class without images",
+        lambda t: load_folder(_imagefolder(t, {"cat/readme.txt": b"x"})),
+        "Found no valid file for the classes cat",
+    ),
+    (
+        "imagefolder truncated png",
+        lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/b.png": b"\x89PNG\r\n"})),
+        "b.png: unreadable image",
+    ),
+    (
+        "imagefolder empty jpg",
+        lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/c.jpg": b""})),
+        "c.jpg: unreadable image",
+    ),
     ("cifar10 files missing", lambda t: load_image_classification("cifar10", root=str(t)), "cifar10 not found under"),
     ("coco annotations missing", lambda t: load_coco(t, t / "nope.json", 32), "nope.json: annotations file not found"),
-    ("coco malformed json", lambda t: (t.joinpath("bad.json").write_text("{not json"), load_coco(t, t / "bad.json", 32)),
-     "bad.json: malformed JSON"),
-    ("coco json not an object", lambda t: (t.joinpath("bad.json").write_text("[]"), load_coco(t, t / "bad.json", 32)),
-     "bad.json: a COCO file needs"),
-    ("coco box outside its image",
-     lambda t: load_coco_at(_coco(t, annotations=[{"id": 5, "image_id": 1, "bbox": [70, 0, 20, 10], "category_id": 3}])),
-     "ann.json: annotations[0] (id 5)"),
-    ("coco unknown category",
-     lambda t: load_coco_at(_coco(t, annotations=[{"id": 6, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 99}])),
-     "unknown category_id 99"),
-    ("coco unknown image id",
-     lambda t: load_coco_at(_coco(t, annotations=[{"id": 8, "image_id": 42, "bbox": [1, 1, 5, 5], "category_id": 3}])),
-     "unknown or missing 42"),
-    ("coco malformed bbox",
-     lambda t: load_coco_at(_coco(t, annotations=[{"id": 9, "image_id": 1, "bbox": "wide", "category_id": 3}])),
-     "bbox must be"),
-    ("coco image file missing",
-     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "zzz.png", "width": 80, "height": 40},
-                                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}])),
-     "zzz.png: image file"),
-    ("coco without annotations", lambda t: load_coco_at(_coco(t, annotations=[])),
-     "ann.json: no annotations; detection needs boxes"),
-    ("coco image of another size than declared",
-     lambda t: load_coco_at(_coco(t, images=[{"id": 1, "file_name": "a.png", "width": 160, "height": 80},
-                                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}])),
-     "ann.json: images record 1 declares 160x80 but a.png is 80x40"),
+    (
+        "coco malformed json",
+        lambda t: (t.joinpath("bad.json").write_text("{not json"), load_coco(t, t / "bad.json", 32)),
+        "bad.json: malformed JSON",
+    ),
+    (
+        "coco json not an object",
+        lambda t: (t.joinpath("bad.json").write_text("[]"), load_coco(t, t / "bad.json", 32)),
+        "bad.json: a COCO file needs",
+    ),
+    (
+        "coco box outside its image",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 5, "image_id": 1, "bbox": [70, 0, 20, 10], "category_id": 3}])
+        ),
+        "ann.json: annotations[0] (id 5)",
+    ),
+    (
+        "coco unknown category",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 6, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 99}])
+        ),
+        "unknown category_id 99",
+    ),
+    (
+        "coco unknown image id",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 8, "image_id": 42, "bbox": [1, 1, 5, 5], "category_id": 3}])
+        ),
+        "unknown or missing 42",
+    ),
+    (
+        "coco malformed bbox",
+        lambda t: load_coco_at(_coco(t, annotations=[{"id": 9, "image_id": 1, "bbox": "wide", "category_id": 3}])),
+        "bbox must be",
+    ),
+    (
+        "coco image file missing",
+        lambda t: load_coco_at(
+            _coco(
+                t,
+                images=[
+                    {"id": 1, "file_name": "zzz.png", "width": 80, "height": 40},
+                    {"id": 2, "file_name": "b.png", "width": 80, "height": 40},
+                ],
+            )
+        ),
+        "zzz.png: image file",
+    ),
+    (
+        "coco without annotations",
+        lambda t: load_coco_at(_coco(t, annotations=[])),
+        "ann.json: no annotations; detection needs boxes",
+    ),
+    (
+        "coco image of another size than declared",
+        lambda t: load_coco_at(
+            _coco(
+                t,
+                images=[
+                    {"id": 1, "file_name": "a.png", "width": 160, "height": 80},
+                    {"id": 2, "file_name": "b.png", "width": 80, "height": 40},
+                ],
+            )
+        ),
+        "ann.json: images record 1 declares 160x80 but a.png is 80x40",
+    ),
     ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
     ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
     ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
-    ("sequence file missing", lambda t: load_sequences("file", path=str(t / "seq.npz")), "seq.npz: sequence file not found"),
-    ("sequence file of another type", lambda t: load_sequences("file", path=_write(t / "seq.txt", "1,2,3")),
-     "seq.txt: unknown sequence file type '.txt'"),
-    ("sequence csv with a ragged row", lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2,3\n1,4,5\n")),
-     "s.csv: line 2: 2 values, the first row has 3"),
-    ("sequence csv with text", lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2\ncat,4,5\n")),
-     "s.csv: line 2: expected an integer label"),
-    ("sequence npz without labels", lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)))),
-     "s.npz: needs arrays 'x' (N, steps, features) and 'y' (N,); missing ['y']"),
-    ("sequence npz with negative labels",
-     lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array([0, 1, -1, 0]))),
-     "s.npz: labels must be class indices"),
+    (
+        "sequence file missing",
+        lambda t: load_sequences("file", path=str(t / "seq.npz")),
+        "seq.npz: sequence file not found",
+    ),
+    (
+        "sequence file of another type",
+        lambda t: load_sequences("file", path=_write(t / "seq.txt", "1,2,3")),
+        "seq.txt: unknown sequence file type '.txt'",
+    ),
+    (
+        "sequence csv with a ragged row",
+        lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2,3\n1,4,5\n")),
+        "s.csv: line 2: 2 values, the first row has 3",
+    ),
+    (
+        "sequence csv with text",
+        lambda t: load_sequences("file", path=_write(t / "s.csv", "0,1,2\ncat,4,5\n")),
+        "s.csv: line 2: expected an integer label",
+    ),
+    (
+        "sequence npz without labels",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)))),
+        "s.npz: needs arrays 'x' (N, steps, features) and 'y' (N,); missing ['y']",
+    ),
+    (
+        "sequence npz with negative labels",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array([0, 1, -1, 0]))),
+        "s.npz: labels must be class indices",
+    ),
     ("sequence file name without a path", lambda t: load_sequences("file"), "task.data.path must name"),
 ]
 
@@ -301,24 +384,30 @@ def test_images_of_mixed_sizes_and_modes_load_resized(tmp_path):
     _image(tmp_path / "cat" / "b.png", size=(31, 17), mode="L")
     _image(tmp_path / "dog" / "c.png", size=(64, 64))
     _image(tmp_path / "dog" / "d.png", size=(8, 8))
-    data = load_image_classification("imagefolder", root=str(tmp_path), image_size=16, val_fraction=0.25,
-                                      test_fraction=0.25)
+    data = load_image_classification(
+        "imagefolder", root=str(tmp_path), image_size=16, val_fraction=0.25, test_fraction=0.25
+    )
     assert data.train.x.shape[1:] == (3, 16, 16)
     assert len(data.train) + len(data.val) + len(data.test) == 4
 
 
-@pytest.mark.parametrize("entry, message", [
-    (-1, r"entries_ms.stem=-1 is not a latency"),
-    ("fast", r"entries_ms.stem='fast' is not a latency"),
-    (float("nan"), r"entries_ms.stem=nan is not a latency"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (-1, r"entries_ms.stem=-1 is not a latency"),
+        ("fast", r"entries_ms.stem='fast' is not a latency"),
+        (float("nan"), r"entries_ms.stem=nan is not a latency"),
+    ],
+)
 def test_latency_tables_with_values_that_are_not_latencies_are_refused(tmp_path, entry, message):
     import json as json_
 
     from rlnas.costs.latency import LatencyTable
 
     path = tmp_path / "lut.json"
-    path.write_text(json_.dumps({"device": "cpu", "input_shape": [1, 8, 8], "entries_ms": {"head": 0.1, "stem": entry}}))
+    path.write_text(
+        json_.dumps({"device": "cpu", "input_shape": [1, 8, 8], "entries_ms": {"head": 0.1, "stem": entry}})
+    )
     with pytest.raises(ValueError, match=message):
         LatencyTable.load(path)
 

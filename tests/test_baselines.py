@@ -48,8 +48,11 @@ def test_evolution_ages_out_the_oldest_and_mutates_one_decision():
     first = ctrl.propose(4)
     ctrl.observe(first, [0.1, 0.9, 0.2, 0.3])
     children = ctrl.propose(20)
-    assert all(sum(a != b for a, b in zip(c, p)) == 1 for c in children for p in [min(first, key=lambda a: sum(
-        x != y for x, y in zip(a, c)))])
+    assert all(
+        sum(a != b for a, b in zip(c, p)) == 1
+        for c in children
+        for p in [min(first, key=lambda a: sum(x != y for x, y in zip(a, c)))]
+    )
     ctrl.observe([children[0]], [0.5])
     assert [a for a, _ in ctrl.population] == first[1:] + [children[0]]
     with pytest.raises(ValueError, match="controller.sample_size"):

@@ -25,8 +25,9 @@ def write_csv(path: Path, rows: dict[str, float], header: str = "key,acc,params"
 
 def test_csv_and_json_tables_answer_the_same(tmp_path):
     rows = {f"{a}-{b}": i / 10 for i, (a, b) in enumerate((a, b) for a in "xy" for b in "pqr")}
-    csv_table = TabularBenchmark(tiny_space(), write_csv(tmp_path / "t.csv", rows), "{a}-{b}", "acc", "key",
-                                 {"params": "params"})
+    csv_table = TabularBenchmark(
+        tiny_space(), write_csv(tmp_path / "t.csv", rows), "{a}-{b}", "acc", "key", {"params": "params"}
+    )
     (tmp_path / "t.json").write_text(json.dumps({k: {"acc": v, "params": len(k)} for k, v in rows.items()}))
     json_table = TabularBenchmark(tiny_space(), tmp_path / "t.json", "{a}-{b}", "acc", costs={"params": "params"})
     for arch in [(0, 0), (1, 2), (0, 1)]:
@@ -78,8 +79,16 @@ def test_nb201_table_matches_its_published_checks():
     search = build_budget_search(load_config(["+benchmark=nb201_cifar10", "controller=random"]), None)
     assert search.space.size == 15625 and len(search.evaluator.rows) == 15625
     assert search.evaluator.optimum() == pytest.approx(0.943733, abs=1e-5)
-    best = search.space.encode({"e0": "nor_conv_3x3", "e1": "nor_conv_3x3", "e2": "nor_conv_3x3",
-                                "e3": "skip_connect", "e4": "nor_conv_3x3", "e5": "nor_conv_3x3"})
+    best = search.space.encode(
+        {
+            "e0": "nor_conv_3x3",
+            "e1": "nor_conv_3x3",
+            "e2": "nor_conv_3x3",
+            "e3": "skip_connect",
+            "e4": "nor_conv_3x3",
+            "e5": "nor_conv_3x3",
+        }
+    )
     assert 0.9 < search.evaluator.evaluate(best).metrics["cifar10_test_acc"] <= 0.943733 + 1e-9
 
 
@@ -108,8 +117,9 @@ def test_nb201_rows_are_pinned_by_their_official_index(index):
 @needs_nb201
 @pytest.mark.parametrize("controller", ["random", "enas", "maskable_ppo", "evolution"])
 def test_benchmark_search_from_the_command_line(tmp_path, controller):
-    proc = run_cli("+benchmark=nb201_cifar10", f"controller={controller}", "benchmark.evaluations=60",
-                   f"hydra.run.dir={tmp_path}")
+    proc = run_cli(
+        "+benchmark=nb201_cifar10", f"controller={controller}", "benchmark.evaluations=60", f"hydra.run.dir={tmp_path}"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     best = json.loads((tmp_path / "best_arch.json").read_text())
     assert 0.85 < best["metrics"]["cifar10_test_acc"] <= 0.9438 and best["benchmark"] == "nb201_cifar10"
@@ -119,8 +129,12 @@ def test_benchmark_search_from_the_command_line(tmp_path, controller):
 
 
 def test_missing_table_is_one_line_naming_the_path(tmp_path):
-    proc = run_cli("+benchmark=nb201_cifar10", "benchmark.path=/nowhere/nb201.csv", "benchmark.env_var=null",
-                   f"hydra.run.dir={tmp_path}")
+    proc = run_cli(
+        "+benchmark=nb201_cifar10",
+        "benchmark.path=/nowhere/nb201.csv",
+        "benchmark.env_var=null",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "/nowhere/nb201.csv not found; it must be a CSV with columns ['arch', 'cifar10_test_acc']" in proc.stderr
@@ -147,8 +161,23 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- study:out -->\nold table\n<!-- /study:out -->\nafter\n")
     out = tmp_path / "out"
-    main(["--benchmark", "nb201_cifar10", "--seeds", "2", "--budgets", "20", "40",
-          "--controllers", "evolution", "--out", str(out), "--readme", str(readme)])
+    main(
+        [
+            "--benchmark",
+            "nb201_cifar10",
+            "--seeds",
+            "2",
+            "--budgets",
+            "20",
+            "40",
+            "--controllers",
+            "evolution",
+            "--out",
+            str(out),
+            "--readme",
+            str(readme),
+        ]
+    )
     block = readme.read_text()
     assert "old table" not in block and block.startswith("intro\n") and block.endswith("after\n")
     assert "| controller | 20 evals | p vs random | p vs evolution | 40 evals | p vs random | p vs evolution |" in block
@@ -163,11 +192,14 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 2 * 2 * 40
 
 
-@pytest.mark.parametrize("rows, message", [
-    ("x-p,nan\nx-q,0.5\n", r"record 'x-p' \(row 2\) has acc=nan"),
-    ("x-p,0.4\nx-q,inf\n", r"record 'x-q' \(row 3\) has acc=inf"),
-    ("x-p,0.4\nx-p,0.5\n", r"record 'x-p' appears twice \(again at row 3\)"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ("x-p,nan\nx-q,0.5\n", r"record 'x-p' \(row 2\) has acc=nan"),
+        ("x-p,0.4\nx-q,inf\n", r"record 'x-q' \(row 3\) has acc=inf"),
+        ("x-p,0.4\nx-p,0.5\n", r"record 'x-p' appears twice \(again at row 3\)"),
+    ],
+)
 def test_tables_with_non_finite_values_or_duplicate_records_are_refused(tmp_path, rows, message):
     path = tmp_path / "t.csv"
     path.write_text("arch,acc\n" + rows)

@@ -12,8 +12,16 @@ from tests.conftest import run_cli
 def test_arch_strings_follow_nb201_notation():
     space = NB201Space()
     assert space.size == 5**6
-    arch = space.encode({"e0": "nor_conv_3x3", "e1": "nor_conv_3x3", "e2": "avg_pool_3x3", "e3": "skip_connect",
-                         "e4": "nor_conv_3x3", "e5": "skip_connect"})
+    arch = space.encode(
+        {
+            "e0": "nor_conv_3x3",
+            "e1": "nor_conv_3x3",
+            "e2": "avg_pool_3x3",
+            "e3": "skip_connect",
+            "e4": "nor_conv_3x3",
+            "e5": "skip_connect",
+        }
+    )
     assert space.nb201_string(arch) == (
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     )

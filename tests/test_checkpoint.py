@@ -17,7 +17,6 @@ from hydra import compose, initialize_config_dir
 from rlnas.search.builder import build_search
 from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, SearchInterrupted, load_checkpoint
 from rlnas.search.loop import EpochStats
-
 from tests.conftest import ROOT, run_cli
 
 SMOKE = ["+experiment=smoke", "search.epochs=3"]
@@ -59,15 +58,26 @@ def test_cli_stop_and_resume_reproduces_the_uninterrupted_run(reference, tmp_pat
     assert _outputs(tmp_path) == _outputs(reference)
 
 
-@pytest.mark.parametrize("controller", ["evolution", "ppo", "maskable_ppo",
-                                        pytest.param("recurrent_ppo", marks=pytest.mark.slow), "tpe", "gdas", "enas",
-                                        "local_search"])
+@pytest.mark.parametrize(
+    "controller",
+    [
+        "evolution",
+        "ppo",
+        "maskable_ppo",
+        pytest.param("recurrent_ppo", marks=pytest.mark.slow),
+        "tpe",
+        "gdas",
+        "enas",
+        "local_search",
+    ],
+)
 def test_every_controller_state_survives_a_resume(controller, tmp_path):
     lut = f"costs.latency_table={tmp_path / 'ref' / 'latency_lut.json'}"
     build_search(_cfg(f"controller={controller}"), tmp_path / "ref", progress=False).run()
     with pytest.raises(SearchInterrupted):
-        build_search(_cfg(f"controller={controller}", lut, "checkpoint.stop_after=2"), tmp_path / "cut",
-                     progress=False).run()
+        build_search(
+            _cfg(f"controller={controller}", lut, "checkpoint.stop_after=2"), tmp_path / "cut", progress=False
+        ).run()
     build_search(_cfg(f"controller={controller}", lut), tmp_path / "cut", progress=False, resume=True).run()
     assert _outputs(tmp_path / "cut") == _outputs(tmp_path / "ref")
 
@@ -97,8 +107,19 @@ def test_resume_rejects_overrides_that_change_the_run(reference, tmp_path):
 def test_sigterm_finishes_the_epoch_writes_a_checkpoint_and_exits(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=200", "search.supernet_steps=20",
-         f"hydra.run.dir={tmp_path}"], cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "rlnas",
+            "+experiment=smoke",
+            "search.epochs=200",
+            "search.supernet_steps=20",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 240
     while not (tmp_path / CHECKPOINT).exists() and time.monotonic() < deadline and proc.poll() is None:

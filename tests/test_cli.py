@@ -52,9 +52,17 @@ def test_tensorboard_tags(smoke_run):
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
     expected = {
-        "reward/mean", "reward/max", "controller/baseline", "controller/entropy", "controller/loss",
-        "supernet/loss", "supernet/train_accuracy", "supernet/val_accuracy",
-        "cost/params", "cost/latency_ms", "reward/penalty",
+        "reward/mean",
+        "reward/max",
+        "controller/baseline",
+        "controller/entropy",
+        "controller/loss",
+        "supernet/loss",
+        "supernet/train_accuracy",
+        "supernet/val_accuracy",
+        "cost/params",
+        "cost/latency_ms",
+        "reward/penalty",
     }
     assert expected <= scalars
     texts = set(acc.Tags()["tensors"])
@@ -113,7 +121,11 @@ def test_full_error_shows_the_traceback(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=0", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "search.epochs must be >= 1" in proc.stderr
 
@@ -180,8 +192,12 @@ def test_task_configs_compose_with_their_space(task):
 
 def test_hard_limit_with_masks_keeps_every_sample_feasible(tmp_path):
     proc = run_cli(
-        "+experiment=smoke", "reward=hard", "reward.targets.size_mb=null", "reward.targets.params=30000",
-        "reward.mask_infeasible=true", f"hydra.run.dir={tmp_path}",
+        "+experiment=smoke",
+        "reward=hard",
+        "reward.targets.size_mb=null",
+        "reward.targets.params=30000",
+        "reward.mask_infeasible=true",
+        f"hydra.run.dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
@@ -198,8 +214,13 @@ def test_every_controller_runs_a_whole_search(tmp_path):
     proc = run_cli("-m", f"controller={','.join(others)}", "+experiment=smoke", f"hydra.sweep.dir={tmp_path / 'a'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The smoke search observes 8 architectures: rollouts of 4 make the PPO family train twice.
-    proc = run_cli("-m", f"controller={','.join(ppo)}", "++controller.rollout_archs=4", "+experiment=smoke",
-                   f"hydra.sweep.dir={tmp_path / 'b'}")
+    proc = run_cli(
+        "-m",
+        f"controller={','.join(ppo)}",
+        "++controller.rollout_archs=4",
+        "+experiment=smoke",
+        f"hydra.sweep.dir={tmp_path / 'b'}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ran = {}
     for config in tmp_path.glob("*/*/config.yaml"):
@@ -223,10 +244,12 @@ def test_every_entry_point_explains_itself():
             row = next((line for line in lines if line.split()[:1] == [path.stem]), None)
             assert row is not None, f"{group}={path.stem} missing from --help"
             assert len(row.split()) > 2, f"{group}={path.stem} has no description: {row!r}"
-    retrain = subprocess.run([sys.executable, "-m", "rlnas.retrain", "--help"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+    retrain = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert retrain.returncode == 0 and "arch=RUN_DIR/best_arch.json" in retrain.stdout
     assert "compress:" in retrain.stdout and "controller" not in retrain.stdout  # its own settings, not the search's
-    predict = subprocess.run([sys.executable, "-m", "rlnas.predict", "--help"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+    predict = subprocess.run(
+        [sys.executable, "-m", "rlnas.predict", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert predict.returncode == 0 and "model (required)" in predict.stdout

@@ -117,10 +117,12 @@ def test_cluttered_digits_splits_and_bad_settings():
     data = load_image_classification("cluttered_digits", image_size=16, num_samples=400, limit=200, seed=1)
     assert len(data.train) + len(data.val) + len(data.test) == 200  # `limit` generates fewer
     assert data.train.x.shape[1:] == (1, 16, 16) and data.num_classes == 10
-    for kwargs, key in (({"generator": {"blur": 1}}, "task.data.generator.blur"),
-                        ({"generator": {"scale": [0.9, 0.2]}}, "task.data.generator.scale"),
-                        ({"num_samples": 10**9}, "task.data.num_samples"),
-                        ({"image_size": 4}, "task.data.image_size")):
+    for kwargs, key in (
+        ({"generator": {"blur": 1}}, "task.data.generator.blur"),
+        ({"generator": {"scale": [0.9, 0.2]}}, "task.data.generator.scale"),
+        ({"num_samples": 10**9}, "task.data.num_samples"),
+        ({"image_size": 4}, "task.data.image_size"),
+    ):
         with pytest.raises(DataError, match=key):
             load_image_classification("cluttered_digits", **kwargs)
     with pytest.raises(DataError, match="apply to cluttered_digits"):

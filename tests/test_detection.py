@@ -23,7 +23,7 @@ def test_canvases_are_deterministic_with_tight_boxes_inside():
     assert (sides > 0).all() and sides.max() <= 28
     for img, t in zip(x1[:5], y1[:5]):  # every box holds ink; outside all boxes is black
         inside = torch.zeros(64, 64, dtype=torch.bool)
-        for c, a, b, cc, d in t[t[:, 0] >= 0].long().tolist():
+        for _cls, a, b, cc, d in t[t[:, 0] >= 0].long().tolist():
             assert img[0, b:d, a:cc].max() > 0.15
             inside[b:d, a:cc] = True
         assert img[0][~inside].max() < 0.2
@@ -91,9 +91,14 @@ def _write_coco(tmp_path, annotations=None, categories=None, images=None):
     for name in ("a.png", "b.png"):
         Image.fromarray(np.full((40, 80, 3), 128, dtype=np.uint8)).save(tmp_path / "img" / name)
     coco = {
-        "images": images or [{"id": 1, "file_name": "a.png", "width": 80, "height": 40},
-                             {"id": 2, "file_name": "b.png", "width": 80, "height": 40}],
-        "annotations": annotations if annotations is not None else [
+        "images": images
+        or [
+            {"id": 1, "file_name": "a.png", "width": 80, "height": 40},
+            {"id": 2, "file_name": "b.png", "width": 80, "height": 40},
+        ],
+        "annotations": annotations
+        if annotations is not None
+        else [
             {"id": 10, "image_id": 1, "bbox": [8, 4, 16, 20], "category_id": 7},
             {"id": 11, "image_id": 1, "bbox": [40, 10, 20, 10], "category_id": 3},
             {"id": 12, "image_id": 2, "bbox": [0, 0, 80, 40], "category_id": 7},
@@ -117,5 +122,7 @@ def test_coco_round_trip_scales_boxes_to_the_canvas(tmp_path):
 
 def test_detection_splits_from_coco(tmp_path):
     images, ann = _write_coco(tmp_path)
-    data = load_detection("coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0)
+    data = load_detection(
+        "coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0
+    )
     assert data.num_classes == 2 and len(data.train) == len(data.val) == 1

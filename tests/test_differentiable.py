@@ -13,8 +13,10 @@ from rlnas.spaces import MacroSpace, NB201Space, RNNCellSpace
 from rlnas.supernet import build_supernet
 from tests.conftest import ROOT, run_cli
 
-SPACES = {"macro": lambda: MacroSpace(num_layers=4, channels=[8, 16]),
-          "nb201": lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1)}
+SPACES = {
+    "macro": lambda: MacroSpace(num_layers=4, channels=[8, 16]),
+    "nb201": lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1),
+}
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -26,8 +28,9 @@ def test_one_hot_weights_run_exactly_the_single_path(name):
     x = torch.randn(4, 3, 12, 12)
     for seed in range(4):
         arch = space.sample(np.random.default_rng(seed))
-        weights = [torch.nn.functional.one_hot(torch.tensor(a), int(n)).float()
-                   for a, n in zip(arch, space.num_choices)]
+        weights = [
+            torch.nn.functional.one_hot(torch.tensor(a), int(n)).float() for a, n in zip(arch, space.num_choices)
+        ]
         got = supernet.forward_weighted(x, weights, [[a] for a in arch])[-1]
         torch.testing.assert_close(got, supernet(x, arch)[-1], rtol=0, atol=0)
 
@@ -119,9 +122,19 @@ def test_gdas_temperature_reaches_tau_min_at_the_last_epoch(tmp_path):
     from rlnas.search.builder import build_search
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["+task=classification", "controller=gdas", "+experiment=smoke",
-                                           "search.epochs=4", "search.warmup_epochs=1", "search.supernet_steps=1",
-                                           "search.random_baseline=0", "search.final_samples=1"])
+        cfg = compose(
+            "config",
+            overrides=[
+                "+task=classification",
+                "controller=gdas",
+                "+experiment=smoke",
+                "search.epochs=4",
+                "search.warmup_epochs=1",
+                "search.supernet_steps=1",
+                "search.random_baseline=0",
+                "search.final_samples=1",
+            ],
+        )
     search = build_search(cfg, tmp_path, progress=False)
     seen = []
     original = search.controller.set_progress

@@ -52,8 +52,17 @@ def test_torchrun_search_writes_one_complete_run(tmp_path):
     runs = [p for p in (tmp_path / "outputs" / "runs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs  # the ranks agreed on one run dir
     run = runs[0]
-    for name in ("best_arch.json", "history.csv", "summary.json", "supernet.pt", "controller.pt", "config.yaml",
-                 "latency_lut.json", "tensorboard", ".hydra"):
+    for name in (
+        "best_arch.json",
+        "history.csv",
+        "summary.json",
+        "supernet.pt",
+        "controller.pt",
+        "config.yaml",
+        "latency_lut.json",
+        "tensorboard",
+        ".hydra",
+    ):
         assert (run / name).exists(), name
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
     assert json.loads((run / "summary.json").read_text())["processes"] == 2
@@ -65,8 +74,9 @@ def test_torchrun_search_writes_one_complete_run(tmp_path):
 @pytest.mark.slow
 def test_stopped_torchrun_search_resumes_in_one_process(tmp_path):
     run = tmp_path / "run"
-    stop = torchrun(2, "-m", "rlnas", "+experiment=smoke", "threads=1", f"hydra.run.dir={run}",
-                    "checkpoint.stop_after=1")
+    stop = torchrun(
+        2, "-m", "rlnas", "+experiment=smoke", "threads=1", f"hydra.run.dir={run}", "checkpoint.stop_after=1"
+    )
     assert stop.returncode != 0
     assert "interrupted after epoch 1" in stop.stderr
     assert (run / "checkpoint.pt").exists() and not (run / "best_arch.json").exists()
@@ -81,8 +91,19 @@ def test_a_rank_that_dies_ends_the_run(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rlnas",
-           "+experiment=smoke", "search.epochs=200", "threads=1", f"hydra.run.dir={run}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "rlnas",
+        "+experiment=smoke",
+        "search.epochs=200",
+        "threads=1",
+        f"hydra.run.dir={run}",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120

@@ -63,11 +63,14 @@ def test_invalid_actions_wrap_or_raise(small_space):
         strict.step(2)
 
 
-@pytest.mark.parametrize("env_id, kwargs", [
-    ("rlnas/ToyTable-v0", {}),
-    ("rlnas/NB201-v0", {"path": str(NB201_TABLE)}),
-    ("rlnas/Table-v0", {"benchmark": "toy"}),
-])
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [
+        ("rlnas/ToyTable-v0", {}),
+        ("rlnas/NB201-v0", {"path": str(NB201_TABLE)}),
+        ("rlnas/Table-v0", {"benchmark": "toy"}),
+    ],
+)
 def test_tabular_benchmarks_are_gymnasium_environments(env_id, kwargs):
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
@@ -93,7 +96,9 @@ def test_tabular_benchmarks_are_gymnasium_environments(env_id, kwargs):
 def test_table_env_names_a_missing_table_and_benchmark(tmp_path):
     from rlnas.env import make_table_env
 
-    with pytest.raises(FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, nb201_cifar10_noisy, toy"):
+    with pytest.raises(
+        FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, nb201_cifar10_noisy, toy"
+    ):
         make_table_env("nope")
     with pytest.raises(ValueError, match=f"benchmark table {tmp_path / 'x.csv'} not found"):
         make_table_env("nb201_cifar10", path=str(tmp_path / "x.csv"))
@@ -113,8 +118,10 @@ def test_gymnasium_ids_resolve_after_import_rlnas_without_loading_the_envs():
     import subprocess
     import sys
 
-    code = ("import sys, gymnasium as gym, rlnas; assert 'rlnas.env' not in sys.modules; "
-            "env = gym.make('rlnas/ToyTable-v0'); obs, _ = env.reset(seed=0); print(type(env.unwrapped).__name__)")
+    code = (
+        "import sys, gymnasium as gym, rlnas; assert 'rlnas.env' not in sys.modules; "
+        "env = gym.make('rlnas/ToyTable-v0'); obs, _ = env.reset(seed=0); print(type(env.unwrapped).__name__)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip()

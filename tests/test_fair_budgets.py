@@ -117,20 +117,21 @@ def test_local_search_restarts_at_a_local_optimum():
 
 def tiny_noisy_table(tmp_path):
     path = tmp_path / "seeds.csv"
-    path.write_text(
-        "arch,s0,s1,s2,test\n"
-        "x-p,10,20,,50\n"
-        "x-q,30,31,32,40\n"
-        "y-p,1,2,3,90\n"
-        "y-q,5,,,60\n"
-    )
+    path.write_text("arch,s0,s1,s2,test\nx-p,10,20,,50\nx-q,30,31,32,40\ny-p,1,2,3,90\ny-q,5,,,60\n")
     return path
 
 
 def noisy(tmp_path, seed: int) -> TabularBenchmark:
     space = CategoricalSpace({"a": ["x", "y"], "b": ["p", "q"]})
-    return TabularBenchmark(space, tiny_noisy_table(tmp_path), "{a}-{b}", "valid", metric_columns=["s0", "s1", "s2"],
-                            report="test", seed=seed)
+    return TabularBenchmark(
+        space,
+        tiny_noisy_table(tmp_path),
+        "{a}-{b}",
+        "valid",
+        metric_columns=["s0", "s1", "s2"],
+        report="test",
+        seed=seed,
+    )
 
 
 def test_a_noisy_table_draws_seeded_rewards_from_the_seed_columns(tmp_path):
@@ -151,8 +152,7 @@ def test_the_pick_is_the_best_mean_reward_and_requery_counts(tmp_path):
     result = BudgetSearch(space, evaluator, GridController(space), MetricReward("valid"), 4, 4).run()
     assert result.best_arch == (0, 1)  # x-q: reward 30-32 beats every other cell's draws
     assert result.best_evaluation.metrics["test"] == 40.0
-    requery = BudgetSearch(space, noisy(tmp_path, 0), GridController(space), MetricReward("valid"), 12, 4,
-                           requery=True)
+    requery = BudgetSearch(space, noisy(tmp_path, 0), GridController(space), MetricReward("valid"), 12, 4, requery=True)
     out = requery.run()
     assert out.distinct == 4 and len(out.rewards) == 12  # repeats were trained again, and counted
     assert out.best_reward == pytest.approx(np.mean([r for _, r in requery.seen[out.best_arch]]))
@@ -240,8 +240,23 @@ def test_the_comparison_gives_the_same_table_with_parallel_runs(tmp_path):
     tables = []
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
-        main(["--benchmark", "toy", "--seeds", "3", "--budgets", "20", "40", "--controllers", "local_search",
-              "--jobs", str(jobs), "--out", str(out)])
+        main(
+            [
+                "--benchmark",
+                "toy",
+                "--seeds",
+                "3",
+                "--budgets",
+                "20",
+                "40",
+                "--controllers",
+                "local_search",
+                "--jobs",
+                str(jobs),
+                "--out",
+                str(out),
+            ]
+        )
         rows = json.loads((out / "table.json").read_text())["rows"]
         tables.append([(r["controller"], r["budget"], r["mean"], r["std"]) for r in rows])
     assert tables[0] == tables[1]
@@ -257,7 +272,10 @@ def test_json_outputs_are_strict_json(tmp_path):
 
     write_json_atomic(tmp_path / "s.json", {"mean": float("nan"), "curve": [1.0, float("inf")], "n": 3})
     assert json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse) == {
-        "mean": None, "curve": [1.0, None], "n": 3}
+        "mean": None,
+        "curve": [1.0, None],
+        "n": 3,
+    }
 
 
 def test_local_search_state_round_trip():

@@ -18,8 +18,7 @@ from tests.conftest import ROOT, run_cli
 
 def _search(run_dir, *overrides: str):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["+task=classification", "+experiment=smoke", "search.epochs=3",
-                                           *overrides])
+        cfg = compose("config", overrides=["+task=classification", "+experiment=smoke", "search.epochs=3", *overrides])
     return build_search(cfg, run_dir, progress=False)
 
 
@@ -66,7 +65,9 @@ def test_repeated_faults_in_an_epoch_halve_the_learning_rate(tmp_path):
 def test_past_the_limit_the_search_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     search = _search(tmp_path, "search.fault_limit=2")
     _poison_loss(search, from_call=3)  # epoch 0 is clean, then every step is NaN
-    with pytest.raises(NumericFaultError, match="3 skipped supernet steps and 0 skipped rewards .* search.fault_limit=2"):
+    with pytest.raises(
+        NumericFaultError, match="3 skipped supernet steps and 0 skipped rewards .* search.fault_limit=2"
+    ):
         search.run()
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["next_epoch"] == 1
@@ -97,8 +98,9 @@ def test_nan_rewards_are_left_out_of_the_controller_update(tmp_path):
 
 def test_too_many_faults_is_one_line_and_keeps_earlier_outputs(tmp_path):
     # A learning rate of 1e30 blows the weights up after the first step: every later step is NaN.
-    proc = run_cli("+experiment=smoke", "search.lr=1e30", "search.lr_min=0", "search.fault_limit=2",
-                   f"hydra.run.dir={tmp_path}")
+    proc = run_cli(
+        "+experiment=smoke", "search.lr=1e30", "search.lr_min=0", "search.fault_limit=2", f"hydra.run.dir={tmp_path}"
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rlnas: error: ") and "exceed search.fault_limit=2" in last

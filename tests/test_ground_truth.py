@@ -39,11 +39,22 @@ def test_ground_truth_refuses_empty_recipes(seeds, epochs, first):
 
 def test_comparison_leads_with_ground_truth_for_whole_searches():
     def run(truth, final):
-        return {"rewards": [0.5], "best_so_far": [0.5], "best_metric": [0.5], "truth": truth, "final": final,
-                "last_epoch": 0.4, "scale": 1.0, "seconds": 1.0, "optimum": float("nan")}
+        return {
+            "rewards": [0.5],
+            "best_so_far": [0.5],
+            "best_metric": [0.5],
+            "truth": truth,
+            "final": final,
+            "last_epoch": 0.4,
+            "scale": 1.0,
+            "seconds": 1.0,
+            "optimum": float("nan"),
+        }
 
-    runs = {"random": [run(0.90, 0.95), run(0.91, 0.96), run(0.92, 0.94)],
-            "evolution": [run(0.95, 0.97), run(0.96, 0.96), run(0.97, 0.98)]}
+    runs = {
+        "random": [run(0.90, 0.95), run(0.91, 0.96), run(0.92, 0.94)],
+        "evolution": [run(0.95, 0.97), run(0.96, 0.96), run(0.97, 0.98)],
+    }
     rows = summarise(runs, [1])
     truth = [r for r in rows if r["budget"] == "ground truth (standalone, test)"]
     assert [r["controller"] for r in truth] == ["random", "evolution"]

@@ -11,6 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CHECK = ROOT.parent / "shared" / "tools" / "import_cycles.py"
+#: The layers of docs/architecture.md, bottom up: a module may import its own layer and those below.
+LAYERS = (
+    ("rlnas.spaces", "rlnas.data", "rlnas.utils", "rlnas.registration"),
+    ("rlnas.supernet", "rlnas.tasks", "rlnas.benchmarks"),
+    ("rlnas.costs", "rlnas.controllers", "rlnas.env"),
+    ("rlnas.evaluators", "rlnas.rewards"),
+    ("rlnas.search",),
+    ("rlnas.retrain", "rlnas.export", "rlnas.predict"),
+    ("rlnas.config", "rlnas.__main__", "rlnas.sweep", "rlnas"),
+)
 
 
 def _module_name(path: Path) -> str:
@@ -32,7 +42,9 @@ def _import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
             for target in targets:
                 while target and target not in files:
@@ -82,6 +94,24 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycle_among_rlnas_modules():
     cycles = _cycles(_import_graph())
     assert not cycles, "import cycles (move the shared piece down a layer): " + "; ".join(map(" <-> ".join, cycles))
+
+
+def _layer(module: str) -> int | None:
+    """The layer of ``module``: that of the longest prefix of it in :data:`LAYERS`."""
+    best: tuple[int, int] | None = None
+    for level, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+                best = (level, len(prefix))
+    return best[0] if best else None
+
+
+def test_no_import_climbs_a_layer():
+    graph = _import_graph()
+    unplaced = sorted(m for m in graph if _layer(m) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS and docs/architecture.md): {unplaced}"
+    climbs = [f"{m} -> {d}" for m, deps in sorted(graph.items()) for d in sorted(deps) if _layer(d) > _layer(m)]
+    assert not climbs, "imports that climb a layer (move the shared piece down): " + "; ".join(climbs)
 
 
 def test_the_cycle_check_finds_a_cycle():

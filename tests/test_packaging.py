@@ -15,8 +15,22 @@ from tests.conftest import ROOT
 def test_wheel_ships_every_config_and_runs_from_an_empty_directory(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT),
-         "-w", str(wheels)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            str(ROOT),
+            "-w",
+            str(wheels),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheels.glob("rlnas-*.whl")
@@ -25,19 +39,35 @@ def test_wheel_ships_every_config_and_runs_from_an_empty_directory(tmp_path):
     assert configs and [c for c in configs if f"rlnas/conf/{c}" not in names] == []
 
     site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-                              str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     empty = tmp_path / "empty"
     empty.mkdir()
     # The installed copy first on the path: the checkout's configs must not be what is found.
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import rlnas.config as c; print(c.CONF_DIR)"], cwd=empty,
-                           env=env, capture_output=True, text=True, timeout=120)
+    where = subprocess.run(
+        [sys.executable, "-c", "import rlnas.config as c; print(c.CONF_DIR)"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr[-2000:]
     assert Path(where.stdout.strip()) == site / "rlnas" / "conf"
-    run = subprocess.run([sys.executable, "-m", "rlnas", "+experiment=smoke", "hydra.run.dir=run"], cwd=empty, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "rlnas", "+experiment=smoke", "hydra.run.dir=run"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     best = json.loads((empty / "run" / "best_arch.json").read_text())
     assert best["metrics"]["val_accuracy"] > 0

@@ -14,7 +14,6 @@ from rlnas.evaluators.proxies import arch_synflow, proxy_adjusted, synflow
 from rlnas.search.builder import build_search
 from rlnas.spaces import MacroSpace, NB201Space
 from rlnas.supernet import build_child
-
 from tests.conftest import ROOT
 
 
@@ -70,8 +69,9 @@ def _cfg(*overrides: str):
 
 
 def test_the_final_choice_ranks_supernet_accuracy_together_with_synflow(tmp_path):
-    search = build_search(_cfg("search.final_proxy=synflow", "search.top_k=4", "search.final_samples=4"), tmp_path,
-                          progress=False)
+    search = build_search(
+        _cfg("search.final_proxy=synflow", "search.top_k=4", "search.final_samples=4"), tmp_path, progress=False
+    )
     result = search.run()
     candidates = result.candidates
     assert len(candidates) >= 3

@@ -18,8 +18,14 @@ from tests.conftest import ROOT, run_cli
 
 def _start(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rlnas", *args], cwd=ROOT, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlnas", *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_a_second_writer_is_refused_while_a_run_holds_its_dir(tmp_path):
@@ -36,7 +42,8 @@ def test_a_second_writer_is_refused_while_a_run_holds_its_dir(tmp_path):
             assert second.returncode == 2
             assert second.stderr.strip().splitlines()[-1] == (
                 f"rlnas: error: {run} is in use by another rlnas run (pid {first.pid}); "
-                "wait for it to end or choose another directory")
+                "wait for it to end or choose another directory"
+            )
         assert (run / "config.yaml").read_text() == config  # nothing of the second start landed
         assert json.loads((run / "status.json").read_text())["status"] == "running"
     finally:
@@ -63,7 +70,8 @@ def test_finished_runs_are_left_alone_and_progress_shows_in_logs(tmp_path):
     best = run / "best_arch.json"
     proc = run_cli(f"resume={best}")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
-        f"rlnas: error: {best} is a file, not a run directory")
+        f"rlnas: error: {best} is a file, not a run directory"
+    )
 
 
 def test_run_dirs_named_like_sweep_jobs_resume_from_the_printed_hint(tmp_path):
@@ -90,15 +98,24 @@ def test_a_stop_during_the_final_rescoring_is_honoured_and_resumable(tmp_path):
     from rlnas.search.checkpoint import CHECKPOINT, load_checkpoint
 
     run = tmp_path / "run"
-    proc = _start("+experiment=smoke", "search.epochs=2", "search.final_samples=400", "search.random_baseline=400",
-                  f"hydra.run.dir={run}")
-    _wait_for(proc, lambda: (run / "__main__.log").exists() and "final re-scoring" in (run / "__main__.log").read_text())
+    proc = _start(
+        "+experiment=smoke",
+        "search.epochs=2",
+        "search.final_samples=400",
+        "search.random_baseline=400",
+        f"hydra.run.dir={run}",
+    )
+    _wait_for(
+        proc, lambda: (run / "__main__.log").exists() and "final re-scoring" in (run / "__main__.log").read_text()
+    )
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and time.monotonic() - started < 30
-    assert err.strip().splitlines()[-1] == ("rlnas: interrupted during the final re-scoring (all epochs are saved); "
-                                            f"continue with: python -m rlnas resume={run}")
+    assert err.strip().splitlines()[-1] == (
+        "rlnas: interrupted during the final re-scoring (all epochs are saved); "
+        f"continue with: python -m rlnas resume={run}"
+    )
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert load_checkpoint(run / CHECKPOINT)["next_epoch"] == 2 and not (run / "best_arch.json").exists()
 
@@ -152,22 +169,36 @@ def test_a_checkpoint_of_another_space_is_refused_naming_it(tmp_path):
     before = (run / "checkpoint.pt").read_bytes()
     with pytest.raises(ValueError) as err:
         build_search(cfg, run, progress=False, resume=True)
-    assert str(err.value).startswith(f"{run}/checkpoint.pt: the checkpoint holds another supernet than the "
-                                     f"run's config.yaml describes ({name}: (8, 8, 3, 3) in the checkpoint, (")
+    assert str(err.value).startswith(
+        f"{run}/checkpoint.pt: the checkpoint holds another supernet than the "
+        f"run's config.yaml describes ({name}: (8, 8, 3, 3) in the checkpoint, ("
+    )
     assert (run / "checkpoint.pt").read_bytes() == before  # nothing lost
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_keeps_what_was_written(tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'full_disk'}{os.pathsep}{ROOT}",
-           "RLNAS_TEST_DISK_WRITES": "4"}  # status, latency table, checkpoint 1, then full
-    proc = subprocess.run([sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=4",
-                           f"hydra.run.dir={run}"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'tests' / 'full_disk'}{os.pathsep}{ROOT}",
+        "RLNAS_TEST_DISK_WRITES": "4",
+    }  # status, latency table, checkpoint 1, then full
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas", "+experiment=smoke", "search.epochs=4", f"hydra.run.dir={run}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
-    assert any(line.startswith(f"rlnas: error: {run}/") and "No space left on device; nothing written before it is lost"
-               in line for line in lines), lines[-3:]
+    assert any(
+        line.startswith(f"rlnas: error: {run}/")
+        and "No space left on device; nothing written before it is lost" in line
+        for line in lines
+    ), lines[-3:]
     # The status is final even so: rewritten in place, it fits where the full disk has no room for a copy.
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
     assert not list(run.glob("*.tmp"))  # no half-written files
@@ -185,7 +216,8 @@ def test_a_stop_while_the_search_is_built_is_one_line_and_final(tmp_path):
     _, err = first.communicate(timeout=120)
     assert first.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == (
-        "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again")
+        "rlnas: stopped by SIGINT before the first epoch; nothing to resume and nothing lost: start the run again"
+    )
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert not (run / "checkpoint.pt").exists()
 

@@ -15,7 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from rlnas.export import Deployable, ExportMismatchError, check_parity, export_onnx, onnx_session, quantize_int8
-from rlnas.predict import load_model, main as predict_main, predict
+from rlnas.predict import load_model, predict
+from rlnas.predict import main as predict_main
 from rlnas.retrain import init_from_supernet, retrain
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network
@@ -59,8 +60,16 @@ def classification_run(tmp_path_factory):
 
 def test_retrain_writes_checked_exports_and_compressed_variants(classification_run):
     out, report = classification_run
-    for name in ("model.pt", "model.onnx", "model.ts", "model_int8.ts", "model_pruned.pt", "model.json",
-                 "report.json", "report.md"):
+    for name in (
+        "model.pt",
+        "model.onnx",
+        "model.ts",
+        "model_int8.ts",
+        "model_pruned.pt",
+        "model.json",
+        "report.json",
+        "report.md",
+    ):
         assert (out / name).is_file(), name
     rows = {row["variant"]: row for row in report["variants"]}
     fp32 = rows["pytorch fp32"]
@@ -169,8 +178,12 @@ def test_parity_check_fails_loudly():
 def test_onnx_and_int8_of_a_plain_convnet(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 5),
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 5),
     ).eval()
     model = Deployable(net, [0.5, 0.4, 0.3], [0.2, 0.2, 0.2]).eval()
     x = torch.rand(8, 3, 16, 16)
@@ -208,7 +221,10 @@ def test_detection_retrains_exports_and_predicts_boxes_in_image_pixels(tmp_path)
 def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -222,8 +238,11 @@ def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
     # Same number of decisions, described in another space's ops: it would retrain a different network.
     payload["description"] = "zeroconv | zeroconv | zeroconv | zeroconv | zeroconv | zeroconv"
     (run / "best_arch.json").write_text(json.dumps(payload))
-    with pytest.raises(ValueError, match=r"was found in another space \(zeroconv \| .*\) than the one its "
-                                         r"config.yaml describes \(conv3x3"):
+    with pytest.raises(
+        ValueError,
+        match=r"was found in another space \(zeroconv \| .*\) than the one its "
+        r"config.yaml describes \(conv3x3",
+    ):
         retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
     assert not (tmp_path / "out" / "model.pt").exists()
 
@@ -245,4 +264,5 @@ def test_predict_makes_the_output_folder_and_refuses_other_models(classification
     (seq / "model.json").write_text(json.dumps({"task": "sequence", "in_channels": 8, "class_names": ["0", "1"]}))
     assert predict_main([f"model={seq}", f"input={tmp_path / 'a.png'}"]) == 2
     assert "model.json: a sequence model; rlnas.predict runs image models (classification, detection)" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )

@@ -9,7 +9,13 @@ from rlnas.costs import CostModel, LatencyTable
 from rlnas.env import ArchitectureEnv
 from rlnas.evaluators import Evaluation
 from rlnas.rewards import (
-    FeasibilityMask, HardReward, InfeasibleConstraintError, MetricReward, MnasReward, TunasAbsReward, WeightedReward,
+    FeasibilityMask,
+    HardReward,
+    InfeasibleConstraintError,
+    MetricReward,
+    MnasReward,
+    TunasAbsReward,
+    WeightedReward,
 )
 from rlnas.spaces import MacroSpace
 from rlnas.supernet import build_child, build_supernet
@@ -91,6 +97,7 @@ def test_params_from_module_table_equal_the_standalone_child(cost_setup):
 
 def test_flops_grow_with_kernel_size(cost_setup):
     space, model = cost_setup
+
     def all_ops(choice):
         arch = [0] * len(space)
         for t in space.op_index:

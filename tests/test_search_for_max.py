@@ -63,20 +63,30 @@ def test_novel_proposals_skip_evaluated_architectures_until_none_are_left():
     assert len(memory.novel(sample, 5)) == 5
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"elite_size": -1}, "controller.elite_size"), ({"risk_quantile": 0.0}, "controller.risk_quantile"),
-    ({"risk_quantile": 1.5}, "controller.risk_quantile"), ({"novel_tries": -2}, "controller.novel_tries"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"elite_size": -1}, "controller.elite_size"),
+        ({"risk_quantile": 0.0}, "controller.risk_quantile"),
+        ({"risk_quantile": 1.5}, "controller.risk_quantile"),
+        ({"novel_tries": -2}, "controller.novel_tries"),
+    ],
+)
 def test_bad_settings_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         EliteMemory(**kwargs)
 
 
 # -- the defaults on the toy table -----------------------------------------------
-@pytest.mark.parametrize("name", [
-    "enas", "maskable_ppo",
-    pytest.param("ppo", marks=pytest.mark.slow), pytest.param("recurrent_ppo", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "enas",
+        "maskable_ppo",
+        pytest.param("ppo", marks=pytest.mark.slow),
+        pytest.param("recurrent_ppo", marks=pytest.mark.slow),
+    ],
+)
 def test_default_rl_controllers_reach_the_hidden_optimum_on_most_seeds(name):
     """One of 2**20 architectures within 300 evaluations (random search: p ~ 0.03 % a seed)."""
     space = toy_space()

@@ -49,8 +49,9 @@ def test_supernet_path_equals_its_standalone_child_and_costs_are_exact(space):
     task = SequenceClassificationTask()
     data = load_sequences("digits", limit=50, seed=0)
     head = task.build_head(supernet.out_channels, data)
-    costs = CostModel(space, supernet, head, lambda a: Network(build_child(space, a, 3), head), (8, 3), None,
-                      track=["params"])
+    costs = CostModel(
+        space, supernet, head, lambda a: Network(build_child(space, a, 3), head), (8, 3), None, track=["params"]
+    )
     x = torch.randn(4, 8, 3)
     rng = np.random.default_rng(0)
     for _ in range(6):
@@ -63,8 +64,15 @@ def test_supernet_path_equals_its_standalone_child_and_costs_are_exact(space):
 
 def test_rnn_cell_decisions_follow_enas():
     space = RNNCellSpace(num_nodes=4, activations=("tanh", "relu"))
-    assert [d.name for d in space.decisions] == ["node0/act", "node1/input", "node1/act", "node2/input",
-                                                 "node2/act", "node3/input", "node3/act"]
+    assert [d.name for d in space.decisions] == [
+        "node0/act",
+        "node1/input",
+        "node1/act",
+        "node2/input",
+        "node2/act",
+        "node3/input",
+        "node3/act",
+    ]
     assert [d.num_choices for d in space.decisions if d.kind == "input"] == [1, 2, 3]
     inputs, acts, loose = space.cell((1, 0, 0, 0, 1, 1, 0))  # node1<-0, node2<-0, node3<-1
     assert inputs == [-1, 0, 0, 1] and acts == ["relu", "tanh", "relu", "tanh"] and loose == [2, 3]
@@ -128,8 +136,9 @@ def test_transfer_across_spaces_keeps_the_core_and_the_shared_choices(classifica
     assert [op for _, op in shared] == ["conv3x3", "sepconv3x3"]
     for i, op in shared:
         torch.testing.assert_close(warm.policy.heads["op"].weight[ops.index(op)], saved["heads.op.weight"][i])
-    torch.testing.assert_close(warm.policy.heads["op"].weight[ops.index("conv5x5")],
-                               cold.policy.heads["op"].weight[ops.index("conv5x5")])
+    torch.testing.assert_close(
+        warm.policy.heads["op"].weight[ops.index("conv5x5")], cold.policy.heads["op"].weight[ops.index("conv5x5")]
+    )
     assert any("rows of conv5x5, sepconv5x5" in k for k in report["kept"])
 
 
@@ -152,8 +161,15 @@ def test_a_found_recurrent_cell_retrains_exports_and_quantises(tmp_path):
     proc = run_cli("+task=sequence", "+experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("retrain", overrides=[f"arch={tmp_path / 'run' / 'best_arch.json'}", "train.epochs=2",
-                                            "compress=int8", "quantize.calibration_samples=32"])
+        cfg = compose(
+            "retrain",
+            overrides=[
+                f"arch={tmp_path / 'run' / 'best_arch.json'}",
+                "train.epochs=2",
+                "compress=int8",
+                "quantize.calibration_samples=32",
+            ],
+        )
     report = retrain(cfg, tmp_path / "retrained")
     rows = {row["variant"]: row for row in report["variants"]}
     assert rows["onnxruntime fp32"]["max_abs_diff"] <= 1e-4

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from rlnas.data.base import DataError
-from rlnas.data.signals import load_signals, mnist1d_signals
 from rlnas.data.sequences import load_sequences
+from rlnas.data.signals import load_signals, mnist1d_signals
 from rlnas.search.builder import build_search
 from tests.conftest import ROOT
 
@@ -143,8 +143,22 @@ def test_spread_study_reports_percentiles_and_shares_the_rank_study_cache(tmp_pa
     from tools.spread_study import main
 
     cache = tmp_path / "ranking" / "standalone.json"
-    argv = ["--archs", "3", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--out", str(tmp_path / "spread"),
-            "--cache", str(cache), "+task=mnist1d", "task.data.num_samples=600"]
+    argv = [
+        "--archs",
+        "3",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--jobs",
+        "1",
+        "--out",
+        str(tmp_path / "spread"),
+        "--cache",
+        str(cache),
+        "+task=mnist1d",
+        "task.data.num_samples=600",
+    ]
     main(argv)
     result = json.loads((tmp_path / "spread" / "spread.json").read_text())
     means = sorted(r["mean"] for r in result["archs"])

@@ -70,17 +70,32 @@ def test_stem_stride_and_width_multiplier():
     arch = space.sample(np.random.default_rng(0))
     feats = supernet(torch.randn(2, 1, 64, 64), arch)
     assert [tuple(f.shape) for f in feats] == [(2, 32, 16, 16), (2, 64, 8, 8)]
-    torch.testing.assert_close(supernet.extract_child(arch)(torch.ones(2, 1, 64, 64))[-1],
-                               supernet(torch.ones(2, 1, 64, 64), arch)[-1], rtol=0, atol=0)
+    torch.testing.assert_close(
+        supernet.extract_child(arch)(torch.ones(2, 1, 64, 64))[-1],
+        supernet(torch.ones(2, 1, 64, 64), arch)[-1],
+        rtol=0,
+        atol=0,
+    )
 
 
-@pytest.mark.parametrize("space, shape", [
-    (NB201Space(channels=(8, 16), cells_per_stage=2), (4, 1, 8, 8)),
-    (RNNCellSpace(num_nodes=5, hidden_size=16), (4, 8, 1)),
-    (AttentionSpace(num_layers=2, d_model=16, heads=(1, 2, 4)), (4, 8, 1)),
-    (MacroSpace(dims=1, num_layers=4, ops=["conv3", "conv7", "dilconv3", "sepconv5", "maxpool3", "avgpool3",
-                                           "identity"], channels=[8, 16]), (4, 1, 1, 40)),
-], ids=["nb201", "rnn_cell", "attention", "conv1d"])
+@pytest.mark.parametrize(
+    "space, shape",
+    [
+        (NB201Space(channels=(8, 16), cells_per_stage=2), (4, 1, 8, 8)),
+        (RNNCellSpace(num_nodes=5, hidden_size=16), (4, 8, 1)),
+        (AttentionSpace(num_layers=2, d_model=16, heads=(1, 2, 4)), (4, 8, 1)),
+        (
+            MacroSpace(
+                dims=1,
+                num_layers=4,
+                ops=["conv3", "conv7", "dilconv3", "sepconv5", "maxpool3", "avgpool3", "identity"],
+                channels=[8, 16],
+            ),
+            (4, 1, 1, 40),
+        ),
+    ],
+    ids=["nb201", "rnn_cell", "attention", "conv1d"],
+)
 def test_supernet_path_equals_its_child_in_train_mode_with_gradients(space, shape):
     """What the search trains is what a retrain builds: same outputs and same gradients, name by name."""
     torch.manual_seed(0)
@@ -126,9 +141,11 @@ def _calibration_case(space, seed: int):
     return supernet, child, arch
 
 
-@pytest.mark.parametrize("make_space", [lambda: MacroSpace(num_layers=4, channels=[8, 16]),
-                                        lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1)],
-                         ids=["macro", "nb201"])
+@pytest.mark.parametrize(
+    "make_space",
+    [lambda: MacroSpace(num_layers=4, channels=[8, 16]), lambda: NB201Space(channels=[8, 16, 32], cells_per_stage=1)],
+    ids=["macro", "nb201"],
+)
 def test_calibrated_batchnorm_scores_like_a_standalone_network(make_space):
     """Per-architecture BN statistics: the supernet path scores as the child with running stats from the same images."""
     from rlnas.evaluators.supernet import calibrated_batchnorm
@@ -158,8 +175,11 @@ def test_calibrated_batchnorm_scores_like_a_standalone_network(make_space):
         assert not torch.allclose(supernet(x[:2], arch)[-1], supernet(x, arch)[-1][:2], atol=1e-3)
     # The supernet is left as it was: no running statistics in its state, batch statistics again.
     assert set(supernet.state_dict()) == keys
-    assert all(m.running_mean is None and not m.track_running_stats
-               for m in supernet.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert all(
+        m.running_mean is None and not m.track_running_stats
+        for m in supernet.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    )
 
 
 def test_one_dimensional_space_runs_along_the_signal_only():

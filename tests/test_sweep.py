@@ -17,8 +17,14 @@ from tests.conftest import ROOT, run_cli
 def task_sweep(tmp_path_factory):
     """Both tasks as two parallel joblib jobs, the way the README runs sweeps on one machine."""
     sweep_dir = tmp_path_factory.mktemp("task_sweep")
-    proc = run_cli("-m", "+task=classification,detection", "+experiment=smoke", "hydra/launcher=joblib",
-                   "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_cli(
+        "-m",
+        "+task=classification,detection",
+        "+experiment=smoke",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep_dir
 
@@ -36,12 +42,19 @@ def test_multirun_over_both_tasks_in_parallel_jobs(task_sweep):
     assert results["classification"] != results["detection"]
     detection = json.loads((results["detection"] / "best_arch.json").read_text())
     assert {"val_map", "val_map50"} <= set(detection["metrics"])
-    assert detection["decoded"]["layer0/op"] in {"conv5x5", "sepconv5x5", "conv3x3", "sepconv3x3", "maxpool3x3",
-                                                 "avgpool3x3"}
+    assert detection["decoded"]["layer0/op"] in {
+        "conv5x5",
+        "sepconv5x5",
+        "conv3x3",
+        "sepconv3x3",
+        "maxpool3x3",
+        "avgpool3x3",
+    }
     for run_dir in results.values():
         status = json.loads((run_dir / "status.json").read_text())
         assert status["status"] == "completed" and status["best_reward"] == pytest.approx(
-            json.loads((run_dir / "best_arch.json").read_text())["reward"])
+            json.loads((run_dir / "best_arch.json").read_text())["reward"]
+        )
         # Two jobs on this machine's cores: each took its share of threads, not all of them.
         log = (run_dir / "__main__.log").read_text()
         assert f"2 parallel jobs: {threads_per_job(2)} torch threads each" in log
@@ -49,8 +62,12 @@ def test_multirun_over_both_tasks_in_parallel_jobs(task_sweep):
 
 def test_summary_of_a_sweep_has_a_row_per_job_and_both_plots(task_sweep, tmp_path):
     written = summarize(task_sweep, tmp_path)
-    assert sorted(p.name for p in written) == ["sweep_pareto.png", "sweep_rewards.png", "sweep_summary.csv",
-                                               "sweep_summary.md"]
+    assert sorted(p.name for p in written) == [
+        "sweep_pareto.png",
+        "sweep_rewards.png",
+        "sweep_summary.csv",
+        "sweep_summary.md",
+    ]
     with (tmp_path / "sweep_summary.csv").open() as f:
         rows = {r["task"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"classification", "detection"}
@@ -95,8 +112,11 @@ def test_a_failed_job_is_listed_as_failed_and_the_others_finish(sweep_with_a_fai
 
 
 def test_summarize_tool_names_a_missing_sweep_dir(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "summarize_sweep.py"), str(tmp_path / "nope")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "summarize_sweep.py"), str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"summarize_sweep: error: {tmp_path / 'nope'}: no such sweep directory"
 
@@ -115,8 +135,9 @@ def test_a_killed_job_is_not_reported_as_running(tmp_path):
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "submitit_local"])
 def test_launcher_configs_compose(launcher):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "+task=classification"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=[f"hydra/launcher={launcher}", "+task=classification"], return_hydra_config=True
+        )
     launcher_cls = get_class(cfg.hydra.launcher._target_)
     assert launcher.split("_")[0] in launcher_cls.__module__
     if launcher == "joblib":

@@ -12,8 +12,13 @@ from tests.conftest import ROOT, run_cli
 
 
 def _score_run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "score_run.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "score_run.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_score_run_reproduces_the_best_score_and_scores_random_archs(tmp_path):
@@ -67,8 +72,8 @@ def test_few_shot_and_fine_tuned_copies_score_their_own_paths_and_leave_the_supe
     from hydra import compose, initialize_config_dir
 
     from rlnas.config import CONF_DIR
-    from rlnas.search.builder import build_search
     from rlnas.evaluators.supernet import calibration_inputs
+    from rlnas.search.builder import build_search
     from tools.rank_study import few_shot_scores, finetuned_scores, validation_loss
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -102,10 +107,29 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     proc = run_cli("+experiment=smoke", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "study"
-    args = ["--run-dir", str(run), "--label", "smoke", "--archs", "5", "--seeds", "2", "--epochs", "1",
-            "--calibrate", "64", "--out", str(out)]
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    args = [
+        "--run-dir",
+        str(run),
+        "--label",
+        "smoke",
+        "--archs",
+        "5",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--calibrate",
+        "64",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "rank_study.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     study = json.loads((out / "study.json").read_text())
     assert len(study["standalone"]) == 5 and all(len(v) == 2 for v in study["standalone"])
@@ -116,16 +140,26 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert (out / "ranking.png").stat().st_size > 0
     # The standalone trainings are cached: a second variant trains nothing again.
     cached = json.loads((out / "standalone.json").read_text())
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "again",
-                           *args[4:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "again", *args[4:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "standalone: 0 trainings to run" in proc.stdout
     assert json.loads((out / "standalone.json").read_text()) == cached
     assert set(json.loads((out / "study.json").read_text())["variants"]) == {"smoke", "again"}
     # More seeds train only the new one per arch and keep the earlier results.
     args[7] = "3"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "more",
-                           *args[4:], "--loss"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "rank_study.py"), *args[:2], "--label", "more", *args[4:], "--loss"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     extended = json.loads((out / "standalone.json").read_text())
     assert set(extended) == set(cached) and len(cached) == 3  # test metric; val metric and loss of the same runs
@@ -140,24 +174,58 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     assert "| more | 1 | batch statistics, -loss + synflow |" in report and "SynFlow alone" in report
     assert "scored there (the mean of their 3 runs)" in report
     assert set(study["variants"]["more"]["scores"]) == {
-        "batch statistics", "batch statistics, -loss",
-        "BN calibrated (64 train images)", "BN calibrated (64 train images), -loss"}
+        "batch statistics",
+        "batch statistics, -loss",
+        "BN calibrated (64 train images)",
+        "BN calibrated (64 train images), -loss",
+    }
     # A search run here can also be scored with its weights averaged over its last epochs.
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--label", "averaged", *args[4:],
-                           "--average-epochs", "2", "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "rank_study.py"),
+            "--label",
+            "averaged",
+            *args[4:],
+            "--average-epochs",
+            "2",
+            "+experiment=smoke",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     averaged = json.loads((out / "study.json").read_text())["variants"]["averaged"]["scores"]
     assert len(averaged["weights averaged over the last 2 epochs, BN calibrated (64)"]) == 5
     # --report-only re-ranks what is stored without a search, and refuses a study made of other architectures.
     stored = json.loads((out / "study.json").read_text())
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--report-only", *args[4:],
-                           "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "rank_study.py"), "--report-only", *args[4:], "+experiment=smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "study.json").read_text())["variants"].keys() == stored["variants"].keys()
     before = (out / "study.json").read_text()
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "rank_study.py"), "--report-only", "--archs", "4",
-                           *args[6:], "+experiment=smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "rank_study.py"),
+            "--report-only",
+            "--archs",
+            "4",
+            *args[6:],
+            "+experiment=smoke",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "holds another sample of architectures" in proc.stderr
     assert (out / "study.json").read_text() == before
 
@@ -174,7 +242,8 @@ def nb201_results(seeds: dict[int, float]) -> dict:
         results = {}
         for seed, offset in seeds.items():
             results[("cifar10", seed)] = {
-                "params": 0.1 * (i + 1), "flop": 10.0 * (i + 1),
+                "params": 0.1 * (i + 1),
+                "flop": 10.0 * (i + 1),
                 # An earlier epoch is there too: the last one counts.
                 "eval_acc1es": {"ori-test@0": 10.0, "ori-test@199": 80.0 + 5 * i + offset},
             }
@@ -191,10 +260,14 @@ def test_nb201_converter_writes_the_table_the_benchmark_reads(tmp_path):
 
     torch.save(nb201_results({777: 1.0, 888: -0.5}), tmp_path / "NAS-Bench-201-v1_1-small.pth")
     out = tmp_path / "nb201.csv"
-    proc = subprocess.run([sys.executable, "tools/convert_nb201.py", str(tmp_path / "NAS-Bench-201-v1_1-small.pth"),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "tools/convert_nb201.py", str(tmp_path / "NAS-Bench-201-v1_1-small.pth"), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
-    rows = (out.read_text().splitlines())
+    rows = out.read_text().splitlines()
     assert rows[0] == "index,arch,cifar10_test_acc,cifar10_valid_acc,params_m,flops_m"
     assert len(rows) == 4
     # Read through the shipped benchmark config: the key template finds each converted row.
@@ -202,13 +275,15 @@ def test_nb201_converter_writes_the_table_the_benchmark_reads(tmp_path):
         cfg = compose("config", overrides=["+benchmark=nb201_cifar10", f"benchmark.path={out}"])
     from omegaconf import OmegaConf
 
-    from rlnas.search.budget import benchmark_parts
+    from rlnas.benchmarks.parts import benchmark_parts
 
     space, bench = benchmark_parts(OmegaConf.to_container(cfg.benchmark, resolve=True))
     ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
     all_conv = tuple([ops.index("nor_conv_3x3")] * 6)
-    mixed = tuple(ops.index(o) for o in ["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect",
-                                         "nor_conv_3x3", "skip_connect"])
+    mixed = tuple(
+        ops.index(o)
+        for o in ["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect"]
+    )
     # Mean over the two seeds of the last epoch, as a fraction: (90 + 1 + 90 - 0.5) / 2 / 100.
     assert bench.evaluate(all_conv).metrics["cifar10_test_acc"] == pytest.approx(0.9025)
     assert bench.evaluate(mixed).metrics["cifar10_test_acc"] == pytest.approx(0.8525)
@@ -218,8 +293,12 @@ def test_nb201_converter_names_what_the_file_lacks(tmp_path):
     import torch
 
     torch.save({"archs": []}, tmp_path / "other.pth")
-    proc = subprocess.run([sys.executable, "tools/convert_nb201.py", str(tmp_path / "other.pth"), "--out",
-                           str(tmp_path / "x.csv")], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "tools/convert_nb201.py", str(tmp_path / "other.pth"), "--out", str(tmp_path / "x.csv")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "not a NAS-Bench-201 results file (needs meta_archs and arch2infos)" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
@@ -234,10 +313,25 @@ def test_proxy_check_ranks_published_cells_with_synflow(monkeypatch, capsys):
 
     monkeypatch.setattr(sys, "argv", ["proxy_check.py", "--archs", "30", "--cells", "1"])
     proxy_check.main()
-    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| SynFlow") or line.startswith("| parameter")}
+    rows = {
+        line.split("|")[1].strip(): float(line.split("|")[2])
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| SynFlow") or line.startswith("| parameter")
+    }
     # Untrained and without data, SynFlow still orders published accuracies well above chance.
     assert rows["SynFlow (untrained, no data)"] > 0.3 and -1 <= rows["parameter count"] <= 1
     monkeypatch.setattr(sys, "argv", ["proxy_check.py", "--archs", "8", "benchmark.path=/nonexistent/nb201.csv"])
     with pytest.raises(SystemExit, match="/nonexistent/nb201.csv"):
         proxy_check.main()
+
+
+def test_show_samples_draws_one_row_per_class(tmp_path):
+    from PIL import Image
+
+    from tools.show_samples import main
+
+    out = tmp_path / "grid.png"
+    main(["--per-class", "3", "--scale", "2", "--out", str(out), "+task=cluttered_digits", "task.data.num_samples=600"])
+    width, height = Image.open(out).size
+    side = 24 * 2 + 2  # an image and its padding
+    assert (width, height) == (3 * side + 2, 10 * side + 2)

@@ -20,7 +20,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from rlnas.utils.trust import UntrustedConfigError, check_own_targets, checked_instantiate, load_run_config
-
 from tests.conftest import ROOT, run_cli
 
 
@@ -60,8 +59,9 @@ def test_a_checkpoint_holds_no_pickled_objects(tmp_path):
     from rlnas.search.checkpoint import CHECKPOINT, SearchInterrupted
 
     with pytest.raises(SearchInterrupted):
-        build_search(_cfg("controller=tpe", "search.epochs=2", "checkpoint.stop_after=1"), tmp_path,
-                     progress=False).run()
+        build_search(
+            _cfg("controller=tpe", "search.epochs=2", "checkpoint.stop_after=1"), tmp_path, progress=False
+        ).run()
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["next_epoch"] == 1 and isinstance(state["history"], str)
 
@@ -159,8 +159,13 @@ def test_a_model_folder_runs_no_code_from_model_json(tmp_path):
 
     source, copy = tmp_path / "source.txt", tmp_path / "copied.txt"
     source.write_text("secret")
-    meta = {"task": "detection", "in_channels": 1, "image_size": [32, 32], "class_names": ["a"],
-            "task_config": {"_target_": "shutil.copyfile", "src": str(source), "dst": str(copy)}}
+    meta = {
+        "task": "detection",
+        "in_channels": 1,
+        "image_size": [32, 32],
+        "class_names": ["a"],
+        "task_config": {"_target_": "shutil.copyfile", "src": str(source), "dst": str(copy)},
+    }
     with pytest.raises(ValueError, match=r"model.json: task_config._target_='shutil.copyfile' is not one of rlnas"):
         Decoder(Model(None, meta, tmp_path / "model.onnx"), top_k=1, score_threshold=None)
     assert not copy.exists()
@@ -177,7 +182,6 @@ def test_tampered_model_json_fields_are_named(tmp_path):
     """Each tampered field of a real model folder is refused in one line naming model.json and the field."""
     from rlnas.predict import PredictError, load_model
     from rlnas.retrain import retrain
-
     from tests.test_retrain import _retrain_cfg, _search_run
 
     run = _search_run(tmp_path, "classification")
@@ -205,7 +209,6 @@ def test_tampered_model_json_fields_are_named(tmp_path):
 
 def test_a_crafted_supernet_is_refused_by_retrain_and_the_tools(tmp_path):
     from rlnas.retrain import init_from_supernet
-
     from tools._common import load_run
 
     marker = tmp_path / "pwned"

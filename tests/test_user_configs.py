@@ -23,8 +23,9 @@ def user_dir(tmp_path):
         writer = csv.writer(f)
         writer.writerow(["arch", "score", "params"])
         for x, y, z in itertools.product(OPS, repeat=3):
-            writer.writerow([f"{x}-{y}-{z}", (OPS.index(x) + 2 * OPS.index(y) + OPS.index(z)) / 8,
-                             100 + 10 * OPS.index(x)])
+            writer.writerow(
+                [f"{x}-{y}-{z}", (OPS.index(x) + 2 * OPS.index(y) + OPS.index(z)) / 8, 100 + 10 * OPS.index(x)]
+            )
     conf = tmp_path / "myconf"
     (conf / "benchmark").mkdir(parents=True)
     (conf / "benchmark" / "mytable.yaml").write_text(f"""# @package _global_
@@ -76,13 +77,27 @@ def test_a_users_own_space_config_searches(user_dir, tmp_path):
 
 @pytest.mark.slow
 def test_comparison_tool_takes_a_config_dir(user_dir, tmp_path):
-    tool = [sys.executable, str(ROOT / "tools" / "compare_controllers.py"), "--benchmark", "mytable", "--seeds", "2",
-            "--controllers", "evolution", "--out", str(tmp_path / "cmp")]
+    tool = [
+        sys.executable,
+        str(ROOT / "tools" / "compare_controllers.py"),
+        "--benchmark",
+        "mytable",
+        "--seeds",
+        "2",
+        "--controllers",
+        "evolution",
+        "--out",
+        str(tmp_path / "cmp"),
+    ]
     proc = subprocess.run([*tool, "--config-dir", str(user_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {r["controller"] for r in json.loads((tmp_path / "cmp" / "table.json").read_text())["rows"]} == {
-        "random", "evolution"}
+        "random",
+        "evolution",
+    }
     proc = subprocess.run(tool, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "compare_controllers.py: error: benchmark=mytable is not a benchmark config; allowed: nb201_cifar10, nb201_cifar10_noisy, toy"]
+        "compare_controllers.py: error: benchmark=mytable is not a benchmark config; "
+        "allowed: nb201_cifar10, nb201_cifar10_noisy, toy"
+    ]

@@ -90,7 +90,9 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
         cfg = load_run_config(run_dir / "config.yaml")
         weights = torch.load(run_dir / "supernet.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a crafted or truncated file raises many types
-        raise SystemExit(f"--run-dir {run_dir}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise SystemExit(
+            f"--run-dir {run_dir}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from None
     cfg.costs.latency_table = str(run_dir / "latency_lut.json")
     search = build_search(cfg, scratch_dir, progress=False)
     search.model.load_state_dict(weights)

@@ -57,8 +57,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.procs < 2 or args.batch % args.procs:
         raise SystemExit("bench_distributed: --procs must be >= 2 and divide --batch")
-    base = ["+experiment=smoke", "search.epochs=4", "search.supernet_steps=40", "search.controller_steps=4",
-            "search.archs_per_step=20", "search.val_batch_size=128", "search.random_baseline=0", *args.overrides]
+    base = [
+        "+experiment=smoke",
+        "search.epochs=4",
+        "search.supernet_steps=40",
+        "search.controller_steps=4",
+        "search.archs_per_step=20",
+        "search.val_batch_size=128",
+        "search.random_baseline=0",
+        *args.overrides,
+    ]
     per_rank = args.batch // args.procs
     n = args.procs
     settings = {  # label -> (processes, per-rank batch, samples per supernet step, extra overrides)
@@ -83,18 +91,31 @@ def main(argv: list[str] | None = None) -> None:
     for label, (procs, batch, samples, _) in settings.items():
         t = float(np.median(times[label]))
         rate = samples * supernet_steps * epochs / t
-        rows.append({"setting": label, "processes": procs, "batch_per_rank": batch, "seconds": round(t, 2),
-                     "supernet_samples_per_s": round(rate, 1), "speed_vs_1": round(reference / t, 2),
-                     "samples_per_s_vs_1": round(rate / (args.batch * supernet_steps * epochs / reference), 2)})
-    header = "| setting | processes | batch / rank | search s (median) | samples/s | time ratio (1 proc / this) | samples/s ratio |"
+        rows.append(
+            {
+                "setting": label,
+                "processes": procs,
+                "batch_per_rank": batch,
+                "seconds": round(t, 2),
+                "supernet_samples_per_s": round(rate, 1),
+                "speed_vs_1": round(reference / t, 2),
+                "samples_per_s_vs_1": round(rate / (args.batch * supernet_steps * epochs / reference), 2),
+            }
+        )
+    header = (
+        "| setting | processes | batch / rank | search s (median) | samples/s | time ratio (1 proc / this) "
+        "| samples/s ratio |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['setting']} | {r['processes']} | {r['batch_per_rank']} | {r['seconds']:.1f} | "
-              f"{r['supernet_samples_per_s']:.0f} | {r['speed_vs_1']:.2f} | {r['samples_per_s_vs_1']:.2f} |" for r in rows]
+    lines += [
+        f"| {r['setting']} | {r['processes']} | {r['batch_per_rank']} | {r['seconds']:.1f} | "
+        f"{r['supernet_samples_per_s']:.0f} | {r['speed_vs_1']:.2f} | {r['samples_per_s_vs_1']:.2f} |"
+        for r in rows
+    ]
     print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        meta = {"threads": args.threads, "repeats": args.repeats, "overrides": base, "rows": rows,
-                "times": times}
+        meta = {"threads": args.threads, "repeats": args.repeats, "overrides": base, "rows": rows, "times": times}
         (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
         (args.out / "bench.md").write_text("\n".join(lines) + "\n")
 

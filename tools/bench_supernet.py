@@ -74,8 +74,12 @@ def loop_overhead(cfg, device: torch.device, epochs: int) -> dict:
         start = time.perf_counter()
         search.run()
         wall = time.perf_counter() - start
-    return {"epochs": epochs, "wall_s": wall, "compute_s": search.timer.seconds,
-            "overhead_share": 1 - search.timer.seconds / wall}
+    return {
+        "epochs": epochs,
+        "wall_s": wall,
+        "compute_s": search.timer.seconds,
+        "overhead_share": 1 - search.timer.seconds / wall,
+    }
 
 
 def main() -> None:
@@ -124,18 +128,34 @@ def main() -> None:
 
     loop = loop_overhead(cfg, device, args.loop_epochs)
 
-    print(f"\n1. overhead on {device}: median supernet/child fwd+bwd ratio {median_ratio:.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}) over {len(rows)} archs, batch {args.batch}")
-    print(f"2. loop overhead: {100 * loop['overhead_share']:.1f}% of {loop['wall_s']:.1f} s search wall time outside "
-          f"child compute ({loop['epochs']} epochs, controller {cfg.controller._target_.rsplit('.', 1)[-1]})")
-    print(f"3. throughput: supernet training {s_ips:,.0f} img/s (random arch per step) vs one fixed child "
-          f"{c_ips:,.0f} img/s (ratio {s_ips / c_ips:.3f}; archs differ in cost, so this also reflects the mix)")
+    print(
+        f"\n1. overhead on {device}: median supernet/child fwd+bwd ratio {median_ratio:.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}) over {len(rows)} archs, batch {args.batch}"
+    )
+    print(
+        f"2. loop overhead: {100 * loop['overhead_share']:.1f}% of {loop['wall_s']:.1f} s search wall time outside "
+        f"child compute ({loop['epochs']} epochs, controller {cfg.controller._target_.rsplit('.', 1)[-1]})"
+    )
+    print(
+        f"3. throughput: supernet training {s_ips:,.0f} img/s (random arch per step) vs one fixed child "
+        f"{c_ips:,.0f} img/s (ratio {s_ips / c_ips:.3f}; archs differ in cost, so this also reflects the mix)"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "device": str(device), "batch": args.batch, "median_ratio": median_ratio, "rows": rows,
-        "supernet_images_per_s": s_ips, "child_images_per_s": c_ips, "loop": loop,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "device": str(device),
+                "batch": args.batch,
+                "median_ratio": median_ratio,
+                "rows": rows,
+                "supernet_images_per_s": s_ips,
+                "child_images_per_s": c_ips,
+                "loop": loop,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

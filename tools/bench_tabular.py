@@ -32,8 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     from rlnas.env import ArchitectureEnv
     from rlnas.search.budget import build_budget_search
 
-    cfg = load_config([f"+benchmark={args.benchmark}", "controller=random", f"benchmark.evaluations={args.archs}",
-                       "benchmark.archs_per_step=100"])
+    cfg = load_config(
+        [
+            f"+benchmark={args.benchmark}",
+            "controller=random",
+            f"benchmark.evaluations={args.archs}",
+            "benchmark.archs_per_step=100",
+        ]
+    )
     search = build_budget_search(cfg, None, progress=False)
     env = ArchitectureEnv(search.space, search.evaluator)
     rng = np.random.default_rng(0)
@@ -53,11 +59,18 @@ def main(argv: list[str] | None = None) -> None:
     result = search.run()
     seconds = time.perf_counter() - start
     loop_rate = result.proposals / seconds
-    figures = {"benchmark": args.benchmark, "archs": args.archs, "env_archs_per_s": round(env_rate),
-               "loop_archs_per_s": round(loop_rate), "loop_distinct": result.distinct}
-    print(f"| path | architectures / s |\n|---|---|\n| Gymnasium env, random masked actions | {env_rate:,.0f} |\n"
-          f"| search loop, controller=random ({result.distinct:,} distinct of {result.proposals:,} proposed) | "
-          f"{loop_rate:,.0f} |")
+    figures = {
+        "benchmark": args.benchmark,
+        "archs": args.archs,
+        "env_archs_per_s": round(env_rate),
+        "loop_archs_per_s": round(loop_rate),
+        "loop_distinct": result.distinct,
+    }
+    print(
+        f"| path | architectures / s |\n|---|---|\n| Gymnasium env, random masked actions | {env_rate:,.0f} |\n"
+        f"| search loop, controller=random ({result.distinct:,} distinct of {result.proposals:,} proposed) | "
+        f"{loop_rate:,.0f} |"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -51,7 +51,9 @@ DIFFERENTIABLE = ["darts", "gdas"]
 #: and the metric column, so a run on another table or metric never shows them.
 PUBLISHED = {
     ("d98cf8e24ab01829bf178d6fc1d97cdb1ce3b624629e5a42400d069959f6c2ea", "cifar10_test_acc"): {
-        "random": (93.70, 0.36), "evolution": (93.92, 0.30), "enas": (93.85, 0.37),
+        "random": (93.70, 0.36),
+        "evolution": (93.92, 0.30),
+        "enas": (93.85, 0.37),
     },
 }
 PUBLISHED_NAMES = {"random": "random search", "evolution": "REA", "enas": "REINFORCE"}
@@ -63,8 +65,12 @@ def table_identity(evaluator) -> dict:
 
     path = getattr(evaluator, "path", None)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path is not None else None
-    return {"name": getattr(evaluator, "name", type(evaluator).__name__), "path": str(path) if path else None,
-            "sha256": digest, "metric": evaluator.reward_metric}
+    return {
+        "name": getattr(evaluator, "name", type(evaluator).__name__),
+        "path": str(path) if path else None,
+        "sha256": digest,
+        "metric": evaluator.reward_metric,
+    }
 
 
 def published_for(identity: dict | None) -> dict:
@@ -82,8 +88,15 @@ def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides:
     """
     from rlnas.search.budget import build_budget_search
 
-    cfg = load_config([f"+benchmark={name}", f"controller={controller}", f"seed={seed}",
-                       f"benchmark.evaluations={budget}", *overrides])
+    cfg = load_config(
+        [
+            f"+benchmark={name}",
+            f"controller={controller}",
+            f"seed={seed}",
+            f"benchmark.evaluations={budget}",
+            *overrides,
+        ]
+    )
     search = build_budget_search(cfg, None, progress=False)
     result = search.run()
     evaluator = search.evaluator
@@ -91,15 +104,32 @@ def run_benchmark(name: str, controller: str, seed: int, budget: int, overrides:
     best_metric = [search.seen[pick][0][0].metrics[metric] for pick in result.picks]
     shares = [s["policy_share"] for s in result.controller_stats if "policy_share" in s]
     scale = getattr(evaluator, "metric_scale", 1.0)
-    return {"rewards": result.rewards, "best_so_far": result.best_so_far, "best_metric": best_metric,
-            "final": best_metric[-1], "metric": metric, "scale": scale, "seconds": result.seconds,
-            "optimum": evaluator.optimum(), "identity": table_identity(evaluator),
-            "distinct": result.distinct, "proposals": result.proposals,
-            "policy_share": shares[-1] if shares else float("nan")}
+    return {
+        "rewards": result.rewards,
+        "best_so_far": result.best_so_far,
+        "best_metric": best_metric,
+        "final": best_metric[-1],
+        "metric": metric,
+        "scale": scale,
+        "seconds": result.seconds,
+        "optimum": evaluator.optimum(),
+        "identity": table_identity(evaluator),
+        "distinct": result.distinct,
+        "proposals": result.proposals,
+        "policy_share": shares[-1] if shares else float("nan"),
+    }
 
 
-def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[str], label: str | None = None,
-             truth_seeds: int = 3, truth_epochs: int = 20) -> dict:
+def run_task(
+    task: str,
+    controller: str,
+    seed: int,
+    out: Path,
+    overrides: list[str],
+    label: str | None = None,
+    truth_seeds: int = 3,
+    truth_epochs: int = 20,
+) -> dict:
     """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored,
     ground truth = the selected arch trained standalone (``truth_seeds`` times) and tested on the unseen split."""
     from rlnas.search.builder import build_search
@@ -122,11 +152,20 @@ def run_task(task: str, controller: str, seed: int, out: Path, overrides: list[s
 
         truth = ground_truth(cfg, result.best.arch, truth_seeds, truth_epochs, str(cfg.device))
         (run_dir / "ground_truth.json").write_text(json.dumps({"arch": list(result.best.arch), **truth}, indent=2))
-    return {"rewards": rewards, "best_so_far": best, "best_metric": best_metric,
-            "truth": truth.get("mean", float("nan")), "truth_seeds": truth.get("values", []),
-            "final": result.best.evaluation.metrics[metric], "final_reward": result.best.reward, "metric": metric,
-            "last_epoch": result.last_epoch_mean_reward,
-            "scale": 1.0, "seconds": result.seconds, "optimum": float("nan")}
+    return {
+        "rewards": rewards,
+        "best_so_far": best,
+        "best_metric": best_metric,
+        "truth": truth.get("mean", float("nan")),
+        "truth_seeds": truth.get("values", []),
+        "final": result.best.evaluation.metrics[metric],
+        "final_reward": result.best.reward,
+        "metric": metric,
+        "last_epoch": result.last_epoch_mean_reward,
+        "scale": 1.0,
+        "seconds": result.seconds,
+        "optimum": float("nan"),
+    }
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
@@ -142,6 +181,7 @@ def welch_p(a: list[float], b: list[float]) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return float("nan")
+
     def constant(x: np.ndarray) -> bool:  # equal up to float noise (percent tables scaled back and forth)
         return bool(np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())))
 
@@ -162,14 +202,20 @@ def welch_p(a: list[float], b: list[float]) -> float:
 RIVALS = ("evolution", "local_search")
 
 
-def _row(controller: str, budget: int | str, values_of, runs: dict[str, list[dict]], reference: str,
-         rivals: list[str]) -> dict:
+def _row(
+    controller: str, budget: int | str, values_of, runs: dict[str, list[dict]], reference: str, rivals: list[str]
+) -> dict:
     """Mean ± std of ``values_of(runs[controller])`` with Welch p against ``reference`` (and each rival)."""
     values = values_of(runs[controller])
-    row = {"controller": controller, "budget": budget, "mean": float(np.mean(values)),
-           "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-           "p_vs_random": float("nan") if controller == reference else welch_p(values, values_of(runs[reference])),
-           "seconds": float(np.mean([r["seconds"] for r in runs[controller]]))}
+    row = {
+        "controller": controller,
+        "budget": budget,
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "n": len(values),
+        "p_vs_random": float("nan") if controller == reference else welch_p(values, values_of(runs[reference])),
+        "seconds": float(np.mean([r["seconds"] for r in runs[controller]])),
+    }
     for rival in rivals:
         row[f"p_vs_{rival}"] = float("nan") if controller == rival else welch_p(values, values_of(runs[rival]))
     for key in ("distinct", "policy_share"):
@@ -207,8 +253,13 @@ def correct(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | None = None,
-              reference: str = "random", rivals: tuple[str, ...] = RIVALS) -> list[dict]:
+def summarise(
+    runs: dict[str, list[dict]],
+    budgets: list[int],
+    identity: dict | None = None,
+    reference: str = "random",
+    rivals: tuple[str, ...] = RIVALS,
+) -> list[dict]:
     """Rows of the table: best metric at each budget per controller, Welch p vs ``reference``.
 
     Args:
@@ -221,7 +272,8 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
     for controller, results in runs.items():
         scale = results[0]["scale"]
         for budget in budgets:
-            def at(rs: list[dict]) -> list[float]:
+
+            def at(rs: list[dict], budget: int = budget, scale: float = scale) -> list[float]:
                 return [r["best_metric"][min(budget, len(r["best_metric"])) - 1] / scale for r in rs]
 
             row = _row(controller, budget, at, runs, reference, rivals)
@@ -237,8 +289,11 @@ def summarise(runs: dict[str, list[dict]], budgets: list[int], identity: dict | 
         # standalone, tested on the split the search never saw: the headline), the same
         # architecture re-scored on the full validation split with the shared weights, and
         # the mean reward of what the controller sampled last.
-        for key, label in (("truth", "ground truth (standalone, test)"), ("final", "final (full val)"),
-                           ("last_epoch", "last-epoch mean reward")):
+        for key, label in (
+            ("truth", "ground truth (standalone, test)"),
+            ("final", "final (full val)"),
+            ("last_epoch", "last-epoch mean reward"),
+        ):
             if "last_epoch" not in results[0]:  # benchmark runs have none of these
                 continue
             if key == "truth" and not np.isfinite(results[0].get("truth", float("nan"))):
@@ -270,8 +325,11 @@ def _pv(row: dict, against: str) -> str:
 
 def _family(rows: list[dict]) -> str:
     m = sum(1 for r in rows for k, v in r.items() if k.endswith("_holm") and np.isfinite(v))
-    return (f"Welch p-values (two-sided), Holm-adjusted over the table's {m} tests; "
-            "— where a test is undefined.") if m else "Welch p-values (two-sided); — where a test is undefined."
+    return (
+        (f"Welch p-values (two-sided), Holm-adjusted over the table's {m} tests; — where a test is undefined.")
+        if m
+        else "Welch p-values (two-sided); — where a test is undefined."
+    )
 
 
 def markdown(rows: list[dict], metric: str, title: str, reference: str = "random") -> str:
@@ -356,8 +414,13 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
         curves = np.array([r["best_metric"][:n] for r in results]) / scale
         mean, std = curves.mean(0), curves.std(0)
         x = np.arange(1, n + 1)
-        (lines[controller],) = ax.plot(x, mean, label=controller, lw=1.6 if controller != "random" else 2.2,
-                                       ls="--" if controller == "random" else "-")
+        (lines[controller],) = ax.plot(
+            x,
+            mean,
+            label=controller,
+            lw=1.6 if controller != "random" else 2.2,
+            ls="--" if controller == "random" else "-",
+        )
         ax.fill_between(x, mean - std, mean + std, alpha=0.12)
         start = max(n // 10 - 1, 0)
         lows[controller] = float(mean[start])
@@ -414,8 +477,9 @@ def _write_readme(readme: Path, key: str, title: str, metric: str, rows: list[di
     update_readme(readme, key, f"{title}; best {metric} found, mean ± std:\n\n" + pivot(rows, budgets, reference))
 
 
-def _one_run(job: tuple[str, str, int, list[str]], args: argparse.Namespace, name: str, out: Path,
-             budgets: list[int] | None) -> dict:
+def _one_run(
+    job: tuple[str, str, int, list[str]], args: argparse.Namespace, name: str, out: Path, budgets: list[int] | None
+) -> dict:
     """One (label, controller, seed) run of the comparison; a top-level function, so worker processes can run it."""
     label, controller, seed, overrides = job
     if budgets is not None:
@@ -423,7 +487,7 @@ def _one_run(job: tuple[str, str, int, list[str]], args: argparse.Namespace, nam
     return run_task(name, controller, seed, out, overrides, label, args.truth_seeds, args.truth_epochs)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per command-line argument
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     if argv is None and len(sys.argv) in (3, 5) and sys.argv[1] == "--replot":
         if len(sys.argv) == 5 and sys.argv[3] != "--readme":
@@ -432,27 +496,61 @@ def main(argv: list[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")
     where.add_argument("--task", help="task config name: whole weight-sharing searches")
-    parser.add_argument("--controllers", nargs="+", default=ALL, choices=ALL + DIFFERENTIABLE,
-                        help=f"default: {' '.join(ALL)}; {' and '.join(DIFFERENTIABLE)} with --task only")
+    parser.add_argument(
+        "--controllers",
+        nargs="+",
+        default=ALL,
+        choices=ALL + DIFFERENTIABLE,
+        help=f"default: {' '.join(ALL)}; {' and '.join(DIFFERENTIABLE)} with --task only",
+    )
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--budgets", type=int, nargs="+", default=None,
-                        help="evaluation budgets to tabulate (benchmarks; default: the config's evaluations)")
+    parser.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=None,
+        help="evaluation budgets to tabulate (benchmarks; default: the config's evaluations)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/compare/<name>)")
-    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL CONTROLLER OVERRIDE",
-                        help="an extra run: LABEL, the controller, then overrides of its own (repeatable)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs at once, in worker processes with one torch thread each (default 1)")
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="LABEL CONTROLLER OVERRIDE",
+        help="an extra run: LABEL, the controller, then overrides of its own (repeatable)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, in worker processes with one torch thread each (default 1)"
+    )
     parser.add_argument("--reference", default="random", help="label the Welch tests compare against")
-    parser.add_argument("--rivals", nargs="*", default=list(RIVALS), metavar="LABEL",
-                        help=f"more labels every run is tested against, where they ran (default: {' '.join(RIVALS)})")
-    parser.add_argument("--truth-seeds", type=int, default=3,
-                        help="--task: standalone trainings of each final pick for its ground truth (0: none)")
+    parser.add_argument(
+        "--rivals",
+        nargs="*",
+        default=list(RIVALS),
+        metavar="LABEL",
+        help=f"more labels every run is tested against, where they ran (default: {' '.join(RIVALS)})",
+    )
+    parser.add_argument(
+        "--truth-seeds",
+        type=int,
+        default=3,
+        help="--task: standalone trainings of each final pick for its ground truth (0: none)",
+    )
     parser.add_argument("--truth-epochs", type=int, default=20, help="--task: epochs of each standalone training")
-    parser.add_argument("--readme", type=Path, default=None,
-                        help="also write the table (budgets side by side) into this file, between "
-                             "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)")
-    parser.add_argument("--config-dir", type=Path, default=None,
-                        help="a config dir of your own (benchmark/, space/, ... YAMLs) beside the package's")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also write the table (budgets side by side) into this file, between "
+        "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="a config dir of your own (benchmark/, space/, ... YAMLs) beside the package's",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
     for option in ("seeds", "jobs"):
@@ -467,11 +565,15 @@ def main(argv: list[str] | None = None) -> None:
     plan = list({label: (label, c, o) for label, c, o in plan}.values())
     for variant in args.variant:
         if len(variant) < 2 or variant[1] not in ALL + DIFFERENTIABLE:
-            parser.error(f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in "
-                         f"{ALL + DIFFERENTIABLE}")
+            parser.error(
+                f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in "
+                f"{ALL + DIFFERENTIABLE}"
+            )
         plan.append((variant[0], variant[1], variant[2:]))
     if args.benchmark and any(c in DIFFERENTIABLE for _, c, _ in plan):
-        parser.error(f"{' and '.join(DIFFERENTIABLE)} train through a supernet: compare them with --task, not --benchmark")
+        parser.error(
+            f"{' and '.join(DIFFERENTIABLE)} train through a supernet: compare them with --task, not --benchmark"
+        )
     if args.reference not in [label for label, _, _ in plan]:
         parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
     name = args.benchmark or args.task
@@ -485,8 +587,11 @@ def main(argv: list[str] | None = None) -> None:
     overrides = list(args.overrides)
     if args.jobs > 1 and not any(o.startswith("threads=") for o in overrides):
         overrides.append("threads=1")  # parallel runs share the cores instead of each taking all of them
-    jobs = [(label, controller, seed, [*overrides, *extra]) for label, controller, extra in plan
-            for seed in range(args.seeds)]
+    jobs = [
+        (label, controller, seed, [*overrides, *extra])
+        for label, controller, extra in plan
+        for seed in range(args.seeds)
+    ]
     from functools import partial
 
     work = partial(_one_run, args=args, name=name, out=out, budgets=budgets if args.benchmark else None)
@@ -494,8 +599,7 @@ def main(argv: list[str] | None = None) -> None:
         for (label, _, seed, _), result in zip(jobs, run_all(work, jobs)):
             runs.setdefault(label, []).append(result)
             truth = f", ground truth {result['truth']:.4f}" if np.isfinite(result.get("truth", float("nan"))) else ""
-            print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)",
-                  flush=True)
+            print(f"{label:>14} seed {seed}: best {result['final']:.4f}{truth} ({result['seconds']:.1f} s)", flush=True)
     if not args.benchmark:
         budgets = [min(len(r["best_metric"]) for rs in runs.values() for r in rs)]
     first = runs[args.reference][0]
@@ -510,14 +614,27 @@ def main(argv: list[str] | None = None) -> None:
                     writer.writerow([controller, seed, i, f"{rew:.6g}", f"{best:.6g}", f"{bm / r['scale']:.6g}"])
     rows = summarise(runs, budgets, identity, args.reference, tuple(args.rivals))
     # Named after what was read, not the config's name: overriding benchmark.path or .metric shows up here.
-    what = f"{identity['name']} ({Path(identity['path']).name}, {identity['metric']})" if identity and identity[
-        "path"] else (identity["name"] if identity else name)
+    what = (
+        f"{identity['name']} ({Path(identity['path']).name}, {identity['metric']})"
+        if identity and identity["path"]
+        else (identity["name"] if identity else name)
+    )
     title = f"{what}: {args.seeds} seeds, budgets {budgets}"
     (out / "table.md").write_text(markdown(rows, metric, title, args.reference))
-    (out / "table.json").write_text(json.dumps({"title": title, "metric": metric, "table": identity,
-                                                "overrides": args.overrides,
-                                                "variants": args.variant, "reference": args.reference, "rows": rows},
-                                               indent=2))
+    (out / "table.json").write_text(
+        json.dumps(
+            {
+                "title": title,
+                "metric": metric,
+                "table": identity,
+                "overrides": args.overrides,
+                "variants": args.variant,
+                "reference": args.reference,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
     if args.readme is not None:

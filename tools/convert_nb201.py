@@ -66,8 +66,13 @@ def arch_row(index: int, arch: str, info: Mapping[str, Any]) -> dict[str, Any]:
         raise ConvertError(f"architecture {index}: no all_results")
     row: dict[str, Any] = {"index": index, "arch": arch}
     for column, (dataset, split) in COLUMNS.items():
-        values = [a for (ds, _seed), r in results.items() if ds == dataset
-                  for a in [last_epoch_accuracy(r, split)] if a is not None]
+        values = [
+            a
+            for (ds, _seed), r in results.items()
+            if ds == dataset
+            for a in [last_epoch_accuracy(r, split)]
+            if a is not None
+        ]
         if values:
             row[column] = sum(values) / len(values)
     cifar = [r for (ds, _seed), r in results.items() if ds == "cifar10"]
@@ -121,8 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, help="NAS-Bench-201 results file (.pth)")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
-    parser.add_argument("--which", choices=("full", "less"), default="full",
-                        help="full: 200-epoch results (the published table); less: 12 epochs")
+    parser.add_argument(
+        "--which",
+        choices=("full", "less"),
+        default="full",
+        help="full: 200-epoch results (the published table); less: 12 epochs",
+    )
     args = parser.parse_args(argv)
     if not args.results.is_file():
         raise SystemExit(f"convert_nb201: error: {args.results}: no such file")

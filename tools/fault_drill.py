@@ -36,14 +36,22 @@ COMPARED = ("history.csv", "best_arch.json")
 def start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "rlnas", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlnas", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen, what: str) -> None:
     _, err = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} exited with {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+        raise RuntimeError(
+            f"{what} exited with {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+        )
 
 
 def wait_for_search(proc: subprocess.Popen, run_dir: Path) -> float:
@@ -72,7 +80,9 @@ def kill_at(proc: subprocess.Popen, run_dir: Path, delay: float | None, during_w
 
 
 def same_outputs(a: Path, b: Path) -> bool:
-    return all((a / f).is_file() and (b / f).is_file() and (a / f).read_bytes() == (b / f).read_bytes() for f in COMPARED)
+    return all(
+        (a / f).is_file() and (b / f).is_file() and (a / f).read_bytes() == (b / f).read_bytes() for f in COMPARED
+    )
 
 
 def main() -> int:

@@ -48,10 +48,12 @@ def main() -> None:
         arch = space.sample(rng)
         child = Network(build_child(space, arch, data.in_channels), task.build_head(supernet.out_channels, data))
         child = child.to(device).eval()
-        measured = measure_ms(lambda: child(x), device, repeats=args.repeats)
+        measured = measure_ms(lambda child=child: child(x), device, repeats=args.repeats)
         predicted = table.predict(supernet.used_modules(arch))
         error = abs(predicted - measured) / measured
-        rows.append({"arch": list(arch), "predicted_ms": predicted, "measured_ms": measured, "abs_pct_error": 100 * error})
+        rows.append(
+            {"arch": list(arch), "predicted_ms": predicted, "measured_ms": measured, "abs_pct_error": 100 * error}
+        )
         print(f"{space.describe(arch)[:70]:<70} {predicted:10.3f} {measured:10.3f} {100 * error:6.1f}%")
     mape = float(np.mean([r["abs_pct_error"] for r in rows]))
     corr = float(np.corrcoef([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])[0, 1])

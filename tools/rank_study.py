@@ -143,9 +143,9 @@ def held_out_check(values: np.ndarray) -> tuple[float, float]:
     correlation sqrt(r * R_{k-1}) of one run with an independent (k-1)-run mean.
     """
     k = values.shape[1]
-    measured = float(np.nanmean([
-        stats.kendalltau(values[:, i], np.delete(values, i, axis=1).mean(1))[0] for i in range(k)
-    ]))
+    measured = float(
+        np.nanmean([stats.kendalltau(values[:, i], np.delete(values, i, axis=1).mean(1))[0] for i in range(k)])
+    )
     r = math.sin(math.pi * max(0.0, noise_ceiling(values)) / 2)
     rest = (k - 1) * r / (1 + (k - 2) * r) if r > 0 else 0.0
     return measured, 2 / math.pi * math.asin(math.sqrt(r * rest))
@@ -229,24 +229,29 @@ def report(study: dict[str, Any], out: Path) -> str:
         for mode in modes_of(variants):
             fs = [v["fidelity"][mode] for v in variants if mode in v["fidelity"]]
             taus = [f["kendall_tau"] for f in fs]
+            of_ceiling = f"{np.mean(taus) / ceiling_mean:.2f}" if ceiling_mean > 0 else "n/a"
             lines.append(
-                f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {(f'{np.mean(taus) / ceiling_mean:.2f}' if ceiling_mean > 0 else 'n/a')} | "
+                f"| {name} | {len(fs)} | {mode} | {cell(taus, 3)} | {of_ceiling} | "
                 f"{of_val(float(np.mean(taus)))} | "
                 f"{cell([f['spearman_rho'] for f in fs], 3)} | {cell([f['top10_precision'] for f in fs], 2)} | "
                 f"{cell([f['top10_truth'] for f in fs], 4)} |"
             )
     gains, top, best = proxy_gains(study), proxy_gains(study, "top10_precision"), proxy_gains(study, "top10_truth")
     if len(gains) >= 2:
+
         def p(x: list[float]) -> float:
             return stats.wilcoxon(x).pvalue if np.any(np.asarray(x) != 0) else 1.0
 
-        lines += ["", f"Ranked together with SynFlow (`+ synflow`, the search's `final_proxy`) against the same scores "
-                      f"alone, over {len(gains)} supernets (each the mean over its scorings): Kendall tau "
-                      f"{np.mean(gains):+.3f} (higher in {sum(g > 0 for g in gains)}, Wilcoxon p = {p(gains):.2g}), "
-                      f"top-10 % precision {np.mean(top):+.3f} (higher in {sum(g > 0 for g in top)}, lower in "
-                      f"{sum(g < 0 for g in top)}, p = {p(top):.2g}), standalone {study['metric']} of the top 10 % "
-                      f"{np.mean(best):+.4f} (higher in {sum(g > 0 for g in best)}, lower in "
-                      f"{sum(g < 0 for g in best)}, p = {p(best):.2g})."]
+        lines += [
+            "",
+            f"Ranked together with SynFlow (`+ synflow`, the search's `final_proxy`) against the same scores "
+            f"alone, over {len(gains)} supernets (each the mean over its scorings): Kendall tau "
+            f"{np.mean(gains):+.3f} (higher in {sum(g > 0 for g in gains)}, Wilcoxon p = {p(gains):.2g}), "
+            f"top-10 % precision {np.mean(top):+.3f} (higher in {sum(g > 0 for g in top)}, lower in "
+            f"{sum(g < 0 for g in top)}, p = {p(top):.2g}), standalone {study['metric']} of the top 10 % "
+            f"{np.mean(best):+.4f} (higher in {sum(g > 0 for g in best)}, lower in "
+            f"{sum(g < 0 for g in best)}, p = {p(best):.2g}).",
+        ]
     text = "\n".join(lines) + "\n"
     (out / "ranking.md").write_text(text)
     plot(study, out / "ranking.png")
@@ -291,12 +296,13 @@ def plot(study: dict[str, Any], path: Path) -> None:
         ax.scatter(rank[~top], truth_rank[~top], s=14, alpha=0.7, label="others")
         ax.scatter(rank[top], truth_rank[top], s=22, color="tab:red", label="standalone top 10 %")
         ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--")
-        ax.set_title(f"{name}\n{mode}: tau {np.mean(taus):.2f} over {len(taus)} run(s), ceiling {ceiling:.2f}",
-                     fontsize=8)
+        ax.set_title(
+            f"{name}\n{mode}: tau {np.mean(taus):.2f} over {len(taus)} run(s), ceiling {ceiling:.2f}", fontsize=8
+        )
         ax.set_xlabel("rank by the supernet (val)")
         ax.set_ylabel(f"rank standalone ({study['metric']}, test, mean of {study['seeds']})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(groups):]:
+    for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -308,30 +314,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the search (without --run-dir)")
     parser.add_argument("--run-dir", help="a finished run to take the supernet from instead of searching")
-    parser.add_argument("--label", default="default",
-                        help="name of this supernet variant in the report; NAME@SEED labels are averaged per NAME")
+    parser.add_argument(
+        "--label",
+        default="default",
+        help="name of this supernet variant in the report; NAME@SEED labels are averaged per NAME",
+    )
     parser.add_argument("--archs", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=10,
-                        help="standalone trainings per architecture (seeds 0..N-1; cached per seed)")
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="standalone trainings per architecture (seeds 0..N-1; cached per seed)"
+    )
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
-    parser.add_argument("--calibrate", default="256,1024",
-                        help="comma-separated training image counts for per-architecture BatchNorm "
-                             "statistics (one scoring each; empty: none)")
-    parser.add_argument("--loss", action="store_true",
-                        help="also score each statistics mode by the negative validation loss (the task's loss)")
-    parser.add_argument("--average-epochs", type=int, default=0, metavar="N",
-                        help="also score with the supernet's weights averaged over the ends of its last N epochs "
-                             "(stochastic weight averaging, Izmailov et al., 2018; needs a search, not --run-dir)")
-    parser.add_argument("--few-shot", type=int, default=None, metavar="DECISION",
-                        help="also score a few-shot split of the trained supernet on this decision (its index) "
-                             "and a one-shot control trained as many extra steps")
+    parser.add_argument(
+        "--calibrate",
+        default="256,1024",
+        help="comma-separated training image counts for per-architecture BatchNorm "
+        "statistics (one scoring each; empty: none)",
+    )
+    parser.add_argument(
+        "--loss",
+        action="store_true",
+        help="also score each statistics mode by the negative validation loss (the task's loss)",
+    )
+    parser.add_argument(
+        "--average-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score with the supernet's weights averaged over the ends of its last N epochs "
+        "(stochastic weight averaging, Izmailov et al., 2018; needs a search, not --run-dir)",
+    )
+    parser.add_argument(
+        "--few-shot",
+        type=int,
+        default=None,
+        metavar="DECISION",
+        help="also score a few-shot split of the trained supernet on this decision (its index) "
+        "and a one-shot control trained as many extra steps",
+    )
     parser.add_argument("--few-shot-epochs", type=int, default=5, help="extra epochs of each sub-supernet")
-    parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
-                        help="also score each architecture after STEPS steps of training on its own path, "
-                             "starting from the shared weights (a copy per architecture)")
+    parser.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also score each architecture after STEPS steps of training on its own path, "
+        "starting from the shared weights (a copy per architecture)",
+    )
     parser.add_argument("--sample-seed", type=int, default=1234)
-    parser.add_argument("--report-only", action="store_true",
-                        help="no search: re-rank the stored variants against the standalone results and rewrite the report")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no search: re-rank the stored variants against the standalone results and rewrite the report",
+    )
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
     if args.finetune < 0:
@@ -339,7 +373,9 @@ def main() -> None:
     if args.average_epochs < 0:
         raise SystemExit(f"--average-epochs {args.average_epochs}: expected a number of epochs >= 0")
     if args.average_epochs and args.run_dir:
-        raise SystemExit("--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir")
+        raise SystemExit(
+            "--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir"
+        )
     if args.archs < 4 or args.seeds < 2:
         raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
     try:
@@ -368,7 +404,8 @@ def main() -> None:
     start = time.perf_counter()
     results = standalone_results(cfg, archs, args.seeds, args.epochs, out / "standalone.json")
     truth_values, val_values, val_losses = (
-        np.asarray([results[f][a] for a in archs], dtype=float) for f in ("test", "val", "val_loss"))
+        np.asarray([results[f][a] for a in archs], dtype=float) for f in ("test", "val", "val_loss")
+    )
     print(f"standalone: {time.perf_counter() - start:.0f} s")
 
     path = out / "study.json"
@@ -381,24 +418,36 @@ def main() -> None:
         scores, seconds, metric = supernet_scores(args, cfg, archs, calibrate)
     if study.get("archs_list") != [list(a) for a in archs] or study.get("epochs") != args.epochs:
         if args.report_only:
-            raise SystemExit(f"--report-only: {path} holds another sample of architectures or recipe "
-                             "(give the --archs, --epochs, --sample-seed and overrides it was made with)")
+            raise SystemExit(
+                f"--report-only: {path} holds another sample of architectures or recipe "
+                "(give the --archs, --epochs, --sample-seed and overrides it was made with)"
+            )
         study = {"variants": {}}  # another sample or recipe: earlier variants are not comparable
     truth = truth_values.mean(1)
     study.update(
-        metric=metric, archs=len(archs), seeds=args.seeds, epochs=args.epochs, archs_list=[list(a) for a in archs],
-        standalone=truth_values.tolist(), noise_ceiling=noise_ceiling(truth_values),
+        metric=metric,
+        archs=len(archs),
+        seeds=args.seeds,
+        epochs=args.epochs,
+        archs_list=[list(a) for a in archs],
+        standalone=truth_values.tolist(),
+        noise_ceiling=noise_ceiling(truth_values),
         held_out=held_out_check(truth_values),
         # The standalone runs themselves, scored where a search scores: the best a ranker on that split can expect.
         val_ceiling={metric: fidelity(val_values.mean(1), truth), "-loss": fidelity(-val_losses.mean(1), truth)},
     )
     if not args.report_only:
         study["variants"][args.label] = {
-            "overrides": list(args.overrides), "run_dir": args.run_dir, "seconds": seconds, "scores": scores,
+            "overrides": list(args.overrides),
+            "run_dir": args.run_dir,
+            "seconds": seconds,
+            "scores": scores,
         }
     study["synflow"] = synflow_scores(cfg, archs)
     for variant in study["variants"].values():  # against the current truth (more seeds change it)
-        variant["fidelity"] = {m: fidelity(s, truth) for m, s in with_proxy(variant["scores"], study["synflow"]).items()}
+        variant["fidelity"] = {
+            m: fidelity(s, truth) for m, s in with_proxy(variant["scores"], study["synflow"]).items()
+        }
     write_json_atomic(path, study)
     print(report(study, out))
     print(f"wrote {out / 'ranking.md'}, {out / 'ranking.png'}, {path}")
@@ -409,7 +458,7 @@ def synflow_scores(cfg: Any, archs: list[tuple[int, ...]]) -> list[float]:
     import torch
 
     from rlnas.evaluators.proxies import arch_synflow
-    from rlnas.retrain import search_parts
+    from rlnas.tasks.training import search_parts
 
     space, task, data = search_parts(cfg, torch.device("cpu"))
     return [arch_synflow(space, task, data, a) for a in archs]
@@ -541,7 +590,8 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
         evaluator.model = control
         with torch.no_grad():
             out[f"one-shot + {epochs * choices} more epochs (control), BN calibrated ({images})"] = [
-                evaluator.evaluate_full(a).metrics[metric] for a in archs]
+                evaluator.evaluate_full(a).metrics[metric] for a in archs
+            ]
         few: list[float] = [float("nan")] * len(archs)
         for k in range(choices):
             sub = copy.deepcopy(original)
@@ -551,8 +601,10 @@ def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, ep
                 for i, a in enumerate(archs):
                     if a[decision] == k:
                         few[i] = evaluator.evaluate_full(a).metrics[metric]
-        out[f"few-shot on {search.space.decisions[decision].name} ({choices} x {epochs} more epochs), "
-            f"BN calibrated ({images})"] = few
+        out[
+            f"few-shot on {search.space.decisions[decision].name} ({choices} x {epochs} more epochs), "
+            f"BN calibrated ({images})"
+        ] = few
     finally:
         evaluator.model = original
     return out
@@ -611,6 +663,7 @@ def build_and_run(cfg: Any, run_dir: str, average_epochs: int = 0):
     search = build_search(cfg, run_dir, progress=False)
     averaged: AveragedModel | None = None
     if average_epochs:
+
         class Average(Callback):
             def on_epoch_end(self, search: Any, stats: Any) -> None:
                 nonlocal averaged

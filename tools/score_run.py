@@ -51,18 +51,28 @@ def main() -> None:
     print(f"{'metric':<12} {'best':>8} {'random mean ± std':>20} {'min':>8} {'max':>8}")
     for name in names:
         v = table[name]
-        print(f"{name:<12} {best_metrics[name]:8.4f} {v.mean():11.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:6.4f} "
-              f"{v.min():8.4f} {v.max():8.4f}")
+        print(
+            f"{name:<12} {best_metrics[name]:8.4f} {v.mean():11.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:6.4f} "
+            f"{v.min():8.4f} {v.max():8.4f}"
+        )
     better = {name: float((table[name] < best_metrics[name]).mean()) for name in names}
-    print("share of random architectures below the best: "
-          + ", ".join(f"{name} {share:.0%}" for name, share in better.items()))
+    print(
+        "share of random architectures below the best: "
+        + ", ".join(f"{name} {share:.0%}" for name, share in better.items())
+    )
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "run_dir": str(run_dir), "best": {"arch": list(best), "metrics": best_metrics},
-            "random": [{"arch": list(a), "metrics": m} for a, m in zip(archs, random_metrics)],
-        }, indent=2))
+        out.write_text(
+            json.dumps(
+                {
+                    "run_dir": str(run_dir),
+                    "best": {"arch": list(best), "metrics": best_metrics},
+                    "random": [{"arch": list(a), "metrics": m} for a, m in zip(archs, random_metrics)],
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {out}")
 
 

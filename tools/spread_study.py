@@ -44,12 +44,14 @@ def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, 
 
     torch.set_num_threads(1)
     cfg_yaml, arch, first, seeds, epochs = job
-    return arch, ground_truth(OmegaConf.create(cfg_yaml), arch, seeds=seeds - first, epochs=epochs, device="cpu",
-                              first_seed=first)
+    return arch, ground_truth(
+        OmegaConf.create(cfg_yaml), arch, seeds=seeds - first, epochs=epochs, device="cpu", first_seed=first
+    )
 
 
-def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Path, jobs: int,
-            sample_seed: int = 1234) -> dict:
+def measure(
+    overrides: list[str], archs: int, seeds: int, epochs: int, cache: Path, jobs: int, sample_seed: int = 1234
+) -> dict:
     """Trains what the cache lacks; returns the per-architecture results and their summary.
 
     The cache is ``tools/rank_study.py``'s (same architectures for the same
@@ -78,8 +80,11 @@ def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Pa
         return min(len(t.get(str(list(arch)), [])) for t in tables.values())
 
     todo = [(a, done(a)) for a in drawn if done(a) < seeds]
-    print(f"{len(drawn)} architectures x {seeds} seeds: {sum(seeds - f for _, f in todo)} trainings to run "
-          f"({jobs} architectures at once)", flush=True)
+    print(
+        f"{len(drawn)} architectures x {seeds} seeds: {sum(seeds - f for _, f in todo)} trainings to run "
+        f"({jobs} architectures at once)",
+        flush=True,
+    )
     cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     start = time.perf_counter()
     work = [(cfg_yaml, a, first, seeds, epochs) for a, first in todo]
@@ -89,23 +94,38 @@ def measure(overrides: list[str], archs: int, seeds: int, epochs: int, cache: Pa
             for field, result_key in STANDALONE_FIELDS.items():
                 tables[field][str(list(arch))] = tables[field].get(str(list(arch)), [])[:first] + result[result_key]
             write_json_atomic(cache, stored)  # after each architecture: a stopped study loses little
-            print(f"  {i}/{len(todo)}: {space.describe(arch)}: {np.mean(result['values']):.4f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"  {i}/{len(todo)}: {space.describe(arch)}: {np.mean(result['values']):.4f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
     values = np.array([tables["test"][str(list(a))][:seeds] for a in drawn])
     val_first = np.array([tables["val"][str(list(a))][0] for a in drawn])
     means = values.mean(axis=1)
     p10, p50, p90 = (float(v) for v in np.percentile(means, [10, 50, 90]))
-    summary = {"archs": len(drawn), "seeds": seeds, "epochs": epochs, "p10": p10, "median": p50, "p90": p90,
-               "spread_p10_p90": p90 - p10, "best": float(means.max()), "worst": float(means.min()),
-               "seed_std": float(values.std(axis=1, ddof=1).mean()) if seeds > 1 else float("nan"),
-               "overrides": overrides}
-    per_arch = [{"arch": list(a), "description": space.describe(a), "values": v.tolist(), "mean": float(m)}
-                for a, v, m in zip(drawn, values, means)]
+    summary = {
+        "archs": len(drawn),
+        "seeds": seeds,
+        "epochs": epochs,
+        "p10": p10,
+        "median": p50,
+        "p90": p90,
+        "spread_p10_p90": p90 - p10,
+        "best": float(means.max()),
+        "worst": float(means.min()),
+        "seed_std": float(values.std(axis=1, ddof=1).mean()) if seeds > 1 else float("nan"),
+        "overrides": overrides,
+    }
+    per_arch = [
+        {"arch": list(a), "description": space.describe(a), "values": v.tolist(), "mean": float(m)}
+        for a, v, m in zip(drawn, values, means)
+    ]
     return {"summary": summary, "archs": per_arch, "best_of": best_of_n(val_first, means)}
 
 
-def best_of_n(val: np.ndarray, test: np.ndarray, sizes: tuple[int, ...] = (1, 2, 5, 10, 20), draws: int = 4000,
-              seed: int = 0) -> list[dict]:
+def best_of_n(
+    val: np.ndarray, test: np.ndarray, sizes: tuple[int, ...] = (1, 2, 5, 10, 20), draws: int = 4000, seed: int = 0
+) -> list[dict]:
     """Random search without weight sharing: N architectures trained once, the best by validation kept.
 
     For each N, ``draws`` sets of N distinct architectures are drawn from the
@@ -117,8 +137,9 @@ def best_of_n(val: np.ndarray, test: np.ndarray, sizes: tuple[int, ...] = (1, 2,
     rng = np.random.default_rng(seed)
     rows = []
     for n in (k for k in sizes if k <= len(val)):
-        picks = [test[idx[np.argmax(val[idx])]] for idx in (rng.choice(len(val), n, replace=False)
-                                                               for _ in range(draws))]
+        picks = [
+            test[idx[np.argmax(val[idx])]] for idx in (rng.choice(len(val), n, replace=False) for _ in range(draws))
+        ]
         rows.append({"n": n, "mean": float(np.mean(picks)), "std": float(np.std(picks))})
     return rows
 
@@ -126,18 +147,22 @@ def best_of_n(val: np.ndarray, test: np.ndarray, sizes: tuple[int, ...] = (1, 2,
 def markdown(result: dict, title: str) -> str:
     s = result["summary"]
     noise = "—" if not np.isfinite(s["seed_std"]) else f"{s['seed_std']:.4f}"
-    text = (f"{title}: {s['archs']} uniformly drawn architectures, {s['seeds']} standalone seed(s) each, "
-            f"{s['epochs']} epochs, test split\n\n"
-            "| 10th pct | median | 90th pct | spread (90th − 10th) | best | worst | seed-to-seed std |\n"
-            "|---|---|---|---|---|---|---|\n"
-            f"| {s['p10']:.4f} | {s['median']:.4f} | {s['p90']:.4f} | {s['spread_p10_p90']:.4f} | "
-            f"{s['best']:.4f} | {s['worst']:.4f} | {noise} |\n")
+    text = (
+        f"{title}: {s['archs']} uniformly drawn architectures, {s['seeds']} standalone seed(s) each, "
+        f"{s['epochs']} epochs, test split\n\n"
+        "| 10th pct | median | 90th pct | spread (90th − 10th) | best | worst | seed-to-seed std |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| {s['p10']:.4f} | {s['median']:.4f} | {s['p90']:.4f} | {s['spread_p10_p90']:.4f} | "
+        f"{s['best']:.4f} | {s['worst']:.4f} | {noise} |\n"
+    )
     if result.get("best_of"):
-        text += ("\nRandom search without weight sharing (N architectures trained once, the best by validation "
-                 "kept; its test mean, over 4,000 draws from the pool):\n\n"
-                 "| N | " + " | ".join(str(r["n"]) for r in result["best_of"]) + " |\n"
-                 "|---|" + "---|" * len(result["best_of"]) + "\n"
-                 "| test | " + " | ".join(f"{r['mean']:.4f} ± {r['std']:.4f}" for r in result["best_of"]) + " |\n")
+        text += (
+            "\nRandom search without weight sharing (N architectures trained once, the best by validation "
+            "kept; its test mean, over 4,000 draws from the pool):\n\n"
+            "| N | " + " | ".join(str(r["n"]) for r in result["best_of"]) + " |\n"
+            "|---|" + "---|" * len(result["best_of"]) + "\n"
+            "| test | " + " | ".join(f"{r['mean']:.4f} ± {r['std']:.4f}" for r in result["best_of"]) + " |\n"
+        )
     return text
 
 
@@ -175,19 +200,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each standalone training")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once")
     parser.add_argument("--out", type=Path, default=Path("outputs/spread"))
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="standalone results (default: OUT/standalone.json); tools/rank_study.py's "
-                             "OUT/standalone.json shares them with a ranking study of the same task")
-    parser.add_argument("--readme", type=Path, default=None,
-                        help="also write the table into this file between '<!-- study:OUT -->' and "
-                             "'<!-- /study:OUT -->' (OUT: the --out folder's name)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="standalone results (default: OUT/standalone.json); tools/rank_study.py's "
+        "OUT/standalone.json shares them with a ranking study of the same task",
+    )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also write the table into this file between '<!-- study:OUT -->' and "
+        "'<!-- /study:OUT -->' (OUT: the --out folder's name)",
+    )
     args = parser.parse_args(argv)
     for name in ("archs", "seeds", "epochs", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = measure(args.overrides, args.archs, args.seeds, args.epochs, args.cache or args.out / "standalone.json",
-                     args.jobs)
+    result = measure(
+        args.overrides, args.archs, args.seeds, args.epochs, args.cache or args.out / "standalone.json", args.jobs
+    )
     title = " ".join(args.overrides) or "default task"
     (args.out / "spread.json").write_text(json.dumps(result, indent=2))
     text = markdown(result, title)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from rlnas.data.base import DataError
-from rlnas.evaluators.base import Evaluation
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.spaces.seams import Evaluation
 
 #: Relative table paths are tried against the working directory, then the project root.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -133,19 +133,25 @@ class TabularBenchmark:
         for line, (key, record) in enumerate(items, start=2):
             try:
                 # A seed column may be empty (a cell trained with fewer seeds); every other field is a number.
-                row = {f: float(record[f]) if f not in self.metric_columns or str(record[f]).strip() else math.nan
-                       for f in fields}
+                row = {
+                    f: float(record[f]) if f not in self.metric_columns or str(record[f]).strip() else math.nan
+                    for f in fields
+                }
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"{self.path}: record {key!r} (row {line}) lacks a number in one of {fields}") from None
             if self.metric_columns and not any(math.isfinite(row[f]) for f in self.metric_columns):
-                raise DataError(f"{self.path}: record {key!r} (row {line}) has no number in any of "
-                                f"benchmark.metric_columns {self.metric_columns}")
+                raise DataError(
+                    f"{self.path}: record {key!r} (row {line}) has no number in any of "
+                    f"benchmark.metric_columns {self.metric_columns}"
+                )
             bad = next((f for f, v in row.items() if not math.isfinite(v) and f not in self.metric_columns), None)
             if bad is None:
                 bad = next((f for f in self.metric_columns if math.isinf(row[f])), None)
             if bad is not None:
-                raise DataError(f"{self.path}: record {key!r} (row {line}) has {bad}={row[bad]}; a table's values "
-                                "must be finite numbers")
+                raise DataError(
+                    f"{self.path}: record {key!r} (row {line}) has {bad}={row[bad]}; a table's values "
+                    "must be finite numbers"
+                )
             if str(key) in rows:
                 raise DataError(f"{self.path}: record {key!r} appears twice (again at row {line}); which one holds?")
             rows[str(key)] = row
@@ -169,8 +175,10 @@ class TabularBenchmark:
             # The reward's values: one per seed the cell has (empty seed columns left out), or the metric.
             values = [row[f] * self.metric_scale for f in self.metric_columns or [self.metric]]
             hit = (
-                Evaluation({self.report_metric: row[self.report_metric] * self.metric_scale},
-                           {cost: row[field] for cost, field in self.cost_fields.items()}),
+                Evaluation(
+                    {self.report_metric: row[self.report_metric] * self.metric_scale},
+                    {cost: row[field] for cost, field in self.cost_fields.items()},
+                ),
                 [v for v in values if math.isfinite(v)] if self.noisy else values,
             )
             self._cache[arch] = hit

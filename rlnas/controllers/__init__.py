@@ -6,7 +6,16 @@ from rlnas.controllers.enas import ENASController, ENASPolicy
 from rlnas.controllers.sb3 import MaskablePPOController, PPOController, RecurrentPPOController, SB3Controller
 
 __all__ = [
-    "Controller", "ENASController", "ENASPolicy", "EvolutionController", "GridController", "LocalSearchController",
+    "Controller",
+    "ENASController",
+    "ENASPolicy",
+    "EvolutionController",
+    "GridController",
+    "LocalSearchController",
     "MaskablePPOController",
-    "PPOController", "RandomController", "RecurrentPPOController", "SB3Controller", "TPEController",
+    "PPOController",
+    "RandomController",
+    "RecurrentPPOController",
+    "SB3Controller",
+    "TPEController",
 ]

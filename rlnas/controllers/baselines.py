@@ -140,7 +140,9 @@ class TPEController(Controller):
                     # The next ask returns a new allowed architecture: a walk from TPE's own proposal
                     # (as the RL controllers' novelty fallback), so it stays where TPE looks.
                     start = arch if self.allowed(arch) else self.sample_allowed()
-                    self.study.enqueue_trial({d.name: a for d, a in zip(self.space.decisions, self._fresh(archs, start))})
+                    self.study.enqueue_trial(
+                        {d.name: a for d, a in zip(self.space.decisions, self._fresh(archs, start))}
+                    )
                     rejected = repeats = 0
                 trial, arch = self._ask()
             if arch in self.known and arch not in self._pending:
@@ -169,11 +171,17 @@ class TPEController(Controller):
             elif trials is None:  # an architecture this controller did not propose: add it as a finished trial
                 import optuna
 
-                dists = {d.name: optuna.distributions.CategoricalDistribution(list(range(d.num_choices)))
-                         for d in self.space.decisions}
-                self.study.add_trial(optuna.trial.create_trial(
-                    params={d.name: int(a) for d, a in zip(self.space.decisions, arch)},
-                    distributions=dists, value=float(reward)))
+                dists = {
+                    d.name: optuna.distributions.CategoricalDistribution(list(range(d.num_choices)))
+                    for d in self.space.decisions
+                }
+                self.study.add_trial(
+                    optuna.trial.create_trial(
+                        params={d.name: int(a) for d, a in zip(self.space.decisions, arch)},
+                        distributions=dists,
+                        value=float(reward),
+                    )
+                )
         return {"trials": float(len(self.study.trials))}
 
     def best_guess(self, n: int) -> list[Arch]:
@@ -186,11 +194,23 @@ class TPEController(Controller):
         # The study as plain data (no pickle, so a checkpoint loads with weights_only=True): each
         # trial's state, parameters, value and system attributes (where enqueued parameters live),
         # in order, and the samplers' random states; rebuilt by replaying them into a new study.
-        trials = [{"state": t.state.name, "params": dict(t.params), "value": t.value,
-                   "system_attrs": json.dumps(t.system_attrs)} for t in self.study.get_trials(deepcopy=False)]
-        return {**super().state_dict(), "trials": trials, "samplers": self._sampler_states(), "settings": self.settings,
-                "pending": [(list(a), [_trial_number(t) for t in ts]) for a, ts in self._pending.items()],
-                "known": [(list(a), r) for a, r in self.known.items()]}
+        trials = [
+            {
+                "state": t.state.name,
+                "params": dict(t.params),
+                "value": t.value,
+                "system_attrs": json.dumps(t.system_attrs),
+            }
+            for t in self.study.get_trials(deepcopy=False)
+        ]
+        return {
+            **super().state_dict(),
+            "trials": trials,
+            "samplers": self._sampler_states(),
+            "settings": self.settings,
+            "pending": [(list(a), [_trial_number(t) for t in ts]) for a, ts in self._pending.items()],
+            "known": [(list(a), r) for a, r in self.known.items()],
+        }
 
     def _sampler_rngs(self) -> list[Any]:
         """The numpy RandomStates of the TPE sampler and of its random sampler for the startup trials."""
@@ -208,19 +228,27 @@ class TPEController(Controller):
         import optuna
 
         super().load_state_dict(state)
-        self.settings = {"n_startup_trials": int(state["settings"]["n_startup_trials"]),
-                         "multivariate": bool(state["settings"]["multivariate"])}
+        self.settings = {
+            "n_startup_trials": int(state["settings"]["n_startup_trials"]),
+            "multivariate": bool(state["settings"]["multivariate"]),
+        }
         self.study = optuna.create_study(direction="maximize", sampler=self._sampler(0))  # its RNG state follows
-        dists = {d.name: optuna.distributions.CategoricalDistribution(list(range(d.num_choices)))
-                 for d in self.space.decisions}
+        dists = {
+            d.name: optuna.distributions.CategoricalDistribution(list(range(d.num_choices)))
+            for d in self.space.decisions
+        }
         for t in state["trials"]:
             trial_state = optuna.trial.TrialState[t["state"]]
             done = trial_state.is_finished()
-            self.study.add_trial(optuna.trial.create_trial(
-                state=trial_state, params={k: int(v) for k, v in t["params"].items()},
-                distributions={k: dists[k] for k in t["params"]},
-                value=float(t["value"]) if t["value"] is not None and done else None,
-                system_attrs=json.loads(t["system_attrs"])))
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=trial_state,
+                    params={k: int(v) for k, v in t["params"].items()},
+                    distributions={k: dists[k] for k in t["params"]},
+                    value=float(t["value"]) if t["value"] is not None and done else None,
+                    system_attrs=json.loads(t["system_attrs"]),
+                )
+            )
         for rng, (name, keys, pos, has_gauss, cached) in zip(self._sampler_rngs(), state["samplers"]):
             rng.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         # optuna's tell takes a trial number as it takes the trial.
@@ -340,7 +368,7 @@ class LocalSearchController(Controller):
         for t, n in enumerate(self.space.num_choices.tolist()):
             for c in range(int(n)):
                 if c != arch[t]:
-                    child = (*arch[:t], c, *arch[t + 1:])
+                    child = (*arch[:t], c, *arch[t + 1 :])
                     if self.space.masks[t][c] and self.allowed(child):
                         out.append(child)
         order = self.rng.permutation(len(out))
@@ -397,18 +425,26 @@ class LocalSearchController(Controller):
             else:
                 spares = [a for a in self.spares if a in self.known and a not in self.centres]
                 self._move_to(max(spares, key=self.known.__getitem__) if spares else self._random_new([]))
-        return {"centres": float(len(self.centres)), "centre_reward": self.known.get(self.centre, math.nan)
-                if self.centre is not None else math.nan}
+        return {
+            "centres": float(len(self.centres)),
+            "centre_reward": self.known.get(self.centre, math.nan) if self.centre is not None else math.nan,
+        }
 
     def best_guess(self, n: int) -> list[Arch]:
         ranked = sorted(self.known, key=self.known.__getitem__, reverse=True)[:n]
         return ranked + [self.sample_allowed() for _ in range(n - len(ranked))]
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "known": [(list(a), r) for a, r in self.known.items()],
-                "centres": [list(a) for a in self.centres], "centre": list(self.centre) if self.centre else None,
-                "queue": [list(a) for a in self.queue], "waiting": [list(a) for a in self.waiting],
-                "neighbourhood": [list(a) for a in self.neighbourhood], "spares": [list(a) for a in self.spares]}
+        return {
+            **super().state_dict(),
+            "known": [(list(a), r) for a, r in self.known.items()],
+            "centres": [list(a) for a in self.centres],
+            "centre": list(self.centre) if self.centre else None,
+            "queue": [list(a) for a in self.queue],
+            "waiting": [list(a) for a in self.waiting],
+            "neighbourhood": [list(a) for a in self.neighbourhood],
+            "spares": [list(a) for a in self.spares],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -84,15 +84,24 @@ class DifferentiableController(Controller):
                 raise ValueError(f"controller.{name} must be a finite number > 0, got {value}")
         if tau_min > tau_max:
             raise ValueError(f"controller.tau_min={tau_min} exceeds controller.tau_max={tau_max}")
-        if not (math.isfinite(cost_weight) and cost_weight >= 0) or not (math.isfinite(weight_decay) and weight_decay >= 0):
+        if not (math.isfinite(cost_weight) and cost_weight >= 0) or not (
+            math.isfinite(weight_decay) and weight_decay >= 0
+        ):
             raise ValueError("controller.cost_weight and controller.weight_decay must be finite and >= 0")
-        self.mode, self.tau_max, self.tau_min, self.cost_weight = mode, float(tau_max), float(tau_min), float(cost_weight)
+        self.mode, self.tau_max, self.tau_min, self.cost_weight = (
+            mode,
+            float(tau_max),
+            float(tau_min),
+            float(cost_weight),
+        )
         self.generator = torch.Generator().manual_seed(seed)
         # Small random logits break the symmetry as in DARTS (1e-3 * N(0, 1)).
         self.alphas = nn.ParameterList(
             nn.Parameter(1e-3 * torch.randn(int(n), generator=self.generator)) for n in space.num_choices
         )
-        self.optimizer = torch.optim.Adam(self.alphas.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.alphas.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=weight_decay
+        )
         self.tau = self.tau_max
         #: Per cost name: (cost of the reference architecture, per decision the cost change of each choice).
         self._cost_tables: dict[str, tuple[float, list[Tensor]]] = {}
@@ -196,8 +205,10 @@ class DifferentiableController(Controller):
     def probabilities(self) -> list[np.ndarray]:
         """softmax(alpha) of every decision (masked choices at 0)."""
         with torch.no_grad():
-            return [torch.softmax(self._masked(a, d), -1).cpu().numpy().astype(np.float64)
-                    for d, a in enumerate(self.alphas)]
+            return [
+                torch.softmax(self._masked(a, d), -1).cpu().numpy().astype(np.float64)
+                for d, a in enumerate(self.alphas)
+            ]
 
     def propose(self, n: int) -> list[Arch]:
         """Samples from softmax(alpha), decision by decision, under :attr:`action_mask`."""
@@ -256,18 +267,25 @@ class DifferentiableController(Controller):
 
     def save_artifacts(self, directory: Path) -> list[Path]:
         """``alphas.json`` (softmax(alpha) per decision, the derived architecture) and ``alphas.png``."""
-        from rlnas.utils import write_json_atomic
-
         import matplotlib.pyplot as plt
+
+        from rlnas.utils import write_json_atomic
 
         probs = self.probabilities()
         derived = self.derived()
         path = Path(directory) / "alphas.json"
-        write_json_atomic(path, {
-            "mode": self.mode, "derived": list(derived), "derived_text": self.space.describe(derived),
-            "decisions": [{"name": d.name, "choices": [str(c) for c in d.choices], "probabilities": p.tolist()}
-                          for d, p in zip(self.space.decisions, probs)],
-        })
+        write_json_atomic(
+            path,
+            {
+                "mode": self.mode,
+                "derived": list(derived),
+                "derived_text": self.space.describe(derived),
+                "decisions": [
+                    {"name": d.name, "choices": [str(c) for c in d.choices], "probabilities": p.tolist()}
+                    for d, p in zip(self.space.decisions, probs)
+                ],
+            },
+        )
         figure_path = Path(directory) / "alphas.png"
         figure = self.figure(f"{self.mode}: softmax(alpha)")
         figure.savefig(figure_path)
@@ -277,12 +295,14 @@ class DifferentiableController(Controller):
     def figure(self, title: str) -> Any:
         """:func:`alpha_figure` of the current softmax(alpha) (for alphas.png and TensorBoard)."""
         decisions = self.space.decisions
-        return alpha_figure(self.probabilities(), [d.name for d in decisions],
-                            [[str(c) for c in d.choices] for d in decisions], title)
+        return alpha_figure(
+            self.probabilities(), [d.name for d in decisions], [[str(c) for c in d.choices] for d in decisions], title
+        )
 
 
-def alpha_figure(probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]],
-                 title: str = "softmax(alpha)") -> Any:
+def alpha_figure(
+    probs: Sequence[np.ndarray], names: Sequence[str], choices: Sequence[Sequence[str]], title: str = "softmax(alpha)"
+) -> Any:
     """A decision x choice heat map of the architecture distribution (a matplotlib figure)."""
     import matplotlib
 

@@ -114,8 +114,9 @@ class EliteMemory:
         return np.where(finite, adv, 0.0)
 
     # -- what to propose --------------------------------------------------------
-    def novel(self, sample: Callable[[int], list[Arch]], n: int,
-              mutate: Callable[[Arch], Arch] | None = None) -> list[Arch]:
+    def novel(
+        self, sample: Callable[[int], list[Arch]], n: int, mutate: Callable[[Arch], Arch] | None = None
+    ) -> list[Arch]:
         """``n`` samples, resampling those already evaluated (or drawn twice) for up to ``novel_tries`` rounds.
 
         Args:
@@ -160,8 +161,12 @@ class EliteMemory:
 
     # -- persistence ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"elites": list(self.elites.items()), "seen": sorted(self.seen), "sources": dict(self.sources),
-                "fallback": sorted(self.fallback)}
+        return {
+            "elites": list(self.elites.items()),
+            "seen": sorted(self.seen),
+            "sources": dict(self.sources),
+            "fallback": sorted(self.fallback),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.elites = {tuple(a): float(r) for a, r in state["elites"]}

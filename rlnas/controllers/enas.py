@@ -406,5 +406,3 @@ class ENASController(Controller):
         self.baseline = state["baseline"]
         if "memory" in state:  # checkpoints written before the elite memory have none
             self.memory.load_state_dict(state["memory"])
-
-

@@ -37,8 +37,8 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from rlnas.controllers.base import Controller
 from rlnas.controllers.elite import EliteMemory
-from rlnas.evaluators.base import Evaluation
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.spaces.seams import Evaluation
 from rlnas.utils import global_rng_state, seed_everything, set_global_rng_state
 
 
@@ -172,10 +172,21 @@ class SB3Controller(Controller):
             # A last minibatch shorter than batch_size is harmless here.
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
             self.model = self.algorithm_class()(
-                self.policy_name, self.env, n_steps=n_steps, batch_size=min(int(batch_size), n_steps),
-                n_epochs=int(n_epochs), learning_rate=float(learning_rate), gamma=1.0, gae_lambda=float(gae_lambda),
-                ent_coef=float(ent_coef), vf_coef=float(vf_coef), clip_range=float(clip_range),
-                policy_kwargs=kwargs, seed=seed, device=device, verbose=0,
+                self.policy_name,
+                self.env,
+                n_steps=n_steps,
+                batch_size=min(int(batch_size), n_steps),
+                n_epochs=int(n_epochs),
+                learning_rate=float(learning_rate),
+                gamma=1.0,
+                gae_lambda=float(gae_lambda),
+                ent_coef=float(ent_coef),
+                vf_coef=float(vf_coef),
+                clip_range=float(clip_range),
+                policy_kwargs=kwargs,
+                seed=seed,
+                device=device,
+                verbose=0,
                 # Risk-seeking advantages are already scaled by the rollout's spread, and the
                 # zeros of the unreinforced samples must stay zeros.
                 normalize_advantage=risk_quantile >= 1,
@@ -235,11 +246,17 @@ class SB3Controller(Controller):
                     # Agents without masks: every raw action maps onto an allowed choice
                     # (modulo the allowed list), like the env's "wrap" mode.
                     choice = int(raw[i]) if masks[i][raw[i]] else int(allowed[int(raw[i]) % len(allowed)])
-                    records[i].append({
-                        "obs": obs[i].copy(), "action": int(raw[i]), "value": float(values_np[i]),
-                        "log_prob": float(log_np[i]), "mask": masks[i].copy(), "start": t == 0,
-                        "states": self._slice_states(before, i),
-                    })
+                    records[i].append(
+                        {
+                            "obs": obs[i].copy(),
+                            "action": int(raw[i]),
+                            "value": float(values_np[i]),
+                            "log_prob": float(log_np[i]),
+                            "mask": masks[i].copy(),
+                            "start": t == 0,
+                            "states": self._slice_states(before, i),
+                        }
+                    )
                     prefixes[i].append(choice)
                     obs[i, t] = choice + 1
         return [tuple(p) for p in prefixes], records
@@ -277,9 +294,13 @@ class SB3Controller(Controller):
         if self.recurrent:
             kwargs["lstm_states"] = record["states"]
         self.buffer.add(
-            record["obs"][None], np.array([[record["action"]]]), np.array([reward], dtype=np.float32),
-            np.array([record["start"]], dtype=np.float32), torch.tensor([[record["value"]]]),
-            torch.tensor([record["log_prob"]]), **kwargs,
+            record["obs"][None],
+            np.array([[record["action"]]]),
+            np.array([reward], dtype=np.float32),
+            np.array([record["start"]], dtype=np.float32),
+            torch.tensor([[record["value"]]]),
+            torch.tensor([record["log_prob"]]),
+            **kwargs,
         )
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
@@ -322,7 +343,14 @@ class SB3Controller(Controller):
         logged = dict(self.model.logger.name_to_value)
         self.model.logger.dump(self.model.num_timesteps)
         self.buffer.reset()
-        keep = ("entropy_loss", "policy_gradient_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance")
+        keep = (
+            "entropy_loss",
+            "policy_gradient_loss",
+            "value_loss",
+            "approx_kl",
+            "clip_fraction",
+            "explained_variance",
+        )
         stats = {k.split("/", 1)[1]: float(v) for k, v in logged.items() if k.split("/", 1)[-1] in keep}
         stats["updates"] = float(self.updates)
         return stats
@@ -362,8 +390,11 @@ class SB3Controller(Controller):
                 obs[i, t, T] = t
                 masks[i, t] = _full_mask(self._mask_rows(t, [list(arch[:t])])[0], width)
         device = self.model.device
-        return (torch.as_tensor(obs.reshape(-1, T + 1), device=device),
-                torch.as_tensor(np.asarray(archs).reshape(-1), device=device), masks.reshape(-1, width))
+        return (
+            torch.as_tensor(obs.reshape(-1, T + 1), device=device),
+            torch.as_tensor(np.asarray(archs).reshape(-1), device=device),
+            masks.reshape(-1, width),
+        )
 
     def _evaluate(self, obs: torch.Tensor, actions: torch.Tensor, masks: np.ndarray, n: int) -> torch.Tensor:
         """Log-probabilities of ``actions`` (one per row of ``obs``) under the current policy."""
@@ -380,9 +411,13 @@ class SB3Controller(Controller):
         blob = io.BytesIO()
         self.model.save(blob)
         return {
-            **super().state_dict(), "model": blob.getvalue(), "buffer": _buffer_state(self.buffer),
-            "num_timesteps": self.model.num_timesteps, "updates": self.updates,
-            "memory": self.memory.state_dict(), "episode_rewards": list(self._episode_rewards),
+            **super().state_dict(),
+            "model": blob.getvalue(),
+            "buffer": _buffer_state(self.buffer),
+            "num_timesteps": self.model.num_timesteps,
+            "updates": self.updates,
+            "memory": self.memory.state_dict(),
+            "episode_rewards": list(self._episode_rewards),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -27,8 +27,9 @@ from rlnas.controllers.base import CONTROLLER_FILE, Controller
 log = logging.getLogger(__name__)
 
 
-def load_matching(module: nn.Module, source: Mapping[str, Tensor],
-                  skip: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+def load_matching(
+    module: nn.Module, source: Mapping[str, Tensor], skip: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
     """Copies the tensors of ``source`` that ``module`` has under the same name and shape.
 
     Args:
@@ -84,8 +85,12 @@ def _renamed_kinds(theirs: Mapping[str, tuple[str, ...]], ours: Mapping[str, tup
     return sorted(k for k in set(theirs) & set(ours) if theirs[k] != ours[k])
 
 
-def _load_matching_choices(policy: nn.Module, source: Mapping[str, Tensor], theirs: Mapping[str, tuple[str, ...]],
-                           ours: Mapping[str, tuple[str, ...]]) -> tuple[list[str], list[str]]:
+def _load_matching_choices(
+    policy: nn.Module,
+    source: Mapping[str, Tensor],
+    theirs: Mapping[str, tuple[str, ...]],
+    ours: Mapping[str, tuple[str, ...]],
+) -> tuple[list[str], list[str]]:
     """Copies head and embedding rows of choices both spaces name alike, for kinds whose choices differ.
 
     Rows are matched by choice name, never by position: with ``[conv3x3, sepconv3x3,
@@ -154,14 +159,17 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
     try:  # weights_only: a controller file is data and never runs code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
-        raise ValueError(f"controller.init_from={run_dir}: {path} is not a readable controller file "
-                         f"({type(err).__name__})") from None
+        raise ValueError(
+            f"controller.init_from={run_dir}: {path} is not a readable controller file ({type(err).__name__})"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(f"controller.init_from={run_dir}: {path} is not a controller file")
     kind = state.get("controller_class") if isinstance(state, dict) else None
     if kind is not None and kind != type(controller).__name__:
-        raise ValueError(f"controller.init_from={run_dir}: that run's controller is {kind}, this one "
-                         f"{type(controller).__name__}; choose the same controller")
+        raise ValueError(
+            f"controller.init_from={run_dir}: that run's controller is {kind}, this one "
+            f"{type(controller).__name__}; choose the same controller"
+        )
     module, source = _policy_tensors(controller, state)
     source_space = _saved_space(Path(run_dir).expanduser())
     by_name = source_space is not None and hasattr(controller, "policy")
@@ -176,6 +184,12 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
         kept = [k for k in kept if k not in {r.split(" ")[0] for r in rows}] + fresh
     if not transferred:
         raise ValueError(f"controller.init_from={run_dir}: no weight of the saved controller fits this one")
-    log.info("controller.init_from=%s: %d tensors transferred (%s); %d re-initialised (%s)", run_dir,
-             len(transferred), ", ".join(transferred), len(kept), ", ".join(kept) or "none")
+    log.info(
+        "controller.init_from=%s: %d tensors transferred (%s); %d re-initialised (%s)",
+        run_dir,
+        len(transferred),
+        ", ".join(transferred),
+        len(kept),
+        ", ".join(kept) or "none",
+    )
     return {"transferred": transferred, "kept": kept}

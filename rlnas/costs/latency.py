@@ -57,8 +57,13 @@ class LatencyTable:
 
     @classmethod
     def measure(
-        cls, supernet: nn.Module, head: nn.Module, input_shape: Sequence[int], device: torch.device,
-        warmup: int = 5, repeats: int = 21,
+        cls,
+        supernet: nn.Module,
+        head: nn.Module,
+        input_shape: Sequence[int],
+        device: torch.device,
+        warmup: int = 5,
+        repeats: int = 21,
     ) -> LatencyTable:
         """Times every module of ``supernet`` (and ``head``) on ``device``."""
         space: SearchSpace = supernet.space
@@ -92,12 +97,14 @@ class LatencyTable:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a latency table ({type(err).__name__}: {err})") from None
         if not isinstance(entries, dict) or "head" not in entries:
-            raise ValueError(f"{path}: not a latency table (entries_ms must map module names, 'head' among them, "
-                             "to milliseconds)")
+            raise ValueError(
+                f"{path}: not a latency table (entries_ms must map module names, 'head' among them, to milliseconds)"
+            )
         for name, value in entries.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-                raise ValueError(f"{path}: entries_ms.{name}={value!r} is not a latency (a finite number of "
-                                 "milliseconds >= 0)")
+                raise ValueError(
+                    f"{path}: entries_ms.{name}={value!r} is not a latency (a finite number of milliseconds >= 0)"
+                )
         table = cls({k: float(v) for k, v in entries.items()}, str(device), shape)
         table.source = str(path)
         return table
@@ -111,6 +118,8 @@ class LatencyTable:
         try:
             return self.entries["head"] + sum(self.entries[m] for m in modules)
         except KeyError as err:  # looked for only on failure: predict runs for every scored architecture
-            raise KeyError(f"the latency table{f' {self.source}' if self.source else ''} has no entry for module "
-                           f"{err.args[0]!r} (measured for another space? costs.latency_table=null measures a new "
-                           "one)") from None
+            raise KeyError(
+                f"the latency table{f' {self.source}' if self.source else ''} has no entry for module "
+                f"{err.args[0]!r} (measured for another space? costs.latency_table=null measures a new "
+                "one)"
+            ) from None

@@ -109,4 +109,3 @@ class CostModel:
     def full(self, arch: Sequence[int]) -> dict[str, float]:
         """Every cost this model can compute, FLOPs included."""
         return {**self._all_cheap(tuple(arch)), "mflops": self.mflops(arch)}
-

@@ -98,8 +98,14 @@ class DataSplits:
 
     def to(self, device: torch.device | str) -> DataSplits:
         return DataSplits(
-            self.train.to(device), self.val.to(device), self.test.to(device),
-            self.in_channels, self.num_classes, self.class_names, self.mean, self.std,
+            self.train.to(device),
+            self.val.to(device),
+            self.test.to(device),
+            self.in_channels,
+            self.num_classes,
+            self.class_names,
+            self.mean,
+            self.std,
         )
 
 
@@ -126,8 +132,14 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
 
 
 def normalised_splits(
-    x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, channel_dim: int,
-    class_names: list[str] | None = None, limit: int | None = None,
+    x: Tensor,
+    y: Tensor,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    channel_dim: int,
+    class_names: list[str] | None = None,
+    limit: int | None = None,
 ) -> DataSplits:
     """Fixed splits of class-labelled samples, each channel normalised with training statistics only.
 
@@ -161,8 +173,12 @@ def normalised_splits(
     x = (x - mean) / std
     num_classes = int(y.max()) + 1
     return DataSplits(
-        train=Split(x[train_idx], y[train_idx]), val=Split(x[val_idx], y[val_idx]), test=Split(x[test_idx], y[test_idx]),
-        in_channels=x.shape[channel_dim], num_classes=num_classes,
+        train=Split(x[train_idx], y[train_idx]),
+        val=Split(x[val_idx], y[val_idx]),
+        test=Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[channel_dim],
+        num_classes=num_classes,
         class_names=class_names or [str(i) for i in range(num_classes)],
-        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
+        mean=mean.flatten().tolist(),
+        std=std.flatten().tolist(),
     )

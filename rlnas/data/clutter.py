@@ -57,8 +57,9 @@ def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
     return {"scale": (lo, hi), "rotation": rotation, "fragments": fragments, "noise": noise}
 
 
-def _source_per_sample(n: int, sources: int, val_fraction: float, test_fraction: float, seed: int,
-                       g: torch.Generator) -> tuple[Tensor, tuple[Tensor, ...]]:
+def _source_per_sample(
+    n: int, sources: int, val_fraction: float, test_fraction: float, seed: int, g: torch.Generator
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The source digit of each sample, drawn only from the sources of the sample's own split; the splits."""
     sample_parts = split_indices(n, val_fraction, test_fraction, seed)
     source_parts = split_indices(sources, val_fraction, test_fraction, seed + 1)
@@ -111,10 +112,13 @@ def cluttered_digits(
     room = 1 - scale  # the centre may move this far from the middle and keep the digit on the canvas
     centre = (2 * torch.rand(n, 2, generator=g) - 1) * room[:, None]
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, sin, -(cos * centre[:, 0] + sin * centre[:, 1])], dim=1),
-        torch.stack([-sin, cos, -(-sin * centre[:, 0] + cos * centre[:, 1])], dim=1),
-    ], dim=1)  # (n, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([cos, sin, -(cos * centre[:, 0] + sin * centre[:, 1])], dim=1),
+            torch.stack([-sin, cos, -(-sin * centre[:, 0] + cos * centre[:, 1])], dim=1),
+        ],
+        dim=1,
+    )  # (n, 2, 3)
     grid = F.affine_grid(theta, [n, 1, side, side], align_corners=False)
     images = F.grid_sample(digits[source], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -126,8 +130,9 @@ def cluttered_digits(
         for part in parts:
             other[part] = source[part[torch.randperm(len(part), generator=g)]]
         oy, ox = torch.randint(0, 5, (2,), generator=g).tolist()
-        patch = F.interpolate(digits[other][:, :, oy : oy + 4, ox : ox + 4], size=(crop, crop), mode="bilinear",
-                              align_corners=False)
+        patch = F.interpolate(
+            digits[other][:, :, oy : oy + 4, ox : ox + 4], size=(crop, crop), mode="bilinear", align_corners=False
+        )
         py = torch.randint(0, side - crop + 1, (n,), generator=g)
         px = torch.randint(0, side - crop + 1, (n,), generator=g)
         rows = (py[:, None] + torch.arange(crop))[:, :, None]  # (n, crop, 1)

@@ -94,8 +94,13 @@ def make_digit_canvases(
     return images, targets
 
 
-def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int) -> tuple[Tensor, Tensor, list[str]]:
+def load_coco(  # noqa: C901 - see the docstring
+    images_dir: str | Path, annotations: str | Path, canvas_size: int
+) -> tuple[Tensor, Tensor, list[str]]:
     """Reads a COCO-format detection dataset, resizing every image to ``canvas_size``.
+
+    Above the complexity limit on purpose: one check per way a COCO file can be
+    malformed, each naming the file and record, in the order a reader meets them.
 
     Raises:
         DataError: Naming the file and the record for a missing file, malformed
@@ -111,7 +116,9 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
         coco = json.loads(ann_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{ann_path}: malformed JSON ({err})") from None
-    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")):
+    if not isinstance(coco, dict) or not all(
+        isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")
+    ):
         raise DataError(f"{ann_path}: a COCO file needs the lists 'images', 'annotations' and 'categories'")
     try:
         categories = sorted(coco["categories"], key=lambda c: c["id"])
@@ -149,8 +156,10 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
             with Image.open(path) as img:
                 declared = (int(image.get("width", 0)), int(image.get("height", 0)))
                 if boxes[image_id] and declared != img.size:  # the boxes would be scaled to the wrong size
-                    raise DataError(f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "
-                                    f"{path.name} is {img.size[0]}x{img.size[1]}")
+                    raise DataError(
+                        f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "
+                        f"{path.name} is {img.size[0]}x{img.size[1]}"
+                    )
                 pixels.append(TF.to_tensor(img.convert("RGB").resize((canvas_size, canvas_size))))
         except DataError:
             raise
@@ -195,7 +204,12 @@ def load_detection(
     std = x[train_idx].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std
     return DataSplits(
-        Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx]), Split(x[test_idx], y[test_idx]),
-        in_channels=x.shape[1], num_classes=len(class_names), class_names=class_names,
-        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
+        Split(x[train_idx], y[train_idx]),
+        Split(x[val_idx], y[val_idx]),
+        Split(x[test_idx], y[test_idx]),
+        in_channels=x.shape[1],
+        num_classes=len(class_names),
+        class_names=class_names,
+        mean=mean.flatten().tolist(),
+        std=std.flatten().tolist(),
     )

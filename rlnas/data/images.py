@@ -116,8 +116,9 @@ def load_image_classification(
         if limit is not None and int(limit) >= 1:
             count = min(count, int(limit))
         x, y = cluttered_digits(count, image_size, seed, val_fraction, test_fraction, generator)
-        return normalised_splits(x, y, val_fraction, test_fraction, seed, channel_dim=1,
-                                 class_names=[str(i) for i in range(10)])
+        return normalised_splits(
+            x, y, val_fraction, test_fraction, seed, channel_dim=1, class_names=[str(i) for i in range(10)]
+        )
     if name == "digits":
         x, y = digits_images()
         class_names = [str(i) for i in range(10)]
@@ -129,4 +130,6 @@ def load_image_classification(
         raise DataError(f"dataset {name!r} at {root} is empty")
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    return normalised_splits(x, y, val_fraction, test_fraction, seed, channel_dim=1, class_names=class_names, limit=limit)
+    return normalised_splits(
+        x, y, val_fraction, test_fraction, seed, channel_dim=1, class_names=class_names, limit=limit
+    )

@@ -50,15 +50,20 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
             try:
                 label, values = int(row[0]), [float(v) for v in row[1:]]
             except ValueError:
-                raise DataError(f"{path}: line {line_no}: expected an integer label then numbers, got {row[:4]}...") from None
+                raise DataError(
+                    f"{path}: line {line_no}: expected an integer label then numbers, got {row[:4]}..."
+                ) from None
             if width is None:
                 width = len(values)
                 if width == 0 or width % features:
-                    raise DataError(f"{path}: line {line_no}: {width} values is not a multiple of "
-                                    f"task.data.features={features}")
+                    raise DataError(
+                        f"{path}: line {line_no}: {width} values is not a multiple of task.data.features={features}"
+                    )
             elif len(values) != width:
-                raise DataError(f"{path}: line {line_no}: {len(values)} values, the first row has {width} "
-                                "(all sequences need the same length)")
+                raise DataError(
+                    f"{path}: line {line_no}: {len(values)} values, the first row has {width} "
+                    "(all sequences need the same length)"
+                )
             rows.append(values)
             labels.append(label)
     if not rows:

@@ -27,14 +27,24 @@ from rlnas.data.base import DataError, DataSplits, normalised_splits
 
 SIGNAL_DATASETS = ("mnist1d",)
 #: Generator settings a config may change (the package's own names); the rest are fixed.
-GENERATOR_KEYS = ("template_len", "padding", "scale_coeff", "max_translation", "corr_noise_scale",
-                  "iid_noise_scale", "shear_scale", "shuffle_seq", "final_seq_length")
+GENERATOR_KEYS = (
+    "template_len",
+    "padding",
+    "scale_coeff",
+    "max_translation",
+    "corr_noise_scale",
+    "iid_noise_scale",
+    "shear_scale",
+    "shuffle_seq",
+    "final_seq_length",
+)
 #: More samples than this would take minutes to generate and gigabytes to hold.
 MAX_SAMPLES = 1_000_000
 
 
-def mnist1d_signals(num_samples: int = 10_000, seed: int = 0, generator: dict[str, Any] | None = None
-                    ) -> tuple[Tensor, Tensor]:
+def mnist1d_signals(
+    num_samples: int = 10_000, seed: int = 0, generator: dict[str, Any] | None = None
+) -> tuple[Tensor, Tensor]:
     """MNIST-1D signals (N, L) and labels (N,), generated offline, identical for one ``seed``.
 
     Args:

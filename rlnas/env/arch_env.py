@@ -8,10 +8,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlnas.evaluators.base import Evaluation, Evaluator
-from rlnas.rewards.base import MetricReward, Reward
-from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.spaces.base import SearchSpace
+from rlnas.spaces.constraints import FeasibilityMask
+from rlnas.spaces.seams import Evaluation, Evaluator, MetricReward, Reward
 
 
 class ArchitectureEnv(gym.Env):
@@ -114,14 +113,15 @@ class ArchitectureEnv(gym.Env):
         if isinstance(action, np.ndarray) and action.shape == () or isinstance(action, np.generic):
             action = action.item()
         if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-            raise TypeError(f"action {action!r} for decision {self.space.decisions[t].name!r} must be an integer "
-                            f"in 0..{n - 1}, got {type(action).__name__}")
+            raise TypeError(
+                f"action {action!r} for decision {self.space.decisions[t].name!r} must be an integer "
+                f"in 0..{n - 1}, got {type(action).__name__}"
+            )
         action = int(action)
         if not 0 <= action < n:
             if self.invalid_action == "raise" or not 0 <= action < self.space.max_choices:
                 raise ValueError(
-                    f"action {action} is invalid for decision {self.space.decisions[t].name!r} "
-                    f"with {n} choices"
+                    f"action {action} is invalid for decision {self.space.decisions[t].name!r} with {n} choices"
                 )
             action %= n
         if self.feasibility is not None and not self.feasibility.mask(self._actions)[action]:

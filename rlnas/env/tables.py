@@ -51,7 +51,7 @@ def make_table_env(
         config_dir: Where ``benchmark/NAME.yaml`` lives (default: the package's configs).
         **env_kwargs: Passed to :class:`ArchitectureEnv` (``reward``, ``invalid_action``, ``render_mode``).
     """
-    from rlnas.search.budget import benchmark_parts
+    from rlnas.benchmarks.parts import benchmark_parts
 
     bench = benchmark_config(benchmark, config_dir)
     if path is not None:

@@ -62,7 +62,7 @@ def arch_synflow(space: Any, task: Any, data: Any, arch: Sequence[int], seed: in
     Initialised under its own seed and scored on the CPU, so a score depends
     on the architecture alone, not on the random state of the run around it.
     """
-    from rlnas.retrain import standalone_network
+    from rlnas.tasks.training import standalone_network
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -82,8 +82,10 @@ def check_proxy(name: str, network: nn.Module) -> None:
     """
     norms = [type(m).__name__ for m in network.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
     if norms:
-        raise ValueError(f"search.final_proxy={name} cannot rank these networks: their {norms[0]} subtracts a "
-                         "mean of its input, which SynFlow's positive paths do not allow; use search.final_proxy=null")
+        raise ValueError(
+            f"search.final_proxy={name} cannot rank these networks: their {norms[0]} subtracts a "
+            "mean of its input, which SynFlow's positive paths do not allow; use search.final_proxy=null"
+        )
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:

@@ -51,12 +51,14 @@ def ground_truth(
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
     """
-    from rlnas.retrain import evaluate, make_recipe, search_parts, standalone_network, train
+    from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train
     from rlnas.utils import resolve_device
 
     if seeds < 1 or epochs < 1 or first_seed < 0:
-        raise ValueError(f"ground truth needs seeds >= 1, epochs >= 1 and first_seed >= 0, got seeds={seeds}, "
-                         f"epochs={epochs}, first_seed={first_seed}")
+        raise ValueError(
+            f"ground truth needs seeds >= 1, epochs >= 1 and first_seed >= 0, got seeds={seeds}, "
+            f"epochs={epochs}, first_seed={first_seed}"
+        )
     train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
     train_cfg.epochs = int(epochs)
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
@@ -70,9 +72,14 @@ def ground_truth(
         values.append(float(evaluate(network, task, data.test)[task.reward_metric]))
         val_values.append(float(evaluate(network, task, data.val)[task.reward_metric]))
         val_losses.append(split_loss(network, task, data.val))  # train() leaves it in eval mode
-    return {"metric": task.reward_metric, "mean": float(np.mean(values)),
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values,
-            "val_values": val_values, "val_losses": val_losses}
+    return {
+        "metric": task.reward_metric,
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "values": values,
+        "val_values": val_values,
+        "val_losses": val_losses,
+    }
 
 
 @torch.no_grad()
@@ -89,7 +96,11 @@ def split_loss(forward: Callable[[torch.Tensor], Any], task: Any, split: Any, ch
 
 
 def compare_with_random(
-    search_cfg: DictConfig, pick: Sequence[int], randoms: Sequence[Sequence[int]], seeds: int = 1, epochs: int = 10,
+    search_cfg: DictConfig,
+    pick: Sequence[int],
+    randoms: Sequence[Sequence[int]],
+    seeds: int = 1,
+    epochs: int = 10,
     device: str = "auto",
 ) -> dict[str, Any]:
     """The found architecture against uniformly drawn ones, by ground truth (standalone, test split).
@@ -103,14 +114,24 @@ def compare_with_random(
         ``metric``, ``epochs``, ``pick`` (its :func:`ground_truth` result) and ``random``
         (per architecture its arch and test value), with their ``random_mean`` and ``random_best``.
     """
-    from rlnas.retrain import search_parts
+    from rlnas.tasks.training import search_parts
     from rlnas.utils import resolve_device
 
     parts = search_parts(search_cfg, resolve_device(device))
     found = ground_truth(search_cfg, pick, seeds, epochs, device, parts=parts)
-    drawn = [{"arch": [int(a) for a in arch],
-              "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts)["values"][0]} for arch in randoms]
+    drawn = [
+        {
+            "arch": [int(a) for a in arch],
+            "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts)["values"][0],
+        }
+        for arch in randoms
+    ]
     values = [d["value"] for d in drawn]
-    return {"metric": found["metric"], "epochs": int(epochs), "pick": {"arch": [int(a) for a in pick], **found},
-            "random": drawn, "random_mean": float(np.mean(values)) if values else float("nan"),
-            "random_best": float(np.max(values)) if values else float("nan")}
+    return {
+        "metric": found["metric"],
+        "epochs": int(epochs),
+        "pick": {"arch": [int(a) for a in pick], **found},
+        "random": drawn,
+        "random_mean": float(np.mean(values)) if values else float("nan"),
+        "random_best": float(np.max(values)) if values else float("nan"),
+    }

@@ -20,7 +20,20 @@ from rlnas.export.formats import (
 )
 
 __all__ = [
-    "PARITY_ATOL", "Deployable", "ExportMismatchError", "check_parity", "export_onnx", "export_torchscript",
-    "finalize_pruning", "load_torchscript", "nonzero_params", "onnx_latency_ms", "onnx_session",
-    "prune_magnitude", "quantize_int8", "state_size_mb", "stats_shape", "torch_latency_ms",
+    "PARITY_ATOL",
+    "Deployable",
+    "ExportMismatchError",
+    "check_parity",
+    "export_onnx",
+    "export_torchscript",
+    "finalize_pruning",
+    "load_torchscript",
+    "nonzero_params",
+    "onnx_latency_ms",
+    "onnx_session",
+    "prune_magnitude",
+    "quantize_int8",
+    "state_size_mb",
+    "stats_shape",
+    "torch_latency_ms",
 ]

@@ -90,8 +90,14 @@ def export_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
         # needs onnxscript); it warns that it is no longer the default.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example.cpu(),), str(path), input_names=["images"], output_names=["outputs"],
-            dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}}, opset_version=17, dynamo=False,
+            model,
+            (example.cpu(),),
+            str(path),
+            input_names=["images"],
+            output_names=["outputs"],
+            dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
         )
     import onnx
 

@@ -5,6 +5,13 @@ from rlnas.rewards.constraints import FeasibilityMask, InfeasibleConstraintError
 from rlnas.rewards.formulas import ConstrainedReward, HardReward, MnasReward, TunasAbsReward, WeightedReward
 
 __all__ = [
-    "ConstrainedReward", "FeasibilityMask", "HardReward", "InfeasibleConstraintError", "MetricReward",
-    "MnasReward", "Reward", "TunasAbsReward", "WeightedReward",
+    "ConstrainedReward",
+    "FeasibilityMask",
+    "HardReward",
+    "InfeasibleConstraintError",
+    "MetricReward",
+    "MnasReward",
+    "Reward",
+    "TunasAbsReward",
+    "WeightedReward",
 ]

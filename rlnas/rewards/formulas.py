@@ -52,7 +52,9 @@ class ConstrainedReward(MetricReward):
         out = {}
         for name, target in self.targets.items():
             if name not in evaluation.costs:
-                raise KeyError(f"reward.targets.{name}: the evaluator reports no {name!r} (has {sorted(evaluation.costs)})")
+                raise KeyError(
+                    f"reward.targets.{name}: the evaluator reports no {name!r} (has {sorted(evaluation.costs)})"
+                )
             out[name] = float(evaluation.costs[name]) / target
         return out
 
@@ -75,8 +77,12 @@ class MnasReward(ConstrainedReward):
     """
 
     def __init__(
-        self, metric: str | None = None, targets: Mapping[str, float] | None = None, mode: str = "soft",
-        alpha: float | None = None, beta: float | None = None,
+        self,
+        metric: str | None = None,
+        targets: Mapping[str, float] | None = None,
+        mode: str = "soft",
+        alpha: float | None = None,
+        beta: float | None = None,
     ) -> None:
         super().__init__(metric, targets)
         defaults = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
@@ -102,7 +108,9 @@ class TunasAbsReward(ConstrainedReward):
     MnasNet's ratio, it penalises missing the target in either direction.
     """
 
-    def __init__(self, metric: str | None = None, targets: Mapping[str, float] | None = None, beta: float = -0.07) -> None:
+    def __init__(
+        self, metric: str | None = None, targets: Mapping[str, float] | None = None, beta: float = -0.07
+    ) -> None:
         super().__init__(metric, targets)
         if not float(beta) < 0:
             raise ValueError(f"reward.beta must be < 0, got {beta}")
@@ -115,7 +123,9 @@ class TunasAbsReward(ConstrainedReward):
 class HardReward(ConstrainedReward):
     """The metric when every limit holds, else a fixed ``penalty`` reward."""
 
-    def __init__(self, metric: str | None = None, targets: Mapping[str, float] | None = None, penalty: float = 0.0) -> None:
+    def __init__(
+        self, metric: str | None = None, targets: Mapping[str, float] | None = None, penalty: float = 0.0
+    ) -> None:
         super().__init__(metric, targets)
         self.penalty = float(penalty)
 
@@ -131,14 +141,17 @@ class WeightedReward(ConstrainedReward):
     """
 
     def __init__(
-        self, metric: str | None = None, targets: Mapping[str, float] | None = None,
+        self,
+        metric: str | None = None,
+        targets: Mapping[str, float] | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(metric, targets)
         self.weights = _check_targets(weights, "weights")
         if not self.weights:  # the reward would be the metric alone: say so rather than run a weightless search
-            raise ValueError("reward.weights is empty; name at least one cost (e.g. reward.weights.params=0.1), "
-                             "or use reward=metric")
+            raise ValueError(
+                "reward.weights is empty; name at least one cost (e.g. reward.weights.params=0.1), or use reward=metric"
+            )
         for name in self.weights:
             if name not in self.targets:
                 raise ValueError(f"reward.weights.{name} has no reward.targets.{name} to normalise by")

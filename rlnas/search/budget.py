@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.benchmarks.parts import benchmark_parts
 from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation, Evaluator
 from rlnas.rewards.base import Reward
@@ -125,8 +126,13 @@ class BudgetSearch:
         picks: list[Arch] = []
         pick: Arch | None = None
         stats_log: list[dict[str, float]] = []
-        bar = tqdm(total=self.evaluations, desc="search", unit="arch", disable=None if self.progress is None
-                   else not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.evaluations,
+            desc="search",
+            unit="arch",
+            disable=None if self.progress is None else not self.progress,
+            dynamic_ncols=True,
+        )
         step = proposals = stall = 0
         while len(rewards) < self.evaluations:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
@@ -169,15 +175,31 @@ class BudgetSearch:
                 bar.set_postfix(best=f"{best_so_far[-1]:.4f}")
             step += 1
             if stall >= self.max_stall:
-                log.warning("%s proposed %d architectures in a row that were all evaluated before; stopping at %d "
-                            "of %d evaluations", type(self.controller).__name__, stall, len(rewards), self.evaluations)
+                log.warning(
+                    "%s proposed %d architectures in a row that were all evaluated before; stopping at %d "
+                    "of %d evaluations",
+                    type(self.controller).__name__,
+                    stall,
+                    len(rewards),
+                    self.evaluations,
+                )
                 break
         bar.close()
         if pick is None:
             raise RuntimeError(f"{type(self.controller).__name__} proposed no architecture")
         ev = max(self.seen[pick], key=lambda e: e[1])[0]
-        result = BudgetResult(pick, self._score(pick), ev, rewards, best_so_far, time.perf_counter() - start,
-                              stats_log, picks, proposals, len(self.seen))
+        result = BudgetResult(
+            pick,
+            self._score(pick),
+            ev,
+            rewards,
+            best_so_far,
+            time.perf_counter() - start,
+            stats_log,
+            picks,
+            proposals,
+            len(self.seen),
+        )
         if writer is not None:
             writer.add_text("best_arch", self.space.describe(result.best_arch), len(rewards))
             writer.close()
@@ -196,65 +218,43 @@ class BudgetSearch:
             out = csv.writer(f)
             out.writerow(["evaluation", "step", "arch", "reward", "best_so_far", *names])
             for i, (row, best) in enumerate(zip(self.history, result.best_so_far), start=1):
-                out.writerow([i, row["step"], arch_to_str(row["arch"]), f"{row['reward']:.6g}", f"{best:.6g}",
-                              *(f"{row.get(n, float('nan')):.6g}" for n in names)])
+                out.writerow(
+                    [
+                        i,
+                        row["step"],
+                        arch_to_str(row["arch"]),
+                        f"{row['reward']:.6g}",
+                        f"{best:.6g}",
+                        *(f"{row.get(n, float('nan')):.6g}" for n in names),
+                    ]
+                )
         ev = result.best_evaluation
-        write_json_atomic(self.run_dir / "best_arch.json", {
-            "arch": list(result.best_arch),
-            "decoded": self.space.decode(result.best_arch),
-            "description": self.space.describe(result.best_arch),
-            "metrics": dict(ev.metrics),
-            "costs": dict(ev.costs),
-            "reward": result.best_reward,
-            "benchmark": getattr(self.evaluator, "name", type(self.evaluator).__name__),
-        })
-        first_best = next(i for i, b in enumerate(result.best_so_far, start=1) if b == result.best_reward)
-        write_json_atomic(self.run_dir / "summary.json", {
-            "best_reward": result.best_reward,
-            "evaluations": len(result.rewards),
-            "distinct_evaluations": result.distinct,
-            "proposals": result.proposals,
-            "evaluations_to_best": first_best,
-            "mean_reward": float(np.mean(result.rewards)),
-            "seconds": round(result.seconds, 3),
-        })
-        self.controller.save(self.run_dir)
-
-
-def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluator]:
-    """The categorical space and the evaluator of a ``benchmark:`` config node (a table or the hidden target).
-
-    ``seed`` seeds a noisy table's draws among its seed columns.
-
-    Raises:
-        ValueError: Naming an unknown or missing ``benchmark.*`` key.
-    """
-    from rlnas.benchmarks import HiddenTargetBenchmark, TabularBenchmark
-    from rlnas.spaces.categorical import CategoricalSpace
-
-    known = {"name", "kind", "path", "env_var", "key_column", "key_template", "metric", "metric_scale", "costs",
-             "decisions", "evaluations", "archs_per_step", "target_seed", "metric_columns", "report", "requery"}
-    unknown = sorted(set(bench) - known)
-    if unknown:
-        raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
-    space = CategoricalSpace(bench.get("decisions") or {})
-    kind = bench.get("kind", "table")
-    evaluator: Evaluator
-    if kind == "hidden_target":
-        evaluator = HiddenTargetBenchmark(space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"),
-                                          seed)
-    elif kind == "table":
-        for key in ("path", "key_template", "metric"):
-            if not bench.get(key):
-                raise ValueError(f"benchmark.{key} must be set for a table benchmark")
-        evaluator = TabularBenchmark(
-            space, bench["path"], bench["key_template"], bench["metric"], bench.get("key_column", "arch"),
-            bench.get("costs"), float(bench.get("metric_scale", 1.0)), bench.get("env_var"),
-            bench.get("name", "tabular"), bench.get("metric_columns"), bench.get("report"), seed,
+        write_json_atomic(
+            self.run_dir / "best_arch.json",
+            {
+                "arch": list(result.best_arch),
+                "decoded": self.space.decode(result.best_arch),
+                "description": self.space.describe(result.best_arch),
+                "metrics": dict(ev.metrics),
+                "costs": dict(ev.costs),
+                "reward": result.best_reward,
+                "benchmark": getattr(self.evaluator, "name", type(self.evaluator).__name__),
+            },
         )
-    else:
-        raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
-    return space, evaluator
+        first_best = next(i for i, b in enumerate(result.best_so_far, start=1) if b == result.best_reward)
+        write_json_atomic(
+            self.run_dir / "summary.json",
+            {
+                "best_reward": result.best_reward,
+                "evaluations": len(result.rewards),
+                "distinct_evaluations": result.distinct,
+                "proposals": result.proposals,
+                "evaluations_to_best": first_best,
+                "mean_reward": float(np.mean(result.rewards)),
+                "seconds": round(result.seconds, 3),
+            },
+        )
+        self.controller.save(self.run_dir)
 
 
 def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
@@ -295,12 +295,20 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
 
         missing = sorted(set(targets) - set(evaluator.evaluate(space.sample(np.random.default_rng(0))).costs))
         if missing:
-            raise ValueError(f"reward.targets.{missing[0]}: benchmark {bench.get('name')} has no such cost column "
-                             f"(benchmark.costs)")
+            raise ValueError(
+                f"reward.targets.{missing[0]}: benchmark {bench.get('name')} has no such cost column (benchmark.costs)"
+            )
         controller.action_mask = FeasibilityMask(space, lambda a: evaluator.evaluate(a).costs, targets).mask
     if run_dir is not None:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     return BudgetSearch(
-        space, evaluator, controller, reward, int(bench.get("evaluations", 300)),
-        int(bench.get("archs_per_step", 10)), run_dir, progress, requery=bool(bench.get("requery", False)),
+        space,
+        evaluator,
+        controller,
+        reward,
+        int(bench.get("evaluations", 300)),
+        int(bench.get("archs_per_step", 10)),
+        run_dir,
+        progress,
+        requery=bool(bench.get("requery", False)),
     )

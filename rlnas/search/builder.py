@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.controllers.base import Controller
+from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
@@ -25,7 +26,7 @@ from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import data_seed, resolve_device, section_values, seed_everything
-from rlnas.utils.distributed import Comm, DistributedSettings, RankZeroController, synchronise_batchnorm
+from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
 from rlnas.utils.trust import checked_instantiate
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     if reward_cfg.get("metric") is None:
         reward_cfg["metric"] = task_metric
     elif reward_cfg["metric"] != task_metric:  # minibatch scores report the task's reward metric only
-        raise ValueError(f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
-                         f"the metric every score reports; set task.reward_metric instead (reward.metric: null)")
+        raise ValueError(
+            f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
+            f"the metric every score reports; set task.reward_metric instead (reward.metric: null)"
+        )
     return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
 
 
@@ -147,16 +150,7 @@ def build_search(
     """
     comm = comm or Comm()
     run_dir = Path(run_dir)
-    if comm.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if taken and not resume and comm.is_main:
-        raise ValueError(
-            f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
-            f"or continue it with {shlex.quote(f'resume={run_dir}')}"
-        )
-    if resume and comm.is_main and (run_dir / "best_arch.json").exists():
-        raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
+    _claim_run_dir(run_dir, resume, comm)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
@@ -166,14 +160,7 @@ def build_search(
     seed_everything(seed)
     settings = settings_from(cfg.search)
 
-    space: SearchSpace = checked_instantiate(cfg.space, SearchSpace, "space")
-    task: Task = checked_instantiate(cfg.task, Task, "task")
-    if not any(c.__name__ in task.spaces for c in type(space).__mro__):
-        raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
-                         f"{', '.join(task.spaces)}")
-    if getattr(space, "dims", task.dims) != task.dims:
-        raise ValueError(f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D "
-                         f"({'space=conv1d' if task.dims == 1 else 'a 2-D space such as space=macro'})")
+    space, task = build_space_and_task(cfg)
     data = task.load_data(seed=data_seed(cfg)).to(device)
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
 
@@ -199,7 +186,9 @@ def build_search(
     costs_cfg = cfg.get("costs") or {}
     # Measured (or loaded) once, on rank 0: every rank prices architectures alike.
     latency = comm.broadcast_object(
-        latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table")) if comm.is_main else None
+        latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table"))
+        if comm.is_main
+        else None
     )
     track = list(costs_cfg.get("track") or ["params", "size_mb", "size_int8_mb", "latency_ms"])
     selection_cost = cfg.selection.cost if cfg.get("selection") else "params"
@@ -207,48 +196,30 @@ def build_search(
     cost_model = CostModel(space, backbone, head, child_factory, input_shape, latency, track)
 
     evaluator = SuperNetEvaluator(
-        model, task, data.val, settings.val_batch_size, torch.Generator(device).manual_seed(seed + 1),
-        costs=cost_model, full_costs=cost_model.full,
-        calibration=calibration_inputs(data.train, settings.bn_calibration, seed + 2) if settings.bn_calibration else None,
-        calibrate_minibatches=settings.bn_calibration_scope == "all", comm=comm,
+        model,
+        task,
+        data.val,
+        settings.val_batch_size,
+        torch.Generator(device).manual_seed(seed + 1),
+        costs=cost_model,
+        full_costs=cost_model.full,
+        calibration=calibration_inputs(data.train, settings.bn_calibration, seed + 2)
+        if settings.bn_calibration
+        else None,
+        calibrate_minibatches=settings.bn_calibration_scope == "all",
+        comm=comm,
     )
     controller = build_controller(cfg.controller, space, seed)
-    if comm.active and controller.differentiable:
-        raise ValueError(f"controller={getattr(controller, 'mode', type(controller).__name__)} learns alphas by "
-                         "gradient in one process; under "
-                         "torchrun use a sampling controller (enas, ppo, random, evolution, ...)")
-    if targets:
-        # Fails early, naming the key, when no architecture can meet a limit.
-        feasibility = FeasibilityMask(space, cost_model, targets)
-        if mask_infeasible:
-            controller.action_mask = feasibility.mask
-    elif mask_infeasible:
-        raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
-    if controller.differentiable:
-        if not hasattr(backbone, "forward_weighted"):
-            raise ValueError(f"the {type(space).__name__} supernet has no weighted forward for a differentiable controller")
-        controller.to(device)
-        controller.set_costs(cost_model, targets)
+    _fit_controller(controller, space, backbone, cost_model, targets, mask_infeasible, device, comm)
 
-    state = None
-    if resume and comm.is_main and (run_dir / CHECKPOINT).exists():
-        # Several ranks: rank 0 reads it and sends it (the others need not see the run dir).
-        state = load_checkpoint(run_dir / CHECKPOINT, "cpu" if comm.active else device)
-        log.info("resuming %s after epoch %d", run_dir, state["next_epoch"])
-    elif resume and comm.is_main:
-        log.warning("resume=%s: no checkpoint written yet; starting the run over", run_dir)
-    if resume and comm.active:
-        state = comm.broadcast_object(state)
+    state = _checkpoint_state(run_dir, resume, device, comm)
     config_text = OmegaConf.to_yaml(cfg)
     if not resume and comm.is_main:
         (run_dir / "config.yaml").write_text(config_text)
-    ckpt_cfg = cfg.get("checkpoint") or {}
-    every = int(ckpt_cfg.get("every", 1))
-    if every < 0:
-        raise ValueError(f"checkpoint.every must be >= 0, got {every}")
-    stop_after = ckpt_cfg.get("stop_after")
-    checkpointer = Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None, comm)
-    selection = SelectionSettings(**(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {}))
+    checkpointer = _checkpointer(cfg, run_dir, comm)
+    selection = SelectionSettings(
+        **(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {})
+    )
     if selection.cost not in COST_NAMES:
         raise ValueError(f"selection.cost={selection.cost!r} is not a cost; allowed: {list(COST_NAMES)}")
     if comm.active:
@@ -256,8 +227,13 @@ def build_search(
     callbacks: list[Callback] = []
     if comm.is_main:  # the other ranks train and score; they write nothing
         callbacks = [
-            TensorBoardLogger(run_dir / "tensorboard", flat_hparams(cfg), config_text,
-                              purge_step=state["next_epoch"] if state else None, compared=compared_hparams(cfg)),
+            TensorBoardLogger(
+                run_dir / "tensorboard",
+                flat_hparams(cfg),
+                config_text,
+                purge_step=state["next_epoch"] if state else None,
+                compared=compared_hparams(cfg),
+            ),
             HistoryWriter(run_dir / "history.csv"),
             OutputWriter(run_dir, extra={"task": task.name, "space": type(space).__name__, "seed": seed}),
         ]
@@ -269,6 +245,95 @@ def build_search(
     if state is not None:
         _restore(search, state, run_dir)
     return search
+
+
+def _claim_run_dir(run_dir: Path, resume: bool, comm: Comm) -> None:
+    """Creates the run dir; refuses one that holds another run (or, on resume, a finished one)."""
+    if not comm.is_main:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if taken and not resume:
+        raise ValueError(
+            f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
+            f"or continue it with {shlex.quote(f'resume={run_dir}')}"
+        )
+    if resume and (run_dir / "best_arch.json").exists():
+        raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
+
+
+def build_space_and_task(cfg: DictConfig) -> tuple[SearchSpace, Task]:
+    """The space and task of ``cfg``, each target type-checked before it is built, and checked to fit."""
+    space: SearchSpace = checked_instantiate(cfg.space, SearchSpace, "space")
+    task: Task = checked_instantiate(cfg.task, Task, "task")
+    if not any(c.__name__ in task.spaces for c in type(space).__mro__):
+        raise ValueError(
+            f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
+            f"{', '.join(task.spaces)}"
+        )
+    if getattr(space, "dims", task.dims) != task.dims:
+        raise ValueError(
+            f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D "
+            f"({'space=conv1d' if task.dims == 1 else 'a 2-D space such as space=macro'})"
+        )
+    return space, task
+
+
+def _fit_controller(
+    controller: Controller,
+    space: SearchSpace,
+    backbone: Any,
+    cost_model: CostModel,
+    targets: dict[str, Any],
+    mask_infeasible: bool,
+    device: torch.device,
+    comm: Comm,
+) -> None:
+    """Gives the controller the feasibility mask and, when differentiable, the costs; refuses what cannot work."""
+    if comm.active and controller.differentiable:
+        raise ValueError(
+            f"controller={getattr(controller, 'mode', type(controller).__name__)} learns alphas by "
+            "gradient in one process; under "
+            "torchrun use a sampling controller (enas, ppo, random, evolution, ...)"
+        )
+    if targets:
+        # Fails early, naming the key, when no architecture can meet a limit.
+        feasibility = FeasibilityMask(space, cost_model, targets)
+        if mask_infeasible:
+            controller.action_mask = feasibility.mask
+    elif mask_infeasible:
+        raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
+    if controller.differentiable:
+        if not hasattr(backbone, "forward_weighted"):
+            raise ValueError(
+                f"the {type(space).__name__} supernet has no weighted forward for a differentiable controller"
+            )
+        controller.to(device)
+        controller.set_costs(cost_model, targets)
+
+
+def _checkpoint_state(run_dir: Path, resume: bool, device: torch.device, comm: Comm) -> dict[str, Any] | None:
+    """The run's checkpoint when resuming one that wrote it (read on rank 0, sent to the others)."""
+    state = None
+    if resume and comm.is_main and (run_dir / CHECKPOINT).exists():
+        # Several ranks: rank 0 reads it and sends it (the others need not see the run dir).
+        state = load_checkpoint(run_dir / CHECKPOINT, "cpu" if comm.active else device)
+        log.info("resuming %s after epoch %d", run_dir, state["next_epoch"])
+    elif resume and comm.is_main:
+        log.warning("resume=%s: no checkpoint written yet; starting the run over", run_dir)
+    if resume and comm.active:
+        state = comm.broadcast_object(state)
+    return state
+
+
+def _checkpointer(cfg: DictConfig, run_dir: Path, comm: Comm) -> Checkpointer:
+    """The ``checkpoint:`` section as a :class:`Checkpointer`."""
+    ckpt_cfg = cfg.get("checkpoint") or {}
+    every = int(ckpt_cfg.get("every", 1))
+    if every < 0:
+        raise ValueError(f"checkpoint.every must be >= 0, got {every}")
+    stop_after = ckpt_cfg.get("stop_after")
+    return Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None, comm)
 
 
 def _restore(search: Search, state: dict[str, Any], run_dir: Path) -> None:

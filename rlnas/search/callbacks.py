@@ -41,8 +41,13 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(
-        self, log_dir: str | Path, hparams: dict[str, Any] | None = None, config_text: str = "", image_every: int = 5,
-        purge_step: int | None = None, compared: dict[str, Any] | None = None,
+        self,
+        log_dir: str | Path,
+        hparams: dict[str, Any] | None = None,
+        config_text: str = "",
+        image_every: int = 5,
+        purge_step: int | None = None,
+        compared: dict[str, Any] | None = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -164,8 +169,11 @@ class HistoryWriter(Callback):
 
     @staticmethod
     def _format(row: dict[str, Any]) -> dict[str, str]:
-        return {"epoch": row["epoch"], "arch": arch_to_str(row["arch"]),
-                **{k: f"{v:.6g}" for k, v in row.items() if k not in ("epoch", "arch")}}
+        return {
+            "epoch": row["epoch"],
+            "arch": arch_to_str(row["arch"]),
+            **{k: f"{v:.6g}" for k, v in row.items() if k not in ("epoch", "arch")},
+        }
 
     def on_search_start(self, search: Search) -> None:
         self._columns = None
@@ -186,12 +194,19 @@ class HistoryWriter(Callback):
             csv.DictWriter(f, self._columns, extrasaction="ignore").writerows(rows)
 
     def on_evaluation(
-        self, search: Search, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float]
+        self,
+        search: Search,
+        epoch: int,
+        archs: Sequence[Arch],
+        evaluations: Sequence[Evaluation],
+        rewards: Sequence[float],
     ) -> None:
-        self._write([
-            self._format({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
-            for arch, ev, r in zip(archs, evaluations, rewards)
-        ])
+        self._write(
+            [
+                self._format({"epoch": epoch, "arch": arch, "reward": r, **ev.metrics, **ev.costs})
+                for arch, ev, r in zip(archs, evaluations, rewards)
+            ]
+        )
 
 
 class ProgressBar(Callback):
@@ -232,8 +247,15 @@ class ProgressBar(Callback):
             elapsed = time.perf_counter() - self.started
             eta = elapsed / max(1, done - self.first_epoch) * (self.epochs - done)
             best = f", best so far {self.best:.4f}" if math.isfinite(self.best) else ""
-            log.info("epoch %d/%d: %s%s, %s elapsed, ETA %s", done, self.epochs,
-                     ", ".join(f"{k} {v}" for k, v in post.items()), best, _clock(elapsed), _clock(eta))
+            log.info(
+                "epoch %d/%d: %s%s, %s elapsed, ETA %s",
+                done,
+                self.epochs,
+                ", ".join(f"{k} {v}" for k, v in post.items()),
+                best,
+                _clock(elapsed),
+                _clock(eta),
+            )
 
     def on_search_end(self, search: Search, result: SearchResult) -> None:
         self.bar.close()
@@ -261,9 +283,14 @@ class OutputWriter(Callback):
         }
         if search.selection.rule == "top_k":
             payload["selected"] = [
-                {"arch": list(c.arch), "description": space.describe(c.arch), "reward": c.reward,
-                 "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()}, "costs": c.evaluation.costs,
-                 **({"proxy": dict(c.proxy)} if c.proxy else {})}
+                {
+                    "arch": list(c.arch),
+                    "description": space.describe(c.arch),
+                    "reward": c.reward,
+                    "metrics": {f"val_{k}": v for k, v in c.evaluation.metrics.items()},
+                    "costs": c.evaluation.costs,
+                    **({"proxy": dict(c.proxy)} if c.proxy else {}),
+                }
                 for c in result.selected
             ]
         self.write_pareto(search)
@@ -294,8 +321,13 @@ class OutputWriter(Callback):
             writer = csv.writer(f)
             writer.writerow(["arch", "reward", *names])
             for i in sorted(front, key=lambda i: rows[i][cost]):
-                writer.writerow([arch_to_str(rows[i]["arch"]), f"{rows[i]['reward']:.6g}",
-                                 *(f"{rows[i].get(n, float('nan')):.6g}" for n in names)])
+                writer.writerow(
+                    [
+                        arch_to_str(rows[i]["arch"]),
+                        f"{rows[i]['reward']:.6g}",
+                        *(f"{rows[i].get(n, float('nan')):.6g}" for n in names),
+                    ]
+                )
         figure = pareto_figure(search)
         if figure is not None:
             figure.savefig(self.run_dir / "pareto.png")

@@ -11,8 +11,8 @@ checkpoint, never half of one. Weights with a NaN are never written.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import shlex
 import signal
 from pathlib import Path
@@ -79,7 +79,9 @@ def _plain(value: Any) -> Any:
 def restore_search(search: Search, state: dict[str, Any]) -> None:
     """Puts ``search`` where :func:`search_state` left it; the next :meth:`Search.run` continues there."""
     if state.get("version") != VERSION:
-        raise ValueError(f"checkpoint format {state.get('version')} is not {VERSION}; it was written by another version")
+        raise ValueError(
+            f"checkpoint format {state.get('version')} is not {VERSION}; it was written by another version"
+        )
     ours, theirs = search.model.state_dict(), state["model"]
     if not isinstance(theirs, dict):
         raise ValueError("the checkpoint holds no supernet weights")
@@ -87,8 +89,10 @@ def restore_search(search: Search, state: dict[str, Any]) -> None:
         if name not in theirs or name not in ours or tuple(ours[name].shape) != tuple(theirs[name].shape):
             have = tuple(theirs[name].shape) if name in theirs else "nothing"
             want = tuple(ours[name].shape) if name in ours else "nothing"
-            raise ValueError(f"the checkpoint holds another supernet than the run's config.yaml describes "
-                             f"({name}: {have} in the checkpoint, {want} in the config)")
+            raise ValueError(
+                f"the checkpoint holds another supernet than the run's config.yaml describes "
+                f"({name}: {have} in the checkpoint, {want} in the config)"
+            )
     search.model.load_state_dict(theirs)
     search.optimizer.load_state_dict(state["optimizer"])
     search.scheduler.load_state_dict(state["scheduler"])
@@ -159,8 +163,11 @@ class Checkpointer(Callback):
         if self.stop_requested:  # the second request: stop now, from the last checkpoint
             self._restore_handlers()
             epoch = self.saved_epoch
-            message = (f"stopped at once by a second {name}; the last checkpoint (after epoch {epoch}) is kept, "
-                       "{hint}") if epoch else f"stopped at once by a second {name}; no checkpoint yet, nothing to resume"
+            message = (
+                (f"stopped at once by a second {name}; the last checkpoint (after epoch {epoch}) is kept, {{hint}}")
+                if epoch
+                else f"stopped at once by a second {name}; no checkpoint yet, nothing to resume"
+            )
             raise SearchInterrupted(epoch, self.run_dir, message)
         log.warning("%s: finishing the current epoch or step, then writing a checkpoint (again to stop at once)", name)
         self.stop_requested = True
@@ -190,8 +197,11 @@ class Checkpointer(Callback):
         if self.comm.any(self.stop_requested) and self.saved_epoch == search.settings.epochs:
             self.comm.barrier()
             self._restore_handlers()
-            raise SearchInterrupted(search.settings.epochs, self.run_dir,
-                                    "interrupted during the final re-scoring (all epochs are saved); {hint}")
+            raise SearchInterrupted(
+                search.settings.epochs,
+                self.run_dir,
+                "interrupted during the final re-scoring (all epochs are saved); {hint}",
+            )
 
     def on_search_end(self, search: Search, result: Any) -> None:
         self._restore_handlers()

@@ -83,14 +83,21 @@ class NumericFaults:
             if hasattr(scheduler, "eta_min"):
                 scheduler.eta_min *= self.backoff
             self.backoffs += 1
-            log.warning("%d skipped steps in one epoch: learning rate x%g (now %.3g)", self._epoch_loss, self.backoff,
-                        optimizer.param_groups[0]["lr"])
+            log.warning(
+                "%d skipped steps in one epoch: learning rate x%g (now %.3g)",
+                self._epoch_loss,
+                self.backoff,
+                optimizer.param_groups[0]["lr"],
+            )
         self._epoch_loss = 0
 
     def scalars(self) -> dict[str, float]:
         """Totals for TensorBoard (``faults/*``)."""
-        return {"skipped_steps": float(self.loss), "skipped_rewards": float(self.reward),
-                "lr_backoffs": float(self.backoffs)}
+        return {
+            "skipped_steps": float(self.loss),
+            "skipped_rewards": float(self.reward),
+            "lr_backoffs": float(self.backoffs),
+        }
 
     def state_dict(self) -> dict[str, int]:
         return {"loss": self.loss, "reward": self.reward, "backoffs": self.backoffs}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from rlnas.controllers.base import Controller, RandomController
+from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.proxies import PROXIES, arch_synflow, proxy_adjusted
@@ -30,7 +31,7 @@ from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
 from rlnas.search.selection import SelectionSettings, select
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
-from rlnas.utils.distributed import Comm, DistributedError, RankZeroController, global_batchnorm
+from rlnas.utils.distributed import Comm, DistributedError, global_batchnorm
 from rlnas.utils.timing import ComputeTimer
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,15 @@ class SearchSettings:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_epochs", "controller_steps", "bn_calibration", "final_samples", "random_baseline", "fault_limit",
-                     "fault_backoff_after"):
+        for name in (
+            "warmup_epochs",
+            "controller_steps",
+            "bn_calibration",
+            "final_samples",
+            "random_baseline",
+            "fault_limit",
+            "fault_backoff_after",
+        ):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs and self.controller_steps > 0:
@@ -149,7 +157,12 @@ class Callback:
     def on_search_start(self, search: Search) -> None: ...
 
     def on_evaluation(
-        self, search: Search, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float]
+        self,
+        search: Search,
+        epoch: int,
+        archs: Sequence[Arch],
+        evaluations: Sequence[Evaluation],
+        rewards: Sequence[float],
     ) -> None: ...
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None: ...
@@ -218,7 +231,10 @@ class Search:
             self.optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(
-                model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0,
+                model.parameters(),
+                lr=s.lr,
+                momentum=s.momentum,
+                nesterov=s.nesterov and s.momentum > 0,
                 weight_decay=s.weight_decay,
             )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs, eta_min=s.lr_min)
@@ -269,7 +285,10 @@ class Search:
         return self._train_steps(s.supernet_steps, forward, after_step=arch_step)
 
     def _train_steps(
-        self, steps: int, forward: Callable[[int, torch.Tensor], torch.Tensor], after_step: Callable[[], None] | None = None
+        self,
+        steps: int,
+        forward: Callable[[int, torch.Tensor], torch.Tensor],
+        after_step: Callable[[], None] | None = None,
     ) -> tuple[float, float | None]:
         """``steps`` weight updates, step ``i`` on ``forward(i, x)`` of a fresh training batch."""
         self.model.train()
@@ -342,7 +361,11 @@ class Search:
         stats.controller = {k: float(np.mean(v)) for k, v in agg.items()}
 
     def _record(
-        self, epoch: int, archs: Sequence[Arch], evaluations: Sequence[Evaluation], rewards: Sequence[float],
+        self,
+        epoch: int,
+        archs: Sequence[Arch],
+        evaluations: Sequence[Evaluation],
+        rewards: Sequence[float],
         stats: EpochStats,
     ) -> None:
         metric = self.evaluator.reward_metric
@@ -389,7 +412,9 @@ class Search:
         if not self.comm.same_weights(self.model):  # a fault of the gradient exchange, never expected
             raise DistributedError(f"rank {self.comm.rank}: the ranks' supernet weights differ after training")
         if not finite_weights(self.model):  # outputs would carry them: stop before anything is written
-            bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())] or ["buffers"]
+            bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())] or [
+                "buffers"
+            ]
             raise NumericFaultError(
                 f"the supernet's weights are not finite after epoch {self.epoch + 1} ({bad[0]}, {len(bad)} tensors); "
                 f"nothing was written; lower search.lr (now {self.settings.lr:g})"
@@ -473,8 +498,12 @@ class Search:
             reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
             # A NaN from the reward function keeps the candidate's supernet reward.
             c.reward = reward if math.isfinite(reward) else c.reward
-        log.info("final re-scoring: %s of %d candidates (%.1f s)", self.settings.final_proxy, len(candidates),
-                 time.perf_counter() - started)
+        log.info(
+            "final re-scoring: %s of %d candidates (%.1f s)",
+            self.settings.final_proxy,
+            len(candidates),
+            time.perf_counter() - started,
+        )
         return adjusted
 
     def compare_with_random(self) -> tuple[float, float]:

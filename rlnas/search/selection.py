@@ -61,7 +61,9 @@ def knee_point(metric: Sequence[float], cost: Sequence[float]) -> int:
     return front[int(np.argmax(distance))]
 
 
-def select(rewards: Sequence[float], metric: Sequence[float], cost: Sequence[float], settings: SelectionSettings) -> list[int]:
+def select(
+    rewards: Sequence[float], metric: Sequence[float], cost: Sequence[float], settings: SelectionSettings
+) -> list[int]:
     """Indices of the selected candidates, the chosen one first."""
     by_reward = sorted(range(len(rewards)), key=lambda i: rewards[i], reverse=True)
     if settings.rule == "top_k":

@@ -7,6 +7,14 @@ from rlnas.spaces.macro import MacroSpace, parse_op
 from rlnas.spaces.sequence import AttentionSpace, RNNCellSpace
 
 __all__ = [
-    "Arch", "AttentionSpace", "CategoricalSpace", "Decision", "InvalidArchitectureError", "MacroSpace", "NB201Space",
-    "RNNCellSpace", "SearchSpace", "parse_op",
+    "Arch",
+    "AttentionSpace",
+    "CategoricalSpace",
+    "Decision",
+    "InvalidArchitectureError",
+    "MacroSpace",
+    "NB201Space",
+    "RNNCellSpace",
+    "SearchSpace",
+    "parse_op",
 ]

@@ -91,8 +91,7 @@ class SearchSpace:
         for value, d in zip(values, self.decisions):
             if not 0 <= value < d.num_choices:
                 raise InvalidArchitectureError(
-                    f"decision {d.name!r} got choice {value}, allowed 0..{d.num_choices - 1} "
-                    f"({', '.join(d.choices)})"
+                    f"decision {d.name!r} got choice {value}, allowed 0..{d.num_choices - 1} ({', '.join(d.choices)})"
                 )
         return values
 

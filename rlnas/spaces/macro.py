@@ -76,7 +76,7 @@ class MacroSpace(SearchSpace):
             naming the offending field.
     """
 
-    def __init__(
+    def __init__(  # noqa: C901 - one check per argument, each naming its key (see the class docstring)
         self,
         num_layers: int = 6,
         ops: Sequence[str] = ("conv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3"),
@@ -114,14 +114,14 @@ class MacroSpace(SearchSpace):
         self.num_layers = int(num_layers)
         num_stages = len(channels)
         if num_stages > self.num_layers:
-            raise ValueError(
-                f"space.channels has {num_stages} stages but there are only {self.num_layers} layers"
-            )
+            raise ValueError(f"space.channels has {num_stages} stages but there are only {self.num_layers} layers")
         if reduction_layers is None:
             reduction_layers = [round(s * self.num_layers / num_stages) for s in range(1, num_stages)]
         reductions = tuple(int(r) for r in reduction_layers)
-        if len(reductions) != num_stages - 1 or list(reductions) != sorted(set(reductions)) or any(
-            not 0 < r < self.num_layers for r in reductions
+        if (
+            len(reductions) != num_stages - 1
+            or list(reductions) != sorted(set(reductions))
+            or any(not 0 < r < self.num_layers for r in reductions)
         ):
             raise ValueError(
                 f"space.reduction_layers={list(reductions)} must hold {num_stages - 1} increasing layer "

@@ -28,14 +28,14 @@ class RNNCellSpace(SearchSpace):
         hidden_size: Width of the hidden state and of every node.
     """
 
-    def __init__(
-        self, num_nodes: int = 6, activations: Sequence[str] = RNN_ACTIVATIONS, hidden_size: int = 64
-    ) -> None:
+    def __init__(self, num_nodes: int = 6, activations: Sequence[str] = RNN_ACTIVATIONS, hidden_size: int = 64) -> None:
         if int(num_nodes) < 1:
             raise ValueError(f"space.num_nodes must be >= 1, got {num_nodes}")
         unknown = [a for a in activations if a not in RNN_ACTIVATIONS]
         if unknown or not activations:
-            raise ValueError(f"space.activations={list(activations)} has unknown {unknown}; allowed: {list(RNN_ACTIVATIONS)}")
+            raise ValueError(
+                f"space.activations={list(activations)} has unknown {unknown}; allowed: {list(RNN_ACTIVATIONS)}"
+            )
         if int(hidden_size) < 1:
             raise ValueError(f"space.hidden_size must be >= 1, got {hidden_size}")
         self.num_nodes = int(num_nodes)
@@ -102,8 +102,10 @@ class AttentionSpace(SearchSpace):
             raise ValueError(f"space.heads={list(heads)}: each must divide space.d_model={d_model}")
         if not ffn_ratios or any(int(r) < 1 for r in ffn_ratios):
             raise ValueError(f"space.ffn_ratios={list(ffn_ratios)} must be positive integers")
-        for key, given, allowed in (("activations", activations, ATTENTION_ACTIVATIONS),
-                                    ("layer_types", layer_types, LAYER_TYPES)):
+        for key, given, allowed in (
+            ("activations", activations, ATTENTION_ACTIVATIONS),
+            ("layer_types", layer_types, LAYER_TYPES),
+        ):
             unknown = [a for a in given if a not in allowed]
             if unknown or not given:
                 raise ValueError(f"space.{key}={list(given)} has unknown {unknown}; allowed: {list(allowed)}")
@@ -127,8 +129,15 @@ class AttentionSpace(SearchSpace):
     def layers(self, arch: Sequence[int]) -> list[tuple[str, int, int, str]]:
         """Per layer ``(type, heads, ffn_ratio, activation)``."""
         v: Arch = self.validate(arch)
-        return [(self.layer_types[v[4 * l]], self.heads[v[4 * l + 1]], self.ffn_ratios[v[4 * l + 2]],
-                 self.activations[v[4 * l + 3]]) for l in range(self.num_layers)]
+        return [
+            (
+                self.layer_types[v[4 * i]],
+                self.heads[v[4 * i + 1]],
+                self.ffn_ratios[v[4 * i + 2]],
+                self.activations[v[4 * i + 3]],
+            )
+            for i in range(self.num_layers)
+        ]
 
     def describe(self, arch: Sequence[int]) -> str:
         parts = []

@@ -21,6 +21,15 @@ register(RNNCellSpace, RNNCellSuperNet, RNNCellChild)
 register(AttentionSpace, AttentionSuperNet, AttentionChild)
 
 __all__ = [
-    "AttentionChild", "AttentionSuperNet", "MacroChild", "MacroSuperNet", "NB201Child", "NB201SuperNet",
-    "RNNCellChild", "RNNCellSuperNet", "build_child", "build_supernet", "register",
+    "AttentionChild",
+    "AttentionSuperNet",
+    "MacroChild",
+    "MacroSuperNet",
+    "NB201Child",
+    "NB201SuperNet",
+    "RNNCellChild",
+    "RNNCellSuperNet",
+    "build_child",
+    "build_supernet",
+    "register",
 ]

@@ -131,23 +131,23 @@ class AttentionSuperNet(ChildExtraction, _Encoder):
     def choice_modules(self) -> Iterator[tuple[str, nn.Module]]:
         yield "embed", self.embed
         yield "norm", self.norm
-        for l, block in enumerate(self.layers):
+        for i, block in enumerate(self.layers):
             for kind in self.space.layer_types:
-                yield f"layers.{l}.{kind}", block[kind]
+                yield f"layers.{i}.{kind}", block[kind]
 
     def param_counts(self) -> dict[str, int]:
         """Parameters per module of :meth:`used_modules`, a sliced FFN counted at its own width."""
         counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.choice_modules()}
         d = self.space.d_model
-        for l in range(self.space.num_layers):
+        for i in range(self.space.num_layers):
             for r in self.space.ffn_ratios:
-                counts[f"layers.{l}.ffn.x{r}"] = 2 * d + (d * r * d + r * d) + (r * d * d + d)  # norm, fc1, fc2
+                counts[f"layers.{i}.ffn.x{r}"] = 2 * d + (d * r * d + r * d) + (r * d * d + d)  # norm, fc1, fc2
         return counts
 
     def used_modules(self, arch: Sequence[int]) -> list[str]:
         used = ["embed", "norm"]
-        for l, (kind, _, ratio, _) in enumerate(self.space.layers(arch)):
-            used += [f"layers.{l}.{kind}", f"layers.{l}.ffn.x{ratio}"]
+        for i, (kind, _, ratio, _) in enumerate(self.space.layers(arch)):
+            used += [f"layers.{i}.{kind}", f"layers.{i}.ffn.x{ratio}"]
         return used
 
     def timing_calls(self, x: Tensor) -> dict[str, Callable[[], object]]:
@@ -158,11 +158,11 @@ class AttentionSuperNet(ChildExtraction, _Encoder):
             "embed": lambda: self.embed(x) + positions(x.shape[1], d, x.device),
             "norm": lambda: self.norm(h).mean(dim=1),
         }
-        for l, block in enumerate(self.layers):
+        for i, block in enumerate(self.layers):
             for kind in self.space.layer_types:
-                calls[f"layers.{l}.{kind}"] = lambda m=block[kind]: m(h, max(self.space.heads))
+                calls[f"layers.{i}.{kind}"] = lambda m=block[kind]: m(h, max(self.space.heads))
             for r in self.space.ffn_ratios:
-                calls[f"layers.{l}.ffn.x{r}"] = lambda m=block["ffn"], w=r * d: m(h, w, "relu")
+                calls[f"layers.{i}.ffn.x{r}"] = lambda m=block["ffn"], w=r * d: m(h, w, "relu")
         return calls
 
 
@@ -172,8 +172,12 @@ class AttentionChild(_Encoder):
     def __init__(self, space: AttentionSpace, arch: Sequence[int], in_channels: int, track_running_stats: bool = True):
         self.arch: Arch = space.validate(arch)
         self._layers = space.layers(self.arch)
-        super().__init__(space, in_channels, [[kind] for kind, *_ in self._layers],
-                         [ratio * space.d_model for _, _, ratio, _ in self._layers])
+        super().__init__(
+            space,
+            in_channels,
+            [[kind] for kind, *_ in self._layers],
+            [ratio * space.d_model for _, _, ratio, _ in self._layers],
+        )
 
     def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
         return self._run(x, self._layers)

@@ -30,7 +30,8 @@ def make_cell_op(name: str, channels: int, track_running_stats: bool) -> nn.Modu
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     k = 1 if name == "nor_conv_1x1" else 3
     return nn.Sequential(
-        nn.ReLU(), nn.Conv2d(channels, channels, k, padding=k // 2, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(channels, channels, k, padding=k // 2, bias=False),
         batch_norm(channels, track_running_stats),
     )
 
@@ -41,8 +42,12 @@ class ReductionBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, track_running_stats: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), batch_norm(c_out, track_running_stats),
-            nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), batch_norm(c_out, track_running_stats),
+            nn.ReLU(),
+            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+            batch_norm(c_out, track_running_stats),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            batch_norm(c_out, track_running_stats),
         )
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(c_in, c_out, 1, bias=False))
 

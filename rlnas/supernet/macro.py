@@ -43,9 +43,18 @@ class _MacroNetwork(nn.Module):
         stride, c_in = space.stem_stride, in_channels
         while True:  # one stride-2 conv per factor 2 of the stem stride, at least one conv
             s = 2 if stride > 1 else 1
-            stem += [nn.Conv2d(c_in, c0, kernel(3, space.dims), stride=kernel(s, space.dims),
-                               padding=same_padding(3, space.dims), bias=False),
-                     batch_norm(c0, track_running_stats), make_activation(space.activation)]
+            stem += [
+                nn.Conv2d(
+                    c_in,
+                    c0,
+                    kernel(3, space.dims),
+                    stride=kernel(s, space.dims),
+                    padding=same_padding(3, space.dims),
+                    bias=False,
+                ),
+                batch_norm(c0, track_running_stats),
+                make_activation(space.activation),
+            ]
             stride, c_in = stride // s, c0
             if stride == 1:
                 break
@@ -54,8 +63,9 @@ class _MacroNetwork(nn.Module):
         for i, names in enumerate(op_choices):
             width = space.channels[space.layer_stage[i]]
             self.layers.append(
-                nn.ModuleDict({name: make_op(name, width, space.activation, track_running_stats, space.dims)
-                               for name in names})
+                nn.ModuleDict(
+                    {name: make_op(name, width, space.activation, track_running_stats, space.dims) for name in names}
+                )
             )
         # Keys "j>s": output of layer j (or the stem, j = -1) adapted to stage s.
         self.adapters = nn.ModuleDict()
@@ -153,8 +163,12 @@ class MacroSuperNet(ChildExtraction, _MacroNetwork):
 
     def __init__(self, space: MacroSpace, in_channels: int) -> None:
         L = space.num_layers
-        every_pair = [(j, s) for j in range(STEM, L) for s in range(len(space.channels)) if s > (
-            0 if j == STEM else space.layer_stage[j])]
+        every_pair = [
+            (j, s)
+            for j in range(STEM, L)
+            for s in range(len(space.channels))
+            if s > (0 if j == STEM else space.layer_stage[j])
+        ]
         super().__init__(
             space,
             in_channels,
@@ -265,7 +279,6 @@ class MacroChild(_MacroNetwork):
 
 def count_params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
-
 
 
 def sum_terms(terms: Sequence[Tensor]) -> Tensor:

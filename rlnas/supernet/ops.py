@@ -97,11 +97,13 @@ class Adapter(nn.Sequential):
     pooled 1x1 projection keeps the same shapes with one module per pair).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, track_running_stats: bool,
-                 dims: int = 2) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, track_running_stats: bool, dims: int = 2
+    ) -> None:
         layers: list[nn.Module] = []
         if stride > 1:
-            layers.append(nn.AvgPool2d(kernel(stride, dims), kernel(stride, dims), ceil_mode=True,
-                                       count_include_pad=False))
+            layers.append(
+                nn.AvgPool2d(kernel(stride, dims), kernel(stride, dims), ceil_mode=True, count_include_pad=False)
+            )
         layers += [nn.Conv2d(in_channels, out_channels, 1, bias=False), batch_norm(out_channels, track_running_stats)]
         super().__init__(*layers)

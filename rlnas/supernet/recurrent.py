@@ -21,7 +21,10 @@ from rlnas.spaces.sequence import RNNCellSpace
 from rlnas.supernet.sharing import ChildExtraction
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh, "relu": torch.relu, "identity": lambda t: t, "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "identity": lambda t: t,
+    "sigmoid": torch.sigmoid,
 }
 
 

@@ -97,8 +97,15 @@ def read_job(path: Path) -> JobRecord:
     state = str(status.get("status", "completed" if best else "unknown"))
     if state == "running" and best is None and _process_gone(status):
         state = "killed"
-    record = JobRecord(path.name, path, overrides, state, str(best.get("task", task)) if best else task,
-                       wall_s=status.get("wall_s"), error=str(status.get("error", "")))
+    record = JobRecord(
+        path.name,
+        path,
+        overrides,
+        state,
+        str(best.get("task", task)) if best else task,
+        wall_s=status.get("wall_s"),
+        error=str(status.get("error", "")),
+    )
     if best is not None:
         record.reward = float(best["reward"])
         record.metrics = {k: float(v) for k, v in best.get("metrics", {}).items()}
@@ -150,25 +157,43 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
     csv_path = out_dir / "sweep_summary.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["job", "overrides", "status", "task", "reward", *metric_names, *cost_names, "wall_s", "error",
-                         "best_arch"])
+        writer.writerow(
+            ["job", "overrides", "status", "task", "reward", *metric_names, *cost_names, "wall_s", "error", "best_arch"]
+        )
         for j in jobs:
-            writer.writerow([j.name, " ".join(varying[j.name]), j.status, j.task, _fmt(j.reward, 6),
-                             *(_fmt(j.metrics.get(m), 6) for m in metric_names),
-                             *(j.costs.get(c, "") for c in cost_names), _fmt(j.wall_s, 6), j.error, j.description])
-    lines = [f"# Sweep summary: {sweep_dir or out_dir}", "",
-             f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in Counter(j.status for j in jobs).items()) + ".",
-             f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.", "",
-             "| job | overrides | status | task | reward | metrics (val) | "
-             + " | ".join(cost_names) + " | wall s |",
-             "|" + "---|" * (7 + len(cost_names))]
+            writer.writerow(
+                [
+                    j.name,
+                    " ".join(varying[j.name]),
+                    j.status,
+                    j.task,
+                    _fmt(j.reward, 6),
+                    *(_fmt(j.metrics.get(m), 6) for m in metric_names),
+                    *(j.costs.get(c, "") for c in cost_names),
+                    _fmt(j.wall_s, 6),
+                    j.error,
+                    j.description,
+                ]
+            )
+    lines = [
+        f"# Sweep summary: {sweep_dir or out_dir}",
+        "",
+        f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in Counter(j.status for j in jobs).items()) + ".",
+        f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
+        "",
+        "| job | overrides | status | task | reward | metrics (val) | " + " | ".join(cost_names) + " | wall s |",
+        "|" + "---|" * (7 + len(cost_names)),
+    ]
     for j in jobs:
         metrics = ", ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in j.metrics.items())
         if j.status == "failed" and j.error:
             metrics = f"error: {j.error}".replace("|", "\\|")
-        lines.append(f"| {j.num if j.num < 10**9 else j.name} | `{' '.join(varying[j.name]) or '-'}` | {j.status} | "
-                     f"{j.task} | {'' if j.reward is None else f'{j.reward:.4f}'} | {metrics} | "
-                     + " | ".join(_fmt(j.costs.get(c)) for c in cost_names) + f" | {_fmt(j.wall_s, 3)} |")
+        lines.append(
+            f"| {j.num if j.num < 10**9 else j.name} | `{' '.join(varying[j.name]) or '-'}` | {j.status} | "
+            f"{j.task} | {'' if j.reward is None else f'{j.reward:.4f}'} | {metrics} | "
+            + " | ".join(_fmt(j.costs.get(c)) for c in cost_names)
+            + f" | {_fmt(j.wall_s, 3)} |"
+        )
     md_path = out_dir / "sweep_summary.md"
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

@@ -7,6 +7,12 @@ from rlnas.tasks.sequence import SequenceClassificationTask
 from rlnas.tasks.signal import SignalClassificationTask
 
 __all__ = [
-    "ClassificationHead", "ClassificationTask", "DetectionTask", "FCOSHead", "Network", "SequenceClassificationTask",
-    "SignalClassificationTask", "Task",
+    "ClassificationHead",
+    "ClassificationTask",
+    "DetectionTask",
+    "FCOSHead",
+    "Network",
+    "SequenceClassificationTask",
+    "SignalClassificationTask",
+    "Task",
 ]

@@ -219,11 +219,19 @@ class DetectionTask(Task):
 
         drawn = []
         x = images.float()
-        x = ((x - x.amin(dim=(1, 2, 3), keepdim=True)) / (x.amax(dim=(1, 2, 3), keepdim=True) - x.amin(dim=(1, 2, 3), keepdim=True) + 1e-6))
+        x = (x - x.amin(dim=(1, 2, 3), keepdim=True)) / (
+            x.amax(dim=(1, 2, 3), keepdim=True) - x.amin(dim=(1, 2, 3), keepdim=True) + 1e-6
+        )
         for img, pred, gt in zip(x, self.decode(outputs), self.ground_truth(targets)):
-            rgb = (img.expand(3, -1, -1) * 255).to(torch.uint8).cpu() if img.shape[0] == 1 else (img * 255).to(torch.uint8).cpu()
+            rgb = (
+                (img.expand(3, -1, -1) * 255).to(torch.uint8).cpu()
+                if img.shape[0] == 1
+                else (img * 255).to(torch.uint8).cpu()
+            )
             rgb = draw_bounding_boxes(rgb, gt["boxes"].cpu(), colors="green")
             keep = pred["scores"] > 0.3
-            rgb = draw_bounding_boxes(rgb, pred["boxes"][keep].cpu(), [str(int(v)) for v in pred["labels"][keep]], colors="red")
+            rgb = draw_bounding_boxes(
+                rgb, pred["boxes"][keep].cpu(), [str(int(v)) for v in pred["labels"][keep]], colors="red"
+            )
             drawn.append(rgb)
         return torch.stack(drawn)

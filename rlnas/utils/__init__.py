@@ -63,8 +63,15 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     """Restores what :func:`global_rng_state` returned."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys.numpy() if torch.is_tensor(keys) else keys, dtype=np.uint32),
-                         int(pos), int(has_gauss), float(cached)))
+    np.random.set_state(
+        (
+            name,
+            np.asarray(keys.numpy() if torch.is_tensor(keys) else keys, dtype=np.uint32),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        )
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

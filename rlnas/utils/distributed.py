@@ -25,16 +25,12 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-if TYPE_CHECKING:
-    from rlnas.controllers.base import Controller
-    from rlnas.spaces.base import Arch
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +279,10 @@ def init_from_env(settings: DistributedSettings, device_name: str = "auto") -> C
     cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
     if cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"rank {rank}: LOCAL_RANK={local_rank} but this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s); start at most that many processes per node")
+            raise ValueError(
+                f"rank {rank}: LOCAL_RANK={local_rank} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); start at most that many processes per node"
+            )
         torch.cuda.set_device(local_rank)
     backend = settings.backend if settings.backend != "auto" else ("nccl" if cuda else "gloo")
     if backend == "nccl" and not cuda:
@@ -300,36 +298,3 @@ def shutdown() -> None:
     """Leaves the process group (when one was joined)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-class RankZeroController:
-    """A controller that decides on rank 0 and tells the other ranks.
-
-    ``propose`` and ``best_guess`` are broadcast from rank 0; ``observe``
-    updates rank 0's controller only (the rewards it gets are already averaged
-    over all ranks). Everything else (masks, flags, state, saving) is the
-    wrapped controller's own; the other ranks' copies stay untrained.
-
-    Args:
-        inner: The controller rank 0 runs.
-        comm: The ranks.
-    """
-
-    def __init__(self, inner: Controller, comm: Comm) -> None:
-        self.inner, self.comm = inner, comm
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("inner", "comm"):  # during unpickling, before __init__
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def propose(self, n: int) -> list[Arch]:
-        archs = self.inner.propose(n) if self.comm.is_main else None
-        return [tuple(a) for a in self.comm.broadcast_object(archs)]
-
-    def best_guess(self, n: int) -> list[Arch]:
-        archs = self.inner.best_guess(n) if self.comm.is_main else None
-        return [tuple(a) for a in self.comm.broadcast_object(archs)]
-
-    def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
-        return self.inner.observe(archs, rewards) if self.comm.is_main else {}

@@ -109,6 +109,7 @@ def checked_instantiate(node: Any, base: type, key: str, source: str | None = No
     except Exception:  # noqa: BLE001 - not importable, or a function (torch.load): not a class
         cls = None
     if not isinstance(cls, type) or not issubclass(cls, base):
-        raise UntrustedConfigError(f"{where}{key}._target_={target} is not a {base.__name__} class; "
-                                   f"{key} builds only those")
+        raise UntrustedConfigError(
+            f"{where}{key}._target_={target} is not a {base.__name__} class; {key} builds only those"
+        )
     return instantiate(node, _convert_="all", **kwargs)

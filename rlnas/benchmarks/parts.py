@@ -1,0 +1,71 @@
+"""A ``benchmark:`` config node as a space and an evaluator (a table, or the toy's hidden target).
+
+Below the environments and the budget loop, which both build their benchmark here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlnas.benchmarks.tabular import HiddenTargetBenchmark, TabularBenchmark
+from rlnas.spaces.categorical import CategoricalSpace
+from rlnas.spaces.seams import Evaluator
+
+
+def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluator]:
+    """The categorical space and the evaluator of a ``benchmark:`` config node (a table or the hidden target).
+
+    ``seed`` seeds a noisy table's draws among its seed columns.
+
+    Raises:
+        ValueError: Naming an unknown or missing ``benchmark.*`` key.
+    """
+    known = {
+        "name",
+        "kind",
+        "path",
+        "env_var",
+        "key_column",
+        "key_template",
+        "metric",
+        "metric_scale",
+        "costs",
+        "decisions",
+        "evaluations",
+        "archs_per_step",
+        "target_seed",
+        "metric_columns",
+        "report",
+        "requery",
+    }
+    unknown = sorted(set(bench) - known)
+    if unknown:
+        raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
+    space = CategoricalSpace(bench.get("decisions") or {})
+    kind = bench.get("kind", "table")
+    evaluator: Evaluator
+    if kind == "hidden_target":
+        evaluator = HiddenTargetBenchmark(
+            space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"), seed
+        )
+    elif kind == "table":
+        for key in ("path", "key_template", "metric"):
+            if not bench.get(key):
+                raise ValueError(f"benchmark.{key} must be set for a table benchmark")
+        evaluator = TabularBenchmark(
+            space,
+            bench["path"],
+            bench["key_template"],
+            bench["metric"],
+            bench.get("key_column", "arch"),
+            bench.get("costs"),
+            float(bench.get("metric_scale", 1.0)),
+            bench.get("env_var"),
+            bench.get("name", "tabular"),
+            bench.get("metric_columns"),
+            bench.get("report"),
+            seed,
+        )
+    else:
+        raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
+    return space, evaluator

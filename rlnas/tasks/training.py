@@ -1,0 +1,156 @@
+"""Standalone training: the recipe, a fresh child network of an architecture, its training and evaluation.
+
+Shared by the deploy room (``rlnas.retrain``) and the ground-truth evaluators
+(``rlnas.evaluators.standalone``, SynFlow in ``proxies``), which is why it
+lives here, beside the tasks, and not in either of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from tqdm.auto import tqdm
+
+from rlnas.data.base import DataSplits, Split
+from rlnas.spaces.base import SearchSpace
+from rlnas.supernet.registry import build_child
+from rlnas.tasks.base import Network, Task
+from rlnas.utils import data_seed, section_values
+from rlnas.utils.trust import checked_instantiate
+
+
+@dataclass
+class Recipe:
+    """The training recipe (``train:`` with the search's values filled in)."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    lr_min: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    grad_clip: float
+    augment: bool
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+            raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+
+
+def make_recipe(train_cfg: DictConfig, search_cfg: DictConfig) -> Recipe:
+    """``train:`` values, with nulls taken from the search run's ``search:``."""
+    given = section_values(train_cfg, Recipe, "train")
+    values = {k: (v if v is not None else search_cfg.get(k)) for k, v in given.items()}
+    missing = [k for k, v in values.items() if v is None]
+    if missing:
+        raise ValueError(f"train.{missing[0]} is null and the search config has no search.{missing[0]}")
+    return Recipe(**values)
+
+
+def search_parts(search_cfg: DictConfig, device: torch.device) -> tuple[Any, Task, DataSplits]:
+    """The search's space, task and data split on ``device``.
+
+    The search's data seed fixes the split, so the test split is the one the search never saw.
+    """
+    space = checked_instantiate(search_cfg.space, SearchSpace, "space")
+    task: Task = checked_instantiate(search_cfg.task, Task, "task")
+    return space, task, task.load_data(seed=data_seed(search_cfg)).to(device)
+
+
+def standalone_network(space: Any, task: Task, data: DataSplits, arch: Sequence[int]) -> Network:
+    """A fresh standalone child of ``arch`` with the task's head, on the data's device."""
+    child = build_child(space, list(arch), data.in_channels)
+    return Network(child, task.build_head(child.out_channels, data)).to(data.train.x.device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 256) -> dict[str, float]:
+    """The task's metrics over a whole split."""
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    for x, y in split.chunks(batch_size):
+        outputs.append(model(x))
+        targets.append(y)
+    model.train(was_training)
+    return task.metrics(outputs, targets)
+
+
+def train(
+    network: nn.Module,
+    task: Task,
+    data: DataSplits,
+    recipe: Recipe,
+    seed: int,
+    epochs: int | None = None,
+    lr_scale: float = 1.0,
+    desc: str = "retrain",
+) -> list[dict[str, float]]:
+    """Trains ``network`` in place on the train split; returns per-epoch loss and val metric.
+
+    Raises:
+        FloatingPointError: When the loss becomes NaN or infinite (the step is named).
+    """
+    epochs = epochs or recipe.epochs
+    device = data.train.x.device
+    steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
+    lr = recipe.lr * lr_scale
+    if recipe.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            network.parameters(),
+            lr=lr,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov,
+            weight_decay=recipe.weight_decay,
+        )
+    # Cosine annealing per step (Loshchilov & Hutter, 2017), as in the search.
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * steps_per_epoch, eta_min=min(recipe.lr_min, lr)
+    )
+    generator = torch.Generator(device).manual_seed(seed)
+    history = []
+    network.train()
+    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, dynamic_ncols=True)
+    for epoch in bar:
+        order = torch.randperm(len(data.train), device=device, generator=generator)
+        total = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+            x, y = data.train.x[idx], data.train.y[idx]
+            if recipe.augment:
+                x, y = task.augment(x, y, generator)
+            loss = task.loss(network(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach()
+        mean_loss = float(total) / steps_per_epoch  # one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"{desc}: loss is {mean_loss} in epoch {epoch + 1}; lower train.lr (now {lr:g}) or set train.grad_clip"
+            )
+        row = {"epoch": epoch + 1, "loss": mean_loss}
+        if epoch + 1 == epochs or (epoch + 1) % max(1, epochs // 6) == 0:
+            row[f"val_{task.reward_metric}"] = evaluate(network, task, data.val)[task.reward_metric]
+        history.append(row)
+        bar.set_postfix(loss=f"{mean_loss:.3f}", **{k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
+    network.eval()
+    return history
