@@ -59,7 +59,7 @@ wheel-check: $(STAMP)
 
 # Every controller on NAS-Bench-201 (noise-free and noisy) and the toy table (20 seeds;
 # 50, 100 and 300 distinct evaluations) -> docs/nb201*/, docs/toy/ and the tables in
-# README.md; then the ablations of the RL controllers' search-for-the-best update
+# docs/results.md; then the ablations of the RL controllers' search-for-the-best update
 # -> docs/ablation_*/ and docs/ablation.md.
 STUDY_BUDGETS := --seeds 20 --budgets 50 100 300 --jobs 2
 ABLATIONS := --controllers enas maskable_ppo --reference enas --rivals maskable_ppo \
@@ -70,7 +70,7 @@ ABLATIONS := --controllers enas maskable_ppo --reference enas --rivals maskable_
 	--variant maskable_ppo_uniform_policy maskable_ppo controller.learning_rate=1e-12 controller.elite_weight=0
 study: $(STAMP)
 	for b in nb201_cifar10 nb201_cifar10_noisy toy; do \
-		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) --out docs/$${b/_cifar10/} --readme README.md || exit 1; \
+		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) --out docs/$${b/_cifar10/} --readme docs/results.md || exit 1; \
 		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) $(ABLATIONS) --out docs/ablation_$${b/_cifar10/} \
 			--readme docs/ablation.md || exit 1; \
 	done

@@ -10,6 +10,7 @@ the whole traceback instead.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -371,6 +372,30 @@ def join_ranks(argv: list[str]) -> list[str]:
     return argv
 
 
+def refuse_planted_links(run_dir: str | Path) -> None:
+    """Refuses a run dir holding symlinks: Hydra's own files (``.hydra/``, the log) would be written through them.
+
+    rlnas writes its own files without following links (:func:`rlnas.utils.atomic_file`); Hydra
+    opens its log and config copies in place, so a planted link there would send them elsewhere.
+
+    Raises:
+        ValueError: Naming the first link.
+    """
+    root = Path(run_dir).expanduser()  # itself may be a link (a run dir on another disk): its entries may not
+    hydra_dir = root / ".hydra"
+    if hydra_dir.is_symlink():
+        raise ValueError(f"{hydra_dir} is a symlink; a run dir holds only the files a run writes")
+    for folder in (root, hydra_dir):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink():
+                raise ValueError(
+                    f"{entry} is a symlink (to {os.readlink(entry)}); a run dir holds only the files a run writes, "
+                    "so it is not used (remove the link or choose another hydra.run.dir)"
+                )
+
+
 def main() -> None:
     """Console entry point."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -397,6 +422,7 @@ def main() -> None:
                         and value
                         and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir()))
                     ):
+                        refuse_planted_links(value)
                         lock_run_dir(value)
         run()
     finally:

@@ -182,6 +182,27 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.nda
     return np.ascontiguousarray(pixels), original
 
 
+def _check_output(output: Path, given: str, inputs: Sequence[Path]) -> None:
+    """Refuses an output that is one of the run's inputs, or an existing file this tool did not write.
+
+    Raises:
+        PredictError: Naming the output and why.
+    """
+    target = output.resolve()
+    if any(target == p.resolve() for p in inputs):
+        raise PredictError(f"output={given} is one of this run's inputs (the model or an image); name another file")
+    if output.exists() or output.is_symlink():
+        try:
+            previous = json.loads(output.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if not isinstance(previous, list) or not all(isinstance(r, dict) and "file" in r for r in previous):
+            raise PredictError(
+                f"output={given} exists and is not a predictions file written by rlnas.predict; it is left as it is "
+                "(name a new file)"
+            )
+
+
 def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -323,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
         files = image_files(cfg.input)
+        if output is not None:
+            _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])
         rows = []
         for row in predict(model, files, cfg.batch_size, cfg.top_k, cfg.score_threshold):
             print(json.dumps(row), flush=True)

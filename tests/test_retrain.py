@@ -266,3 +266,24 @@ def test_predict_makes_the_output_folder_and_refuses_other_models(classification
     assert "model.json: a sequence model; rlnas.predict runs image models (classification, detection)" in (
         capsys.readouterr().err
     )
+
+
+def test_predict_never_writes_over_its_inputs_or_foreign_files(classification_run, tmp_path, capsys):
+    from PIL import Image
+
+    out, _ = classification_run
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8)).save(image)
+    onnx_bytes, image_bytes = (out / "model.onnx").read_bytes(), image.read_bytes()
+    for target in (image, out / "model.onnx", out / "model.json"):
+        assert predict_main([f"model={out}", f"input={image}", f"output={target}"]) == 2
+        assert "is one of this run's inputs" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    assert predict_main([f"model={out}", f"input={image}", f"output={notes}"]) == 2
+    assert "not a predictions file" in capsys.readouterr().err and notes.read_text() == "my notes"
+    assert (out / "model.onnx").read_bytes() == onnx_bytes and image.read_bytes() == image_bytes
+    preds = tmp_path / "preds.json"
+    assert predict_main([f"model={out}", f"input={image}", f"output={preds}"]) == 0
+    assert predict_main([f"model={out}", f"input={image}", f"output={preds}"]) == 0  # its own file: rewritten
+    assert json.loads(preds.read_text())[0]["file"].endswith("digit.png")

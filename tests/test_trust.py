@@ -219,3 +219,30 @@ def test_a_crafted_supernet_is_refused_by_retrain_and_the_tools(tmp_path):
     with pytest.raises(SystemExit, match=f"--run-dir {tmp_path}"):
         load_run(tmp_path, tmp_path / "scratch")
     assert not marker.exists()
+
+
+def test_outputs_never_follow_a_planted_symlink(tmp_path):
+    from rlnas.utils import atomic_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pareto.csv").symlink_to(victim)
+    (run / "history.csv.tmp").symlink_to(victim)
+    for name in ("pareto.csv", "history.csv"):
+        with atomic_file(run / name) as f:
+            f.write("new")
+        assert (run / name).read_text() == "new" and not (run / name).is_symlink()
+    assert victim.read_text() == "precious"
+
+
+def test_a_run_dir_with_planted_links_is_refused_before_hydra_writes(tmp_path):
+    victim = tmp_path / "victim.log"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "__main__.log").symlink_to(victim)
+    result = run_cli("+experiment=smoke", f"hydra.run.dir={run}")
+    assert result.returncode == 2 and "__main__.log is a symlink" in result.stderr
+    assert "Traceback" not in result.stderr and victim.read_text() == "precious"

@@ -19,7 +19,7 @@ Examples::
         --controllers enas ppo evolution -- search.epochs=8
     python tools/compare_controllers.py --task detection --seeds 5 --controllers enas --reference enas \\
         --variant enas_warm enas controller.init_from=outputs/runs/DATE/TIME -- search.epochs=6
-    python tools/compare_controllers.py --replot docs/nb201 [--readme README.md]  # redraw from curves.csv, table.json
+    python tools/compare_controllers.py --replot docs/nb201 [--readme docs/results.md]  # redraw
 
 ``--variant LABEL CONTROLLER OVERRIDE...`` adds a run of CONTROLLER with extra
 overrides under its own label (e.g. a warm-started controller next to the same
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     if argv is None and len(sys.argv) in (3, 5) and sys.argv[1] == "--replot":
         if len(sys.argv) == 5 and sys.argv[3] != "--readme":
-            raise SystemExit("usage: compare_controllers.py --replot DIR [--readme README.md]")
+            raise SystemExit("usage: compare_controllers.py --replot DIR [--readme FILE.md]")
         return replot(Path(sys.argv[2]), Path(sys.argv[4]) if len(sys.argv) == 5 else None)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--benchmark", help="benchmark config name (conf/benchmark/NAME.yaml)")

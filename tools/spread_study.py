@@ -16,7 +16,9 @@ architectures train at once, one torch thread each.
 
     python tools/spread_study.py --archs 30 --out docs/mnist1d/spread +task=mnist1d
     python tools/spread_study.py --archs 50 --seeds 3 --out docs/mnist1d/spread \\
-        --cache docs/mnist1d/ranking/standalone.json --readme README.md +task=mnist1d
+        --cache docs/mnist1d/ranking/standalone.json --readme docs/results.md +task=mnist1d
+    python tools/spread_study.py --archs 30 --seeds 2 --out docs/cluttered_digits/spread \\
+        --readme docs/results.md --block spread_cluttered +task=cluttered_digits
 """
 
 from __future__ import annotations
@@ -211,9 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         "--readme",
         type=Path,
         default=None,
-        help="also write the table into this file between '<!-- study:OUT -->' and "
-        "'<!-- /study:OUT -->' (OUT: the --out folder's name)",
+        help="also write the table into this file between '<!-- study:BLOCK -->' and '<!-- /study:BLOCK -->'",
     )
+    parser.add_argument("--block", default=None, help="the block's name in --readme (default: the --out folder's name)")
     args = parser.parse_args(argv)
     for name in ("archs", "seeds", "epochs", "jobs"):
         if getattr(args, name) < 1:
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.readme is not None:
         from tools.compare_controllers import update_readme
 
-        update_readme(args.readme, args.out.name, text)
+        update_readme(args.readme, args.block or args.out.name, text)
     print(text)
     print(f"wrote {args.out}/spread.json, spread.md, spread.png")
 

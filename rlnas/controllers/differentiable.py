@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from rlnas.controllers.base import Controller
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.utils import atomic_file
 
 #: Spaces whose supernets have a weighted forward (``forward_weighted``).
 SUPPORTED = ("MacroSpace", "NB201Space")
@@ -288,7 +289,8 @@ class DifferentiableController(Controller):
         )
         figure_path = Path(directory) / "alphas.png"
         figure = self.figure(f"{self.mode}: softmax(alpha)")
-        figure.savefig(figure_path)
+        with atomic_file(figure_path, "wb") as f:
+            figure.savefig(f, format=Path(figure_path).suffix.lstrip(".") or "png")
         plt.close(figure)
         return [path, figure_path]
 

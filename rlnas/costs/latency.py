@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from rlnas.spaces.base import SearchSpace
+from rlnas.utils import atomic_file
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, warmup: int = 5, repeats: int = 21) -> float:
@@ -82,7 +83,8 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         payload = {"device": self.device, "input_shape": self.input_shape, "entries_ms": self.entries}
-        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+        with atomic_file(path) as f:
+            f.write(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:

@@ -32,6 +32,7 @@ from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation, Evaluator
 from rlnas.rewards.base import Reward
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.utils import atomic_file
 
 log = logging.getLogger("rlnas")
 
@@ -214,7 +215,7 @@ class BudgetSearch:
 
         assert self.run_dir is not None
         names = list(dict.fromkeys(k for row in self.history for k in row if k not in ("step", "arch", "reward")))
-        with (self.run_dir / "history.csv").open("w", newline="") as f:
+        with atomic_file(self.run_dir / "history.csv") as f:
             out = csv.writer(f)
             out.writerow(["evaluation", "step", "arch", "reward", "best_so_far", *names])
             for i, (row, best) in enumerate(zip(self.history, result.best_so_far), start=1):
@@ -300,7 +301,8 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
             )
         controller.action_mask = FeasibilityMask(space, lambda a: evaluator.evaluate(a).costs, targets).mask
     if run_dir is not None:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        with atomic_file(run_dir / "config.yaml") as f:
+            f.write(OmegaConf.to_yaml(cfg))
     return BudgetSearch(
         space,
         evaluator,

@@ -25,7 +25,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import data_seed, resolve_device, section_values, seed_everything
+from rlnas.utils import atomic_file, data_seed, resolve_device, section_values, seed_everything
 from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
 from rlnas.utils.trust import checked_instantiate
 
@@ -215,7 +215,8 @@ def build_search(
     state = _checkpoint_state(run_dir, resume, device, comm)
     config_text = OmegaConf.to_yaml(cfg)
     if not resume and comm.is_main:
-        (run_dir / "config.yaml").write_text(config_text)
+        with atomic_file(run_dir / "config.yaml") as f:
+            f.write(config_text)
     checkpointer = _checkpointer(cfg, run_dir, comm)
     selection = SelectionSettings(
         **(OmegaConf.to_container(cfg.selection, resolve=True) if cfg.get("selection") else {})

@@ -317,7 +317,7 @@ class OutputWriter(Callback):
         """``pareto.csv`` (the front, cheapest first) and ``pareto.png``."""
         rows, front, metric, cost = pareto_points(search)
         names = sorted({k for r in rows for k in r} - {"epoch", "arch", "reward"})
-        with (self.run_dir / "pareto.csv").open("w", newline="") as f:
+        with atomic_file(self.run_dir / "pareto.csv") as f:
             writer = csv.writer(f)
             writer.writerow(["arch", "reward", *names])
             for i in sorted(front, key=lambda i: rows[i][cost]):
@@ -330,7 +330,8 @@ class OutputWriter(Callback):
                 )
         figure = pareto_figure(search)
         if figure is not None:
-            figure.savefig(self.run_dir / "pareto.png")
+            with atomic_file(self.run_dir / "pareto.png", "wb") as f:
+                figure.savefig(f, format="png")
             import matplotlib.pyplot as plt
 
             plt.close(figure)

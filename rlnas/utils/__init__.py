@@ -126,12 +126,18 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
 
     A kill at any moment leaves the old ``path`` or the new one, never half a
     file; on an exception (a full disk) the old one stays and the temporary
-    file is removed.
+    file is removed. Symlinks are never written through: the temporary file is
+    created exclusively (a planted link there is removed first, never
+    followed), and ``os.replace`` replaces a link at ``path`` rather than the
+    file it points to.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    if tmp.is_symlink():
+        tmp.unlink()
     try:
-        with tmp.open(mode, **({} if "b" in mode else {"newline": ""})) as f:
+        # "x": O_CREAT | O_EXCL, which fails on any existing name, a symlink included.
+        with tmp.open(mode.replace("w", "x"), **({} if "b" in mode else {"newline": ""})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
