@@ -281,7 +281,62 @@ BAD_DATA = [
         lambda t: load_coco_at(
             _coco(t, annotations=[{"id": 8, "image_id": 42, "bbox": [1, 1, 5, 5], "category_id": 3}])
         ),
-        "unknown or missing 42",
+        "image_id 42 names no images record",
+    ),
+    (
+        "coco repeated image id",
+        lambda t: load_coco_at(
+            _coco(
+                t,
+                images=[
+                    {"id": 1, "file_name": "a.png", "width": 80, "height": 40},
+                    {"id": 1, "file_name": "b.png", "width": 80, "height": 40},
+                ],
+            )
+        ),
+        "ann.json: images[1] repeats image id 1",
+    ),
+    (
+        "coco repeated category id",
+        lambda t: load_coco_at(_coco(t, categories=[{"id": 3, "name": "cat"}, {"id": 3, "name": "dog"}])),
+        "ann.json: categories[1] repeats category id 3",
+    ),
+    (
+        "coco NaN box",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 4, "image_id": 1, "bbox": [1, 1, float("nan"), 5], "category_id": 3}])
+        ),
+        "annotations[0] (id 4): bbox must be four finite numbers",
+    ),
+    (
+        "coco image id as a list",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 4, "image_id": [1], "bbox": [1, 1, 5, 5], "category_id": 3}])
+        ),
+        "annotations[0] (id 4): image_id [1] names no images record",
+    ),
+    (
+        "coco annotation not a record",
+        lambda t: load_coco_at(_coco(t, annotations=[7])),
+        "ann.json: annotations[0] is int, not a record",
+    ),
+    (
+        "coco width not a number",
+        lambda t: load_coco_at(
+            _coco(
+                t,
+                images=[
+                    {"id": 1, "file_name": "a.png", "width": "wide", "height": 40},
+                    {"id": 2, "file_name": "b.png", "width": 80, "height": 40},
+                ],
+            )
+        ),
+        "ann.json: images[0] (id 1): width must be a positive number, got 'wide'",
+    ),
+    (
+        "coco too few images for a test split",
+        lambda t: load_detection("coco", *map(str, _coco(t)), canvas_size=32),
+        "2 images leave none for the test split",
     ),
     (
         "coco malformed bbox",
@@ -351,6 +406,28 @@ BAD_DATA = [
         "sequence npz with negative labels",
         lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array([0, 1, -1, 0]))),
         "s.npz: labels must be class indices",
+    ),
+    (
+        "sequence npz with zero steps",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 0, 2)), y=np.array([0, 1, 1, 0]))),
+        "s.npz: x has 0 steps of 2 features",
+    ),
+    (
+        "sequence npz with zero features",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3, 0)), y=np.array([0, 1, 1, 0]))),
+        "s.npz: x has 3 steps of 0 features",
+    ),
+    (
+        "sequence npz with a label of a million",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array([0, 1, 1_000_000, 0]))),
+        "s.npz: label 1000000 is out of range",
+    ),
+    (
+        "sequence npz with values of 1e38",
+        lambda t: load_sequences(
+            "file", path=_npz(t / "s.npz", x=np.full((4, 3), 1e38, dtype=np.float32), y=np.array([0, 1, 1, 0]))
+        ),
+        "s.npz: values up to 1e+38",
     ),
     ("sequence file name without a path", lambda t: load_sequences("file"), "task.data.path must name"),
 ]

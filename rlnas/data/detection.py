@@ -8,7 +8,9 @@ for padding, so whole splits stay on the device like classification data.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,17 +96,87 @@ def make_digit_canvases(
     return images, targets
 
 
-def load_coco(  # noqa: C901 - see the docstring
-    images_dir: str | Path, annotations: str | Path, canvas_size: int
-) -> tuple[Tensor, Tensor, list[str]]:
-    """Reads a COCO-format detection dataset, resizing every image to ``canvas_size``.
+def _coco_categories(coco: dict, ann_path: Path) -> tuple[dict[Any, int], list[str]]:
+    """Category id -> class index (ids sorted) and the class names; duplicate or missing ids refused."""
+    seen: dict[Any, int] = {}
+    for n, cat in enumerate(coco["categories"]):
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), (int, str)) or isinstance(cat.get("id"), bool):
+            raise DataError(f"{ann_path}: categories[{n}] needs an 'id' (a number or a string)")
+        if cat["id"] in seen:
+            raise DataError(
+                f"{ann_path}: categories[{n}] repeats category id {cat['id']!r} (of categories[{seen[cat['id']]}])"
+            )
+        seen[cat["id"]] = n
+    try:
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+    except TypeError:
+        raise DataError(f"{ann_path}: category ids mix numbers and strings") from None
+    return {c["id"]: k for k, c in enumerate(categories)}, [str(c.get("name", c["id"])) for c in categories]
 
-    Above the complexity limit on purpose: one check per way a COCO file can be
-    malformed, each naming the file and record, in the order a reader meets them.
+
+def _coco_images(coco: dict, ann_path: Path) -> dict[Any, dict]:
+    """Image id -> record, each with a positive, finite width and height; duplicate ids refused."""
+    images: dict[Any, dict] = {}
+    for n, image in enumerate(coco["images"]):
+        where = f"{ann_path}: images[{n}]"
+        if (
+            not isinstance(image, dict)
+            or not isinstance(image.get("id"), (int, str))
+            or isinstance(image.get("id"), bool)
+        ):
+            raise DataError(f"{where} needs an 'id' (a number or a string)")
+        if image["id"] in images:
+            raise DataError(f"{where} repeats image id {image['id']!r}; every image needs its own id")
+        for key in ("width", "height"):
+            value = image.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise DataError(f"{where} (id {image['id']!r}): {key} must be a positive number, got {value!r}")
+        images[image["id"]] = image
+    if not images:
+        raise DataError(f"{ann_path}: no images")
+    return images
+
+
+def _coco_boxes(
+    coco: dict, ann_path: Path, images: dict[Any, dict], cat_index: dict[Any, int], canvas_size: int
+) -> dict[Any, list[list[float]]]:
+    """Per image id, its boxes ``[class, x1, y1, x2, y2]`` on the canvas; each malformed record named."""
+    boxes: dict[Any, list[list[float]]] = {i: [] for i in images}
+    for n, ann in enumerate(coco["annotations"]):
+        if not isinstance(ann, dict):
+            raise DataError(f"{ann_path}: annotations[{n}] is {type(ann).__name__}, not a record")
+        where = f"{ann_path}: annotations[{n}] (id {ann.get('id', '?')})"
+        image_id = ann.get("image_id")
+        if not isinstance(image_id, (int, str)) or image_id not in images:
+            raise DataError(f"{where}: image_id {image_id!r} names no images record")
+        cat = ann.get("category_id")
+        if not isinstance(cat, (int, str)) or cat not in cat_index:
+            raise DataError(f"{where}: unknown category_id {cat!r}; known: {sorted(cat_index, key=str)}")
+        bbox = ann.get("bbox")
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
+        ):
+            raise DataError(f"{where}: bbox must be four finite numbers [x, y, width, height], got {bbox!r}")
+        x, y, w, h = (float(v) for v in bbox)
+        W, H = float(images[image_id]["width"]), float(images[image_id]["height"])
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W + 1e-6 or y + h > H + 1e-6:
+            raise DataError(f"{where}: bbox {[x, y, w, h]} lies outside its {W:g}x{H:g} image")
+        sx, sy = canvas_size / W, canvas_size / H
+        boxes[image_id].append([cat_index[cat], x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+    if not any(boxes.values()):  # every score would be mAP 0: nothing to search for
+        raise DataError(f"{ann_path}: no annotations; detection needs boxes on at least some images")
+    return boxes
+
+
+def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int) -> tuple[Tensor, Tensor, list[str]]:
+    """Reads a COCO-format detection dataset, resizing every image to ``canvas_size``.
 
     Raises:
         DataError: Naming the file and the record for a missing file, malformed
-            JSON, a box outside its image or an unknown category id.
+            JSON, a repeated image or category id, a box that is not four
+            finite numbers inside its image, or an unknown image or category id.
     """
     from PIL import Image
     from torchvision.transforms import functional as TF
@@ -120,41 +192,15 @@ def load_coco(  # noqa: C901 - see the docstring
         isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise DataError(f"{ann_path}: a COCO file needs the lists 'images', 'annotations' and 'categories'")
-    try:
-        categories = sorted(coco["categories"], key=lambda c: c["id"])
-        cat_index = {c["id"]: k for k, c in enumerate(categories)}
-        names = [str(c.get("name", c["id"])) for c in categories]
-        images = {im["id"]: im for im in coco["images"]}
-    except (KeyError, TypeError) as err:
-        raise DataError(f"{ann_path}: category or image record without {err}") from None
-    boxes: dict[int, list[list[float]]] = {i: [] for i in images}
-    for n, ann in enumerate(coco["annotations"]):
-        where = f"{ann_path}: annotations[{n}] (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
-        try:
-            image = images[ann["image_id"]]
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            cat = ann["category_id"]
-        except KeyError as err:
-            raise DataError(f"{where}: unknown or missing {err}") from None
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: bbox must be [x, y, width, height]") from None
-        if cat not in cat_index:
-            raise DataError(f"{where}: unknown category_id {cat}; known: {sorted(cat_index)}")
-        W, H = float(image.get("width", 0)), float(image.get("height", 0))
-        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W + 1e-6 or y + h > H + 1e-6:
-            raise DataError(f"{where}: bbox {[x, y, w, h]} lies outside its {W:g}x{H:g} image")
-        sx, sy = canvas_size / W, canvas_size / H
-        boxes[ann["image_id"]].append([cat_index[cat], x * sx, y * sy, (x + w) * sx, (y + h) * sy])
-    if not images:
-        raise DataError(f"{ann_path}: no images")
-    if not any(boxes.values()):  # every score would be mAP 0: nothing to search for
-        raise DataError(f"{ann_path}: no annotations; detection needs boxes on at least some images")
+    cat_index, names = _coco_categories(coco, ann_path)
+    images = _coco_images(coco, ann_path)
+    boxes = _coco_boxes(coco, ann_path, images, cat_index, canvas_size)
     pixels = []
     for image_id, image in images.items():
         path = img_dir / str(image.get("file_name", ""))
         try:
             with Image.open(path) as img:
-                declared = (int(image.get("width", 0)), int(image.get("height", 0)))
+                declared = (int(image["width"]), int(image["height"]))
                 if boxes[image_id] and declared != img.size:  # the boxes would be scaled to the wrong size
                     raise DataError(
                         f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "
@@ -200,6 +246,11 @@ def load_detection(
     else:
         raise DataError(f"task.data.name={name!r} is unknown; allowed: ['digits', 'coco']")
     train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    if test_fraction > 0 and len(test_idx) == 0:  # the ground truth and the retrain report would test on nothing
+        raise DataError(
+            f"{len(x)} images leave none for the test split (task.data.test_fraction={test_fraction}); "
+            "a detection dataset needs more images"
+        )
     mean = x[train_idx].mean(dim=(0, 2, 3), keepdim=True)
     std = x[train_idx].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std

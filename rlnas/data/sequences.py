@@ -17,6 +17,10 @@ from torch import Tensor
 from rlnas.data.base import DataError, DataSplits, normalised_splits
 
 SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
+#: Most classes a sequence file may label (a larger index is a broken file, and its head would not fit).
+MAX_CLASSES = 10_000
+#: Largest magnitude a sequence value may have: float32 sums of squares of larger ones overflow.
+MAX_ABS_VALUE = 1e15
 
 
 def digits_sequences() -> tuple[Tensor, Tensor]:
@@ -102,10 +106,23 @@ def read_sequence_file(path: str | Path, features: int = 1) -> tuple[Tensor, Ten
         raise DataError(f"{path}: x must be (N, steps, features) with N > 0, got shape {tuple(x.shape)}")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: {len(x)} sequences but labels of shape {tuple(y.shape)}")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DataError(f"{path}: x has {x.shape[1]} steps of {x.shape[2]} features; a sequence needs at least one")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise DataError(f"{path}: labels must be class indices 0..K-1, got dtype {y.dtype}, min {y.min()}")
+    if y.max() >= MAX_CLASSES:  # a head of that many outputs would not fit in memory
+        raise DataError(
+            f"{path}: label {y.max()} is out of range; labels are class indices 0..K-1, K <= {MAX_CLASSES:,}"
+        )
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{path}: x must hold real numbers, got dtype {x.dtype}")
     if not np.isfinite(x).all():
         raise DataError(f"{path}: sequences hold NaN or inf values")
+    if np.abs(x).max() > MAX_ABS_VALUE:  # float32 statistics of such values overflow: no step could train
+        raise DataError(
+            f"{path}: values up to {np.abs(x).max():.3g}; scale the sequences to |x| <= {MAX_ABS_VALUE:.0e} "
+            "(they are normalised per feature after loading)"
+        )
     return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
 
 
