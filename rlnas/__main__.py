@@ -372,6 +372,26 @@ def join_ranks(argv: list[str]) -> list[str]:
     return argv
 
 
+def check_resume_dir(argv: list[str]) -> None:
+    """Refuses ``resume=A hydra.run.dir=B``: a resumed run writes into its own dir, and only there.
+
+    Raises:
+        ValueError: Naming both directories.
+    """
+    given = {}
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key in ("resume", "hydra.run.dir"):
+            given[key] = _unquote(value)
+    if "resume" in given and "hydra.run.dir" in given:
+        resume, run_dir = (Path(given[k]).expanduser().resolve() for k in ("resume", "hydra.run.dir"))
+        if resume != run_dir:
+            raise ValueError(
+                f"resume={given['resume']} continues in its own directory; drop hydra.run.dir={given['hydra.run.dir']} "
+                "(a resumed run's files and log stay together)"
+            )
+
+
 def refuse_planted_links(run_dir: str | Path) -> None:
     """Refuses a run dir holding symlinks: Hydra's own files (``.hydra/``, the log) would be written through them.
 
@@ -412,6 +432,7 @@ def main() -> None:
                 sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
+                check_resume_dir(sys.argv[1:])
                 for arg in sys.argv[1:]:
                     key, sep, value = arg.lstrip("+").partition("=")
                     value = _unquote(value)

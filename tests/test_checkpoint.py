@@ -143,3 +143,18 @@ def test_non_finite_weights_are_never_checkpointed(reference, tmp_path):
     checkpointer.on_epoch_end(search, EpochStats(1, float("nan"), None, 0.1))
     assert (tmp_path / CHECKPOINT).read_bytes() == good
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resume_refuses_a_config_edited_since_the_checkpoint(reference, tmp_path):
+    from rlnas.__main__ import check_resume_dir, resumed_config
+
+    lut = f"costs.latency_table={reference / 'latency_lut.json'}"
+    with pytest.raises(SearchInterrupted):
+        build_search(_cfg(lut, "checkpoint.stop_after=1"), tmp_path, progress=False).run()
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text().replace("val_fraction: 0.2", "val_fraction: 0.3"))
+    with pytest.raises(ValueError, match=r"config.yaml: task.data.val_fraction is 0.3 but the checkpoint was written"):
+        build_search(resumed_config(str(tmp_path), []), tmp_path, progress=False, resume=True)
+    with pytest.raises(ValueError, match="continues in its own directory"):
+        check_resume_dir([f"resume={tmp_path}", f"hydra.run.dir={tmp_path / 'elsewhere'}"])
+    check_resume_dir([f"resume={tmp_path}", f"hydra.run.dir={tmp_path}/"])  # the same dir, written another way

@@ -19,7 +19,14 @@ from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
 from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
-from rlnas.search.checkpoint import CHECKPOINT, Checkpointer, load_checkpoint, restore_search
+from rlnas.search.checkpoint import (
+    CHECKPOINT,
+    Checkpointer,
+    check_config_unchanged,
+    config_fingerprint,
+    load_checkpoint,
+    restore_search,
+)
 from rlnas.search.loop import Callback, Search, SearchSettings
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
@@ -213,6 +220,8 @@ def build_search(
     _fit_controller(controller, space, backbone, cost_model, targets, mask_infeasible, device, comm)
 
     state = _checkpoint_state(run_dir, resume, device, comm)
+    if state is not None:
+        check_config_unchanged(state, cfg, run_dir / "config.yaml")
     config_text = OmegaConf.to_yaml(cfg)
     if not resume and comm.is_main:
         with atomic_file(run_dir / "config.yaml") as f:
@@ -334,7 +343,8 @@ def _checkpointer(cfg: DictConfig, run_dir: Path, comm: Comm) -> Checkpointer:
     if every < 0:
         raise ValueError(f"checkpoint.every must be >= 0, got {every}")
     stop_after = ckpt_cfg.get("stop_after")
-    return Checkpointer(run_dir, every, int(stop_after) if stop_after is not None else None, comm)
+    stop = int(stop_after) if stop_after is not None else None
+    return Checkpointer(run_dir, every, stop, comm, config=config_fingerprint(cfg))
 
 
 def _restore(search: Search, state: dict[str, Any], run_dir: Path) -> None:

@@ -46,11 +46,56 @@ class SearchInterrupted(RuntimeError):
         self.run_dir = run_dir
 
 
-def search_state(search: Search) -> dict[str, Any]:
-    """Everything :func:`restore_search` needs to continue ``search`` after its current epoch."""
+#: Settings a resumed run may change (threads, checkpointing, Hydra's own); the rest must match the checkpoint.
+RESUME_FREE_SECTIONS = ("resume", "threads", "checkpoint", "hydra")
+
+
+def config_fingerprint(cfg: Any) -> str:
+    """The run config a checkpoint was written under, as canonical JSON, without what a resume may change."""
+    from omegaconf import DictConfig, OmegaConf
+
+    tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    return json.dumps({k: v for k, v in tree.items() if k not in RESUME_FREE_SECTIONS}, sort_keys=True, default=str)
+
+
+def first_difference(saved: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key whose value differs between two JSON trees, with both values."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        for key in sorted(set(saved) | set(now), key=str):
+            found = first_difference(saved.get(key), now.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    return None if saved == now else (path, saved, now)
+
+
+def check_config_unchanged(state: dict[str, Any], cfg: Any, config_path: Path) -> None:
+    """Refuses to resume a checkpoint under a config that was edited since it was written.
+
+    Raises:
+        ValueError: Naming the file and the first changed key.
+    """
+    saved = state.get("config")
+    if saved is None:
+        return
+    found = first_difference(json.loads(saved), json.loads(config_fingerprint(cfg)))
+    if found:
+        key, before, after = found
+        raise ValueError(
+            f"{config_path}: {key} is {after!r} but the checkpoint was written with {before!r}; a resumed run keeps "
+            "the config it started with (restore the file, or start a new run)"
+        )
+
+
+def search_state(search: Search, config: str | None = None) -> dict[str, Any]:
+    """Everything :func:`restore_search` needs to continue ``search`` after its current epoch.
+
+    ``config`` (:func:`config_fingerprint`) is stored so that a resume can refuse an edited config.
+    """
     evaluator = search.evaluator
     return {
         "version": VERSION,
+        "config": config,
         "next_epoch": search.epoch + 1,
         "model": search.model.state_dict(),
         "optimizer": search.optimizer.state_dict(),
@@ -137,8 +182,14 @@ class Checkpointer(Callback):
     """
 
     def __init__(
-        self, run_dir: str | Path, every: int = 1, stop_after: int | None = None, comm: Comm | None = None
+        self,
+        run_dir: str | Path,
+        every: int = 1,
+        stop_after: int | None = None,
+        comm: Comm | None = None,
+        config: str | None = None,
     ) -> None:
+        self.config = config
         self.comm = comm or Comm()
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / CHECKPOINT
@@ -184,7 +235,7 @@ class Checkpointer(Callback):
         if stopping or (self.every and done % self.every == 0) or done == search.settings.epochs:
             if finite_weights(search.model):
                 if self.comm.is_main:
-                    save_atomic(search_state(search), self.path)
+                    save_atomic(search_state(search, self.config), self.path)
                 self.saved_epoch = done
             else:
                 log.error("epoch %d left non-finite weights; keeping the previous checkpoint", done)
