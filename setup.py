@@ -11,8 +11,9 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 CONF = Path(__file__).resolve().parent / "conf"
-conf_packages = ["rlnas.conf"] + sorted(f"rlnas.conf.{d.name}" for d in CONF.iterdir() if d.is_dir()
-                                        and not d.name.startswith(("_", ".")))
+conf_packages = ["rlnas.conf"] + sorted(
+    f"rlnas.conf.{d.name}" for d in CONF.iterdir() if d.is_dir() and not d.name.startswith(("_", "."))
+)
 
 setup(
     packages=[*find_packages(include=["rlnas", "rlnas.*"]), *conf_packages],

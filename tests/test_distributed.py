@@ -26,8 +26,10 @@ def torchrun(nproc: int, *args: str, cwd: Path | None = None, timeout: int = 300
     return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def test_two_ranks_with_half_the_batch_take_the_steps_of_one(tmp_path):
-    budget = ["threads=1", "distributed.sync_batchnorm=true", "search.augment=true"]
+@pytest.mark.parametrize("metric", ["accuracy", pytest.param("f1", marks=pytest.mark.slow)])
+def test_two_ranks_with_half_the_batch_take_the_steps_of_one(metric, tmp_path):
+    # Macro F1 is not a mean of per-shard values: the ranks score the gathered global batch.
+    budget = ["threads=1", "distributed.sync_batchnorm=true", "search.augment=true", f"task.reward_metric={metric}"]
     two = torchrun(2, str(WORKER), str(tmp_path), "search.batch_size=16", "search.val_batch_size=32", *budget)
     assert two.returncode == 0, two.stderr[-3000:]
     from tests.distributed_worker import main as one_process  # no torchrun: a single process, here

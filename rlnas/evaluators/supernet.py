@@ -150,7 +150,18 @@ class SuperNetEvaluator:
             for a in archs:
                 with self._statistics(a, minibatch=True):
                     outputs.append(self.model(x, a))
-        values = self.comm.mean_(torch.stack([self.task.batch_reward_metric(out, y) for out in outputs])).tolist()
+        if self.comm.active and self.reward_metric != "accuracy":
+            # Macro F1, precision, recall and mAP are not means of per-shard values: score the global batch.
+            device = y.device
+            gathered = self.comm.all_gather_object(tree_map(_to_cpu, (outputs, y)))
+            y = _cat([tree_map(lambda t: _to(t, device), rank_y) for _, rank_y in gathered])
+            outputs = [
+                _cat([tree_map(lambda t: _to(t, device), rank_out[i]) for rank_out, _ in gathered])
+                for i in range(len(archs))
+            ]
+            values = torch.stack([self.task.batch_reward_metric(out, y) for out in outputs]).tolist()
+        else:  # accuracy over equal shards: the mean of the ranks' values is the global batch's
+            values = self.comm.mean_(torch.stack([self.task.batch_reward_metric(out, y) for out in outputs])).tolist()
         return [Evaluation({self.reward_metric: v}, dict(self.costs(a))) for a, v in zip(archs, values)]
 
     @torch.no_grad()
@@ -170,6 +181,18 @@ class SuperNetEvaluator:
             outputs = [tree_map(lambda t: _to(t, device), o) for rank_out, _ in gathered for o in rank_out]
             targets = [tree_map(lambda t: _to(t, device), t_) for _, rank_tg in gathered for t_ in rank_tg]
         return Evaluation(self.task.metrics(outputs, targets), dict(self.costs(arch)))
+
+
+def _cat(parts: list[Any]) -> Any:
+    """The ranks' pieces of one batch (tensors, or tuples, lists and dicts of them) joined along the batch dim."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {k: _cat([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(_cat(list(items)) for items in zip(*parts))
+    raise TypeError(f"cannot join {type(first).__name__} outputs of several ranks")
 
 
 def _to_cpu(value: Any) -> Any:
