@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlnas.utils import atomic_file, write_json_atomic
+from rlnas.utils import write_json_atomic
 
 #: Written in every run dir: ``running`` at the start, then ``completed``, ``failed`` or ``interrupted``.
 STATUS_FILE = "status.json"
@@ -71,8 +71,9 @@ def write_status(run_dir: str | Path, status: str, started: float, **fields: Any
     except OSError:
         # A full disk has no room for a second copy, but rewriting the small file in
         # place usually fits in the blocks it frees: a final status beats an atomic one.
-        with atomic_file(path) as f:
-            f.write(json.dumps(payload, indent=2) + "\n")
+        if path.is_symlink():  # in place, but never through a link
+            path.unlink()
+        path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 #: The lock file every run holds in its run dir for as long as it runs.
