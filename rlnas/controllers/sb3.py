@@ -21,6 +21,10 @@ so here the search loop plays the role of ``collect_rollouts``:
 Only the latest proposal batch can be observed: architectures proposed for
 supernet training or for comparisons are never observed, and their
 transitions are dropped at the next :meth:`~SB3Controller.propose`.
+
+The algorithms themselves (PPO, MaskablePPO, RecurrentPPO) are in
+:mod:`rlnas.controllers.ppo`; the elite imitation and the pieces the adapter
+needs (buffer state as tensors, RNG guard) in :mod:`rlnas.controllers.sb3_parts`.
 """
 
 from __future__ import annotations
@@ -33,60 +37,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from rlnas.controllers.base import Controller
 from rlnas.controllers.elite import EliteMemory
+from rlnas.controllers.sb3_parts import (
+    EliteImitation,
+    HistoryExtractor,
+    NoEvaluator,
+    buffer_state,
+    full_mask,
+    load_buffer_state,
+    preserved_global_rng,
+)
 from rlnas.spaces.base import Arch, SearchSpace
-from rlnas.spaces.seams import Evaluation
-from rlnas.utils import global_rng_state, seed_everything, set_global_rng_state
 
 
-class _NoEvaluator:
-    """Placeholder evaluator: the SB3 model needs the env's spaces, never its rewards."""
-
-    reward_metric = "none"
-
-    def evaluate(self, arch: Arch) -> Evaluation:  # pragma: no cover - never called
-        raise RuntimeError("the SB3 controller's template environment does not evaluate architectures")
-
-
-class HistoryExtractor(FlattenExtractor):
-    """SB3's flatten extractor (one-hot action history) with an ``int`` feature size.
-
-    SB3 reports a ``MultiDiscrete`` observation's size as a NumPy integer,
-    which ``nn.LSTM`` rejects (RecurrentPPO on the action history).
-    """
-
-    def __init__(self, observation_space: Any) -> None:
-        super().__init__(observation_space)
-        self._features_dim = int(self._features_dim)
-
-
-def _buffer_state(buffer: Any) -> dict[str, Any]:
-    """The rollout buffer's contents as tensors and numbers (loadable with ``weights_only=True``, no pickle)."""
-    state: dict[str, Any] = {}
-    for name, value in vars(buffer).items():
-        if isinstance(value, np.ndarray):
-            state[name] = torch.from_numpy(value.copy())
-        elif isinstance(value, (bool, int, float)):
-            state[name] = value
-    return state
-
-
-def _load_buffer_state(buffer: Any, state: dict[str, Any]) -> None:
-    """Fills ``buffer`` (built for the same space) from :func:`_buffer_state`."""
-    for name, value in state.items():
-        current = getattr(buffer, name, None)
-        if isinstance(value, torch.Tensor):
-            # Arrays the buffer allocates (their dtype kept) or derives while sampling (taken as saved).
-            dtype = current.dtype if isinstance(current, np.ndarray) else None
-            setattr(buffer, name, value.numpy().astype(dtype, copy=True) if dtype else value.numpy().copy())
-        elif isinstance(value, (bool, int, float)) and name in vars(buffer):
-            setattr(buffer, name, type(current)(value) if current is not None else value)
-
-
-class SB3Controller(Controller):
+class SB3Controller(EliteImitation, Controller):
     """Base of the PPO controllers; subclasses pick the SB3 algorithm.
 
     Args:
@@ -162,13 +128,13 @@ class SB3Controller(Controller):
 
         from rlnas.env import ArchitectureEnv
 
-        self.env = ArchitectureEnv(space, _NoEvaluator())  # type: ignore[arg-type]
+        self.env = ArchitectureEnv(space, NoEvaluator())  # type: ignore[arg-type]
         self.num_steps = len(space)
         self.rollout_archs = int(rollout_archs)
         kwargs = {"net_arch": list(net_arch), "features_extractor_class": HistoryExtractor, **(policy_kwargs or {})}
         n_steps = self.rollout_archs * self.num_steps
         # SB3 seeds python, numpy and torch globally; keep the caller's streams intact.
-        with _preserved_global_rng(), warnings.catch_warnings():
+        with preserved_global_rng(), warnings.catch_warnings():
             # A last minibatch shorter than batch_size is harmless here.
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
             self.model = self.algorithm_class()(
@@ -231,7 +197,7 @@ class SB3Controller(Controller):
         prefixes: list[list[int]] = [[] for _ in range(n)]
         records: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         states = self._initial_states(n)
-        with _preserved_global_rng(int(self.rng.integers(2**31))):
+        with preserved_global_rng(int(self.rng.integers(2**31))):
             for t in range(T):
                 obs[:, T] = t
                 masks = self._mask_rows(t, prefixes)
@@ -290,7 +256,7 @@ class SB3Controller(Controller):
     def _add(self, record: dict[str, Any], reward: float) -> None:
         kwargs: dict[str, Any] = {}
         if self.uses_masks:
-            kwargs["action_masks"] = _full_mask(record["mask"], self.space.max_choices)
+            kwargs["action_masks"] = full_mask(record["mask"], self.space.max_choices)
         if self.recurrent:
             kwargs["lstm_states"] = record["states"]
         self.buffer.add(
@@ -318,7 +284,7 @@ class SB3Controller(Controller):
                 stats = self._train()
         self.memory.add(archs, rewards)
         if len(archs):
-            with _preserved_global_rng(int(self.rng.integers(2**31))):
+            with preserved_global_rng(int(self.rng.integers(2**31))):
                 imitation = self._imitate(self.memory.elite_archs())
             if imitation is not None:
                 stats = {**stats, "elite_log_prob": imitation}
@@ -337,7 +303,7 @@ class SB3Controller(Controller):
             adv = self.memory.advantages(self._episode_rewards)
             self.buffer.advantages[:] = np.repeat(adv, self.num_steps).reshape(self.buffer.advantages.shape)
         self._episode_rewards = []
-        with _preserved_global_rng(int(self.rng.integers(2**31))):
+        with preserved_global_rng(int(self.rng.integers(2**31))):
             self.model.train()
         self.updates += 1
         logged = dict(self.model.logger.name_to_value)
@@ -355,51 +321,6 @@ class SB3Controller(Controller):
         stats["updates"] = float(self.updates)
         return stats
 
-    def _imitate(self, archs: list[Arch]) -> float | None:
-        """Priority-queue training (Abolafia et al., 2018): ``n_epochs`` steps on the elites' log-likelihood.
-
-        Runs after every observed batch, also while the rollout buffer is still filling.
-
-        Returns the elites' mean log-probability before the steps (``None`` when there is nothing to imitate).
-        """
-        if not archs or self.elite_weight == 0:
-            return None
-        policy = self.model.policy
-        policy.set_training_mode(True)
-        obs, actions, masks = self._episodes(archs)
-        first = None
-        for _ in range(self.model.n_epochs):
-            log_prob = self._evaluate(obs, actions, masks, len(archs)).view(len(archs), -1).sum(1)
-            loss = -self.elite_weight * log_prob.mean()
-            policy.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.model.max_grad_norm)
-            policy.optimizer.step()
-            first = float(log_prob.detach().mean()) if first is None else first
-        policy.set_training_mode(False)
-        return first
-
-    def _episodes(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Observations (n * T, T + 1), actions (n * T,) and masks (n * T, width) of known architectures."""
-        T, width = self.num_steps, self.space.max_choices
-        obs = np.zeros((len(archs), T, T + 1), dtype=np.int64)
-        masks = np.zeros((len(archs), T, width), dtype=bool)
-        for i, arch in enumerate(archs):
-            for t in range(T):
-                obs[i, t, :t] = np.asarray(arch[:t]) + 1
-                obs[i, t, T] = t
-                masks[i, t] = _full_mask(self._mask_rows(t, [list(arch[:t])])[0], width)
-        device = self.model.device
-        return (
-            torch.as_tensor(obs.reshape(-1, T + 1), device=device),
-            torch.as_tensor(np.asarray(archs).reshape(-1), device=device),
-            masks.reshape(-1, width),
-        )
-
-    def _evaluate(self, obs: torch.Tensor, actions: torch.Tensor, masks: np.ndarray, n: int) -> torch.Tensor:
-        """Log-probabilities of ``actions`` (one per row of ``obs``) under the current policy."""
-        return self.model.policy.evaluate_actions(obs, actions)[1]
-
     # -- persistence ----------------------------------------------------------
     def save_artifacts(self, directory: Path) -> list[Path]:
         """Writes the SB3 model (``controller_sb3.zip``; load with the algorithm's ``load``)."""
@@ -413,7 +334,7 @@ class SB3Controller(Controller):
         return {
             **super().state_dict(),
             "model": blob.getvalue(),
-            "buffer": _buffer_state(self.buffer),
+            "buffer": buffer_state(self.buffer),
             "num_timesteps": self.model.num_timesteps,
             "updates": self.updates,
             "memory": self.memory.state_dict(),
@@ -423,124 +344,10 @@ class SB3Controller(Controller):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.model.set_parameters(io.BytesIO(state["model"]), exact_match=True, device=self.model.device)
-        _load_buffer_state(self.buffer, state["buffer"])
+        load_buffer_state(self.buffer, state["buffer"])
         self.model.num_timesteps = state["num_timesteps"]
         self.updates = state["updates"]
         self._pending = {}
         if "memory" in state:  # checkpoints written before the elite memory have none
             self.memory.load_state_dict(state["memory"])
             self._episode_rewards = list(state["episode_rewards"])
-
-
-class PPOController(SB3Controller):
-    """stable-baselines3 PPO (Schulman et al., 2017) with an MLP policy on the action history.
-
-    The policy has no masks: an action outside a decision's allowed choices is
-    mapped onto them (``allowed[action % len(allowed)]``), so every sample is a
-    valid architecture and the log-probability stored is the raw action's.
-    """
-
-    @classmethod
-    def algorithm_class(cls) -> type:
-        from stable_baselines3 import PPO
-
-        return PPO
-
-
-class MaskablePPOController(SB3Controller):
-    """sb3-contrib MaskablePPO: invalid and infeasible choices get zero probability.
-
-    Not recurrent: the observation carries the whole action history, which is
-    all a Markov policy needs to take each decision in context.
-    """
-
-    uses_masks = True
-
-    @classmethod
-    def algorithm_class(cls) -> type:
-        from sb3_contrib import MaskablePPO
-
-        return MaskablePPO
-
-    def _step(self, obs, masks, states, starts, deterministic):
-        full = np.stack([_full_mask(m, self.space.max_choices) for m in masks])
-        actions, values, log_probs = self.model.policy(obs, deterministic=deterministic, action_masks=full)
-        return actions, values, log_probs, None
-
-    def _evaluate(self, obs, actions, masks, n):
-        return self.model.policy.evaluate_actions(obs, actions, action_masks=masks)[1]
-
-
-class RecurrentPPOController(SB3Controller):
-    """sb3-contrib RecurrentPPO with an LSTM policy (the PPO analogue of the ENAS controller).
-
-    RecurrentPPO has no action masks; invalid actions are handled like
-    :class:`PPOController`'s (mapped onto the allowed choices).
-
-    Args:
-        lstm_hidden_size: Hidden size of the policy's LSTM (ENAS: 64).
-        **kwargs: See :class:`SB3Controller`.
-    """
-
-    policy_name = "MlpLstmPolicy"
-    recurrent = True
-
-    def __init__(self, space: SearchSpace, seed: int = 0, lstm_hidden_size: int = 64, **kwargs: Any) -> None:
-        policy_kwargs = {"lstm_hidden_size": int(lstm_hidden_size), **(kwargs.pop("policy_kwargs", None) or {})}
-        super().__init__(space, seed, policy_kwargs=policy_kwargs, **kwargs)
-
-    @classmethod
-    def algorithm_class(cls) -> type:
-        from sb3_contrib import RecurrentPPO
-
-        return RecurrentPPO
-
-    def _initial_states(self, n: int) -> Any:
-        from sb3_contrib.common.recurrent.type_aliases import RNNStates
-
-        lstm = self.model.policy.lstm_actor
-        shape = (lstm.num_layers, n, lstm.hidden_size)
-
-        def zeros() -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.zeros(shape, device=self.model.device), torch.zeros(shape, device=self.model.device)
-
-        return RNNStates(zeros(), zeros())
-
-    def _step(self, obs, masks, states, starts, deterministic):
-        actions, values, log_probs, states = self.model.policy(obs, states, starts, deterministic=deterministic)
-        return actions, values, log_probs, states
-
-    def _evaluate(self, obs, actions, masks, n):
-        # Whole episodes as sequences: zero LSTM states, an episode start at each first decision.
-        states = self._initial_states(n)
-        starts = torch.zeros(n, self.num_steps, device=self.model.device)
-        starts[:, 0] = 1.0
-        return self.model.policy.evaluate_actions(obs, actions, states, starts.reshape(-1))[1]
-
-    def _slice_states(self, states: Any, i: int) -> Any:
-        from sb3_contrib.common.recurrent.type_aliases import RNNStates
-
-        return RNNStates(
-            tuple(s[:, i : i + 1].clone() for s in states.pi), tuple(s[:, i : i + 1].clone() for s in states.vf)
-        )
-
-
-def _full_mask(mask: np.ndarray, width: int) -> np.ndarray:
-    out = np.zeros(width, dtype=bool)
-    out[: len(mask)] = mask
-    return out
-
-
-class _preserved_global_rng:
-    """Runs a block with seeded global RNGs (python, numpy, torch) and restores all of them afterwards."""
-
-    def __init__(self, seed: int | None = None) -> None:
-        self.seed = seed
-
-    def __enter__(self) -> None:
-        self._state = global_rng_state()
-        if self.seed is not None:
-            seed_everything(self.seed)
-
-    def __exit__(self, *exc: object) -> None:
-        set_global_rng_state(self._state)
