@@ -34,8 +34,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from rlnas.search.loop import SearchSettings
 from rlnas.search.selection import SelectionSettings
+from rlnas.search.settings import SearchSettings
 from rlnas.utils import conf_dir
 from rlnas.utils.distributed import DistributedSettings
 

@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,11 +23,12 @@ from rlnas.controllers.base import Controller, RandomController
 from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
-from rlnas.evaluators.proxies import PROXIES, arch_synflow, proxy_adjusted
 from rlnas.evaluators.supernet import SuperNetEvaluator
 from rlnas.rewards.base import Reward
 from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
-from rlnas.search.selection import SelectionSettings, select
+from rlnas.search.final import FinalSelection
+from rlnas.search.selection import SelectionSettings
+from rlnas.search.settings import Candidate, EpochStats, SearchResult, SearchSettings
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.tasks.base import Network, Task
 from rlnas.utils.distributed import Comm, DistributedError, global_batchnorm
@@ -36,119 +36,7 @@ from rlnas.utils.timing import ComputeTimer
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class SearchSettings:
-    """Budgets and the supernet optimiser (``search:`` in the config).
-
-    Optimiser defaults follow the ENAS macro search: SGD with Nesterov momentum
-    0.9, cosine learning rate 0.05 -> 0.0005, L2 2.5e-4, gradient norm bound 5.
-    ``optimizer=adamw`` suits dense heads (detection) better on short budgets.
-    """
-
-    epochs: int = 30
-    warmup_epochs: int = 5
-    supernet_steps: int = 40
-    controller_steps: int = 10
-    archs_per_step: int = 20
-    batch_size: int = 128
-    val_batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    lr_min: float = 0.0005
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 2.5e-4
-    grad_clip: float = 5.0
-    augment: bool = False
-    bn_calibration: int = 256
-    bn_calibration_scope: str = "final"
-    top_k: int = 10
-    final_samples: int = 20
-    final_proxy: str | None = None
-    random_baseline: int = 100
-    fault_limit: int = 20
-    fault_backoff_after: int = 3
-    fault_backoff: float = 0.5
-
-    def __post_init__(self) -> None:
-        positive = ("epochs", "supernet_steps", "archs_per_step", "batch_size", "val_batch_size", "top_k")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "warmup_epochs",
-            "controller_steps",
-            "bn_calibration",
-            "final_samples",
-            "random_baseline",
-            "fault_limit",
-            "fault_backoff_after",
-        ):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
-        if self.warmup_epochs >= self.epochs and self.controller_steps > 0:
-            raise ValueError(
-                f"search.warmup_epochs={self.warmup_epochs} leaves no epoch to train the controller "
-                f"(search.epochs={self.epochs})"
-            )
-        if self.bn_calibration_scope not in ("final", "all"):
-            raise ValueError(
-                f"search.bn_calibration_scope={self.bn_calibration_scope!r} is unknown; allowed: ['final', 'all']"
-            )
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"search.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
-        if self.final_proxy is not None and self.final_proxy not in PROXIES:
-            raise ValueError(f"search.final_proxy={self.final_proxy!r} is unknown; allowed: {[None, *PROXIES]}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"search.grad_clip must be > 0 (a gradient norm bound), got {self.grad_clip}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"search.momentum must be in [0, 1), got {self.momentum}")
-        if not 0 < self.fault_backoff <= 1:
-            raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
-        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
-            raise ValueError(f"search.lr={self.lr} and search.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
-
-
-@dataclass
-class Candidate:
-    """An architecture scored on the whole validation split."""
-
-    arch: Arch
-    evaluation: Evaluation
-    reward: float
-    #: Zero-cost proxy scores the final choice ranked it with (``search.final_proxy``).
-    proxy: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class EpochStats:
-    """What one epoch did, for logging callbacks."""
-
-    epoch: int
-    supernet_loss: float
-    train_metric: float | None
-    lr: float
-    rewards: list[float] = field(default_factory=list)
-    metric_values: list[float] = field(default_factory=list)
-    costs: dict[str, list[float]] = field(default_factory=dict)
-    controller: dict[str, float] = field(default_factory=dict)
-    faults: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass
-class SearchResult:
-    """The outcome of a search."""
-
-    best: Candidate
-    candidates: list[Candidate]
-    selected: list[Candidate]
-    last_epoch_mean_reward: float
-    controller_mean_reward: float
-    random_mean_reward: float
-    epochs: int
-    seconds: float
+__all__ = ["Callback", "Candidate", "EpochStats", "Search", "SearchResult", "SearchSettings"]
 
 
 class Callback:
@@ -173,7 +61,7 @@ class Callback:
     def on_search_end(self, search: Search, result: SearchResult) -> None: ...
 
 
-class Search:
+class Search(FinalSelection):
     """Alternates supernet training and controller updates.
 
     Args:
@@ -423,101 +311,3 @@ class Search:
         for cb in self.callbacks:
             cb.on_search_end(self, result)
         return result
-
-    def finish(self, last_mean: float, seconds: float) -> SearchResult:
-        """Re-scores the top sampled architectures on the whole validation split."""
-        s = self.settings
-        ranked = sorted(self.history, key=lambda row: row["reward"], reverse=True)
-        pool: dict[Arch, None] = {}
-        for row in ranked:
-            if len(pool) >= s.top_k:
-                break
-            pool[row["arch"]] = None
-        for arch in self.controller.best_guess(s.final_samples) if s.final_samples else []:
-            pool[arch] = None
-        if not pool:  # no controller epoch ran: take a sample
-            pool[self.controller.propose(1)[0]] = None
-        candidates = []
-        started = time.perf_counter()
-        log.info("final re-scoring: %d candidates on the whole validation split", len(pool))
-        for i, arch in enumerate(pool, start=1):
-            if i % 10 == 0:
-                log.info("final re-scoring: %d/%d (%.0f s)", i, len(pool), time.perf_counter() - started)
-            for cb in self.callbacks:
-                cb.on_final_step(self)
-            ev = self.evaluator.evaluate_full(arch)
-            reward = float(self.reward(ev))
-            if math.isfinite(reward):
-                candidates.append(Candidate(arch, ev, reward))
-            else:
-                self.faults.skipped_rewards(1, self.epoch)
-        if not candidates:
-            raise NumericFaultError("every final candidate has a non-finite reward; lower search.lr or check the data")
-        metric = self.evaluator.reward_metric
-        values = [c.evaluation.metrics[metric] for c in candidates]
-        if s.final_proxy:
-            values = self.rank_with_proxy(candidates, values)
-        order = select(
-            [c.reward for c in candidates],
-            values,
-            [c.evaluation.costs.get(self.selection.cost, 0.0) for c in candidates],
-            self.selection,
-        )
-        selected = [candidates[i] for i in order]
-        keep = len(selected) if self.selection.rule == "top_k" else 1
-        for c in selected[:keep]:  # FLOPs etc. only for what is reported
-            c.evaluation.costs = {**c.evaluation.costs, **self.evaluator.full_costs(c.arch)}
-        candidates.sort(key=lambda c: c.reward, reverse=True)
-        controller_mean, random_mean = self.compare_with_random()
-        return SearchResult(
-            selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
-        )
-
-    def rank_with_proxy(self, candidates: list[Candidate], values: list[float]) -> list[float]:
-        """Rewards of the final candidates from their supernet metric ranked together with a zero-cost proxy.
-
-        Each candidate's metric takes the place the mean of its supernet rank
-        and its proxy rank gives it among the measured values
-        (:func:`~rlnas.evaluators.proxies.proxy_adjusted`), and its reward is
-        recomputed from that, so cost penalties apply as before. The measured
-        metric stays in the evaluation; the proxy goes to :attr:`Candidate.proxy`.
-
-        Args:
-            candidates: The re-scored candidates (their rewards are replaced).
-            values: Their measured reward metric, in the same order.
-
-        Returns:
-            The adjusted metric of each candidate (what the selection rule compares).
-        """
-        metric = self.evaluator.reward_metric
-        started = time.perf_counter()
-        proxy = [arch_synflow(self.space, self.task, self.data, c.arch) for c in candidates]
-        adjusted = proxy_adjusted(values, proxy)
-        for c, p, value in zip(candidates, proxy, adjusted):
-            c.proxy[self.settings.final_proxy] = p
-            reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
-            # A NaN from the reward function keeps the candidate's supernet reward.
-            c.reward = reward if math.isfinite(reward) else c.reward
-        log.info(
-            "final re-scoring: %s of %d candidates (%.1f s)",
-            self.settings.final_proxy,
-            len(candidates),
-            time.perf_counter() - started,
-        )
-        return adjusted
-
-    def compare_with_random(self) -> tuple[float, float]:
-        """Mean reward of controller samples vs uniform samples on the same final minibatches."""
-        n, per_step = self.settings.random_baseline, self.settings.archs_per_step
-        if n == 0:
-            return float("nan"), float("nan")
-        ours, theirs = [], []
-        for start in range(0, n, per_step):
-            for cb in self.callbacks:
-                cb.on_final_step(self)
-            k = min(per_step, n - start)
-            batch = self.controller.propose(k) + self.uniform.propose(k)
-            _, rewards = self.score(batch)
-            ours += rewards[:k]
-            theirs += rewards[k:]
-        return float(np.nanmean(ours)), float(np.nanmean(theirs))

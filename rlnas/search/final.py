@@ -1,0 +1,140 @@
+"""The end of a search: the top sampled architectures re-scored on the whole validation split.
+
+A mixin of :class:`~rlnas.search.loop.Search`: the final candidates, the
+optional zero-cost proxy, the selection rule, and the controller against
+uniform sampling on the final supernet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from rlnas.evaluators.proxies import arch_synflow, proxy_adjusted
+from rlnas.search.faults import NumericFaultError
+from rlnas.search.selection import select
+from rlnas.search.settings import Candidate, SearchResult
+from rlnas.spaces.base import Arch
+from rlnas.spaces.seams import Evaluation
+
+log = logging.getLogger("rlnas.search.loop")
+
+
+class FinalSelection:
+    """The final phase of a search (needs the attributes :class:`~rlnas.search.loop.Search` sets)."""
+
+    settings: Any
+    history: list[dict[str, Any]]
+    controller: Any
+    uniform: Any
+    callbacks: list[Any]
+    evaluator: Any
+    reward: Any
+    faults: Any
+    selection: Any
+    space: Any
+    task: Any
+    data: Any
+    epoch: int
+
+    def finish(self, last_mean: float, seconds: float) -> SearchResult:
+        """Re-scores the top sampled architectures on the whole validation split."""
+        s = self.settings
+        ranked = sorted(self.history, key=lambda row: row["reward"], reverse=True)
+        pool: dict[Arch, None] = {}
+        for row in ranked:
+            if len(pool) >= s.top_k:
+                break
+            pool[row["arch"]] = None
+        for arch in self.controller.best_guess(s.final_samples) if s.final_samples else []:
+            pool[arch] = None
+        if not pool:  # no controller epoch ran: take a sample
+            pool[self.controller.propose(1)[0]] = None
+        candidates = []
+        started = time.perf_counter()
+        log.info("final re-scoring: %d candidates on the whole validation split", len(pool))
+        for i, arch in enumerate(pool, start=1):
+            if i % 10 == 0:
+                log.info("final re-scoring: %d/%d (%.0f s)", i, len(pool), time.perf_counter() - started)
+            for cb in self.callbacks:
+                cb.on_final_step(self)
+            ev = self.evaluator.evaluate_full(arch)
+            reward = float(self.reward(ev))
+            if math.isfinite(reward):
+                candidates.append(Candidate(arch, ev, reward))
+            else:
+                self.faults.skipped_rewards(1, self.epoch)
+        if not candidates:
+            raise NumericFaultError("every final candidate has a non-finite reward; lower search.lr or check the data")
+        metric = self.evaluator.reward_metric
+        values = [c.evaluation.metrics[metric] for c in candidates]
+        if s.final_proxy:
+            values = self.rank_with_proxy(candidates, values)
+        order = select(
+            [c.reward for c in candidates],
+            values,
+            [c.evaluation.costs.get(self.selection.cost, 0.0) for c in candidates],
+            self.selection,
+        )
+        selected = [candidates[i] for i in order]
+        keep = len(selected) if self.selection.rule == "top_k" else 1
+        for c in selected[:keep]:  # FLOPs etc. only for what is reported
+            c.evaluation.costs = {**c.evaluation.costs, **self.evaluator.full_costs(c.arch)}
+        candidates.sort(key=lambda c: c.reward, reverse=True)
+        controller_mean, random_mean = self.compare_with_random()
+        return SearchResult(
+            selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
+        )
+
+    def rank_with_proxy(self, candidates: list[Candidate], values: list[float]) -> list[float]:
+        """Rewards of the final candidates from their supernet metric ranked together with a zero-cost proxy.
+
+        Each candidate's metric takes the place the mean of its supernet rank
+        and its proxy rank gives it among the measured values
+        (:func:`~rlnas.evaluators.proxies.proxy_adjusted`), and its reward is
+        recomputed from that, so cost penalties apply as before. The measured
+        metric stays in the evaluation; the proxy goes to :attr:`Candidate.proxy`.
+
+        Args:
+            candidates: The re-scored candidates (their rewards are replaced).
+            values: Their measured reward metric, in the same order.
+
+        Returns:
+            The adjusted metric of each candidate (what the selection rule compares).
+        """
+        metric = self.evaluator.reward_metric
+        started = time.perf_counter()
+        proxy = [arch_synflow(self.space, self.task, self.data, c.arch) for c in candidates]
+        adjusted = proxy_adjusted(values, proxy)
+        for c, p, value in zip(candidates, proxy, adjusted):
+            c.proxy[self.settings.final_proxy] = p
+            reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
+            # A NaN from the reward function keeps the candidate's supernet reward.
+            c.reward = reward if math.isfinite(reward) else c.reward
+        log.info(
+            "final re-scoring: %s of %d candidates (%.1f s)",
+            self.settings.final_proxy,
+            len(candidates),
+            time.perf_counter() - started,
+        )
+        return adjusted
+
+    def compare_with_random(self) -> tuple[float, float]:
+        """Mean reward of controller samples vs uniform samples on the same final minibatches."""
+        n, per_step = self.settings.random_baseline, self.settings.archs_per_step
+        if n == 0:
+            return float("nan"), float("nan")
+        ours, theirs = [], []
+        for start in range(0, n, per_step):
+            for cb in self.callbacks:
+                cb.on_final_step(self)
+            k = min(per_step, n - start)
+            batch = self.controller.propose(k) + self.uniform.propose(k)
+            _, rewards = self.score(batch)
+            ours += rewards[:k]
+            theirs += rewards[k:]
+        return float(np.nanmean(ours)), float(np.nanmean(theirs))
