@@ -10,8 +10,6 @@ the whole traceback instead.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import signal
 import sys
 import time
@@ -23,16 +21,27 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
+from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers, as tests and tools name them
+    CONFIG_GROUPS,
+    DEFAULT_TASK,
+    PATH_KEYS,
+    RESUME_FREE,
+    check_resume_dir,
+    planned_run_dir,
+    quote_paths,
+    refuse_planted_links,
+    resumed_config,
+    unquote_path,
+    with_default_task,
+)
 from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 from rlnas.utils.errors import one_line_errors, user_error_message
-from rlnas.utils.trust import load_run_config
 
 log = logging.getLogger("rlnas")
-DEFAULT_TASK = "classification"
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
 COMM = Comm()
 
@@ -225,128 +234,6 @@ def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
 
 
 #: Overrides a resumed run accepts even when they differ from its config.
-RESUME_FREE = ("resume", "threads", "checkpoint.", "hydra.")
-CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark")
-
-
-def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
-    """The config saved in ``run_dir``, after checking that ``overrides`` agree with it.
-
-    Raises:
-        FileNotFoundError: When ``run_dir`` holds no ``config.yaml``.
-        ValueError: Naming the first override that changes the saved config.
-    """
-    path = Path(run_dir).expanduser() / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={run_dir}: no config.yaml there (pass a search's run directory)")
-    saved = load_run_config(path)
-    if saved.get("benchmark") is not None:
-        raise ValueError(f"resume={run_dir}: tabular-benchmark runs take seconds; start them again instead")
-    # A drill's stop_after applies to the start it was given to, not to the resume.
-    if "checkpoint" in saved:
-        saved.checkpoint.stop_after = None
-    applied = []
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith(RESUME_FREE):
-            if key.startswith(("threads", "checkpoint.")):
-                applied.append(f"{key}={value}")
-            continue
-        if key in CONFIG_GROUPS or "/" in key:
-            raise ValueError(f"resume: {override} would swap a config group; a resumed run keeps its own config")
-        try:
-            wanted = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}={value}"]), resolve=True)
-        except Exception:  # noqa: BLE001 - an unparsable override cannot match the saved value
-            wanted = {key: value}
-        node: object = wanted
-        for part in key.split("."):
-            node = node[part] if isinstance(node, dict) else None
-        old = OmegaConf.select(saved, key, default=None)
-        old = OmegaConf.to_container(old, resolve=True) if isinstance(old, (DictConfig, ListConfig)) else old
-        if node != old:
-            raise ValueError(
-                f"resume: {key}={value} conflicts with the run's {key}={old}; resume takes the run's config"
-            )
-    return OmegaConf.merge(saved, OmegaConf.from_dotlist(applied)) if applied else saved
-
-
-#: Settings that hold a path: their values are quoted for Hydra's parser when they need it.
-PATH_KEYS = (
-    "resume",
-    "hydra.run.dir",
-    "hydra.sweep.dir",
-    "controller.init_from",
-    "costs.latency_table",
-    "task.data.root",
-    "task.data.images",
-    "task.data.annotations",
-    "task.data.path",
-    "benchmark.path",
-)
-_HYDRA_SPECIAL = set("=,[]{}()'\" \\")
-
-
-def quote_paths(argv: list[str]) -> list[str]:
-    """``resume=DIR`` and the other path settings, quoted for Hydra when the path holds ``=``, ``,``, spaces...
-
-    Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
-    which Hydra's override grammar would otherwise read as more overrides or a sweep.
-    A multirun command line is left as typed: there a comma may mean a sweep.
-    """
-    if any(a in ("-m", "--multirun") for a in argv):
-        return list(argv)
-    out = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in PATH_KEYS and value[:1] not in ("'", '"') and _HYDRA_SPECIAL & set(value):
-            arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        out.append(arg)
-    return out
-
-
-def _unquote(value: str) -> str:
-    """A path value as typed, from the Hydra-quoted form :func:`quote_paths` gives it (unquoted: as is)."""
-    if value[:1] in ("'", '"') and value[-1:] == value[:1]:
-        return value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-    return value
-
-
-def with_default_task(argv: list[str]) -> list[str]:
-    """Adds ``+task=classification`` unless the command line chooses a task.
-
-    Experiment presets are moved after the task, so their budgets win over a
-    task's defaults whatever order they were typed in.
-    """
-    if any(a.startswith("resume=") for a in argv):
-        # The run's own config applies; its directory is the run dir and
-        # Hydra's .hydra/ files of the first start are left as they are.
-        # Quoted for Hydra: unquoted here, quote_paths quotes it again.
-        run_dir = _unquote(next(a for a in argv if a.startswith("resume="))[len("resume=") :])
-        extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
-        return [*argv, *extra, "hydra.output_subdir=null"]
-    if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
-        a.startswith("+benchmark=") for a in argv
-    ):
-        argv = [*argv, f"+task={DEFAULT_TASK}"]
-    presets = [a for a in argv if a.startswith("+experiment=")]
-    return [a for a in argv if not a.startswith("+experiment=")] + presets
-
-
-def planned_run_dir(overrides: list[str]) -> str:
-    """The ``hydra.run.dir`` these overrides give, resolved now (its ``${now:...}`` included)."""
-    from hydra import compose, initialize_config_dir
-
-    from rlnas.config import search_dirs
-
-    dirs = search_dirs(overrides)
-    plain = [a for a in overrides if not a.startswith("-") and not any(a == str(d) for d in dirs)]
-    if dirs:
-        plain.append("hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=plain, return_hydra_config=True)
-    return str(OmegaConf.select(cfg, "hydra.run.dir"))
-
-
 def join_ranks(argv: list[str]) -> list[str]:
     """Under ``torchrun``: joins the process group and gives every rank rank 0's run dir.
 
@@ -372,50 +259,6 @@ def join_ranks(argv: list[str]) -> list[str]:
     return argv
 
 
-def check_resume_dir(argv: list[str]) -> None:
-    """Refuses ``resume=A hydra.run.dir=B``: a resumed run writes into its own dir, and only there.
-
-    Raises:
-        ValueError: Naming both directories.
-    """
-    given = {}
-    for arg in argv:
-        key, sep, value = arg.lstrip("+").partition("=")
-        if sep and key in ("resume", "hydra.run.dir"):
-            given[key] = _unquote(value)
-    if "resume" in given and "hydra.run.dir" in given:
-        resume, run_dir = (Path(given[k]).expanduser().resolve() for k in ("resume", "hydra.run.dir"))
-        if resume != run_dir:
-            raise ValueError(
-                f"resume={given['resume']} continues in its own directory; drop hydra.run.dir={given['hydra.run.dir']} "
-                "(a resumed run's files and log stay together)"
-            )
-
-
-def refuse_planted_links(run_dir: str | Path) -> None:
-    """Refuses a run dir holding symlinks: Hydra's own files (``.hydra/``, the log) would be written through them.
-
-    rlnas writes its own files without following links (:func:`rlnas.utils.atomic_file`); Hydra
-    opens its log and config copies in place, so a planted link there would send them elsewhere.
-
-    Raises:
-        ValueError: Naming the first link.
-    """
-    root = Path(run_dir).expanduser()  # itself may be a link (a run dir on another disk): its entries may not
-    hydra_dir = root / ".hydra"
-    if hydra_dir.is_symlink():
-        raise ValueError(f"{hydra_dir} is a symlink; a run dir holds only the files a run writes")
-    for folder in (root, hydra_dir):
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            if entry.is_symlink():
-                raise ValueError(
-                    f"{entry} is a symlink (to {os.readlink(entry)}); a run dir holds only the files a run writes, "
-                    "so it is not used (remove the link or choose another hydra.run.dir)"
-                )
-
-
 def main() -> None:
     """Console entry point."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -435,7 +278,7 @@ def main() -> None:
                 check_resume_dir(sys.argv[1:])
                 for arg in sys.argv[1:]:
                     key, sep, value = arg.lstrip("+").partition("=")
-                    value = _unquote(value)
+                    value = unquote_path(value)
                     if key == "hydra.run.dir" and sep and not value.strip():
                         raise ValueError("hydra.run.dir is empty; name a directory for the run's files")
                     if (
