@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -34,19 +33,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from rlnas.config_groups import (  # noqa: F401 - re-exported: the config's groups, dirs and help, as callers name them
+    CONF_DIR,
+    GROUPS,
+    ConfigError,
+    check_group_choices,
+    describe_option,
+    group_options,
+    help_text,
+    search_dirs,
+)
 from rlnas.search.selection import SelectionSettings
 from rlnas.search.settings import SearchSettings
-from rlnas.utils import conf_dir
 from rlnas.utils.distributed import DistributedSettings
-
-#: Where ``config.yaml`` and the config groups are read from.
-CONF_DIR = conf_dir()
-#: Config groups of ``conf/`` a command line may choose from.
-GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark")
-
-
-class ConfigError(ValueError):
-    """A config value the app cannot use; the message is one line naming the key."""
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -98,130 +97,6 @@ class RlnasConfig:
     controller: Any = None
     reward: Any = None
     benchmark: Any = None
-
-
-def describe_option(path: Path) -> str:
-    """The first sentence of a config file's leading comment (its one-line description)."""
-    lines = []
-    for line in path.read_text().splitlines():
-        if not line.startswith("#"):
-            if lines:
-                break
-            continue
-        text = line.lstrip("#").strip()
-        if text.startswith("@package"):
-            continue
-        lines.append(text)
-    words = " ".join(lines)
-    # The first sentence: a full stop before a capital, not one that ends "et al." or "eq.".
-    match = re.search(r"(?<!\bal)(?<!\beq)(?<!\bsec)\.\s+(?=[A-Z])", words)
-    first = words[: match.start()] if match else words.rstrip(".")
-    for mark in ("; ", ": "):  # a long sentence: its first clause
-        if len(first) > 110 and mark in first:
-            first = first[: first.index(mark)]
-    return first if len(first) <= 110 else first[:107].rstrip() + "..."
-
-
-def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
-    """``python -m rlnas --help``: usage, every config group's options with one line each, and examples."""
-    groups = [
-        ("task", "+task=NAME (default: classification)"),
-        ("space", "space=NAME"),
-        ("controller", "controller=NAME"),
-        ("reward", "reward=NAME"),
-        ("benchmark", "+benchmark=NAME (tabular: no supernet, seconds)"),
-        ("experiment", "+experiment=NAME"),
-    ]
-    out = [
-        "usage: python -m rlnas [+task=NAME] [GROUP=NAME ...] [key=value ...] [-m for a sweep]",
-        "",
-        "Reinforcement-learning neural architecture search with weight sharing. Every setting is a Hydra",
-        "override; a run writes to outputs/runs/DATE/TIME (best_arch.json, history.csv, TensorBoard).",
-    ]
-    for group, how in groups:
-        options = group_options(group, conf_dir, extra)
-        if not options:
-            continue
-        out += ["", f"{group} ({how}):"]
-        width = max(len(o) for o in options)
-        for o in options:
-            # Described from the first directory that holds it (added ones first).
-            path = next(
-                Path(d) / group / f"{o}.yaml" for d in (*extra, conf_dir) if (Path(d) / group / f"{o}.yaml").is_file()
-            )
-            out.append(f"  {o:<{width}}  {describe_option(path)}")
-    out += [
-        "",
-        "common settings (defaults in conf/config.yaml):",
-        "  seed=0  device=auto|cpu|cuda  search.epochs=30  search.warmup_epochs=5  search.batch_size=128",
-        "  reward.targets.params=50000  selection.rule=best|top_k|knee  resume=RUN_DIR",
-        "",
-        "examples:",
-        "  python -m rlnas                                     default search (classification, macro, enas)",
-        "  python -m rlnas +task=detection controller=maskable_ppo",
-        "  python -m rlnas reward=mnas reward.targets.latency_ms=2",
-        "  python -m rlnas -m controller=enas,evolution seed=0,1,2",
-        "  python -m rlnas +benchmark=toy controller=enas        a tabular benchmark in seconds",
-        "  python -m rlnas.retrain arch=outputs/runs/DATE/TIME/best_arch.json",
-        "",
-        f"configs: {', '.join(str(d) for d in (conf_dir, *extra))} (add yours with --config-dir DIR); Hydra's own "
-        "options: --hydra-help; the composed config: --cfg job",
-    ]
-    return "\n".join(out)
-
-
-def search_dirs(argv: Sequence[str]) -> list[Path]:
-    """Config directories a command line adds: ``--config-dir DIR`` (``-cd``) and ``hydra.searchpath=[...]``.
-
-    Raises:
-        ConfigError: For a directory that does not exist (named), or a ``pkg://`` path that cannot be imported.
-    """
-    given: list[tuple[str, str]] = []
-    args = list(argv)
-    for i, arg in enumerate(args):
-        for flag in ("--config-dir", "-cd"):
-            if arg == flag and i + 1 < len(args):
-                given.append((flag, args[i + 1]))
-            elif arg.startswith(flag + "="):
-                given.append((flag, arg.split("=", 1)[1]))
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if sep and key == "hydra.searchpath":
-            given += [("hydra.searchpath", v.strip().strip("'\"")) for v in value.strip("[]").split(",") if v.strip()]
-    dirs = []
-    for source, raw in given:
-        if raw.startswith("pkg://"):
-            try:
-                from importlib.resources import files
-
-                path = Path(str(files(raw[len("pkg://") :].replace("/", "."))))
-            except (ModuleNotFoundError, TypeError):
-                raise ConfigError(f"{source}={raw}: no such package") from None
-        else:
-            path = Path(raw.removeprefix("file://")).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"{source}={raw}: no such directory")
-        dirs.append(path)
-    return dirs
-
-
-def group_options(group: str, conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> list[str]:
-    """The names ``GROUP=NAME`` accepts: the YAML files in ``conf/GROUP/`` and in the added config dirs."""
-    return sorted({p.stem for d in (conf_dir, *extra) for p in (Path(d) / group).glob("*.yaml")})
-
-
-def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> None:
-    """Raises :class:`ConfigError` for a group choice (or a sweep value) with no YAML file.
-
-    Sweep functions (``choice(...)``, ``range(...)``, globs) are left to Hydra.
-    """
-    for override in overrides:
-        key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key not in GROUPS or "(" in value or not value:
-            continue
-        options = group_options(key, conf_dir, extra)
-        for choice in value.split(","):
-            if choice.strip() not in options:
-                raise ConfigError(f"{key}={choice.strip()} is not a {key} config; allowed: {', '.join(options)}")
 
 
 def _one_line(err: BaseException) -> str:

@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rlnas.costs.model import forward_mflops
-from rlnas.data.base import Split
 from rlnas.export import (
     Deployable,
     ExportMismatchError,
@@ -50,9 +48,9 @@ from rlnas.export import (
     prune_magnitude,
     quantize_int8,
     state_size_mb,
-    stats_shape,
     torch_latency_ms,
 )
+from rlnas.export.report import RawInputs, raw_images, report_markdown, variant_row
 from rlnas.supernet.sharing import shared_weights
 from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train
 from rlnas.utils import (
@@ -111,43 +109,6 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     return len(matched)
 
 
-def denormalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """Normalised inputs back in raw [0, 1] units (what exported models take), on the CPU."""
-    x = x.detach().cpu()
-    if not mean:
-        return x
-    shape = stats_shape(x.dim())
-    return x * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)
-
-
-def raw_images(split: Split, mean: list[float], std: list[float], n: int) -> torch.Tensor:
-    """The first ``n`` inputs of ``split`` in raw [0, 1] units."""
-    return denormalize(split.x[:n], mean, std)
-
-
-class _RawInputs(nn.Module):
-    """Evaluates a deployed model (raw-image input, CPU: quantised, ONNX) on a split's normalised inputs."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], Any], mean: list[float], std: list[float]) -> None:
-        super().__init__()
-        self.fn = fn
-        self.mean, self.std = mean, std
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.fn(denormalize(x, self.mean, self.std))).to(x.device)
-
-
-def _variant_row(name: str, metrics: dict[str, float], params: int, size_mb: float, latency: float, **extra) -> dict:
-    return {
-        "variant": name,
-        **{f"test_{k}": v for k, v in metrics.items()},
-        "params": params,
-        "size_mb": size_mb,
-        "latency_ms": latency,
-        **extra,
-    }
-
-
 def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Runs the whole retrain → test → export → compress pipeline; returns the report."""
     start = time.perf_counter()
@@ -190,7 +151,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     params = sum(p.numel() for p in network.parameters())
     size = state_size_mb(deploy)
     rows = [
-        _variant_row(
+        variant_row(
             "pytorch fp32",
             test,
             params,
@@ -217,9 +178,9 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         diff = check_parity("model.onnx", expected, session.run(None, {"images": inputs.numpy()})[0])
         onnx_fn = lambda x: session.run(None, {"images": x.numpy()})[0]  # noqa: E731
         rows.append(
-            _variant_row(
+            variant_row(
                 "onnxruntime fp32",
-                evaluate(_RawInputs(onnx_fn, data.mean, data.std), task, data.test),
+                evaluate(RawInputs(onnx_fn, data.mean, data.std), task, data.test),
                 params,
                 (out_dir / "model.onnx").stat().st_size / 1e6,
                 onnx_latency_ms(session, example),
@@ -233,7 +194,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         with torch.no_grad():
             diff = check_parity("model.ts", expected, scripted(inputs))
         rows.append(
-            _variant_row(
+            variant_row(
                 "torchscript fp32",
                 test,
                 params,
@@ -247,12 +208,12 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if compress in ("int8", "all"):
         calibration = raw_images(data.train, data.mean, data.std, int(cfg.quantize.calibration_samples))
         quantized = quantize_int8(deploy, calibration, example)
-        metrics = evaluate(_RawInputs(quantized, data.mean, data.std), task, data.test)
+        metrics = evaluate(RawInputs(quantized, data.mean, data.std), task, data.test)
         export_torchscript(quantized, example, out_dir / "model_int8.ts")
         files["int8_torchscript"] = "model_int8.ts"
         scheme = getattr(quantized, "int8_scheme", "static PTQ")
         rows.append(
-            _variant_row(
+            variant_row(
                 f"int8 ({scheme})", metrics, params, state_size_mb(quantized), torch_latency_ms(quantized, example)
             )
         )
@@ -278,7 +239,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         files["pruned_pytorch"] = "model_pruned.pt"
         nonzero = nonzero_params(pruned)
         rows.append(
-            _variant_row(
+            variant_row(
                 f"pruned {cfg.prune.amount:g} + fine-tune",
                 metrics,
                 params,
@@ -323,46 +284,6 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     with atomic_file(out_dir / "report.md") as f:
         f.write(report_markdown(report))
     return report
-
-
-def report_markdown(report: dict[str, Any]) -> str:
-    """``report.md``: what was trained and one row per exported or compressed variant."""
-    metric_keys = [k for k in report["variants"][0] if k.startswith("test_")]
-    recipe = report["recipe"]
-    lines = [
-        f"# Retrained {report['task']} model",
-        "",
-        f"- Architecture: `{report['description']}`",
-        f"- From: `{report['source']}` (init: {report['init']})",
-        f"- Recipe: {recipe['epochs']} epochs, {recipe['optimizer']} lr {recipe['lr']:g}, "
-        f"batch {recipe['batch_size']}, weight decay {recipe['weight_decay']:g}, "
-        f"augment {recipe['augment']}",
-        "- Validation during the search (shared weights): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in report["search_val"].items()),
-        "- Validation after retraining: " + ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items()),
-        f"- Device: {report['device']}; latency is batch 1 on the CPU, median of 31; {report['seconds']:.0f} s in all",
-        "",
-        "| variant | " + " | ".join(metric_keys) + " | params | size (MB) | latency (ms) | notes |",
-        "|---|" + "---|" * (len(metric_keys) + 4),
-    ]
-    for row in report["variants"]:
-        notes = []
-        if "max_abs_diff" in row:
-            notes.append(f"max |diff| to PyTorch {row['max_abs_diff']:.1e}")
-        if "nonzero_params" in row:
-            notes.append(f"{row['nonzero_params']:,} non-zero ({row['sparse_size_mb']:.3f} MB sparse)")
-        if "mflops" in row:
-            notes.append(f"{row['mflops']:.2f} MFLOPs")
-        cells = [
-            row["variant"],
-            *(f"{row[k]:.4f}" for k in metric_keys),
-            f"{row['params']:,}",
-            f"{row['size_mb']:.3f}",
-            f"{row['latency_ms']:.3f}",
-            "; ".join(notes),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="retrain")
