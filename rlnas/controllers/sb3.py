@@ -22,9 +22,8 @@ Only the latest proposal batch can be observed: architectures proposed for
 supernet training or for comparisons are never observed, and their
 transitions are dropped at the next :meth:`~SB3Controller.propose`.
 
-The algorithms themselves (PPO, MaskablePPO, RecurrentPPO) are in
-:mod:`rlnas.controllers.ppo`; the elite imitation and the pieces the adapter
-needs (buffer state as tensors, RNG guard) in :mod:`rlnas.controllers.sb3_parts`.
+The algorithms are in :mod:`rlnas.controllers.ppo`, the elite imitation and
+buffer helpers in :mod:`rlnas.controllers.sb3_parts`.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from rlnas.search.checkpoint import (
     load_checkpoint,
     restore_search,
 )
+from rlnas.search.hparams import compared_hparams, flat_hparams
 from rlnas.search.loop import Callback, Search, SearchSettings
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
@@ -44,45 +45,6 @@ RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHE
 def settings_from(cfg: DictConfig) -> SearchSettings:
     """``search:`` config -> :class:`SearchSettings`, rejecting unknown keys."""
     return SearchSettings(**section_values(cfg, SearchSettings, "search"))
-
-
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The config flattened to ``a.b.c: value`` pairs for TensorBoard."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        else:
-            out[prefix[:-1]] = node if isinstance(node, (int, float, str, bool)) else str(node)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return {k: v for k, v in out.items() if not k.startswith("hydra.")}
-
-
-def compared_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The hyper-parameters that tell runs apart in TensorBoard's HPARAMS tab.
-
-    The chosen config groups (task, controller, space, reward, ...), the seed and
-    every key set on the command line, so a sweep's jobs line up by what was
-    swept rather than by a hundred equal settings.
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    flat = flat_hparams(cfg)
-    chosen: dict[str, Any] = {"seed": flat.get("seed")}
-    if not HydraConfig.initialized():
-        return flat
-    hydra_cfg = HydraConfig.get()
-    for group, choice in hydra_cfg.runtime.choices.items():
-        if not group.startswith("hydra") and choice is not None:
-            chosen[group] = str(choice)
-    for override in hydra_cfg.overrides.task:
-        key = override.lstrip("+~").partition("=")[0]
-        if key in flat:
-            chosen[key] = flat[key]
-    return chosen
 
 
 def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
