@@ -37,17 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+import rlnas.controllers.sb3_parts as parts
 from rlnas.controllers.base import Controller
 from rlnas.controllers.elite import EliteMemory
-from rlnas.controllers.sb3_parts import (
-    EliteImitation,
-    HistoryExtractor,
-    NoEvaluator,
-    buffer_state,
-    full_mask,
-    load_buffer_state,
-    preserved_global_rng,
-)
+from rlnas.controllers.sb3_parts import EliteImitation, HistoryExtractor, NoEvaluator, full_mask, preserved_global_rng
 from rlnas.spaces.base import Arch, SearchSpace
 
 
@@ -333,7 +326,7 @@ class SB3Controller(EliteImitation, Controller):
         return {
             **super().state_dict(),
             "model": blob.getvalue(),
-            "buffer": buffer_state(self.buffer),
+            "buffer": parts.buffer_state(self.buffer),
             "num_timesteps": self.model.num_timesteps,
             "updates": self.updates,
             "memory": self.memory.state_dict(),
@@ -343,7 +336,7 @@ class SB3Controller(EliteImitation, Controller):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.model.set_parameters(io.BytesIO(state["model"]), exact_match=True, device=self.model.device)
-        load_buffer_state(self.buffer, state["buffer"])
+        parts.load_buffer_state(self.buffer, state["buffer"])
         self.model.num_timesteps = state["num_timesteps"]
         self.updates = state["updates"]
         self._pending = {}
