@@ -46,6 +46,10 @@ def test_nb201_mixture_is_the_weighted_sum_of_its_paths():
     # The mixture runs every op on every edge: it differs from both paths and depends on the weights.
     assert not torch.allclose(got, supernet(x, a)[-1]) and not torch.allclose(got, supernet(x, b)[-1])
     assert not torch.allclose(got, supernet.forward_weighted(x, [m.flip(0) for m in mix])[-1])
+    # One-hot weights: the weighted sum is exactly that one path (the other ops get weight 0).
+    for path in (a, b):
+        one_hot = [torch.nn.functional.one_hot(torch.tensor(op), 5).float() for op in path]
+        torch.testing.assert_close(supernet.forward_weighted(x, one_hot)[-1], supernet(x, path)[-1])
 
 
 @pytest.mark.parametrize("mode", ["darts", "gdas"])

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_cli
@@ -168,7 +169,13 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
     study = json.loads((out / "study.json").read_text())
     assert all(len(v) == 3 for v in study["standalone"])
     assert set(study["val_ceiling"]) == {"accuracy", "-loss"}
-    assert -1 <= study["val_ceiling"]["accuracy"]["kendall_tau"] <= 1
+    # The validation ceiling is Kendall's tau between the standalone runs' validation and test means.
+    from scipy.stats import kendalltau
+
+    test_key = next(k for k in extended if not k.endswith(("/val", "/val_loss")))
+    val_means = [np.mean(extended[f"{test_key}/val"][str(a)]) for a in study["archs_list"]]
+    expected = kendalltau(val_means, np.mean(study["standalone"], axis=1))[0]
+    assert study["val_ceiling"]["accuracy"]["kendall_tau"] == pytest.approx(expected)
     assert len(study["synflow"]) == 5
     report = (out / "ranking.md").read_text()
     assert "| more | 1 | batch statistics, -loss + synflow |" in report and "SynFlow alone" in report
@@ -319,7 +326,8 @@ def test_proxy_check_ranks_published_cells_with_synflow(monkeypatch, capsys):
         if line.startswith("| SynFlow") or line.startswith("| parameter")
     }
     # Untrained and without data, SynFlow still orders published accuracies well above chance.
-    assert rows["SynFlow (untrained, no data)"] > 0.3 and -1 <= rows["parameter count"] <= 1
+    # ... and so does the parameter count (larger NAS-Bench-201 cells are more accurate on the whole).
+    assert rows["SynFlow (untrained, no data)"] > 0.3 and rows["parameter count"] > 0.1
     monkeypatch.setattr(sys, "argv", ["proxy_check.py", "--archs", "8", "benchmark.path=/nonexistent/nb201.csv"])
     with pytest.raises(SystemExit, match="/nonexistent/nb201.csv"):
         proxy_check.main()
