@@ -132,6 +132,11 @@ BAD_CONFIGS = [
     # several processes
     (["distributed.backend=mpi"], "distributed.backend='mpi' is unknown; allowed: ['auto', 'gloo', 'nccl']"),
     (["distributed.timeout_s=0"], "distributed.timeout_s must be > 0, got 0"),
+    # sizes that would exhaust memory: refused before anything is allocated
+    (["task.data.image_size=100000"], "task.data.image_size: the resized digits would take"),
+    (["+task=detection", "task.data.canvas_size=100000"], "task.data.num_images, canvas_size: the digit canvases"),
+    (["space.num_layers=1000000"], "space.num_layers=1000000 and space.channels=[32, 64]: the supernet would hold"),
+    (["space.channels=[100000000]"], "space.channels=[100000000]: the supernet would hold about"),
     # the ground-truth comparison at the end of a run
     (["ground_truth.random=many"], "ground_truth.random='many' must be int"),
     (["ground_truth.seeds=-1"], "ground_truth.seeds must be >= 1, got -1"),

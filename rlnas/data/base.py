@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from rlnas.utils import memory_bytes
+
 
 class DataError(ValueError):
     """A dataset could not be loaded; the message names the file or path."""
@@ -106,6 +108,20 @@ class DataSplits:
             self.class_names,
             self.mean,
             self.std,
+        )
+
+
+def check_fits(nbytes: float, what: str, keys: str) -> None:
+    """Refuses to allocate ``nbytes`` when it would take more than a quarter of the machine's memory.
+
+    Raises:
+        DataError: Naming ``keys`` (the settings that set the size) and both sizes.
+    """
+    budget = memory_bytes() / 4
+    if nbytes > budget:
+        raise DataError(
+            f"{keys}: {what} would take {nbytes / 2**30:,.1f} GiB, more than a quarter of this machine's "
+            f"{memory_bytes() / 2**30:,.0f} GiB; choose smaller values"
         )
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlnas.data.base import DataError, DataSplits, Split, split_indices
+from rlnas.data.base import DataError, DataSplits, Split, check_fits, split_indices
 from rlnas.data.digits import digits_images
 
 
@@ -57,6 +57,9 @@ def make_digit_canvases(
     digits, labels = digits_images()  # (D, 1, 8, 8)
     rng = np.random.default_rng(seed)
     lo, hi = scales
+    check_fits(
+        float(num_images) * float(canvas_size) ** 2 * 4 * 2, "the digit canvases", "task.data.num_images, canvas_size"
+    )
     if not (1 <= lo <= hi <= canvas_size):
         raise DataError(f"task.data.scales={list(scales)} must satisfy 1 <= min <= max <= canvas_size")
     placements = []  # (image, digit index, scale, x, y)
@@ -194,6 +197,7 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
         raise DataError(f"{ann_path}: a COCO file needs the lists 'images', 'annotations' and 'categories'")
     cat_index, names = _coco_categories(coco, ann_path)
     images = _coco_images(coco, ann_path)
+    check_fits(len(images) * 3 * 4 * 2 * float(canvas_size) ** 2, f"{len(images)} images", "task.data.canvas_size")
     boxes = _coco_boxes(coco, ann_path, images, cat_index, canvas_size)
     pixels = []
     for image_id, image in images.items():

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlnas.data.base import DataError, DataSplits, normalised_splits
+from rlnas.data.base import DataError, DataSplits, check_fits, normalised_splits
 from rlnas.data.digits import digits_images
 
 DATASETS = ("digits", "cluttered_digits", "cifar10", "mnist", "imagefolder")
@@ -102,6 +102,8 @@ def load_image_classification(
         raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(DATASETS)}")
     if int(image_size) < 1:
         raise DataError(f"task.data.image_size must be >= 1, got {image_size}")
+    if name == "digits":  # 1,797 images, resized before anything else is allocated
+        check_fits(1797 * 4 * 2 * float(image_size) ** 2, "the resized digits", "task.data.image_size")
     root = os.path.expanduser(root) if root else root
     if name != "cluttered_digits" and (num_samples is not None or generator):
         raise DataError(f"task.data.num_samples and task.data.generator apply to cluttered_digits, not {name!r}")

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 
 from rlnas.spaces.base import Arch, Decision, SearchSpace
+from rlnas.utils import memory_bytes
 
 #: Operation families the supernet knows how to build; ``K`` is the kernel size
 #: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
@@ -112,6 +113,13 @@ class MacroSpace(SearchSpace):
         if activation not in ACTIVATIONS:
             raise ValueError(f"space.activation={activation!r} is unknown; allowed: {list(ACTIVATIONS)}")
         self.num_layers = int(num_layers)
+        # Every layer holds every op at the widest width: refuse a supernet that cannot fit before building it.
+        approx_bytes = 4.0 * self.num_layers * len(ops) * (9 * max(channels) ** 2 + 4 * max(channels))
+        if approx_bytes > memory_bytes() / 4:
+            raise ValueError(
+                f"space.num_layers={self.num_layers} and space.channels={list(channels)}: the supernet would hold "
+                f"about {approx_bytes / 2**30:,.1f} GiB of weights, more than a quarter of this machine's memory"
+            )
         num_stages = len(channels)
         if num_stages > self.num_layers:
             raise ValueError(f"space.channels has {num_stages} stages but there are only {self.num_layers} layers")

@@ -172,3 +172,11 @@ def save_atomic(payload: Any, path: str | Path) -> None:
     """``torch.save`` through :func:`atomic_file`."""
     with atomic_file(path, "wb") as f:
         torch.save(payload, f)
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine (what a dataset or a supernet must fit in)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a laptop's 16 GiB
+        return 16 * 2**30
