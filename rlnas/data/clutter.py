@@ -52,8 +52,9 @@ def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
         raise DataError(f"task.data.generator={settings} has a value of the wrong type") from None
     if not 0 < lo <= hi <= 1:
         raise DataError(f"task.data.generator.scale={[lo, hi]} must satisfy 0 < low <= high <= 1")
-    if not (0 <= rotation <= 180 and 0 <= noise <= 10 and 0 <= fragments <= 64):
-        raise DataError("task.data.generator needs rotation in 0..180, noise in 0..10 and fragments in 0..64")
+    for key, value, high in (("rotation", rotation, 180), ("noise", noise, 10), ("fragments", fragments, 64)):
+        if not 0 <= value <= high:
+            raise DataError(f"task.data.generator.{key}={value:g} must be in 0..{high}")
     return {"scale": (lo, hi), "rotation": rotation, "fragments": fragments, "noise": noise}
 
 
