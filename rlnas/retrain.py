@@ -78,7 +78,9 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         raise FileNotFoundError(f"arch={arch_path}: no such file (pass a search run's best_arch.json)")
     try:
         payload = json.loads(path.read_text())
-        arch = [int(a) for a in payload["arch"]]
+        arch = payload["arch"]
+        if not isinstance(arch, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in arch):
+            raise ValueError(f"'arch' must be a list of whole numbers (choice indices), got {arch!r}"[:200])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a best_arch.json with an 'arch' list ({type(err).__name__}: {err})") from None
     cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"

@@ -517,3 +517,11 @@ def test_a_latency_table_without_an_op_names_the_file_and_the_module(tmp_path):
     LatencyTable({"head": 0.1, "stem": 0.2}, "cpu", [1, 8, 8]).save(path)
     with pytest.raises(KeyError, match=rf"the latency table {path} has no entry for module 'layers.0.conv3x3'"):
         LatencyTable.load(path).predict(["stem", "layers.0.conv3x3"])
+
+
+def test_retrain_refuses_an_arch_of_fractions_instead_of_rounding_it(tmp_path):
+    from rlnas.retrain import load_run
+
+    (tmp_path / "best_arch.json").write_text(json.dumps({"arch": [1.7, 0, 2]}))
+    with pytest.raises(ValueError, match=r"best_arch.json: .*'arch' must be a list of whole numbers .*1.7"):
+        load_run(str(tmp_path / "best_arch.json"), None)
