@@ -105,12 +105,14 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     # Parallel jobs on one machine share its cores instead of each taking all of them.
                     cfg.threads = threads_per_job(jobs)
                     log.info("%d parallel jobs: %d torch threads each", jobs, cfg.threads)
-                status("running")
                 if cfg.get("benchmark") is not None:
+                    status("running")
                     bench = build_budget_search(cfg, run_dir)
                     outcome = bench.run()
                 else:
+                    # The handlers first: a stop signalled once status.json says "running" is a clean stop.
                     with stops_before_the_first_epoch(run_dir, bool(resume)):
+                        status("running")
                         search = build_search(cfg, run_dir, resume=bool(resume), comm=comm)
                     result = search.run()
             except SearchInterrupted:
