@@ -6,8 +6,10 @@ scale, rotation and position on a larger canvas among fragments of other
 digits, with noise, makes the task reward what an architecture adds: a
 receptive field that covers the digit wherever it is, pooling that is
 invariant to where it is, and enough capacity to tell a digit from clutter.
-It is the recipe of cluttered MNIST (Mnih et al., "Recurrent models of visual
-attention", NeurIPS 2014), applied to data that ships with scikit-learn.
+It follows cluttered MNIST (Mnih et al., "Recurrent models of visual
+attention", NeurIPS 2014: a digit placed at random on a larger canvas among
+fragments of other digits), with random scale, rotation and noise added, on
+data that ships with scikit-learn.
 
 Everything is generated offline and deterministically from ``seed``. Each
 source digit belongs to one split only (train, validation or test, by the
