@@ -61,7 +61,7 @@ from rlnas.utils import (
     seed_everything,
     write_json_atomic,
 )
-from rlnas.utils.trust import load_run_config
+from rlnas.utils.trust import load_run_config, load_tensor_file
 
 log = logging.getLogger("rlnas.retrain")
 COMPRESS = ("none", "int8", "prune", "all")
@@ -100,10 +100,7 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     """
     if not supernet_path.is_file():
         raise FileNotFoundError(f"{supernet_path}: init=supernet needs the search's supernet.pt")
-    try:  # weights_only: the file is data and never runs code
-        weights = torch.load(supernet_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
-        raise ValueError(f"{supernet_path}: not a readable supernet.pt ({type(err).__name__})") from None
+    weights = load_tensor_file(supernet_path, "supernet.pt")
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise ValueError(f"{supernet_path}: not a supernet.pt (a mapping of tensor names to tensors)")
     matched = shared_weights(weights, network)

@@ -77,10 +77,9 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
     Built from the run's own ``config.yaml`` (reusing its latency table) in
     ``scratch_dir``, so nothing in ``run_dir`` is touched.
     """
-    import torch
 
     from rlnas.search.builder import build_search
-    from rlnas.utils.trust import load_run_config
+    from rlnas.utils.trust import load_run_config, load_tensor_file
 
     run_dir = Path(run_dir)
     for name in ("config.yaml", "supernet.pt"):
@@ -88,7 +87,7 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
             raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
     try:  # a run dir is data: its config may name only rlnas's own classes, its weights load as tensors only
         cfg = load_run_config(run_dir / "config.yaml")
-        weights = torch.load(run_dir / "supernet.pt", map_location="cpu", weights_only=True)
+        weights = load_tensor_file(run_dir / "supernet.pt", "supernet.pt")
     except Exception as err:  # noqa: BLE001 - a crafted or truncated file raises many types
         raise SystemExit(
             f"--run-dir {run_dir}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"

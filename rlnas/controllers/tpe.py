@@ -10,11 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import torch
-
 from rlnas.controllers.base import Controller
 from rlnas.spaces.base import Arch, SearchSpace
+from rlnas.utils import legacy_rng_state, legacy_rng_tuple
 
 
 class TPEController(Controller):
@@ -155,7 +153,7 @@ class TPEController(Controller):
         return {
             **super().state_dict(),
             "trials": trials,
-            "samplers": self._sampler_states(),
+            "samplers": [legacy_rng_state(rng.get_state()) for rng in self._sampler_rngs()],
             "settings": self.settings,
             "pending": [(list(a), [_trial_number(t) for t in ts]) for a, ts in self._pending.items()],
             "known": [(list(a), r) for a, r in self.known.items()],
@@ -165,13 +163,6 @@ class TPEController(Controller):
         """The numpy RandomStates of the TPE sampler and of its random sampler for the startup trials."""
         sampler = self.study.sampler
         return [sampler._rng.rng, sampler._random_sampler._rng.rng]
-
-    def _sampler_states(self) -> list[list[Any]]:
-        states = []
-        for rng in self._sampler_rngs():
-            name, keys, pos, has_gauss, cached = rng.get_state()
-            states.append([name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)])
-        return states
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         import optuna
@@ -198,8 +189,8 @@ class TPEController(Controller):
                     system_attrs=json.loads(t["system_attrs"]),
                 )
             )
-        for rng, (name, keys, pos, has_gauss, cached) in zip(self._sampler_rngs(), state["samplers"]):
-            rng.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        for rng, saved in zip(self._sampler_rngs(), state["samplers"]):
+            rng.set_state(legacy_rng_tuple(saved))
         # optuna's tell takes a trial number as it takes the trial.
         self._pending = {tuple(a): list(numbers) for a, numbers in state["pending"]}
         self.known = {tuple(a): float(r) for a, r in state.get("known", [])}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from rlnas.utils import memory_bytes
+from rlnas.utils import memory_budget, memory_bytes
 
 
 class DataError(ValueError):
@@ -117,8 +117,7 @@ def check_fits(nbytes: float, what: str, keys: str) -> None:
     Raises:
         DataError: Naming ``keys`` (the settings that set the size) and both sizes.
     """
-    budget = memory_bytes() / 4
-    if nbytes > budget:
+    if nbytes > memory_budget():
         raise DataError(
             f"{keys}: {what} would take {nbytes / 2**30:,.1f} GiB, more than a quarter of this machine's "
             f"{memory_bytes() / 2**30:,.0f} GiB; choose smaller values"

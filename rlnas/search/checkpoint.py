@@ -24,6 +24,7 @@ from rlnas.search.faults import finite_weights
 from rlnas.search.loop import Callback, EpochStats
 from rlnas.utils import global_rng_state, save_atomic, set_global_rng_state
 from rlnas.utils.distributed import Comm
+from rlnas.utils.trust import load_tensor_file
 
 if TYPE_CHECKING:
     from rlnas.search.loop import Search
@@ -159,12 +160,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     Raises:
         ValueError: Naming the file when it is not a readable checkpoint.
     """
-    try:
-        # weights_only: a checkpoint is data (tensors, numbers, strings); one that would need
-        # anything else to unpickle is refused here, so a crafted file cannot run code.
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a truncated or foreign file raises many types
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    # A checkpoint is data: one that would need more than tensors, numbers and strings is refused.
+    state = load_tensor_file(path, "checkpoint", device)
     if not isinstance(state, dict) or "next_epoch" not in state:
         raise ValueError(f"{path}: not a search checkpoint")
     return state

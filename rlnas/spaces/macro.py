@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 
 from rlnas.spaces.base import Arch, Decision, SearchSpace
-from rlnas.utils import memory_bytes
+from rlnas.utils import memory_budget
 
 #: Operation families the supernet knows how to build; ``K`` is the kernel size
 #: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
@@ -115,7 +115,7 @@ class MacroSpace(SearchSpace):
         self.num_layers = int(num_layers)
         # Every layer holds every op at the widest width: refuse a supernet that cannot fit before building it.
         approx_bytes = 4.0 * self.num_layers * len(ops) * (9 * max(channels) ** 2 + 4 * max(channels))
-        if approx_bytes > memory_bytes() / 4:
+        if approx_bytes > memory_budget():
             raise ValueError(
                 f"space.num_layers={self.num_layers} and space.channels={list(channels)}: the supernet would hold "
                 f"about {approx_bytes / 2**30:,.1f} GiB of weights, more than a quarter of this machine's memory"

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -48,30 +48,29 @@ def global_rng_state() -> dict[str, Any]:
     return {
         "python": random.getstate(),
         # numpy's legacy state as plain values (a checkpoint holds no pickled numpy objects).
-        "numpy": _plain_numpy_state(np.random.get_state()),
+        "numpy": legacy_rng_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
-def _plain_numpy_state(state: tuple) -> list[Any]:
+def legacy_rng_state(state: tuple) -> list[Any]:
+    """A numpy ``RandomState.get_state()`` tuple as plain values (a tensor and numbers: no pickled numpy objects)."""
     name, keys, pos, has_gauss, cached = state
     return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def legacy_rng_tuple(state: Sequence[Any]) -> tuple:
+    """The ``RandomState.set_state()`` tuple of what :func:`legacy_rng_state` returned."""
+    name, keys, pos, has_gauss, cached = state
+    keys = keys.numpy() if torch.is_tensor(keys) else keys
+    return str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)
 
 
 def set_global_rng_state(state: dict[str, Any]) -> None:
     """Restores what :func:`global_rng_state` returned."""
     random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(
-        (
-            name,
-            np.asarray(keys.numpy() if torch.is_tensor(keys) else keys, dtype=np.uint32),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        )
-    )
+    np.random.set_state(legacy_rng_tuple(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -180,3 +179,8 @@ def memory_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # not POSIX: assume a laptop's 16 GiB
         return 16 * 2**30
+
+
+def memory_budget() -> float:
+    """The most one dataset or one supernet's weights may take: a quarter of the machine's memory."""
+    return memory_bytes() / 4

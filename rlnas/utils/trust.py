@@ -64,6 +64,21 @@ def check_own_targets(node: Any, source: str, path: str = "") -> None:
             )
 
 
+def load_tensor_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, numbers, strings and containers of them, never code.
+
+    Raises:
+        ValueError: ``"{path}: not a readable {what} (...)"`` for a truncated or foreign file, or one that
+            would need anything else to unpickle (a crafted file).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
+        raise ValueError(f"{path}: not a readable {what} ({type(err).__name__})") from None
+
+
 def load_run_config(path: str | Path) -> DictConfig:
     """A run's saved ``config.yaml`` (data: it may name only the project's own targets).
 
