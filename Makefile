@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,export,sweep]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,export,sweep,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -95,6 +95,8 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     lock_run_dir(run_dir)
                 if comm.active and cfg.get("benchmark") is not None:
                     raise ValueError("+benchmark runs take seconds in one process; start them without torchrun")
+                if comm.active and cfg.get("trials") is not None:
+                    raise ValueError("+trials runs spread trials over Ray's workers; start them without torchrun")
                 validate_config(cfg)
                 # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
                 owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not any(
@@ -109,6 +111,11 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     status("running")
                     bench = build_budget_search(cfg, run_dir)
                     outcome = bench.run()
+                elif cfg.get("trials") is not None:
+                    from rlnas.trials.run import run_trials
+
+                    status("running")
+                    trials = run_trials(cfg, run_dir, resume=bool(resume))
                 else:
                     # The handlers first: a stop signalled once status.json says "running" is a clean stop.
                     with stops_before_the_first_epoch(run_dir, bool(resume)):
@@ -128,6 +135,8 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
         sys.exit(130)
     if not comm.is_main:  # rank 0 reports
         return float("nan") if cfg.get("benchmark") is not None else result.best.reward
+    if cfg.get("trials") is not None:
+        return trials_report(cfg, trials, run_dir, status)
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
         print(
@@ -159,12 +168,35 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
     truth = cfg.get("ground_truth")
     if truth is not None and int(truth.random) > 0:
-        print(ground_truth_line(cfg, search, best.arch, run_dir))
+        print(ground_truth_line(cfg, search.uniform, best.arch, run_dir))
     return best.reward
 
 
-def ground_truth_line(cfg: DictConfig, search: Any, arch: Any, run_dir: str) -> str:
-    """Trains the pick and ``ground_truth.random`` uniform draws standalone; the line that compares them.
+def trials_report(cfg: DictConfig, trials: Any, run_dir: str, status: Any) -> float:
+    """The last lines of a trial search: its pick, the trials' tally and, when asked for, the ground truth."""
+    from rlnas.controllers.base import RandomController
+    from rlnas.spaces.training import TrainingSpace
+
+    best, outcomes = trials.best, trials.outcomes
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("completed", "stopped", "failed")}
+    status("completed", best_reward=best.reward, trials=counts)
+    metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.metrics.items())
+    print(
+        f"best: {trials.space.describe(best.arch)} | {metrics} | trial {best.index} of {len(outcomes)} "
+        f"({counts['completed']} trained fully, {counts['stopped']} stopped early, {counts['failed']} failed) "
+        f"in {trials.seconds:.0f} s | run dir: {run_dir}"
+    )
+    truth = cfg.get("ground_truth")
+    if truth is not None and int(truth.random) > 0:
+        space = trials.space.base if isinstance(trials.space, TrainingSpace) else trials.space
+        arch = trials.space.split(best.arch)[0] if isinstance(trials.space, TrainingSpace) else best.arch
+        uniform = RandomController(space, seed=int(cfg.seed) + 1)
+        print(ground_truth_line(cfg, uniform, arch, run_dir))
+    return best.reward
+
+
+def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str) -> str:
+    """Trains the pick and ``ground_truth.random`` draws of ``uniform`` standalone; the line that compares them.
 
     Written to ``ground_truth.json`` in the run dir too.
     """
@@ -172,7 +204,7 @@ def ground_truth_line(cfg: DictConfig, search: Any, arch: Any, run_dir: str) -> 
     from rlnas.utils import write_json_atomic
 
     truth = cfg.ground_truth
-    randoms = search.uniform.propose(int(truth.random))
+    randoms = uniform.propose(int(truth.random))
     log.info(
         "ground truth: training the found architecture (%d seed(s)) and %d random ones standalone, %d epochs each",
         int(truth.seeds),

@@ -18,7 +18,7 @@ from rlnas.utils.trust import load_run_config
 DEFAULT_TASK = "classification"
 
 RESUME_FREE = ("resume", "threads", "checkpoint.", "hydra.")
-CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark")
+CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark", "trials")
 
 
 def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:

@@ -97,6 +97,7 @@ class RlnasConfig:
     controller: Any = None
     reward: Any = None
     benchmark: Any = None
+    trials: Any = None
 
 
 def _one_line(err: BaseException) -> str:
@@ -256,6 +257,10 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
     if isinstance(cfg.get("ground_truth"), DictConfig):
         GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
+    if isinstance(cfg.get("trials"), DictConfig):
+        from rlnas.trials.settings import trial_settings
+
+        trial_settings(cfg)
     if isinstance(cfg.get("distributed"), DictConfig):  # checked on every run, not only under torchrun
         DistributedSettings(**OmegaConf.to_container(cfg.distributed, resolve=True))  # type: ignore[arg-type]
     from hydra.utils import get_method

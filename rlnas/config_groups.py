@@ -15,7 +15,7 @@ from rlnas.utils import conf_dir
 #: Where ``config.yaml`` and the config groups are read from.
 CONF_DIR = conf_dir()
 #: Config groups of ``conf/`` a command line may choose from.
-GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark")
+GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark", "trials")
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,7 @@ def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
         ("controller", "controller=NAME"),
         ("reward", "reward=NAME"),
         ("benchmark", "+benchmark=NAME (tabular: no supernet, seconds)"),
+        ("trials", "+trials=NAME (each candidate trained on its own, on Ray Tune)"),
         ("experiment", "+experiment=NAME"),
     ]
     out = [
@@ -84,6 +85,7 @@ def help_text(conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> str:
         "  python -m rlnas reward=mnas reward.targets.latency_ms=2",
         "  python -m rlnas -m controller=enas,evolution seed=0,1,2",
         "  python -m rlnas +benchmark=toy controller=enas        a tabular benchmark in seconds",
+        "  python -m rlnas +task=mnist1d +trials=default        each candidate trained on its own (Ray Tune)",
         "  python -m rlnas.retrain arch=outputs/runs/DATE/TIME/best_arch.json",
         "",
         f"configs: {', '.join(str(d) for d in (conf_dir, *extra))} (add yours with --config-dir DIR); Hydra's own "

@@ -17,7 +17,7 @@ LAYERS = (
     ("rlnas.supernet", "rlnas.tasks", "rlnas.benchmarks"),
     ("rlnas.costs", "rlnas.controllers", "rlnas.env"),
     ("rlnas.evaluators", "rlnas.rewards"),
-    ("rlnas.search",),
+    ("rlnas.search", "rlnas.trials"),
     ("rlnas.retrain", "rlnas.export", "rlnas.predict"),
     ("rlnas.config", "rlnas.__main__", "rlnas.sweep", "rlnas"),
 )

@@ -110,7 +110,7 @@ def test_the_run_ends_comparing_the_pick_with_random_architectures_by_ground_tru
 
     cfg, search, result, run_dir = conv1d_search
     cfg = OmegaConf.merge(cfg, {"ground_truth": {"random": 2, "seeds": 1, "epochs": 1}})
-    line = ground_truth_line(cfg, search, result.best.arch, str(run_dir))
+    line = ground_truth_line(cfg, search.uniform, result.best.arch, str(run_dir))
     saved = json.loads((run_dir / "ground_truth.json").read_text())
     assert saved["pick"]["arch"] == list(result.best.arch) and len(saved["random"]) == 2
     assert saved["random_best"] == max(r["value"] for r in saved["random"])

@@ -66,7 +66,7 @@ class EliteMemory:
         self.seen: set[Arch] = set()
         #: Proposals the policy sampled and proposals the mutation fallback made, over the run.
         self.sources = {"policy": 0, "fallback": 0}
-        #: The latest proposals that the fallback made (not sampled by the policy).
+        #: Proposals the fallback made (not sampled by the policy) that were not observed yet.
         self.fallback: set[Arch] = set()
 
     def policy_share(self) -> float:
@@ -80,6 +80,7 @@ class EliteMemory:
         for arch, reward in zip(archs, rewards):
             arch = tuple(int(a) for a in arch)
             self.seen.add(arch)
+            self.fallback.discard(arch)
             if not np.isfinite(reward) or self.elite_size == 0:
                 continue
             self.elites[arch] = float(reward)
@@ -127,7 +128,8 @@ class EliteMemory:
                 rounds, the rest are its samples mutated until new (at most
                 ``4 * len(arch)`` mutations each); without it, plain samples.
         """
-        self.fallback = set()
+        # Fallback proposals of earlier batches stay marked until observed: a trial search
+        # proposes the next batch before the last one's results are in.
         if n <= 0:
             return []
         if self.novel_tries == 0:
@@ -144,6 +146,7 @@ class EliteMemory:
                         self.sources["policy"] += n
                         return taken
         rest = sample(n - len(taken))
+        fallback: set[Arch] = set()
         if mutate is not None:
             for i, arch in enumerate(rest):
                 drawn = arch
@@ -154,9 +157,10 @@ class EliteMemory:
                 fresh.add(arch)
                 rest[i] = arch
                 if arch != drawn:
-                    self.fallback.add(arch)
-        self.sources["fallback"] += len(self.fallback)
-        self.sources["policy"] += n - len(self.fallback)
+                    fallback.add(arch)
+        self.fallback |= fallback
+        self.sources["fallback"] += len(fallback)
+        self.sources["policy"] += n - len(fallback)
         return taken + rest
 
     # -- persistence ------------------------------------------------------------

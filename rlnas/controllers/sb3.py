@@ -232,7 +232,8 @@ class SB3Controller(EliteImitation, Controller):
             return archs
 
         archs = self.memory.novel(sample, n, self.mutate)
-        self._pending = {}
+        # Earlier batches' transitions stay until their rewards come (a trial search observes a batch
+        # after proposing the next); every other search observes each batch before the next.
         for arch in archs:
             if drawn.get(arch):  # a mutated architecture has no transitions: it is imitated, not reinforced
                 self._pending.setdefault(arch, []).append(drawn[arch].pop(0))
@@ -265,9 +266,11 @@ class SB3Controller(EliteImitation, Controller):
         stats: dict[str, float] = {}
         for arch, reward in zip(archs, rewards):
             queue = self._pending.get(tuple(arch))
-            if not queue:  # not proposed by this policy in the latest batch: nothing to learn from
+            if not queue:  # not sampled by this policy (a mutation or a restored batch): nothing to learn from
                 continue
             steps = queue.pop(0)
+            if not queue:
+                del self._pending[tuple(arch)]
             for t, record in enumerate(steps):
                 self._add(record, float(reward) if t == len(steps) - 1 else 0.0)
             self._episode_rewards.append(float(reward))

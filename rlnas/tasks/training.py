@@ -8,7 +8,7 @@ lives here, beside the tasks, and not in either of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,8 +98,14 @@ def train(
     epochs: int | None = None,
     lr_scale: float = 1.0,
     desc: str = "retrain",
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> list[dict[str, float]]:
     """Trains ``network`` in place on the train split; returns per-epoch loss and val metric.
+
+    Args:
+        on_epoch: Called after each epoch with its number (from 1) and the
+            network (in train mode; put it back there when it scores): a trial
+            reports its fidelity there, and an early stop raises there.
 
     Raises:
         FloatingPointError: When the loss becomes NaN or infinite (the step is named).
@@ -152,5 +158,8 @@ def train(
             row[f"val_{task.reward_metric}"] = evaluate(network, task, data.val)[task.reward_metric]
         history.append(row)
         bar.set_postfix(loss=f"{mean_loss:.3f}", **{k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
+        if on_epoch is not None:
+            on_epoch(epoch + 1, network)
+            network.train()
     network.eval()
     return history

@@ -1,0 +1,278 @@
+"""The trial search's driver: controller, Ray Tune, outputs and resume.
+
+``python -m rlnas +task=mnist1d +trials=default`` trains each candidate the
+controller proposes from scratch (the retrain recipe, ``trials.epochs``
+epochs at most), scores it on the validation split and hands the reward back.
+Ray Tune runs the trials, ``trials.concurrent`` at once on this machine or on
+a cluster (``trials.address``), and stops the unpromising ones early
+(ASHA). The controller learns from the reward each trial reached at the
+fidelity it reached: a trial stopped after 5 of 20 epochs reports its
+5-epoch validation score, which is lower than a finished trial's would be, so
+the controller learns that it was not among the best, which is what the
+scheduler decided too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlnas.evaluators.standalone import RETRAIN_CONFIG
+from rlnas.search.builder import RUN_FILES, build_controller, build_reward
+from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
+from rlnas.tasks.training import make_recipe
+from rlnas.trials.outputs import TrialOutputs
+from rlnas.trials.planner import Outcome, TrialPlanner
+from rlnas.trials.records import LOG_FILE, STATE_FILE, TrialLog, load_state, save_state
+from rlnas.trials.settings import TrialSettings, trial_settings
+from rlnas.trials.trainable import train_trial, trial_space
+from rlnas.utils import atomic_file, data_seed, seed_everything
+from rlnas.utils.trust import checked_instantiate
+
+log = logging.getLogger("rlnas")
+
+#: How to get Ray when it is missing.
+INSTALL_HINT = "the trial search runs on Ray Tune, which is not installed: pip install 'rlnas[ray]' (make install does)"
+
+
+@dataclass
+class TrialResult:
+    """The outcome of a trial search: the pick, every trial, and the wall time of this start."""
+
+    best: Outcome
+    outcomes: list[Outcome]
+    seconds: float
+    space: Any
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+        from ray import tune  # noqa: F401 - Tune is the part needed (the extra installs it)
+    except ImportError:
+        raise ValueError(INSTALL_HINT) from None
+    return ray
+
+
+def _claim(run_dir: Path, resume: bool) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    taken = [name for name in (*RUN_FILES, LOG_FILE) if (run_dir / name).exists()]
+    if taken and not resume:
+        raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+    if resume and (run_dir / "best_arch.json").exists():
+        raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
+
+
+def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None) -> TrialResult:
+    """Runs (or, with ``resume``, continues) the trial search of ``cfg`` in ``run_dir``.
+
+    Raises:
+        ValueError: On a setting the trial search cannot honour (one line naming it).
+        SearchInterrupted: When the search stopped before its budget was spent (resume it).
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir).resolve()
+    settings = trial_settings(cfg)
+    ray = _require_ray()
+    _claim(run_dir, resume)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    space = trial_space(cfg)
+    from rlnas.tasks.base import Task
+
+    task: Task = checked_instantiate(cfg.task, Task, "task")
+    unsupported = sorted(set(settings.hparams or {}) & {"dropout", "label_smoothing"} - set(vars(task)))
+    if unsupported:
+        raise ValueError(f"trials.hparams.{unsupported[0]}: the {task.name} task has no such setting")
+    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
+    if mask_infeasible:
+        raise ValueError("reward.mask_infeasible=true needs a supernet's cost table; a trial search scores limits")
+    if "latency_ms" in dict(getattr(reward, "targets", {})):
+        raise ValueError("reward.targets.latency_ms needs a supernet's latency table; a trial search has none")
+    controller = build_controller(cfg.controller, space, seed)
+    if controller.differentiable:
+        raise ValueError(f"controller={type(controller).__name__} learns through a supernet; a trial search has none")
+    train_cfg = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, settings.train or {}, {"epochs": settings.epochs})
+    recipe = make_recipe(train_cfg, cfg.get("search") or OmegaConf.create())
+    data = task.load_data(seed=data_seed(cfg))
+    log.info("data: %d train / %d val / %d test samples", len(data.train), len(data.val), len(data.test))
+
+    trial_log = TrialLog(run_dir / LOG_FILE)
+    fingerprint = config_fingerprint(cfg)
+    planner = TrialPlanner(
+        controller,
+        settings.budget,
+        settings.batch,
+        settings.failed_reward,
+        on_observe=lambda observed: save_state(run_dir / STATE_FILE, controller.state_dict(), observed, fingerprint),
+    )
+    if resume:
+        outcomes = trial_log.read(space)
+        if (run_dir / STATE_FILE).exists():
+            state = load_state(run_dir / STATE_FILE)
+            check_config_unchanged(state, cfg, run_dir / "config.yaml")
+            controller.load_state_dict(state["controller"])
+            observed = state["observed"]
+        else:
+            observed = []
+        planner.restore(outcomes, observed)
+        log.info("resuming %s: %d trials finished, %d to go", run_dir, len(outcomes), settings.budget - len(outcomes))
+    else:
+        with atomic_file(run_dir / "config.yaml") as f:
+            f.write(OmegaConf.to_yaml(cfg))
+    outputs = TrialOutputs(run_dir, space, task.reward_metric, cfg, progress, total=settings.budget)
+    outputs.restore(list(planner.done.values()))
+
+    def on_outcome(outcome: Outcome) -> None:
+        trial_log.append(outcome)  # on disk before the controller learns from it
+        outputs.add(outcome)
+        if outcome.status == "failed":
+            log.warning("trial %d failed: %s", outcome.index, outcome.error)
+
+    remaining = settings.budget - planner.started
+    if remaining > 0 and not planner.exhausted:
+        _fit(ray, cfg, settings, planner, on_outcome, data, recipe, run_dir, seed)
+    planner.finish()
+    outputs.close_progress()
+    done = sorted(planner.done.values(), key=lambda o: o.index)
+    if planner.started < settings.budget and not planner.stalled:
+        raise SearchInterrupted(
+            len(done),
+            run_dir,
+            f"stopped after {len(done)} of {settings.budget} trials (finished ones are kept in {LOG_FILE}); {{hint}}",
+        )
+    best = pick(done)
+    outputs.finish(best, done, controller, time.perf_counter() - started, planner)
+    return TrialResult(best, done, time.perf_counter() - started, space)
+
+
+def pick(outcomes: list[Outcome]) -> Outcome:
+    """The best reward among trials that trained every epoch (else among any that did not fail).
+
+    Raises:
+        RuntimeError: When every trial failed.
+    """
+    full = [o for o in outcomes if o.status == "completed"]
+    usable = full or [o for o in outcomes if o.status != "failed"]
+    if not usable:
+        raise RuntimeError(f"all {len(outcomes)} trials failed; see trials.csv and the tracebacks under ray/")
+    return max(usable, key=lambda o: (o.reward, -o.index))
+
+
+def _trial_name(trial: Any) -> str:
+    """``trial_7``: the trial's index in the run (Ray's default names carry the whole architecture)."""
+    return f"trial_{trial.config['index']}"
+
+
+def _fit(
+    ray: Any,
+    cfg: DictConfig,
+    settings: TrialSettings,
+    planner: TrialPlanner,
+    on_outcome: Any,
+    data: Any,
+    recipe: Any,
+    run_dir: Path,
+    seed: int,
+) -> None:
+    """One Ray Tune experiment over the trials still to run."""
+    import dataclasses
+
+    import torch
+
+    # Ray's plain progress lines, which honour verbose=0 (its newer console output prints a box regardless).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from rlnas.trials.ray_searcher import ControllerSearcher, FailureReader
+
+    started_ray = False
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.address,
+            num_cpus=None if settings.address else os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+        started_ray = True
+    gpus = settings.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if torch.cuda.is_available() else 0.0
+    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    concurrent = settings.concurrent or max(1, int(cpus // settings.cpus_per_trial))
+    setup = {
+        "key": f"{run_dir}:{time.time()}",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "data": data,
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "threads": settings.cpus_per_trial,
+        "gpus": gpus,
+        "track": list((cfg.get("costs") or {}).get("track") or ["params", "size_mb", "size_int8_mb"]),
+    }
+    scheduler = (
+        ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=settings.epochs,
+            grace_period=settings.grace_period,
+            reduction_factor=settings.reduction_factor,
+        )
+        if settings.scheduler == "asha"
+        else FIFOScheduler()
+    )
+    experiment = run_dir / "ray" / f"trials-{planner.started}"
+
+    searcher = ControllerSearcher(planner, settings.epochs, on_outcome)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, setup=setup), {"cpu": settings.cpus_per_trial, "gpu": gpus}
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric="reward",
+            mode="max",
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=settings.budget - planner.started,
+            max_concurrent_trials=concurrent,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            storage_path=str(run_dir / "ray"),
+            name=experiment.name,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[FailureReader(searcher)],
+        ),
+    )
+    log.info(
+        "%d trials to run, %d at a time (%g CPU, %g GPU each), %s",
+        settings.budget - planner.started,
+        concurrent,
+        settings.cpus_per_trial,
+        gpus,
+        f"ASHA from epoch {settings.grace_period} of {settings.epochs}"
+        if settings.scheduler == "asha"
+        else f"{settings.epochs} epochs each",
+    )
+    # A failed trial is one line of this run's log (its traceback stays in its error.txt), not Ray's traceback.
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    tune_log.setLevel(logging.CRITICAL)
+    try:
+        tuner.fit()
+        searcher.settle_failures()
+    finally:
+        tune_log.setLevel(level)
+        if started_ray:
+            ray.shutdown()

@@ -1,0 +1,92 @@
+"""``trials:``: what a trial search is configured with (``conf/trials/default.yaml``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from rlnas.utils import section_values
+
+#: Training settings a trial search may decide per candidate (``trials.hparams``): the recipe's
+#: and the task head's.
+RECIPE_HPARAMS = ("lr", "lr_min", "weight_decay", "batch_size", "momentum", "optimizer", "augment", "grad_clip")
+TASK_HPARAMS = ("dropout", "label_smoothing")
+#: Early-stopping schedulers over training epochs.
+SCHEDULERS = ("asha", "none")
+
+
+@dataclass
+class TrialSettings:
+    """Budgets, parallelism and fidelity of a trial search.
+
+    Attributes:
+        budget: Trials in all: distinct candidates trained (a candidate proposed
+            again is answered from the run's results and costs nothing).
+        concurrent: Trials at once (null: as many as the resources allow).
+        epochs: Epochs of a trial that is not stopped early (the top fidelity).
+        cpus_per_trial: CPUs Ray reserves for a trial (its torch threads too).
+        gpus_per_trial: GPUs Ray reserves for a trial (null: 1 when CUDA is available, else 0).
+        address: Ray cluster to join (``auto``, ``ray://host:10001``); null: Ray
+            started locally with this machine's cores.
+        scheduler: ``asha`` (asynchronous successive halving over epochs, Li et
+            al., MLSys 2020) or ``none`` (every trial trains all ``epochs``).
+        grace_period: Epochs every trial trains before ASHA may stop it.
+        reduction_factor: ASHA keeps the top ``1 / reduction_factor`` at each rung.
+        batch: Results per controller update (``observe``).
+        failed_reward: Reward a failed trial (NaN loss, exception, lost worker)
+            hands the controller; null: the controller is not told of it.
+        train: The training recipe: ``conf/retrain.yaml``'s ``train:`` keys (null
+            takes the search's ``search:`` value).
+        hparams: Training decisions searched beside the architecture's, name ->
+            candidate values (``{lr: [0.01, 0.05, 0.1]}``); names among
+            :data:`RECIPE_HPARAMS` and :data:`TASK_HPARAMS`.
+    """
+
+    budget: int = 100
+    concurrent: Optional[int] = 2  # noqa: UP045 - OmegaConf's structured configs need typing.Optional on 3.10
+    epochs: int = 20
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: Optional[float] = None  # noqa: UP045
+    address: Optional[str] = None  # noqa: UP045
+    scheduler: str = "asha"
+    grace_period: int = 5
+    reduction_factor: int = 3
+    batch: int = 8
+    failed_reward: Optional[float] = None  # noqa: UP045
+    train: Any = field(default_factory=dict)
+    hparams: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("budget", "epochs", "grace_period", "batch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"trials.{name} must be >= 1, got {getattr(self, name)}")
+        if self.concurrent is not None and int(self.concurrent) < 1:
+            raise ValueError(f"trials.concurrent must be >= 1 or null, got {self.concurrent}")
+        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
+            raise ValueError(f"trials.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial < math.inf:
+            raise ValueError(f"trials.gpus_per_trial must be >= 0 or null, got {self.gpus_per_trial}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"trials.scheduler={self.scheduler!r} is unknown; allowed: {list(SCHEDULERS)}")
+        if int(self.reduction_factor) < 2:
+            raise ValueError(f"trials.reduction_factor must be >= 2, got {self.reduction_factor}")
+        if self.grace_period > self.epochs:
+            raise ValueError(
+                f"trials.grace_period={self.grace_period} exceeds trials.epochs={self.epochs}; "
+                "a trial cannot be stopped after its last epoch"
+            )
+        if self.failed_reward is not None and not math.isfinite(self.failed_reward):
+            raise ValueError(f"trials.failed_reward must be a finite number or null, got {self.failed_reward}")
+        unknown = sorted(set(dict(self.hparams or {})) - set(RECIPE_HPARAMS) - set(TASK_HPARAMS))
+        if unknown:
+            raise ValueError(
+                f"trials.hparams.{unknown[0]} is not a training setting; allowed: {[*RECIPE_HPARAMS, *TASK_HPARAMS]}"
+            )
+        if "epochs" in dict(self.train or {}):
+            raise ValueError("trials.train.epochs: set trials.epochs (the top fidelity) instead")
+
+
+def trial_settings(cfg: Any) -> TrialSettings:
+    """``trials:`` of a run's config as :class:`TrialSettings`, rejecting unknown keys."""
+    return TrialSettings(**section_values(cfg.trials, TrialSettings, "trials"))

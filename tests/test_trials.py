@@ -1,0 +1,269 @@
+"""The trial search: ask/tell between controller and trials, training decisions, Ray Tune runs, resume."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rlnas.controllers.base import Controller, RandomController
+from rlnas.controllers.baselines import EvolutionController
+from rlnas.controllers.enas import ENASController
+from rlnas.spaces import MacroSpace
+from rlnas.spaces.training import TrainingSpace
+from rlnas.trials.planner import Outcome, TrialPlanner
+from rlnas.trials.records import TrialLog
+from tests.conftest import ROOT, run_cli
+
+#: A small MNIST-1D (180 training signals) and two-epoch trials: seconds per search.
+SMALL = [
+    "+task=mnist1d",
+    "+trials=default",
+    "task.data.num_samples=1200",
+    "trials.epochs=2",
+    "trials.grace_period=1",
+    "trials.budget=4",
+    "trials.batch=2",
+    "ground_truth.random=0",
+]
+
+
+class Recorder(Controller):
+    """Proposes from a fixed list (repeats included) and records what it observes."""
+
+    def __init__(self, space, proposals):
+        super().__init__(space)
+        self.proposals = [tuple(a) for a in proposals]
+        self.observed: list[tuple[list, list]] = []
+
+    def propose(self, n):
+        out, self.proposals = self.proposals[:n], self.proposals[n:]
+        return out or [self.sample_allowed() for _ in range(n)]
+
+    def observe(self, archs, rewards):
+        self.observed.append((list(archs), list(rewards)))
+        return {}
+
+
+def _distinct(space, n):
+    """``n`` different architectures of ``space``."""
+    return [tuple(a) for a in itertools.islice(itertools.product(*(range(int(k)) for k in space.num_choices)), n)]
+
+
+def _outcome(index, arch, reward=0.5, status="completed"):
+    return Outcome(index, tuple(arch), status, reward, 2)
+
+
+@pytest.fixture
+def tiny_space():
+    return MacroSpace(num_layers=2, ops=["conv3x3", "maxpool3x3"], channels=[8])
+
+
+def test_batches_are_observed_in_order_and_repeats_start_no_trial(tiny_space):
+    a, b, c, d = _distinct(tiny_space, 4)
+    ctrl = Recorder(tiny_space, [a, b, a, c, d, d])
+    planner = TrialPlanner(ctrl, budget=10, batch=2)
+    started = [planner.next_arch() for _ in range(3)]  # batch [a, b], then [a, c]: a runs already
+    assert [s[1] for s in started] == [a, b, c]
+    assert planner.next_arch() is None  # two batches open: wait for results
+    planner.tell(_outcome(2, c, 0.9))  # the newer batch's trial first: nothing to observe yet
+    assert ctrl.observed == []
+    planner.tell(_outcome(1, b, 0.2))
+    assert ctrl.observed == []  # batch 1 still waits for a
+    planner.tell(_outcome(0, a, 0.7))
+    # Both batches complete: observed oldest first, the repeat answered with a's result.
+    assert ctrl.observed == [([a, b], [0.7, 0.2]), ([a, c], [0.7, 0.9])]
+    assert planner.started == 3 and planner.observed == [0, 1, 2]
+    index, arch = planner.next_arch()
+    assert (index, arch) == (3, d)  # [d, d]: one trial
+
+
+def test_budget_counts_trials_and_failed_trials_follow_the_reward_config(tiny_space):
+    archs = _distinct(tiny_space, 2)
+    for failed_reward, expected in ((None, [0.5]), (-1.0, [0.5, -1.0])):
+        ctrl = Recorder(tiny_space, archs[:2] * 3)
+        planner = TrialPlanner(ctrl, budget=2, batch=2, failed_reward=failed_reward)
+        first, second = planner.next_arch(), planner.next_arch()
+        assert planner.next_arch() is None and planner.exhausted
+        planner.tell(_outcome(first[0], first[1], 0.5))
+        planner.tell(_outcome(second[0], second[1], math.nan, "failed"))
+        assert ctrl.observed[0][1] == expected
+
+
+def test_a_controller_that_only_repeats_stops_the_planner(tiny_space):
+    arch = tuple(tiny_space.sample(np.random.default_rng(0)))
+    ctrl = Recorder(tiny_space, [arch] * 1000)
+    planner = TrialPlanner(ctrl, budget=50, batch=2, max_stall=10)
+    index, got = planner.next_arch()
+    planner.tell(_outcome(index, got))
+    assert planner.next_arch() is None
+    assert planner.stalled and planner.exhausted
+
+
+def test_restore_shows_the_controller_what_it_had_not_learnt(tiny_space):
+    archs = _distinct(tiny_space, 3)
+    ctrl = Recorder(tiny_space, [])
+    planner = TrialPlanner(ctrl, budget=5, batch=2)
+    planner.restore([_outcome(i, a, 0.1 * i) for i, a in enumerate(archs)], observed=[0, 1])
+    assert ctrl.observed == [([archs[2]], [pytest.approx(0.2)])]
+    assert planner.started == 3 and planner.next_index == 3
+    index, arch = planner.next_arch()
+    assert index == 3 and arch not in archs  # a finished trial is never trained again
+
+
+def test_trial_log_drops_a_torn_last_line_and_names_a_bad_one(tmp_path, tiny_space):
+    log = TrialLog(tmp_path / "trials.jsonl")
+    arch = tiny_space.sample(np.random.default_rng(0))
+    log.append(_outcome(0, arch))
+    log.append(_outcome(1, arch, math.nan, "failed"))
+    with log.path.open("a") as f:
+        f.write('{"index": 2, "arch": [0')  # a kill in the middle of a write
+    got = log.read(tiny_space)
+    assert [o.index for o in got] == [0, 1] and got[1].status == "failed" and math.isnan(got[1].reward)
+    log.path.write_text(log.path.read_text().replace('{"index": 2, "arch": [0', '{"index": 2}\n{"index": 3}\n'))
+    with pytest.raises(ValueError, match=r"trials.jsonl: line 3 is not a trial record"):
+        log.read(tiny_space)
+
+
+def test_training_decisions_are_decisions_like_any_other(small_space):
+    space = TrainingSpace(small_space, {"lr": [0.01, 0.1], "batch_size": [32, 64, 128]})
+    assert len(space) == len(small_space) + 2
+    assert [d.name for d in space.decisions[-2:]] == ["train/lr", "train/batch_size"]
+    for ctrl in (RandomController(space, 0), EvolutionController(space, 0), ENASController(space, seed=0)):
+        archs = ctrl.propose(6)
+        ctrl.observe(archs, [float(i) for i in range(6)])
+        for arch in archs:
+            base, settings = space.split(arch)
+            assert small_space.validate(base) == base
+            assert settings["lr"] in (0.01, 0.1) and settings["batch_size"] in (32, 64, 128)
+    arch = (*small_space.sample(np.random.default_rng(0)), 1, 2)
+    assert space.describe(arch).endswith("train/lr=0.1 train/batch_size=128")
+    with pytest.raises(ValueError, match="trials.hparams.lr lists a value twice"):
+        TrainingSpace(small_space, {"lr": [0.1, 0.1]})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trials.budget=0"], "trials.budget must be >= 1"),
+        (["trials.scheduler=hyperband"], "trials.scheduler='hyperband' is unknown"),
+        (["trials.grace_period=30"], "trials.grace_period=30 exceeds trials.epochs=20"),
+        (["+trials.hparams.momentum_typo=[0.9]"], "trials.hparams.momentum_typo is not a training setting"),
+        (["+trials.train.epochs=5"], "trials.train.epochs: set trials.epochs"),
+        (["+trials.concurency=3"], "trials.concurency is not a setting"),
+    ],
+)
+def test_bad_trial_settings_stop_with_one_line(overrides, message):
+    from rlnas.config import validate_config
+    from rlnas.utils.errors import user_error_message
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", ["+task=mnist1d", "+trials=default", *overrides])
+    with pytest.raises(Exception) as info:
+        validate_config(cfg)
+    assert message in (user_error_message(info.value) or "")
+
+
+# -- on Ray --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def _run(tmp_path, local_ray, *overrides):
+    from rlnas.trials.run import run_trials
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", [*SMALL, *overrides])
+    return run_trials(cfg, tmp_path / "run", progress=False)
+
+
+# One per family: baselines (evolution runs in the resume test), Bayesian, ENAS, the PPO family.
+@pytest.mark.parametrize("controller", ["local_search", "tpe", "enas", "maskable_ppo"])
+def test_a_trial_search_per_controller_family(tmp_path, local_ray, controller):
+    result = _run(tmp_path, local_ray, f"controller={controller}")
+    run = tmp_path / "run"
+    rows = (run / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and len(result.outcomes) == 4
+    assert len({o.arch for o in result.outcomes}) == 4  # the budget counts distinct architectures
+    assert all(o.status in ("completed", "stopped") and 1 <= o.epochs <= 2 for o in result.outcomes)
+    best = json.loads((run / "best_arch.json").read_text())
+    assert best["reward"] == max(o.reward for o in result.outcomes if o.status == "completed")
+    for name in ("history.csv", "summary.json", "pareto.csv", "controller.pt", "trials_state.pt", "config.yaml"):
+        assert (run / name).is_file(), name
+    from rlnas.trials.records import load_state
+
+    assert sorted(load_state(run / "trials_state.pt")["observed"]) == [0, 1, 2, 3]  # it learnt from every trial
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, local_ray):
+    result = _run(
+        tmp_path,
+        local_ray,
+        "controller=random",
+        "trials.budget=6",
+        "trials.scheduler=none",
+        "trials.failed_reward=0",
+        "trials.hparams={lr:[0.05,1e30]}",
+    )
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    fine = [o for o in result.outcomes if o.status != "failed"]
+    assert failed and fine and len(result.outcomes) == 6
+    assert all("FloatingPointError" in o.error and "loss is nan" in o.error for o in failed)
+    assert all(result.space.split(o.arch)[1]["lr"] == 1e30 for o in failed)
+    assert "FloatingPointError" in (tmp_path / "run" / "trials.csv").read_text()
+    best = json.loads((tmp_path / "run" / "best_arch.json").read_text())
+    assert best["train"] == {"lr": 0.05}  # the learning-rate decision of the pick, beside its architecture
+
+
+def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    args = [*SMALL, "controller=evolution", "trials.budget=7", "trials.concurrent=1", f"hydra.run.dir={run}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlnas", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # the driver's local Ray lives in its session: removed with it below
+    )
+    log = run / "trials.jsonl"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 3):
+            time.sleep(0.2)
+            assert proc.poll() is None, "the search ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    before = log.read_text().splitlines()
+    assert 3 <= len(before) < 7 and not (run / "best_arch.json").exists()
+    done = run_cli(f"resume={run}", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = log.read_text().splitlines()
+    assert after[: len(before)] == before  # finished trials kept as they were
+    records = [json.loads(line) for line in after]
+    assert len(records) == 7
+    assert len({r["index"] for r in records}) == 7 and len({tuple(r["arch"]) for r in records}) == 7
+    assert json.loads((run / "summary.json").read_text())["trials"] == 7
