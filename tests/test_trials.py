@@ -173,6 +173,51 @@ def test_bad_trial_settings_stop_with_one_line(overrides, message):
     assert message in (user_error_message(info.value) or "")
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trials.hparams={lr:[0.1,-1]}"], "trials.hparams.lr: -1 cannot be used"),
+        (["trials.hparams={optimizer:[sgd,lion]}"], "trials.hparams.optimizer: 'lion' cannot be used"),
+        (["trials.hparams={dropout:[0.5,2]}"], "trials.hparams.dropout: 2 cannot be used"),
+        (["+trials.train.lr=abc"], "trials.train.lr='abc' must be a number"),
+        (["+trials.train.foo=1"], "trials.train: train.foo is not a setting"),
+        (["reward=hard", "reward.mask_infeasible=true"], "reward.mask_infeasible=true needs a supernet"),
+        (["controller=darts"], "learns through a supernet; a trial search has none"),
+    ],
+)
+def test_settings_a_trial_search_cannot_honour_stop_it_before_any_trial(tmp_path, overrides, message):
+    pytest.importorskip("ray")
+    from rlnas.trials.run import run_trials
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", [*SMALL, *overrides])
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        run_trials(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "trials.jsonl").exists()
+
+
+def test_a_dir_holding_a_trial_log_is_not_taken_by_another_run(tmp_path):
+    pytest.importorskip("ray")
+    from rlnas.trials.run import run_trials
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trials.jsonl").write_text("")
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", SMALL)
+    with pytest.raises(ValueError, match=r"already holds a run \(trials.jsonl\)"):
+        run_trials(cfg, tmp_path / "run", progress=False)
+
+
+def test_an_unreachable_cluster_is_named_at_once():
+    from rlnas.trials.run import _check_reachable
+
+    with pytest.raises(ValueError, match="trials.address=127.0.0.1:1: no Ray cluster answers there"):
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(ValueError, match="must be auto, HOST:PORT or ray://HOST:PORT"):
+        _check_reachable("nohost")
+    _check_reachable("auto")
+
+
 # -- on Ray --------------------------------------------------------------------------
 
 
@@ -193,10 +238,19 @@ def _run(tmp_path, local_ray, *overrides):
     return run_trials(cfg, tmp_path / "run", progress=False)
 
 
-# One per family: baselines (evolution runs in the resume test), Bayesian, ENAS, the PPO family.
-@pytest.mark.parametrize("controller", ["local_search", "tpe", "enas", "maskable_ppo"])
-def test_a_trial_search_per_controller_family(tmp_path, local_ray, controller):
-    result = _run(tmp_path, local_ray, f"controller={controller}")
+# One per family: baselines (evolution runs in the resume test), Bayesian, ENAS, the PPO family;
+# enas with a latency target (each trial times its own network).
+@pytest.mark.parametrize(
+    "controller, extra",
+    [
+        ("local_search", []),
+        ("tpe", []),
+        ("enas", ["reward=mnas", "reward.targets.latency_ms=0.5"]),
+        ("maskable_ppo", []),
+    ],
+)
+def test_a_trial_search_per_controller_family(tmp_path, local_ray, controller, extra):
+    result = _run(tmp_path, local_ray, f"controller={controller}", *extra)
     run = tmp_path / "run"
     rows = (run / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and len(result.outcomes) == 4
@@ -209,6 +263,11 @@ def test_a_trial_search_per_controller_family(tmp_path, local_ray, controller):
     from rlnas.trials.records import load_state
 
     assert sorted(load_state(run / "trials_state.pt")["observed"]) == [0, 1, 2, 3]  # it learnt from every trial
+    if extra:  # MnasNet's soft reward: accuracy * (latency / target) ** -0.07, the latency measured in the trial
+        for o in result.outcomes:
+            assert o.costs["latency_ms"] > 0
+            expected = o.metrics["accuracy"] * (o.costs["latency_ms"] / 0.5) ** -0.07
+            assert o.reward == pytest.approx(expected, rel=1e-5)
 
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, local_ray):

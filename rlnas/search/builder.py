@@ -38,8 +38,8 @@ from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batch
 from rlnas.utils.trust import checked_instantiate
 
 log = logging.getLogger(__name__)
-#: Files a search writes; their presence means the directory holds a run.
-RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHECKPOINT)
+#: Files a search writes; their presence means the directory holds a run (``trials.jsonl``: a trial search's log).
+RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHECKPOINT, "trials.jsonl")
 
 
 def settings_from(cfg: DictConfig) -> SearchSettings:

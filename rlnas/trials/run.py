@@ -14,6 +14,7 @@ scheduler decided too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -26,11 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from rlnas.evaluators.standalone import RETRAIN_CONFIG
 from rlnas.search.builder import RUN_FILES, build_controller, build_reward
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
-from rlnas.tasks.training import make_recipe
+from rlnas.tasks.training import Recipe, make_recipe
 from rlnas.trials.outputs import TrialOutputs
 from rlnas.trials.planner import Outcome, TrialPlanner
 from rlnas.trials.records import LOG_FILE, STATE_FILE, TrialLog, load_state, save_state
-from rlnas.trials.settings import TrialSettings, trial_settings
+from rlnas.trials.settings import TASK_HPARAMS, TrialSettings, trial_settings
 from rlnas.trials.trainable import train_trial, trial_space
 from rlnas.utils import atomic_file, data_seed, seed_everything
 from rlnas.utils.trust import checked_instantiate
@@ -62,7 +63,7 @@ def _require_ray() -> Any:
 
 def _claim(run_dir: Path, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in (*RUN_FILES, LOG_FILE) if (run_dir / name).exists()]
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
     if taken and not resume:
         raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
     if resume and (run_dir / "best_arch.json").exists():
@@ -93,13 +94,13 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
     if mask_infeasible:
         raise ValueError("reward.mask_infeasible=true needs a supernet's cost table; a trial search scores limits")
-    if "latency_ms" in dict(getattr(reward, "targets", {})):
-        raise ValueError("reward.targets.latency_ms needs a supernet's latency table; a trial search has none")
+    # The costs every trial reports: costs.track and every cost the reward has a target for.
+    targets = [name for name, limit in dict(getattr(reward, "targets", {})).items() if limit is not None]
+    track = list(dict.fromkeys([*((cfg.get("costs") or {}).get("track") or ["params", "size_mb"]), *targets]))
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
         raise ValueError(f"controller={type(controller).__name__} learns through a supernet; a trial search has none")
-    train_cfg = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, settings.train or {}, {"epochs": settings.epochs})
-    recipe = make_recipe(train_cfg, cfg.get("search") or OmegaConf.create())
+    recipe = _recipe(cfg, settings)
     data = task.load_data(seed=data_seed(cfg))
     log.info("data: %d train / %d val / %d test samples", len(data.train), len(data.val), len(data.test))
 
@@ -137,7 +138,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
 
     remaining = settings.budget - planner.started
     if remaining > 0 and not planner.exhausted:
-        _fit(ray, cfg, settings, planner, on_outcome, data, recipe, run_dir, seed)
+        _fit(ray, cfg, settings, planner, on_outcome, data, recipe, track, run_dir, seed)
     planner.finish()
     outputs.close_progress()
     done = sorted(planner.done.values(), key=lambda o: o.index)
@@ -150,6 +151,36 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     best = pick(done)
     outputs.finish(best, done, controller, time.perf_counter() - started, planner)
     return TrialResult(best, done, time.perf_counter() - started, space)
+
+
+def _recipe(cfg: DictConfig, settings: TrialSettings) -> Recipe:
+    """The trials' recipe (``conf/retrain.yaml``'s ``train:``, ``trials.train`` over it), each
+    ``trials.hparams`` value checked against it before any trial starts.
+
+    Raises:
+        ValueError: Naming the ``trials.train`` or ``trials.hparams`` key that cannot be used.
+    """
+    kinds = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    for key, value in dict(settings.train or {}).items():
+        numeric = kinds.get(key) in ("int", "float", int, float)
+        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"trials.train.{key}={value!r} must be a number")
+    try:
+        base = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, settings.train or {}, {"epochs": settings.epochs})
+        recipe = make_recipe(base, cfg.get("search") or OmegaConf.create())
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"trials.train: {err}") from None
+    for name, values in dict(settings.hparams or {}).items():
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            try:
+                if name in TASK_HPARAMS:
+                    if not 0 <= float(value) < 1:
+                        raise ValueError("a fraction in [0, 1) is needed")
+                else:
+                    dataclasses.replace(recipe, **{name: value})
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"trials.hparams.{name}: {value!r} cannot be used ({err})") from None
+    return recipe
 
 
 def pick(outcomes: list[Outcome]) -> Outcome:
@@ -165,6 +196,28 @@ def pick(outcomes: list[Outcome]) -> Outcome:
     return max(usable, key=lambda o: (o.reward, -o.index))
 
 
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+    """Refuses a ``host:port`` cluster address nobody answers at (Ray itself retries for minutes).
+
+    Raises:
+        ValueError: Naming ``trials.address``.
+    """
+    if not address or address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"trials.address={address!r} must be auto, HOST:PORT or ray://HOST:PORT")
+    import socket
+
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ValueError(
+            f"trials.address={address}: no Ray cluster answers there ({err.strerror or err}); start one with "
+            "`ray start --head` on that machine, or drop trials.address for a local Ray"
+        ) from None
+
+
 def _trial_name(trial: Any) -> str:
     """``trial_7``: the trial's index in the run (Ray's default names carry the whole architecture)."""
     return f"trial_{trial.config['index']}"
@@ -178,12 +231,11 @@ def _fit(
     on_outcome: Any,
     data: Any,
     recipe: Any,
+    track: list[str],
     run_dir: Path,
     seed: int,
 ) -> None:
     """One Ray Tune experiment over the trials still to run."""
-    import dataclasses
-
     import torch
 
     # Ray's plain progress lines, which honour verbose=0 (its newer console output prints a box regardless).
@@ -195,13 +247,18 @@ def _fit(
 
     started_ray = False
     if not ray.is_initialized():
-        ray.init(
-            address=settings.address,
-            num_cpus=None if settings.address else os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        _check_reachable(settings.address)
+        try:
+            ray.init(
+                address=settings.address,
+                num_cpus=None if settings.address else os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = f"trials.address={settings.address}" if settings.address else "a local Ray"
+            raise ValueError(f"{where} could not be started or reached: {str(err).splitlines()[0]}") from None
         started_ray = True
     gpus = settings.gpus_per_trial
     if gpus is None:
@@ -216,7 +273,7 @@ def _fit(
         "seed": seed,
         "threads": settings.cpus_per_trial,
         "gpus": gpus,
-        "track": list((cfg.get("costs") or {}).get("track") or ["params", "size_mb", "size_int8_mb"]),
+        "track": track,
     }
     scheduler = (
         ASHAScheduler(

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from rlnas.costs.latency import measure_ms
 from rlnas.costs.model import forward_mflops
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.seams import Evaluation
@@ -60,15 +61,24 @@ def _parts(setup: dict[str, Any]) -> dict[str, Any]:
 
 
 def candidate_costs(network: torch.nn.Module, input_shape: tuple[int, ...], track: list[str]) -> dict[str, float]:
-    """The tracked costs of a standalone network (``latency_ms`` needs a supernet's table: not here)."""
+    """The tracked costs of a standalone network.
+
+    ``latency_ms`` is the network's own median forward time at batch 1 on the
+    trial's device (a weight-sharing search predicts it from a table of the
+    supernet's modules instead); trials that share a machine share its cores,
+    so it is noisier than a table measured alone.
+    """
     params = float(count_params(network))
     out = {"params": params, "size_mb": params * 4 / 1e6, "size_int8_mb": params / 1e6}
+    device = next(network.parameters()).device
+    example = torch.zeros(1, *input_shape, device=device)
+    was_training = network.training
+    network.eval()
     if "mflops" in track:
-        device = next(network.parameters()).device
-        was_training = network.training
-        network.eval()
-        out["mflops"] = forward_mflops(network, torch.zeros(1, *input_shape, device=device))
-        network.train(was_training)
+        out["mflops"] = forward_mflops(network, example)
+    if "latency_ms" in track:
+        out["latency_ms"] = measure_ms(lambda: network(example), device)
+    network.train(was_training)
     return {k: v for k, v in out.items() if k in track}
 
 

@@ -1,0 +1,219 @@
+"""Trial searches compared by ground truth, and the speed-up of concurrent trials.
+
+Each controller searches ``--seeds`` times with ``+trials=default`` (every
+candidate trained on its own on Ray Tune, ``--concurrent`` at a time, ASHA);
+each pick is then trained standalone ``--truth-seeds`` times with the retrain
+recipe for ``--truth-epochs`` and tested on the split no search saw. Runs that
+finished are reused (their ``best_arch.json``), so the study can be stopped
+and started again. Writes ``table.md``, ``table.json`` and ``curves.png``
+(best validation reward so far vs trials) to ``--out``.
+
+``--speedup N`` instead runs one random search of N trials (every trial trained
+fully) with 1 and then with 2 trials at a time, one after the other in this
+process, and prints the wall-time ratio.
+
+Examples::
+
+    python tools/trial_study.py --task mnist1d --controllers random enas evolution --seeds 5 \\
+        --out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
+    python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.compare_controllers import holm, update_readme, welch_p  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def search(task: str, controller: str, seed: int, run_dir: Path, overrides: list[str]) -> float:
+    """One trial search in its own process (its own local Ray); returns its wall time in seconds."""
+    if (run_dir / "best_arch.json").is_file():
+        return float(json.loads((run_dir / "summary.json").read_text())["seconds"])
+    args = [f"+task={task}", "+trials=default", f"controller={controller}", f"seed={seed}", "ground_truth.random=0"]
+    if run_dir.exists():  # a study stopped in the middle of this search: continue it
+        args = [f"resume={run_dir}"]
+    else:
+        args += [*overrides, f"hydra.run.dir={run_dir}"]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "rlnas", *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"trial_study.py: {controller} seed {seed} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
+    """The pick of ``run_dir`` trained standalone ``seeds`` times and tested (cached in ground_truth.json)."""
+    cache = run_dir / "ground_truth.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from rlnas.evaluators.standalone import ground_truth
+    from rlnas.utils.trust import load_run_config
+
+    cfg = load_run_config(run_dir / "config.yaml")
+    arch = json.loads((run_dir / "best_arch.json").read_text())["arch"]
+    result = {"arch": arch, **ground_truth(cfg, arch, seeds, epochs, "cpu")}
+    cache.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def curve(run_dir: Path) -> list[float]:
+    """Best validation reward so far after each trial (in the order they finished)."""
+    with (run_dir / "history.csv").open() as f:
+        return [float(row["best_so_far"]) for row in csv.DictReader(f)]
+
+
+def study(args: argparse.Namespace, overrides: list[str]) -> None:
+    out = Path(args.out)
+    rows, curves = [], {}
+    for controller in args.controllers:
+        values, picks, walls, trial_s, counts = [], [], [], [], []
+        for seed in range(args.seeds):
+            run_dir = out / "runs" / f"{controller}_seed{seed}"
+            print(f"{controller} seed {seed} ...", flush=True)
+            search(args.task, controller, seed, run_dir, overrides)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            found = truth(run_dir, args.truth_seeds, args.truth_epochs)
+            values.append(found["mean"])
+            picks.append(json.loads((run_dir / "best_arch.json").read_text())["reward"])
+            walls.append(summary["seconds"])
+            trial_s.append(summary["mean_trial_seconds"])
+            counts.append([summary[f"trials_{k}"] for k in ("completed", "stopped", "failed")])
+            curves.setdefault(controller, []).append(curve(run_dir))
+        rows.append(
+            {
+                "controller": controller,
+                "truth": values,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                "pick_val": float(np.mean(picks)),
+                "wall_s": float(np.mean(walls)),
+                "trial_s": float(np.mean(trial_s)),
+                "completed_stopped_failed": np.mean(counts, axis=0).tolist(),
+            }
+        )
+    reference = next(r for r in rows if r["controller"] == "random")
+    pvalues = [welch_p(r["truth"], reference["truth"]) if r is not reference else float("nan") for r in rows]
+    for row, p, adj in zip(rows, pvalues, holm(pvalues)):
+        row["p_vs_random"], row["p_vs_random_holm"] = p, adj
+    (out / "table.json").write_text(json.dumps({"overrides": overrides, "args": vars(args), "rows": rows}, indent=2))
+    text = markdown(rows, args)
+    (out / "table.md").write_text(text)
+    plot(curves, out / "curves.png", args)
+    print(text)
+    if args.readme:
+        update_readme(Path(args.readme), "trials", text)
+
+
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        f"+task={args.task} +trials=default: {args.seeds} searches per controller, {args.budget} trials each, "
+        f"{args.concurrent} at a time; ground truth = the pick trained standalone {args.truth_seeds} times "
+        f"({args.truth_epochs} epochs), test split",
+        "",
+        "| controller | ground truth (test) | p vs random (Holm) | pick's val reward | trials trained fully / "
+        "stopped early / failed | s per trial | wall time per search |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p = "—" if not np.isfinite(r["p_vs_random"]) else f"{r['p_vs_random']:.2g} ({r['p_vs_random_holm']:.2g})"
+        c = r["completed_stopped_failed"]
+        lines.append(
+            f"| {r['controller']} | {r['mean']:.4f} ± {r['std']:.4f} | {p} | {r['pick_val']:.4f} | "
+            f"{c[0]:.1f} / {c[1]:.1f} / {c[2]:.1f} | {r['trial_s']:.1f} | {r['wall_s'] / 60:.1f} min |"
+        )
+    lines += ["", "Welch p-values (two-sided) against random search, Holm-adjusted over the table's tests.", ""]
+    return "\n".join(lines)
+
+
+def plot(curves: dict[str, list[list[float]]], path: Path, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for controller, runs in curves.items():
+        n = min(len(r) for r in runs)
+        values = np.array([r[:n] for r in runs])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        x = np.arange(1, n + 1)
+        ax.plot(x, mean, label=controller)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel("trials finished")
+    ax.set_ylabel("best validation reward so far")
+    ax.set_title(f"{args.task}: trial searches, {args.seeds} seeds (mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def speedup(args: argparse.Namespace, overrides: list[str]) -> None:
+    """One random search of N fully trained trials with 1, then 2 trials at a time: the wall-time ratio."""
+    out = Path(args.out) / "speedup"
+    walls = {}
+    for concurrent in (1, 2):
+        run_dir = out / f"concurrent{concurrent}"
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        walls[concurrent] = search(
+            args.task,
+            "random",
+            0,
+            run_dir,
+            [*overrides, f"trials.budget={args.speedup}", "trials.scheduler=none", f"trials.concurrent={concurrent}"],
+        )
+    ratio = walls[1] / walls[2]
+    line = (
+        f"{args.speedup} trials of {args.task} trained fully, one after the other in one run of this tool "
+        f"({os.cpu_count()} CPUs): 1 at a time {walls[1]:.0f} s, 2 at a time {walls[2]:.0f} s, speed-up {ratio:.2f}x"
+    )
+    (out / "speedup.txt").write_text(line + "\n")
+    print(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="mnist1d")
+    parser.add_argument("--controllers", nargs="+", default=["random", "enas", "evolution"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--truth-seeds", type=int, default=3)
+    parser.add_argument("--truth-epochs", type=int, default=20)
+    parser.add_argument("--out", default="docs/mnist1d/trials")
+    parser.add_argument("--readme", default=None, help="a file with a <!-- study:trials --> block to fill")
+    parser.add_argument("--speedup", type=int, default=0, help="trials of the speed-up measurement (0: the study)")
+    args = parser.parse_args(argv)
+    if "random" not in args.controllers and not args.speedup:
+        parser.error("--controllers must include random (the reference)")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
+    if args.speedup:
+        speedup(args, overrides)
+    else:
+        study(args, overrides)
+
+
+if __name__ == "__main__":
+    main()
