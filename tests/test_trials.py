@@ -326,3 +326,21 @@ def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert len(records) == 7
     assert len({r["index"] for r in records}) == 7 and len({tuple(r["arch"]) for r in records}) == 7
     assert json.loads((run / "summary.json").read_text())["trials"] == 7
+
+
+def test_a_crafted_trial_checkpoint_is_refused_without_running_code(tmp_path):
+    pytest.importorskip("ray")
+    import torch
+
+    from rlnas.trials.run import run_trials
+    from tests.test_trust import _Marker
+
+    run, marker = tmp_path / "run", tmp_path / "pwned"
+    run.mkdir()
+    (run / "trials.jsonl").write_text("")
+    torch.save({"version": 1, "controller": {}, "observed": [], "evil": _Marker(marker)}, run / "trials_state.pt")
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", SMALL)
+    with pytest.raises(ValueError, match="trials_state.pt"):
+        run_trials(cfg, run, resume=True, progress=False)
+    assert not marker.exists()

@@ -58,8 +58,8 @@ class TrialOutputs:
         )
 
     def restore(self, outcomes: list[Outcome]) -> None:
-        """The trials a resumed run had finished (already logged to TensorBoard)."""
-        self.outcomes = sorted(outcomes, key=lambda o: o.index)
+        """The trials a resumed run had finished, in the order they finished (already in TensorBoard)."""
+        self.outcomes = list(outcomes)
         self.bar.update(len(outcomes))
 
     def best_reward(self) -> float:

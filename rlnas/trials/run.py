@@ -88,7 +88,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     from rlnas.tasks.base import Task
 
     task: Task = checked_instantiate(cfg.task, Task, "task")
-    unsupported = sorted(set(settings.hparams or {}) & {"dropout", "label_smoothing"} - set(vars(task)))
+    unsupported = sorted((set(settings.hparams or {}) & set(TASK_HPARAMS)) - set(vars(task)))
     if unsupported:
         raise ValueError(f"trials.hparams.{unsupported[0]}: the {task.name} task has no such setting")
     reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
@@ -128,7 +128,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
         with atomic_file(run_dir / "config.yaml") as f:
             f.write(OmegaConf.to_yaml(cfg))
     outputs = TrialOutputs(run_dir, space, task.reward_metric, cfg, progress, total=settings.budget)
-    outputs.restore(list(planner.done.values()))
+    outputs.restore(list(planner.done.values()))  # the log's order: the order they finished
 
     def on_outcome(outcome: Outcome) -> None:
         trial_log.append(outcome)  # on disk before the controller learns from it
@@ -137,12 +137,15 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
             log.warning("trial %d failed: %s", outcome.index, outcome.error)
 
     remaining = settings.budget - planner.started
-    if remaining > 0 and not planner.exhausted:
-        _fit(ray, cfg, settings, planner, on_outcome, data, recipe, track, run_dir, seed)
+    try:
+        if remaining > 0 and not planner.exhausted:
+            _fit(ray, cfg, settings, planner, on_outcome, data, recipe, track, run_dir, seed)
+    except KeyboardInterrupt:  # before Tune took over the signal (it ends its experiment itself)
+        pass
     planner.finish()
     outputs.close_progress()
     done = sorted(planner.done.values(), key=lambda o: o.index)
-    if planner.started < settings.budget and not planner.stalled:
+    if len(done) < settings.budget and not planner.stalled:  # stopped with trials left, or still running
         raise SearchInterrupted(
             len(done),
             run_dir,
