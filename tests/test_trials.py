@@ -344,3 +344,17 @@ def test_a_crafted_trial_checkpoint_is_refused_without_running_code(tmp_path):
     with pytest.raises(ValueError, match="trials_state.pt"):
         run_trials(cfg, run, resume=True, progress=False)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trials.cpus_per_trial=3", "trials.cpus_per_trial=3 but the machine has 2; no trial could ever start"),
+        ("trials.gpus_per_trial=1", "trials.gpus_per_trial=1 but the machine has 0"),
+    ],
+)
+def test_a_trial_that_could_never_start_is_refused(tmp_path, local_ray, override, message):
+    if "gpus" in override and local_ray.cluster_resources().get("GPU", 0) >= 1:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match=message):
+        _run(tmp_path, local_ray, override)

@@ -266,7 +266,19 @@ def _fit(
     gpus = settings.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if torch.cuda.is_available() else 0.0
-    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    resources = ray.cluster_resources()
+    cpus = float(resources.get("CPU", os.cpu_count() or 1))
+    for key, want, have in (
+        ("cpus_per_trial", settings.cpus_per_trial, cpus),
+        ("gpus_per_trial", gpus, float(resources.get("GPU", 0))),
+    ):
+        if want > have:  # Ray would hold every trial pending, forever
+            if started_ray:
+                ray.shutdown()
+            raise ValueError(
+                f"trials.{key}={want:g} but the {'cluster' if settings.address else 'machine'} has {have:g}; "
+                "no trial could ever start"
+            )
     concurrent = settings.concurrent or max(1, int(cpus // settings.cpus_per_trial))
     setup = {
         "key": f"{run_dir}:{time.time()}",
