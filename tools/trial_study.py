@@ -16,7 +16,7 @@ Examples::
 
     python tools/trial_study.py --task mnist1d --controllers random enas evolution --seeds 5 \\
         --out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
-    python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials
+    python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def speedup(args: argparse.Namespace, overrides: list[str]) -> None:
     out = Path(args.out) / "speedup"
     walls = {}
     for concurrent in (1, 2):
-        run_dir = out / f"concurrent{concurrent}"
+        run_dir = out / "runs" / f"concurrent{concurrent}"
         if run_dir.exists():
             import shutil
 
@@ -187,6 +187,8 @@ def speedup(args: argparse.Namespace, overrides: list[str]) -> None:
     )
     (out / "speedup.txt").write_text(line + "\n")
     print(line)
+    if args.readme:
+        update_readme(Path(args.readme), "trials-speedup", line + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--truth-seeds", type=int, default=3)
     parser.add_argument("--truth-epochs", type=int, default=20)
     parser.add_argument("--out", default="docs/mnist1d/trials")
-    parser.add_argument("--readme", default=None, help="a file with a <!-- study:trials --> block to fill")
+    parser.add_argument(
+        "--readme", default=None, help="a file with a <!-- study:trials --> (or, --speedup, trials-speedup) block"
+    )
     parser.add_argument("--speedup", type=int, default=0, help="trials of the speed-up measurement (0: the study)")
     args = parser.parse_args(argv)
     if "random" not in args.controllers and not args.speedup:
