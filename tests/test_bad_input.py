@@ -185,8 +185,9 @@ def test_every_config_section_has_hostile_cases():
     from rlnas.config import RlnasConfig
 
     covered = {o.lstrip("+~").partition("=")[0].split(".")[0] for overrides, _ in BAD_CONFIGS for o in overrides}
-    # resume= is checked in test_checkpoint.py and test_trust.py, benchmark.* in test_benchmarks.py (another loop).
-    elsewhere = {"resume", "benchmark"}
+    # resume= is checked in test_checkpoint.py and test_trust.py, benchmark.* in test_benchmarks.py and
+    # trials.* in test_trials.py (other loops).
+    elsewhere = {"resume", "benchmark", "trials"}
     missing = [f.name for f in fields(RlnasConfig) if f.name not in covered | elsewhere]
     assert not missing, f"config sections without a bad-config case: {missing}"
 
