@@ -323,6 +323,7 @@ def main() -> None:
                         refuse_planted_links(value)
                         lock_run_dir(value)
         run()
+        shutdown(wait_for_others=True)
     finally:
         shutdown()
 

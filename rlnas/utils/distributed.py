@@ -294,7 +294,16 @@ def init_from_env(settings: DistributedSettings, device_name: str = "auto") -> C
     return Comm(rank, world, local_rank)
 
 
-def shutdown() -> None:
-    """Leaves the process group (when one was joined)."""
+def shutdown(wait_for_others: bool = False) -> None:
+    """Leaves the process group (when one was joined).
+
+    Args:
+        wait_for_others: First wait until every rank got here (a run that ended well): a rank
+            that leaves while rank 0 still writes the run's files can be aborted by gloo at
+            exit ("terminate called without an active exception"), and torchrun then stops
+            rank 0 too. Not after an error: the others may be waiting in a collective.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
         dist.destroy_process_group()
