@@ -7,6 +7,7 @@ lives here, beside the tasks, and not in either of them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,19 @@ from rlnas.utils import data_seed, section_values
 from rlnas.utils.trust import checked_instantiate
 
 
+def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
+    """Refuses a non-number for a numeric :class:`Recipe` field (``train.lr=abc``), naming ``prefix.key``.
+
+    Raises:
+        ValueError: ``prefix.key='abc' must be a number``.
+    """
+    kinds = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    for key, value in values.items():
+        numeric = kinds.get(key) in ("int", "float", int, float)
+        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{prefix}.{key}={value!r} must be a number")
+
+
 @dataclass
 class Recipe:
     """The training recipe (``train:`` with the search's values filled in)."""
@@ -41,6 +55,7 @@ class Recipe:
     augment: bool
 
     def __post_init__(self) -> None:
+        check_recipe_numbers(dataclasses.asdict(self))
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlnas.evaluators.standalone import RETRAIN_CONFIG
 from rlnas.search.builder import RUN_FILES, build_controller, build_reward
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
-from rlnas.tasks.training import Recipe, make_recipe
+from rlnas.tasks.training import Recipe, check_recipe_numbers, make_recipe
 from rlnas.trials.outputs import TrialOutputs
 from rlnas.trials.planner import Outcome, TrialPlanner
 from rlnas.trials.records import LOG_FILE, STATE_FILE, TrialLog, load_state, save_state
@@ -163,11 +163,7 @@ def _recipe(cfg: DictConfig, settings: TrialSettings) -> Recipe:
     Raises:
         ValueError: Naming the ``trials.train`` or ``trials.hparams`` key that cannot be used.
     """
-    kinds = {f.name: f.type for f in dataclasses.fields(Recipe)}
-    for key, value in dict(settings.train or {}).items():
-        numeric = kinds.get(key) in ("int", "float", int, float)
-        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"trials.train.{key}={value!r} must be a number")
+    check_recipe_numbers(dict(settings.train or {}), "trials.train")
     try:
         base = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, settings.train or {}, {"epochs": settings.epochs})
         recipe = make_recipe(base, cfg.get("search") or OmegaConf.create())
@@ -300,8 +296,6 @@ def _fit(
         if settings.scheduler == "asha"
         else FIFOScheduler()
     )
-    experiment = run_dir / "ray" / f"trials-{planner.started}"
-
     searcher = ControllerSearcher(planner, settings.epochs, on_outcome)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, setup=setup), {"cpu": settings.cpus_per_trial, "gpu": gpus}
@@ -321,7 +315,7 @@ def _fit(
         ),
         run_config=tune.RunConfig(
             storage_path=str(run_dir / "ray"),
-            name=experiment.name,
+            name=f"trials-{planner.started}",
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             callbacks=[FailureReader(searcher)],
