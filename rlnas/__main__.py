@@ -176,9 +176,10 @@ def trials_report(cfg: DictConfig, trials: Any, run_dir: str, status: Any) -> fl
     """The last lines of a trial search: its pick, the trials' tally and, when asked for, the ground truth."""
     from rlnas.controllers.base import RandomController
     from rlnas.spaces.training import TrainingSpace
+    from rlnas.trials.planner import status_counts
 
     best, outcomes = trials.best, trials.outcomes
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("completed", "stopped", "failed")}
+    counts = status_counts(outcomes)
     status("completed", best_reward=best.reward, trials=counts)
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.metrics.items())
     print(

@@ -21,7 +21,7 @@ from rlnas.search.callbacks import OutputWriter, arch_to_str
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.training import TrainingSpace
-from rlnas.trials.planner import Outcome, TrialPlanner
+from rlnas.trials.planner import Outcome, TrialPlanner, status_counts
 from rlnas.trials.records import TABLE_FILE, write_table
 from rlnas.utils import atomic_file, write_json_atomic
 
@@ -107,7 +107,7 @@ class TrialOutputs:
             self.writer.add_scalar(f"controller/{key}", value, len(outcomes))
         self.writer.add_text("best_arch", self.space.describe(best.arch), len(outcomes))
         self.writer.close()
-        counts = {s: sum(o.status == s for o in outcomes) for s in ("completed", "stopped", "failed")}
+        counts = status_counts(outcomes)
         write_json_atomic(
             self.run_dir / "summary.json",
             {

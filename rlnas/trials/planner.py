@@ -70,6 +70,15 @@ class Outcome:
         )
 
 
+#: What a trial can end as.
+STATUSES = ("completed", "stopped", "failed")
+
+
+def status_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """How many trials ended in each of :data:`STATUSES`."""
+    return {s: sum(o.status == s for o in outcomes) for s in STATUSES}
+
+
 class TrialPlanner:
     """Hands out architectures to train and feeds their results back to a controller.
 
