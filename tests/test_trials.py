@@ -54,6 +54,12 @@ class Recorder(Controller):
         return {}
 
 
+def _cfg(*overrides):
+    """The app's config for ``overrides``."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", list(overrides))
+
+
 def _distinct(space, n):
     """``n`` different architectures of ``space``."""
     return [tuple(a) for a in itertools.islice(itertools.product(*(range(int(k)) for k in space.num_choices)), n)]
@@ -166,8 +172,7 @@ def test_bad_trial_settings_stop_with_one_line(overrides, message):
     from rlnas.config import validate_config
     from rlnas.utils.errors import user_error_message
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", ["+task=mnist1d", "+trials=default", *overrides])
+    cfg = _cfg("+task=mnist1d", "+trials=default", *overrides)
     with pytest.raises(Exception) as info:
         validate_config(cfg)
     assert message in (user_error_message(info.value) or "")
@@ -189,8 +194,7 @@ def test_settings_a_trial_search_cannot_honour_stop_it_before_any_trial(tmp_path
     pytest.importorskip("ray")
     from rlnas.trials.run import run_trials
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", [*SMALL, *overrides])
+    cfg = _cfg(*SMALL, *overrides)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         run_trials(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "trials.jsonl").exists()
@@ -202,8 +206,7 @@ def test_a_dir_holding_a_trial_log_is_not_taken_by_another_run(tmp_path):
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "trials.jsonl").write_text("")
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", SMALL)
+    cfg = _cfg(*SMALL)
     with pytest.raises(ValueError, match=r"already holds a run \(trials.jsonl\)"):
         run_trials(cfg, tmp_path / "run", progress=False)
 
@@ -233,8 +236,7 @@ def local_ray():
 def _run(tmp_path, local_ray, *overrides):
     from rlnas.trials.run import run_trials
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", [*SMALL, *overrides])
+    cfg = _cfg(*SMALL, *overrides)
     return run_trials(cfg, tmp_path / "run", progress=False)
 
 
@@ -339,8 +341,7 @@ def test_a_crafted_trial_checkpoint_is_refused_without_running_code(tmp_path):
     run.mkdir()
     (run / "trials.jsonl").write_text("")
     torch.save({"version": 1, "controller": {}, "observed": [], "evil": _Marker(marker)}, run / "trials_state.pt")
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", SMALL)
+    cfg = _cfg(*SMALL)
     with pytest.raises(ValueError, match="trials_state.pt"):
         run_trials(cfg, run, resume=True, progress=False)
     assert not marker.exists()
