@@ -175,7 +175,6 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
 def trials_report(cfg: DictConfig, trials: Any, run_dir: str, status: Any) -> float:
     """The last lines of a trial search: its pick, the trials' tally and, when asked for, the ground truth."""
     from rlnas.controllers.base import RandomController
-    from rlnas.spaces.training import TrainingSpace
     from rlnas.trials.planner import status_counts
 
     best, outcomes = trials.best, trials.outcomes
@@ -189,30 +188,38 @@ def trials_report(cfg: DictConfig, trials: Any, run_dir: str, status: Any) -> fl
     )
     truth = cfg.get("ground_truth")
     if truth is not None and int(truth.random) > 0:
-        space = trials.space.base if isinstance(trials.space, TrainingSpace) else trials.space
-        arch = trials.space.split(best.arch)[0] if isinstance(trials.space, TrainingSpace) else best.arch
-        uniform = RandomController(space, seed=int(cfg.seed) + 1)
-        print(ground_truth_line(cfg, uniform, arch, run_dir))
+        # Random search in a joint space draws training settings too: so do its draws here.
+        uniform = RandomController(trials.space, seed=int(cfg.seed) + 1)
+        print(ground_truth_line(cfg, uniform, best.arch, run_dir, trials.space))
     return best.reward
 
 
-def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str) -> str:
+def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, space: Any = None) -> str:
     """Trains the pick and ``ground_truth.random`` draws of ``uniform`` standalone; the line that compares them.
 
-    Written to ``ground_truth.json`` in the run dir too.
+    Written to ``ground_truth.json`` in the run dir too. With a joint space
+    (:class:`~rlnas.spaces.training.TrainingSpace`) ``arch`` and the draws carry
+    training decisions, and each is trained with its own settings.
     """
     from rlnas.evaluators.standalone import compare_with_random
+    from rlnas.spaces.training import TrainingSpace
     from rlnas.utils import write_json_atomic
 
     truth = cfg.ground_truth
     randoms = uniform.propose(int(truth.random))
+    settings = None
+    if isinstance(space, TrainingSpace):
+        pairs = [space.split(a) for a in [arch, *randoms]]
+        arch, randoms, settings = pairs[0][0], [a for a, _ in pairs[1:]], [extra for _, extra in pairs]
     log.info(
         "ground truth: training the found architecture (%d seed(s)) and %d random ones standalone, %d epochs each",
         int(truth.seeds),
         len(randoms),
         int(truth.epochs),
     )
-    result = compare_with_random(cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device))
+    result = compare_with_random(
+        cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device), settings=settings
+    )
     write_json_atomic(Path(run_dir) / "ground_truth.json", result)
     pick, metric = result["pick"], result["metric"]
     found = f"{pick['mean']:.4f}" + (f" ± {pick['std']:.4f}" if len(pick["values"]) > 1 else "")

@@ -51,8 +51,18 @@ from rlnas.export import (
     torch_latency_ms,
 )
 from rlnas.export.report import RawInputs, raw_images, report_markdown, variant_row
+from rlnas.spaces.training import describe_with_settings
 from rlnas.supernet.sharing import shared_weights
-from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train
+from rlnas.tasks.training import (
+    RECIPE_HPARAMS,
+    TASK_HPARAMS,
+    evaluate,
+    make_recipe,
+    search_parts,
+    standalone_network,
+    train,
+    with_settings,
+)
 from rlnas.utils import (
     atomic_file,
     conf_dir,
@@ -83,6 +93,12 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
             raise ValueError(f"'arch' must be a list of whole numbers (choice indices), got {arch!r}"[:200])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a best_arch.json with an 'arch' list ({type(err).__name__}: {err})") from None
+    searched = payload.get("train", {})
+    known = (*RECIPE_HPARAMS, *TASK_HPARAMS)
+    if not isinstance(searched, dict) or not all(k in known for k in searched):
+        raise ValueError(
+            f"{path}: 'train' must map training settings among {list(known)} to values, got {searched!r}"[:300]
+        )
     cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: the search's config.yaml is missing; pass run_config=PATH")
@@ -108,14 +124,37 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     return len(matched)
 
 
-def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Runs the whole retrain → test → export → compress pipeline; returns the report."""
+def searched_settings(search_cfg: DictConfig, payload: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The training settings a trial search trained its pick with, less those given on the command line.
+
+    A trial search trains with ``trials.train`` over the retrain recipe and, in a
+    joint search, the pick's own ``train/*`` decisions (``best_arch.json``'s
+    ``train``); the pick is retrained with them too. ``epochs`` stays the
+    retrain recipe's.
+    """
+    trials_train = OmegaConf.select(search_cfg, "trials.train") or {}
+    if not isinstance(trials_train, DictConfig):
+        trials_train = {}
+    settings = {**OmegaConf.to_container(OmegaConf.create(trials_train)), **payload.get("train", {})}
+    return {k: v for k, v in settings.items() if k != "epochs" and k not in given}
+
+
+def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> dict[str, Any]:
+    """Runs the whole retrain → test → export → compress pipeline; returns the report.
+
+    Args:
+        cfg: The retrain config (``conf/retrain.yaml``).
+        out_dir: Where the model and report go.
+        given: ``train.*`` keys set on the command line: they win over the settings a trial search
+            trained its pick with.
+    """
     start = time.perf_counter()
     compress = str(cfg.compress)
     if compress not in COMPRESS:
         raise ValueError(f"compress={compress!r} is unknown; allowed: {list(COMPRESS)}")
     arch, payload, search_cfg, search_dir = load_run(str(cfg.arch), cfg.get("run_config"))
     recipe = make_recipe(cfg.train, search_cfg.get("search") or OmegaConf.create())
+    searched = searched_settings(search_cfg, payload, set(given or ()))
     if cfg.init not in ("scratch", "supernet"):
         raise ValueError(f"init={cfg.init!r} is unknown; allowed: ['scratch', 'supernet']")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,11 +169,18 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     space, task, data = search_parts(search_cfg, device)
     space.validate(arch)
     saved = payload.get("description")
-    if saved is not None and saved != space.describe(arch):  # same length, another space: another network
+    described = describe_with_settings(space.describe(arch), payload.get("train", {}))
+    if saved is not None and saved != described:  # same length, another space: another network
         raise ValueError(
             f"arch={cfg.arch} was found in another space ({saved}) than the one its config.yaml "
-            f"describes ({space.describe(arch)}); pass that search's config with run_config="
+            f"describes ({described}); pass that search's config with run_config="
         )
+    try:
+        recipe, task = with_settings(recipe, task, searched)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{cfg.arch}: the searched training settings cannot be used ({err})") from None
+    if searched:
+        log.info("with the search's training settings %s", searched)
     network = standalone_network(space, task, data, arch)
     copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
     log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)
@@ -166,6 +212,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "task": task.name,
         "search_config": OmegaConf.to_container(search_cfg, resolve=True),
         "retrain_config": OmegaConf.to_container(cfg, resolve=True),
+        "searched_settings": searched,
         "mean": data.mean,
         "std": data.std,
     }
@@ -274,6 +321,7 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "init": str(cfg.init),
         "supernet_tensors_copied": copied,
         "recipe": recipe.__dict__,
+        "searched_settings": searched,
         "history": history,
         "variants": rows,
         "device": str(device),
@@ -285,6 +333,16 @@ def retrain(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return report
 
 
+def given_train_keys(overrides: Any) -> set[str]:
+    """``train.*`` keys among command-line overrides (``train.lr=0.1``, ``++train.lr=0.1``): ``{"lr"}``."""
+    keys = set()
+    for item in overrides:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        if key.startswith("train."):
+            keys.add(key.split(".", 1)[1])
+    return keys
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="retrain")
 def run(cfg: DictConfig) -> None:
     """Hydra entry point; user errors print one line and exit with code 2."""
@@ -292,7 +350,7 @@ def run(cfg: DictConfig) -> None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     with one_line_errors("rlnas.retrain", also=(FloatingPointError, ExportMismatchError)):
-        report = retrain(cfg, out_dir)
+        report = retrain(cfg, out_dir, given=given_train_keys(HydraConfig.get().overrides.task))
     first = report["variants"][0]
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in first.items() if k.startswith("test_"))
     print(

@@ -31,6 +31,36 @@ def test_ground_truth_trains_each_seed_and_tests_on_the_unseen_split():
     assert ground_truth(cfg, arch, seeds=1, epochs=3, device="cpu", first_seed=1)["values"] == truth["values"][1:]
 
 
+def test_a_joint_search_pick_is_trained_with_its_own_settings_over_the_trials_recipe(monkeypatch):
+    """A trial search trained its pick with trials.train and the pick's train/* decisions: ground truth too."""
+    import rlnas.tasks.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "train", lambda net, task, data, recipe, seed, **kw: seen.append((recipe, task)))
+    cfg = load_config(["+experiment=smoke", "+trials=default", "+trials.train.weight_decay=0.002"])
+    ground_truth(cfg, [0] * 21, seeds=1, epochs=2, device="cpu", settings={"lr": 0.3, "batch_size": 16, "dropout": 0.4})
+    recipe, task = seen[0]
+    assert (recipe.epochs, recipe.lr, recipe.batch_size, recipe.weight_decay) == (2, 0.3, 16, 0.002)
+    assert task.dropout == 0.4
+    # Without settings: the recipe's own values and the task's own head.
+    ground_truth(cfg, [0] * 21, seeds=1, epochs=2, device="cpu")
+    recipe, task = seen[1]
+    assert (recipe.lr, recipe.batch_size) == (cfg.search.lr, cfg.search.batch_size) and task.dropout == cfg.task.dropout
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"lr_typo": 0.1}, "training setting 'lr_typo' is unknown"),
+        ({"dropout": 1.5}, "training setting dropout=1.5 must be a fraction in \\[0, 1\\)"),
+        ({"momentum": 0.0}, "train.nesterov=true needs train.momentum > 0"),
+    ],
+)
+def test_unusable_training_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ground_truth(load_config(["+experiment=smoke"]), [0] * 21, seeds=1, epochs=1, device="cpu", settings=settings)
+
+
 @pytest.mark.parametrize("seeds, epochs, first", [(0, 3, 0), (2, 0, 0), (2, 3, -1)])
 def test_ground_truth_refuses_empty_recipes(seeds, epochs, first):
     with pytest.raises(ValueError, match="seeds >= 1, epochs >= 1 and first_seed >= 0"):

@@ -287,3 +287,38 @@ def test_predict_never_writes_over_its_inputs_or_foreign_files(classification_ru
     assert predict_main([f"model={out}", f"input={image}", f"output={preds}"]) == 0
     assert predict_main([f"model={out}", f"input={image}", f"output={preds}"]) == 0  # its own file: rewritten
     assert json.loads(preds.read_text())[0]["file"].endswith("digit.png")
+
+
+def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with(tmp_path):
+    """A trial search's pick carries its train/* decisions; the trials' recipe and they reach the retraining."""
+    from rlnas.retrain import given_train_keys
+
+    run = _search_run(tmp_path, "classification")
+    cfg = OmegaConf.load(run / "config.yaml")
+    cfg.trials = {"train": {"weight_decay": 0.002, "epochs": 7}}
+    OmegaConf.save(cfg, run / "config.yaml")
+    payload = json.loads((run / "best_arch.json").read_text())
+    description = " | ".join(["conv3x3"] * 6) + " train/lr=0.02 train/batch_size=16 train/dropout=0.2"
+    payload.update(description=description, train={"lr": 0.02, "batch_size": 16, "dropout": 0.2})
+    (run / "best_arch.json").write_text(json.dumps(payload))
+    quick = ("train.epochs=1", "export.onnx=false", "export.torchscript=false")
+
+    report = retrain(_retrain_cfg(run / "best_arch.json", *quick), tmp_path / "a")
+    assert {k: report["recipe"][k] for k in ("epochs", "lr", "batch_size", "weight_decay")} == {
+        "epochs": 1,  # the retrain recipe's length, not the trials'
+        "lr": 0.02,
+        "batch_size": 16,
+        "weight_decay": 0.002,
+    }
+    assert report["searched_settings"] == {"weight_decay": 0.002, "lr": 0.02, "batch_size": 16, "dropout": 0.2}
+    # A value given on the command line wins over the searched one.
+    given = given_train_keys(["train.lr=0.1", "++train.batch_size=8", "compress=none"])
+    assert given == {"lr", "batch_size"}
+    cfg_given = _retrain_cfg(run / "best_arch.json", *quick, "train.lr=0.1", "train.batch_size=8")
+    report = retrain(cfg_given, tmp_path / "b", given=given)
+    assert (report["recipe"]["lr"], report["recipe"]["batch_size"]) == (0.1, 8)
+    # Settings that are not training settings: the file is named.
+    payload["train"] = {"lr": 0.02, "rm -rf": 1}
+    (run / "best_arch.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"best_arch.json: 'train' must map training settings"):
+        retrain(_retrain_cfg(run / "best_arch.json", *quick), tmp_path / "c")

@@ -184,6 +184,7 @@ def test_bad_trial_settings_stop_with_one_line(overrides, message):
         (["trials.hparams={lr:[0.1,-1]}"], "trials.hparams.lr: -1 cannot be used"),
         (["trials.hparams={optimizer:[sgd,lion]}"], "trials.hparams.optimizer: 'lion' cannot be used"),
         (["trials.hparams={dropout:[0.5,2]}"], "trials.hparams.dropout: 2 cannot be used"),
+        (["trials.hparams={momentum:[0.9,0.0]}"], "trials.hparams.momentum: 0.0 cannot be used (train.nesterov"),
         (["+trials.train.lr=abc"], "trials.train.lr='abc' must be a number"),
         (["+trials.train.foo=1"], "trials.train: train.foo is not a setting"),
         (["reward=hard", "reward.mask_infeasible=true"], "reward.mask_infeasible=true needs a supernet"),

@@ -64,8 +64,9 @@ def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     from rlnas.utils.trust import load_run_config
 
     cfg = load_run_config(run_dir / "config.yaml")
-    arch = json.loads((run_dir / "best_arch.json").read_text())["arch"]
-    result = {"arch": arch, **ground_truth(cfg, arch, seeds, epochs, "cpu")}
+    best = json.loads((run_dir / "best_arch.json").read_text())
+    arch, settings = best["arch"], best.get("train")
+    result = {"arch": arch, "train": settings, **ground_truth(cfg, arch, seeds, epochs, "cpu", settings=settings)}
     cache.write_text(json.dumps(result, indent=2))
     return result
 
@@ -110,17 +111,19 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
     for row, p, adj in zip(rows, pvalues, holm(pvalues)):
         row["p_vs_random"], row["p_vs_random_holm"] = p, adj
     (out / "table.json").write_text(json.dumps({"overrides": overrides, "args": vars(args), "rows": rows}, indent=2))
-    text = markdown(rows, args)
+    text = markdown(rows, args, overrides)
     (out / "table.md").write_text(text)
     plot(curves, out / "curves.png", args)
     print(text)
     if args.readme:
-        update_readme(Path(args.readme), "trials", text)
+        update_readme(Path(args.readme), args.block, text)
 
 
-def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+def markdown(rows: list[dict], args: argparse.Namespace, overrides: list[str]) -> str:
+    given = " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
     lines = [
-        f"+task={args.task} +trials=default: {args.seeds} searches per controller, {args.budget} trials each, "
+        f"+task={args.task} +trials=default{' ' + given if given else ''}: {args.seeds} searches per controller, "
+        f"{args.budget} trials each, "
         f"{args.concurrent} at a time; ground truth = the pick trained standalone {args.truth_seeds} times "
         f"({args.truth_epochs} epochs), test split",
         "",
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--readme", default=None, help="a file with a <!-- study:trials --> (or, --speedup, trials-speedup) block"
     )
+    parser.add_argument("--block", default="trials", help="the --readme block the table goes to")
     parser.add_argument("--speedup", type=int, default=0, help="trials of the speed-up measurement (0: the study)")
     args = parser.parse_args(argv)
     if "random" not in args.controllers and not args.speedup:

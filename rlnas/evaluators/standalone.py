@@ -31,6 +31,7 @@ def ground_truth(
     device: str = "auto",
     first_seed: int = 0,
     parts: tuple[Any, Any, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Test metric of ``arch`` trained standalone, once per seed.
 
@@ -42,6 +43,8 @@ def ground_truth(
         device: ``auto``, ``cpu`` or ``cuda``.
         first_seed: Seed of the first training; the others follow (more seeds extend earlier results).
         parts: The search's ``(space, task, data)`` when already loaded (several architectures, one load).
+        settings: The candidate's own training settings over the recipe (a joint search's
+            ``best_arch.json`` ``train``: learning rate, batch size, dropout, ...).
 
     Returns:
         ``metric`` (the task's reward metric), ``mean``, ``std`` (ddof 1; 0 for one seed) and ``values``
@@ -51,7 +54,7 @@ def ground_truth(
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
     """
-    from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train
+    from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train, with_settings
     from rlnas.utils import resolve_device
 
     if seeds < 1 or epochs < 1 or first_seed < 0:
@@ -59,10 +62,12 @@ def ground_truth(
             f"ground truth needs seeds >= 1, epochs >= 1 and first_seed >= 0, got seeds={seeds}, "
             f"epochs={epochs}, first_seed={first_seed}"
         )
-    train_cfg = OmegaConf.load(RETRAIN_CONFIG).train
-    train_cfg.epochs = int(epochs)
+    # A trial search trained its candidates with trials.train over the retrain recipe: so are its picks here.
+    trials_train = OmegaConf.select(search_cfg, "trials.train") or {}
+    train_cfg = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, trials_train, {"epochs": int(epochs)})
     recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
     space, task, data = parts if parts is not None else search_parts(search_cfg, resolve_device(device))
+    recipe, task = with_settings(recipe, task, settings)
     values, val_values, val_losses = [], [], []
     for seed in range(first_seed, first_seed + seeds):
         with torch.random.fork_rng(devices=[]):
@@ -102,13 +107,16 @@ def compare_with_random(
     seeds: int = 1,
     epochs: int = 10,
     device: str = "auto",
+    settings: Sequence[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The found architecture against uniformly drawn ones, by ground truth (standalone, test split).
 
     What a user of a search wants to know: does the pick retrain better than
     what random search would have handed them? ``pick`` is trained ``seeds``
     times, each of ``randoms`` once (a draw of random search), all with the
-    same recipe and data split as :func:`ground_truth`.
+    same recipe and data split as :func:`ground_truth`. In a joint search
+    ``settings`` holds the training settings of the pick, then of each random
+    draw (drawn with it), each applied over the recipe.
 
     Returns:
         ``metric``, ``epochs``, ``pick`` (its :func:`ground_truth` result) and ``random``
@@ -118,19 +126,23 @@ def compare_with_random(
     from rlnas.utils import resolve_device
 
     parts = search_parts(search_cfg, resolve_device(device))
-    found = ground_truth(search_cfg, pick, seeds, epochs, device, parts=parts)
+    settings = list(settings) if settings is not None else [None] * (1 + len(randoms))
+    if len(settings) != 1 + len(randoms):
+        raise ValueError(f"settings: one per architecture ({1 + len(randoms)}) needed, got {len(settings)}")
+    found = ground_truth(search_cfg, pick, seeds, epochs, device, parts=parts, settings=settings[0])
     drawn = [
         {
             "arch": [int(a) for a in arch],
-            "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts)["values"][0],
+            **({"train": dict(extra)} if extra else {}),
+            "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts, settings=extra)["values"][0],
         }
-        for arch in randoms
+        for arch, extra in zip(randoms, settings[1:])
     ]
     values = [d["value"] for d in drawn]
     return {
         "metric": found["metric"],
         "epochs": int(epochs),
-        "pick": {"arch": [int(a) for a in pick], **found},
+        "pick": {"arch": [int(a) for a in pick], **({"train": dict(settings[0])} if settings[0] else {}), **found},
         "random": drawn,
         "random_mean": float(np.mean(values)) if values else float("nan"),
         "random_best": float(np.max(values)) if values else float("nan"),

@@ -59,5 +59,10 @@ class TrainingSpace(SearchSpace):
     def describe(self, arch: Iterable[int]) -> str:
         """The base space's description, then ``train/name=value`` for each training decision."""
         base, settings = self.split(arch)
-        extra = " ".join(f"{PREFIX}{k}={_choice_name(v)}" for k, v in settings.items())
-        return f"{self.base.describe(base)} {extra}".strip()
+        return describe_with_settings(self.base.describe(base), settings)
+
+
+def describe_with_settings(description: str, settings: Mapping[str, Any]) -> str:
+    """An architecture's description followed by ``train/name=value`` for each training setting."""
+    extra = " ".join(f"{PREFIX}{k}={_choice_name(v)}" for k, v in settings.items())
+    return f"{description} {extra}".strip()

@@ -7,6 +7,7 @@ lives here, beside the tasks, and not in either of them.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -24,6 +25,12 @@ from rlnas.supernet.registry import build_child
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import data_seed, section_values
 from rlnas.utils.trust import checked_instantiate
+
+#: Training settings a trial search may decide per candidate (``trials.hparams``) and a pick
+#: carries to its retraining: the recipe's ...
+RECIPE_HPARAMS = ("lr", "lr_min", "weight_decay", "batch_size", "momentum", "optimizer", "augment", "grad_clip")
+#: ... and the task head's.
+TASK_HPARAMS = ("dropout", "label_smoothing")
 
 
 def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
@@ -63,6 +70,35 @@ class Recipe:
             raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+        if self.optimizer == "sgd" and self.nesterov and not self.momentum > 0:  # torch.optim.SGD refuses it mid-run
+            raise ValueError(f"train.nesterov=true needs train.momentum > 0, got {self.momentum}")
+
+
+def with_settings(recipe: Recipe, task: Task, settings: dict[str, Any] | None) -> tuple[Recipe, Task]:
+    """``recipe`` and ``task`` with a candidate's training settings (a joint search's ``train/*`` decisions).
+
+    The task is copied when a head setting (dropout, label smoothing) changes, so
+    the caller's task is left as it was.
+
+    Raises:
+        ValueError: On a setting that is neither a recipe's nor a task head's, or a value the recipe refuses.
+    """
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(RECIPE_HPARAMS) - set(TASK_HPARAMS))
+    if unknown:
+        raise ValueError(f"training setting {unknown[0]!r} is unknown; allowed: {[*RECIPE_HPARAMS, *TASK_HPARAMS]}")
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in settings.items() if k in RECIPE_HPARAMS})
+    head = {k: v for k, v in settings.items() if k in TASK_HPARAMS}
+    if head:
+        missing = sorted(set(head) - set(vars(task)))
+        if missing:
+            raise ValueError(f"training setting {missing[0]!r} does not apply to the {task.name} task")
+        task = copy.copy(task)
+        for name, value in head.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < 1:
+                raise ValueError(f"training setting {name}={value!r} must be a fraction in [0, 1)")
+            setattr(task, name, float(value))
+    return recipe, task
 
 
 def make_recipe(train_cfg: DictConfig, search_cfg: DictConfig) -> Recipe:

@@ -6,12 +6,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from rlnas.tasks.training import RECIPE_HPARAMS, TASK_HPARAMS
 from rlnas.utils import section_values
 
-#: Training settings a trial search may decide per candidate (``trials.hparams``): the recipe's
-#: and the task head's.
-RECIPE_HPARAMS = ("lr", "lr_min", "weight_decay", "batch_size", "momentum", "optimizer", "augment", "grad_clip")
-TASK_HPARAMS = ("dropout", "label_smoothing")
+__all__ = ["RECIPE_HPARAMS", "SCHEDULERS", "TASK_HPARAMS", "TrialSettings", "trial_settings"]
 #: Early-stopping schedulers over training epochs.
 SCHEDULERS = ("asha", "none")
 

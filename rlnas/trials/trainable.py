@@ -9,8 +9,6 @@ built once per worker process and reused by the trials it runs.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from typing import Any
 
@@ -23,8 +21,7 @@ from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.seams import Evaluation
 from rlnas.spaces.training import TrainingSpace
 from rlnas.supernet.macro import count_params
-from rlnas.tasks.training import Recipe, evaluate, standalone_network, train
-from rlnas.trials.settings import RECIPE_HPARAMS, TASK_HPARAMS
+from rlnas.tasks.training import Recipe, evaluate, standalone_network, train, with_settings
 from rlnas.utils.trust import checked_instantiate
 
 #: The parts each worker process built, by run key (a worker may serve several runs in one session).
@@ -97,13 +94,7 @@ def train_trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     space, data = parts["space"], parts["data"]
     arch = space.validate(config["arch"])
     base, settings = space.split(arch) if isinstance(space, TrainingSpace) else (arch, {})
-    recipe = dataclasses.replace(parts["recipe"], **{k: v for k, v in settings.items() if k in RECIPE_HPARAMS})
-    task = parts["task"]
-    if any(k in TASK_HPARAMS for k in settings):
-        task = copy.copy(task)
-        for name in TASK_HPARAMS:
-            if name in settings:
-                setattr(task, name, float(settings[name]))
+    recipe, task = with_settings(parts["recipe"], parts["task"], settings)
     seed = int(setup["seed"]) * 1_000_003 + int(config["index"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
