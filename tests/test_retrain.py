@@ -322,3 +322,27 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
     (run / "best_arch.json").write_text(json.dumps(payload))
     with pytest.raises(ValueError, match=r"best_arch.json: 'train' must map training settings"):
         retrain(_retrain_cfg(run / "best_arch.json", *quick), tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=2.5", "train.batch_size must be a whole number >= 1, got 2.5"),
+        ("train.lr=inf", "train.lr=inf and train.lr_min=0.0005 need"),
+        ("train.weight_decay=-1", "train.weight_decay must be a finite number >= 0, got -1"),
+        ("train.momentum=1.0", "train.momentum must be in [0, 1), got 1.0"),
+        ("train.momentum=0", "train.nesterov=true needs train.momentum > 0"),
+        ("train.grad_clip=-3", "train.grad_clip must be a finite number >= 0 (0: no clipping), got -3"),
+        ("train.augment=yes", "train.augment must be true or false, got 'yes'"),
+    ],
+)
+def test_a_recipe_that_would_train_wrongly_or_fail_midway_is_refused_up_front(override, message):
+    """Each of these trained a flipped gradient, crashed in torch after the data was loaded, or read 'yes' as true."""
+    from rlnas.tasks.training import make_recipe
+
+    cfg = _retrain_cfg("x.json", override)
+    search = OmegaConf.create({"batch_size": 32, "optimizer": "sgd", "lr": 0.05, "lr_min": 0.0005})
+    search.update({"momentum": 0.9, "nesterov": True, "grad_clip": 5.0, "augment": False})
+    with pytest.raises(ValueError) as info:
+        make_recipe(cfg.train, search)
+    assert message in str(info.value)

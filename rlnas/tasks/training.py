@@ -64,11 +64,23 @@ class Recipe:
     def __post_init__(self) -> None:
         check_recipe_numbers(dataclasses.asdict(self))
         for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not float(value).is_integer() or int(value) < 1:
+                raise ValueError(f"train.{name} must be a whole number >= 1, got {value}")
+            setattr(self, name, int(value))
+        for name in ("nesterov", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"train.{name} must be true or false, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"train.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"train.momentum must be in [0, 1), got {self.momentum}")
+        # A negative bound would flip every gradient (clip_grad_norm_ scales by bound / norm); 0 turns clipping off.
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ValueError(f"train.grad_clip must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
-        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+        if not (math.isfinite(self.lr) and self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
         if self.optimizer == "sgd" and self.nesterov and not self.momentum > 0:  # torch.optim.SGD refuses it mid-run
             raise ValueError(f"train.nesterov=true needs train.momentum > 0, got {self.momentum}")
