@@ -13,11 +13,11 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rlnas.config import CONF_DIR
+from rlnas.search.checkpoint import resume_may_change
 from rlnas.utils.trust import load_run_config
 
 DEFAULT_TASK = "classification"
 
-RESUME_FREE = ("resume", "threads", "checkpoint.", "hydra.")
 CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark", "trials")
 
 
@@ -40,7 +40,7 @@ def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
     applied = []
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith(RESUME_FREE):
+        if resume_may_change(key):
             if key.startswith(("threads", "checkpoint.")):
                 applied.append(f"{key}={value}")
             continue

@@ -73,7 +73,7 @@ def test_a_crafted_controller_file_is_refused_without_running_code(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     _crafted_torch_file(other / "controller.pt", marker, controller_class="ENASController")
-    with pytest.raises(ValueError, match=r"controller.pt is not a readable controller file"):
+    with pytest.raises(ValueError, match=r"controller.pt: not a readable controller file"):
         build_search(_cfg(f"controller.init_from={other}"), tmp_path / "run", progress=False)
     assert not marker.exists()
 

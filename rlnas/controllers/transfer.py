@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from rlnas.controllers.base import CONTROLLER_FILE, Controller
+from rlnas.utils.trust import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,10 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
         raise FileNotFoundError(
             f"controller.init_from={run_dir}: no {CONTROLLER_FILE} there (pass a finished search's run dir)"
         )
-    try:  # weights_only: a controller file is data and never runs code
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
-        raise ValueError(
-            f"controller.init_from={run_dir}: {path} is not a readable controller file ({type(err).__name__})"
-        ) from None
+    try:  # a controller file is data and never runs code
+        state = load_tensor_file(path, "controller file")
+    except ValueError as err:
+        raise ValueError(f"controller.init_from={run_dir}: {err}") from None
     if not isinstance(state, dict):
         raise ValueError(f"controller.init_from={run_dir}: {path} is not a controller file")
     kind = state.get("controller_class") if isinstance(state, dict) else None

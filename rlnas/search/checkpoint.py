@@ -51,6 +51,11 @@ class SearchInterrupted(RuntimeError):
 RESUME_FREE_SECTIONS = ("resume", "threads", "checkpoint", "hydra")
 
 
+def resume_may_change(key: str) -> bool:
+    """Whether a resume may set ``key`` (a dotted override key) to another value than the run's."""
+    return key.split(".", 1)[0] in RESUME_FREE_SECTIONS
+
+
 def config_fingerprint(cfg: Any) -> str:
     """The run config a checkpoint was written under, as canonical JSON, without what a resume may change."""
     from omegaconf import DictConfig, OmegaConf
