@@ -360,3 +360,24 @@ def test_a_trial_that_could_never_start_is_refused(tmp_path, local_ray, override
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match=message):
         _run(tmp_path, local_ray, override)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--budget", "-5"], "--budget must be >= 1, got -5"),
+        (["--concurrent", "0"], "--concurrent must be >= 1, got 0"),
+        (["--truth-epochs", "0"], "--truth-epochs must be >= 1, got 0"),
+        (["--controllers", "random", "darts"], "--controllers darts is unknown"),
+        (["--controllers", "enas"], "--controllers must include random"),
+    ],
+)
+def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_path, capsys, argv, message):
+    from tools.trial_study import main
+
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--out", str(tmp_path / "study")])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "study" / "runs").exists()

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.compare_controllers import holm, update_readme, welch_p  # noqa: E402
+from tools.compare_controllers import ALL, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def search(task: str, controller: str, seed: int, run_dir: Path, overrides: list
     if (run_dir / "best_arch.json").is_file():
         return float(json.loads((run_dir / "summary.json").read_text())["seconds"])
     args = [f"+task={task}", "+trials=default", f"controller={controller}", f"seed={seed}", "ground_truth.random=0"]
-    if run_dir.exists():  # a study stopped in the middle of this search: continue it
+    if (run_dir / "config.yaml").is_file():  # a study stopped in the middle of this search: continue it
         args = [f"resume={run_dir}"]
     else:
         args += [*overrides, f"hydra.run.dir={run_dir}"]
@@ -213,6 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block", default="trials", help="the --readme block the table goes to")
     parser.add_argument("--speedup", type=int, default=0, help="trials of the speed-up measurement (0: the study)")
     args = parser.parse_args(argv)
+    for option in ("seeds", "budget", "concurrent", "truth_seeds", "truth_epochs"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+    if args.speedup < 0:
+        parser.error(f"--speedup must be >= 0, got {args.speedup}")
+    unknown = [c for c in args.controllers if c not in ALL]
+    if unknown:
+        parser.error(f"--controllers {unknown[0]} is unknown; allowed: {ALL} (a trial search has no supernet to train)")
     if "random" not in args.controllers and not args.speedup:
         parser.error("--controllers must include random (the reference)")
     Path(args.out).mkdir(parents=True, exist_ok=True)
