@@ -166,6 +166,9 @@ def test_training_decisions_are_decisions_like_any_other(small_space):
         (["+trials.hparams.momentum_typo=[0.9]"], "trials.hparams.momentum_typo is not a training setting"),
         (["+trials.train.epochs=5"], "trials.train.epochs: set trials.epochs"),
         (["+trials.concurency=3"], "trials.concurency is not a setting"),
+        (["trials.hparams=[1,2]"], "trials.hparams must be a mapping of setting names to values"),
+        (["trials.train=[1]"], "trials.train must be a mapping of setting names to values"),
+        (["trials.hparams={lr:{a:1}}"], "trials.hparams.lr: {'a': 1} is not a value"),
     ],
 )
 def test_bad_trial_settings_stop_with_one_line(overrides, message):

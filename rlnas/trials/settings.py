@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -76,6 +77,21 @@ class TrialSettings:
             )
         if self.failed_reward is not None and not math.isfinite(self.failed_reward):
             raise ValueError(f"trials.failed_reward must be a finite number or null, got {self.failed_reward}")
+        self._check_training()
+
+    def _check_training(self) -> None:
+        """``train`` and ``hparams``: mappings of the recipe's and the head's settings to values."""
+        for name in ("train", "hparams"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Mapping):
+                raise ValueError(
+                    f"trials.{name} must be a mapping of setting names to values, got {getattr(self, name)!r}"
+                )
+        for name, values in dict(self.hparams or {}).items():
+            for value in values if isinstance(values, (list, tuple)) else [values]:
+                if isinstance(value, (Mapping, list, tuple)):
+                    raise ValueError(
+                        f"trials.hparams.{name}: {value!r} is not a value (list the candidates, e.g. [0.01, 0.1])"
+                    )
         unknown = sorted(set(dict(self.hparams or {})) - set(RECIPE_HPARAMS) - set(TASK_HPARAMS))
         if unknown:
             raise ValueError(
