@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,6 +138,27 @@ def test_trial_log_drops_a_torn_last_line_and_names_a_bad_one(tmp_path, tiny_spa
     assert [o.index for o in got] == [0, 1] and got[1].status == "failed" and math.isnan(got[1].reward)
     log.path.write_text(log.path.read_text().replace('{"index": 2, "arch": [0', '{"index": 2}\n{"index": 3}\n'))
     with pytest.raises(ValueError, match=r"trials.jsonl: line 3 is not a trial record"):
+        log.read(tiny_space)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("status", '"won"', "status 'won' is not one of"),
+        ("reward", "Infinity", "reward inf is not finite"),
+        ("reward", '"0.99"', "reward '0.99' is not a number"),
+        ("index", "-1", "index and arch must be whole numbers"),
+        ("arch", "[0.7, 1]", "index and arch must be whole numbers"),
+    ],
+)
+def test_a_tampered_trial_record_is_named_not_read_as_a_result(tmp_path, tiny_space, field, value, message):
+    """A record no trial writes (an infinite reward would win the search, 0.7 would be read as choice 0)."""
+    log = TrialLog(tmp_path / "trials.jsonl")
+    log.append(_outcome(0, tiny_space.sample(np.random.default_rng(0)), 0.9))
+    record = json.loads(log.path.read_text())
+    record[field] = "__VALUE__"
+    log.path.write_text(json.dumps(record).replace('"__VALUE__"', value) + "\n")
+    with pytest.raises(ValueError, match=rf"trials.jsonl: line 1 is not a trial record \({re.escape(message)}"):
         log.read(tiny_space)
 
 

@@ -56,11 +56,29 @@ class Outcome:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Outcome:
-        reward = record.get("reward")
+        """An outcome from a line of the trial log (:meth:`as_record`).
+
+        Raises:
+            ValueError: On a field no trial writes (a tampered or foreign log): an unknown status, an index or
+                choice that is not a whole number, an infinite or non-numeric reward.
+        """
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        reward, arch, status = record.get("reward"), record["arch"], record["status"]
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {list(STATUSES)}")
+        if not whole(record["index"]) or not isinstance(arch, list) or not all(whole(a) for a in arch):
+            raise ValueError("index and arch must be whole numbers >= 0")
+        if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
+            raise ValueError(f"reward {reward!r} is not a number")
+        if reward is not None and not math.isfinite(reward):
+            raise ValueError(f"reward {reward!r} is not finite")
         return cls(
             int(record["index"]),
-            tuple(int(a) for a in record["arch"]),
-            str(record["status"]),
+            tuple(int(a) for a in arch),
+            str(status),
             float(reward) if reward is not None else math.nan,
             int(record.get("epochs", 0)),
             {str(k): float(v) for k, v in dict(record.get("metrics") or {}).items()},
