@@ -343,3 +343,14 @@ def test_show_samples_draws_one_row_per_class(tmp_path):
     width, height = Image.open(out).size
     side = 24 * 2 + 2  # an image and its padding
     assert (width, height) == (3 * side + 2, 10 * side + 2)
+
+
+def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "trials.jsonl").write_text("")
+    proc = _score_run("--run-dir", str(tmp_path))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"--run-dir {tmp_path}: a trial search's run dir; its candidates were trained on their own, with no "
+        "supernet to score them on (their scores are in trials.csv)"
+    )

@@ -82,6 +82,11 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
     from rlnas.utils.trust import load_run_config, load_tensor_file
 
     run_dir = Path(run_dir)
+    if (run_dir / "trials.jsonl").is_file():
+        raise SystemExit(
+            f"--run-dir {run_dir}: a trial search's run dir; its candidates were trained on their own, with no "
+            "supernet to score them on (their scores are in trials.csv)"
+        )
     for name in ("config.yaml", "supernet.pt"):
         if not (run_dir / name).is_file():
             raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
