@@ -348,6 +348,7 @@ def test_show_samples_draws_one_row_per_class(tmp_path):
 def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     (tmp_path / "trials.jsonl").write_text("")
+    (tmp_path / "best_arch.json").write_text('{"arch": [0]}')
     proc = _score_run("--run-dir", str(tmp_path))
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == (
