@@ -239,6 +239,8 @@ def _fit(
 
     # Ray's plain progress lines, which honour verbose=0 (its newer console output prints a box regardless).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A local search sends nothing anywhere: Ray reports usage statistics unless told not to (set it to 1 to allow).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
