@@ -221,10 +221,11 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
     )
     write_json_atomic(Path(run_dir) / "ground_truth.json", result)
     pick, metric = result["pick"], result["metric"]
+    drawn = "random architectures" if settings is None else "random candidates (architecture and training settings)"
     found = f"{pick['mean']:.4f}" + (f" ± {pick['std']:.4f}" if len(pick["values"]) > 1 else "")
     return (
         f"ground truth (standalone, {result['epochs']} epochs, test split the search never saw): found "
-        f"{metric} {found} vs {len(randoms)} random architectures {result['random_mean']:.4f} "
+        f"{metric} {found} vs {len(randoms)} {drawn} {result['random_mean']:.4f} "
         f"(best of them {result['random_best']:.4f})"
     )
 

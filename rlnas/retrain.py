@@ -322,6 +322,10 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
         "supernet_tensors_copied": copied,
         "recipe": recipe.__dict__,
         "searched_settings": searched,
+        # A trial search trained each candidate on its own; any other search scored it on the supernet.
+        "search_scored": "trained on its own"
+        if OmegaConf.select(search_cfg, "trials") is not None
+        else "shared weights",
         "history": history,
         "variants": rows,
         "device": str(device),

@@ -253,3 +253,18 @@ def test_every_entry_point_explains_itself():
         [sys.executable, "-m", "rlnas.predict", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert predict.returncode == 0 and "model (required)" in predict.stdout
+
+
+def test_make_run_composes_a_valid_search_that_ends_with_the_ground_truth():
+    """`make run` is a newcomer's first command: its arguments compose and pass every config check."""
+    import re
+
+    from rlnas.config import validate_config
+
+    makefile = (ROOT / "Makefile").read_text()
+    args = re.search(r"^RUN_ARGS \?= (.*)$", makefile, re.MULTILINE).group(1).split()
+    assert "$(RUN_ARGS) $(ARGS)" in makefile
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", with_default_task(args))
+    validate_config(cfg)
+    assert cfg.ground_truth.random >= 1 and cfg.ground_truth.epochs >= 1  # the last line compares with random draws

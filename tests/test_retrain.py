@@ -311,6 +311,9 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
         "weight_decay": 0.002,
     }
     assert report["searched_settings"] == {"weight_decay": 0.002, "lr": 0.02, "batch_size": 16, "dropout": 0.2}
+    text = (tmp_path / "a" / "report.md").read_text()
+    assert "- Training settings from the search: weight_decay 0.002, lr 0.02, batch_size 16, dropout 0.2" in text
+    assert "- Validation during the search (trained on its own):" in text
     # A value given on the command line wins over the searched one.
     given = given_train_keys(["train.lr=0.1", "++train.batch_size=8", "compress=none"])
     assert given == {"lr", "batch_size"}

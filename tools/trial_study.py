@@ -1,6 +1,6 @@
 """Trial searches compared by ground truth, and the speed-up of concurrent trials.
 
-Each controller searches ``--seeds`` times with ``+trials=default`` (every
+Each controller searches ``--seeds`` times with ``+trials=--trials`` (every
 candidate trained on its own on Ray Tune, ``--concurrent`` at a time, ASHA);
 each pick is then trained standalone ``--truth-seeds`` times with the retrain
 recipe for ``--truth-epochs`` and tested on the split no search saw. Runs that
@@ -16,6 +16,8 @@ Examples::
 
     python tools/trial_study.py --task mnist1d --controllers random enas evolution --seeds 5 \\
         --out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
+    python tools/trial_study.py --task mnist1d --trials joint --out docs/mnist1d/trials_hparams \\
+        --readme docs/results.md --block trials_hparams -- data_seed=0
     python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 """
 
@@ -39,11 +41,13 @@ from tools.compare_controllers import ALL, holm, update_readme, welch_p  # noqa:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def search(task: str, controller: str, seed: int, run_dir: Path, overrides: list[str]) -> float:
+def search(
+    task: str, controller: str, seed: int, run_dir: Path, overrides: list[str], trials: str = "default"
+) -> float:
     """One trial search in its own process (its own local Ray); returns its wall time in seconds."""
     if (run_dir / "best_arch.json").is_file():
         return float(json.loads((run_dir / "summary.json").read_text())["seconds"])
-    args = [f"+task={task}", "+trials=default", f"controller={controller}", f"seed={seed}", "ground_truth.random=0"]
+    args = [f"+task={task}", f"+trials={trials}", f"controller={controller}", f"seed={seed}", "ground_truth.random=0"]
     if (run_dir / "config.yaml").is_file():  # a study stopped in the middle of this search: continue it
         args = [f"resume={run_dir}"]
     else:
@@ -97,7 +101,7 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
         for seed in range(args.seeds):
             run_dir = out / "runs" / f"{controller}_seed{seed}"
             print(f"{controller} seed {seed} ...", flush=True)
-            search(args.task, controller, seed, run_dir, overrides)
+            search(args.task, controller, seed, run_dir, overrides, args.trials)
             summary = json.loads((run_dir / "summary.json").read_text())
             found = truth(run_dir, args.truth_seeds, args.truth_epochs)
             values.append(found["mean"])
@@ -136,7 +140,7 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
 def markdown(rows: list[dict], args: argparse.Namespace, overrides: list[str]) -> str:
     given = " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
     lines = [
-        f"+task={args.task} +trials=default{' ' + given if given else ''}: {args.seeds} searches per controller, "
+        f"+task={args.task} +trials={args.trials}{' ' + given if given else ''}: {args.seeds} searches per controller, "
         f"{args.budget} trials each, "
         f"{args.concurrent} at a time; ground truth = the pick trained standalone {args.truth_seeds} times "
         f"({args.truth_epochs} epochs), test split",
@@ -203,6 +207,7 @@ def speedup(args: argparse.Namespace, overrides: list[str]) -> None:
             0,
             run_dir,
             [*overrides, f"trials.budget={args.speedup}", "trials.scheduler=none", f"trials.concurrent={concurrent}"],
+            args.trials,
         )
     ratio = walls[1] / walls[2]
     line = (
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="mnist1d")
+    parser.add_argument("--trials", default="default", help="the trials config (conf/trials/NAME.yaml), e.g. joint")
     parser.add_argument("--controllers", nargs="+", default=["random", "enas", "evolution"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=100)

@@ -52,7 +52,7 @@ def variant_row(name: str, metrics: dict[str, float], params: int, size_mb: floa
 def report_markdown(report: dict[str, Any]) -> str:
     """``report.md``: what was trained and one row per exported or compressed variant."""
     metric_keys = [k for k in report["variants"][0] if k.startswith("test_")]
-    recipe = report["recipe"]
+    recipe, searched = report["recipe"], report.get("searched_settings") or {}
     lines = [
         f"# Retrained {report['task']} model",
         "",
@@ -61,7 +61,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- Recipe: {recipe['epochs']} epochs, {recipe['optimizer']} lr {recipe['lr']:g}, "
         f"batch {recipe['batch_size']}, weight decay {recipe['weight_decay']:g}, "
         f"augment {recipe['augment']}",
-        "- Validation during the search (shared weights): "
+        *(
+            [f"- Training settings from the search: {', '.join(f'{k} {v}' for k, v in searched.items())}"]
+            if searched
+            else []
+        ),
+        f"- Validation during the search ({report.get('search_scored', 'shared weights')}): "
         + ", ".join(f"{k} {v:.4f}" for k, v in report["search_val"].items()),
         "- Validation after retraining: " + ", ".join(f"{k} {v:.4f}" for k, v in report["val"].items()),
         f"- Device: {report['device']}; latency is batch 1 on the CPU, median of 31; {report['seconds']:.0f} s in all",
