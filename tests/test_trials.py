@@ -406,3 +406,30 @@ def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_p
     assert info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "study" / "runs").exists()
+
+
+def test_the_closing_ground_truth_of_a_joint_search_trains_each_candidate_with_its_own_settings(
+    tmp_path, small_space, monkeypatch
+):
+    """The pick and random search's draws come with training settings; each is trained with its own."""
+    import rlnas.evaluators.standalone as standalone
+    from rlnas.__main__ import ground_truth_line
+
+    space = TrainingSpace(small_space, {"lr": [0.01, 0.1], "batch_size": [32, 64]})
+    seen = {}
+
+    def fake_compare(cfg, pick, randoms, seeds, epochs, device, settings=None):
+        seen.update(pick=pick, randoms=randoms, settings=settings)
+        return {"metric": "accuracy", "epochs": epochs, "pick": {"mean": 0.9, "std": 0.0, "values": [0.9]},
+                "random_mean": 0.5, "random_best": 0.6}  # fmt: skip
+
+    monkeypatch.setattr(standalone, "compare_with_random", fake_compare)
+    cfg = _cfg("+task=mnist1d", "ground_truth.random=3")
+    pick = space.sample(np.random.default_rng(0))
+    line = ground_truth_line(cfg, RandomController(space, seed=1), pick, str(tmp_path), space)
+    assert seen["pick"] == space.split(pick)[0] and len(seen["randoms"]) == 3
+    assert all(len(arch) == len(small_space) for arch in seen["randoms"])
+    assert seen["settings"][0] == space.split(pick)[1]
+    assert all(set(s) == {"lr", "batch_size"} for s in seen["settings"])
+    assert "vs 3 random candidates (architecture and training settings) 0.5000 (best of them 0.6000)" in line
+    assert json.loads((tmp_path / "ground_truth.json").read_text())["random_mean"] == 0.5
