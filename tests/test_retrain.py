@@ -295,7 +295,7 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
 
     run = _search_run(tmp_path, "classification")
     cfg = OmegaConf.load(run / "config.yaml")
-    cfg.trials = {"train": {"weight_decay": 0.002, "epochs": 7}}
+    cfg.trials = {"train": {"weight_decay": 0.002, "nesterov": False, "epochs": 7}}
     OmegaConf.save(cfg, run / "config.yaml")
     payload = json.loads((run / "best_arch.json").read_text())
     description = " | ".join(["conv3x3"] * 6) + " train/lr=0.02 train/batch_size=16 train/dropout=0.2"
@@ -310,9 +310,16 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
         "batch_size": 16,
         "weight_decay": 0.002,
     }
-    assert report["searched_settings"] == {"weight_decay": 0.002, "lr": 0.02, "batch_size": 16, "dropout": 0.2}
+    assert report["recipe"]["nesterov"] is False
+    assert report["searched_settings"] == {
+        "weight_decay": 0.002,
+        "nesterov": False,
+        "lr": 0.02,
+        "batch_size": 16,
+        "dropout": 0.2,
+    }
     text = (tmp_path / "a" / "report.md").read_text()
-    assert "- Training settings from the search: weight_decay 0.002, lr 0.02, batch_size 16, dropout 0.2" in text
+    assert "- Training settings from the search: weight_decay 0.002, nesterov False, lr 0.02, batch_size 16" in text
     assert "- Validation during the search (trained on its own):" in text
     # A value given on the command line wins over the searched one.
     given = given_train_keys(["train.lr=0.1", "++train.batch_size=8", "compress=none"])

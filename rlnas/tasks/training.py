@@ -96,10 +96,12 @@ def with_settings(recipe: Recipe, task: Task, settings: dict[str, Any] | None) -
         ValueError: On a setting that is neither a recipe's nor a task head's, or a value the recipe refuses.
     """
     settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(RECIPE_HPARAMS) - set(TASK_HPARAMS))
+    # Any recipe field but its length (a trial search's trials.train may set nesterov, say); epochs stay the caller's.
+    fields = [f.name for f in dataclasses.fields(Recipe) if f.name != "epochs"]
+    unknown = sorted(set(settings) - set(fields) - set(TASK_HPARAMS))
     if unknown:
-        raise ValueError(f"training setting {unknown[0]!r} is unknown; allowed: {[*RECIPE_HPARAMS, *TASK_HPARAMS]}")
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in settings.items() if k in RECIPE_HPARAMS})
+        raise ValueError(f"training setting {unknown[0]!r} is unknown; allowed: {[*fields, *TASK_HPARAMS]}")
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in settings.items() if k in fields})
     head = {k: v for k, v in settings.items() if k in TASK_HPARAMS}
     if head:
         missing = sorted(set(head) - set(vars(task)))
