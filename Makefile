@@ -85,7 +85,7 @@ study: $(STAMP)
 study-trials: $(STAMP)
 	$(PY) tools/trial_study.py --task mnist1d --controllers random enas evolution local_search maskable_ppo \
 		--out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
-	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution \
+	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
 		--out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_hparams -- data_seed=0
 	$(PY) tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 
