@@ -396,6 +396,7 @@ def test_a_trial_that_could_never_start_is_refused(tmp_path, local_ray, override
         (["--truth-epochs", "0"], "--truth-epochs must be >= 1, got 0"),
         (["--controllers", "random", "darts"], "--controllers darts is unknown"),
         (["--controllers", "enas"], "--controllers must include random"),
+        (["--trials", "jiont"], "--trials jiont: no conf/trials/jiont.yaml"),
     ],
 )
 def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_path, capsys, argv, message):

@@ -1,6 +1,6 @@
 """Trial searches compared by ground truth, and the speed-up of concurrent trials.
 
-Each controller searches ``--seeds`` times with ``+trials=--trials`` (every
+Each controller searches ``--seeds`` times with ``+trials=NAME`` (``--trials``; every
 candidate trained on its own on Ray Tune, ``--concurrent`` at a time, ASHA);
 each pick is then trained standalone ``--truth-seeds`` times with the retrain
 recipe for ``--truth-epochs`` and tested on the split no search saw. Runs that
@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
     if args.speedup < 0:
         parser.error(f"--speedup must be >= 0, got {args.speedup}")
+    if not (ROOT / "conf" / "trials" / f"{args.trials}.yaml").is_file():
+        parser.error(f"--trials {args.trials}: no conf/trials/{args.trials}.yaml")
     unknown = [c for c in args.controllers if c not in ALL]
     if unknown:
         parser.error(f"--controllers {unknown[0]} is unknown; allowed: {ALL} (a trial search has no supernet to train)")
