@@ -132,10 +132,9 @@ def searched_settings(search_cfg: DictConfig, payload: dict[str, Any], given: se
     ``train``); the pick is retrained with them too. ``epochs`` stays the
     retrain recipe's.
     """
-    trials_train = OmegaConf.select(search_cfg, "trials.train") or {}
-    if not isinstance(trials_train, DictConfig):
-        trials_train = {}
-    settings = {**OmegaConf.to_container(OmegaConf.create(trials_train)), **payload.get("train", {})}
+    trials_train = OmegaConf.select(search_cfg, "trials.train")
+    trials_train = OmegaConf.to_container(trials_train) if isinstance(trials_train, DictConfig) else {}
+    settings = {**trials_train, **payload.get("train", {})}
     return {k: v for k, v in settings.items() if k != "epochs" and k not in given}
 
 

@@ -11,7 +11,7 @@ seeds, and scored on the test split of the search's own data split.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,8 +19,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlnas.utils import conf_dir
 
+if TYPE_CHECKING:
+    from rlnas.tasks.training import Recipe
+
 #: The retrain config whose ``train:`` recipe the ground truth shortens.
 RETRAIN_CONFIG = conf_dir() / "retrain.yaml"
+
+
+def standalone_recipe(search_cfg: DictConfig, epochs: int) -> Recipe:
+    """The retrain recipe (``conf/retrain.yaml``'s ``train:``) for ``epochs`` epochs, as a search trained with it.
+
+    A trial search trains its candidates with ``trials.train`` over that recipe,
+    so its trials and the ground truth of its picks use the same one; nulls take
+    the search's ``search:`` values.
+
+    Raises:
+        ValueError: When a value cannot make a recipe.
+    """
+    from rlnas.tasks.training import make_recipe
+
+    trials_train = OmegaConf.select(search_cfg, "trials.train") or {}
+    train_cfg = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, trials_train, {"epochs": int(epochs)})
+    return make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
 
 
 def ground_truth(
@@ -54,7 +74,7 @@ def ground_truth(
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
     """
-    from rlnas.tasks.training import evaluate, make_recipe, search_parts, standalone_network, train, with_settings
+    from rlnas.tasks.training import evaluate, search_parts, standalone_network, train, with_settings
     from rlnas.utils import resolve_device
 
     if seeds < 1 or epochs < 1 or first_seed < 0:
@@ -62,10 +82,7 @@ def ground_truth(
             f"ground truth needs seeds >= 1, epochs >= 1 and first_seed >= 0, got seeds={seeds}, "
             f"epochs={epochs}, first_seed={first_seed}"
         )
-    # A trial search trained its candidates with trials.train over the retrain recipe: so are its picks here.
-    trials_train = OmegaConf.select(search_cfg, "trials.train") or {}
-    train_cfg = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, trials_train, {"epochs": int(epochs)})
-    recipe = make_recipe(train_cfg, search_cfg.get("search") or OmegaConf.create())
+    recipe = standalone_recipe(search_cfg, epochs)
     space, task, data = parts if parts is not None else search_parts(search_cfg, resolve_device(device))
     recipe, task = with_settings(recipe, task, settings)
     values, val_values, val_losses = [], [], []

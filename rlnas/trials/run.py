@@ -24,10 +24,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlnas.evaluators.standalone import RETRAIN_CONFIG
+from rlnas.evaluators.standalone import standalone_recipe
 from rlnas.search.builder import RUN_FILES, build_controller, build_reward
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
-from rlnas.tasks.training import Recipe, check_recipe_numbers, make_recipe
+from rlnas.tasks.training import Recipe, check_recipe_numbers, with_settings
 from rlnas.trials.outputs import TrialOutputs
 from rlnas.trials.planner import Outcome, TrialPlanner
 from rlnas.trials.records import LOG_FILE, STATE_FILE, TrialLog, load_state, save_state
@@ -100,7 +100,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
         raise ValueError(f"controller={type(controller).__name__} learns through a supernet; a trial search has none")
-    recipe = _recipe(cfg, settings)
+    recipe = _recipe(cfg, settings, task)
     data = task.load_data(seed=data_seed(cfg))
     log.info("data: %d train / %d val / %d test samples", len(data.train), len(data.val), len(data.test))
 
@@ -156,27 +156,22 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     return TrialResult(best, done, time.perf_counter() - started, space)
 
 
-def _recipe(cfg: DictConfig, settings: TrialSettings) -> Recipe:
+def _recipe(cfg: DictConfig, settings: TrialSettings, task: Any) -> Recipe:
     """The trials' recipe (``conf/retrain.yaml``'s ``train:``, ``trials.train`` over it), each
-    ``trials.hparams`` value checked against it before any trial starts.
+    ``trials.hparams`` value checked against it and ``task`` before any trial starts.
 
     Raises:
         ValueError: Naming the ``trials.train`` or ``trials.hparams`` key that cannot be used.
     """
     check_recipe_numbers(dict(settings.train or {}), "trials.train")
     try:
-        base = OmegaConf.merge(OmegaConf.load(RETRAIN_CONFIG).train, settings.train or {}, {"epochs": settings.epochs})
-        recipe = make_recipe(base, cfg.get("search") or OmegaConf.create())
+        recipe = standalone_recipe(cfg, settings.epochs)
     except (ValueError, TypeError) as err:
         raise ValueError(f"trials.train: {err}") from None
     for name, values in dict(settings.hparams or {}).items():
         for value in values if isinstance(values, (list, tuple)) else [values]:
             try:
-                if name in TASK_HPARAMS:
-                    if not 0 <= float(value) < 1:
-                        raise ValueError("a fraction in [0, 1) is needed")
-                else:
-                    dataclasses.replace(recipe, **{name: value})
+                with_settings(recipe, task, {name: value})
             except (ValueError, TypeError) as err:
                 raise ValueError(f"trials.hparams.{name}: {value!r} cannot be used ({err})") from None
     return recipe
