@@ -191,6 +191,11 @@ def test_training_decisions_are_decisions_like_any_other(small_space):
         (["trials.hparams=[1,2]"], "trials.hparams must be a mapping of setting names to values"),
         (["trials.train=[1]"], "trials.train must be a mapping of setting names to values"),
         (["trials.hparams={lr:{a:1}}"], "trials.hparams.lr: {'a': 1} is not a value"),
+        (["trials.budget=1.5"], "trials.budget must be a whole number, got 1.5"),
+        (["trials.budget=abc"], "trials.budget must be a whole number, got 'abc'"),
+        (["trials.concurrent=true"], "trials.concurrent must be a whole number, got True"),
+        (["trials.failed_reward=abc"], "trials.failed_reward must be a number, got 'abc'"),
+        (["trials.cpus_per_trial=[1]"], "trials.cpus_per_trial must be a number"),
     ],
 )
 def test_bad_trial_settings_stop_with_one_line(overrides, message):
@@ -213,7 +218,8 @@ def test_bad_trial_settings_stop_with_one_line(overrides, message):
         (["+trials.train.lr=abc"], "trials.train.lr='abc' must be a number"),
         (["+trials.train.foo=1"], "trials.train: train.foo is not a setting"),
         (["reward=hard", "reward.mask_infeasible=true"], "reward.mask_infeasible=true needs a supernet"),
-        (["controller=darts"], "learns through a supernet; a trial search has none"),
+        (["controller=darts"], "controller=darts learns through a supernet; a trial search has none"),
+        (["controller=gdas"], "controller=gdas learns through a supernet; a trial search has none"),
     ],
 )
 def test_settings_a_trial_search_cannot_honour_stop_it_before_any_trial(tmp_path, overrides, message):

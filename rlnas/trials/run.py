@@ -99,7 +99,8 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     track = list(dict.fromkeys([*((cfg.get("costs") or {}).get("track") or ["params", "size_mb"]), *targets]))
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
-        raise ValueError(f"controller={type(controller).__name__} learns through a supernet; a trial search has none")
+        name = getattr(controller, "mode", None) or type(controller).__name__
+        raise ValueError(f"controller={name} learns through a supernet; a trial search has none")
     recipe = _recipe(cfg, settings, task)
     data = task.load_data(seed=data_seed(cfg))
     log.info("data: %d train / %d val / %d test samples", len(data.train), len(data.val), len(data.test))

@@ -57,6 +57,7 @@ class TrialSettings:
     hparams: Any = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         for name in ("budget", "epochs", "grace_period", "batch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"trials.{name} must be >= 1, got {getattr(self, name)}")
@@ -78,6 +79,20 @@ class TrialSettings:
         if self.failed_reward is not None and not math.isfinite(self.failed_reward):
             raise ValueError(f"trials.failed_reward must be a finite number or null, got {self.failed_reward}")
         self._check_training()
+
+    def _check_numbers(self) -> None:
+        """Counts are whole numbers and resources numbers, named ``trials.key`` (``trials.budget=1.5``)."""
+        for name in ("budget", "concurrent", "epochs", "grace_period", "reduction_factor", "batch"):
+            value = getattr(self, name)
+            if value is None and name == "concurrent":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+                raise ValueError(f"trials.{name} must be a whole number, got {value!r}")
+            setattr(self, name, int(value))
+        for name in ("cpus_per_trial", "gpus_per_trial", "failed_reward"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"trials.{name} must be a number, got {value!r}")
 
     def _check_training(self) -> None:
         """``train`` and ``hparams``: mappings of the recipe's and the head's settings to values."""
