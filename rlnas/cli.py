@@ -115,6 +115,13 @@ def with_default_task(argv: list[str]) -> list[str]:
         # Quoted for Hydra: unquoted here, quote_paths quotes it again.
         run_dir = unquote_path(next(a for a in argv if a.startswith("resume="))[len("resume=") :])
         extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
+        # A run's own keys (trials.budget, task.data.*) may be missing from the bare config the
+        # command line is first composed on: forced, they reach resumed_config, which names a
+        # change to the run's value instead of Hydra's "Key 'trials' is not in struct".
+        argv = [
+            f"++{a}" if "=" in a and "." in a.partition("=")[0] and not a.startswith(("+", "~", "hydra.")) else a
+            for a in argv
+        ]
         return [*argv, *extra, "hydra.output_subdir=null"]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
         a.startswith("+benchmark=") for a in argv

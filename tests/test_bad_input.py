@@ -178,6 +178,18 @@ def test_resume_errors_name_the_key(tmp_path):
         resumed_config(str(tmp_path), ["controller=random"])
 
 
+def test_a_resume_override_of_a_key_the_bare_config_lacks_is_named_as_a_change_to_the_run(tmp_path):
+    """``resume=RUN trials.budget=6``: the run's trials section is not in the bare config Hydra composes first."""
+    (tmp_path / "config.yaml").write_text("seed: 0\ntrials:\n  budget: 4\n")
+    argv = with_default_task([f"resume={tmp_path}", "trials.budget=6", "threads=1"])
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=argv)  # Hydra's "Key 'trials' is not in struct" before
+    assert cfg.trials.budget == 6
+    with pytest.raises(ValueError, match=r"resume: trials.budget=6 conflicts with the run's trials.budget=4"):
+        resumed_config(str(tmp_path), argv)
+    assert resumed_config(str(tmp_path), with_default_task([f"resume={tmp_path}", "trials.budget=4"])).trials.budget == 4
+
+
 def test_every_config_section_has_hostile_cases():
     """A section added to the app's config without a bad-value case here fails this test."""
     from dataclasses import fields
