@@ -187,7 +187,8 @@ def test_a_resume_override_of_a_key_the_bare_config_lacks_is_named_as_a_change_t
     assert cfg.trials.budget == 6
     with pytest.raises(ValueError, match=r"resume: trials.budget=6 conflicts with the run's trials.budget=4"):
         resumed_config(str(tmp_path), argv)
-    assert resumed_config(str(tmp_path), with_default_task([f"resume={tmp_path}", "trials.budget=4"])).trials.budget == 4
+    same = with_default_task([f"resume={tmp_path}", "trials.budget=4"])
+    assert resumed_config(str(tmp_path), same).trials.budget == 4
 
 
 def test_every_config_section_has_hostile_cases():
