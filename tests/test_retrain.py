@@ -332,6 +332,11 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
     (run / "best_arch.json").write_text(json.dumps(payload))
     with pytest.raises(ValueError, match=r"best_arch.json: 'train' must map training settings"):
         retrain(_retrain_cfg(run / "best_arch.json", *quick), tmp_path / "c")
+    # Settings edited after the search (the description still names the searched ones): refused, said so.
+    payload["train"] = {"lr": 0.5, "batch_size": 16, "dropout": 0.2}
+    (run / "best_arch.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"its 'train' settings \(train/lr=0.5 .*the file was edited after the search"):
+        retrain(_retrain_cfg(run / "best_arch.json", *quick), tmp_path / "d")
 
 
 @pytest.mark.parametrize(
