@@ -129,11 +129,17 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     }
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
     check_group_choices(overrides, conf_dir, extra)
-    if any(a.startswith("-") for a in argv):
+    config_dir_flags = ("--config-dir", "-cd")
+    flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
+    if flags:
         return  # sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
+    if extra:  # --config-dir DIR: the user's configs join the search path, as Hydra will add them
+        given = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
+        searched = ",".join(f"file://{d.resolve()}" for d in extra)
+        overrides = [*given, f"hydra.searchpath=[{searched}]"]
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
             compose("config", overrides=list(overrides))

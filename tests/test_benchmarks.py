@@ -206,3 +206,97 @@ def test_tables_with_non_finite_values_or_duplicate_records_are_refused(tmp_path
     space = CategoricalSpace({"a": ["x"], "b": ["p", "q"]})
     with pytest.raises(DataError, match=message):
         TabularBenchmark(space, path, "{a}-{b}", "acc")
+
+
+def _sparse_table(tmp_path: Path) -> Path:
+    """A 4 x 4 x 4 table holding 40 of its 64 architectures; score is highest at c-b-d, error = 1 - score."""
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    lines = ["key,score,error,params"]
+    for x, y, z in itertools.product("abcd", repeat=3):
+        if (x, y, z) != ("c", "b", "d") and rng.random() < 0.4:
+            continue
+        score = 0.4 * (x == "c") + 0.3 * (y == "b") + 0.2 * (z == "d") + 0.05 * rng.random()
+        lines.append(f"{x}-{y}-{z},{score:.4f},{1 - score:.4f},{100 + 10 * 'abcd'.index(x)}")
+    (tmp_path / "sparse.csv").write_text("\n".join(lines) + "\n")
+    conf = tmp_path / "conf" / "benchmark"
+    conf.mkdir(parents=True)
+    (conf / "sparse.yaml").write_text(
+        "# @package _global_\n"
+        "benchmark:\n"
+        "  name: sparse\n"
+        f"  path: {tmp_path / 'sparse.csv'}\n"
+        "  key_column: key\n"
+        '  key_template: "{x}-{y}-{z}"\n'
+        "  metric: score\n"
+        "  costs: {params: params}\n"
+        "  decisions: {x: [a, b, c, d], y: [a, b, c, d], z: [a, b, c, d]}\n"
+        "  evaluations: 30\n"
+        "  archs_per_step: 5\n"
+    )
+    return tmp_path / "conf"
+
+
+def _sparse_search(conf: Path, *overrides: str):
+    from rlnas.search.budget import build_budget_search
+    from tools._common import load_config
+
+    cfg = load_config(["+benchmark=sparse", f"hydra.searchpath=[file://{conf}]", *overrides])
+    return build_budget_search(cfg, None, progress=False)
+
+
+def test_a_sparse_table_stops_at_an_absent_architecture_unless_told_to_skip_it(tmp_path):
+    """Absent proposals (benchmark.missing=skip) cost and count nothing, teach the controller, never get picked."""
+    conf = _sparse_table(tmp_path)
+    with pytest.raises(KeyError, match=r"has no record '.*' .*\(a sparse table: benchmark.missing=skip"):
+        _sparse_search(conf, "controller=random").run()
+
+    search = _sparse_search(conf, "controller=enas", "+benchmark.missing=skip")
+    told: list[tuple[tuple, float]] = []
+    observe = search.controller.observe
+    search.controller.observe = lambda archs, rewards: told.extend(zip(archs, rewards)) or observe(archs, rewards)
+    result = search.run()
+    rows = search.evaluator.rows
+    assert result.distinct == len(result.rewards) == 30  # 30 architectures the table holds were evaluated
+    assert search.absent and all(search.evaluator.key(a) not in rows for a in search.absent)
+    assert all(search.evaluator.key(a) in rows for a in search.seen)
+    assert search.evaluator.key(result.best_arch) in rows
+    lowest = min(row["score"] for row in rows.values())
+    assert search.evaluator.missing_reward == pytest.approx(lowest)
+    absent_rewards = [r for a, r in told if a in search.absent]
+    assert absent_rewards and all(r == pytest.approx(lowest) for r in absent_rewards)
+    assert result.proposals >= 30 + len(search.absent)
+
+    # The Gymnasium env: an absent architecture ends the episode with the stand-in reward, said in info.
+    from rlnas.env import ArchitectureEnv
+
+    env = ArchitectureEnv(search.space, search.evaluator)
+    absent = next(iter(search.absent))
+    env.reset(seed=0)
+    for action in absent:
+        _, reward, done, _, info = env.step(action)
+    assert done and info["missing"] and reward == pytest.approx(lowest)
+
+
+def test_a_lower_is_better_column_is_searched_with_a_negative_scale(tmp_path):
+    """metric_scale: -1 rewards the negated error: the search and the optimum prefer the lowest."""
+    conf = _sparse_table(tmp_path)
+    overrides = ("+benchmark.missing=skip", "benchmark.metric=error", "+benchmark.metric_scale=-1")
+    search = _sparse_search(conf, "controller=evolution", "benchmark.evaluations=40", *overrides)
+    lowest_error = min(row["error"] for row in search.evaluator.rows.values())
+    assert search.evaluator.optimum() == pytest.approx(-lowest_error)
+    result = search.run()
+    assert search.evaluator.key(result.best_arch) == "c-b-d"  # the lowest error, found within 40
+    assert result.best_evaluation.metrics["error"] == pytest.approx(-lowest_error)
+    # Rewards that would prefer worse architectures on a negated column are refused.
+    with pytest.raises(ValueError, match="reward=mnas multiplies the metric"):
+        _sparse_search(conf, *overrides, "reward=mnas")
+    with pytest.raises(ValueError, match=r"reward.penalty=0 is not below the table's lowest reward"):
+        _sparse_search(conf, *overrides, "reward=hard", "reward.targets.size_mb=null", "reward.targets.params=150")
+    for bad in ("0", "abc"):
+        with pytest.raises(ValueError, match="benchmark.metric_scale must be a finite non-zero number"):
+            _sparse_search(conf, f"+benchmark.metric_scale={bad}")
+    with pytest.raises(ValueError, match=r"benchmark.missing='maybe' is unknown"):
+        _sparse_search(conf, "+benchmark.missing=maybe")

@@ -279,7 +279,9 @@ def summarise(
             row = _row(controller, budget, at, runs, reference, rivals)
             optimum = results[0]["optimum"] / scale
             if np.isfinite(optimum):
-                row["regret"] = max(0.0, float(optimum - row["mean"]))  # 0, not -1e-15, at the optimum
+                # A negative scale: a lower-is-better column, whose optimum is its lowest value.
+                gap = (optimum - row["mean"]) * (1.0 if scale > 0 else -1.0)
+                row["regret"] = max(0.0, float(gap))  # 0, not -1e-15, at the optimum
                 row["optimum"] = float(optimum)
             published = published_figures.get(controller)
             if published:
@@ -405,7 +407,9 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     # The y range follows the curves after the first tenth of the budget: the first few
-    # evaluations span the whole table and would flatten the part worth comparing.
+    # evaluations span the whole table and would flatten the part worth comparing. Limits are
+    # found with the better end up (sign -1: a lower-is-better column, negative metric_scale).
+    sign = 1.0 if next(iter(runs.values()))[0]["scale"] > 0 else -1.0
     lows, highs, finals = {}, [], {}
     lines = {}
     for controller, results in runs.items():
@@ -423,28 +427,28 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
         )
         ax.fill_between(x, mean - std, mean + std, alpha=0.12)
         start = max(n // 10 - 1, 0)
-        lows[controller] = float(mean[start])
+        lows[controller] = sign * float(mean[start])
         finals[controller] = float(mean[-1])
-        highs.append(float((mean + std)[start:].max()))
+        highs.append(float((sign * mean + std)[start:].max()))
     # Grid enumeration in order can sit far below the rest; it is not allowed to
     # squash the others, and its label says where it ended when it is off scale.
     scaled = {c: v for c, v in lows.items() if c != "grid"} or lows
     lo = min(scaled.values())
-    if "grid" in finals and finals["grid"] < lo:
+    if "grid" in finals and sign * finals["grid"] < lo:
         lines["grid"].set_label(f"grid (off scale, ends at {finals['grid']:.4g})")
     if optimum is not None and np.isfinite(optimum):
         ax.axhline(optimum, c="k", lw=0.8, ls=":", label=f"optimum {optimum:.4g}")
-        highs.append(float(optimum))
+        highs.append(sign * float(optimum))
     hi = max(highs)
     pad = 0.08 * (hi - lo) if hi > lo else 1.0
-    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylim(*sorted((sign * (lo - pad), sign * (hi + pad))))
     ax.set_xlabel("architectures evaluated")
     ax.set_ylabel(f"best {metric} so far (mean ± std over seeds)")
     import textwrap
 
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    ax.legend(fontsize=8, ncol=2, loc="lower right" if sign > 0 else "upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -37,6 +37,8 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
         "metric_columns",
         "report",
         "requery",
+        "missing",
+        "missing_reward",
     }
     unknown = sorted(set(bench) - known)
     if unknown:
@@ -59,12 +61,14 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
             bench["metric"],
             bench.get("key_column", "arch"),
             bench.get("costs"),
-            float(bench.get("metric_scale", 1.0)),
+            bench.get("metric_scale", 1.0),
             bench.get("env_var"),
             bench.get("name", "tabular"),
             bench.get("metric_columns"),
             bench.get("report"),
             seed,
+            str(bench.get("missing") or "error"),
+            bench.get("missing_reward"),
         )
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")

@@ -11,6 +11,14 @@ A *noisy* table names several reward columns, one per training seed
 one training run returns one validation accuracy, not their mean; a separate
 ``report`` column (e.g. test accuracy) says what the pick is worth
 (``conf/benchmark/nb201_cifar10_noisy.yaml``).
+
+A *sparse* table holds only some of its space's architectures (a sample of
+a larger space, a space with invalid graphs). By default a proposal it lacks
+stops the search with one line naming the key (most often a key template
+that does not match the table); with ``missing: skip`` such a proposal is
+*absent*: nothing is trained for it, so it costs and counts nothing, the
+controller is told ``missing_reward`` for it (by default the table's lowest
+reward value) so that it learns to avoid it, and it is never the pick.
 """
 
 from __future__ import annotations
@@ -28,8 +36,15 @@ from rlnas.data.base import DataError
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.spaces.seams import Evaluation
 
+#: What a proposal the table lacks does: ``error`` stops the search, ``skip`` makes it absent.
+MISSING = ("error", "skip")
+
 #: Relative table paths are tried against the working directory, then the project root.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class MissingRecord(KeyError):
+    """An architecture the table holds no record of."""
 
 
 def resolve_table_path(path: str | os.PathLike, env_var: str | None = None) -> Path:
@@ -54,7 +69,8 @@ class TabularBenchmark:
         metric: Field holding the metric (the reward metric).
         key_column: CSV column holding the key (ignored for JSON).
         costs: Cost name -> field (e.g. ``{"params": "params_m"}``).
-        metric_scale: Factor applied to the metric (e.g. 0.01 for percentages).
+        metric_scale: Factor applied to the metric (e.g. 0.01 for percentages; negative for a
+            lower-is-better column such as an error or a loss, -0.01 for errors in percent).
         env_var: Environment variable that overrides ``path`` when set.
         name: Name used in outputs.
         metric_columns: Fields holding one training seed's value each: an
@@ -62,6 +78,10 @@ class TabularBenchmark:
             ``metric`` (which then names the reward metric, not a field).
         report: Field reported for the pick (``None``: the metric itself).
         seed: Seed of the draws among ``metric_columns``.
+        missing: ``error``: a proposal the table lacks stops the search;
+            ``skip``: it is absent (see the module docstring).
+        missing_reward: The reward an absent proposal hands the controller
+            (``None``: the table's lowest reward value, scaled).
     """
 
     def __init__(
@@ -78,7 +98,14 @@ class TabularBenchmark:
         metric_columns: Sequence[str] | None = None,
         report: str | None = None,
         seed: int = 0,
+        missing: str = "error",
+        missing_reward: float | None = None,
     ) -> None:
+        if missing not in MISSING:
+            raise ValueError(f"benchmark.missing={missing!r} is unknown; allowed: {list(MISSING)}")
+        number = isinstance(metric_scale, (int, float)) and not isinstance(metric_scale, bool)
+        if not (number and math.isfinite(metric_scale) and metric_scale != 0):
+            raise ValueError(f"benchmark.metric_scale must be a finite non-zero number, got {metric_scale!r}")
         self.space = space
         self.metric_columns = [str(c) for c in metric_columns or []]
         #: Whether an evaluation is a draw (repeats may differ).
@@ -90,6 +117,7 @@ class TabularBenchmark:
         self.metric = metric
         self.reward_metric = metric
         self.cost_fields = dict(costs or {})
+        # A negative scale turns a lower-is-better column (an error, a loss) into a reward to maximise.
         self.metric_scale = float(metric_scale)
         self.path = resolve_table_path(path, env_var)
         self.env_var = env_var
@@ -100,6 +128,20 @@ class TabularBenchmark:
                 f"decisions: {[d.name for d in space.decisions]}"
             )
         self.rows = self._load(key_column)
+        #: Whether a proposal the table lacks is absent (``True``) or an error.
+        self.skip_missing = missing == "skip"
+        reward_fields = self.metric_columns or [self.metric]
+        values = [row[f] * self.metric_scale for row in self.rows.values() for f in reward_fields]
+        #: The lowest reward value the table holds (scaled).
+        self.lowest_reward = min(v for v in values if math.isfinite(v))
+        if missing_reward is None:
+            missing_reward = self.lowest_reward
+        elif isinstance(missing_reward, bool) or not isinstance(missing_reward, (int, float)):
+            raise ValueError(f"benchmark.missing_reward must be a number or null, got {missing_reward!r}")
+        if not math.isfinite(missing_reward):
+            raise ValueError(f"benchmark.missing_reward must be finite, got {missing_reward}")
+        #: The reward an absent proposal hands the controller.
+        self.missing_reward = float(missing_reward)
         self._cache: dict[Arch, tuple[Evaluation, list[float]]] = {}
         self.calls = 0
 
@@ -171,7 +213,8 @@ class TabularBenchmark:
             key = self.key(arch)
             row = self.rows.get(key)
             if row is None:
-                raise KeyError(f"{self.path} has no record {key!r} ({self.space.describe(arch)})")
+                hint = "" if self.skip_missing else " (a sparse table: benchmark.missing=skip skips what it lacks)"
+                raise MissingRecord(f"{self.path} has no record {key!r} ({self.space.describe(arch)}){hint}")
             # The reward's values: one per seed the cell has (empty seed columns left out), or the metric.
             values = [row[f] * self.metric_scale for f in self.metric_columns or [self.metric]]
             hit = (
@@ -190,10 +233,10 @@ class TabularBenchmark:
         return [self.evaluate(a) for a in archs]
 
     def optimum(self) -> float:
-        """The best reported metric over the space's architectures (scaled)."""
+        """The best reported metric over the space's architectures (scaled: a negative scale prefers the lowest)."""
         keys = {self.key_template.format(**_names(self.space, a)) for a in _all_archs(self.space)}
-        values = [self.rows[k][self.report_metric] for k in keys if k in self.rows]
-        return max(values) * self.metric_scale if values else math.nan
+        values = [self.rows[k][self.report_metric] * self.metric_scale for k in keys if k in self.rows]
+        return max(values) if values else math.nan
 
 
 class HiddenTargetBenchmark:

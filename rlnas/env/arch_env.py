@@ -36,7 +36,9 @@ class ArchitectureEnv(gym.Env):
     of the current step.
 
     ## Rewards
-    0 for every step but the last; then ``reward(evaluator.evaluate(arch))``.
+    0 for every step but the last; then ``reward(evaluator.evaluate(arch))``. On a
+    sparse table with ``missing: skip``, an architecture the table lacks ends the
+    episode with the table's ``missing_reward`` and ``info["missing"] = True``.
 
     ## Episode End
     Terminated after the ``T``-th decision; never truncated.
@@ -132,7 +134,17 @@ class ArchitectureEnv(gym.Env):
         if len(self._actions) < self.num_steps:
             return self._obs(), 0.0, False, False, {}
         arch = tuple(self._actions)
-        evaluation = self.evaluator.evaluate(arch)
+        try:
+            evaluation = self.evaluator.evaluate(arch)
+        except KeyError as err:
+            # A sparse table's absent architecture (benchmark.missing=skip): the table's stand-in reward.
+            from rlnas.benchmarks.tabular import MissingRecord
+
+            if not (isinstance(err, MissingRecord) and getattr(self.evaluator, "skip_missing", False)):
+                raise
+            self.last_evaluation = None
+            info = {"arch": arch, "metrics": {}, "costs": {}, "missing": True}
+            return self._obs(), float(self.evaluator.missing_reward), True, False, info
         self.last_evaluation = evaluation
         reward = float(self.reward_fn(evaluation))
         info = {"arch": arch, "metrics": dict(evaluation.metrics), "costs": dict(evaluation.costs)}

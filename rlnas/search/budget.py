@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,51 @@ class BudgetSearch:
         self.history: list[dict[str, Any]] = []
         #: Every evaluation of each architecture: (evaluation, reward) pairs.
         self.seen: dict[Arch, list[tuple[Evaluation, float]]] = {}
+        #: Proposals a sparse table lacks (``benchmark.missing=skip``): never evaluated, never counted.
+        self.absent: set[Arch] = set()
+
+    def _to_evaluate(self, archs: list[Arch]) -> list[int]:
+        """Indices of the new architectures in ``archs`` (with requery, repeats too); the rest come from the cache."""
+        todo: list[int] = []
+        fresh: set[Arch] = set()
+        for i, arch in enumerate(archs):
+            if arch in self.absent:
+                continue
+            if self.requery or (arch not in self.seen and arch not in fresh):
+                todo.append(i)
+                fresh.add(arch)
+        return todo
+
+    def _checked_pick(self, pick: Arch | None) -> Arch:
+        """The pick, once the search has one (refusing a search that evaluated nothing)."""
+        if self.absent:
+            log.info("%d distinct proposals were absent from the table (benchmark.missing=skip)", len(self.absent))
+        if pick is None:
+            if self.absent:
+                raise ValueError(
+                    f"the table holds none of the {len(self.absent)} architectures "
+                    f"{type(self.controller).__name__} proposed; check benchmark.key_template against its keys"
+                )
+            raise RuntimeError(f"{type(self.controller).__name__} proposed no architecture")
+        return pick
+
+    def _evaluate(self, archs: list[Arch], todo: list[int]) -> tuple[list[int], list[Evaluation]]:
+        """The evaluations of ``archs[i]`` for ``i`` in ``todo``, less (and remembering) those the table lacks."""
+        if not todo:
+            return [], []
+        if not getattr(self.evaluator, "skip_missing", False):
+            return todo, self.evaluator.evaluate_batch([archs[i] for i in todo])
+        from rlnas.benchmarks.tabular import MissingRecord
+
+        kept, evaluations = [], []
+        for i in todo:
+            try:
+                evaluations.append(self.evaluator.evaluate(archs[i]))
+            except MissingRecord:
+                self.absent.add(archs[i])
+                continue
+            kept.append(i)
+        return kept, evaluations
 
     def _score(self, arch: Arch) -> float:
         return float(np.mean([r for _, r in self.seen[arch]]))
@@ -139,15 +185,8 @@ class BudgetSearch:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
             archs = [tuple(int(a) for a in arch) for arch in self.controller.propose(n)]
             proposals += len(archs)
-            # New architectures (and, with requery, repeats) are evaluated; the rest come from the cache.
-            todo: list[int] = []
-            fresh: set[Arch] = set()
-            for i, arch in enumerate(archs):
-                if self.requery or (arch not in self.seen and arch not in fresh):
-                    todo.append(i)
-                    fresh.add(arch)
-            todo = todo[: self.evaluations - len(rewards)]
-            for i, ev in zip(todo, self.evaluator.evaluate_batch([archs[i] for i in todo]) if todo else []):
+            todo, evaluations = self._evaluate(archs, self._to_evaluate(archs)[: self.evaluations - len(rewards)])
+            for i, ev in zip(todo, evaluations):
                 r = float(self.reward(ev))
                 if not math.isfinite(r):
                     raise FloatingPointError(f"reward of {self.space.describe(archs[i])} is {r}")
@@ -159,9 +198,10 @@ class BudgetSearch:
                 best_so_far.append(self._score(pick))
                 picks.append(pick)
                 self.history.append({"step": step, "arch": archs[i], "reward": r, **ev.metrics, **ev.costs})
-            # The controller learns from every proposal: a repeat brings its (latest) cached reward.
-            archs = [a for a in archs if a in self.seen]
-            batch = [self.seen[a][-1][1] for a in archs]
+            # The controller learns from every proposal: a repeat brings its (latest) cached reward,
+            # one the table lacks the reward that teaches it to avoid such proposals.
+            archs = [a for a in archs if a in self.seen or a in self.absent]
+            batch = [self.seen[a][-1][1] if a in self.seen else self.evaluator.missing_reward for a in archs]
             stats = self.controller.observe(archs, batch)
             stats_log.append(stats)
             stall = 0 if todo else stall + max(len(archs), 1)
@@ -177,8 +217,8 @@ class BudgetSearch:
             step += 1
             if stall >= self.max_stall:
                 log.warning(
-                    "%s proposed %d architectures in a row that were all evaluated before; stopping at %d "
-                    "of %d evaluations",
+                    "%s proposed %d architectures in a row that were all evaluated before or absent from the "
+                    "table; stopping at %d of %d evaluations",
                     type(self.controller).__name__,
                     stall,
                     len(rewards),
@@ -186,8 +226,7 @@ class BudgetSearch:
                 )
                 break
         bar.close()
-        if pick is None:
-            raise RuntimeError(f"{type(self.controller).__name__} proposed no architecture")
+        pick = self._checked_pick(pick)
         ev = max(self.seen[pick], key=lambda e: e[1])[0]
         result = BudgetResult(
             pick,
@@ -250,12 +289,49 @@ class BudgetSearch:
                 "evaluations": len(result.rewards),
                 "distinct_evaluations": result.distinct,
                 "proposals": result.proposals,
+                "absent_from_table": len(self.absent),
                 "evaluations_to_best": first_best,
                 "mean_reward": float(np.mean(result.rewards)),
                 "seconds": round(result.seconds, 3),
             },
         )
         self.controller.save(self.run_dir)
+
+
+def _costs(evaluator: Evaluator, targets: dict[str, Any], arch: Arch) -> dict[str, float]:
+    """An architecture's costs; one a sparse table lacks is infeasible under every limit."""
+    from rlnas.benchmarks.tabular import MissingRecord
+
+    try:
+        return evaluator.evaluate(arch).costs
+    except MissingRecord:
+        if not getattr(evaluator, "skip_missing", False):
+            raise
+        return {name: math.inf for name in targets}
+
+
+def _check_reward_fits_the_table(reward: Reward, evaluator: Evaluator) -> None:
+    """Refuses a reward that would prefer worse architectures on a lower-is-better column (negative metric_scale).
+
+    Raises:
+        ValueError: For ``reward=mnas`` (it multiplies the metric, so a penalty would raise a
+            negated error) and for ``reward=hard`` whose ``penalty`` is above some feasible reward.
+    """
+    from rlnas.rewards import HardReward, MnasReward
+
+    lowest = getattr(evaluator, "lowest_reward", None)
+    if getattr(evaluator, "metric_scale", 1.0) >= 0 or lowest is None:
+        return
+    if isinstance(reward, MnasReward):
+        raise ValueError(
+            "reward=mnas multiplies the metric by cost ratios; with a negative benchmark.metric_scale "
+            "(a lower-is-better column) that rewards breaking the targets: use reward=weighted, tunas_abs or hard"
+        )
+    if isinstance(reward, HardReward) and reward.penalty >= lowest:
+        raise ValueError(
+            f"reward.penalty={reward.penalty:g} is not below the table's lowest reward ({lowest:g}, the negated "
+            f"column); an architecture over a limit would beat feasible ones: set reward.penalty below {lowest:g}"
+        )
 
 
 def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:
@@ -288,18 +364,22 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
             f"{type(controller).__name__} learns by gradient through a supernet; a +benchmark run has none "
             "(use enas, the PPO family or a baseline there)"
         )
+    _check_reward_fits_the_table(reward, evaluator)
     targets = dict(getattr(reward, "targets", {}))
     if mask_infeasible:
         if not targets:
             raise ValueError("reward.mask_infeasible=true needs reward.targets (the hard limits)")
         from rlnas.rewards import FeasibilityMask
 
-        missing = sorted(set(targets) - set(evaluator.evaluate(space.sample(np.random.default_rng(0))).costs))
+        columns = getattr(evaluator, "cost_fields", None)
+        if columns is None:
+            columns = evaluator.evaluate(space.sample(np.random.default_rng(0))).costs
+        missing = sorted(set(targets) - set(columns))
         if missing:
             raise ValueError(
                 f"reward.targets.{missing[0]}: benchmark {bench.get('name')} has no such cost column (benchmark.costs)"
             )
-        controller.action_mask = FeasibilityMask(space, lambda a: evaluator.evaluate(a).costs, targets).mask
+        controller.action_mask = FeasibilityMask(space, partial(_costs, evaluator, targets), targets).mask
     if run_dir is not None:
         with atomic_file(run_dir / "config.yaml") as f:
             f.write(OmegaConf.to_yaml(cfg))
