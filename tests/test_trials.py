@@ -440,3 +440,40 @@ def test_the_closing_ground_truth_of_a_joint_search_trains_each_candidate_with_i
     assert all(set(s) == {"lr", "batch_size"} for s in seen["settings"])
     assert "vs 3 random candidates (architecture and training settings) 0.5000 (best of them 0.6000)" in line
     assert json.loads((tmp_path / "ground_truth.json").read_text())["random_mean"] == 0.5
+
+
+def test_the_finalist_study_trains_each_search_s_best_fully_trained_trials(tmp_path, capsys):
+    """--finalists K: the K best trials that trained every epoch, by ground truth, from the stored searches."""
+    from omegaconf import OmegaConf
+
+    from rlnas.trials.trainable import trial_space
+    from tools.trial_study import main
+
+    cfg = _cfg(*(o if o != "+trials=default" else "+trials=joint" for o in SMALL))
+    space = trial_space(cfg)
+    rng = np.random.default_rng(0)
+    for controller in ("random", "enas"):
+        run = tmp_path / "study" / "runs" / f"{controller}_seed0"
+        run.mkdir(parents=True)
+        OmegaConf.save(cfg, run / "config.yaml")
+        (run / "best_arch.json").write_text("{}")
+        records = [
+            {"index": i, "arch": [int(a) for a in space.sample(rng)], "status": status, "reward": reward}
+            for i, (status, reward) in enumerate(
+                [("completed", 0.5), ("stopped", 0.9), ("completed", 0.7), ("completed", 0.6)]
+            )
+        ]
+        (run / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    argv = ["--trials", "joint", "--controllers", "random", "enas", "--seeds", "1", "--finalists", "2"]
+    main([*argv, "--truth-seeds", "1", "--truth-epochs", "1", "--out", str(tmp_path / "study")])
+    cached = json.loads((tmp_path / "study" / "runs" / "enas_seed0" / "finalists.json").read_text())
+    assert [c["index"] for c in cached["candidates"]] == [2, 3]  # the stopped trial is no finalist
+    assert set(cached["candidates"][0]["train"]) == {"lr", "batch_size", "weight_decay", "dropout", "momentum"}
+    table = json.loads((tmp_path / "study" / "finalists.json").read_text())["rows"]
+    for row, run in zip(table, ("random", "enas")):
+        found = json.loads((tmp_path / "study" / "runs" / f"{run}_seed0" / "finalists.json").read_text())
+        tests = [c["test"][0] for c in found["candidates"]]
+        best_val = max(range(2), key=lambda i: found["candidates"][i]["val"][0])
+        assert row["pick"] == [tests[0]] and row["best"] == [max(tests)] and row["repick"] == [tests[best_val]]
+    header = "| controller | the pick | mean of the 2 | re-picked by validation | best of the 2 |"
+    assert header in capsys.readouterr().out

@@ -8,6 +8,16 @@ finished are reused (their ``best_arch.json``), so the study can be stopped
 and started again. Writes ``table.md``, ``table.json`` and ``curves.png``
 (best validation reward so far vs trials) to ``--out``.
 
+``--finalists K`` instead looks into the stored searches: the K best trials
+of each (by validation reward, among those trained fully) are trained
+standalone ``--truth-seeds`` times and tested, and the table says what each
+search's K finalists are worth by ground truth: their mean, the one a
+re-evaluation on the validation split would pick (best mean validation
+accuracy over those trainings) and the best of them (what no selection rule
+can beat). Whether a controller's candidates are better than random
+search's, or only its pick is not, shows there. Cached per run in
+``finalists.json``; writes ``finalists.md`` and ``finalists.json`` to ``--out``.
+
 ``--speedup N`` instead runs one random search of N trials (every trial trained
 fully) with 1 and then with 2 trials at a time, one after the other in this
 process, and prints the wall-time ratio.
@@ -18,6 +28,8 @@ Examples::
         --out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
     python tools/trial_study.py --task mnist1d --trials joint --out docs/mnist1d/trials_hparams \\
         --readme docs/results.md --block trials_hparams -- data_seed=0
+    python tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
+        --finalists 5 --out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_finalists
     python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 """
 
@@ -73,6 +85,110 @@ def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     result = {"arch": arch, "train": settings, **ground_truth(cfg, arch, seeds, epochs, "cpu", settings=settings)}
     cache.write_text(json.dumps(result, indent=2))
     return result
+
+
+def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
+    """The ``k`` best fully trained trials of ``run_dir``, each trained standalone ``seeds`` times (cached).
+
+    Returns:
+        Per finalist, best first: ``index``, ``reward`` (its trial's), ``arch`` and ``train`` (the
+        architecture and its training settings), ``test`` and ``val`` (one value per training).
+    """
+    cache = run_dir / "finalists.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached["k"] >= k and (cached["seeds"], cached["epochs"]) == (seeds, epochs):
+            return cached["candidates"][:k]
+    import torch
+
+    from rlnas.evaluators.standalone import ground_truth
+    from rlnas.spaces.training import TrainingSpace
+    from rlnas.tasks.training import search_parts
+    from rlnas.trials.trainable import trial_space
+    from rlnas.utils.trust import load_run_config
+
+    cfg = load_run_config(run_dir / "config.yaml")
+    space = trial_space(cfg)
+    with (run_dir / "trials.jsonl").open() as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    # The pick rule's order (rlnas.trials.run.pick): best reward, the earlier trial on a tie.
+    top = sorted((r for r in records if r["status"] == "completed"), key=lambda r: (-r["reward"], r["index"]))[:k]
+    base_space = space.base if isinstance(space, TrainingSpace) else space
+    _, task, data = search_parts(cfg, torch.device("cpu"))
+    candidates = []
+    for record in top:
+        arch = tuple(record["arch"])
+        base, settings = space.split(arch) if isinstance(space, TrainingSpace) else (arch, {})
+        found = ground_truth(cfg, base, seeds, epochs, "cpu", parts=(base_space, task, data), settings=settings)
+        candidates.append(
+            {
+                "index": record["index"],
+                "reward": record["reward"],
+                "arch": list(base),
+                "train": settings,
+                "test": found["values"],
+                "val": found["val_values"],
+            }
+        )
+    cache.write_text(json.dumps({"k": k, "seeds": seeds, "epochs": epochs, "candidates": candidates}, indent=2))
+    return candidates
+
+
+def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
+    """What the stored searches' top ``--finalists`` are worth by ground truth (see the module docstring)."""
+    out = Path(args.out)
+    rows = []
+    for controller in args.controllers:
+        kinds: dict[str, list[float]] = {"pick": [], "mean": [], "repick": [], "best": []}
+        for seed in range(args.seeds):
+            run_dir = out / "runs" / f"{controller}_seed{seed}"
+            if not (run_dir / "best_arch.json").is_file():
+                raise SystemExit(f"trial_study.py: {run_dir} holds no finished search; run the study first")
+            print(f"{controller} seed {seed}: finalists ...", flush=True)
+            found = finalists(run_dir, args.finalists, args.truth_seeds, args.truth_epochs)
+            tests = [float(np.mean(c["test"])) for c in found]
+            kinds["pick"].append(tests[0])
+            kinds["mean"].append(float(np.mean(tests)))
+            kinds["repick"].append(tests[int(np.argmax([np.mean(c["val"]) for c in found]))])
+            kinds["best"].append(max(tests))
+        rows.append({"controller": controller, **kinds})
+    reference = next(r for r in rows if r["controller"] == "random")
+    tests = [(r, kind) for r in rows if r is not reference for kind in ("mean", "repick", "best")]
+    pvalues = [welch_p(r[kind], reference[kind]) for r, kind in tests]
+    for (row, kind), p, adj in zip(tests, pvalues, holm(pvalues)):
+        row[f"p_{kind}"], row[f"p_{kind}_holm"] = p, adj
+    (out / "finalists.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    k = args.finalists
+    given = " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
+
+    def cell(row: dict, kind: str) -> str:
+        values = row[kind]
+        text = f"{np.mean(values):.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}"
+        if f"p_{kind}" in row and np.isfinite(row[f"p_{kind}"]):
+            text += f" (p {row[f'p_{kind}']:.2g}, Holm {row[f'p_{kind}_holm']:.2g})"
+        return text
+
+    lines = [
+        f"+task={args.task} +trials={args.trials}{' ' + given if given else ''}: the {k} best fully trained "
+        f"trials of each of {args.seeds} searches per controller, each trained standalone {args.truth_seeds} "
+        f"times ({args.truth_epochs} epochs); test split",
+        "",
+        f"| controller | the pick | mean of the {k} | re-picked by validation | best of the {k} |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['controller']} | {cell(r, 'pick')} | {cell(r, 'mean')} | {cell(r, 'repick')} | {cell(r, 'best')} |"
+            for r in rows
+        ),
+        "",
+        f"Re-picked: the finalist with the best mean validation accuracy over its {args.truth_seeds} trainings. "
+        "Welch p-values (two-sided) against random search, Holm-adjusted over the table's tests.",
+        "",
+    ]
+    text = "\n".join(lines)
+    (out / "finalists.md").write_text(text)
+    print(text)
+    if args.readme:
+        update_readme(Path(args.readme), args.block, text)
 
 
 def first_and_last(run_dir: Path, n: int = 20) -> tuple[float, float]:
@@ -239,12 +355,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--block", default="trials", help="the --readme block the table goes to")
     parser.add_argument("--speedup", type=int, default=0, help="trials of the speed-up measurement (0: the study)")
+    parser.add_argument(
+        "--finalists", type=int, default=0, help="the stored searches' K best trials by ground truth (0: the study)"
+    )
     args = parser.parse_args(argv)
     for option in ("seeds", "budget", "concurrent", "truth_seeds", "truth_epochs"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
-    if args.speedup < 0:
-        parser.error(f"--speedup must be >= 0, got {args.speedup}")
+    for option in ("speedup", "finalists"):
+        if getattr(args, option) < 0:
+            parser.error(f"--{option} must be >= 0, got {getattr(args, option)}")
+    if args.speedup and args.finalists:
+        parser.error("--speedup and --finalists are separate measurements; give one")
     if not (ROOT / "conf" / "trials" / f"{args.trials}.yaml").is_file():
         parser.error(f"--trials {args.trials}: no conf/trials/{args.trials}.yaml")
     unknown = [c for c in args.controllers if c not in ALL]
@@ -256,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
     if args.speedup:
         speedup(args, overrides)
+    elif args.finalists:
+        finalist_study(args, overrides)
     else:
         study(args, overrides)
 
