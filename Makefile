@@ -80,13 +80,16 @@ study: $(STAMP)
 
 # Trial searches on MNIST-1D, 5 per controller, over the architecture alone and with its training
 # settings (+trials=joint) -> docs/mnist1d/trials*/ and their tables in docs/results.md (stored
-# runs are reused: seconds with them, about 3 hours on 2 cores without); then the speed-up of 2
+# runs are reused: seconds with them, about 3 hours on 2 cores without), the joint searches' 5
+# best trials each by ground truth (about 40 min more without their finalists.json); then the speed-up of 2
 # concurrent trials, measured again (about 4 min) -> README.md.
 study-trials: $(STAMP)
 	$(PY) tools/trial_study.py --task mnist1d --controllers random enas evolution local_search maskable_ppo \
 		--out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
 	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
 		--out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_hparams -- data_seed=0
+	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
+		--finalists 5 --out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_finalists -- data_seed=0
 	$(PY) tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 
 tensorboard: $(STAMP)
