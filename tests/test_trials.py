@@ -362,6 +362,39 @@ def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert json.loads((run / "summary.json").read_text())["trials"] == 7
 
 
+def test_sigterm_stops_a_trial_search_cleanly_with_the_resume_line(tmp_path):
+    """As Ctrl-C does: Ray's own handler would end the driver at once, status.json left "running"."""
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    args = [*SMALL, "controller=random", "trials.budget=40", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlnas", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    log = run / "trials.jsonl"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 2):
+            time.sleep(0.2)
+            assert proc.poll() is None, "the search ended before it could be stopped"
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its local Ray
+        except ProcessLookupError:
+            pass
+    kept = len(log.read_text().splitlines())
+    assert proc.returncode == 130, err[-2000:]
+    assert f"stopped after {kept} of 40 trials" in err and f"resume={run}" in err
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+
 def test_a_crafted_trial_checkpoint_is_refused_without_running_code(tmp_path):
     pytest.importorskip("ray")
     import torch

@@ -17,7 +17,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +217,33 @@ def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
         ) from None
 
 
+@contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM stops the trials as Ctrl-C does: Tune ends its experiment, finished trials stay kept.
+
+    Without it Ray's own handler ends the driver at once, leaving ``status.json``
+    "running" and no line saying how to resume. Only the main thread can set
+    handlers (a sweep's job threads keep the process's).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)  # Tune's while it runs: it stops the experiment
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python (Ray's); the default is restored, and Ray is shut down next.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def _trial_name(trial: Any) -> str:
     """``trial_7``: the trial's index in the run (Ray's default names carry the whole architecture)."""
     return f"trial_{trial.config['index']}"
@@ -334,7 +365,8 @@ def _fit(
     level = tune_log.level
     tune_log.setLevel(logging.CRITICAL)
     try:
-        tuner.fit()
+        with sigterm_as_sigint():
+            tuner.fit()
         searcher.settle_failures()
     finally:
         tune_log.setLevel(level)
