@@ -168,12 +168,13 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     space, task, data = search_parts(search_cfg, device)
     space.validate(arch)
     saved = payload.get("description")
-    described = describe_with_settings(space.describe(arch), payload.get("train", {}))
-    if saved is not None and saved != described and saved.startswith(space.describe(arch) + " train/"):
+    architecture = space.describe(arch)
+    described = describe_with_settings(architecture, payload.get("train", {}))
+    if saved is not None and saved != described and saved.startswith(architecture + " train/"):
         # The architecture is this space's; its training settings were edited after the search.
         raise ValueError(
             f"arch={cfg.arch}: its 'train' settings ({describe_with_settings('', payload.get('train', {})) or 'none'}) "
-            f"differ from those its description names ({saved[len(space.describe(arch)) + 1 :]}); "
+            f"differ from those its description names ({saved[len(architecture) + 1 :]}); "
             "the file was edited after the search"
         )
     if saved is not None and saved != described:  # same length, another space: another network

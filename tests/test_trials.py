@@ -324,32 +324,38 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, local_ray):
     assert best["train"] == {"lr": 0.05}  # the learning-rate decision of the pick, beside its architecture
 
 
-def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
-    pytest.importorskip("ray")
-    run = tmp_path / "run"
-    args = [*SMALL, "controller=evolution", "trials.budget=7", "trials.concurrent=1", f"hydra.run.dir={run}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _signal_after_trials(args: list[str], log, trials: int, sig: int) -> tuple[subprocess.Popen, str]:
+    """Starts a search driver, sends it ``sig`` once ``trials`` trials are in ``log``; the process and its stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlnas", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,  # the driver's local Ray lives in its session: removed with it below
     )
-    log = run / "trials.jsonl"
     deadline = time.time() + 240
     try:
-        while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 3):
+        while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < trials):
             time.sleep(0.2)
-            assert proc.poll() is None, "the search ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+            assert proc.poll() is None, "the search ended before the signal"
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its local Ray
         except ProcessLookupError:
             pass
+    return proc, err
+
+
+def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    args = [*SMALL, "controller=evolution", "trials.budget=7", "trials.concurrent=1", f"hydra.run.dir={run}"]
+    log = run / "trials.jsonl"
+    _signal_after_trials(args, log, 3, signal.SIGKILL)
     before = log.read_text().splitlines()
     assert 3 <= len(before) < 7 and not (run / "best_arch.json").exists()
     done = run_cli(f"resume={run}", timeout=300)
@@ -367,28 +373,8 @@ def test_sigterm_stops_a_trial_search_cleanly_with_the_resume_line(tmp_path):
     pytest.importorskip("ray")
     run = tmp_path / "run"
     args = [*SMALL, "controller=random", "trials.budget=40", f"hydra.run.dir={run}"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rlnas", *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
     log = run / "trials.jsonl"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 2):
-            time.sleep(0.2)
-            assert proc.poll() is None, "the search ended before it could be stopped"
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its local Ray
-        except ProcessLookupError:
-            pass
+    proc, err = _signal_after_trials(args, log, 2, signal.SIGTERM)
     kept = len(log.read_text().splitlines())
     assert proc.returncode == 130, err[-2000:]
     assert f"stopped after {kept} of 40 trials" in err and f"resume={run}" in err

@@ -28,7 +28,7 @@ Examples::
         --out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
     python tools/trial_study.py --task mnist1d --trials joint --out docs/mnist1d/trials_hparams \\
         --readme docs/results.md --block trials_hparams -- data_seed=0
-    python tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
+    python tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \\
         --finalists 5 --out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_finalists
     python tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 """
@@ -85,6 +85,11 @@ def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     result = {"arch": arch, "train": settings, **ground_truth(cfg, arch, seeds, epochs, "cpu", settings=settings)}
     cache.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _given(overrides: list[str]) -> str:
+    """The study's own overrides as a table's title names them (budget and concurrency are said apart)."""
+    return " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
 
 
 def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
@@ -159,7 +164,7 @@ def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
         row[f"p_{kind}"], row[f"p_{kind}_holm"] = p, adj
     (out / "finalists.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     k = args.finalists
-    given = " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
+    given = _given(overrides)
 
     def cell(row: dict, kind: str) -> str:
         values = row[kind]
@@ -254,7 +259,7 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def markdown(rows: list[dict], args: argparse.Namespace, overrides: list[str]) -> str:
-    given = " ".join(o for o in overrides if not o.startswith(("trials.budget=", "trials.concurrent=")))
+    given = _given(overrides)
     lines = [
         f"+task={args.task} +trials={args.trials}{' ' + given if given else ''}: {args.seeds} searches per controller, "
         f"{args.budget} trials each, "

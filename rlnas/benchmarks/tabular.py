@@ -47,6 +47,10 @@ class MissingRecord(KeyError):
     """An architecture the table holds no record of."""
 
 
+class AbsentRecord(MissingRecord):
+    """An architecture a sparse table lacks, with ``missing: skip``: absent, not an error."""
+
+
 def resolve_table_path(path: str | os.PathLike, env_var: str | None = None) -> Path:
     """The table file: ``$env_var`` when set, else ``path`` (relative: cwd, then project root)."""
     raw = os.environ.get(env_var) if env_var and os.environ.get(env_var) else path
@@ -213,8 +217,10 @@ class TabularBenchmark:
             key = self.key(arch)
             row = self.rows.get(key)
             if row is None:
-                hint = "" if self.skip_missing else " (a sparse table: benchmark.missing=skip skips what it lacks)"
-                raise MissingRecord(f"{self.path} has no record {key!r} ({self.space.describe(arch)}){hint}")
+                message = f"{self.path} has no record {key!r} ({self.space.describe(arch)})"
+                if self.skip_missing:
+                    raise AbsentRecord(message)
+                raise MissingRecord(f"{message} (a sparse table: benchmark.missing=skip skips what it lacks)")
             # The reward's values: one per seed the cell has (empty seed columns left out), or the metric.
             values = [row[f] * self.metric_scale for f in self.metric_columns or [self.metric]]
             hit = (

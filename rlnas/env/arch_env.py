@@ -134,14 +134,11 @@ class ArchitectureEnv(gym.Env):
         if len(self._actions) < self.num_steps:
             return self._obs(), 0.0, False, False, {}
         arch = tuple(self._actions)
+        from rlnas.benchmarks.tabular import AbsentRecord
+
         try:
             evaluation = self.evaluator.evaluate(arch)
-        except KeyError as err:
-            # A sparse table's absent architecture (benchmark.missing=skip): the table's stand-in reward.
-            from rlnas.benchmarks.tabular import MissingRecord
-
-            if not (isinstance(err, MissingRecord) and getattr(self.evaluator, "skip_missing", False)):
-                raise
+        except AbsentRecord:  # a sparse table's absent architecture (benchmark.missing=skip): its stand-in reward
             self.last_evaluation = None
             info = {"arch": arch, "metrics": {}, "costs": {}, "missing": True}
             return self._obs(), float(self.evaluator.missing_reward), True, False, info

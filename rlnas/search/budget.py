@@ -144,13 +144,13 @@ class BudgetSearch:
             return [], []
         if not getattr(self.evaluator, "skip_missing", False):
             return todo, self.evaluator.evaluate_batch([archs[i] for i in todo])
-        from rlnas.benchmarks.tabular import MissingRecord
+        from rlnas.benchmarks.tabular import AbsentRecord
 
         kept, evaluations = [], []
         for i in todo:
             try:
                 evaluations.append(self.evaluator.evaluate(archs[i]))
-            except MissingRecord:
+            except AbsentRecord:
                 self.absent.add(archs[i])
                 continue
             kept.append(i)
@@ -300,13 +300,11 @@ class BudgetSearch:
 
 def _costs(evaluator: Evaluator, targets: dict[str, Any], arch: Arch) -> dict[str, float]:
     """An architecture's costs; one a sparse table lacks is infeasible under every limit."""
-    from rlnas.benchmarks.tabular import MissingRecord
+    from rlnas.benchmarks.tabular import AbsentRecord
 
     try:
         return evaluator.evaluate(arch).costs
-    except MissingRecord:
-        if not getattr(evaluator, "skip_missing", False):
-            raise
+    except AbsentRecord:
         return {name: math.inf for name in targets}
 
 

@@ -59,9 +59,9 @@ class TrialSettings:
     def __post_init__(self) -> None:
         self._check_numbers()
         for name in ("budget", "epochs", "grace_period", "batch"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"trials.{name} must be >= 1, got {getattr(self, name)}")
-        if self.concurrent is not None and int(self.concurrent) < 1:
+        if self.concurrent is not None and self.concurrent < 1:
             raise ValueError(f"trials.concurrent must be >= 1 or null, got {self.concurrent}")
         if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
             raise ValueError(f"trials.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
@@ -69,7 +69,7 @@ class TrialSettings:
             raise ValueError(f"trials.gpus_per_trial must be >= 0 or null, got {self.gpus_per_trial}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"trials.scheduler={self.scheduler!r} is unknown; allowed: {list(SCHEDULERS)}")
-        if int(self.reduction_factor) < 2:
+        if self.reduction_factor < 2:
             raise ValueError(f"trials.reduction_factor must be >= 2, got {self.reduction_factor}")
         if self.grace_period > self.epochs:
             raise ValueError(
