@@ -141,6 +141,11 @@ BAD_CONFIGS = [
     (["ground_truth.random=many"], "ground_truth.random='many' must be int"),
     (["ground_truth.seeds=-1"], "ground_truth.seeds must be >= 1, got -1"),
     (["ground_truth.epochs=0"], "ground_truth.epochs must be >= 1, got 0"),
+    # head and policy settings that learn nothing or mean nothing
+    (["task.dropout=1.5"], "task.dropout must be in [0, 1), got 1.5"),
+    (["task.label_smoothing=1"], "task.label_smoothing must be in [0, 1), got 1"),
+    (["task.label_smoothing=-0.1"], "task.label_smoothing must be in [0, 1), got -0.1"),
+    (["controller=ppo", "controller.gae_lambda=-1"], "controller.gae_lambda=-1 must be in [0, 1]"),
 ]
 
 

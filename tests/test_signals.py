@@ -73,6 +73,28 @@ def test_generator_settings_change_the_signals_and_bad_ones_name_the_key():
         load_signals(num_samples=100, layout="grid")
 
 
+@pytest.mark.parametrize(
+    "generator, message",
+    [
+        # the package would take these silently: a negative scale as a positive one, any truthy flag as true
+        ({"iid_noise_scale": -1}, "task.data.generator.iid_noise_scale=-1 must be a finite number >= 0"),
+        ({"shear_scale": "big"}, "task.data.generator.shear_scale='big' must be a finite number >= 0"),
+        ({"shuffle_seq": "yes"}, "task.data.generator.shuffle_seq='yes' must be true or false"),
+        # ... and build signals of no length, or fail deep inside with numpy's words
+        ({"final_seq_length": 0}, "task.data.generator.final_seq_length=0 must be a whole number >= 1"),
+        ({"template_len": 2.5}, "task.data.generator.template_len=2.5 must be a whole number >= 1"),
+        ({"max_translation": 0}, "task.data.generator.max_translation=0 must be a whole number >= 1"),
+        ({"padding": [60, 36]}, r"task.data.generator.padding=\[60, 36\] must be two whole numbers"),
+        # sizes that would take minutes or gigabytes: refused before anything is generated
+        ({"padding": [0, 10**7]}, "template_len \\+ padding\\[1\\] = 10,000,012 points per signal"),
+        ({"final_seq_length": 10**7}, "the signals would take 3.7 GiB"),
+    ],
+)
+def test_generator_values_that_mean_nothing_are_refused_by_name(generator, message):
+    with pytest.raises(DataError, match=message):
+        mnist1d_signals(100, generator=generator)
+
+
 def _compose(*overrides: str):
     from hydra import compose, initialize_config_dir
 

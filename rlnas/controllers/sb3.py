@@ -108,6 +108,8 @@ class SB3Controller(EliteImitation, Controller):
                 raise ValueError(f"controller.{key}={value} must be >= 1")
         if not clip_range > 0:
             raise ValueError(f"controller.clip_range={clip_range} must be > 0 (PPO's clipping range)")
+        if not 0 <= gae_lambda <= 1:
+            raise ValueError(f"controller.gae_lambda={gae_lambda} must be in [0, 1] (GAE, Schulman et al. 2016)")
         if ent_coef < 0:
             raise ValueError(f"controller.ent_coef={ent_coef} must be >= 0 (a bonus for exploring)")
         from rlnas.utils import resolve_device

@@ -42,6 +42,64 @@ GENERATOR_KEYS = (
 MAX_SAMPLES = 1_000_000
 
 
+#: A template stretched longer than this costs seconds per signal to generate (the package interpolates each).
+MAX_TEMPLATE_LENGTH = 10_000
+#: Bytes the generated signals (float32) may take.
+MAX_SIGNAL_BYTES = 2 << 30
+
+
+def _whole(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+
+
+def _check_generator(generator: dict[str, Any], num_samples: int) -> None:
+    """Refuses generator settings the package would accept but that mean nothing, or exhaust memory.
+
+    The package takes a negative noise scale as a positive one, any truthy ``shuffle_seq`` as
+    true, and builds a signal of length 0 without complaint; each is refused here by name.
+
+    Raises:
+        DataError: ``task.data.generator.KEY=VALUE`` and what it must be.
+    """
+
+    def refuse(key: str, what: str) -> DataError:
+        return DataError(f"task.data.generator.{key}={generator[key]!r} must be {what}")
+
+    for key in ("scale_coeff", "corr_noise_scale", "iid_noise_scale", "shear_scale"):
+        value = generator.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise refuse(key, "a finite number >= 0")
+    if not isinstance(generator.get("shuffle_seq", False), bool):
+        raise refuse("shuffle_seq", "true or false")
+    for key, least in (("template_len", 1), ("max_translation", 1), ("final_seq_length", 1)):
+        if key in generator and not (_whole(generator[key]) and generator[key] >= least):
+            raise refuse(key, f"a whole number >= {least}")
+    if "padding" in generator:
+        padding = generator["padding"]
+        if not (
+            isinstance(padding, (list, tuple))
+            and len(padding) == 2
+            and all(_whole(p) for p in padding)
+            and 0 <= padding[0] <= padding[1]
+        ):
+            raise refuse("padding", "two whole numbers [low, high] with 0 <= low <= high")
+    from mnist1d.data import get_dataset_args
+
+    args = {**get_dataset_args(as_dict=True), **generator}
+    stretched = int(args["template_len"]) + int(args["padding"][1])
+    if stretched > MAX_TEMPLATE_LENGTH:
+        raise DataError(
+            f"task.data.generator: template_len + padding[1] = {stretched:,} points per signal before "
+            f"subsampling; at most {MAX_TEMPLATE_LENGTH:,}"
+        )
+    if num_samples * int(args["final_seq_length"]) * 4 > MAX_SIGNAL_BYTES:
+        raise DataError(
+            f"task.data.generator.final_seq_length={args['final_seq_length']} and task.data.num_samples="
+            f"{num_samples}: the signals would take {num_samples * int(args['final_seq_length']) * 4 / 2**30:.1f} "
+            f"GiB; at most {MAX_SIGNAL_BYTES / 2**30:.0f}"
+        )
+
+
 def mnist1d_signals(
     num_samples: int = 10_000, seed: int = 0, generator: dict[str, Any] | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -65,6 +123,7 @@ def mnist1d_signals(
         from mnist1d.transform import transform
     except ImportError:
         raise DataError("task.data.name=mnist1d needs the mnist1d package: pip install mnist1d") from None
+    _check_generator(dict(generator or {}), int(num_samples))
     args = get_dataset_args()
     for key, value in (generator or {}).items():
         setattr(args, key, list(value) if isinstance(value, (list, tuple)) else value)

@@ -55,6 +55,11 @@ class ClassificationTask(Task):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(reward_metric, data)
+        # Dropout of 1 zeroes every feature; smoothing of 1 makes every target uniform: nothing is learnt.
+        if not 0 <= float(dropout) < 1:
+            raise ValueError(f"task.dropout must be in [0, 1), got {dropout}")
+        if not 0 <= float(label_smoothing) < 1:
+            raise ValueError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}")
         self.dropout = float(dropout)
         self.label_smoothing = float(label_smoothing)
         self.num_classes = 0
