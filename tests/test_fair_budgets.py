@@ -264,6 +264,24 @@ def test_the_comparison_gives_the_same_table_with_parallel_runs(tmp_path):
         main(["--benchmark", "toy", "--seeds", "0", "--out", str(tmp_path / "none")])
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--jobs", "-1"], "--jobs must be >= 1, got -1"),
+        (["--truth-seeds", "-1"], "--truth-seeds must be >= 0 (0: none), got -1"),
+        (["--truth-epochs", "0"], "--truth-epochs must be >= 1, got 0"),
+    ],
+)
+def test_comparison_counts_that_run_nothing_are_refused_before_any_search(option, message, tmp_path, capsys):
+    from tools.compare_controllers import main
+
+    with pytest.raises(SystemExit):
+        main(["--task", "mnist1d", *option, "--out", str(tmp_path / "none")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 def test_json_outputs_are_strict_json(tmp_path):
     from rlnas.utils import write_json_atomic
 

@@ -355,3 +355,30 @@ def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
         f"--run-dir {tmp_path}: a trial search's run dir; its candidates were trained on their own, with no "
         "supernet to score them on (their scores are in trials.csv)"
     )
+
+
+def test_ctrl_c_stops_a_parallel_comparison_with_one_line_and_no_worker_left(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "cmp"
+    tool = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "compare_controllers.py"), "--benchmark", "nb201_cifar10"]
+        + ["--controllers", "enas", "--seeds", "200", "--jobs", "2", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches the tool and its workers
+    )
+    assert tool.stdout is not None
+    while " seed " not in (line := tool.stdout.readline()):  # a run done, more queued and in flight
+        assert line, "the comparison ended before any run"
+    time.sleep(1)
+    os.killpg(tool.pid, signal.SIGINT)
+    # Pipes close only once every worker is gone: a worker left behind would hang this call.
+    _, stderr = tool.communicate(timeout=60)
+    assert tool.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "compare_controllers.py: interrupted; the runs it finished are kept" in stderr

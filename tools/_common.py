@@ -1,7 +1,9 @@
-"""Helpers shared by the tools: compose the project's Hydra config outside the app."""
+"""Helpers shared by the tools: compose the project's Hydra config outside the app, run and stop them."""
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _worker_signals() -> None:
+    """A pool worker ignores Ctrl-C and ends quietly on SIGTERM (a forked one inherits :func:`run_tool`'s handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextmanager
@@ -23,8 +31,39 @@ def job_map(jobs: int) -> Iterator[Callable]:
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # Workers ignore Ctrl-C while idle (a search installs its own handler while it runs), so a stop
+    # reaches the tool once, as the interrupted search's exception, not as one traceback per worker.
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_signals)
+    try:
         yield pool.map
+    except BaseException:
+        # Queued jobs are dropped and running ones killed (their searches resume from their checkpoints):
+        # the pool's own exit would wait for all of them.
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        raise
+    pool.shutdown()
+
+
+def run_tool(main: Callable[[], object]) -> None:
+    """Runs a tool's ``main``; Ctrl-C or SIGTERM ends it with one line and exit code 130, not a traceback.
+
+    What the tool finished (its runs, each search's checkpoint) stays on disk.
+    """
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        code = main()
+    except (KeyboardInterrupt, SearchInterrupted):
+        print(f"{Path(sys.argv[0]).name}: interrupted; the runs it finished are kept", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def load_config(overrides: list[str]) -> DictConfig:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import build_parts  # noqa: E402
+from _common import build_parts, run_tool  # noqa: E402
 
 from rlnas.tasks import Network  # noqa: E402
 
@@ -160,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import job_map, load_config  # noqa: E402
+from tools._common import job_map, load_config, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -557,9 +557,11 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
-    for option in ("seeds", "jobs"):
+    for option in ("seeds", "jobs", "truth_epochs"):
         if getattr(args, option) < 1:
-            parser.error(f"--{option} must be >= 1, got {getattr(args, option)}")
+            parser.error(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+    if args.truth_seeds < 0:
+        parser.error(f"--truth-seeds must be >= 0 (0: none), got {args.truth_seeds}")
     if args.budgets is not None and min(args.budgets) < 1:
         parser.error(f"--budgets must be >= 1, got {min(args.budgets)}")
     if args.config_dir is not None:
@@ -648,4 +650,4 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

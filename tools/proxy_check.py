@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config  # noqa: E402
+from _common import load_config, run_tool  # noqa: E402
 
 
 def main() -> None:
@@ -73,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -59,7 +59,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config, load_run  # noqa: E402
+from _common import load_config, load_run, run_tool  # noqa: E402
 
 
 def standalone_key(cfg: Any, epochs: int) -> str:
@@ -679,4 +679,4 @@ def build_and_run(cfg: Any, run_dir: str, average_epochs: int = 0):
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_run  # noqa: E402
+from _common import load_run, run_tool  # noqa: E402
 
 
 def main() -> None:
@@ -77,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

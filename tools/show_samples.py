@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import load_config  # noqa: E402
+from tools._common import load_config, run_tool  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,4 +50,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

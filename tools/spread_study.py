@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import job_map, load_config  # noqa: E402
+from tools._common import job_map, load_config, run_tool  # noqa: E402
 from tools.rank_study import STANDALONE_FIELDS, standalone_key  # noqa: E402
 
 
@@ -238,4 +238,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -39,6 +39,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools._common import run_tool  # noqa: E402
 from tools.compare_controllers import ALL, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +67,23 @@ def search(
     else:
         args += [*overrides, f"hydra.run.dir={run_dir}"]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "rlnas", *args], cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"trial_study.py: {controller} seed {seed} failed:\n{done.stderr[-3000:]}")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "rlnas", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, stderr = child.communicate()
+    except KeyboardInterrupt:
+        # The search stops as on Ctrl-C (its trials in flight ended, its state kept); run again to continue it.
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    if child.returncode == 130:
+        raise KeyboardInterrupt
+    if child.returncode != 0:
+        raise SystemExit(f"trial_study.py: {controller} seed {seed} failed:\n{stderr[-3000:]}")
     return time.perf_counter() - started
 
 
@@ -390,4 +406,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)
