@@ -1,17 +1,21 @@
-"""Serve a retrained model: run its ONNX export on image files with onnxruntime.
+"""Serve a retrained model: run its ONNX export on image or array files with onnxruntime.
 
-``python -m rlnas.predict model=outputs/retrain/DATE/TIME input=IMAGE_OR_DIR [output=preds.json]``
+``python -m rlnas.predict model=outputs/retrain/DATE/TIME input=FILE_OR_DIR [output=preds.json]``
 
 ``model`` is a retrain run dir (or its ``model.onnx``); ``model.json`` beside
-the ONNX file says how images are prepared (channels, size) and what the
-outputs mean. Each image is converted to the model's channels, resized to its
-input size and scaled to [0, 1] — the same steps the data loaders take — so
-the exported model (normalisation folded in) sees what it was trained on.
+the ONNX file says how inputs are prepared and what the outputs mean. An image
+model's inputs are image files: each is converted to the model's channels,
+resized to its input size and scaled to [0, 1] — the same steps the data
+loaders take — so the exported model (normalisation folded in) sees what it
+was trained on. A signal or sequence model's inputs (``mnist1d``,
+``sequence``) are raw arrays, as the generator or your data gives them: a
+``.npy`` file holding one sample or N of them (``(N, 40)`` for MNIST-1D), or a
+``.csv``/``.txt`` file with one signal per line.
 
-Prints one JSON object per image (JSON Lines): for classification the class,
-its probability and the top-k; for detection the boxes (in the original
-image's pixels, ``[x1, y1, x2, y2]``), labels and scores. ``output=FILE``
-also writes them as one JSON list.
+Prints one JSON object per input (JSON Lines): for classification the class,
+its probability and the top-k (with the sample's ``row`` in an array file);
+for detection the boxes (in the original image's pixels, ``[x1, y1, x2, y2]``),
+labels and scores. ``output=FILE`` also writes them as one JSON list.
 """
 
 from __future__ import annotations
@@ -29,10 +33,21 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
-from rlnas.export.model_folder import IMAGE_TASKS, MAX_SIDE, Model, PredictError, load_model  # noqa: F401 - re-exported
+from rlnas.export.model_folder import (  # noqa: F401 - re-exported
+    ARRAY_TASKS,
+    IMAGE_TASKS,
+    MAX_SIDE,
+    Model,
+    PredictError,
+    load_model,
+)
 
-#: File suffixes read from an input directory.
+#: File suffixes read from an input directory: an image model's ...
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: ... and a signal or sequence model's.
+ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
+#: Values one array file may hold (float32: 1 GiB); larger files are split by the user.
+MAX_ARRAY_VALUES = 2**28
 
 
 @dataclass
@@ -47,17 +62,69 @@ class PredictConfig:
     score_threshold: float | None = None
 
 
-def image_files(path: str | Path) -> list[Path]:
-    """The image file itself, or the image files under a directory (recursively, sorted)."""
+def image_files(path: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES, kind: str = "image") -> list[Path]:
+    """The input file itself, or the ``suffixes`` files under a directory (recursively, sorted)."""
     path = Path(path).expanduser()
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
-            raise PredictError(f"input={path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+            raise PredictError(f"input={path}: no {kind} files ({', '.join(suffixes)})")
         return files
     raise PredictError(f"input={path}: no such file or directory")
+
+
+def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """The samples of one ``.npy`` or ``.csv``/``.txt`` file as float32 ``(N, *sample_shape)``.
+
+    A file holds one sample or N of them; the model's leading singleton
+    dimensions may be left out (an MNIST-1D model takes ``(1, 1, 40)``: a
+    file of shape ``(40,)`` is one signal, ``(N, 40)`` is N). An ``.npy`` file
+    is read as numbers only: one that holds Python objects is refused, never
+    unpickled.
+
+    Raises:
+        PredictError: Naming the file: unreadable, not numbers, not finite, too large or of another shape.
+    """
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise PredictError(f"{path}: not an array file ({', '.join(ARRAY_SUFFIXES)})")
+    core = sample_shape
+    while len(core) > 1 and core[0] == 1:
+        core = core[1:]
+    try:
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+            if not isinstance(values, np.ndarray) or not (
+                np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_
+            ):
+                raise PredictError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)}, not numbers")
+        else:
+            if path.stat().st_size > 32 * MAX_ARRAY_VALUES:
+                gib = path.stat().st_size / 2**30
+                raise PredictError(f"{path}: {gib:.1f} GiB of text; split it into smaller files")
+            values = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
+    except PredictError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy raises many types for malformed files
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PredictError(f"{path}: unreadable as an array of numbers ({detail})") from None
+    if values.size > MAX_ARRAY_VALUES:
+        raise PredictError(f"{path}: {values.size:,} values; at most {MAX_ARRAY_VALUES:,} per file")
+    shape = tuple(values.shape)
+    if shape in (sample_shape, core):
+        count = 1
+    elif shape[1:] in (sample_shape, core) and shape[0] >= 1:
+        count = shape[0]
+    else:
+        raise PredictError(
+            f"{path}: an array of shape {shape}; the model takes {core} per sample (one, or N as (N, "
+            f"{', '.join(map(str, core))}))"
+        )
+    array = np.asarray(values, dtype=np.float32).reshape(count, *sample_shape)
+    if not np.isfinite(array).all():
+        raise PredictError(f"{path}: holds NaN or infinite values")
+    return np.ascontiguousarray(array)
 
 
 def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -86,7 +153,7 @@ def _check_output(output: Path, given: str, inputs: Sequence[Path]) -> None:
     """
     target = output.resolve()
     if any(target == p.resolve() for p in inputs):
-        raise PredictError(f"output={given} is one of this run's inputs (the model or an image); name another file")
+        raise PredictError(f"output={given} is one of this run's inputs (the model or an input); name another file")
     if output.exists() or output.is_symlink():
         try:
             previous = json.loads(output.read_text())
@@ -181,20 +248,32 @@ def predict(
     score_threshold: float | None = None,
     progress: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Yields one prediction per file, in order, batching the ONNX calls."""
+    """Yields one prediction per image or array sample, in order, batching the ONNX calls."""
     decoder = Decoder(model, top_k, score_threshold)
     bar = tqdm(
         total=len(files),
         desc="predict",
-        unit="img",
+        unit="file",
         disable=None if progress else True,
         dynamic_ncols=True,
         file=sys.stderr,
     )
-    for chunk in _batches(files, max(1, int(batch_size))):
+    name = model.session.get_inputs()[0].name
+    batch = max(1, int(batch_size))
+    if not model.takes_images:
+        for path in files:
+            samples = load_array(path, model.sample_shape)
+            for start in range(0, len(samples), batch):
+                outputs = model.session.run(None, {name: samples[start : start + batch]})[0]
+                for i, row in enumerate(decoder(outputs, [])):
+                    yield {"file": str(path), "row": start + i, **row}
+            bar.update(1)
+        bar.close()
+        return
+    for chunk in _batches(files, batch):
         loaded = [load_image(p, model.channels, model.size) for p in chunk]
         x = np.stack([pixels for pixels, _ in loaded])
-        outputs = model.session.run(None, {"images": x})[0]
+        outputs = model.session.run(None, {name: x})[0]
         for path, row in zip(chunk, decoder(outputs, [size for _, size in loaded])):
             yield {"file": str(path), **row}
         bar.update(len(chunk))
@@ -239,7 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if output.is_dir():
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
-        files = image_files(cfg.input)
+        files = (
+            image_files(cfg.input)
+            if model.takes_images
+            else image_files(cfg.input, ARRAY_SUFFIXES, f"{model.meta['task']} input")
+        )
         if output is not None:
             _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])
         rows = []

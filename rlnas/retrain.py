@@ -50,6 +50,7 @@ from rlnas.export import (
     state_size_mb,
     torch_latency_ms,
 )
+from rlnas.export.model_folder import IMAGE_TASKS
 from rlnas.export.report import RawInputs, raw_images, report_markdown, variant_row
 from rlnas.spaces.training import describe_with_settings
 from rlnas.supernet.sharing import shared_weights
@@ -313,7 +314,9 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
         "num_classes": data.num_classes,
         "in_channels": data.in_channels,
         "image_size": list(data.train.x.shape[-2:]),
-        "input": "raw images in [0, 1], (N, C, H, W)",
+        "input": "raw images in [0, 1], (N, C, H, W)"
+        if task.name in IMAGE_TASKS
+        else f"raw arrays, (N, {', '.join(map(str, data.train.x.shape[1:]))})",
         "files": files,
     }
     write_json_atomic(out_dir / "model.json", meta)

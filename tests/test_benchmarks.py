@@ -189,7 +189,14 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     assert {r["controller"] for r in rows} == {"random", "evolution"}
     assert all(0 <= r["regret"] < 10 for r in rows)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
-    assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 2 * 2 * 40
+    import gzip
+
+    with gzip.open(tmp_path / "curves.csv.gz", "rt") as f:
+        assert len(f.read().splitlines()) == 1 + 2 * 2 * 40
+    # The figure is redrawn from the stored curves alone.
+    (tmp_path / "curves.png").unlink()
+    main(["--replot", str(out)])
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(

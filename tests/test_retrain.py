@@ -257,13 +257,13 @@ def test_predict_makes_the_output_folder_and_refuses_other_models(classification
     assert len(json.loads(target.read_text())) == 1
     assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}", f"output={tmp_path}"]) == 2
     assert f"output={tmp_path} is a directory" in capsys.readouterr().err
-    # A sequence model's export: its inputs are no images.
-    seq = tmp_path / "seq"
-    seq.mkdir()
-    (seq / "model.onnx").write_bytes((out / "model.onnx").read_bytes())
-    (seq / "model.json").write_text(json.dumps({"task": "sequence", "in_channels": 8, "class_names": ["0", "1"]}))
-    assert predict_main([f"model={seq}", f"input={tmp_path / 'a.png'}"]) == 2
-    assert "model.json: a sequence model; rlnas.predict runs image models (classification, detection)" in (
+    # A model of a task this entry point does not serve.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.onnx").write_bytes((out / "model.onnx").read_bytes())
+    (other / "model.json").write_text(json.dumps({"task": "segmentation", "in_channels": 8, "class_names": ["0"]}))
+    assert predict_main([f"model={other}", f"input={tmp_path / 'a.png'}"]) == 2
+    assert "model.json: task='segmentation' is not a task rlnas.predict serves (classification, detection, mnist1d" in (
         capsys.readouterr().err
     )
 

@@ -192,3 +192,50 @@ def test_spread_study_reports_percentiles_and_shares_the_rank_study_cache(tmp_pa
     main(argv)  # everything cached: nothing trained again, the same numbers
     assert cache.read_bytes() == before
     assert json.loads((tmp_path / "spread" / "spread.json").read_text())["archs"] == result["archs"]
+
+
+def test_a_retrained_signal_model_serves_raw_signals_from_npy_and_csv_files(conv1d_search, tmp_path, capsys):
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.predict import main as predict_main
+    from rlnas.retrain import retrain
+
+    _, _, _, run_dir = conv1d_search
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("retrain", overrides=[f"arch={run_dir / 'best_arch.json'}", "train.epochs=15"])
+    model = tmp_path / "model"
+    retrain(cfg, model)
+    assert json.loads((model / "model.json").read_text())["input"] == "raw arrays, (N, 1, 1, 40)"
+    # Signals as the generator gives them (not normalised), from a seed the search never used.
+    x, y = mnist1d_signals(200, seed=99)
+    np.save(tmp_path / "batch.npy", x.numpy())
+    np.save(tmp_path / "one.npy", x[7].numpy())
+    np.savetxt(tmp_path / "three.csv", x[:3].numpy(), delimiter=",")
+    preds = tmp_path / "preds.json"
+    assert predict_main([f"model={model}", f"input={tmp_path / 'batch.npy'}", f"output={preds}"]) == 0
+    rows = json.loads(preds.read_text())
+    assert [r["row"] for r in rows] == list(range(200))
+    # Better than chance: the model reads raw signals as it was trained on them.
+    accuracy = np.mean([int(r["class"]) == int(label) for r, label in zip(rows, y)])
+    assert accuracy > 0.3, accuracy
+    capsys.readouterr()
+    assert predict_main([f"model={model}", f"input={tmp_path / 'one.npy'}"]) == 0
+    assert json.loads(capsys.readouterr().out)["class"] == rows[7]["class"]
+    assert predict_main([f"model={model}", f"input={tmp_path / 'three.csv'}"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["class"] for r in lines] == [r["class"] for r in rows[:3]]
+    # Inputs no signal model can read: each named, nothing unpickled.
+    np.save(tmp_path / "short.npy", x[:, :30].numpy())
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    bad = x[:2].numpy().copy()
+    bad[1, 3] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    for name, message in [
+        ("short.npy", "an array of shape (200, 30); the model takes (40,) per sample"),
+        ("objects.npy", "unreadable as an array of numbers"),
+        ("nan.npy", "holds NaN or infinite values"),
+    ]:
+        assert predict_main([f"model={model}", f"input={tmp_path / name}"]) == 2
+        assert f"{tmp_path / name}: {message}" in capsys.readouterr().err

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Tasks whose models take images (what this entry point feeds them).
+#: Tasks whose models take images ...
 IMAGE_TASKS = ("classification", "detection")
+#: ... and tasks whose models take arrays (signals, sequences), read from .npy or .csv files.
+ARRAY_TASKS = ("mnist1d", "sequence")
 
 
 class PredictError(ValueError):
@@ -37,6 +39,18 @@ class Model:
         h, w = self.meta["image_size"]
         return int(h), int(w)
 
+    @property
+    def takes_images(self) -> bool:
+        return self.meta["task"] in IMAGE_TASKS
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One input's shape without the batch dimension (``(1, 1, 40)`` for an MNIST-1D model)."""
+        shape = self.session.get_inputs()[0].shape[1:]
+        if all(isinstance(d, int) for d in shape):
+            return tuple(shape)
+        return (self.channels, *self.size) if self.takes_images else tuple(self.size)
+
 
 def load_model(path: str | Path) -> Model:
     """Opens ``model.onnx`` of a retrain run dir (or the given ONNX file) and its ``model.json``.
@@ -59,10 +73,10 @@ def load_model(path: str | Path) -> Model:
         absent = [k for k in needed if k not in meta] if isinstance(meta, dict) else ["task"]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PredictError(f"{meta_path}: malformed JSON ({err})") from None
-    if isinstance(meta, dict) and meta.get("task") not in (None, *IMAGE_TASKS):
+    if isinstance(meta, dict) and meta.get("task") not in (None, *IMAGE_TASKS, *ARRAY_TASKS):
         raise PredictError(
-            f"{meta_path}: a {meta['task']} model; rlnas.predict runs image models "
-            f"({', '.join(IMAGE_TASKS)}); load model.onnx with onnxruntime for other inputs"
+            f"{meta_path}: task={meta['task']!r} is not a task rlnas.predict serves "
+            f"({', '.join([*IMAGE_TASKS, *ARRAY_TASKS])})"
         )
     if absent:
         raise PredictError(f"{meta_path}: no '{absent[0]}' entry")
@@ -90,7 +104,7 @@ def _check_meta(meta: dict[str, Any], meta_path: Path) -> None:
         raise PredictError(
             f"{meta_path}: image_size must be [height, width], whole numbers in 1..{MAX_SIDE}, got {size!r}"
         )
-    if meta["in_channels"] not in (1, 3) or isinstance(meta["in_channels"], bool):
+    if meta["task"] in IMAGE_TASKS and (meta["in_channels"] not in (1, 3) or isinstance(meta["in_channels"], bool)):
         raise PredictError(f"{meta_path}: in_channels must be 1 (grey) or 3 (RGB), got {meta['in_channels']!r}")
     names = meta["class_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
@@ -111,9 +125,9 @@ def _check_against_session(meta: dict[str, Any], meta_path: Path, session: Any) 
     outputs = session.get_outputs()[0].shape
     if meta["task"] == "detection" and len(outputs) == 2:
         raise PredictError(f"{meta_path}: task=detection but model.onnx outputs class scores (a classifier)")
-    if meta["task"] == "classification":
+    if meta["task"] != "detection":  # every other task classifies
         if len(outputs) != 2:
-            raise PredictError(f"{meta_path}: task=classification but model.onnx outputs {len(outputs)}-D tensors")
+            raise PredictError(f"{meta_path}: task={meta['task']} but model.onnx outputs {len(outputs)}-D tensors")
         if isinstance(outputs[1], int) and outputs[1] != len(meta["class_names"]):
             raise PredictError(
                 f"{meta_path}: {len(meta['class_names'])} class_names but model.onnx scores {outputs[1]} classes"
