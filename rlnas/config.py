@@ -111,7 +111,7 @@ def _one_line(err: BaseException) -> str:
     return first
 
 
-def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR, config_name: str = "config") -> None:
     """Checks a command line's overrides before Hydra runs it.
 
     Group choices are checked for single runs and sweeps. The overrides of a
@@ -128,7 +128,8 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         if a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
     }
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
-    check_group_choices(overrides, conf_dir, extra)
+    if config_name == "config":  # the search's config groups; another config (retrain) has none
+        check_group_choices(overrides, conf_dir, extra)
     config_dir_flags = ("--config-dir", "-cd")
     flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
     if flags:
@@ -142,7 +143,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         overrides = [*given, f"hydra.searchpath=[{searched}]"]
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            compose("config", overrides=list(overrides))
+            compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_one_line(err)) from None
 

@@ -139,6 +139,33 @@ def searched_settings(search_cfg: DictConfig, payload: dict[str, Any], given: se
     return {k: v for k, v in settings.items() if k != "epochs" and k not in given}
 
 
+def _check_settings(cfg: DictConfig) -> None:
+    """Refuses seed, pruning and quantisation settings no run can use, whether or not this run compresses.
+
+    Raises:
+        ValueError: ``KEY must be ..., got VALUE``.
+    """
+
+    def whole(value: Any) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+
+    known = set(OmegaConf.load(conf_dir() / "retrain.yaml")) - {"defaults"}
+    unknown = sorted(set(cfg) - known - {"hydra"})
+    if unknown:  # +key=value adds a key Hydra's struct check lets through; nothing would read it
+        raise ValueError(f"{unknown[0]} is not a retrain setting; allowed: {sorted(known - {'hydra'})}")
+    if not (whole(cfg.seed) and cfg.seed >= 0):
+        raise ValueError(f"seed must be a whole number >= 0, got {cfg.seed!r}")
+    amount = cfg.prune.amount
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < 1:
+        raise ValueError(f"prune.amount must be in (0, 1), got {amount!r}")
+    if not (whole(cfg.prune.finetune_epochs) and cfg.prune.finetune_epochs >= 0):
+        raise ValueError(f"prune.finetune_epochs must be a whole number >= 0, got {cfg.prune.finetune_epochs!r}")
+    if not (whole(cfg.quantize.calibration_samples) and cfg.quantize.calibration_samples >= 1):
+        raise ValueError(
+            f"quantize.calibration_samples must be a whole number >= 1, got {cfg.quantize.calibration_samples!r}"
+        )
+
+
 def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> dict[str, Any]:
     """Runs the whole retrain → test → export → compress pipeline; returns the report.
 
@@ -157,6 +184,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     searched = searched_settings(search_cfg, payload, set(given or ()))
     if cfg.init not in ("scratch", "supernet"):
         raise ValueError(f"init={cfg.init!r} is unknown; allowed: ['scratch', 'supernet']")
+    _check_settings(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = [p.name for p in out_dir.glob("model.*")] + [p.name for p in out_dir.glob("report.*")]
     if taken:
@@ -378,6 +406,13 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
+    from rlnas.config import ConfigError, check_overrides
+
+    try:  # an unknown key or a bad value: one line here, not Hydra's multi-line report
+        check_overrides(sys.argv[1:], conf_dir(), config_name="retrain")
+    except ConfigError as err:
+        print(f"rlnas.retrain: error: {err}", file=sys.stderr)
+        sys.exit(2)
     run()
 
 

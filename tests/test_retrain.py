@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,6 +231,38 @@ def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's best_arch.json)"
     )
+
+
+def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", "int8.calibration=5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rlnas.retrain: error: Could not override 'int8.calibration': Key 'int8' is not in struct"
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=-1", "seed must be a whole number >= 0, got -1"),
+        # checked whether or not this run compresses: a value no run can use is a typo to report
+        ("prune.amount=1", "prune.amount must be in (0, 1), got 1"),
+        ("prune.finetune_epochs=-1", "prune.finetune_epochs must be a whole number >= 0, got -1"),
+        ("quantize.calibration_samples=0", "quantize.calibration_samples must be a whole number >= 1, got 0"),
+        ("+calibration=64", "calibration is not a retrain setting; allowed: ['arch', 'compress'"),
+    ],
+)
+def test_retrain_settings_no_run_can_use_are_refused_before_training(classification_run, tmp_path, override, message):
+    _, report = classification_run
+    with pytest.raises(ValueError, match=re.escape(message)):
+        retrain(_retrain_cfg(Path(report["source"]), override), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
