@@ -95,10 +95,10 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     try:
         if path.suffix.lower() == ".npy":
             values = np.load(path, mmap_mode="r", allow_pickle=False)
-            if not isinstance(values, np.ndarray) or not (
-                np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_
+            if not isinstance(values, np.ndarray) or not (  # real numbers: complex ones would lose a part
+                np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
             ):
-                raise PredictError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)}, not numbers")
+                raise PredictError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)}, not real numbers")
         else:
             if path.stat().st_size > 32 * MAX_ARRAY_VALUES:
                 gib = path.stat().st_size / 2**30

@@ -229,6 +229,7 @@ def test_a_retrained_signal_model_serves_raw_signals_from_npy_and_csv_files(conv
     # Inputs no signal model can read: each named, nothing unpickled.
     np.save(tmp_path / "short.npy", x[:, :30].numpy())
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "complex.npy", x.numpy().astype(np.complex64))
     bad = x[:2].numpy().copy()
     bad[1, 3] = np.nan
     np.save(tmp_path / "nan.npy", bad)
@@ -236,6 +237,7 @@ def test_a_retrained_signal_model_serves_raw_signals_from_npy_and_csv_files(conv
         ("short.npy", "an array of shape (200, 30); the model takes (40,) per sample"),
         ("objects.npy", "unreadable as an array of numbers"),
         ("nan.npy", "holds NaN or infinite values"),
+        ("complex.npy", "holds complex64, not real numbers"),
     ]:
         assert predict_main([f"model={model}", f"input={tmp_path / name}"]) == 2
         assert f"{tmp_path / name}: {message}" in capsys.readouterr().err
