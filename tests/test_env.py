@@ -97,11 +97,30 @@ def test_table_env_names_a_missing_table_and_benchmark(tmp_path):
     from rlnas.env import make_table_env
 
     with pytest.raises(
-        FileNotFoundError, match="benchmark=nope: no .*nope.yaml; known: nb201_cifar10, nb201_cifar10_noisy, toy"
+        FileNotFoundError,
+        match="benchmark=nope is not a benchmark config; known: nb201_cifar10, nb201_cifar10_noisy, toy",
     ):
         make_table_env("nope")
+    with pytest.raises(FileNotFoundError, match="benchmark=../benchmark/toy is not a benchmark config"):
+        make_table_env("../benchmark/toy")
     with pytest.raises(ValueError, match=f"benchmark table {tmp_path / 'x.csv'} not found"):
         make_table_env("nb201_cifar10", path=str(tmp_path / "x.csv"))
+    # The hidden-target table reads no file: a path for it is a mistake to report, not to ignore.
+    with pytest.raises(ValueError, match="benchmark.path is a table's setting; benchmark.kind=hidden_target"):
+        make_table_env("toy", path=str(tmp_path / "x.csv"))
+
+
+def test_table_env_finds_a_users_benchmark_beside_the_packages(tmp_path):
+    from rlnas.env import make_table_env
+
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "benchmark" / "tiny.yaml").write_text(
+        "benchmark:\n  name: tiny\n  kind: hidden_target\n  decisions: {a: [x, y], b: [x, y]}\n"
+    )
+    assert len(make_table_env("tiny", config_dir=tmp_path).space) == 2
+    assert len(make_table_env("toy", config_dir=tmp_path).space) == 15  # the package's, from the same call
+    with pytest.raises(FileNotFoundError, match=f"config_dir={tmp_path / 'nope'}: no such directory"):
+        make_table_env("toy", config_dir=tmp_path / "nope")
 
 
 def test_actions_that_are_not_integers_are_refused():

@@ -47,10 +47,17 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
     kind = bench.get("kind", "table")
     evaluator: Evaluator
     if kind == "hidden_target":
+        table_only = sorted(set(bench) - {"name", "kind", "decisions", "evaluations", "archs_per_step", "target_seed"})
+        if table_only:  # a setting of a table, here read by nothing: say so rather than ignore it
+            raise ValueError(
+                f"benchmark.{table_only[0]} is a table's setting; benchmark.kind=hidden_target reads no table"
+            )
         evaluator = HiddenTargetBenchmark(
             space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"), seed
         )
     elif kind == "table":
+        if "target_seed" in bench:
+            raise ValueError("benchmark.target_seed is the hidden target's setting; a table has no hidden target")
         for key in ("path", "key_template", "metric"):
             if not bench.get(key):
                 raise ValueError(f"benchmark.{key} must be set for a table benchmark")

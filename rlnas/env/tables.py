@@ -20,16 +20,22 @@ from rlnas.utils import conf_dir
 
 
 def benchmark_config(name: str, config_dir: str | Path | None = None) -> dict[str, Any]:
-    """The ``benchmark:`` node of ``benchmark/NAME.yaml`` in ``config_dir`` (default: the package's configs).
+    """The ``benchmark:`` node of ``benchmark/NAME.yaml`` in ``config_dir``, then in the package's configs.
 
     Raises:
-        FileNotFoundError: Naming the file, with the benchmarks that exist there.
+        FileNotFoundError: Naming the config dir or the benchmark, with the benchmarks that exist.
     """
-    root = Path(config_dir) if config_dir is not None else conf_dir()
-    path = root / "benchmark" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (root / "benchmark").glob("*.yaml"))
-        raise FileNotFoundError(f"benchmark={name}: no {path}; known: {', '.join(known)}")
+    roots = [conf_dir()]
+    if config_dir is not None:
+        if not Path(config_dir).is_dir():
+            raise FileNotFoundError(f"config_dir={config_dir}: no such directory")
+        roots.insert(0, Path(config_dir))  # the user's configs first, beside the package's (as --config-dir)
+    found = [root / "benchmark" / f"{name}.yaml" for root in roots]
+    found = [p for p in found if p.is_file()]
+    if not found or "/" in str(name) or "\\" in str(name):
+        known = sorted({p.stem for root in roots for p in (root / "benchmark").glob("*.yaml")})
+        raise FileNotFoundError(f"benchmark={name} is not a benchmark config; known: {', '.join(known)}")
+    path = found[0]
     node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     assert isinstance(node, dict)
     return dict(node.get("benchmark", {}))
@@ -48,14 +54,16 @@ def make_table_env(
         benchmark: The benchmark config's name (``nb201_cifar10``, ``toy``, or one of yours).
         path: The table file, instead of the config's ``path`` and its environment variable.
         metric: The table column to reward, instead of the config's.
-        config_dir: Where ``benchmark/NAME.yaml`` lives (default: the package's configs).
+        config_dir: A config dir of your own whose ``benchmark/NAME.yaml`` is searched before the package's.
         **env_kwargs: Passed to :class:`ArchitectureEnv` (``reward``, ``invalid_action``, ``render_mode``).
     """
     from rlnas.benchmarks.parts import benchmark_parts
 
     bench = benchmark_config(benchmark, config_dir)
     if path is not None:
-        bench["path"], bench["env_var"] = str(path), None
+        bench["path"] = str(path)
+        if "env_var" in bench:  # the path given wins over the config's environment variable
+            bench["env_var"] = None
     if metric is not None:
         bench["metric"] = metric
     bench.pop("evaluations", None)
