@@ -382,3 +382,25 @@ def test_ctrl_c_stops_a_parallel_comparison_with_one_line_and_no_worker_left(tmp
     assert tool.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert "compare_controllers.py: interrupted; the runs it finished are kept" in stderr
+
+
+def test_study_tools_name_an_output_that_is_a_file_and_a_cache_that_is_not_json(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("someone's notes")
+    for option, message in [
+        (["--out", str(taken)], f"spread_study.py: error: {taken}: exists and is not a folder"),
+        (
+            ["--out", str(tmp_path / "out"), "--cache", str(taken)],
+            f"spread_study.py: error: {taken}: not a JSON file this tool wrote",
+        ),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "spread_study.py"), "--archs", "2", *option, "+task=mnist1d"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert taken.read_text() == "someone's notes"

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -58,12 +59,39 @@ def run_tool(main: Callable[[], object]) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    tool = Path(sys.argv[0]).name
     try:
         code = main()
     except (KeyboardInterrupt, SearchInterrupted):
-        print(f"{Path(sys.argv[0]).name}: interrupted; the runs it finished are kept", file=sys.stderr)
+        print(f"{tool}: interrupted; the runs it finished are kept", file=sys.stderr)
         sys.exit(130)
+    except OSError as err:
+        if err.filename is None:
+            raise
+        # An output path that is a file, a folder that cannot be written: the path and the reason, in one line.
+        reason = "exists and is not a folder" if isinstance(err, FileExistsError) else err.strerror
+        print(f"{tool}: error: {err.filename}: {reason}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """A tool's cache or stored result: its JSON, ``default`` when the file is absent.
+
+    Raises:
+        SystemExit: Naming the file, when it is not JSON (a truncated or foreign file is left as it is).
+    """
+    import json
+
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SystemExit(
+            f"{Path(sys.argv[0]).name}: error: {path}: not a JSON file this tool wrote ({err}); move it away "
+            "or name another file"
+        ) from None
 
 
 def load_config(overrides: list[str]) -> DictConfig:

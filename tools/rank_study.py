@@ -59,7 +59,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config, load_run, run_tool  # noqa: E402
+from _common import load_config, load_run, read_json, run_tool  # noqa: E402
 
 
 def standalone_key(cfg: Any, epochs: int) -> str:
@@ -88,7 +88,7 @@ def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epoch
     from rlnas.utils import write_json_atomic
 
     key = standalone_key(cfg, epochs)
-    stored = json.loads(cache.read_text()) if cache.is_file() else {}
+    stored = read_json(cache, {})
     tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
 
     def done(arch: tuple[int, ...]) -> int:  # seeds every field has
@@ -409,7 +409,7 @@ def main() -> None:
     print(f"standalone: {time.perf_counter() - start:.0f} s")
 
     path = out / "study.json"
-    study = json.loads(path.read_text()) if path.is_file() else {}
+    study = read_json(path, {})
     if args.report_only:
         if not study.get("variants"):
             raise SystemExit(f"--report-only: no study in {path} to report")

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import job_map, load_config, run_tool  # noqa: E402
+from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 from tools.rank_study import STANDALONE_FIELDS, standalone_key  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def measure(
         if arch not in drawn:
             drawn.append(arch)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    stored = json.loads(cache.read_text()) if cache.is_file() else {}
+    stored = read_json(cache, {})
     key = standalone_key(cfg, epochs)
     tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
 

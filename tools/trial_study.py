@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import run_tool  # noqa: E402
+from tools._common import read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     """The pick of ``run_dir`` trained standalone ``seeds`` times and tested (cached in ground_truth.json)."""
     cache = run_dir / "ground_truth.json"
     if cache.is_file():
-        return json.loads(cache.read_text())
+        return read_json(cache)
     from rlnas.evaluators.standalone import ground_truth
     from rlnas.utils.trust import load_run_config
 
@@ -117,7 +117,7 @@ def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
     """
     cache = run_dir / "finalists.json"
     if cache.is_file():
-        cached = json.loads(cache.read_text())
+        cached = read_json(cache)
         if cached["k"] >= k and (cached["seeds"], cached["epochs"]) == (seeds, epochs):
             return cached["candidates"][:k]
     import torch
