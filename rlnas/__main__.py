@@ -216,9 +216,10 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
         len(randoms),
         int(truth.epochs),
     )
-    result = compare_with_random(
-        cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device), settings=settings
-    )
+    with stops_the_comparison(run_dir):
+        result = compare_with_random(
+            cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device), settings=settings
+        )
     write_json_atomic(Path(run_dir) / "ground_truth.json", result)
     pick, metric = result["pick"], result["metric"]
     drawn = "random architectures" if settings is None else "random candidates (architecture and training settings)"
@@ -228,6 +229,39 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
         f"{metric} {found} vs {len(randoms)} {drawn} {result['random_mean']:.4f} "
         f"(best of them {result['random_best']:.4f})"
     )
+
+
+@contextmanager
+def stops_the_comparison(run_dir: str) -> Iterator[None]:
+    """SIGINT/SIGTERM during the ground-truth trainings end the run in one line, exit code 130.
+
+    The search is complete by then (``best_arch.json`` and its outputs are
+    written, ``status.json`` says completed); only the comparison is left out,
+    and ``tools/compare_controllers.py`` or a retrain measures the pick later.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (a sweep job): no handlers
+            pass
+    try:
+        yield
+    except KeyboardInterrupt:
+        found = Path(run_dir) / "best_arch.json"
+        print(
+            f"rlnas: stopped during the ground-truth comparison; the search is complete ({found}), its comparison "
+            "with random architectures is left out (ground_truth.random=0 skips it)",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

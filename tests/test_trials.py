@@ -496,3 +496,27 @@ def test_the_finalist_study_trains_each_search_s_best_fully_trained_trials(tmp_p
         assert row["pick"] == [tests[0]] and row["best"] == [max(tests)] and row["repick"] == [tests[best_val]]
     header = "| controller | the pick | mean of the 2 | re-picked by validation | best of the 2 |"
     assert header in capsys.readouterr().out
+
+
+def test_ctrl_c_after_the_trials_is_not_left_to_tunes_handler():
+    """Tune installs its own Ctrl-C handler in fit() and leaves it; after the trials Ctrl-C must stop again."""
+    from rlnas.trials.run import sigterm_as_sigint
+
+    before = signal.getsignal(signal.SIGINT)
+    with sigterm_as_sigint():
+        signal.signal(signal.SIGINT, lambda signum, frame: None)  # what Tune does inside fit()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_stop_during_the_ground_truth_comparison_ends_the_run_in_one_line(tmp_path, capsys):
+    from rlnas.__main__ import stops_the_comparison
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with pytest.raises(SystemExit) as stopped, stops_the_comparison(str(tmp_path)):
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the trainings; the handler interrupts them
+        assert stopped.value.code == 130
+        assert capsys.readouterr().err.startswith(
+            f"rlnas: stopped during the ground-truth comparison; the search is complete ({tmp_path / 'best_arch.json'})"
+        )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

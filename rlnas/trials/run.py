@@ -219,7 +219,8 @@ def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
 
 @contextmanager
 def sigterm_as_sigint() -> Iterator[None]:
-    """SIGTERM stops the trials as Ctrl-C does: Tune ends its experiment, finished trials stay kept.
+    """SIGTERM stops the trials as Ctrl-C does: Tune ends its experiment, finished trials stay kept; after
+    the trials, Ctrl-C and SIGTERM are back to what they were.
 
     Without it Ray's own handler ends the driver at once, leaving ``status.json``
     "running" and no line saying how to resume. Only the main thread can set
@@ -237,11 +238,15 @@ def sigterm_as_sigint() -> Iterator[None]:
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, forward)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         yield
     finally:
         # None: a handler set outside Python (Ray's); the default is restored, and Ray is shut down next.
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        # Tune leaves its own Ctrl-C handler behind, which would swallow a Ctrl-C after the trials (during
+        # the ground-truth trainings, say): the one from before is put back.
+        signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
 
 
 def _trial_name(trial: Any) -> str:
