@@ -120,6 +120,7 @@ def test_cluttered_digits_splits_and_bad_settings():
     for kwargs, key in (
         ({"generator": {"blur": 1}}, "task.data.generator.blur"),
         ({"generator": {"scale": [0.9, 0.2]}}, "task.data.generator.scale"),
+        ({"generator": {"fragments": 2.5}}, r"task.data.generator.fragments=2.5 must be a whole number"),
         ({"num_samples": 10**9}, "task.data.num_samples"),
         ({"image_size": 4}, "task.data.image_size"),
     ):

@@ -52,6 +52,8 @@ def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
         rotation, noise, fragments = float(settings["rotation"]), float(settings["noise"]), int(settings["fragments"])
     except (TypeError, ValueError):
         raise DataError(f"task.data.generator={settings} has a value of the wrong type") from None
+    if isinstance(settings["fragments"], bool) or float(settings["fragments"]) != fragments:  # 2.5 is not 2
+        raise DataError(f"task.data.generator.fragments={settings['fragments']!r} must be a whole number")
     if not 0 < lo <= hi <= 1:
         raise DataError(f"task.data.generator.scale={[lo, hi]} must satisfy 0 < low <= high <= 1")
     for key, value, high in (("rotation", rotation, 180), ("noise", noise, 10), ("fragments", fragments, 64)):
