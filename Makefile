@@ -60,11 +60,11 @@ wheel-check: $(STAMP)
 	cd $(WHEEL_TMP)/empty && $(WHEEL_TMP)/venv/bin/rlnas +experiment=smoke hydra.run.dir=run \
 		&& test -f run/best_arch.json && echo "wheel-check: the installed wheel ran a search from an empty dir"
 
-# Every controller on NAS-Bench-201 (noise-free and noisy) and the toy table (20 seeds;
+# Every controller on NAS-Bench-201 (noise-free and noisy) and the toy table (100 seeds;
 # 50, 100 and 300 distinct evaluations) -> docs/nb201*/, docs/toy/ and the tables in
 # docs/results.md; then the ablations of the RL controllers' search-for-the-best update
 # -> docs/ablation_*/ and docs/ablation.md.
-STUDY_BUDGETS := --seeds 20 --budgets 50 100 300 --jobs 2
+STUDY_BUDGETS := --seeds 100 --budgets 50 100 300 --jobs 2
 ABLATIONS := --controllers enas maskable_ppo --reference enas --rivals maskable_ppo \
 	--variant enas_novel_tries=0 enas controller.novel_tries=0 \
 	--variant enas_risk_quantile=1 enas controller.risk_quantile=1 \
