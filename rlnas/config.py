@@ -100,18 +100,7 @@ class RlnasConfig:
     trials: Any = None
 
 
-def _one_line(err: BaseException) -> str:
-    """The first line of ``err`` followed by the first line of its cause (Hydra nests the useful part)."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    cause = err.__cause__ or err.__context__
-    if cause is not None and str(cause).strip():
-        detail = str(cause).strip().splitlines()[0]
-        if detail not in first:
-            first = f"{first.rstrip('.')}: {detail}"
-    return first
-
-
-def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR, config_name: str = "config") -> None:
+def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     """Checks a command line's overrides before Hydra runs it.
 
     Group choices are checked for single runs and sweeps. The overrides of a
@@ -128,24 +117,20 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR, config_name:
         if a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
     }
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
-    if config_name == "config":  # the search's config groups; another config (retrain) has none
-        check_group_choices(overrides, conf_dir, extra)
+    check_group_choices(overrides, conf_dir, extra)
     config_dir_flags = ("--config-dir", "-cd")
     flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
     if flags:
         return  # sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from rlnas.utils.errors import composition_error
 
     if extra:  # --config-dir DIR: the user's configs join the search path, as Hydra will add them
         given = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
         searched = ",".join(f"file://{d.resolve()}" for d in extra)
         overrides = [*given, f"hydra.searchpath=[{searched}]"]
-    try:
-        with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            compose(config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(_one_line(err)) from None
+    message = composition_error(conf_dir, "config", overrides)
+    if message is not None:
+        raise ConfigError(message)
 
 
 def _type_name(annotation: Any) -> str:

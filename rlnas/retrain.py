@@ -406,12 +406,14 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
-    from rlnas.config import ConfigError, check_overrides
+    from rlnas.utils.errors import composition_error
 
-    try:  # an unknown key or a bad value: one line here, not Hydra's multi-line report
-        check_overrides(sys.argv[1:], conf_dir(), config_name="retrain")
-    except ConfigError as err:
-        print(f"rlnas.retrain: error: {err}", file=sys.stderr)
+    # An unknown key or a bad value: one line here, not Hydra's multi-line report. With Hydra's own flags
+    # (-m, --cfg, ...) Hydra composes each job itself.
+    flags = any(a.startswith("-") for a in sys.argv[1:])
+    message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
+    if message is not None:
+        print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)
     run()
 

@@ -63,12 +63,17 @@ def test_repeated_faults_in_an_epoch_halve_the_learning_rate(tmp_path):
 
 
 def test_past_the_limit_the_search_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    import signal
+
     search = _search(tmp_path, "search.fault_limit=2")
     _poison_loss(search, from_call=3)  # epoch 0 is clean, then every step is NaN
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(
         NumericFaultError, match="3 skipped supernet steps and 0 skipped rewards .* search.fault_limit=2"
     ):
         search.run()
+    # The failed search gave Ctrl-C back: in a notebook or the next sweep job it stops again.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["next_epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())

@@ -258,3 +258,6 @@ class Checkpointer(Callback):
 
     def on_search_end(self, search: Search, result: Any) -> None:
         self._restore_handlers()
+
+    def on_search_failed(self, search: Search) -> None:
+        self._restore_handlers()

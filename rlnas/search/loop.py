@@ -268,6 +268,18 @@ class Search(FinalSelection):
 
     # -- the whole search -----------------------------------------------------
     def run(self) -> SearchResult:
+        try:
+            return self._run()
+        except BaseException:
+            # A search that fails leaves the process as it found it (its signal handlers, say): a later
+            # Ctrl-C in the same process (a notebook, the next sweep job) must stop it again.
+            for cb in self.callbacks:
+                failed = getattr(cb, "on_search_failed", None)
+                if failed is not None:
+                    failed(self)
+            raise
+
+    def _run(self) -> SearchResult:
         s = self.settings
         start = time.perf_counter()
         for cb in self.callbacks:

@@ -24,6 +24,34 @@ USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaC
 DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
 
 
+def _one_line(err: BaseException) -> str:
+    """The first line of ``err`` followed by the first line of its cause (Hydra nests the useful part)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause).strip():
+        detail = str(cause).strip().splitlines()[0]
+        if detail not in first:
+            first = f"{first.rstrip('.')}: {detail}"
+    return first
+
+
+def composition_error(conf_dir: str | os.PathLike, config_name: str, overrides: list[str]) -> str | None:
+    """Composes ``config_name`` with ``overrides`` as Hydra will; the one-line error if that fails, else ``None``.
+
+    An unknown key or a bad value is then reported in one line before Hydra
+    runs, instead of Hydra's multi-line report.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            compose(config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        return _one_line(err)
+    return None
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The one-line message of a configuration or data error, else ``None``."""
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
