@@ -232,6 +232,22 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
 
 
 @contextmanager
+def _handling_stops(stop: Any) -> Iterator[None]:
+    """``stop`` handles SIGINT and SIGTERM inside the block; the handlers from before come back after it."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (a sweep job): no handlers
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
 def stops_the_comparison(run_dir: str) -> Iterator[None]:
     """SIGINT/SIGTERM during the ground-truth trainings end the run in one line, exit code 130.
 
@@ -243,14 +259,9 @@ def stops_the_comparison(run_dir: str) -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, stop)
-        except ValueError:  # not the main thread (a sweep job): no handlers
-            pass
     try:
-        yield
+        with _handling_stops(stop):
+            yield
     except KeyboardInterrupt:
         found = Path(run_dir) / "best_arch.json"
         print(
@@ -259,9 +270,6 @@ def stops_the_comparison(run_dir: str) -> Iterator[None]:
             file=sys.stderr,
         )
         sys.exit(130)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -285,14 +293,9 @@ def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
             f"stopped by {name} before the first epoch; nothing to resume and nothing lost: start the run again",
         )
 
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, stop)
-        except ValueError:  # not the main thread (a sweep job): no handlers
-            pass
     try:
-        yield
+        with _handling_stops(stop):
+            yield
     except SearchInterrupted:
         raise
     except Exception as err:
@@ -304,9 +307,6 @@ def stops_before_the_first_epoch(run_dir: str, resume: bool) -> Iterator[None]:
         if cause is None:
             raise
         raise cause from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 #: Overrides a resumed run accepts even when they differ from its config.

@@ -368,7 +368,7 @@ def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert json.loads((run / "summary.json").read_text())["trials"] == 7
 
 
-@pytest.mark.slow  # 17 s; sigterm_as_sigint's handler swap is checked at once below
+@pytest.mark.slow  # 17 s of a trial driver; make test-slow runs it
 def test_sigterm_stops_a_trial_search_cleanly_with_the_resume_line(tmp_path):
     """As Ctrl-C does: Ray's own handler would end the driver at once, status.json left "running"."""
     pytest.importorskip("ray")
