@@ -62,7 +62,7 @@ class PredictConfig:
     score_threshold: float | None = None
 
 
-def image_files(path: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES, kind: str = "image") -> list[Path]:
+def input_files(path: str | Path, suffixes: Sequence[str], kind: str) -> list[Path]:
     """The input file itself, or the ``suffixes`` files under a directory (recursively, sorted)."""
     path = Path(path).expanduser()
     if path.is_file():
@@ -319,9 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
         files = (
-            image_files(cfg.input)
+            input_files(cfg.input, IMAGE_SUFFIXES, "image")
             if model.takes_images
-            else image_files(cfg.input, ARRAY_SUFFIXES, f"{model.meta['task']} input")
+            else input_files(cfg.input, ARRAY_SUFFIXES, f"{model.meta['task']} input")
         )
         if output is not None:
             _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])

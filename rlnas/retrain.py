@@ -67,6 +67,7 @@ from rlnas.tasks.training import (
 from rlnas.utils import (
     atomic_file,
     conf_dir,
+    is_whole,
     resolve_device,
     save_atomic,
     seed_everything,
@@ -146,21 +147,18 @@ def _check_settings(cfg: DictConfig) -> None:
         ValueError: ``KEY must be ..., got VALUE``.
     """
 
-    def whole(value: Any) -> bool:
-        return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
-
     known = set(OmegaConf.load(conf_dir() / "retrain.yaml")) - {"defaults"}
     unknown = sorted(set(cfg) - known - {"hydra"})
     if unknown:  # +key=value adds a key Hydra's struct check lets through; nothing would read it
         raise ValueError(f"{unknown[0]} is not a retrain setting; allowed: {sorted(known - {'hydra'})}")
-    if not (whole(cfg.seed) and cfg.seed >= 0):
+    if not (is_whole(cfg.seed) and cfg.seed >= 0):
         raise ValueError(f"seed must be a whole number >= 0, got {cfg.seed!r}")
     amount = cfg.prune.amount
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < 1:
         raise ValueError(f"prune.amount must be in (0, 1), got {amount!r}")
-    if not (whole(cfg.prune.finetune_epochs) and cfg.prune.finetune_epochs >= 0):
+    if not (is_whole(cfg.prune.finetune_epochs) and cfg.prune.finetune_epochs >= 0):
         raise ValueError(f"prune.finetune_epochs must be a whole number >= 0, got {cfg.prune.finetune_epochs!r}")
-    if not (whole(cfg.quantize.calibration_samples) and cfg.quantize.calibration_samples >= 1):
+    if not (is_whole(cfg.quantize.calibration_samples) and cfg.quantize.calibration_samples >= 1):
         raise ValueError(
             f"quantize.calibration_samples must be a whole number >= 1, got {cfg.quantize.calibration_samples!r}"
         )

@@ -90,8 +90,9 @@ def search(
 def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     """The pick of ``run_dir`` trained standalone ``seeds`` times and tested (cached in ground_truth.json)."""
     cache = run_dir / "ground_truth.json"
-    if cache.is_file():
-        return read_json(cache)
+    cached = read_json(cache)
+    if cached is not None:
+        return cached
     from rlnas.evaluators.standalone import ground_truth
     from rlnas.utils.trust import load_run_config
 
@@ -116,10 +117,9 @@ def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
         architecture and its training settings), ``test`` and ``val`` (one value per training).
     """
     cache = run_dir / "finalists.json"
-    if cache.is_file():
-        cached = read_json(cache)
-        if cached["k"] >= k and (cached["seeds"], cached["epochs"]) == (seeds, epochs):
-            return cached["candidates"][:k]
+    cached = read_json(cache)
+    if cached is not None and cached["k"] >= k and (cached["seeds"], cached["epochs"]) == (seeds, epochs):
+        return cached["candidates"][:k]
     import torch
 
     from rlnas.evaluators.standalone import ground_truth

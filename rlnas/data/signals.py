@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
+from rlnas.utils import is_whole
 
 SIGNAL_DATASETS = ("mnist1d",)
 #: Generator settings a config may change (the package's own names); the rest are fixed.
@@ -48,10 +49,6 @@ MAX_TEMPLATE_LENGTH = 10_000
 MAX_SIGNAL_BYTES = 2 << 30
 
 
-def _whole(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
-
-
 def _check_generator(generator: dict[str, Any], num_samples: int) -> None:
     """Refuses generator settings the package would accept but that mean nothing, or exhaust memory.
 
@@ -72,14 +69,14 @@ def _check_generator(generator: dict[str, Any], num_samples: int) -> None:
     if not isinstance(generator.get("shuffle_seq", False), bool):
         raise refuse("shuffle_seq", "true or false")
     for key, least in (("template_len", 1), ("max_translation", 1), ("final_seq_length", 1)):
-        if key in generator and not (_whole(generator[key]) and generator[key] >= least):
+        if key in generator and not (is_whole(generator[key]) and generator[key] >= least):
             raise refuse(key, f"a whole number >= {least}")
     if "padding" in generator:
         padding = generator["padding"]
         if not (
             isinstance(padding, (list, tuple))
             and len(padding) == 2
-            and all(_whole(p) for p in padding)
+            and all(is_whole(p) for p in padding)
             and 0 <= padding[0] <= padding[1]
         ):
             raise refuse("padding", "two whole numbers [low, high] with 0 <= low <= high")

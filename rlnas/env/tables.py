@@ -30,9 +30,9 @@ def benchmark_config(name: str, config_dir: str | Path | None = None) -> dict[st
         if not Path(config_dir).is_dir():
             raise FileNotFoundError(f"config_dir={config_dir}: no such directory")
         roots.insert(0, Path(config_dir))  # the user's configs first, beside the package's (as --config-dir)
-    found = [root / "benchmark" / f"{name}.yaml" for root in roots]
-    found = [p for p in found if p.is_file()]
-    if not found or "/" in str(name) or "\\" in str(name):
+    plain = "/" not in str(name) and "\\" not in str(name)  # a name, not a path out of the config dirs
+    found = [p for root in roots if plain and (p := root / "benchmark" / f"{name}.yaml").is_file()]
+    if not found:
         known = sorted({p.stem for root in roots for p in (root / "benchmark").glob("*.yaml")})
         raise FileNotFoundError(f"benchmark={name} is not a benchmark config; known: {', '.join(known)}")
     path = found[0]

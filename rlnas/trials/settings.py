@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from rlnas.tasks.training import RECIPE_HPARAMS, TASK_HPARAMS
-from rlnas.utils import section_values
+from rlnas.utils import is_whole, section_values
 
 __all__ = ["RECIPE_HPARAMS", "SCHEDULERS", "TASK_HPARAMS", "TrialSettings", "trial_settings"]
 #: Early-stopping schedulers over training epochs.
@@ -86,7 +86,7 @@ class TrialSettings:
             value = getattr(self, name)
             if value is None and name == "concurrent":
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+            if not is_whole(value):
                 raise ValueError(f"trials.{name} must be a whole number, got {value!r}")
             setattr(self, name, int(value))
         for name in ("cpus_per_trial", "gpus_per_trial", "failed_reward"):

@@ -102,6 +102,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def is_whole(value: Any) -> bool:
+    """Whether a config value is a whole number (``3`` or ``3.0``; not ``2.5``, ``True`` or ``"3"``)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+
+
 def section_values(section: Any, cls: type, prefix: str) -> dict[str, Any]:
     """A config section as a dict, after checking every key is a field of the dataclass ``cls``.
 
