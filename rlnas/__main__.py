@@ -111,10 +111,14 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     bench = build_budget_search(cfg, run_dir)
                     outcome = bench.run()
                 elif cfg.get("trials") is not None:
+                    from rlnas.trials.planner import status_counts
                     from rlnas.trials.run import run_trials
 
                     status("running")
-                    trials = run_trials(cfg, run_dir, resume=bool(resume))
+                    # Up to "completed": a stop while Ray starts or the outputs are written is a clean stop too.
+                    with stops_the_trial_search(run_dir):
+                        trials = run_trials(cfg, run_dir, resume=bool(resume))
+                        status("completed", best_reward=trials.best.reward, trials=status_counts(trials.outcomes))
                 else:
                     # The handlers first: a stop signalled once status.json says "running" is a clean stop.
                     with stops_before_the_first_epoch(run_dir, bool(resume)):
@@ -135,7 +139,7 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     if not comm.is_main:  # rank 0 reports
         return float("nan") if cfg.get("benchmark") is not None else result.best.reward
     if cfg.get("trials") is not None:
-        return trials_report(cfg, trials, run_dir, status)
+        return trials_report(cfg, trials, run_dir)
     if cfg.get("benchmark") is not None:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.best_evaluation.metrics.items())
         print(
@@ -171,14 +175,13 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     return best.reward
 
 
-def trials_report(cfg: DictConfig, trials: Any, run_dir: str, status: Any) -> float:
+def trials_report(cfg: DictConfig, trials: Any, run_dir: str) -> float:
     """The last lines of a trial search: its pick, the trials' tally and, when asked for, the ground truth."""
     from rlnas.controllers.base import RandomController
     from rlnas.trials.planner import status_counts
 
     best, outcomes = trials.best, trials.outcomes
     counts = status_counts(outcomes)
-    status("completed", best_reward=best.reward, trials=counts)
     metrics = ", ".join(f"val_{k}={v:.4f}" for k, v in best.metrics.items())
     print(
         f"best: {trials.space.describe(best.arch)} | {metrics} | trial {best.index} of {len(outcomes)} "
@@ -270,6 +273,28 @@ def stops_the_comparison(run_dir: str) -> Iterator[None]:
             file=sys.stderr,
         )
         sys.exit(130)
+
+
+@contextmanager
+def stops_the_trial_search(run_dir: str) -> Iterator[None]:
+    """SIGINT/SIGTERM outside Tune's experiment (Ray starting or stopping, the outputs) stop the run in one line.
+
+    Inside the experiment Tune ends the trials in flight itself
+    (:func:`rlnas.trials.run.sigterm_as_sigint`); finished trials are on disk
+    either way, and a resume writes whatever outputs were cut short.
+    """
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with _handling_stops(stop):
+            yield
+    except KeyboardInterrupt:
+        if (Path(run_dir) / "config.yaml").is_file():
+            raise SearchInterrupted(0, Path(run_dir), "stopped; finished trials are kept; {hint}") from None
+        raise SearchInterrupted(0, Path(run_dir), "stopped before the first trial; start the run again") from None
 
 
 @contextmanager

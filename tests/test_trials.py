@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -522,3 +523,47 @@ def test_a_stop_during_the_ground_truth_comparison_ends_the_run_in_one_line(tmp_
             f"rlnas: stopped during the ground-truth comparison; the search is complete ({tmp_path / 'best_arch.json'})"
         )
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_the_driver_gets_its_sigterm_handler_back_from_ray(monkeypatch):
+    """ray.init installs a SIGTERM handler that exits without a word and outlives ray.shutdown."""
+    from rlnas.trials.run import _ray_session
+
+    class FakeRay:
+        running = False
+
+        def is_initialized(self):
+            return self.running
+
+        def init(self, **kwargs):
+            self.running = True
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+        def shutdown(self):
+            self.running = False
+
+    def own(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rlnas.trials.run._check_reachable", lambda address: None)
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        fake = FakeRay()
+        with _ray_session(fake, SimpleNamespace(address=None)):
+            assert fake.running and signal.getsignal(signal.SIGTERM) is not own
+        assert not fake.running and signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stop_outside_tunes_experiment_ends_the_trial_search_with_the_resume_line(tmp_path):
+    from rlnas.__main__ import stops_the_trial_search
+    from rlnas.search.checkpoint import SearchInterrupted
+
+    before = signal.getsignal(signal.SIGTERM)
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(SearchInterrupted, match=r"stopped; finished trials are kept; continue with: python -m rlnas"):
+        with stops_the_trial_search(str(tmp_path)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # writing the outputs; the handler interrupts it
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -144,7 +144,8 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     remaining = settings.budget - planner.started
     try:
         if remaining > 0 and not planner.exhausted:
-            _fit(ray, cfg, settings, planner, on_outcome, data, recipe, track, run_dir, seed)
+            with _ray_session(ray, settings):
+                _fit(ray, cfg, settings, planner, on_outcome, data, recipe, track, run_dir, seed)
     except KeyboardInterrupt:  # before Tune took over the signal (it ends its experiment itself)
         pass
     planner.finish()
@@ -249,6 +250,44 @@ def sigterm_as_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
 
 
+@contextmanager
+def _ray_session(ray: Any, settings: TrialSettings) -> Iterator[None]:
+    """Ray for the block: the one that runs, or a local one (or ``trials.address``'s) started and shut down here.
+
+    ``ray.init`` installs its own SIGTERM handler, which exits without a word
+    and stays after ``ray.shutdown``; the driver's own comes back with the
+    shutdown, so a SIGTERM while the outputs are written still ends the run
+    as a stop (status "interrupted", the resume line).
+    """
+    # Ray's plain progress lines, which honour verbose=0 (its newer console output prints a box regardless).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A local search sends nothing anywhere: Ray reports usage statistics unless told not to (set it to 1 to allow).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        yield
+        return
+    _check_reachable(settings.address)
+    main = threading.current_thread() is threading.main_thread()
+    own = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(
+            address=settings.address,
+            num_cpus=None if settings.address else os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"trials.address={settings.address}" if settings.address else "a local Ray"
+        raise ValueError(f"{where} could not be started or reached: {str(err).splitlines()[0]}") from None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, own if own is not None else signal.SIG_DFL)
+        ray.shutdown()
+
+
 def _trial_name(trial: Any) -> str:
     """``trial_7``: the trial's index in the run (Ray's default names carry the whole architecture)."""
     return f"trial_{trial.config['index']}"
@@ -266,33 +305,13 @@ def _fit(
     run_dir: Path,
     seed: int,
 ) -> None:
-    """One Ray Tune experiment over the trials still to run."""
+    """One Ray Tune experiment over the trials still to run, on a Ray that runs."""
     import torch
-
-    # Ray's plain progress lines, which honour verbose=0 (its newer console output prints a box regardless).
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # A local search sends nothing anywhere: Ray reports usage statistics unless told not to (set it to 1 to allow).
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from rlnas.trials.ray_searcher import ControllerSearcher, FailureReader
 
-    started_ray = False
-    if not ray.is_initialized():
-        _check_reachable(settings.address)
-        try:
-            ray.init(
-                address=settings.address,
-                num_cpus=None if settings.address else os.cpu_count(),
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            where = f"trials.address={settings.address}" if settings.address else "a local Ray"
-            raise ValueError(f"{where} could not be started or reached: {str(err).splitlines()[0]}") from None
-        started_ray = True
     gpus = settings.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if torch.cuda.is_available() else 0.0
@@ -303,8 +322,6 @@ def _fit(
         ("gpus_per_trial", gpus, float(resources.get("GPU", 0))),
     ):
         if want > have:  # Ray would hold every trial pending, forever
-            if started_ray:
-                ray.shutdown()
             raise ValueError(
                 f"trials.{key}={want:g} but the {'cluster' if settings.address else 'machine'} has {have:g}; "
                 "no trial could ever start"
@@ -375,5 +392,3 @@ def _fit(
         searcher.settle_failures()
     finally:
         tune_log.setLevel(level)
-        if started_ray:
-            ray.shutdown()
