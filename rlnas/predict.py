@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,7 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
             if path.stat().st_size > 32 * MAX_ARRAY_VALUES:
                 gib = path.stat().st_size / 2**30
                 raise PredictError(f"{path}: {gib:.1f} GiB of text; split it into smaller files")
-            values = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
+            values = _read_text_table(path)
     except PredictError:
         raise
     except Exception as err:  # noqa: BLE001 - numpy raises many types for malformed files
@@ -121,10 +122,36 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
             f"{path}: an array of shape {shape}; the model takes {core} per sample (one, or N as (N, "
             f"{', '.join(map(str, core))}))"
         )
-    array = np.asarray(values, dtype=np.float32).reshape(count, *sample_shape)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+        array = np.asarray(values, dtype=np.float32).reshape(count, *sample_shape)
     if not np.isfinite(array).all():
-        raise PredictError(f"{path}: holds NaN or infinite values")
+        raise PredictError(f"{path}: holds NaN, infinite values or values beyond float32's range (about 3.4e38)")
     return np.ascontiguousarray(array)
+
+
+def _read_text_table(path: Path) -> np.ndarray:
+    """Numbers from a ``.csv`` (commas) or ``.txt`` (blanks) file, one sample per row.
+
+    Spreadsheets write a byte-order mark and often a header row: the mark is
+    dropped, and a first row that is not numbers is read as the header.
+    """
+    delimiter = "," if path.suffix.lower() == ".csv" else None
+    with warnings.catch_warnings():  # an empty file: numpy warns, then returns no rows, refused below
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            values = np.loadtxt(path, delimiter=delimiter, ndmin=2, encoding="utf-8-sig")
+        except ValueError:
+            with path.open(encoding="utf-8-sig") as f:
+                first = f.readline()
+            try:
+                np.loadtxt([first], delimiter=delimiter)
+            except ValueError:  # not numbers: a header, when the rest are numbers
+                values = np.loadtxt(path, delimiter=delimiter, ndmin=2, encoding="utf-8-sig", skiprows=1)
+            else:
+                raise
+    if values.size == 0:
+        raise PredictError(f"{path}: holds no numbers")
+    return values
 
 
 def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 
 import numpy as np
@@ -236,8 +237,31 @@ def test_a_retrained_signal_model_serves_raw_signals_from_npy_and_csv_files(conv
     for name, message in [
         ("short.npy", "an array of shape (200, 30); the model takes (40,) per sample"),
         ("objects.npy", "unreadable as an array of numbers"),
-        ("nan.npy", "holds NaN or infinite values"),
+        ("nan.npy", "holds NaN, infinite values"),
         ("complex.npy", "holds complex64, not real numbers"),
     ]:
         assert predict_main([f"model={model}", f"input={tmp_path / name}"]) == 2
         assert f"{tmp_path / name}: {message}" in capsys.readouterr().err
+
+
+def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones_named(tmp_path):
+    from rlnas.predict import PredictError, load_array
+
+    rows = np.arange(80, dtype=np.float32).reshape(2, 40) / 80
+    body = "\n".join(",".join(f"{v:.6f}" for v in row) for row in rows) + "\n"
+    header = ",".join(f"x{i}" for i in range(40)) + "\n"
+    # A byte-order mark and a header row, as spreadsheets write them.
+    (tmp_path / "sheet.csv").write_bytes(b"\xef\xbb\xbf" + (header + body).encode())
+    np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows, atol=1e-6)
+    (tmp_path / "empty.csv").write_text("\n\n")
+    (tmp_path / "header_only.csv").write_text(header)
+    (tmp_path / "ragged.csv").write_text(body + "0.5,0.5\n")
+    np.save(tmp_path / "huge.npy", np.full((2, 40), 1e300))
+    for name, message in [
+        ("empty.csv", "holds no numbers"),
+        ("header_only.csv", "holds no numbers"),
+        ("ragged.csv", "unreadable as an array of numbers"),
+        ("huge.npy", "beyond float32's range"),
+    ]:
+        with pytest.raises(PredictError, match=re.escape(message)):
+            load_array(tmp_path / name, (1, 40))
