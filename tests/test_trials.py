@@ -436,6 +436,34 @@ def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_p
     assert not (tmp_path / "study" / "runs").exists()
 
 
+def test_the_trial_study_tool_never_mixes_the_runs_of_two_studies(tmp_path, monkeypatch):
+    """Runs are reused by controller and seed: another study's settings in the same --out must be refused."""
+    import tools.trial_study as tool
+
+    searches = []
+    monkeypatch.setattr(tool, "study", lambda args, overrides: searches.append(overrides))
+    out = str(tmp_path / "study")
+    tool.main(["--out", out, "--", "data_seed=0"])
+    tool.main(["--out", out, "--", "data_seed=0"])  # the same study: continued
+    assert len(searches) == 2
+    for argv in (["--", "data_seed=1"], ["--trials", "joint", "--", "data_seed=0"], ["--budget", "50"]):
+        with pytest.raises(SystemExit, match="holds the runs of another study"):
+            tool.main(["--out", out, *argv])
+    assert len(searches) == 2
+    # A study stored before the marker existed is known by its table.
+    legacy = tmp_path / "legacy"
+    (legacy / "runs").mkdir(parents=True)
+    (legacy / "table.json").write_text(
+        json.dumps(
+            {"args": {"task": "mnist1d"}, "overrides": ["data_seed=0", "trials.budget=100", "trials.concurrent=2"]}
+        )
+    )
+    with pytest.raises(SystemExit, match="another study"):
+        tool.main(["--out", str(legacy), "--", "data_seed=1"])
+    tool.main(["--out", str(legacy), "--", "data_seed=0"])
+    assert len(searches) == 3
+
+
 def test_the_closing_ground_truth_of_a_joint_search_trains_each_candidate_with_its_own_settings(
     tmp_path, small_space, monkeypatch
 ):

@@ -155,6 +155,37 @@ def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
     return candidates
 
 
+def claim_runs(out: Path, task: str, trials: str, overrides: list[str]) -> None:
+    """Keeps ``out/runs`` to one study: another task, trials config or overrides there is refused.
+
+    Runs are reused by name (controller and seed), so a study with other
+    settings would otherwise continue or reuse these searches and mix two
+    studies in one table. The settings are kept in ``runs/study.json``.
+    """
+    marker = out / "runs" / "study.json"
+    given = {"task": task, "trials": trials, "overrides": overrides}
+    stored = read_json(marker)
+    if stored is None:
+        table = read_json(out / "table.json")  # a study stored before the marker was written
+        if table is not None:
+            stored = {
+                "task": table["args"]["task"],
+                "trials": table["args"].get("trials") or "default",
+                "overrides": table["overrides"],
+            }
+    if stored is not None and stored != given:
+
+        def said(s: dict) -> str:
+            return " ".join([f"+task={s['task']}", f"+trials={s['trials']}", *s["overrides"]])
+
+        raise SystemExit(
+            f"trial_study.py: error: {out} holds the runs of another study ({said(stored)}), not of "
+            f"{said(given)}; give another --out, or that study's settings to continue it"
+        )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(given, indent=2) + "\n")
+
+
 def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
     """What the stored searches' top ``--finalists`` are worth by ground truth (see the module docstring)."""
     out = Path(args.out)
@@ -399,7 +430,9 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
     if args.speedup:
         speedup(args, overrides)
-    elif args.finalists:
+        return
+    claim_runs(Path(args.out), args.task, args.trials, overrides)
+    if args.finalists:
         finalist_study(args, overrides)
     else:
         study(args, overrides)
