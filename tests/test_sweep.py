@@ -102,6 +102,7 @@ def test_a_failed_job_is_listed_as_failed_and_the_others_finish(sweep_with_a_fai
     sweep_dir, proc = sweep_with_a_failure
     assert proc.returncode != 0  # the sweep reports the failure ...
     assert "search.epochs must be >= 1, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr  # the failed job named, its error in one line, as for one run
     jobs = read_sweep(sweep_dir)  # ... after running every job
     assert [(j.status, j.reward is not None) for j in jobs] == [("completed", True), ("failed", False)]
     assert jobs[1].error == "search.epochs must be >= 1, got 0"

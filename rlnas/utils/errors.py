@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
 from rlnas.data.base import DataError
@@ -65,11 +65,12 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
-class JobFailed(RuntimeError):
+class JobFailed(CompactHydraException, RuntimeError):
     """A sweep job's configuration or data error, already printed as one line.
 
     Raised instead of exiting, so that Hydra marks the job failed and the sweep's
-    other jobs still run.
+    other jobs still run. At the sweep's end Hydra names the first failed job
+    and prints a compact exception as its message alone, not a traceback.
     """
 
 
