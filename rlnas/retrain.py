@@ -86,8 +86,16 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         FileNotFoundError / ValueError: Naming the file that is missing or malformed.
     """
     path = Path(arch_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"arch={arch_path}: no such file (pass a search run's best_arch.json)")
+    if path.is_dir():  # a search's run dir: its pick
+        if not (path / "best_arch.json").is_file():
+            raise FileNotFoundError(
+                f"arch={arch_path}: a directory without best_arch.json (a search that has not finished, or not a "
+                "run dir); pass a search run's dir or its best_arch.json"
+            )
+        path = path / "best_arch.json"
+    elif not path.is_file():
+        what = "not a file" if path.exists() else "no such file"
+        raise FileNotFoundError(f"arch={arch_path}: {what} (pass a search run's dir or its best_arch.json)")
     try:
         payload = json.loads(path.read_text())
         arch = payload["arch"]

@@ -229,8 +229,21 @@ def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's best_arch.json)"
+        f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's dir or its best_arch.json)"
     )
+
+
+def test_retrain_takes_a_search_run_dir_for_its_pick(tmp_path):
+    from rlnas.retrain import load_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError, match="a directory without best_arch.json"):
+        load_run(str(run), None)
+    (run / "best_arch.json").write_text(json.dumps({"arch": [0, 1], "task": "classification"}))
+    (run / "config.yaml").write_text("seed: 3\ntask: {name: classification}\nspace: {num_layers: 2}\n")
+    arch, payload, cfg, run_dir = load_run(str(run), None)
+    assert arch == [0, 1] and run_dir == run and cfg.seed == 3
 
 
 def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
