@@ -136,6 +136,9 @@ def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
     assert "broken.png: unreadable image" in capsys.readouterr().err
     assert predict_main([f"model={out}", "input=x", "top_k=many"]) == 2
     assert "top_k" in capsys.readouterr().err
+    search = out.parent / "search_classification"  # a search's run dir given for a model: what to do instead
+    assert predict_main([f"model={search}", f"input={broken}"]) == 2
+    assert f"train its pick first: python -m rlnas.retrain arch={search}" in capsys.readouterr().err
 
 
 def test_retrain_never_overwrites_an_earlier_model(classification_run):

@@ -64,6 +64,11 @@ def load_model(path: str | Path) -> Model:
     onnx_path = path / "model.onnx" if path.is_dir() else path
     meta_path = onnx_path.with_name("model.json")
     if not onnx_path.is_file():
+        if path.is_dir() and (path / "best_arch.json").is_file():  # a search's run dir: not trained on its own yet
+            raise PredictError(
+                f"model={path}: a search's run dir, not a trained model; train its pick first: "
+                f"python -m rlnas.retrain arch={path}, then pass the retrain dir it names"
+            )
         raise PredictError(f"model={path}: no ONNX model at {onnx_path} (pass a retrain run dir or its model.onnx)")
     if not meta_path.is_file():
         raise PredictError(f"{meta_path}: missing; it is written by rlnas.retrain beside model.onnx")
