@@ -345,6 +345,26 @@ def test_show_samples_draws_one_row_per_class(tmp_path):
     assert (width, height) == (3 * side + 2, 10 * side + 2)
 
 
+def test_show_samples_draws_signals_as_lines_and_keeps_rows_to_one_class(tmp_path, capsys):
+    from PIL import Image
+
+    from tools.show_samples import main
+
+    out = tmp_path / "signals.png"
+    main(["--per-class", "3", "--out", str(out), "+task=mnist1d", "task.data.num_samples=2000"])
+    assert "30 training signals of 10 classes, one panel per class" in capsys.readouterr().out
+    width, height = Image.open(out).size
+    assert width > 4 * height / 2 > 100  # 2 rows of 5 panels, not a strip one pixel high per signal
+    # More per class than the rarest class has: every row still holds one class.
+    grid = tmp_path / "grid.png"
+    main(["--per-class", "1000", "--scale", "1", "--out", str(grid), "+task=classification"])
+    width, height = Image.open(grid).size
+    per = (width - 2) // (8 + 2)
+    assert height == 10 * (8 + 2) + 2 and per < 1000
+    with pytest.raises(SystemExit, match="name a .png or .jpg file"):
+        main(["--out", str(tmp_path / "grid.npy"), "+task=classification"])
+
+
 def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     (tmp_path / "trials.jsonl").write_text("")

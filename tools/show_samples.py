@@ -2,9 +2,12 @@
 
     python tools/show_samples.py --out docs/cluttered_digits/samples.png +task=cluttered_digits
     python tools/show_samples.py --per-class 4 --out samples.png +task=classification
+    python tools/show_samples.py --per-class 5 --out signals.png +task=mnist1d
 
-Image tasks only (inputs of shape (C, H, W)); one row per class, ``--per-class``
-images each, enlarged ``--scale`` times with square pixels.
+Image tasks (inputs of shape (C, H, W)): one row per class, ``--per-class``
+images each, enlarged ``--scale`` times with square pixels. Signal tasks
+(``+task=mnist1d``, inputs of shape (1, 1, L)): one panel per class with its
+``--per-class`` signals drawn as lines, since a 1-pixel-high image shows nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.per_class < 1 or args.scale < 1:
         raise SystemExit("show_samples.py: error: --per-class and --scale must be >= 1")
+    if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise SystemExit(f"show_samples.py: error: --out {args.out}: name a .png or .jpg file")
 
     import torch
     import torch.nn.functional as F
@@ -41,12 +46,42 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"show_samples.py: error: the {task.name} task's inputs are not class-labelled images")
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
-    rows = [x[y == c][: args.per_class] * std + mean for c in range(data.num_classes)]
+    # As many per class as the rarest class has, so that each row of the grid is one class.
+    per = min(args.per_class, *(int((y == c).sum()) for c in range(data.num_classes) if (y == c).any()))
+    rows = [x[y == c][:per] * std + mean for c in range(data.num_classes)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if x.shape[1:3] == (1, 1):
+        plot_signals(rows, data.class_names, args.out)
+        print(f"wrote {args.out}: {sum(map(len, rows))} training signals of {len(rows)} classes, one panel per class")
+        return
     grid = torch.cat([r for r in rows if len(r)]).clamp(0, 1)
     grid = F.interpolate(grid, scale_factor=args.scale, mode="nearest")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, args.out, nrow=args.per_class, padding=2, pad_value=0.5)
+    save_image(grid, args.out, nrow=per, padding=2, pad_value=0.5)
     print(f"wrote {args.out}: {len(grid)} training images of {len(rows)} classes, one row per class")
+
+
+def plot_signals(rows: list, class_names: list[str] | None, out: Path) -> None:
+    """One panel per class, its signals overlaid as lines (raw values, as the generator gives them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(5, len(rows))
+    lines = -(-len(rows) // cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(2.4 * cols, 1.8 * lines), sharex=True, sharey=True, squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c >= len(rows):
+            ax.axis("off")
+            continue
+        for signal in rows[c]:
+            ax.plot(signal.flatten().numpy(), linewidth=0.8, alpha=0.8)
+        ax.set_title(class_names[c] if class_names else str(c), fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
