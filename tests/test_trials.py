@@ -254,6 +254,19 @@ def test_an_unreachable_cluster_is_named_at_once():
     _check_reachable("auto")
 
 
+def test_rays_own_address_variable_is_honoured_and_named(monkeypatch):
+    """RAY_ADDRESS is how Ray's users name their cluster; trials.address wins over it."""
+    from rlnas.trials.run import _check_reachable, cluster_address
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert cluster_address(SimpleNamespace(address=None)) == ("127.0.0.1:1", "RAY_ADDRESS")
+    assert cluster_address(SimpleNamespace(address="auto")) == ("auto", "trials.address")
+    with pytest.raises(ValueError, match="RAY_ADDRESS=127.0.0.1:1: no Ray cluster answers there.*unset RAY_ADDRESS"):
+        _check_reachable(*cluster_address(SimpleNamespace(address=None)))
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert cluster_address(SimpleNamespace(address=None)) == (None, "RAY_ADDRESS")
+
+
 # -- on Ray --------------------------------------------------------------------------
 
 
@@ -573,7 +586,7 @@ def test_the_driver_gets_its_sigterm_handler_back_from_ray(monkeypatch):
     def own(signum, frame):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rlnas.trials.run._check_reachable", lambda address: None)
+    monkeypatch.setattr("rlnas.trials.run._check_reachable", lambda address, key: None)
     previous = signal.signal(signal.SIGTERM, own)
     try:
         fake = FakeRay()

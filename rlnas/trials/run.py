@@ -196,25 +196,35 @@ def pick(outcomes: list[Outcome]) -> Outcome:
     return max(usable, key=lambda o: (o.reward, -o.index))
 
 
-def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+def cluster_address(settings: TrialSettings) -> tuple[str | None, str]:
+    """The Ray cluster to join, and the setting that names it: ``trials.address``, else Ray's own ``RAY_ADDRESS``.
+
+    ``(None, ...)``: no cluster; a local Ray is started with this machine's cores.
+    """
+    if settings.address:
+        return settings.address, "trials.address"
+    return os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
+
+
+def _check_reachable(address: str | None, key: str = "trials.address", timeout_s: float = 10.0) -> None:
     """Refuses a ``host:port`` cluster address nobody answers at (Ray itself retries for minutes).
 
     Raises:
-        ValueError: Naming ``trials.address``.
+        ValueError: Naming ``key`` (``trials.address`` or ``RAY_ADDRESS``).
     """
     if not address or address == "auto":
         return
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"trials.address={address!r} must be auto, HOST:PORT or ray://HOST:PORT")
+        raise ValueError(f"{key}={address!r} must be auto, HOST:PORT or ray://HOST:PORT")
     import socket
 
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as err:
         raise ValueError(
-            f"trials.address={address}: no Ray cluster answers there ({err.strerror or err}); start one with "
-            "`ray start --head` on that machine, or drop trials.address for a local Ray"
+            f"{key}={address}: no Ray cluster answers there ({err.strerror or err}); start one with "
+            f"`ray start --head` on that machine, or unset {key} for a local Ray"
         ) from None
 
 
@@ -266,19 +276,20 @@ def _ray_session(ray: Any, settings: TrialSettings) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    _check_reachable(settings.address)
+    address, key = cluster_address(settings)
+    _check_reachable(address, key)
     main = threading.current_thread() is threading.main_thread()
     own = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(
-            address=settings.address,
-            num_cpus=None if settings.address else os.cpu_count(),
+            address=address,
+            num_cpus=None if address else os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
-        where = f"trials.address={settings.address}" if settings.address else "a local Ray"
+        where = f"{key}={address}" if address else "a local Ray"
         raise ValueError(f"{where} could not be started or reached: {str(err).splitlines()[0]}") from None
     try:
         yield
@@ -317,15 +328,13 @@ def _fit(
         gpus = 1.0 if torch.cuda.is_available() else 0.0
     resources = ray.cluster_resources()
     cpus = float(resources.get("CPU", os.cpu_count() or 1))
+    where = "cluster" if cluster_address(settings)[0] else "machine"
     for key, want, have in (
         ("cpus_per_trial", settings.cpus_per_trial, cpus),
         ("gpus_per_trial", gpus, float(resources.get("GPU", 0))),
     ):
         if want > have:  # Ray would hold every trial pending, forever
-            raise ValueError(
-                f"trials.{key}={want:g} but the {'cluster' if settings.address else 'machine'} has {have:g}; "
-                "no trial could ever start"
-            )
+            raise ValueError(f"trials.{key}={want:g} but the {where} has {have:g}; no trial could ever start")
     concurrent = settings.concurrent or max(1, int(cpus // settings.cpus_per_trial))
     setup = {
         "key": f"{run_dir}:{time.time()}",
