@@ -250,6 +250,11 @@ def _handling_stops(stop: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """A stop handler: SIGTERM too ends the block as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def stops_the_comparison(run_dir: str) -> Iterator[None]:
     """SIGINT/SIGTERM during the ground-truth trainings end the run in one line, exit code 130.
@@ -259,11 +264,8 @@ def stops_the_comparison(run_dir: str) -> Iterator[None]:
     and ``tools/compare_controllers.py`` or a retrain measures the pick later.
     """
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
     try:
-        with _handling_stops(stop):
+        with _handling_stops(_interrupt):
             yield
     except KeyboardInterrupt:
         found = Path(run_dir) / "best_arch.json"
@@ -285,11 +287,8 @@ def stops_the_trial_search(run_dir: str) -> Iterator[None]:
     """
     from rlnas.search.checkpoint import SearchInterrupted
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
     try:
-        with _handling_stops(stop):
+        with _handling_stops(_interrupt):
             yield
     except KeyboardInterrupt:
         if (Path(run_dir) / "config.yaml").is_file():
