@@ -424,3 +424,28 @@ def test_study_tools_name_an_output_that_is_a_file_and_a_cache_that_is_not_json(
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert proc.stderr.strip().splitlines()[-1].startswith(message)
     assert taken.read_text() == "someone's notes"
+
+
+def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(tmp_path, monkeypatch):
+    """compare_controllers.py --task: a finished run is reused when the same study starts again, never another's."""
+    import tools.compare_controllers as tool
+
+    built = []
+    real = tool.load_config
+
+    def counting(overrides):
+        built.append(overrides)
+        return real(overrides)
+
+    monkeypatch.setattr(tool, "load_config", counting)
+    small = ["+experiment=smoke", "task.data.limit=300"]
+    first = tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    again = tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    assert len(built) == 1 and again == json.loads(json.dumps(first))
+    with pytest.raises(ValueError, match="holds a run of another study"):  # never read as this study's
+        tool.run_task(
+            "classification", "random", 0, tmp_path, [*small, "search.lr=0.01"], truth_seeds=1, truth_epochs=1
+        )
+    (tmp_path / "runs" / "random_seed0" / "result.json").unlink()  # as if stopped before its end
+    tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    assert len(built) == 2  # searched again from the start

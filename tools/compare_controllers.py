@@ -12,6 +12,11 @@ against a benchmark that answers at once (``--benchmark nb201_cifar10``,
   with Welch's t-test (two-sided) against random search and, for benchmarks,
   the regret to the optimum.
 
+Whole searches keep their run dirs under ``--out/runs``; a finished one
+(``result.json``) is reused when the same study is started again, so a long
+study stopped half-way loses only the searches it had not finished. A run
+dir from a study with other settings is refused, never read as this one's.
+
 Examples::
 
     python tools/compare_controllers.py --benchmark nb201_cifar10 --seeds 20 --budgets 100 300
@@ -43,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import job_map, load_config, run_tool  # noqa: E402
+from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -136,9 +141,18 @@ def run_task(
     """One whole weight-sharing search; curves from its minibatch rewards, final = the selected arch re-scored,
     ground truth = the selected arch trained standalone (``truth_seeds`` times) and tested on the unseen split."""
     from rlnas.search.builder import build_search
+    from rlnas.utils import atomic_file
 
-    cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
     run_dir = out / "runs" / f"{label or controller}_seed{seed}"
+    key = run_key(task, controller, seed, overrides, truth_seeds, truth_epochs)
+    stored = stored_run(run_dir, key)
+    if stored is not None:
+        return stored
+    if run_dir.exists():  # this study's search, stopped half-way: it starts again
+        import shutil
+
+        shutil.rmtree(run_dir)
+    cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
     search = build_search(cfg, run_dir, progress=False)
     result = search.run()
     metric = search.evaluator.reward_metric
@@ -155,7 +169,7 @@ def run_task(
 
         truth = ground_truth(cfg, result.best.arch, truth_seeds, truth_epochs, str(cfg.device))
         (run_dir / "ground_truth.json").write_text(json.dumps({"arch": list(result.best.arch), **truth}, indent=2))
-    return {
+    found = {
         "rewards": rewards,
         "best_so_far": best,
         "best_metric": best_metric,
@@ -169,6 +183,41 @@ def run_task(
         "seconds": result.seconds,
         "optimum": float("nan"),
     }
+    with atomic_file(run_dir / "result.json") as f:  # NaN kept as NaN: this tool reads it back
+        json.dump({"key": key, "result": found}, f)
+    return found
+
+
+def run_key(task: str, controller: str, seed: int, overrides: list[str], truth_seeds: int, truth_epochs: int) -> dict:
+    """What a whole search's result depends on (the torch threads it ran with aside)."""
+    kept = [o for o in overrides if not o.startswith("threads=")]
+    return {
+        "task": task,
+        "controller": controller,
+        "seed": seed,
+        "overrides": kept,
+        "truth": [truth_seeds, truth_epochs],
+    }
+
+
+def stored_run(run_dir: Path, key: dict) -> dict | None:
+    """The result a finished whole search left in ``run_dir/result.json``; None when it has none.
+
+    A finished run is reused by a study started again with the same settings
+    (these searches take minutes each, and a long study stopped half-way keeps
+    what it finished).
+
+    Raises:
+        ValueError: When the run there was made with other settings (another study's).
+    """
+    stored = read_json(run_dir / "result.json")
+    if stored is None:
+        return None
+    if stored.get("key") != key:
+        was = stored.get("key") or {}
+        said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *was.get("overrides", [])])
+        raise ValueError(f"{run_dir} holds a run of another study ({said}); give another --out")
+    return stored["result"]
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
@@ -603,6 +652,13 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         for label, controller, extra in plan
         for seed in range(args.seeds)
     ]
+    if not args.benchmark:
+        for label, controller, seed, job_overrides in jobs:
+            run_dir = out / "runs" / f"{label}_seed{seed}"
+            try:
+                stored_run(run_dir, run_key(name, controller, seed, job_overrides, args.truth_seeds, args.truth_epochs))
+            except ValueError as err:
+                parser.error(str(err))
     from functools import partial
 
     work = partial(_one_run, args=args, name=name, out=out, budgets=budgets if args.benchmark else None)
