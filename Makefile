@@ -81,8 +81,10 @@ study: $(STAMP)
 # Trial searches on MNIST-1D, 5 per controller, over the architecture alone and with its training
 # settings (+trials=joint) -> docs/mnist1d/trials*/ and their tables in docs/results.md (stored
 # runs are reused: seconds with them, about 3 hours on 2 cores without), the joint searches' 5
-# best trials each by ground truth (about 40 min more without their finalists.json); then the speed-up of 2
+# best trials each by ground truth (about 40 min more without their finalists.json), the joint study with a
+# 2,000-signal validation split (random and enas; about 1 h without its runs); then the speed-up of 2
 # concurrent trials, measured again (about 4 min) -> README.md.
+MNIST1D_VAL2000 := task.data.num_samples=6250 task.data.val_fraction=0.32 task.data.test_fraction=0.56
 study-trials: $(STAMP)
 	$(PY) tools/trial_study.py --task mnist1d --controllers random enas evolution local_search maskable_ppo \
 		--out docs/mnist1d/trials --readme docs/results.md -- data_seed=0
@@ -90,6 +92,8 @@ study-trials: $(STAMP)
 		--out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_hparams -- data_seed=0
 	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas evolution maskable_ppo \
 		--finalists 5 --out docs/mnist1d/trials_hparams --readme docs/results.md --block trials_finalists -- data_seed=0
+	$(PY) tools/trial_study.py --task mnist1d --trials joint --controllers random enas --out docs/mnist1d/trials_val2000 \
+		--readme docs/results.md --block trials_val2000 -- data_seed=0 $(MNIST1D_VAL2000)
 	$(PY) tools/trial_study.py --task mnist1d --speedup 20 --out docs/mnist1d/trials --readme README.md
 
 tensorboard: $(STAMP)
