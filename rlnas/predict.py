@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
+from rlnas.data.images import eight_bit
 from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     ARRAY_TASKS,
     IMAGE_TASKS,
@@ -161,7 +162,7 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.nda
     try:
         with Image.open(path) as img:
             original = img.size
-            img = img.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
+            img = eight_bit(img, "L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
     except Exception as err:  # PIL raises many types for broken files
         raise PredictError(f"{path}: unreadable image ({type(err).__name__})") from None

@@ -69,6 +69,29 @@ def test_imagefolder_loads_users_images(tmp_path):
     assert len(data.train) + len(data.val) + len(data.test) == 20
 
 
+def test_sixteen_bit_images_keep_their_range_instead_of_turning_white(tmp_path):
+    """PIL's own conversion clips 16-bit samples at 255: a 16-bit PNG would read as a white image."""
+    from rlnas.data.images import eight_bit
+    from rlnas.predict import load_image
+
+    ramp = np.linspace(0, 255, 16 * 16).reshape(16, 16).round()
+    (tmp_path / "dark").mkdir()
+    (tmp_path / "light").mkdir()
+    for i in range(6):  # the same ramp, 8-bit in one class and 16-bit in the other
+        Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "dark" / f"{i}.png")
+        Image.fromarray((ramp * 257).astype(np.uint16)).save(tmp_path / "light" / f"{i}.png")
+    with Image.open(tmp_path / "light" / "0.png") as img:
+        assert img.mode.startswith("I")
+        np.testing.assert_array_equal(np.asarray(eight_bit(img, "L")), ramp)
+    data = load_image_classification("imagefolder", root=str(tmp_path), image_size=16, seed=0)
+    x = torch.cat([data.train.x, data.val.x, data.test.x]) * torch.tensor(data.std).view(1, -1, 1, 1)
+    x = x + torch.tensor(data.mean).view(1, -1, 1, 1)
+    y = torch.cat([data.train.y, data.val.y, data.test.y])
+    assert torch.allclose(x[y == 0].mean(), x[y == 1].mean(), atol=1e-3)  # both classes read alike
+    pixels, _ = load_image(tmp_path / "light" / "0.png", 1, (16, 16))
+    np.testing.assert_allclose(pixels[0], ramp / 255, atol=1 / 255)
+
+
 @pytest.mark.parametrize("augment", [True, False])
 def test_search_augment_trains_the_supernet_on_augmented_batches(tmp_path, augment):
     from hydra import compose, initialize_config_dir

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, Split, check_fits, split_indices
 from rlnas.data.digits import digits_images
+from rlnas.data.images import eight_bit
 
 
 def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -210,7 +211,7 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
                         f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "
                         f"{path.name} is {img.size[0]}x{img.size[1]}"
                     )
-                pixels.append(TF.to_tensor(img.convert("RGB").resize((canvas_size, canvas_size))))
+                pixels.append(TF.to_tensor(eight_bit(img, "RGB").resize((canvas_size, canvas_size))))
         except DataError:
             raise
         except (FileNotFoundError, IsADirectoryError):

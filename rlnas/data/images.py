@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,27 @@ def _torchvision_images(name: str, root: str | None) -> tuple[Tensor, Tensor, li
     return torch.cat(xs), torch.cat(ys), list(getattr(ds, "classes", []))
 
 
+#: PIL modes of more than 8 bits per sample, and the value that stands for white in each.
+_WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+
+
+def eight_bit(img: Any, mode: str) -> Any:
+    """``img`` (a PIL image) in ``mode`` ("L" or "RGB"), its full range mapped onto 0..255.
+
+    PIL's own ``convert`` clips 16-bit and 32-bit samples to 255, so a 16-bit
+    PNG (scientific and medical images often are) would turn almost white.
+    Here 16-bit samples (and ``I``, which PIL opens 16-bit PNGs as) are scaled
+    by 65535 and float samples (``F``) are taken as 0..1.
+    """
+    white = _WIDE_MODES.get(img.mode)
+    if white is not None:
+        from PIL import Image
+
+        values = np.asarray(img, dtype=np.float64) / white * 255.0
+        img = Image.fromarray(np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8), "L")
+    return img.convert(mode)
+
+
 def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tensor, list[str]]:
     import torchvision
     from torchvision.transforms import functional as TF
@@ -54,8 +76,15 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
         raise DataError(
             f"task.data.root={root!r} is not a directory: ImageFolder expects ROOT/<class_name>/<image files>"
         )
+    from PIL import Image
+
+    def loader(path: str) -> Any:  # the file's own mode: torchvision's loader clips 16-bit samples to white
+        with Image.open(path) as img:
+            img.load()
+            return img
+
     try:
-        ds = torchvision.datasets.ImageFolder(root)
+        ds = torchvision.datasets.ImageFolder(root, loader=loader)
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"{root}: {err}") from None
     xs = []
@@ -64,7 +93,7 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
             img = ds.loader(path)
         except Exception as err:  # PIL raises many types for broken files
             raise DataError(f"{path}: unreadable image ({type(err).__name__}: {err})") from None
-        xs.append(TF.to_tensor(TF.resize(img.convert("RGB"), [image_size, image_size], antialias=True)))
+        xs.append(TF.to_tensor(TF.resize(eight_bit(img, "RGB"), [image_size, image_size], antialias=True)))
     return torch.stack(xs), torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes)
 
 
