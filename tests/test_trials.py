@@ -449,6 +449,22 @@ def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_p
     assert not (tmp_path / "study" / "runs").exists()
 
 
+def test_a_study_whose_readme_block_is_missing_stops_before_its_searches(tmp_path, monkeypatch):
+    """The block is written after hours of searches: a wrong --readme or --block is named before them."""
+    import tools.trial_study as tool
+
+    monkeypatch.setattr(tool, "study", lambda args, overrides: pytest.fail("searched"))
+    readme = tmp_path / "results.md"
+    readme.write_text("<!-- study:trials -->\n<!-- /study:trials -->\n")
+    for argv, message in [
+        (["--readme", str(tmp_path / "nope.md")], "nope.md: no such file"),
+        (["--readme", str(readme), "--block", "trails"], "no '<!-- study:trails -->'"),
+    ]:
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            tool.main([*argv, "--out", str(tmp_path / "study")])
+    assert not (tmp_path / "study").exists()
+
+
 def test_the_trial_study_tool_never_mixes_the_runs_of_two_studies(tmp_path, monkeypatch):
     """Runs are reused by controller and seed: another study's settings in the same --out must be refused."""
     import tools.trial_study as tool

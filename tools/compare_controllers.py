@@ -440,12 +440,26 @@ def pivot(rows: list[dict], budgets: list, reference: str = "random") -> str:
     return "\n".join(lines) + "\n" + "\n" + _family(rows) + "\n"
 
 
+def check_readme(readme: Path, key: str) -> str:
+    """The text of ``readme``, which must hold the ``KEY`` block; checked before a study, not after its hours.
+
+    Raises:
+        SystemExit: Naming the file: missing, or without the block.
+    """
+    begin, end = f"<!-- study:{key} -->", f"<!-- /study:{key} -->"
+    tool = Path(sys.argv[0]).name
+    if not readme.is_file():
+        raise SystemExit(f"{tool}: error: --readme {readme}: no such file")
+    content = readme.read_text()
+    if begin not in content or end not in content:
+        raise SystemExit(f"{tool}: error: --readme {readme}: no '{begin}' ... '{end}' block to replace")
+    return content
+
+
 def update_readme(readme: Path, key: str, text: str) -> None:
     """Replaces what stands between ``<!-- study:KEY -->`` and ``<!-- /study:KEY -->`` in ``readme``."""
     begin, end = f"<!-- study:{key} -->", f"<!-- /study:{key} -->"
-    content = readme.read_text()
-    if begin not in content or end not in content:
-        raise SystemExit(f"--readme {readme}: no '{begin}' ... '{end}' block to replace")
+    content = check_readme(readme, key)
     head, rest = content.split(begin, 1)
     _, tail = rest.split(end, 1)
     readme.write_text(f"{head}{begin}\n{text}{end}{tail}")
@@ -638,6 +652,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
     name = args.benchmark or args.task
     out = args.out or Path("outputs/compare") / name
+    if args.readme is not None:
+        check_readme(args.readme, out.name)
     out.mkdir(parents=True, exist_ok=True)
     if args.benchmark:
         budget_cfg = int(load_config([f"+benchmark={name}", *args.overrides]).benchmark.evaluations)

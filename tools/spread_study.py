@@ -220,6 +220,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("archs", "seeds", "epochs", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.readme is not None:
+        from tools.compare_controllers import check_readme
+
+        check_readme(args.readme, args.block or args.out.name)
     args.out.mkdir(parents=True, exist_ok=True)
     result = measure(
         args.overrides, args.archs, args.seeds, args.epochs, args.cache or args.out / "standalone.json", args.jobs

@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools._common import read_json, run_tool  # noqa: E402
-from tools.compare_controllers import ALL, holm, update_readme, welch_p  # noqa: E402
+from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -426,6 +426,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--controllers {unknown[0]} is unknown; allowed: {ALL} (a trial search has no supernet to train)")
     if "random" not in args.controllers and not args.speedup:
         parser.error("--controllers must include random (the reference)")
+    if args.readme:
+        check_readme(Path(args.readme), "trials-speedup" if args.speedup else args.block)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
     if args.speedup:
