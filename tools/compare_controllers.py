@@ -537,7 +537,8 @@ def replot(out: Path, readme: Path | None = None) -> None:
     reference = table.get("reference", "random")
     (out / "table.md").write_text(markdown(table["rows"], table.get("metric", "metric"), table["title"], reference))
     if readme is not None:
-        _write_readme(readme, out.name, table["title"], table.get("metric", "metric"), table["rows"], reference)
+        key = table.get("block") or out.name
+        _write_readme(readme, key, table["title"], table.get("metric", "metric"), table["rows"], reference)
     print(f"wrote {out}/curves.png and table.md" + (f", and its block in {readme}" if readme else ""))
 
 
@@ -615,8 +616,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         type=Path,
         default=None,
         help="also write the table (budgets side by side) into this file, between "
-        "'<!-- study:OUT -->' and '<!-- /study:OUT -->' (OUT: the --out folder's name)",
+        "'<!-- study:BLOCK -->' and '<!-- /study:BLOCK -->'",
     )
+    parser.add_argument("--block", default=None, help="the --readme block's name (default: the --out folder's name)")
     parser.add_argument(
         "--config-dir",
         type=Path,
@@ -652,8 +654,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
     name = args.benchmark or args.task
     out = args.out or Path("outputs/compare") / name
+    block = args.block or out.name
     if args.readme is not None:
-        check_readme(args.readme, out.name)
+        check_readme(args.readme, block)
     out.mkdir(parents=True, exist_ok=True)
     if args.benchmark:
         budget_cfg = int(load_config([f"+benchmark={name}", *args.overrides]).benchmark.evaluations)
@@ -715,6 +718,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
                 "overrides": args.overrides,
                 "variants": args.variant,
                 "reference": args.reference,
+                "block": block,
                 "rows": rows,
             },
             indent=2,
@@ -723,7 +727,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)
     if args.readme is not None:
-        _write_readme(args.readme, out.name, title, metric, rows, args.reference)
+        _write_readme(args.readme, block, title, metric, rows, args.reference)
     print(markdown(rows, metric, title, args.reference))
     print(f"wrote {out}/curves.csv.gz, curves.png, table.md, table.json in {time.perf_counter() - start:.1f} s")
 
