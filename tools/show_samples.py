@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     grid = torch.cat([r for r in rows if len(r)]).clamp(0, 1)
     grid = F.interpolate(grid, scale_factor=args.scale, mode="nearest")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, args.out, nrow=per, padding=2, pad_value=0.5)
     print(f"wrote {args.out}: {len(grid)} training images of {len(rows)} classes, one row per class")
 
