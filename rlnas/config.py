@@ -45,6 +45,7 @@ from rlnas.config_groups import (  # noqa: F401 - re-exported: the config's grou
 )
 from rlnas.search.selection import SelectionSettings
 from rlnas.search.settings import SearchSettings
+from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
 
 
@@ -244,6 +245,8 @@ def validate_config(cfg: DictConfig) -> None:
         value = cfg.get(key)
         if value is not None and int(value) < 0:
             raise ConfigError(f"{key} must be >= 0{' or null' if key == 'data_seed' else ''}, got {value}")
+        if value is not None and int(value) > MAX_SEED:
+            raise ConfigError(f"{key} must be <= {MAX_SEED} (2**32 - 1), got {value}")
     stop_after = OmegaConf.select(cfg, "checkpoint.stop_after", default=None)
     if stop_after is not None and int(stop_after) < 1:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")

@@ -65,6 +65,7 @@ from rlnas.tasks.training import (
     with_settings,
 )
 from rlnas.utils import (
+    MAX_SEED,
     atomic_file,
     conf_dir,
     is_whole,
@@ -159,8 +160,8 @@ def _check_settings(cfg: DictConfig) -> None:
     unknown = sorted(set(cfg) - known - {"hydra"})
     if unknown:  # +key=value adds a key Hydra's struct check lets through; nothing would read it
         raise ValueError(f"{unknown[0]} is not a retrain setting; allowed: {sorted(known - {'hydra'})}")
-    if not (is_whole(cfg.seed) and cfg.seed >= 0):
-        raise ValueError(f"seed must be a whole number >= 0, got {cfg.seed!r}")
+    if not (is_whole(cfg.seed) and 0 <= cfg.seed <= MAX_SEED):
+        raise ValueError(f"seed must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {cfg.seed!r}")
     amount = cfg.prune.amount
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < 1:
         raise ValueError(f"prune.amount must be in (0, 1), got {amount!r}")

@@ -103,6 +103,9 @@ BAD_CONFIGS = [
     # seeds, drills and sizes that no run can use
     (["seed=-1"], "seed must be >= 0, got -1"),
     (["data_seed=-5"], "data_seed must be >= 0 or null, got -5"),
+    # past 64 bits torch said "Overflow when unpacking long long", naming no key
+    (["seed=99999999999999999999"], "seed must be <= 4294967295 (2**32 - 1), got 99999999999999999999"),
+    (["data_seed=4294967296"], "data_seed must be <= 4294967295 (2**32 - 1), got 4294967296"),
     (["checkpoint.stop_after=-1"], "checkpoint.stop_after must be >= 1 or null, got -1"),
     (["task.data.image_size=0"], "task.data.image_size must be >= 1, got 0"),
     (["+task=detection", "task.data.num_images=0"], "task.data.num_images must be >= 3, got 0"),

@@ -23,7 +23,7 @@ from rlnas.data.base import DataSplits, Split
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet.registry import build_child
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import data_seed, section_values
+from rlnas.utils import data_seed, is_whole, section_values
 from rlnas.utils.trust import checked_instantiate
 
 #: Training settings a trial search may decide per candidate (``trials.hparams``) and a pick
@@ -65,7 +65,7 @@ class Recipe:
         check_recipe_numbers(dataclasses.asdict(self))
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if not float(value).is_integer() or int(value) < 1:
+            if not is_whole(value) or int(value) < 1:
                 raise ValueError(f"train.{name} must be a whole number >= 1, got {value}")
             setattr(self, name, int(value))
         for name in ("nesterov", "augment"):

@@ -17,6 +17,11 @@ import numpy as np
 import torch
 
 
+#: Largest seed a run takes: NumPy's legacy seeding takes 32-bit seeds, and a
+#: seed beyond torch's 64 bits fails deep inside it without naming the key.
+MAX_SEED = 2**32 - 1
+
+
 def seed_everything(seed: int) -> None:
     """Seeds Python, NumPy and torch (all devices)."""
     random.seed(seed)
