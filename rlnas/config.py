@@ -241,12 +241,7 @@ def validate_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"threads must be >= 1 or null, got {threads}")
-    for key in ("seed", "data_seed"):  # numpy and torch seeds are non-negative
-        value = cfg.get(key)
-        if value is not None and int(value) < 0:
-            raise ConfigError(f"{key} must be >= 0{' or null' if key == 'data_seed' else ''}, got {value}")
-        if value is not None and int(value) > MAX_SEED:
-            raise ConfigError(f"{key} must be <= {MAX_SEED} (2**32 - 1), got {value}")
+    _check_seeds(cfg)
     stop_after = OmegaConf.select(cfg, "checkpoint.stop_after", default=None)
     if stop_after is not None and int(stop_after) < 1:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
@@ -275,6 +270,20 @@ def validate_config(cfg: DictConfig) -> None:
         loader = getattr(target, "data_loader", None)
         if section == "task" and loader is not None and isinstance(values.get("data"), dict):
             check_signature(values["data"], loader, "task.data", skip=("seed",))
+
+
+def _check_seeds(cfg: DictConfig) -> None:
+    """``seed`` and ``data_seed``: whole numbers NumPy and torch both take.
+
+    Raises:
+        ConfigError: Naming the key and the range.
+    """
+    for key in ("seed", "data_seed"):
+        value = cfg.get(key)
+        if value is not None and int(value) < 0:
+            raise ConfigError(f"{key} must be >= 0{' or null' if key == 'data_seed' else ''}, got {value}")
+        if value is not None and int(value) > MAX_SEED:
+            raise ConfigError(f"{key} must be <= {MAX_SEED} (2**32 - 1), got {value}")
 
 
 def _schema_hint(key: str) -> Any:

@@ -268,7 +268,10 @@ def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
     [
         ("seed=-1", "seed must be a whole number in 0..4294967295 (2**32 - 1), got -1"),
         # beyond 64 bits torch said "Overflow when unpacking long long", naming nothing
-        ("seed=99999999999999999999", "seed must be a whole number in 0..4294967295 (2**32 - 1), got 99999999999999999999"),
+        (
+            "seed=99999999999999999999",
+            "seed must be a whole number in 0..4294967295 (2**32 - 1), got 99999999999999999999",
+        ),
         # checked whether or not this run compresses: a value no run can use is a typo to report
         ("prune.amount=1", "prune.amount must be in (0, 1), got 1"),
         ("prune.finetune_epochs=-1", "prune.finetune_epochs must be a whole number >= 0, got -1"),

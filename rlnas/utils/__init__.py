@@ -16,7 +16,6 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-
 #: Largest seed a run takes: NumPy's legacy seeding takes 32-bit seeds, and a
 #: seed beyond torch's 64 bits fails deep inside it without naming the key.
 MAX_SEED = 2**32 - 1
