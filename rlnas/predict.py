@@ -268,6 +268,27 @@ class Decoder:
         return rows
 
 
+def _finite(outputs: np.ndarray, model: Model, inputs: Sequence[str]) -> np.ndarray:
+    """The model's raw outputs, refused when a sample's hold NaN or inf (a damaged model, or an input it overflows on).
+
+    Args:
+        outputs: One row of scores (or a detector's raw map) per sample.
+        model: The model that gave them.
+        inputs: Each row's input as the user knows it (a file, or ``file row N``).
+
+    Raises:
+        PredictError: Naming the model file and the first such input, where a
+            prediction would say class X with probability NaN.
+    """
+    bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+    if bad.any():
+        raise PredictError(
+            f"{model.path}: gives NaN or inf scores for {inputs[int(bad.argmax())]}; "
+            "its weights or this input are not usable"
+        )
+    return outputs
+
+
 def predict(
     model: Model,
     files: Sequence[Path],
@@ -292,7 +313,9 @@ def predict(
         for path in files:
             samples = load_array(path, model.sample_shape)
             for start in range(0, len(samples), batch):
-                outputs = model.session.run(None, {name: samples[start : start + batch]})[0]
+                rows = samples[start : start + batch]
+                names = [f"{path} row {start + i}" for i in range(len(rows))]
+                outputs = _finite(model.session.run(None, {name: rows})[0], model, names)
                 for i, row in enumerate(decoder(outputs, [])):
                     yield {"file": str(path), "row": start + i, **row}
             bar.update(1)
@@ -301,7 +324,7 @@ def predict(
     for chunk in _batches(files, batch):
         loaded = [load_image(p, model.channels, model.size) for p in chunk]
         x = np.stack([pixels for pixels, _ in loaded])
-        outputs = model.session.run(None, {name: x})[0]
+        outputs = _finite(model.session.run(None, {name: x})[0], model, [str(p) for p in chunk])
         for path, row in zip(chunk, decoder(outputs, [size for _, size in loaded])):
             yield {"file": str(path), **row}
         bar.update(len(chunk))

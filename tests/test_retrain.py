@@ -415,3 +415,33 @@ def test_a_recipe_that_would_train_wrongly_or_fail_midway_is_refused_up_front(ov
     with pytest.raises(ValueError) as info:
         make_recipe(cfg.train, search)
     assert message in str(info.value)
+
+
+def test_predict_refuses_nan_scores_instead_of_reporting_a_class(classification_run, tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+    from PIL import Image
+
+    out, _ = classification_run
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "model.json").write_text((out / "model.json").read_text())
+    graph = onnx.load(out / "model.onnx")
+    for init in graph.graph.initializer:  # a model folder whose weights went NaN (a diverged or damaged file)
+        values = numpy_helper.to_array(init)
+        if values.dtype.kind == "f" and values.size > 1:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(values, np.nan), init.name))
+    onnx.save(graph, damaged / "model.onnx")
+    images = [tmp_path / f"{i}.png" for i in range(3)]
+    for image in images:
+        Image.new("L", (8, 8), color=40).save(image)
+    preds = tmp_path / "preds.json"
+    # It answered class "8" with probability NaN and wrote bare NaN into the JSON file.
+    assert predict_main([f"model={damaged}", f"input={tmp_path}", f"output={preds}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"rlnas.predict: error: {damaged / 'model.onnx'}: gives NaN or inf scores for {images[0]}; "
+        "its weights or this input are not usable"
+    )
+    assert not preds.exists()
+    assert predict_main([f"model={out}", f"input={tmp_path}", f"output={preds}"]) == 0  # the sound model still serves
