@@ -39,6 +39,11 @@ def test_score_run_reproduces_the_best_score_and_scores_random_archs(tmp_path):
     assert all(0.0 <= r["metrics"]["accuracy"] <= 1.0 for r in scores["random"])
     assert "share of random architectures below the best: accuracy" in proc.stdout
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # the run dir is left alone
+    # The run's own best_arch.json as --out was replaced by the scores (the next score_run: KeyError 'arch').
+    proc = _score_run("--run-dir", str(run), "--archs", "3", "--out", str(run / "best_arch.json"))
+    assert proc.returncode != 0
+    assert "best_arch.json exists and is not a file this tool wrote" in proc.stderr.strip().splitlines()[-1]
+    assert json.loads((run / "best_arch.json").read_text()) == recorded
 
 
 def test_score_run_names_what_is_missing(tmp_path):
@@ -449,3 +454,44 @@ def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(t
     (tmp_path / "runs" / "random_seed0" / "result.json").unlink()  # as if stopped before its end
     tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
     assert len(built) == 2  # searched again from the start
+
+
+def test_a_tool_output_file_never_replaces_an_input_a_folder_or_a_foreign_file(tmp_path):
+    from tools._common import check_out_file
+
+    keys = ("device", "rows")
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"device": "cpu", "rows": []}))
+    check_out_file(own, "--out", keys)  # its own earlier output: rewritten
+    check_out_file(tmp_path / "new" / "deeper.json", "--out", keys)  # folders are made
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    cases = [
+        (notes, (), "exists and is not a file this tool wrote"),
+        (tmp_path, (), "is a directory; name a file"),
+        (notes / "x.json", (), f"{notes} is a file, not a folder"),
+        (own, (own,), "is one of this tool's inputs"),
+    ]
+    for path, inputs, message in cases:
+        with pytest.raises(SystemExit, match=message):
+            check_out_file(path, "--out", keys, inputs)
+    assert notes.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "tool, args, message",
+    [
+        ("profile_latency.py", ["--repeats", "0"], "--repeats must be >= 1, got 0"),  # was "no median for empty data"
+        ("profile_latency.py", ["--archs", "1"], "--archs must be >= 2, got 1"),
+        ("bench_supernet.py", ["--steps", "0"], "--steps must be >= 1, got 0"),
+        ("bench_tabular.py", ["--archs", "0"], "--archs must be >= 1, got 0"),
+        ("proxy_check.py", ["--cells", "0"], "--cells must be >= 1, got 0"),  # was the space's traceback
+    ],
+)
+def test_measuring_tools_refuse_counts_they_cannot_measure_with(tool, args, message):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / tool), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].endswith(message)
+    assert "Traceback" not in proc.stderr

@@ -168,3 +168,42 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
     search = build_search(cfg, scratch_dir, progress=False)
     search.model.load_state_dict(weights)
     return search
+
+
+def check_out_file(path: Path, flag: str, keys: tuple[str, ...] | None, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuses an output file that would overwrite what the tool reads or a file it did not write, before any work.
+
+    Args:
+        path: The file the tool will write.
+        flag: Its option, as the error names it (``--out``).
+        keys: Top-level keys of the JSON the tool writes: an existing file
+            without them is not the tool's own and is kept; ``None``: not JSON.
+        inputs: Files the tool reads.
+
+    Raises:
+        SystemExit: One line naming the option and the path.
+    """
+    import json
+
+    tool = Path(sys.argv[0]).name
+    target = Path(path).expanduser()
+    if target.resolve() in {Path(p).expanduser().resolve() for p in inputs}:
+        raise SystemExit(f"{tool}: error: {flag} {path} is one of this tool's inputs; name another file")
+    if target.is_dir():
+        raise SystemExit(f"{tool}: error: {flag} {path} is a directory; name a file")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SystemExit(f"{tool}: error: {flag} {path}: {parent} is a file, not a folder")
+            break
+    if keys is None or not target.exists():
+        return
+    try:
+        written = json.loads(target.read_text())
+        ours = isinstance(written, dict) and set(keys) <= set(written)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        ours = False
+    if not ours:
+        raise SystemExit(
+            f"{tool}: error: {flag} {path} exists and is not a file this tool wrote; move it away or name another file"
+        )

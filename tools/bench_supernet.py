@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import build_parts, run_tool  # noqa: E402
+from _common import build_parts, check_out_file, run_tool  # noqa: E402
 
 from rlnas.tasks import Network  # noqa: E402
 
@@ -94,6 +94,10 @@ def main() -> None:
     parser.add_argument("--loop-epochs", type=int, default=10, help="epochs of the search timed for 2.")
     parser.add_argument("--out", default="outputs/bench_supernet.json")
     args = parser.parse_args()
+    for flag in ("archs", "batch", "repeats", "steps", "loop_epochs"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    check_out_file(Path(args.out), "--out", ("device", "median_ratio", "rows"))
     cfg, device, space, task, data, supernet = build_parts(args.overrides, args.device, args.seed)
     backbone = supernet.backbone
     gen = torch.Generator(device).manual_seed(args.seed)

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import load_config, run_tool  # noqa: E402
+from tools._common import check_out_file, load_config, run_tool  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--archs", type=int, default=50_000)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.archs < 1:
+        parser.error(f"--archs must be >= 1, got {args.archs}")
+    if args.json:
+        check_out_file(args.json, "--json", ("benchmark", "archs", "env_archs_per_s"))
 
     from rlnas.env import ArchitectureEnv
     from rlnas.search.budget import build_budget_search

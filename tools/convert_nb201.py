@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.results.is_file():
         raise SystemExit(f"convert_nb201: error: {args.results}: no such file")
+    if args.out.resolve() == args.results.resolve():  # the results file would be replaced by the table
+        raise SystemExit(f"convert_nb201: error: --out {args.out} is the results file it reads; name another file")
     try:
         n = convert(args.results, args.out, args.which)
     except ConvertError as err:

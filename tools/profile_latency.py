@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import build_parts, run_tool  # noqa: E402
+from _common import build_parts, check_out_file, run_tool  # noqa: E402
 
 from rlnas.costs import LatencyTable, measure_ms  # noqa: E402
 from rlnas.supernet import build_child  # noqa: E402
@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="outputs/profile_latency.json")
     args = parser.parse_args()
+    for flag, value, low in (("--archs", args.archs, 2), ("--repeats", args.repeats, 1)):
+        if value < low:  # a correlation needs 2 architectures, a median 1 timing
+            parser.error(f"{flag} must be >= {low}, got {value}")
+    check_out_file(Path(args.out), "--out", ("device", "mape_pct", "rows"))
     _, device, space, task, data, model = build_parts(args.overrides, args.device, args.seed)
     shape = tuple(data.train.x.shape[1:])
     supernet, head = model.backbone, model.head

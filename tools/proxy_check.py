@@ -34,6 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.archs < 4:
         raise SystemExit(f"--archs {args.archs}: need >= 4 cells to rank")
+    if args.cells < 1:
+        parser.error(f"--cells must be >= 1, got {args.cells}")
     import torch
     from tqdm import tqdm
 

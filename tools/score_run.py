@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_run, run_tool  # noqa: E402
+from _common import check_out_file, load_run, run_tool  # noqa: E402
 
 
 def main() -> None:
@@ -38,6 +38,8 @@ def main() -> None:
         raise SystemExit(f"--run-dir {run_dir}: no best_arch.json there (the search has not finished)")
     if args.archs < 1:
         raise SystemExit(f"--archs must be >= 1, got {args.archs}")
+    if args.out:  # best_arch.json given as --out was overwritten by the scores
+        check_out_file(Path(args.out), "--out", ("run_dir", "best", "random"))
     with tempfile.TemporaryDirectory() as tmp:
         search = load_run(run_dir, tmp)
         best = tuple(json.loads(best_file.read_text())["arch"])
