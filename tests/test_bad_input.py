@@ -264,6 +264,19 @@ def load_folder(root):
     return load_image_classification("imagefolder", root=str(root), image_size=16)
 
 
+def _mnist_raw(root, n=2):
+    """MNIST's four idx files (the format torchvision reads) holding ``n`` blank digits each."""
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        images = struct.pack(">BBBBiii", 0, 0, 0x08, 3, n, 28, 28) + bytes(n * 28 * 28)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(images)
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">BBBBi", 0, 0, 0x08, 1, n) + bytes(n))
+    return root
+
+
 def load_coco_at(images_ann):
     return load_coco(*images_ann, canvas_size=32)
 
@@ -291,6 +304,19 @@ BAD_DATA = [
         "c.jpg: unreadable image",
     ),
     ("cifar10 files missing", lambda t: load_image_classification("cifar10", root=str(t)), "cifar10 not found under"),
+    # Resized beyond memory (cifar10 at image_size=224 is 36 GB): the kernel killed the run, with no message.
+    (
+        "imagefolder at an image size no memory holds",
+        lambda t: load_image_classification(
+            "imagefolder", root=str(_imagefolder(t, {"cat/a.png": "image", "dog/b.png": "image"})), image_size=100_000
+        ),
+        "task.data.image_size: 2 images would take 447.0 GiB, more than a quarter of this machine's",
+    ),
+    (
+        "mnist resized beyond memory",
+        lambda t: load_image_classification("mnist", root=str(_mnist_raw(t)), image_size=100_000),
+        "task.data.image_size: 4 resized images would take 298.0 GiB",
+    ),
     ("coco annotations missing", lambda t: load_coco(t, t / "nope.json", 32), "nope.json: annotations file not found"),
     (
         "coco malformed json",

@@ -87,6 +87,10 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
         ds = torchvision.datasets.ImageFolder(root, loader=loader)
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"{root}: {err}") from None
+    # Each image is resized as it is read: the stacked float tensor (and its normalised copy) is the cost.
+    check_fits(
+        len(ds.samples) * 3 * 4 * 2 * float(image_size) ** 2, f"{len(ds.samples):,} images", "task.data.image_size"
+    )
     xs = []
     for path, _ in ds.samples:
         try:
@@ -160,6 +164,10 @@ def load_image_classification(
     if len(x) == 0:
         raise DataError(f"dataset {name!r} at {root} is empty")
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        # cifar10 at image_size=224 would be 36 GB of floats: the kernel's OOM kill, with no message.
+        check_fits(
+            len(x) * x.shape[1] * 4 * 2 * float(image_size) ** 2, f"{len(x):,} resized images", "task.data.image_size"
+        )
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
     return normalised_splits(
         x, y, val_fraction, test_fraction, seed, channel_dim=1, class_names=class_names, limit=limit
