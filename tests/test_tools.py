@@ -495,3 +495,38 @@ def test_measuring_tools_refuse_counts_they_cannot_measure_with(tool, args, mess
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].endswith(message)
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # each of these ran the standalone trainings (hours) before it failed, or failed with a traceback
+        (["--epochs", "0"], "--epochs 0: expected a number of epochs >= 1"),
+        (["--calibrate", "-1"], "--calibrate '-1': image counts must be >= 1"),
+        (["--few-shot", "99"], "--few-shot 99: the space has decisions 0..20"),
+        (["--report-only"], "--report-only: no study in"),
+        (["--run-dir", "NOWHERE"], "--run-dir NOWHERE: no config.yaml there"),
+    ],
+)
+def test_rank_study_refuses_settings_before_any_training(tmp_path, args, message):
+    out = tmp_path / "study"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "rank_study.py"),
+            "--archs",
+            "4",
+            "--seeds",
+            "2",
+            *args,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr.strip().splitlines()[-1]
+    assert not (out / "standalone.json").exists()

@@ -310,6 +310,40 @@ def plot(study: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def check_args(args: argparse.Namespace) -> list[int]:
+    """Refuses settings no study can use before the standalone trainings (hours); returns the --calibrate counts.
+
+    Raises:
+        SystemExit: One line naming the option.
+    """
+    if args.finetune < 0:
+        raise SystemExit(f"--finetune {args.finetune}: expected a number of steps >= 0")
+    if args.average_epochs < 0:
+        raise SystemExit(f"--average-epochs {args.average_epochs}: expected a number of epochs >= 0")
+    if args.average_epochs and args.run_dir:
+        raise SystemExit(
+            "--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir"
+        )
+    if args.archs < 4 or args.seeds < 2:
+        raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
+    for flag, value in (("--epochs", args.epochs), ("--few-shot-epochs", args.few_shot_epochs)):
+        if value < 1:  # checked before the standalone trainings, which take hours
+            raise SystemExit(f"{flag} {value}: expected a number of epochs >= 1")
+    try:
+        calibrate = [int(n) for n in args.calibrate.split(",") if n.strip()]
+    except ValueError:
+        raise SystemExit(f"--calibrate {args.calibrate!r}: expected comma-separated image counts") from None
+    if any(n < 1 for n in calibrate):
+        raise SystemExit(
+            f"--calibrate {args.calibrate!r}: image counts must be >= 1 (batch statistics are always scored)"
+        )
+    if args.run_dir and not (Path(args.run_dir) / "config.yaml").is_file():
+        raise SystemExit(f"--run-dir {args.run_dir}: no config.yaml there (give a finished search's run dir)")
+    if args.report_only and not read_json(Path(args.out) / "study.json", {}).get("variants"):
+        raise SystemExit(f"--report-only: no study in {Path(args.out) / 'study.json'} to report")
+    return calibrate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the search (without --run-dir)")
@@ -368,20 +402,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default="outputs/rank_study")
     args = parser.parse_args()
-    if args.finetune < 0:
-        raise SystemExit(f"--finetune {args.finetune}: expected a number of steps >= 0")
-    if args.average_epochs < 0:
-        raise SystemExit(f"--average-epochs {args.average_epochs}: expected a number of epochs >= 0")
-    if args.average_epochs and args.run_dir:
-        raise SystemExit(
-            "--average-epochs needs the search to run here (the weights of its last epochs); drop --run-dir"
-        )
-    if args.archs < 4 or args.seeds < 2:
-        raise SystemExit(f"--archs {args.archs} / --seeds {args.seeds}: need >= 4 archs and >= 2 seeds for a ceiling")
-    try:
-        calibrate = [int(n) for n in args.calibrate.split(",") if n.strip()]
-    except ValueError:
-        raise SystemExit(f"--calibrate {args.calibrate!r}: expected comma-separated image counts") from None
+    calibrate = check_args(args)
     from hydra.utils import instantiate
 
     from rlnas.utils import write_json_atomic
@@ -392,6 +413,8 @@ def main() -> None:
 
     cfg = load_run_config(Path(args.run_dir) / "config.yaml") if args.run_dir else load_config(args.overrides)
     space = instantiate(cfg.space, _convert_="all")
+    if args.few_shot is not None and not 0 <= args.few_shot < len(space):
+        raise SystemExit(f"--few-shot {args.few_shot}: the space has decisions 0..{len(space) - 1}")
     rng = np.random.default_rng(args.sample_seed)
     archs: list[tuple[int, ...]] = []
     for _ in range(100 * args.archs):
