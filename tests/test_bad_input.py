@@ -139,7 +139,12 @@ BAD_CONFIGS = [
     (["task.data.image_size=100000"], "task.data.image_size: the resized digits would take"),
     (["+task=detection", "task.data.canvas_size=100000"], "task.data.num_images, canvas_size: the digit canvases"),
     (["space.num_layers=1000000"], "space.num_layers=1000000 and space.channels=[32, 64]: the supernet would hold"),
-    (["space.channels=[100000000]"], "space.channels=[100000000]: the supernet would hold about"),
+    (["space.channels=[100000000]"], "space.channels=[100000000] and space.ops="),
+    # the estimate took every kernel as 3x3: conv99999 on MNIST-1D's 40 steps ran for minutes on 9 GB of weights
+    (
+        ["+task=mnist1d", "space.ops=[conv999999]"],
+        "space.ops=['conv999999']: the supernet would hold about 91.6 GiB of weights",
+    ),
     # the ground-truth comparison at the end of a run
     (["ground_truth.random=many"], "ground_truth.random='many' must be int"),
     (["ground_truth.seeds=-1"], "ground_truth.seeds must be >= 1, got -1"),

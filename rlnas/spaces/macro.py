@@ -54,6 +54,17 @@ def parse_op(name: str, dims: int = 2) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+def op_weights(name: str, dims: int, width: int) -> int:
+    """About how many weights one op holds at ``width`` channels (an upper bound, for the memory check)."""
+    family, k = parse_op(name, dims)
+    area = k * k if dims == 2 else k
+    if family in ("conv", "dilconv"):
+        return area * width**2 + 4 * width
+    if family == "sepconv":  # depthwise K, then pointwise 1
+        return area * width + width**2 + 4 * width
+    return width**2 + 4 * width  # pooling and identity: at most a 1x1 projection and its BatchNorm
+
+
 class MacroSpace(SearchSpace):
     """ENAS macro space with configurable operations, widths and activation.
 
@@ -113,11 +124,13 @@ class MacroSpace(SearchSpace):
         if activation not in ACTIVATIONS:
             raise ValueError(f"space.activation={activation!r} is unknown; allowed: {list(ACTIVATIONS)}")
         self.num_layers = int(num_layers)
-        # Every layer holds every op at the widest width: refuse a supernet that cannot fit before building it.
-        approx_bytes = 4.0 * self.num_layers * len(ops) * (9 * max(channels) ** 2 + 4 * max(channels))
+        # Every layer holds every op at the widest width: refuse a supernet that cannot fit before building it
+        # (a kernel of 99999 on a 40-step signal holds 1.6 GB per op and layer).
+        approx_bytes = 4.0 * self.num_layers * sum(op_weights(op, self.dims, max(channels)) for op in ops)
         if approx_bytes > memory_budget():
             raise ValueError(
-                f"space.num_layers={self.num_layers} and space.channels={list(channels)}: the supernet would hold "
+                f"space.num_layers={self.num_layers}, space.channels={list(channels)} and space.ops={list(ops)}: "
+                "the supernet would hold "
                 f"about {approx_bytes / 2**30:,.1f} GiB of weights, more than a quarter of this machine's memory"
             )
         num_stages = len(channels)
