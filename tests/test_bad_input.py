@@ -141,6 +141,19 @@ BAD_CONFIGS = [
     (["space.num_layers=1000000"], "space.num_layers=1000000 and space.channels=[32, 64]: the supernet would hold"),
     (["space.channels=[100000000]"], "space.channels=[100000000] and space.ops="),
     # the estimate took every kernel as 3x3: conv99999 on MNIST-1D's 40 steps ran for minutes on 9 GB of weights
+    # the sequence spaces had no such check: a traceback from torch's allocator, or minutes building edges
+    (
+        ["+task=sequence", "space=rnn_cell", "space.hidden_size=10000000"],
+        "space.num_nodes=6 and space.hidden_size=10000000: the supernet would hold about",
+    ),
+    (
+        ["+task=sequence", "space=rnn_cell", "space.num_nodes=100000"],
+        "space.num_nodes=100000 and space.hidden_size=64: the supernet would hold about",
+    ),
+    (
+        ["+task=sequence", "space=attention", "space.d_model=100000000"],
+        "space.d_model=100000000, space.ffn_ratios=[1, 2, 4] and space.kernel_size=3: the supernet would hold",
+    ),
     (
         ["+task=mnist1d", "space.ops=[conv999999]"],
         "space.ops=['conv999999']: the supernet would hold about 91.6 GiB of weights",

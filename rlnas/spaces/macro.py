@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Arch, Decision, SearchSpace
-from rlnas.utils import memory_budget
+from rlnas.spaces.base import Arch, Decision, SearchSpace, check_supernet_fits
 
 #: Operation families the supernet knows how to build; ``K`` is the kernel size
 #: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
@@ -126,13 +125,10 @@ class MacroSpace(SearchSpace):
         self.num_layers = int(num_layers)
         # Every layer holds every op at the widest width: refuse a supernet that cannot fit before building it
         # (a kernel of 99999 on a 40-step signal holds 1.6 GB per op and layer).
-        approx_bytes = 4.0 * self.num_layers * sum(op_weights(op, self.dims, max(channels)) for op in ops)
-        if approx_bytes > memory_budget():
-            raise ValueError(
-                f"space.num_layers={self.num_layers}, space.channels={list(channels)} and space.ops={list(ops)}: "
-                "the supernet would hold "
-                f"about {approx_bytes / 2**30:,.1f} GiB of weights, more than a quarter of this machine's memory"
-            )
+        check_supernet_fits(
+            self.num_layers * sum(op_weights(op, self.dims, max(channels)) for op in ops),
+            f"space.num_layers={self.num_layers}, space.channels={list(channels)} and space.ops={list(ops)}",
+        )
         num_stages = len(channels)
         if num_stages > self.num_layers:
             raise ValueError(f"space.channels has {num_stages} stages but there are only {self.num_layers} layers")

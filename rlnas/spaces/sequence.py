@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Arch, Decision, SearchSpace
+from rlnas.spaces.base import Arch, Decision, SearchSpace, check_supernet_fits
 
 RNN_ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")
 ATTENTION_ACTIVATIONS = ("relu", "gelu", "silu")
@@ -38,6 +38,11 @@ class RNNCellSpace(SearchSpace):
             )
         if int(hidden_size) < 1:
             raise ValueError(f"space.hidden_size must be >= 1, got {hidden_size}")
+        # Every pair of nodes j < i has an edge of 2 * hidden^2 weights (node 0 reads x_t, about as wide).
+        n, h = int(num_nodes), int(hidden_size)
+        check_supernet_fits(
+            (n * (n - 1) // 2 + 2) * 2 * h * h, f"space.num_nodes={num_nodes} and space.hidden_size={hidden_size}"
+        )
         self.num_nodes = int(num_nodes)
         self.activations = tuple(activations)
         self.hidden_size = int(hidden_size)
@@ -111,6 +116,13 @@ class AttentionSpace(SearchSpace):
                 raise ValueError(f"space.{key}={list(given)} has unknown {unknown}; allowed: {list(allowed)}")
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ValueError(f"space.kernel_size must be odd and >= 1, got {kernel_size}")
+        # Per block: attention (q, k, v and the projection: 4 d^2), the conv mixer (d * k + d^2) and the widest FFN.
+        d = int(d_model)
+        check_supernet_fits(
+            int(num_layers) * (5 * d * d + d * int(kernel_size) + 2 * max(int(r) for r in ffn_ratios) * d * d),
+            f"space.num_layers={num_layers}, space.d_model={d_model}, space.ffn_ratios={list(ffn_ratios)} "
+            f"and space.kernel_size={kernel_size}",
+        )
         self.num_layers, self.d_model, self.kernel_size = int(num_layers), int(d_model), int(kernel_size)
         self.heads = tuple(int(h) for h in heads)
         self.ffn_ratios = tuple(int(r) for r in ffn_ratios)
