@@ -12,14 +12,15 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 
-def _score_run(*args: str) -> subprocess.CompletedProcess:
+def _tool(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``tools/SCRIPT`` as a user does, from the checkout."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "score_run.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, str(ROOT / "tools" / script), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
+
+
+def _score_run(*args: str) -> subprocess.CompletedProcess:
+    return _tool("score_run.py", *args)
 
 
 def test_score_run_reproduces_the_best_score_and_scores_random_archs(tmp_path):
@@ -489,9 +490,7 @@ def test_a_tool_output_file_never_replaces_an_input_a_folder_or_a_foreign_file(t
     ],
 )
 def test_measuring_tools_refuse_counts_they_cannot_measure_with(tool, args, message):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / tool), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    proc = _tool(tool, *args)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].endswith(message)
     assert "Traceback" not in proc.stderr
@@ -510,23 +509,7 @@ def test_measuring_tools_refuse_counts_they_cannot_measure_with(tool, args, mess
 )
 def test_rank_study_refuses_settings_before_any_training(tmp_path, args, message):
     out = tmp_path / "study"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "rank_study.py"),
-            "--archs",
-            "4",
-            "--seeds",
-            "2",
-            *args,
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _tool("rank_study.py", "--archs", "4", "--seeds", "2", *args, "--out", str(out))
     assert proc.returncode != 0
     assert message in proc.stderr.strip().splitlines()[-1]
     assert not (out / "standalone.json").exists()
