@@ -269,7 +269,7 @@ class Decoder:
 
 
 def _finite(outputs: np.ndarray, model: Model, inputs: Sequence[str]) -> np.ndarray:
-    """The model's raw outputs, refused when a sample's hold NaN or inf (a damaged model, or an input it overflows on).
+    """The model's raw outputs, refused where a sample's scores hold NaN or inf (a damaged model or an overflow).
 
     Args:
         outputs: One row of scores (or a detector's raw map) per sample.
