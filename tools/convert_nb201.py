@@ -37,6 +37,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import check_out_file  # noqa: E402
+
 #: Output column -> (dataset, evaluation split) of the results file.
 COLUMNS = {
     "cifar10_test_acc": ("cifar10", "ori-test"),
@@ -135,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.results.is_file():
         raise SystemExit(f"convert_nb201: error: {args.results}: no such file")
-    if args.out.resolve() == args.results.resolve():  # the results file would be replaced by the table
-        raise SystemExit(f"convert_nb201: error: --out {args.out} is the results file it reads; name another file")
+    check_out_file(args.out, "--out", None, (args.results,))  # the results file would be replaced by the table
     try:
         n = convert(args.results, args.out, args.which)
     except ConvertError as err:
