@@ -130,9 +130,9 @@ def test_restore_shows_the_controller_what_it_had_not_learnt(tiny_space):
 
 def test_trial_log_drops_a_torn_last_line_and_names_a_bad_one(tmp_path, tiny_space):
     log = TrialLog(tmp_path / "trials.jsonl")
-    arch = tiny_space.sample(np.random.default_rng(0))
-    log.append(_outcome(0, arch))
-    log.append(_outcome(1, arch, math.nan, "failed"))
+    first, second = _distinct(tiny_space, 2)
+    log.append(_outcome(0, first))
+    log.append(_outcome(1, second, math.nan, "failed"))
     with log.path.open("a") as f:
         f.write('{"index": 2, "arch": [0')  # a kill in the middle of a write
     got = log.read(tiny_space)
@@ -150,6 +150,11 @@ def test_trial_log_drops_a_torn_last_line_and_names_a_bad_one(tmp_path, tiny_spa
         ("reward", '"0.99"', "reward '0.99' is not a number"),
         ("index", "-1", "index and arch must be whole numbers"),
         ("arch", "[0.7, 1]", "index and arch must be whole numbers"),
+        ("reward", "null", "a completed trial without a reward"),
+        ("epochs", "-5", "epochs -5 is not a whole number"),
+        ("seconds", "-3", "seconds -3 is not a time"),
+        ("metrics", '{"accuracy": NaN}', "metrics must map names to finite numbers"),
+        ("costs", "[1, 2]", "costs must map names to finite numbers"),
     ],
 )
 def test_a_tampered_trial_record_is_named_not_read_as_a_result(tmp_path, tiny_space, field, value, message):
@@ -161,6 +166,30 @@ def test_a_tampered_trial_record_is_named_not_read_as_a_result(tmp_path, tiny_sp
     log.path.write_text(json.dumps(record).replace('"__VALUE__"', value) + "\n")
     with pytest.raises(ValueError, match=rf"trials.jsonl: line 1 is not a trial record \({re.escape(message)}"):
         log.read(tiny_space)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"hello"', "7"])
+def test_a_trial_log_line_that_is_not_an_object_is_named(tmp_path, tiny_space, line):
+    log = TrialLog(tmp_path / "trials.jsonl")
+    log.path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=r"trials.jsonl: line 1 is not a trial record \(\w+ instead of an object"):
+        log.read(tiny_space)
+
+
+def test_a_trial_log_is_read_against_the_runs_epochs_and_its_one_training_per_architecture(tmp_path, tiny_space):
+    """Epochs beyond the run's, a completed trial short of them, or one architecture trained twice: not this run's."""
+    first, second = _distinct(tiny_space, 2)
+    log = TrialLog(tmp_path / "trials.jsonl")
+    log.append(_outcome(0, first))  # 2 epochs, completed
+    log.append(Outcome(1, second, "stopped", 0.3, 1))
+    assert [o.index for o in log.read(tiny_space, epochs=2)] == [0, 1]
+    with pytest.raises(ValueError, match=r"line 1 is not a trial record \(2 epochs, more than the run's trials.epochs=1"):
+        log.read(tiny_space, epochs=1)
+    with pytest.raises(ValueError, match=r"line 1 is not a trial record \(a completed trial of 2 epochs; .* train 3"):
+        log.read(tiny_space, epochs=3)
+    log.append(Outcome(2, second, "completed", 0.6, 2))
+    with pytest.raises(ValueError, match=r"line 3 repeats the architecture of trial 1 \(trial 2\)"):
+        log.read(tiny_space, epochs=2)
 
 
 def test_training_decisions_are_decisions_like_any_other(small_space):

@@ -55,17 +55,24 @@ class Outcome:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Outcome:
+    def from_record(cls, record: Any) -> Outcome:
         """An outcome from a line of the trial log (:meth:`as_record`).
 
         Raises:
-            ValueError: On a field no trial writes (a tampered or foreign log): an unknown status, an index or
-                choice that is not a whole number, an infinite or non-numeric reward.
+            ValueError: On a field no trial writes (a tampered or foreign log): a line that is not an object,
+                an unknown status, an index, choice or epoch count that is not a whole number, a reward that is
+                infinite, not a number, or missing from a trial that did not fail, a metric, cost or time that is
+                not a finite number.
         """
 
         def whole(value: Any) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
+        def finite(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not isinstance(record, dict):
+            raise ValueError(f"{type(record).__name__} instead of an object")
         reward, arch, status = record.get("reward"), record["arch"], record["status"]
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {list(STATUSES)}")
@@ -75,6 +82,16 @@ class Outcome:
             raise ValueError(f"reward {reward!r} is not a number")
         if reward is not None and not math.isfinite(reward):
             raise ValueError(f"reward {reward!r} is not finite")
+        if reward is None and status != "failed":
+            raise ValueError(f"a {status} trial without a reward (only a failed trial has none)")
+        if not whole(record.get("epochs", 0)):
+            raise ValueError(f"epochs {record.get('epochs')!r} is not a whole number >= 0")
+        if not (finite(record.get("seconds", 0.0)) and record.get("seconds", 0.0) >= 0):
+            raise ValueError(f"seconds {record.get('seconds')!r} is not a time")
+        for name in ("metrics", "costs"):
+            values = record.get(name) or {}
+            if not isinstance(values, dict) or not all(finite(v) for v in values.values()):
+                raise ValueError(f"{name} must map names to finite numbers, got {values!r}"[:200])
         return cls(
             int(record["index"]),
             tuple(int(a) for a in arch),

@@ -46,14 +46,20 @@ class TrialLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def read(self, space: SearchSpace) -> list[Outcome]:
+    def read(self, space: SearchSpace, epochs: int | None = None) -> list[Outcome]:
         """The finished trials, in the order they finished.
 
         A last line cut short (a kill while it was written) is dropped; any other
         unreadable line is an error.
 
+        Args:
+            space: The run's space; every architecture must be one of its.
+            epochs: The run's top fidelity (``trials.epochs``): a completed trial trained that many epochs, a
+                stopped one fewer (``None``: not checked).
+
         Raises:
-            ValueError: Naming the file and line of a malformed or repeated record.
+            ValueError: Naming the file and line of a malformed or repeated record (a trial index or an
+                architecture trained twice: the search trains each architecture once).
         """
         if not self.path.is_file():
             return []
@@ -65,18 +71,38 @@ class TrialLog:
             lines.pop()
         outcomes: list[Outcome] = []
         indices: set[int] = set()
+        archs: dict[tuple[int, ...], int] = {}
         for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
                 outcome = Outcome.from_record(record)
                 space.validate(outcome.arch)
+                _check_epochs(outcome, epochs)
             except (ValueError, KeyError, TypeError) as err:
                 raise ValueError(f"{self.path}: line {number} is not a trial record ({err})") from None
             if outcome.index in indices:
                 raise ValueError(f"{self.path}: line {number} repeats trial {outcome.index}")
+            if outcome.arch in archs:
+                raise ValueError(
+                    f"{self.path}: line {number} repeats the architecture of trial {archs[outcome.arch]} "
+                    f"(trial {outcome.index}); a search trains each architecture once"
+                )
             indices.add(outcome.index)
+            archs[outcome.arch] = outcome.index
             outcomes.append(outcome)
         return outcomes
+
+
+def _check_epochs(outcome: Outcome, epochs: int | None) -> None:
+    """A completed trial reached ``epochs``, a stopped one fewer, none more (ValueError otherwise)."""
+    if epochs is None:
+        return
+    if outcome.epochs > epochs:
+        raise ValueError(f"{outcome.epochs} epochs, more than the run's trials.epochs={epochs}")
+    if outcome.status == "completed" and outcome.epochs != epochs:
+        raise ValueError(f"a completed trial of {outcome.epochs} epochs; the run's trials train {epochs}")
+    if outcome.status == "stopped" and outcome.epochs == epochs:
+        raise ValueError(f"a stopped trial that trained all {epochs} epochs")
 
 
 def save_state(path: str | Path, controller_state: dict[str, Any], observed: Sequence[int], config: str) -> None:

@@ -119,7 +119,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
         on_observe=lambda observed: save_state(run_dir / STATE_FILE, controller.state_dict(), observed, fingerprint),
     )
     if resume:
-        outcomes = trial_log.read(space)
+        outcomes = trial_log.read(space, settings.epochs)
         if (run_dir / STATE_FILE).exists():
             state = load_state(run_dir / STATE_FILE)
             check_config_unchanged(state, cfg, run_dir / "config.yaml")
