@@ -144,6 +144,12 @@ def test_cluttered_digits_splits_and_bad_settings():
         ({"generator": {"blur": 1}}, "task.data.generator.blur"),
         ({"generator": {"scale": [0.9, 0.2]}}, "task.data.generator.scale"),
         ({"generator": {"fragments": 2.5}}, r"task.data.generator.fragments=2.5 must be a whole number"),
+        # each key named with its value, not the whole generator mapping
+        ({"generator": {"noise": ".nan"}}, r"task.data.generator.noise='.nan' must be a finite number"),
+        ({"generator": {"fragments": float("inf")}}, r"task.data.generator.fragments=inf must be a finite number"),
+        ({"generator": {"scale": 0.5}}, r"task.data.generator.scale=0.5 must be two numbers \[low, high\]"),
+        ({"generator": {"scale": [0.3, "big"]}}, r"task.data.generator.scale=\[0.3, 'big'\] must be two numbers"),
+        ({"generator": {"rotation": [1, 2]}}, r"task.data.generator.rotation=\[1, 2\] must be a finite number"),
         ({"num_samples": 10**9}, "task.data.num_samples"),
         ({"image_size": 4}, "task.data.image_size"),
     ):

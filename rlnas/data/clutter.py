@@ -41,18 +41,25 @@ MAX_SAMPLES = 200_000
 MAX_CANVAS = 128
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
     settings = dict(CLUTTER_DEFAULTS)
     for key, value in (generator or {}).items():
         if key not in CLUTTER_DEFAULTS:
             raise DataError(f"task.data.generator.{key} is not a setting; allowed: {list(CLUTTER_DEFAULTS)}")
         settings[key] = value
-    try:
-        lo, hi = (float(v) for v in settings["scale"])
-        rotation, noise, fragments = float(settings["rotation"]), float(settings["noise"]), int(settings["fragments"])
-    except (TypeError, ValueError):
-        raise DataError(f"task.data.generator={settings} has a value of the wrong type") from None
-    if isinstance(settings["fragments"], bool) or float(settings["fragments"]) != fragments:  # 2.5 is not 2
+    scale = settings["scale"]
+    if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(_is_number(v) for v in scale)):
+        raise DataError(f"task.data.generator.scale={scale!r} must be two numbers [low, high]")
+    for key in ("rotation", "noise", "fragments"):
+        if not (_is_number(settings[key]) and math.isfinite(settings[key])):
+            raise DataError(f"task.data.generator.{key}={settings[key]!r} must be a finite number")
+    lo, hi = (float(v) for v in scale)
+    rotation, noise, fragments = float(settings["rotation"]), float(settings["noise"]), int(settings["fragments"])
+    if float(settings["fragments"]) != fragments:  # 2.5 is not 2
         raise DataError(f"task.data.generator.fragments={settings['fragments']!r} must be a whole number")
     if not 0 < lo <= hi <= 1:
         raise DataError(f"task.data.generator.scale={[lo, hi]} must satisfy 0 < low <= high <= 1")
