@@ -500,6 +500,31 @@ def test_measuring_tools_refuse_counts_they_cannot_measure_with(tool, args, mess
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
 
 
+@pytest.mark.parametrize("tool", ["bench_supernet", "rank_study", "profile_latency", "spread_study"])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("space.num_layers=0", "space.num_layers must be >= 1, got 0"),  # was Hydra's InstantiationException traceback
+        ("space.foo=1", "Could not override 'space.foo'"),  # was Hydra's ConfigCompositionException traceback
+    ],
+)
+def test_tools_that_build_a_search_name_a_bad_override_in_one_line(
+    tool, override, message, tmp_path, monkeypatch, capsys
+):
+    import importlib
+
+    from tools._common import run_tool
+
+    main = importlib.import_module(f"tools.{tool}").main
+    monkeypatch.setattr(sys, "argv", [f"{tool}.py", "--out", str(tmp_path / "out"), "+task=mnist1d", override])
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as stop:
+        run_tool(main)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(f"{tool}.py: error: ") and message in err[-1]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -89,7 +90,29 @@ def run_tool(main: Callable[[], object]) -> None:
         reason = "exists and is not a folder" if isinstance(err, FileExistsError) else err.strerror
         print(f"{tool}: error: {err.filename}: {reason}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - a config or data error in the overrides is one line, as in a search
+        message = config_error_message(err)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{tool}: error: {message}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def config_error_message(err: BaseException) -> str | None:
+    """The one line of a configuration or data error (a bad override, a space value, a data file), else ``None``.
+
+    The search's own message (:func:`rlnas.utils.errors.user_error_message`), and Hydra's composition errors
+    (an unknown key), which a tool meets when it composes the config itself.
+    """
+    from hydra.errors import HydraException
+
+    from rlnas.utils.errors import one_line, user_error_message
+
+    message = user_error_message(err)
+    if message is None and isinstance(err, HydraException):
+        message = one_line(err)
+    return message
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -24,7 +24,7 @@ USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaC
 DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     """The first line of ``err`` followed by the first line of its cause (Hydra nests the useful part)."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     cause = err.__cause__ or err.__context__
@@ -48,7 +48,7 @@ def composition_error(conf_dir: str | os.PathLike, config_name: str, overrides: 
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
             compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        return _one_line(err)
+        return one_line(err)
     return None
 
 
