@@ -55,7 +55,7 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     best top to bottom.
     """
     from rlnas.search.budget import build_budget_search
-    from rlnas.search.builder import RUN_FILES, build_search
+    from rlnas.search.builder import build_search, taken_files
     from rlnas.search.checkpoint import SearchInterrupted
     from rlnas.search.faults import NumericFaultError
 
@@ -98,8 +98,8 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     raise ValueError("+trials runs spread trials over Ray's workers; start them without torchrun")
                 validate_config(cfg)
                 # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
-                owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not any(
-                    (Path(run_dir) / name).exists() for name in RUN_FILES
+                owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not taken_files(
+                    Path(run_dir)
                 )
                 jobs = parallel_jobs()
                 if jobs > 1 and cfg.get("threads") is None:

@@ -88,6 +88,30 @@ def test_existing_run_is_never_overwritten(smoke_run):
     assert (run_dir / "best_arch.json").read_text() == before
 
 
+def test_a_users_own_files_in_a_new_run_dir_are_never_replaced(tmp_path):
+    """A search into a folder holding files of the names it writes refuses before writing any of them."""
+    from rlnas.search.builder import taken_files
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "pareto.csv").write_text("my,table\n")
+    (mine / "config.yaml").write_text("my: settings\n")
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={mine}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "holds a run or a file a search writes (pareto.csv); choose another directory\n" in proc.stderr
+    assert (mine / "pareto.csv").read_text() == "my,table\n" and (mine / "config.yaml").read_text() == "my: settings\n"
+    assert not (mine / "status.json").exists()
+    # Only a run's own status.json makes its config.yaml a run's (a search that failed early starts again there).
+    (mine / "pareto.csv").unlink()
+    assert taken_files(mine) == ["config.yaml"]
+    (mine / "status.json").write_text(json.dumps({"status": "failed", "host": "h", "pid": 1}))
+    assert taken_files(mine) == []
+    for name in ("controller.pt", "trials.csv", "trials_state.pt", "ground_truth.json", "pareto.png"):
+        (mine / name).write_text("mine")
+        assert taken_files(mine) == [name]
+        (mine / name).unlink()
+
+
 def test_explicit_task_and_random_controller(tmp_path):
     proc = run_cli("+task=classification", "controller=random", "+experiment=smoke", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]

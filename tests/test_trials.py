@@ -269,7 +269,7 @@ def test_a_dir_holding_a_trial_log_is_not_taken_by_another_run(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "trials.jsonl").write_text("")
     cfg = _cfg(*SMALL)
-    with pytest.raises(ValueError, match=r"already holds a run \(trials.jsonl\)"):
+    with pytest.raises(ValueError, match=r"already holds a run or a file a search writes \(trials.jsonl\)"):
         run_trials(cfg, tmp_path / "run", progress=False)
 
 

@@ -336,15 +336,18 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
     from omegaconf import OmegaConf
 
-    from rlnas.search.builder import RUN_FILES, build_controller, build_reward
+    from rlnas.search.builder import build_controller, build_reward, taken_files
     from rlnas.utils import seed_everything
 
     if run_dir is not None:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+        taken = taken_files(run_dir)
         if taken:
-            raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+            raise ValueError(
+                f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); "
+                "choose another directory"
+            )
     bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
     assert isinstance(bench, dict)
     # The controllers' networks are tiny: one thread is fastest, and torch's default (every

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import CONTROLLER_FILE, Controller
 from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.evaluators.proxies import check_proxy
@@ -21,6 +21,7 @@ from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import (
     CHECKPOINT,
+    STATUS_FILE,
     Checkpointer,
     check_config_unchanged,
     config_fingerprint,
@@ -40,6 +41,43 @@ from rlnas.utils.trust import checked_instantiate
 log = logging.getLogger(__name__)
 #: Files a search writes; their presence means the directory holds a run (``trials.jsonl``: a trial search's log).
 RUN_FILES = ("history.csv", "best_arch.json", "summary.json", "supernet.pt", CHECKPOINT, "trials.jsonl")
+#: The other files a search writes in its run dir (each replaced whole): in a new run's dir, someone else's.
+OUTPUT_FILES = (
+    "pareto.csv",
+    "pareto.png",
+    CONTROLLER_FILE,
+    "controller_sb3.zip",
+    "ground_truth.json",
+    "trials.csv",
+    "trials_state.pt",
+)
+#: What a search that failed before its first result leaves besides Hydra's files; started again there, it
+#: replaces them. Without the failed run's ``status.json`` they are someone else's files.
+STARTED_FILES = ("config.yaml", STATUS_FILE)
+
+
+def taken_files(run_dir: Path) -> list[str]:
+    """Files in ``run_dir`` a new search there would replace: another run's, or ones no run wrote.
+
+    A run that failed before its first result (a data error, a stop during setup) leaves only its
+    ``config.yaml`` and ``status.json``; a search may start again there.
+    """
+    run_dir = Path(run_dir)
+    taken = [n for n in (*RUN_FILES, *OUTPUT_FILES) if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+    if not _is_run_status(run_dir / STATUS_FILE):
+        taken += [n for n in STARTED_FILES if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+    return taken
+
+
+def _is_run_status(path: Path) -> bool:
+    """Whether ``path`` is a run's ``status.json`` (a JSON object with a run's status, host and pid)."""
+    import json
+
+    try:
+        payload = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(payload, dict) and {"status", "host", "pid"} <= set(payload)
 
 
 def settings_from(cfg: DictConfig) -> SearchSettings:
@@ -224,11 +262,12 @@ def _claim_run_dir(run_dir: Path, resume: bool, comm: Comm) -> None:
     if not comm.is_main:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    taken = taken_files(run_dir)
     if taken and not resume:
+        resumable = any(name in RUN_FILES for name in taken)
         raise ValueError(
-            f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory "
-            f"or continue it with {shlex.quote(f'resume={run_dir}')}"
+            f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); choose another "
+            "directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if resumable else "")
         )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")

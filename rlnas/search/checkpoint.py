@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: File name of a run's checkpoint.
 CHECKPOINT = "checkpoint.pt"
+#: Written in every run dir: ``running`` at the start, then ``completed``, ``failed`` or ``interrupted``.
+STATUS_FILE = "status.json"
 #: Format version, bumped when the layout changes.
 VERSION = 4
 

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlnas.search.checkpoint import STATUS_FILE
 from rlnas.utils import write_json_atomic
 
-#: Written in every run dir: ``running`` at the start, then ``completed``, ``failed`` or ``interrupted``.
-STATUS_FILE = "status.json"
+__all__ = ["LOCK_FILE", "STATUS_FILE", "lock_run_dir", "parallel_jobs", "threads_per_job", "write_status"]
 
 
 def parallel_jobs() -> int:

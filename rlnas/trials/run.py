@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.evaluators.standalone import standalone_recipe
-from rlnas.search.builder import RUN_FILES, build_controller, build_reward
+from rlnas.search.builder import build_controller, build_reward, taken_files
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
 from rlnas.tasks.training import Recipe, check_recipe_numbers, with_settings
 from rlnas.trials.outputs import TrialOutputs
@@ -67,9 +67,12 @@ def _require_ray() -> Any:
 
 def _claim(run_dir: Path, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    taken = taken_files(run_dir)
     if taken and not resume:
-        raise ValueError(f"hydra.run.dir={run_dir} already holds a run ({taken[0]}); choose another directory")
+        raise ValueError(
+            f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); "
+            "choose another directory"
+        )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
 
