@@ -106,10 +106,13 @@ def test_a_users_own_files_in_a_new_run_dir_are_never_replaced(tmp_path):
     assert taken_files(mine) == ["config.yaml"]
     (mine / "status.json").write_text(json.dumps({"status": "failed", "host": "h", "pid": 1}))
     assert taken_files(mine) == []
-    for name in ("controller.pt", "trials.csv", "trials_state.pt", "ground_truth.json", "pareto.png"):
-        (mine / name).write_text("mine")
+    outputs = ("controller.pt", "trials.csv", "trials_state.pt", "ground_truth.json", "pareto.png")
+    for name in (*outputs, "tensorboard", "ray"):
+        (mine / name).write_text("mine")  # a file where the search writes into a folder: a traceback before
         assert taken_files(mine) == [name]
         (mine / name).unlink()
+    (mine / "tensorboard").mkdir()  # a folder of event files: a run's, new files go beside them
+    assert taken_files(mine) == []
 
 
 def test_explicit_task_and_random_controller(tmp_path):

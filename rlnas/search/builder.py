@@ -54,6 +54,8 @@ OUTPUT_FILES = (
 #: What a search that failed before its first result leaves besides Hydra's files; started again there, it
 #: replaces them. Without the failed run's ``status.json`` they are someone else's files.
 STARTED_FILES = ("config.yaml", STATUS_FILE)
+#: Folders a search writes into (new files each time): a file of that name is someone else's.
+OUTPUT_FOLDERS = ("tensorboard", "ray")
 
 
 def taken_files(run_dir: Path) -> list[str]:
@@ -63,10 +65,15 @@ def taken_files(run_dir: Path) -> list[str]:
     ``config.yaml`` and ``status.json``; a search may start again there.
     """
     run_dir = Path(run_dir)
-    taken = [n for n in (*RUN_FILES, *OUTPUT_FILES) if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+
+    def present(name: str) -> bool:
+        return (run_dir / name).exists() or (run_dir / name).is_symlink()
+
+    taken = [n for n in (*RUN_FILES, *OUTPUT_FILES) if present(n)]
     if not _is_run_status(run_dir / STATUS_FILE):
-        taken += [n for n in STARTED_FILES if (run_dir / n).exists() or (run_dir / n).is_symlink()]
-    return taken
+        taken += [n for n in STARTED_FILES if present(n)]
+    not_folder = [n for n in OUTPUT_FOLDERS if present(n) and not (run_dir / n).is_dir() or (run_dir / n).is_symlink()]
+    return taken + not_folder
 
 
 def _is_run_status(path: Path) -> bool:
