@@ -133,6 +133,42 @@ def test_a_killed_job_is_not_reported_as_running(tmp_path):
     assert [j.status for j in read_sweep(tmp_path)] == ["killed"]
 
 
+def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summarised(tmp_path):
+    """Each of these was a traceback that summarised no job at all."""
+    from rlnas.sweep import summarize, write_status
+
+    good = {"reward": 0.9, "metrics": {"val_accuracy": 0.9}, "costs": {"params": 10}, "description": "a"}
+    cases = {
+        "0_reward": ({**good, "reward": "high"}, None, "best_arch.json: 'reward' must be a number, got 'high'"),
+        "1_metrics": ({**good, "metrics": [1, 2]}, None, "best_arch.json: 'metrics' must map names to numbers"),
+        "2_overrides": (good, "- a: [\n", "overrides.yaml: not YAML"),
+        "3_wall": (good, None, "status.json: 'wall_s' must be a number of seconds, got 'slow'"),
+        "4_fine": (good, None, ""),
+    }
+    for name, (best, overrides, _) in cases.items():
+        job = tmp_path / "sweep" / name
+        write_status(job, "completed", 0.0, **({"wall_s": "slow"} if name == "3_wall" else {}))
+        (job / "best_arch.json").write_text(json.dumps(best))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(overrides or f"- seed={name[0]}\n")
+    jobs = {j.name: j for j in read_sweep(tmp_path / "sweep")}
+    for name, (_, _, message) in cases.items():
+        assert jobs[name].status == ("unreadable" if message else "completed")
+        assert message in jobs[name].error and (not message or str(tmp_path / "sweep" / name) in jobs[name].error)
+    summarize(tmp_path / "sweep", tmp_path / "out", plots=False)
+    table = (tmp_path / "out" / "sweep_summary.md").read_text()
+    assert "5 jobs: 4 unreadable, 1 completed." in table and "error: " in table
+    out_file = tmp_path / "notes.txt"
+    out_file.write_text("mine")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "summarize_sweep.py"), str(tmp_path / "sweep"), "--out", str(out_file)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip() == f"summarize_sweep: error: {out_file}: File exists"
+    assert out_file.read_text() == "mine"
+
+
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "submitit_local"])
 def test_launcher_configs_compose(launcher):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"summarize_sweep: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # --out a file, a folder that cannot be written
+        print(f"summarize_sweep: error: {err.filename or args.out}: {err.strerror}", file=sys.stderr)
+        return 2
     print(Path(written[1]).read_text())
     for path in written:
         print(f"wrote {path}")

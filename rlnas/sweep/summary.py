@@ -32,7 +32,7 @@ class JobRecord:
         path: The job's run dir.
         overrides: The job's command-line overrides, as Hydra saved them.
         status: ``completed``, ``failed``, ``interrupted``, ``running``, ``killed`` (a
-            ``running`` job whose process is gone) or ``unknown``.
+            ``running`` job whose process is gone), ``unreadable`` (a file not as a run writes it) or ``unknown``.
         task: The task's name.
         reward: The best architecture's reward (``None`` unless completed).
         metrics: Its validation metrics (``val_accuracy``, ``val_map``, ...).
@@ -82,14 +82,38 @@ def _process_gone(status: dict[str, Any]) -> bool:
     return False
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(values: Any, path: Path, key: str) -> dict[str, float]:
+    if not isinstance(values, dict) or not all(_is_number(v) for v in values.values()):
+        raise ValueError(f"{path}: '{key}' must map names to numbers")
+    return {str(k): float(v) for k, v in values.items()}
+
+
 def read_job(path: Path) -> JobRecord:
-    """The :class:`JobRecord` of one job folder."""
+    """The :class:`JobRecord` of one job folder.
+
+    A job whose files are not what a run writes (a tampered or foreign ``best_arch.json``,
+    ``status.json`` or ``overrides.yaml``) is listed as ``unreadable``, its error naming the file.
+    """
+    try:
+        return _read_job(path)
+    except ValueError as err:
+        return JobRecord(path.name, path, [], "unreadable", "", error=str(err))
+
+
+def _read_job(path: Path) -> JobRecord:
     import yaml
 
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides: list[str] = []
     if overrides_file.is_file():
-        loaded = yaml.safe_load(overrides_file.read_text())
+        try:
+            loaded = yaml.safe_load(overrides_file.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{overrides_file}: not YAML ({type(err).__name__})") from None
         overrides = [str(o) for o in loaded] if isinstance(loaded, list) else []
     task = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("task=")), "classification")
     status = _load_json(path / STATUS_FILE) or {}
@@ -97,19 +121,25 @@ def read_job(path: Path) -> JobRecord:
     state = str(status.get("status", "completed" if best else "unknown"))
     if state == "running" and best is None and _process_gone(status):
         state = "killed"
+    wall_s = status.get("wall_s")
+    if wall_s is not None and not _is_number(wall_s):
+        raise ValueError(f"{path / STATUS_FILE}: 'wall_s' must be a number of seconds, got {wall_s!r}"[:200])
     record = JobRecord(
         path.name,
         path,
         overrides,
         state,
         str(best.get("task", task)) if best else task,
-        wall_s=status.get("wall_s"),
+        wall_s=wall_s,
         error=str(status.get("error", "")),
     )
     if best is not None:
+        where = path / "best_arch.json"
+        if not _is_number(best.get("reward")):
+            raise ValueError(f"{where}: 'reward' must be a number, got {best.get('reward')!r}"[:200])
         record.reward = float(best["reward"])
-        record.metrics = {k: float(v) for k, v in best.get("metrics", {}).items()}
-        record.costs = {k: float(v) for k, v in best.get("costs", {}).items()}
+        record.metrics = _numbers(best.get("metrics", {}), where, "metrics")
+        record.costs = _numbers(best.get("costs", {}), where, "costs")
         record.description = str(best.get("description", ""))
     return record
 
@@ -186,7 +216,7 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
     ]
     for j in jobs:
         metrics = ", ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in j.metrics.items())
-        if j.status == "failed" and j.error:
+        if j.status in ("failed", "unreadable") and j.error:
             metrics = f"error: {j.error}".replace("|", "\\|")
         lines.append(
             f"| {j.num if j.num < 10**9 else j.name} | `{' '.join(varying[j.name]) or '-'}` | {j.status} | "
