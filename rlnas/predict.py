@@ -136,7 +136,7 @@ def _read_text_table(path: Path) -> np.ndarray:
     Spreadsheets write a byte-order mark and often a header row: the mark is
     dropped, and a first row that is not numbers is read as the header.
     """
-    delimiter = "," if path.suffix.lower() == ".csv" else None
+    delimiter = _delimiter(path) if path.suffix.lower() == ".csv" else None
     with warnings.catch_warnings():  # an empty file: numpy warns, then returns no rows, refused below
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -148,11 +148,31 @@ def _read_text_table(path: Path) -> np.ndarray:
                 np.loadtxt([first], delimiter=delimiter)
             except ValueError:  # not numbers: a header, when the rest are numbers
                 values = np.loadtxt(path, delimiter=delimiter, ndmin=2, encoding="utf-8-sig", skiprows=1)
+                if values.size == 0 and first.strip():
+                    raise PredictError(
+                        f"{path}: holds no numbers (its one row, {first.strip()[:60]!r}, is not numbers separated "
+                        f"by {repr(delimiter) if delimiter else 'blanks'}); write one sample per row"
+                    ) from None
             else:
                 raise
     if values.size == 0:
         raise PredictError(f"{path}: holds no numbers")
     return values
+
+
+def _delimiter(path: Path) -> str | None:
+    """The separator of a ``.csv`` file: the comma, or a semicolon or tab (spreadsheets of some locales), or blanks.
+
+    Taken from the last non-empty line (a header may use another): the most frequent of the three, none for
+    numbers separated by blanks alone.
+    """
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        line = ""
+        for raw in f:
+            line = raw if raw.strip() else line
+    counts = {d: line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
 
 
 def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:

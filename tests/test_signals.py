@@ -253,13 +253,21 @@ def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones
     # A byte-order mark and a header row, as spreadsheets write them.
     (tmp_path / "sheet.csv").write_bytes(b"\xef\xbb\xbf" + (header + body).encode())
     np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows, atol=1e-6)
+    # Semicolons and tabs (spreadsheets of other locales), or blanks: read as such, not taken for a header.
+    for sep in (";", "\t", " "):
+        (tmp_path / "sheet.csv").write_text(header.replace(",", sep) + body.replace(",", sep))
+        np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows, atol=1e-6)
+        (tmp_path / "sheet.csv").write_text(body.splitlines()[0].replace(",", sep) + "\n")
+        np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows[:1], atol=1e-6)
+    (tmp_path / "decimal_commas.csv").write_text(";".join(["0,5"] * 40) + "\n")
     (tmp_path / "empty.csv").write_text("\n\n")
     (tmp_path / "header_only.csv").write_text(header)
     (tmp_path / "ragged.csv").write_text(body + "0.5,0.5\n")
     np.save(tmp_path / "huge.npy", np.full((2, 40), 1e300))
     for name, message in [
         ("empty.csv", "holds no numbers"),
-        ("header_only.csv", "holds no numbers"),
+        ("header_only.csv", "holds no numbers (its one row, 'x0,x1,"),
+        ("decimal_commas.csv", "holds no numbers (its one row, '0,5;0,5;"),
         ("ragged.csv", "unreadable as an array of numbers"),
         ("huge.npy", "beyond float32's range"),
     ]:
