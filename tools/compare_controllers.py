@@ -13,9 +13,12 @@ against a benchmark that answers at once (``--benchmark nb201_cifar10``,
   the regret to the optimum.
 
 Whole searches keep their run dirs under ``--out/runs``; a finished one
-(``result.json``) is reused when the same study is started again, so a long
-study stopped half-way loses only the searches it had not finished. A run
-dir from a study with other settings is refused, never read as this one's.
+(``result.json``: its settings and results, its curves read from the run's
+``history.csv``) is reused when the same study is started again, also from a
+fresh clone where the runs under docs/ are committed, so a long study stopped
+half-way loses only the searches it had not finished and the tables are
+written again in seconds. A run dir from a study with other settings is
+refused, never read as this one's.
 
 Examples::
 
@@ -156,13 +159,6 @@ def run_task(
     search = build_search(cfg, run_dir, progress=False)
     result = search.run()
     metric = search.evaluator.reward_metric
-    rewards = [row["reward"] for row in search.history]
-    best, best_metric, best_reward, current = [], [], -np.inf, float("nan")
-    for row in search.history:
-        if row["reward"] > best_reward:
-            best_reward, current = row["reward"], row[metric]
-        best.append(best_reward)
-        best_metric.append(current)
     truth = {}
     if truth_seeds > 0:
         from rlnas.evaluators.standalone import ground_truth
@@ -170,9 +166,6 @@ def run_task(
         truth = ground_truth(cfg, result.best.arch, truth_seeds, truth_epochs, str(cfg.device))
         (run_dir / "ground_truth.json").write_text(json.dumps({"arch": list(result.best.arch), **truth}, indent=2))
     found = {
-        "rewards": rewards,
-        "best_so_far": best,
-        "best_metric": best_metric,
         "truth": truth.get("mean", float("nan")),
         "truth_seeds": truth.get("values", []),
         "final": result.best.evaluation.metrics[metric],
@@ -183,9 +176,26 @@ def run_task(
         "seconds": result.seconds,
         "optimum": float("nan"),
     }
+    # The curves are the run's history.csv, kept beside it; result.json holds the rest (small enough to commit).
     with atomic_file(run_dir / "result.json") as f:  # NaN kept as NaN: this tool reads it back
         json.dump({"key": key, "result": found}, f)
-    return found
+    return {**found, **history_curves(run_dir, metric)}
+
+
+def history_curves(run_dir: Path, metric: str) -> dict[str, list[float]]:
+    """A whole search's curves from its ``history.csv``: each minibatch reward, the best so far, and the metric of
+    that best (``rewards``, ``best_so_far``, ``best_metric``)."""
+    import csv
+
+    with (run_dir / "history.csv").open(newline="") as f:
+        rows = [(float(row["reward"]), float(row[metric])) for row in csv.DictReader(f)]
+    best, best_metric, best_reward, current = [], [], -np.inf, float("nan")
+    for reward, value in rows:
+        if reward > best_reward:
+            best_reward, current = reward, value
+        best.append(best_reward)
+        best_metric.append(current)
+    return {"rewards": [r for r, _ in rows], "best_so_far": best, "best_metric": best_metric}
 
 
 def run_key(task: str, controller: str, seed: int, overrides: list[str], truth_seeds: int, truth_epochs: int) -> dict:
@@ -217,7 +227,8 @@ def stored_run(run_dir: Path, key: dict) -> dict | None:
         was = stored.get("key") or {}
         said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *was.get("overrides", [])])
         raise ValueError(f"{run_dir} holds a run of another study ({said}); give another --out")
-    return stored["result"]
+    found = stored["result"]
+    return found if "rewards" in found else {**found, **history_curves(run_dir, found["metric"])}
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
