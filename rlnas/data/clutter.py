@@ -28,6 +28,7 @@ from torch import Tensor
 
 from rlnas.data.base import DataError, split_indices
 from rlnas.data.digits import digits_images
+from rlnas.utils import is_number
 
 #: Generator settings a config may change, with their defaults.
 CLUTTER_DEFAULTS: dict[str, Any] = {
@@ -41,10 +42,6 @@ MAX_SAMPLES = 200_000
 MAX_CANVAS = 128
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
     settings = dict(CLUTTER_DEFAULTS)
     for key, value in (generator or {}).items():
@@ -52,10 +49,10 @@ def _settings(generator: dict[str, Any] | None) -> dict[str, Any]:
             raise DataError(f"task.data.generator.{key} is not a setting; allowed: {list(CLUTTER_DEFAULTS)}")
         settings[key] = value
     scale = settings["scale"]
-    if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(_is_number(v) for v in scale)):
+    if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(is_number(v) for v in scale)):
         raise DataError(f"task.data.generator.scale={scale!r} must be two numbers [low, high]")
     for key in ("rotation", "noise", "fragments"):
-        if not (_is_number(settings[key]) and math.isfinite(settings[key])):
+        if not (is_number(settings[key]) and math.isfinite(settings[key])):
             raise DataError(f"task.data.generator.{key}={settings[key]!r} must be a finite number")
     lo, hi = (float(v) for v in scale)
     rotation, noise, fragments = float(settings["rotation"]), float(settings["noise"]), int(settings["fragments"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.sweep.jobs import STATUS_FILE
+from rlnas.utils import is_number
 
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
@@ -82,12 +83,8 @@ def _process_gone(status: dict[str, Any]) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _numbers(values: Any, path: Path, key: str) -> dict[str, float]:
-    if not isinstance(values, dict) or not all(_is_number(v) for v in values.values()):
+    if not isinstance(values, dict) or not all(is_number(v) for v in values.values()):
         raise ValueError(f"{path}: '{key}' must map names to numbers")
     return {str(k): float(v) for k, v in values.items()}
 
@@ -122,7 +119,7 @@ def _read_job(path: Path) -> JobRecord:
     if state == "running" and best is None and _process_gone(status):
         state = "killed"
     wall_s = status.get("wall_s")
-    if wall_s is not None and not _is_number(wall_s):
+    if wall_s is not None and not is_number(wall_s):
         raise ValueError(f"{path / STATUS_FILE}: 'wall_s' must be a number of seconds, got {wall_s!r}"[:200])
     record = JobRecord(
         path.name,
@@ -135,7 +132,7 @@ def _read_job(path: Path) -> JobRecord:
     )
     if best is not None:
         where = path / "best_arch.json"
-        if not _is_number(best.get("reward")):
+        if not is_number(best.get("reward")):
             raise ValueError(f"{where}: 'reward' must be a number, got {best.get('reward')!r}"[:200])
         record.reward = float(best["reward"])
         record.metrics = _numbers(best.get("metrics", {}), where, "metrics")

@@ -24,6 +24,7 @@ from typing import Any
 
 from rlnas.controllers.base import Controller
 from rlnas.spaces.base import Arch
+from rlnas.utils import is_number
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Outcome:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
         def finite(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            return is_number(value) and math.isfinite(value)
 
         if not isinstance(record, dict):
             raise ValueError(f"{type(record).__name__} instead of an object")

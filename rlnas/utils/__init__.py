@@ -111,6 +111,11 @@ def is_whole(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
 
 
+def is_number(value: Any) -> bool:
+    """Whether a value read from a file or config is a number (``3``, ``2.5``, ``nan``; not ``True`` or ``"3"``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def section_values(section: Any, cls: type, prefix: str) -> dict[str, Any]:
     """A config section as a dict, after checking every key is a field of the dataclass ``cls``.
 
