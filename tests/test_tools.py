@@ -458,6 +458,30 @@ def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(t
     assert len(built) == 2  # searched again from the start
 
 
+def test_a_stored_whole_search_is_read_with_its_curves_and_a_tampered_one_is_named(tmp_path):
+    """result.json is committed with the runs under docs/: read back as data, a file this tool did not write refused."""
+    import tools.compare_controllers as tool
+
+    run = tmp_path / "run"
+    run.mkdir()
+    key = tool.run_key("mnist1d", "enas", 0, ["data_seed=0"], 3, 20)
+    good = {"truth": 0.9, "truth_seeds": [0.9, 0.91], "final": 0.8, "final_reward": 0.8, "metric": "accuracy"}
+    good = {**good, "last_epoch": 0.7, "seconds": 12.0, "scale": 1.0, "optimum": float("nan")}
+    (run / "history.csv").write_text("epoch,arch,reward,accuracy\n1,0 1,0.5,0.5\n1,1 0,0.4,0.4\n2,1 1,0.7,0.6\n")
+    (run / "result.json").write_text(json.dumps({"key": key, "result": good}))
+    found = tool.stored_run(run, key)
+    assert found["truth"] == 0.9 and found["rewards"] == [0.5, 0.4, 0.7]
+    assert found["best_so_far"] == [0.5, 0.5, 0.7] and found["best_metric"] == [0.5, 0.5, 0.6]
+    for bad in ([1, 2], {"key": key}, {"key": key, "result": {**good, "truth": "high"}}, {"key": [], "result": good}):
+        (run / "result.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=r"result.json: not a result this tool wrote"):
+            tool.stored_run(run, key)
+    (run / "result.json").write_text(json.dumps({"key": key, "result": good}))
+    (run / "history.csv").write_text("epoch,arch,reward\n1,0 1,0.5\n")  # no accuracy column
+    with pytest.raises(ValueError, match=r"history.csv: not the history of this run \(KeyError"):
+        tool.stored_run(run, key)
+
+
 def test_a_tool_output_file_never_replaces_an_input_a_folder_or_a_foreign_file(tmp_path):
     from tools._common import check_out_file
 

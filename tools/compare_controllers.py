@@ -51,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlnas.utils import is_number  # noqa: E402
 from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
@@ -185,8 +186,6 @@ def run_task(
 def history_curves(run_dir: Path, metric: str) -> dict[str, list[float]]:
     """A whole search's curves from its ``history.csv``: each minibatch reward, the best so far, and the metric of
     that best (``rewards``, ``best_so_far``, ``best_metric``)."""
-    import csv
-
     with (run_dir / "history.csv").open(newline="") as f:
         rows = [(float(row["reward"]), float(row[metric])) for row in csv.DictReader(f)]
     best, best_metric, best_reward, current = [], [], -np.inf, float("nan")
@@ -220,15 +219,36 @@ def stored_run(run_dir: Path, key: dict) -> dict | None:
     Raises:
         ValueError: When the run there was made with other settings (another study's).
     """
-    stored = read_json(run_dir / "result.json")
+    path = run_dir / "result.json"
+    stored = read_json(path)
     if stored is None:
         return None
-    if stored.get("key") != key:
-        was = stored.get("key") or {}
-        said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *was.get("overrides", [])])
+    found = stored.get("result") if isinstance(stored, dict) else None
+    if not (isinstance(found, dict) and isinstance(stored.get("key"), dict) and _is_result(found)):
+        raise ValueError(f"{path}: not a result this tool wrote (key, result); move it away or give another --out")
+    if stored["key"] != key:
+        was = stored["key"]
+        overrides = was.get("overrides") if isinstance(was.get("overrides"), list) else []
+        said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *map(str, overrides)])
         raise ValueError(f"{run_dir} holds a run of another study ({said}); give another --out")
-    found = stored["result"]
-    return found if "rewards" in found else {**found, **history_curves(run_dir, found["metric"])}
+    if "rewards" in found:  # written before the curves were read from history.csv
+        return found
+    try:
+        return {**found, **history_curves(run_dir, found["metric"])}
+    except (OSError, KeyError, ValueError) as err:
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{run_dir / 'history.csv'}: not the history of this run ({why})") from None
+
+
+def _is_result(found: dict) -> bool:
+    """Whether ``found`` has the fields :func:`run_task` writes, numbers where numbers belong."""
+    numbers = ("truth", "final", "final_reward", "last_epoch", "seconds")
+    return (
+        all(is_number(found.get(name)) for name in numbers)
+        and isinstance(found.get("metric"), str)
+        and isinstance(found.get("truth_seeds"), list)
+        and all(is_number(v) for v in found["truth_seeds"])
+    )
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
