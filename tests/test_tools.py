@@ -482,6 +482,21 @@ def test_a_stored_whole_search_is_read_with_its_curves_and_a_tampered_one_is_nam
         tool.stored_run(run, key)
 
 
+def test_a_standalone_cache_that_is_not_one_is_named_not_read(tmp_path):
+    """The cache of rank_study and spread_study (committed under docs/) is data read back: it must be one."""
+    from tools.rank_study import standalone_tables
+
+    cache = tmp_path / "standalone.json"
+    cache.write_text(json.dumps({"k": {"[0, 1]": [0.9, 0.91]}, "k/val": {}, "k/val_loss": {}}))
+    stored, tables = standalone_tables(cache, "k")
+    assert tables["test"] == {"[0, 1]": [0.9, 0.91]} and tables["val"] == {} and stored["k"] is tables["test"]
+    for bad in ([1, 2], {"k": [0.9]}, {"k": {"[0, 1]": ["0.9"]}}, {"k": {"[0, 1]": 0.9}}):
+        cache.write_text(json.dumps(bad))  # each was an AttributeError or numpy's error after setup
+        with pytest.raises(SystemExit, match=r"standalone.json: not a standalone cache of these tools"):
+            standalone_tables(cache, "k")
+    assert json.loads(cache.read_text()) == {"k": {"[0, 1]": 0.9}}  # left as it is
+
+
 def test_a_tool_output_file_never_replaces_an_input_a_folder_or_a_foreign_file(tmp_path):
     from tools._common import check_out_file
 

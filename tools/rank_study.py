@@ -75,6 +75,27 @@ def standalone_key(cfg: Any, epochs: int) -> str:
 STANDALONE_FIELDS = {"test": "values", "val": "val_values", "val_loss": "val_losses"}
 
 
+def standalone_tables(cache: Path, key: str) -> tuple[dict, dict[str, dict[str, list[float]]]]:
+    """The standalone cache, and in it the tables of one study (field -> arch -> per-seed values; new ones empty).
+
+    Raises:
+        SystemExit: Naming the file, when it is not a cache of this format (it is left as it is).
+    """
+    from rlnas.utils import is_number
+
+    stored = read_json(cache, {})
+    refuse = f"{Path(sys.argv[0]).name}: error: {cache}: not a standalone cache of these tools"
+    if not isinstance(stored, dict):
+        raise SystemExit(f"{refuse} (a JSON object); move it away or name another file")
+    tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
+    for table in tables.values():
+        rows = table.values() if isinstance(table, dict) else [None]
+        if not all(isinstance(v, list) and all(is_number(x) for x in v) for v in rows):
+            what = f"architecture -> per-seed numbers under {key!r}"
+            raise SystemExit(f"{refuse} ({what}); move it away or name another file")
+    return stored, tables
+
+
 def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epochs: int, cache: Path) -> dict:
     """field -> arch -> values of seeds 0 .. seeds-1 (test metric; val metric and loss of the same networks).
 
@@ -87,9 +108,7 @@ def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epoch
     from rlnas.evaluators.standalone import ground_truth
     from rlnas.utils import write_json_atomic
 
-    key = standalone_key(cfg, epochs)
-    stored = read_json(cache, {})
-    tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
+    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs))
 
     def done(arch: tuple[int, ...]) -> int:  # seeds every field has
         return min(len(t.get(str(list(arch)), [])) for t in tables.values())

@@ -34,8 +34,8 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
-from tools.rank_study import STANDALONE_FIELDS, standalone_key  # noqa: E402
+from tools._common import job_map, load_config, run_tool  # noqa: E402
+from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_tables  # noqa: E402
 
 
 def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, ...], dict]:
@@ -74,9 +74,7 @@ def measure(
         if arch not in drawn:
             drawn.append(arch)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    stored = read_json(cache, {})
-    key = standalone_key(cfg, epochs)
-    tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
+    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs))
 
     def done(arch: tuple[int, ...]) -> int:
         return min(len(t.get(str(list(arch)), [])) for t in tables.values())
