@@ -131,23 +131,24 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _read_text_table(path: Path) -> np.ndarray:
-    """Numbers from a ``.csv`` (commas) or ``.txt`` (blanks) file, one sample per row.
+    """Numbers from a ``.csv`` (commas, semicolons or tabs) or ``.txt`` (blanks) file, one sample per row.
 
     Spreadsheets write a byte-order mark and often a header row: the mark is
-    dropped, and a first row that is not numbers is read as the header.
+    dropped, and a first row that is not numbers is read as the header. The
+    file is read once; numpy parses its lines.
     """
-    delimiter = _delimiter(path) if path.suffix.lower() == ".csv" else None
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    delimiter = _delimiter(lines) if path.suffix.lower() == ".csv" else None
     with warnings.catch_warnings():  # an empty file: numpy warns, then returns no rows, refused below
         warnings.simplefilter("ignore", UserWarning)
         try:
-            values = np.loadtxt(path, delimiter=delimiter, ndmin=2, encoding="utf-8-sig")
+            values = np.loadtxt(lines, delimiter=delimiter, ndmin=2)
         except ValueError:
-            with path.open(encoding="utf-8-sig") as f:
-                first = f.readline()
+            first = lines[0] if lines else ""
             try:
                 np.loadtxt([first], delimiter=delimiter)
             except ValueError:  # not numbers: a header, when the rest are numbers
-                values = np.loadtxt(path, delimiter=delimiter, ndmin=2, encoding="utf-8-sig", skiprows=1)
+                values = np.loadtxt(lines[1:], delimiter=delimiter, ndmin=2)
                 if values.size == 0 and first.strip():
                     raise PredictError(
                         f"{path}: holds no numbers (its one row, {first.strip()[:60]!r}, is not numbers separated "
@@ -160,16 +161,13 @@ def _read_text_table(path: Path) -> np.ndarray:
     return values
 
 
-def _delimiter(path: Path) -> str | None:
+def _delimiter(lines: Sequence[str]) -> str | None:
     """The separator of a ``.csv`` file: the comma, or a semicolon or tab (spreadsheets of some locales), or blanks.
 
     Taken from the last non-empty line (a header may use another): the most frequent of the three, none for
     numbers separated by blanks alone.
     """
-    with path.open(encoding="utf-8-sig", errors="replace") as f:
-        line = ""
-        for raw in f:
-            line = raw if raw.strip() else line
+    line = next((text for text in reversed(lines) if text.strip()), "")
     counts = {d: line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=counts.get)
     return best if counts[best] else None
