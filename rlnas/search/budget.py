@@ -336,18 +336,12 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
     from omegaconf import OmegaConf
 
-    from rlnas.search.builder import build_controller, build_reward, taken_files
+    from rlnas.search.builder import build_controller, build_reward, claim_run_dir
     from rlnas.utils import seed_everything
 
     if run_dir is not None:
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        taken = taken_files(run_dir)
-        if taken:
-            raise ValueError(
-                f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); "
-                "choose another directory"
-            )
+        claim_run_dir(run_dir, resume=False, can_resume=False)  # a tabular run takes seconds: started again
     bench = OmegaConf.to_container(cfg.benchmark, resolve=True)
     assert isinstance(bench, dict)
     # The controllers' networks are tiny: one thread is fastest, and torch's default (every

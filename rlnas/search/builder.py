@@ -265,16 +265,27 @@ def build_search(
 
 
 def _claim_run_dir(run_dir: Path, resume: bool, comm: Comm) -> None:
-    """Creates the run dir; refuses one that holds another run (or, on resume, a finished one)."""
-    if not comm.is_main:
-        return
+    """:func:`claim_run_dir` on the main rank (the others write nothing there)."""
+    if comm.is_main:
+        claim_run_dir(run_dir, resume)
+
+
+def claim_run_dir(run_dir: Path, resume: bool, can_resume: bool = True) -> None:
+    """Creates the run dir; refuses one that holds another run or files a search writes (:func:`taken_files`),
+    or, on resume, a finished run.
+
+    Args:
+        run_dir: The run dir.
+        resume: Whether this start continues the run there.
+        can_resume: Whether the refusal may suggest ``resume=`` (tabular runs start again instead).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     taken = taken_files(run_dir)
     if taken and not resume:
-        resumable = any(name in RUN_FILES for name in taken)
+        hint = can_resume and any(name in RUN_FILES for name in taken)
         raise ValueError(
             f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); choose another "
-            "directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if resumable else "")
+            "directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if hint else "")
         )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")

@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.evaluators.standalone import standalone_recipe
-from rlnas.search.builder import build_controller, build_reward, taken_files
+from rlnas.search.builder import build_controller, build_reward, claim_run_dir
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
 from rlnas.tasks.training import Recipe, check_recipe_numbers, with_settings
 from rlnas.trials.outputs import TrialOutputs
@@ -65,18 +65,6 @@ def _require_ray() -> Any:
     return ray
 
 
-def _claim(run_dir: Path, resume: bool) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    taken = taken_files(run_dir)
-    if taken and not resume:
-        raise ValueError(
-            f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); "
-            "choose another directory"
-        )
-    if resume and (run_dir / "best_arch.json").exists():
-        raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
-
-
 def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None) -> TrialResult:
     """Runs (or, with ``resume``, continues) the trial search of ``cfg`` in ``run_dir``.
 
@@ -88,7 +76,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     run_dir = Path(run_dir).resolve()
     settings = trial_settings(cfg)
     ray = _require_ray()
-    _claim(run_dir, resume)
+    claim_run_dir(run_dir, resume)
     seed = int(cfg.seed)
     seed_everything(seed)
     space = trial_space(cfg)
