@@ -30,6 +30,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     check_resume_dir,
     planned_run_dir,
     quote_paths,
+    refuse_earlier_run,
     refuse_planted_links,
     resumed_config,
     unquote_path,
@@ -376,6 +377,7 @@ def main() -> None:
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 check_resume_dir(sys.argv[1:])
+                resuming = any(a.lstrip("+").startswith("resume=") and a.partition("=")[2] for a in sys.argv[1:])
                 for arg in sys.argv[1:]:
                     key, sep, value = arg.lstrip("+").partition("=")
                     value = unquote_path(value)
@@ -387,6 +389,8 @@ def main() -> None:
                         and (key == "hydra.run.dir" or (key == "resume" and Path(value).expanduser().is_dir()))
                     ):
                         refuse_planted_links(value)
+                        if key == "hydra.run.dir" and not resuming:
+                            refuse_earlier_run(value)
                         lock_run_dir(value)
         run()
         shutdown(wait_for_others=True)

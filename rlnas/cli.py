@@ -6,14 +6,14 @@ Hydra app in :mod:`rlnas.__main__` that runs the search.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rlnas.config import CONF_DIR
-from rlnas.search.checkpoint import resume_may_change
+from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
+from rlnas.utils.rundir import refuse_earlier_job, refuse_planted_links  # noqa: F401 - re-exported
 from rlnas.utils.trust import load_run_config
 
 DEFAULT_TASK = "classification"
@@ -166,25 +166,10 @@ def check_resume_dir(argv: list[str]) -> None:
             )
 
 
-def refuse_planted_links(run_dir: str | Path) -> None:
-    """Refuses a run dir holding symlinks: Hydra's own files (``.hydra/``, the log) would be written through them.
+def refuse_earlier_run(run_dir: str) -> None:
+    """Refuses a search's ``hydra.run.dir`` that holds an earlier job's results, before Hydra replaces its record.
 
-    rlnas writes its own files without following links (:func:`rlnas.utils.atomic_file`); Hydra
-    opens its log and config copies in place, so a planted link there would send them elsewhere.
-
-    Raises:
-        ValueError: Naming the first link.
+    The search's own claim of its run dir (:func:`rlnas.search.builder.claim_run_dir`) comes after
+    Hydra has rewritten ``.hydra/`` there, so a refused start would still replace the earlier run's settings.
     """
-    root = Path(run_dir).expanduser()  # itself may be a link (a run dir on another disk): its entries may not
-    hydra_dir = root / ".hydra"
-    if hydra_dir.is_symlink():
-        raise ValueError(f"{hydra_dir} is a symlink; a run dir holds only the files a run writes")
-    for folder in (root, hydra_dir):
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            if entry.is_symlink():
-                raise ValueError(
-                    f"{entry} is a symlink (to {os.readlink(entry)}); a run dir holds only the files a run writes, "
-                    "so it is not used (remove the link or choose another hydra.run.dir)"
-                )
+    refuse_earlier_job(run_dir, resumable_by=(CHECKPOINT, "trials.jsonl"))

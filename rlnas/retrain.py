@@ -74,6 +74,7 @@ from rlnas.utils import (
     seed_everything,
     write_json_atomic,
 )
+from rlnas.utils.rundir import explicit_run_dir, refuse_earlier_job, refuse_planted_links
 from rlnas.utils.trust import load_run_config, load_tensor_file
 
 log = logging.getLogger("rlnas.retrain")
@@ -150,7 +151,7 @@ def searched_settings(search_cfg: DictConfig, payload: dict[str, Any], given: se
 
 
 def _check_settings(cfg: DictConfig) -> None:
-    """Refuses seed, pruning and quantisation settings no run can use, whether or not this run compresses.
+    """Refuses seed, threads, export, pruning and quantisation settings no run can use, compressing or not.
 
     Raises:
         ValueError: ``KEY must be ..., got VALUE``.
@@ -162,6 +163,13 @@ def _check_settings(cfg: DictConfig) -> None:
         raise ValueError(f"{unknown[0]} is not a retrain setting; allowed: {sorted(known - {'hydra'})}")
     if not (is_whole(cfg.seed) and 0 <= cfg.seed <= MAX_SEED):
         raise ValueError(f"seed must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {cfg.seed!r}")
+    threads = cfg.get("threads")
+    if threads is not None and not (is_whole(threads) and threads >= 1):
+        raise ValueError(f"threads must be a whole number >= 1 or null, got {threads!r}")
+    for key in ("export.onnx", "export.torchscript"):
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, bool):  # "maybe" or 0 would be taken by truthiness
+            raise ValueError(f"{key} must be true or false, got {value!r}")
     amount = cfg.prune.amount
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < 1:
         raise ValueError(f"prune.amount must be in (0, 1), got {amount!r}")
@@ -196,7 +204,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     taken = [p.name for p in out_dir.glob("model.*")] + [p.name for p in out_dir.glob("report.*")]
     if taken:
         raise ValueError(f"hydra.run.dir={out_dir} already holds a retrained model ({taken[0]}); choose another")
-    if cfg.get("threads"):
+    if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
     seed_everything(int(cfg.seed))
@@ -419,10 +427,28 @@ def main() -> None:
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
+    if message is None and not flags:
+        message = _used_run_dir(explicit_run_dir(sys.argv[1:]))
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)
     run()
+
+
+def _used_run_dir(run_dir: str | None) -> str | None:
+    """Why ``hydra.run.dir`` may not take this retrain (None: it may), judged before Hydra writes there.
+
+    Hydra replaces a directory's ``.hydra/`` record as the job starts: in a search's run dir or
+    another retrain's model folder that is the record of how they were made.
+    """
+    if not run_dir:
+        return None
+    try:
+        refuse_planted_links(run_dir)
+        refuse_earlier_job(run_dir)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 RETRAIN_HELP = """usage: python -m rlnas.retrain arch=RUN_DIR/best_arch.json [key=value ...]

@@ -127,6 +127,10 @@ BAD_CONFIGS = [
     # rewards that cannot be computed or weigh nothing
     (["reward=hard", "reward.targets.params=abc"], "reward.targets.params='abc' must be a number"),
     (["reward=weighted", "reward.weights.params=null"], "reward.weights is empty; name at least one cost"),
+    # a boolean where a number or a switch belongs: YAML makes true 1 and bool() makes "maybe" true
+    (["reward=hard", "reward.targets.size_mb=true"], "reward.targets.size_mb=True must be a number"),
+    (["reward=weighted", "reward.weights.params=true"], "reward.weights.params=True must be a number"),
+    (["reward=hard", "reward.mask_infeasible=maybe"], "reward.mask_infeasible must be true or false, got 'maybe'"),
     # settings that would silently drop data, score nothing or search nothing
     (["task.data.limit=-5"], "task.data.limit must be >= 1 or null, got -5"),
     (["reward.metric=loss"], "reward.metric='loss' differs from task.reward_metric='accuracy'"),

@@ -82,10 +82,14 @@ def test_same_seed_gives_same_best_arch(smoke_run, tmp_path):
 
 def test_existing_run_is_never_overwritten(smoke_run):
     run_dir, _ = smoke_run
-    before = (run_dir / "best_arch.json").read_text()
-    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 2 and "already holds a run" in proc.stderr
-    assert (run_dir / "best_arch.json").read_text() == before
+    # Hydra's record of the run's settings (.hydra/, read by the sweep summary) included: the refusal
+    # comes before Hydra rewrites it with the refused start's settings.
+    kept = ["best_arch.json", ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"]
+    before = {name: (run_dir / name).read_text() for name in kept}
+    proc = run_cli("+experiment=smoke", "seed=7", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2 and "already holds an earlier run (best_arch.json" in proc.stderr
+    assert "resume=" not in proc.stderr  # a finished run cannot be continued
+    assert {name: (run_dir / name).read_text() for name in kept} == before
 
 
 def test_a_users_own_files_in_a_new_run_dir_are_never_replaced(tmp_path):

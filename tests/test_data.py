@@ -157,3 +157,20 @@ def test_cluttered_digits_splits_and_bad_settings():
             load_image_classification("cluttered_digits", **kwargs)
     with pytest.raises(DataError, match="apply to cluttered_digits"):
         load_image_classification("digits", num_samples=100)
+
+
+def test_classes_with_no_training_sample_are_named(caplog):
+    """A class left out of the training split is scored but never learnt: the user hears which."""
+    from rlnas.data.base import normalised_splits
+
+    x = torch.randn(40, 1, 4, 4)
+    y = torch.arange(40) % 20  # 20 classes of 2 samples: some land only in validation or test
+    data = normalised_splits(x, y, 0.2, 0.2, seed=0, channel_dim=1, class_names=[f"c{i}" for i in range(20)])
+    untrained = sorted(set(range(20)) - set(data.train.y.tolist()))
+    assert untrained, "the split leaves a class out of training"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and f"{len(untrained)} of 20 classes have no sample in the training split" in warned[0]
+    assert f"c{untrained[0]}" in warned[0]
+    caplog.clear()
+    normalised_splits(x, torch.arange(40) % 2, 0.2, 0.2, seed=0, channel_dim=1)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

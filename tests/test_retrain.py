@@ -21,6 +21,7 @@ from rlnas.predict import main as predict_main
 from rlnas.retrain import init_from_supernet, retrain
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -277,6 +278,12 @@ def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
         ("prune.finetune_epochs=-1", "prune.finetune_epochs must be a whole number >= 0, got -1"),
         ("quantize.calibration_samples=0", "quantize.calibration_samples must be a whole number >= 1, got 0"),
         ("+calibration=64", "calibration is not a retrain setting; allowed: ['arch', 'compress'"),
+        # "maybe" exported by truthiness; threads=-1 was torch's traceback, 0 and 1.5 silently torch's default
+        ("export.onnx=maybe", "export.onnx must be true or false, got 'maybe'"),
+        ("export.torchscript=0", "export.torchscript must be true or false, got 0"),
+        ("threads=-1", "threads must be a whole number >= 1 or null, got -1"),
+        ("threads=0", "threads must be a whole number >= 1 or null, got 0"),
+        ("threads=1.5", "threads must be a whole number >= 1 or null, got 1.5"),
     ],
 )
 def test_retrain_settings_no_run_can_use_are_refused_before_training(classification_run, tmp_path, override, message):
@@ -445,3 +452,40 @@ def test_predict_refuses_nan_scores_instead_of_reporting_a_class(classification_
     )
     assert not preds.exists()
     assert predict_main([f"model={out}", f"input={tmp_path}", f"output={preds}"]) == 0  # the sound model still serves
+
+
+def _hydra_record(folder, *files: str):
+    """A folder as an earlier Hydra job left it: its ``.hydra/`` record beside ``files``."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- seed=3\n")
+    for name in files:
+        (folder / name).write_text("{}")
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
+    """Neither command starts in a folder holding another job's results: Hydra would rewrite its record."""
+    search = tmp_path / "search"
+    search_files = _hydra_record(search, "best_arch.json", "history.csv")
+    model = tmp_path / "model"
+    model_files = _hydra_record(model, "model.json", "report.md")
+    victim = tmp_path / "victim.log"
+    victim.write_text("precious")
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "retrain.log").symlink_to(victim)
+    for folder in (search, model, planted):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rlnas.retrain", f"arch={search}", f"hydra.run.dir={folder}", "train.epochs=1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"hydra.run.dir={folder}" in proc.stderr or "retrain.log is a symlink" in proc.stderr
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={model}")
+    assert proc.returncode == 2 and "already holds an earlier run (model.json" in proc.stderr, proc.stderr[-2000:]
+    assert {p: p.read_bytes() for p in sorted(search.rglob("*")) if p.is_file()} == search_files
+    assert {p: p.read_bytes() for p in sorted(model.rglob("*")) if p.is_file()} == model_files
+    assert victim.read_text() == "precious"

@@ -6,6 +6,7 @@ host round trip), which is what makes thousands of tiny supernet steps cheap.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ import torch
 from torch import Tensor
 
 from rlnas.utils import memory_budget, memory_bytes
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -182,18 +185,29 @@ def normalised_splits(
             f"{len(x)} samples leave {len(train_idx)} for training and {len(val_idx)} for validation; a search "
             f"needs at least {MIN_TRAIN} and {MIN_VAL} (more data, or a larger task.data.limit)"
         )
+    num_classes = int(y.max()) + 1
+    names = class_names or [str(i) for i in range(num_classes)]
+    untrained = sorted(set(y.tolist()) - set(y[train_idx].tolist()))
+    if untrained:  # scored, never learnt: every model misses them, whatever its architecture
+        shown = ", ".join(names[c] for c in untrained[:5]) + (", ..." if len(untrained) > 5 else "")
+        log.warning(
+            "%d of %d classes have no sample in the training split (%s): they are scored but never learnt; "
+            "give each class more samples",
+            len(untrained),
+            classes,
+            shown,
+        )
     dims = tuple(d for d in range(x.dim()) if d != channel_dim)
     mean = x[train_idx].mean(dim=dims, keepdim=True)
     std = x[train_idx].std(dim=dims, keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std
-    num_classes = int(y.max()) + 1
     return DataSplits(
         train=Split(x[train_idx], y[train_idx]),
         val=Split(x[val_idx], y[val_idx]),
         test=Split(x[test_idx], y[test_idx]),
         in_channels=x.shape[channel_dim],
         num_classes=num_classes,
-        class_names=class_names or [str(i) for i in range(num_classes)],
+        class_names=names,
         mean=mean.flatten().tolist(),
         std=std.flatten().tolist(),
     )

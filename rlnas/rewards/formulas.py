@@ -8,10 +8,21 @@ combined as each paper combines them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from rlnas.costs.model import COST_NAMES
 from rlnas.evaluators.base import Evaluation
 from rlnas.rewards.base import MetricReward
+
+
+def _number(value: Any, key: str) -> float:
+    """``reward.KEY``'s value as a float; ``true`` is not a number of anything here (YAML would make it 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"reward.{key}={value!r} must be a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward.{key}={value!r} must be a number") from None
 
 
 def _check_targets(targets: Mapping[str, float] | None, kind: str = "targets") -> dict[str, float]:
@@ -21,10 +32,7 @@ def _check_targets(targets: Mapping[str, float] | None, kind: str = "targets") -
             raise ValueError(f"reward.{kind}.{name} is not a cost; allowed: {list(COST_NAMES)}")
         if value is None:
             continue
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"reward.{kind}.{name}={value!r} must be a number") from None
+        value = _number(value, f"{kind}.{name}")
         if not value > 0:
             raise ValueError(f"reward.{kind}.{name} must be > 0, got {value}")
         checked[name] = float(value)
@@ -88,8 +96,8 @@ class MnasReward(ConstrainedReward):
         defaults = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
         if mode not in defaults:
             raise ValueError(f"reward.mode={mode!r} is unknown; allowed: {list(defaults)}")
-        self.alpha = defaults[mode][0] if alpha is None else float(alpha)
-        self.beta = defaults[mode][1] if beta is None else float(beta)
+        self.alpha = defaults[mode][0] if alpha is None else _number(alpha, "alpha")
+        self.beta = defaults[mode][1] if beta is None else _number(beta, "beta")
         for key in ("alpha", "beta"):
             if getattr(self, key) > 0:
                 raise ValueError(f"reward.{key} must be <= 0 (a penalty exponent), got {getattr(self, key)}")
@@ -112,9 +120,9 @@ class TunasAbsReward(ConstrainedReward):
         self, metric: str | None = None, targets: Mapping[str, float] | None = None, beta: float = -0.07
     ) -> None:
         super().__init__(metric, targets)
-        if not float(beta) < 0:
+        self.beta = _number(beta, "beta")
+        if not self.beta < 0:
             raise ValueError(f"reward.beta must be < 0, got {beta}")
-        self.beta = float(beta)
 
     def __call__(self, evaluation: Evaluation) -> float:
         return self.metric_of(evaluation) + sum(self.beta * abs(r - 1.0) for r in self.ratios(evaluation).values())
@@ -127,7 +135,7 @@ class HardReward(ConstrainedReward):
         self, metric: str | None = None, targets: Mapping[str, float] | None = None, penalty: float = 0.0
     ) -> None:
         super().__init__(metric, targets)
-        self.penalty = float(penalty)
+        self.penalty = _number(penalty, "penalty")
 
     def __call__(self, evaluation: Evaluation) -> float:
         return self.metric_of(evaluation) if self.feasible(evaluation) else self.penalty

@@ -96,7 +96,9 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     """The reward of ``reward:`` (metric defaulting to the task's) and whether to mask infeasible actions."""
     reward_cfg = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(reward_cfg, dict)
-    mask_infeasible = bool(reward_cfg.pop("mask_infeasible", False))
+    mask_infeasible = reward_cfg.pop("mask_infeasible", False)
+    if not isinstance(mask_infeasible, bool):  # bool("maybe") would turn the limits' masks on
+        raise ValueError(f"reward.mask_infeasible must be true or false, got {mask_infeasible!r}")
     if reward_cfg.get("metric") is None:
         reward_cfg["metric"] = task_metric
     elif reward_cfg["metric"] != task_metric:  # minibatch scores report the task's reward metric only

@@ -1,0 +1,86 @@
+"""Checks of a run dir named on the command line, made before Hydra writes its own files there.
+
+Hydra opens its log and writes ``.hydra/config.yaml``, ``hydra.yaml`` and
+``overrides.yaml`` as a job starts, before the job's own code can look at the
+directory. Those files are the record of an earlier job's settings (the sweep
+summary and a reader of the run take them as such), so the checks here run
+first, on the path the user gave.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+#: What a start that failed before its first result leaves besides Hydra's ``.hydra/`` record: its log,
+#: its lock, the search's config and status. Another start there replaces them.
+RESTARTABLE = frozenset({".hydra", ".rlnas.lock", "__main__.log", "retrain.log", "config.yaml", "status.json"})
+
+
+def refuse_planted_links(run_dir: str | Path) -> None:
+    """Refuses a run dir holding symlinks: Hydra's own files (``.hydra/``, the log) would be written through them.
+
+    rlnas writes its own files without following links (:func:`rlnas.utils.atomic_file`); Hydra
+    opens its log and config copies in place, so a planted link there would send them elsewhere.
+
+    Raises:
+        ValueError: Naming the first link.
+    """
+    root = Path(run_dir).expanduser()  # itself may be a link (a run dir on another disk): its entries may not
+    hydra_dir = root / ".hydra"
+    if hydra_dir.is_symlink():
+        raise ValueError(f"{hydra_dir} is a symlink; a run dir holds only the files a run writes")
+    for folder in (root, hydra_dir):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink():
+                raise ValueError(
+                    f"{entry} is a symlink (to {os.readlink(entry)}); a run dir holds only the files a run writes, "
+                    "so it is not used (remove the link or choose another hydra.run.dir)"
+                )
+
+
+def earlier_job_files(run_dir: str | Path) -> list[str]:
+    """Names in ``run_dir`` that an earlier Hydra job left and a new job there would sit beside.
+
+    Empty unless the directory holds a ``.hydra/`` record (a directory of the user's own files is
+    for the job to judge, and Hydra replaces nothing there), and empty when the earlier job left
+    only what a failed start leaves (:data:`RESTARTABLE`).
+    """
+    root = Path(run_dir).expanduser()
+    if not (root / ".hydra").is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.name not in RESTARTABLE)
+
+
+def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) -> None:
+    """Refuses a ``hydra.run.dir`` holding an earlier job's results (:func:`earlier_job_files`).
+
+    Args:
+        run_dir: The directory named on the command line.
+        resumable_by: Files of an unfinished run that ``resume=`` continues (the refusal then says
+            so, unless the run finished: ``best_arch.json``).
+
+    Raises:
+        ValueError: Naming the directory and the first such file.
+    """
+    taken = earlier_job_files(run_dir)
+    if not taken:
+        return
+    resumable = any(n in taken for n in resumable_by) and "best_arch.json" not in taken
+    raise ValueError(
+        f"hydra.run.dir={run_dir} already holds an earlier run ({taken[0]}, beside its .hydra/ record); "
+        "choose another directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if resumable else "")
+    )
+
+
+def explicit_run_dir(argv: list[str]) -> str | None:
+    """The ``hydra.run.dir=`` value among command-line overrides (the last one, as Hydra takes it)."""
+    found = None
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if key == "hydra.run.dir" and sep:
+            found = value
+    return found
