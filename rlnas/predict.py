@@ -355,16 +355,27 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
     bad = [a for a in argv if "=" not in a]
     if bad:
         raise PredictError(f"argument {bad[0]!r} is not key=value; keys: {list(PredictConfig.__annotations__)}")
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("model", "input") and not value.strip():
+            raise PredictError(f"{key}= is empty; name a {'retrain run dir' if key == 'model' else 'file or folder'}")
     try:
         cfg = OmegaConf.merge(schema, OmegaConf.from_dotlist(list(argv)))
         for key in ("model", "input"):
             if OmegaConf.is_missing(cfg, key):
                 raise PredictError(f"{key}=... is required")
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        parsed: PredictConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
         message = str(err).splitlines()[0]
         raise PredictError(f"{key}: {message}" if key else message) from None
+    for key in ("batch_size", "top_k"):  # 0 ran with one anyway; a negative top_k dropped the last classes
+        if getattr(parsed, key) < 1:
+            raise PredictError(f"{key} must be >= 1, got {getattr(parsed, key)}")
+    threshold = parsed.score_threshold
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise PredictError(f"score_threshold must be in [0, 1] or null, got {threshold}")
+    return parsed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -387,6 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if output.is_dir():
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
         model = load_model(cfg.model)
+        if cfg.score_threshold is not None and model.meta.get("task") != "detection":
+            raise PredictError(
+                f"score_threshold is a detection model's setting; {cfg.model} is a {model.meta.get('task')} model"
+            )
         files = (
             input_files(cfg.input, IMAGE_SUFFIXES, "image")
             if model.takes_images

@@ -14,6 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 
 from rlnas.export import Deployable, ExportMismatchError, check_parity, export_onnx, onnx_session, quantize_int8
 from rlnas.predict import load_model, predict
@@ -140,6 +141,19 @@ def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
     search = out.parent / "search_classification"  # a search's run dir given for a model: what to do instead
     assert predict_main([f"model={search}", f"input={broken}"]) == 2
     assert f"train its pick first: python -m rlnas.retrain arch={search}" in capsys.readouterr().err
+    png = tmp_path / "one.png"
+    Image.new("L", (8, 8)).save(png)
+    # settings that ran as something else: 0 as 1, a threshold a classifier never reads, model.pt as ONNX
+    for args, message in [
+        (["batch_size=0"], "batch_size must be >= 1, got 0"),
+        (["top_k=0"], "top_k must be >= 1, got 0"),
+        (["score_threshold=0.5"], f"score_threshold is a detection model's setting; {out} is a classification"),
+        (["score_threshold=5"], "score_threshold must be in [0, 1] or null, got 5.0"),
+        ([f"model={out / 'model.pt'}"], "rlnas.predict serves the ONNX export; pass the retrain run dir"),
+        (["input="], "input= is empty; name a file or folder"),
+    ]:
+        assert predict_main([f"model={out}", f"input={png}", *args]) == 2, args
+        assert message in capsys.readouterr().err, args
 
 
 def test_retrain_never_overwrites_an_earlier_model(classification_run):

@@ -63,6 +63,10 @@ def load_model(path: str | Path) -> Model:
     path = Path(path).expanduser()
     onnx_path = path / "model.onnx" if path.is_dir() else path
     meta_path = onnx_path.with_name("model.json")
+    if path.is_file() and path.suffix.lower() != ".onnx":  # model.pt or model.ts: the folder serves its ONNX export
+        raise PredictError(
+            f"model={path}: rlnas.predict serves the ONNX export; pass the retrain run dir or its model.onnx"
+        )
     if not onnx_path.is_file():
         if path.is_dir() and (path / "best_arch.json").is_file():  # a search's run dir: not trained on its own yet
             raise PredictError(
