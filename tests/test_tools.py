@@ -372,6 +372,47 @@ def test_show_samples_draws_signals_as_lines_and_keeps_rows_to_one_class(tmp_pat
         main(["--out", str(tmp_path / "grid.npy"), "+task=classification"])
 
 
+def test_show_samples_replaces_its_own_grid_and_nothing_else(tmp_path):
+    from PIL import Image
+
+    from tools.show_samples import main
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4), "red").save(photo)
+    for out in (photo, tmp_path / "photo.jpg"):
+        if out.suffix == ".jpg":
+            Image.new("RGB", (4, 4), "red").save(out)
+        before = out.read_bytes()
+        with pytest.raises(SystemExit, match=f"--out {out} exists and is not a grid this tool drew"):
+            main(["--out", str(out), "+task=classification"])
+        assert out.read_bytes() == before
+    for name in ("grid.png", "grid.jpg"):  # a rerun replaces the tool's own image, PNG or JPEG
+        main(["--scale", "1", "--out", str(tmp_path / name), "+task=classification"])
+        main(["--scale", "1", "--out", str(tmp_path / name), "+task=classification"])
+    # --scale 100000 asked the allocator for 200 TB: refused with the pixel count before drawing
+    with pytest.raises(SystemExit, match="--scale 100000 would draw"):
+        main(["--scale", "100000", "--out", str(tmp_path / "big.png"), "+task=classification"])
+
+
+def test_fault_drill_deletes_run_dirs_only_in_a_folder_of_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "reference").mkdir(parents=True)
+    (mine / "reference" / "notes.txt").write_text("precious")
+    for args, message in [
+        (["--out", str(mine)], f"--out {mine} is not empty and no earlier drill made it"),
+        (["--n", "0"], "--n must be >= 1, got 0"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "fault_drill.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert (mine / "reference" / "notes.txt").read_text() == "precious"
+
+
 def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     (tmp_path / "trials.jsonl").write_text("")

@@ -85,6 +85,10 @@ def same_outputs(a: Path, b: Path) -> bool:
     )
 
 
+#: The file that marks a folder as the drill's own (its run dirs are deleted before each start).
+DRILL_MARK = ".fault_drill"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10, help="trials (one random kill each)")
@@ -92,9 +96,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the run dirs here (default: a temporary dir)")
     parser.add_argument("overrides", nargs="*", help="more search overrides (default: a 6-epoch smoke search)")
     opts = parser.parse_args()
+    if opts.n < 1:
+        parser.error(f"--n must be >= 1, got {opts.n}")
     overrides = ["+experiment=smoke", "search.epochs=6", "search.supernet_steps=10", *opts.overrides]
     root = opts.out or Path(tempfile.mkdtemp(prefix="rlnas-drill-"))
+    # The drill deletes its run dirs before each start: only in a folder it made itself.
+    if root.exists() and (not root.is_dir() or any(root.iterdir()) and not (root / DRILL_MARK).is_file()):
+        parser.error(f"--out {root} is not empty and no earlier drill made it; name a new or empty folder")
     root.mkdir(parents=True, exist_ok=True)
+    (root / DRILL_MARK).write_text("run dirs of tools/fault_drill.py; it deletes and rewrites them\n")
     rng = np.random.default_rng(opts.seed)
 
     reference = root / "reference"

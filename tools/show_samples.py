@@ -32,11 +32,17 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("show_samples.py: error: --per-class and --scale must be >= 1")
     if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise SystemExit(f"show_samples.py: error: --out {args.out}: name a .png or .jpg file")
+    if args.out.exists() and not _ours(args.out):
+        raise SystemExit(
+            f"show_samples.py: error: --out {args.out} exists and is not a grid this tool drew; "
+            "move it away or name another file"
+        )
 
     import torch
     import torch.nn.functional as F
     from hydra.utils import instantiate
-    from torchvision.utils import save_image
+    from PIL import Image
+    from torchvision.utils import make_grid
 
     cfg = load_config(args.overrides)
     task = instantiate(cfg.task, _convert_="all")
@@ -55,9 +61,47 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.out}: {sum(map(len, rows))} training signals of {len(rows)} classes, one panel per class")
         return
     grid = torch.cat([r for r in rows if len(r)]).clamp(0, 1)
+    pixels = len(grid) * grid.shape[2] * grid.shape[3] * args.scale**2
+    if pixels > MAX_PIXELS:  # --scale 100000 asked the allocator for 200 TB
+        raise SystemExit(
+            f"show_samples.py: error: --scale {args.scale} would draw {pixels:,} pixels (at most {MAX_PIXELS:,}); "
+            "choose a smaller --scale or --per-class"
+        )
     grid = F.interpolate(grid, scale_factor=args.scale, mode="nearest")
-    save_image(grid, args.out, nrow=per, padding=2, pad_value=0.5)
+    image = make_grid(grid, nrow=per, padding=2, pad_value=0.5).mul(255).round().byte().permute(1, 2, 0).numpy()
+    _save_marked(Image.fromarray(image), args.out)
     print(f"wrote {args.out}: {len(grid)} training images of {len(rows)} classes, one row per class")
+
+
+#: Largest grid drawn, in pixels (a 10,000 x 10,000 image).
+MAX_PIXELS = 10**8
+#: What this tool writes into its images' metadata, so that a rerun replaces its own grid and nothing else.
+MARK = "rlnas tools/show_samples.py"
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` is an image this tool wrote (its metadata carries :data:`MARK`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            comment = img.info.get("comment", b"")
+            comment = comment.decode("latin-1") if isinstance(comment, bytes) else comment
+            return MARK in (img.info.get("Software"), comment)
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def _save_marked(image, out: Path) -> None:
+    """Saves a PIL image with :data:`MARK` in its metadata (a PNG text chunk or a JPEG comment)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    if out.suffix.lower() == ".png":
+        info = PngInfo()
+        info.add_text("Software", MARK)
+        image.save(out, pnginfo=info)
+    else:
+        image.save(out, comment=MARK)
 
 
 def plot_signals(rows: list, class_names: list[str] | None, out: Path) -> None:
@@ -79,7 +123,10 @@ def plot_signals(rows: list, class_names: list[str] | None, out: Path) -> None:
         ax.set_title(class_names[c] if class_names else str(c), fontsize=9)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    if out.suffix.lower() == ".png":
+        fig.savefig(out, dpi=120, metadata={"Software": MARK})
+    else:
+        fig.savefig(out, dpi=120, pil_kwargs={"comment": MARK})
     plt.close(fig)
 
 
