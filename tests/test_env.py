@@ -1,3 +1,5 @@
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -108,6 +110,16 @@ def test_table_env_names_a_missing_table_and_benchmark(tmp_path):
     # The hidden-target table reads no file: a path for it is a mistake to report, not to ignore.
     with pytest.raises(ValueError, match="benchmark.path is a table's setting; benchmark.kind=hidden_target"):
         make_table_env("toy", path=str(tmp_path / "x.csv"))
+
+
+@pytest.mark.parametrize("target_seed", [-1, 1.5, "abc", True])
+def test_the_hidden_targets_seed_is_checked_by_name(target_seed):
+    """-1 was NumPy's "expected non-negative integer" (no key); 1.5 silently drew seed 1's target."""
+    from rlnas.benchmarks.parts import benchmark_parts
+
+    bench = {"kind": "hidden_target", "target_seed": target_seed, "decisions": {"a": ["x", "y"]}}
+    with pytest.raises(ValueError, match=re.escape("benchmark.target_seed must be a whole number in 0..4294967295")):
+        benchmark_parts(bench)
 
 
 def test_table_env_finds_a_users_benchmark_beside_the_packages(tmp_path):

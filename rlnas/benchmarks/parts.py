@@ -10,6 +10,7 @@ from typing import Any
 from rlnas.benchmarks.tabular import HiddenTargetBenchmark, TabularBenchmark
 from rlnas.spaces.categorical import CategoricalSpace
 from rlnas.spaces.seams import Evaluator
+from rlnas.utils import MAX_SEED, is_whole
 
 
 def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluator]:
@@ -52,9 +53,12 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
             raise ValueError(
                 f"benchmark.{table_only[0]} is a table's setting; benchmark.kind=hidden_target reads no table"
             )
-        evaluator = HiddenTargetBenchmark(
-            space, int(bench.get("target_seed", 0)), bench.get("name", "hidden_target"), seed
-        )
+        target_seed = bench.get("target_seed", 0)
+        if not (is_whole(target_seed) and 0 <= target_seed <= MAX_SEED):  # NumPy's "expected non-negative integer"
+            raise ValueError(
+                f"benchmark.target_seed must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {target_seed!r}"
+            )
+        evaluator = HiddenTargetBenchmark(space, int(target_seed), bench.get("name", "hidden_target"), seed)
     elif kind == "table":
         if "target_seed" in bench:
             raise ValueError("benchmark.target_seed is the hidden target's setting; a table has no hidden target")
