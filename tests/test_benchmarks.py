@@ -44,6 +44,10 @@ def test_csv_and_json_tables_answer_the_same(tmp_path):
         ("key,score\nx-p,1\n", "no column 'acc'"),
         ("key,acc\nx-p,high\n", "record 'x-p' (row 2) lacks a number"),
         ("key,acc\n", "holds no records"),
+        # the last 'acc' column won, unseen
+        ("key,acc,acc\nx-p,0.1,0.9\n", "column 'acc' appears twice in its header"),
+        # a decimal comma or a percent sign: the value is shown
+        ("key;acc\nx-p;0,5\n", "record 'x-p' (row 2) lacks a number in one of ['acc'] (has {'acc': '0,5'})"),
     ],
 )
 def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
@@ -53,6 +57,28 @@ def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
     with pytest.raises(DataError, match="table.csv") as err:
         TabularBenchmark(tiny_space(), path, "{a}-{b}", "acc", "key")
     assert message in str(err.value)
+
+
+def test_tables_as_spreadsheets_save_them_are_read(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; other locales separate with semicolons; padded names."""
+    rows = "".join(f"{a}-{b},{i / 10}\n" for i, (a, b) in enumerate((a, b) for a in "xy" for b in "pqr"))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("key,acc\n" + rows)
+    expected = [
+        TabularBenchmark(tiny_space(), plain, "{a}-{b}", "acc", "key").evaluate((i, j))
+        for i in (0, 1)
+        for j in (0, 1, 2)
+    ]
+    variants = {
+        "bom.csv": ("key,acc\n" + rows).encode("utf-8-sig"),
+        "semicolons.csv": ("key;acc\n" + rows.replace(",", ";")).encode(),
+        "tabs.csv": ("key\tacc\n" + rows.replace(",", "\t")).encode(),
+        "padded.csv": ("key , acc\n" + rows.replace(",", " , ")).encode(),
+    }
+    for name, content in variants.items():
+        (tmp_path / name).write_bytes(content)
+        table = TabularBenchmark(tiny_space(), tmp_path / name, "{a}-{b}", "acc", "key")
+        assert [table.evaluate((i, j)) for i in (0, 1) for j in (0, 1, 2)] == expected, name
 
 
 def test_missing_row_and_bad_template_are_clear(tmp_path):

@@ -168,12 +168,24 @@ class TabularBenchmark:
                     raise DataError(f"{self.path}: expected a JSON object (key -> fields); it must be {need}")
                 items = list(data.items())
             else:
-                with self.path.open(newline="") as f:
-                    reader = csv.DictReader(f)
-                    missing = [c for c in [key_column, *fields] if c not in (reader.fieldnames or [])]
+                # utf-8-sig: spreadsheets write "CSV UTF-8" with a byte-order mark before the first column's name.
+                with self.path.open(newline="", encoding="utf-8-sig") as f:
+                    header = f.readline()
+                    f.seek(0)
+                    # Spreadsheets of locales with a decimal comma separate fields with semicolons.
+                    delimiter = "," if "," in header else max((";", "\t"), key=header.count)
+                    reader = csv.DictReader(f, delimiter=delimiter)
+                    names = [str(n).strip() for n in reader.fieldnames or []]
+                    reader.fieldnames = names
+                    twice = next((c for c in [key_column, *fields] if names.count(c) > 1), None)
+                    if twice is not None:  # the last one would win, unseen
+                        raise DataError(f"{self.path}: column {twice!r} appears twice in its header; which one holds?")
+                    missing = [c for c in [key_column, *fields] if c not in names]
                     if missing:
-                        raise DataError(f"{self.path}: no column {missing[0]!r}; it must be {need}")
-                    items = [(row[key_column], row) for row in reader]
+                        raise DataError(
+                            f"{self.path}: no column {missing[0]!r} (its header: {names}); it must be {need}"
+                        )
+                    items = [(str(row[key_column]).strip(), row) for row in reader]
         except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as err:
             raise DataError(f"{self.path}: unreadable ({err}); it must be {need}") from None
         for line, (key, record) in enumerate(items, start=2):
@@ -184,7 +196,10 @@ class TabularBenchmark:
                     for f in fields
                 }
             except (KeyError, TypeError, ValueError):
-                raise DataError(f"{self.path}: record {key!r} (row {line}) lacks a number in one of {fields}") from None
+                shown = {f: record.get(f) for f in fields} if isinstance(record, dict) else record
+                raise DataError(
+                    f"{self.path}: record {key!r} (row {line}) lacks a number in one of {fields} (has {shown})"
+                ) from None
             if self.metric_columns and not any(math.isfinite(row[f]) for f in self.metric_columns):
                 raise DataError(
                     f"{self.path}: record {key!r} (row {line}) has no number in any of "
