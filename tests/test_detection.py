@@ -126,3 +126,9 @@ def test_detection_splits_from_coco(tmp_path):
         "coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0
     )
     assert data.num_classes == 2 and len(data.train) == len(data.val) == 1
+    # The same file as annotation tools on Windows save it, behind a UTF-8 byte-order mark.
+    ann.write_bytes(ann.read_text().encode("utf-8-sig"))
+    again = load_detection(
+        "coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0
+    )
+    assert again.num_classes == 2 and [len(again.train), len(again.val)] == [1, 1]

@@ -94,7 +94,7 @@ class LatencyTable:
             ValueError: Naming the file (and the entry) when it is unreadable or an entry is not a latency.
         """
         try:
-            payload = json.loads(Path(path).read_text())
+            payload = json.loads(Path(path).read_text(encoding="utf-8-sig"))
             entries, device, shape = payload["entries_ms"], payload["device"], payload["input_shape"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a latency table ({type(err).__name__}: {err})") from None

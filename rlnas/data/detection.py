@@ -189,7 +189,7 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
     if not ann_path.is_file():
         raise DataError(f"{ann_path}: annotations file not found (COCO JSON with images, annotations, categories)")
     try:
-        coco = json.loads(ann_path.read_text())
+        coco = json.loads(ann_path.read_text(encoding="utf-8-sig"))  # annotation tools on Windows write a BOM
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{ann_path}: malformed JSON ({err})") from None
     if not isinstance(coco, dict) or not all(
