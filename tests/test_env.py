@@ -156,3 +156,13 @@ def test_gymnasium_ids_resolve_after_import_rlnas_without_loading_the_envs():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip()
+
+
+def test_a_render_mode_the_environment_cannot_draw_is_refused():
+    """render_mode='human' was accepted and drew nothing; the environment renders text ('ansi')."""
+    with pytest.raises(ValueError, match=re.escape("render_mode='human'; allowed: ['ansi'] or None")):
+        gym.make("rlnas/ToyTable-v0", render_mode="human")
+    env = gym.make("rlnas/ToyTable-v0", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(1)
+    assert env.render() == "op0=b"

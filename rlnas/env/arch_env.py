@@ -70,6 +70,9 @@ class ArchitectureEnv(gym.Env):
     ) -> None:
         if invalid_action not in ("wrap", "raise"):
             raise ValueError(f"invalid_action={invalid_action!r}; allowed: 'wrap', 'raise'")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            # "human" would draw nothing, silently: the environment renders text only
+            raise ValueError(f"render_mode={render_mode!r}; allowed: {self.metadata['render_modes']} or None")
         self.space = space
         self.evaluator = evaluator
         self.reward_fn: Reward = reward or MetricReward()
