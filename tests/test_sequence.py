@@ -120,6 +120,10 @@ def test_transfer_to_the_same_space_loads_every_weight(classification_run):
     ctrl = build_controller(cfg.controller, instantiate(cfg.space, _convert_="all"), seed=5)
     saved = torch.load(classification_run / "controller.pt", weights_only=False)["policy"]
     assert all(torch.equal(saved[k], v) for k, v in ctrl.policy.state_dict().items())
+    # The file itself names its run dir as well (it was "no controller.pt there").
+    by_file = build_controller(cfg.controller, instantiate(cfg.space, _convert_="all"), seed=5)
+    init_controller_from(by_file, classification_run / "controller.pt")
+    assert all(torch.equal(saved[k], v) for k, v in by_file.policy.state_dict().items())
 
 
 def test_transfer_across_spaces_keeps_the_core_and_the_shared_choices(classification_run):

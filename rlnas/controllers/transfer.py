@@ -143,7 +143,7 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
 
     Args:
         controller: A freshly built controller.
-        run_dir: A finished search's run dir (it holds ``controller.pt``).
+        run_dir: A finished search's run dir (it holds ``controller.pt``), or that file.
 
     Returns:
         ``{"transferred": [...], "kept": [...]}`` tensor names.
@@ -152,6 +152,9 @@ def init_controller_from(controller: Controller, run_dir: str | Path) -> dict[st
         FileNotFoundError: When ``run_dir`` holds no saved controller.
         ValueError: When the saved controller is of another kind, or nothing fits.
     """
+    given = Path(run_dir).expanduser()
+    if given.is_file() and given.name == CONTROLLER_FILE:  # the file itself: its run dir also holds the config
+        run_dir = given.parent
     path = Path(run_dir).expanduser() / CONTROLLER_FILE
     if not path.is_file():
         raise FileNotFoundError(
