@@ -43,6 +43,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     PredictError,
     load_model,
 )
+from rlnas.utils import csv_separator
 
 #: File suffixes read from an input directory: an image model's ...
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -167,10 +168,7 @@ def _delimiter(lines: Sequence[str]) -> str | None:
     Taken from the last non-empty line (a header may use another): the most frequent of the three, none for
     numbers separated by blanks alone.
     """
-    line = next((text for text in reversed(lines) if text.strip()), "")
-    counts = {d: line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else None
+    return csv_separator(next((text for text in reversed(lines) if text.strip()), ""))
 
 
 def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:

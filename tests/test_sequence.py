@@ -179,3 +179,28 @@ def test_a_found_recurrent_cell_retrains_exports_and_quantises(tmp_path):
     assert rows["onnxruntime fp32"]["max_abs_diff"] <= 1e-4
     # An unrolled cell cannot be FX-traced: its int8 model is dynamically quantised.
     assert rows["int8 (dynamic)"]["size_mb"] < 0.5 * rows["pytorch fp32"]["size_mb"]
+
+
+def test_sequence_csvs_as_spreadsheets_save_them_read_alike(tmp_path):
+    """A byte-order mark hid the first label (its row was taken for a header and dropped, silently);
+    semicolons or tabs and an upper-case suffix were refused."""
+    from rlnas.data.sequences import read_sequence_file
+
+    rows = [(i % 3, [round(0.1 * i + j, 2) for j in range(4)]) for i in range(9)]
+
+    def text(sep: str) -> str:
+        return "".join(sep.join([str(label), *map(str, values)]) + "\n" for label, values in rows)
+
+    (tmp_path / "plain.csv").write_text(text(","))
+    x, y = read_sequence_file(tmp_path / "plain.csv", features=2)
+    assert x.shape == (9, 2, 2) and y.tolist() == [r[0] for r in rows]
+    variants = {
+        "bom.csv": text(",").encode("utf-8-sig"),
+        "semicolons.csv": text(";").encode(),
+        "tabs.csv": ("label\tv0\tv1\tv2\tv3\n" + text("\t")).encode(),
+        "UPPER.CSV": text(",").encode(),
+    }
+    for name, content in variants.items():
+        (tmp_path / name).write_bytes(content)
+        x2, y2 = read_sequence_file(tmp_path / name, features=2)
+        assert torch.equal(x2, x) and torch.equal(y2, y), name

@@ -35,6 +35,7 @@ import numpy as np
 from rlnas.data.base import DataError
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.spaces.seams import Evaluation
+from rlnas.utils import csv_separator
 
 #: What a proposal the table lacks does: ``error`` stops the search, ``skip`` makes it absent.
 MISSING = ("error", "skip")
@@ -173,8 +174,7 @@ class TabularBenchmark:
                     header = f.readline()
                     f.seek(0)
                     # Spreadsheets of locales with a decimal comma separate fields with semicolons.
-                    delimiter = "," if "," in header else max((";", "\t"), key=header.count)
-                    reader = csv.DictReader(f, delimiter=delimiter)
+                    reader = csv.DictReader(f, delimiter=csv_separator(header) or ",")
                     names = [str(n).strip() for n in reader.fieldnames or []]
                     reader.fieldnames = names
                     twice = next((c for c in [key_column, *fields] if names.count(c) > 1), None)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
+from rlnas.utils import csv_separator
 
 SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
 #: Most classes a sequence file may label (a larger index is a broken file, and its head would not fit).
@@ -47,8 +48,12 @@ def _read_numpy(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``label,v1,v2,...``: ``steps * features`` values each, step after step."""
     rows, labels, width = [], [], None
-    with path.open(newline="") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
+    # utf-8-sig: a byte-order mark (spreadsheets' "CSV UTF-8") would hide the first label; the separator
+    # may be a semicolon or a tab (locales with a decimal comma).
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        first = next((line for line in f if line.strip()), "")
+        f.seek(0)
+        for line_no, row in enumerate(csv.reader(f, delimiter=csv_separator(first) or ","), start=1):
             if not row or (line_no == 1 and not _is_number(row[0])):
                 continue  # blank line or header
             try:
@@ -94,9 +99,9 @@ def read_sequence_file(path: str | Path, features: int = 1) -> tuple[Tensor, Ten
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: sequence file not found (task.data.path: a .npz with x, y or a .csv of label,values)")
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         x, y = _read_numpy(path)
-    elif path.suffix == ".csv":
+    elif path.suffix.lower() == ".csv":
         x, y = _read_csv(path, int(features))
     else:
         raise DataError(f"{path}: unknown sequence file type {path.suffix!r}; allowed: .npz, .csv")

@@ -111,6 +111,14 @@ def is_whole(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
 
 
+def csv_separator(line: str) -> str | None:
+    """The field separator of a CSV line: the comma, or a semicolon or tab (spreadsheets of locales with a
+    decimal comma write those), whichever occurs most; ``None`` when the line has none of them."""
+    counts = {d: line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else None
+
+
 def is_number(value: Any) -> bool:
     """Whether a value read from a file or config is a number (``3``, ``2.5``, ``nan``; not ``True`` or ``"3"``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
