@@ -282,6 +282,26 @@ def test_comparison_counts_that_run_nothing_are_refused_before_any_search(option
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        # a typo in a rival was skipped silently, as if it had not run
+        (["--rivals", "evolutoin"], "--rivals evolutoin is not among the runs ['random', 'enas']"),
+        # two runs under one label shared a table row
+        (["--variant", "random", "enas", "controller.lr=0.1"], "--variant random: that label is taken by another run"),
+        # a variant's bad value stopped the comparison when its turn came, in the controller's words
+        (["--variant", "fast", "enas", "controller.lr=abc"], "fast: controller.lr='abc' must be float"),
+    ],
+)
+def test_comparison_runs_are_checked_before_the_first_starts(option, message, tmp_path, capsys):
+    from tools.compare_controllers import main
+
+    with pytest.raises(SystemExit):
+        main(["--benchmark", "toy", "--controllers", "enas", "--seeds", "1", *option, "--out", str(tmp_path / "c")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
 def test_json_outputs_are_strict_json(tmp_path):
     from rlnas.utils import write_json_atomic
 

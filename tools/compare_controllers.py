@@ -590,6 +590,21 @@ def _one_run(
     return run_task(name, controller, seed, out, overrides, label, args.truth_seeds, args.truth_epochs)
 
 
+def _check_plan(
+    parser: argparse.ArgumentParser, plan: list[tuple[str, str, list[str]]], args: argparse.Namespace
+) -> None:
+    """Checks every run's config before the first run starts: a variant's bad value stopped the comparison
+    only when its turn came, in the controller's own words."""
+    from rlnas.config import ConfigError, validate_config
+
+    where = f"+benchmark={args.benchmark}" if args.benchmark else f"+task={args.task}"
+    for label, controller, extra in plan:
+        try:
+            validate_config(load_config([where, f"controller={controller}", *args.overrides, *extra]))
+        except ConfigError as err:
+            parser.error(f"{label}: {err}")
+
+
 def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per command-line argument
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     given = sys.argv[1:] if argv is None else list(argv)
@@ -631,7 +646,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     parser.add_argument(
         "--rivals",
         nargs="*",
-        default=list(RIVALS),
+        default=None,
         metavar="LABEL",
         help=f"more labels every run is tested against, where they ran (default: {' '.join(RIVALS)})",
     )
@@ -681,8 +696,17 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         parser.error(
             f"{' and '.join(DIFFERENTIABLE)} train through a supernet: compare them with --task, not --benchmark"
         )
-    if args.reference not in [label for label, _, _ in plan]:
-        parser.error(f"--reference {args.reference} is not among the runs {[label for label, _, _ in plan]}")
+    labels = [label for label, _, _ in plan]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:  # two runs under one label would share a table row
+        parser.error(f"--variant {twice}: that label is taken by another run; choose another")
+    if args.reference not in labels:
+        parser.error(f"--reference {args.reference} is not among the runs {labels}")
+    if args.rivals is None:
+        args.rivals = list(RIVALS)  # tested against where they ran
+    elif unknown := [r for r in args.rivals if r not in labels]:
+        parser.error(f"--rivals {unknown[0]} is not among the runs {labels}")
+    _check_plan(parser, plan, args)
     name = args.benchmark or args.task
     out = args.out or Path("outputs/compare") / name
     block = args.block or out.name
