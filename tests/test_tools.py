@@ -625,3 +625,16 @@ def test_rank_study_refuses_settings_before_any_training(tmp_path, args, message
     with pytest.raises(SystemExit, match=re.escape(message)):
         main()
     assert not (out / "standalone.json").exists()
+
+
+@pytest.mark.parametrize("option", ["--repeats", "--threads"])
+def test_bench_distributed_refuses_counts_below_one(option):
+    """--repeats 0 printed a table of NaN ratios and exited 0; --threads 0 ran on torch's default."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_distributed.py"), option, "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0 and f"{option} must be >= 1, got 0" in proc.stderr

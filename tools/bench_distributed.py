@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.procs < 2 or args.batch % args.procs:
         raise SystemExit("bench_distributed: --procs must be >= 2 and divide --batch")
+    for option in ("repeats", "threads"):  # --repeats 0 printed a table of NaN; --threads 0 ran on torch's default
+        if getattr(args, option) < 1:
+            raise SystemExit(f"bench_distributed: --{option} must be >= 1, got {getattr(args, option)}")
     base = [
         "+experiment=smoke",
         "search.epochs=4",
