@@ -488,16 +488,19 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "retrain.log").symlink_to(victim)
-    for folder in (search, model, planted):
-        proc = subprocess.run(
-            [sys.executable, "-m", "rlnas.retrain", f"arch={search}", f"hydra.run.dir={folder}", "train.epochs=1"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert f"hydra.run.dir={folder}" in proc.stderr or "retrain.log is a symlink" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", f"arch={search}", f"hydra.run.dir={search}", "train.epochs=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"hydra.run.dir={search} already holds an earlier run (best_arch.json" in proc.stderr
+    from rlnas.retrain import _used_run_dir  # the same check, without starting Python again for each folder
+
+    assert "already holds an earlier run (model.json" in _used_run_dir(str(model))
+    assert "retrain.log is a symlink" in _used_run_dir(str(planted))
     proc = run_cli("+experiment=smoke", f"hydra.run.dir={model}")
     assert proc.returncode == 2 and "already holds an earlier run (model.json" in proc.stderr, proc.stderr[-2000:]
     assert {p: p.read_bytes() for p in sorted(search.rglob("*")) if p.is_file()} == search_files
