@@ -74,7 +74,7 @@ from rlnas.utils import (
     seed_everything,
     write_json_atomic,
 )
-from rlnas.utils.rundir import explicit_run_dir, refuse_earlier_job, refuse_planted_links
+from rlnas.utils.rundir import earlier_job_files, explicit_run_dir, refuse_earlier_job, refuse_planted_links
 from rlnas.utils.trust import load_run_config, load_tensor_file
 
 log = logging.getLogger("rlnas.retrain")
@@ -429,6 +429,8 @@ def main() -> None:
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
     if message is None and not flags:
         message = _used_run_dir(explicit_run_dir(sys.argv[1:]))
+    if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        message = _used_sweep_dir(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir"))
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)
@@ -448,6 +450,26 @@ def _used_run_dir(run_dir: str | None) -> str | None:
         refuse_earlier_job(run_dir)
     except ValueError as err:
         return str(err)
+    return None
+
+
+def _used_sweep_dir(sweep_dir: str | None) -> str | None:
+    """Why ``hydra.sweep.dir`` may not take this retrain sweep (None: it may).
+
+    Hydra names a retrain sweep's jobs ``0``, ``1``, ... and rewrites each job's ``.hydra/`` record
+    before the job can refuse a folder that already holds a model: a second sweep into the same
+    folder would leave the first sweep's models beside the second's settings.
+    """
+    root = Path(sweep_dir).expanduser() if sweep_dir else None
+    if root is None or not root.is_dir():
+        return None
+    for job in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        taken = earlier_job_files(job)
+        if taken:
+            return (
+                f"hydra.sweep.dir={sweep_dir} already holds an earlier job ({job.name}/{taken[0]}); "
+                "choose another directory"
+            )
     return None
 
 

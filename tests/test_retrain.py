@@ -501,6 +501,19 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
 
     assert "already holds an earlier run (model.json" in _used_run_dir(str(model))
     assert "retrain.log is a symlink" in _used_run_dir(str(planted))
+    # A retrain sweep names its jobs 0, 1, ...: a second sweep into the folder of a first rewrote job 0's
+    # record with its own settings, beside the first sweep's model, before job 0 refused the folder.
+    sweep = tmp_path / "sweep"
+    sweep_files = _hydra_record(sweep / "0", "model.json", "model.pt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", "-m", f"arch={search}", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and f"hydra.sweep.dir={sweep} already holds an earlier job (0/model.json" in proc.stderr
+    assert {p: p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()} == sweep_files
     proc = run_cli("+experiment=smoke", f"hydra.run.dir={model}")
     assert proc.returncode == 2 and "already holds an earlier run (model.json" in proc.stderr, proc.stderr[-2000:]
     assert {p: p.read_bytes() for p in sorted(search.rglob("*")) if p.is_file()} == search_files

@@ -76,11 +76,14 @@ def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) 
     )
 
 
-def explicit_run_dir(argv: list[str]) -> str | None:
-    """The ``hydra.run.dir=`` value among command-line overrides (the last one, as Hydra takes it)."""
+def explicit_run_dir(argv: list[str], key: str = "hydra.run.dir") -> str | None:
+    """The value of ``key`` (``hydra.run.dir``, ``hydra.sweep.dir``) among command-line overrides.
+
+    The last one given, as Hydra takes it; ``None`` when none is.
+    """
     found = None
     for arg in argv:
-        key, sep, value = arg.lstrip("+").partition("=")
-        if key == "hydra.run.dir" and sep:
+        name, sep, value = arg.lstrip("+").partition("=")
+        if name == key and sep:
             found = value
     return found
