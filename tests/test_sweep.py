@@ -165,7 +165,9 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2 and proc.stderr.strip() == f"summarize_sweep: error: {out_file}: File exists"
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"summarize_sweep: error: --out {out_file} is a file; name a folder for the table and plots"
+    )
     assert out_file.read_text() == "mine"
 
 

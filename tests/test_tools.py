@@ -638,3 +638,18 @@ def test_bench_distributed_refuses_counts_below_one(option):
         cwd=ROOT,
     )
     assert proc.returncode != 0 and f"{option} must be >= 1, got 0" in proc.stderr
+
+
+def test_score_run_names_a_seed_numpy_cannot_take(tmp_path):
+    """--seed -1 was NumPy's "expected non-negative integer", naming no option."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_arch.json").write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "score_run.py"), "--run-dir", str(run), "--seed", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0 and "--seed must be in 0..4294967295 (2**32 - 1), got -1" in proc.stderr

@@ -38,6 +38,8 @@ def main() -> None:
         raise SystemExit(f"--run-dir {run_dir}: no best_arch.json there (the search has not finished)")
     if args.archs < 1:
         raise SystemExit(f"--archs must be >= 1, got {args.archs}")
+    if not 0 <= args.seed <= 2**32 - 1:  # NumPy's own words were "expected non-negative integer"
+        raise SystemExit(f"--seed must be in 0..4294967295 (2**32 - 1), got {args.seed}")
     if args.out:  # best_arch.json given as --out was overwritten by the scores
         check_out_file(Path(args.out), "--out", ("run_dir", "best", "random"))
     with tempfile.TemporaryDirectory() as tmp:

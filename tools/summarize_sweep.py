@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where to write the table and plots (default: the sweep dir)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     args = parser.parse_args(argv)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        message = f"--out {args.out} is a file; name a folder for the table and plots"
+        print(f"summarize_sweep: error: {message}", file=sys.stderr)
+        return 2
     try:
         written = summarize(args.sweep_dir, args.out, plots=not args.no_plots)
     except FileNotFoundError as err:
