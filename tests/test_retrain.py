@@ -22,7 +22,6 @@ from rlnas.predict import main as predict_main
 from rlnas.retrain import init_from_supernet, retrain
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network
-from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -505,17 +504,15 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
     # record with its own settings, beside the first sweep's model, before job 0 refused the folder.
     sweep = tmp_path / "sweep"
     sweep_files = _hydra_record(sweep / "0", "model.json", "model.pt")
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", "-m", f"arch={search}", "seed=0,1", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and f"hydra.sweep.dir={sweep} already holds an earlier job (0/model.json" in proc.stderr
+    from rlnas.retrain import _used_sweep_dir  # what retrain's entry point runs on -m, before Hydra
+
+    assert f"hydra.sweep.dir={sweep} already holds an earlier job (0/model.json" in _used_sweep_dir(str(sweep))
+    assert _used_sweep_dir(str(tmp_path / "new_sweep")) is None
     assert {p: p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()} == sweep_files
-    proc = run_cli("+experiment=smoke", f"hydra.run.dir={model}")
-    assert proc.returncode == 2 and "already holds an earlier run (model.json" in proc.stderr, proc.stderr[-2000:]
+    from rlnas.cli import refuse_earlier_run  # what the search runs before Hydra, on a model folder
+
+    with pytest.raises(ValueError, match=re.escape(f"hydra.run.dir={model} already holds an earlier run (model.json")):
+        refuse_earlier_run(str(model))
     assert {p: p.read_bytes() for p in sorted(search.rglob("*")) if p.is_file()} == search_files
     assert {p: p.read_bytes() for p in sorted(model.rglob("*")) if p.is_file()} == model_files
     assert victim.read_text() == "precious"
