@@ -360,6 +360,16 @@ def join_ranks(argv: list[str]) -> list[str]:
     return argv
 
 
+def _stopped_by_the_launcher(signum: int, frame: Any) -> None:
+    """SIGTERM outside the search's own handlers under torchrun: the launcher ends the run's other processes.
+
+    When one rank dies, ``torchrun`` sends SIGTERM to the others at once; a rank that was itself
+    leaving with its error (the lost peer) could be killed before saying so, with no line at all.
+    """
+    print("rlnas: interrupted: torchrun stopped this process (another process of the run ended)", file=sys.stderr)
+    raise SystemExit(130)
+
+
 def main() -> None:
     """Console entry point."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -369,6 +379,8 @@ def main() -> None:
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     sys.argv = [sys.argv[0], *quote_paths(with_default_task(sys.argv[1:]))]
+    if launched():
+        signal.signal(signal.SIGTERM, _stopped_by_the_launcher)
     try:
         with one_line_errors("rlnas", also=(DistributedError,)):
             check_overrides(sys.argv[1:])
