@@ -68,6 +68,7 @@ from rlnas.utils import (
     MAX_SEED,
     atomic_file,
     conf_dir,
+    is_seed,
     is_whole,
     resolve_device,
     save_atomic,
@@ -161,7 +162,7 @@ def _check_settings(cfg: DictConfig) -> None:
     unknown = sorted(set(cfg) - known - {"hydra"})
     if unknown:  # +key=value adds a key Hydra's struct check lets through; nothing would read it
         raise ValueError(f"{unknown[0]} is not a retrain setting; allowed: {sorted(known - {'hydra'})}")
-    if not (is_whole(cfg.seed) and 0 <= cfg.seed <= MAX_SEED):
+    if not is_seed(cfg.seed):
         raise ValueError(f"seed must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {cfg.seed!r}")
     threads = cfg.get("threads")
     if threads is not None and not (is_whole(threads) and threads >= 1):

@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import check_out_file, load_run, run_tool  # noqa: E402
 
+from rlnas.utils import MAX_SEED, is_seed  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,8 +40,8 @@ def main() -> None:
         raise SystemExit(f"--run-dir {run_dir}: no best_arch.json there (the search has not finished)")
     if args.archs < 1:
         raise SystemExit(f"--archs must be >= 1, got {args.archs}")
-    if not 0 <= args.seed <= 2**32 - 1:  # NumPy's own words were "expected non-negative integer"
-        raise SystemExit(f"--seed must be in 0..4294967295 (2**32 - 1), got {args.seed}")
+    if not is_seed(args.seed):  # NumPy's own words were "expected non-negative integer"
+        raise SystemExit(f"--seed must be in 0..{MAX_SEED} (2**32 - 1), got {args.seed}")
     if args.out:  # best_arch.json given as --out was overwritten by the scores
         check_out_file(Path(args.out), "--out", ("run_dir", "best", "random"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ from typing import Any
 from rlnas.benchmarks.tabular import HiddenTargetBenchmark, TabularBenchmark
 from rlnas.spaces.categorical import CategoricalSpace
 from rlnas.spaces.seams import Evaluator
-from rlnas.utils import MAX_SEED, is_whole
+from rlnas.utils import MAX_SEED, is_seed
 
 
 def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluator]:
@@ -54,7 +54,7 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
                 f"benchmark.{table_only[0]} is a table's setting; benchmark.kind=hidden_target reads no table"
             )
         target_seed = bench.get("target_seed", 0)
-        if not (is_whole(target_seed) and 0 <= target_seed <= MAX_SEED):  # NumPy's "expected non-negative integer"
+        if not is_seed(target_seed):  # NumPy's own words were "expected non-negative integer"
             raise ValueError(
                 f"benchmark.target_seed must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {target_seed!r}"
             )

@@ -119,6 +119,11 @@ def csv_separator(line: str) -> str | None:
     return best if counts[best] else None
 
 
+def is_seed(value: Any) -> bool:
+    """Whether a config value is a seed NumPy's legacy generator and torch both take: whole, in 0..``MAX_SEED``."""
+    return is_whole(value) and 0 <= value <= MAX_SEED
+
+
 def is_number(value: Any) -> bool:
     """Whether a value read from a file or config is a number (``3``, ``2.5``, ``nan``; not ``True`` or ``"3"``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
