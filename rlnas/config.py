@@ -168,7 +168,13 @@ def _matches(value: Any, annotation: Any) -> bool:
         return isinstance(value, str)
     base = origin or annotation
     if base in (list, tuple, Sequence, typing.Sequence, set):
-        return isinstance(value, (list, tuple))
+        if not isinstance(value, (list, tuple)):
+            return False
+        # The elements too: space.channels=[32.5, 64] is not a list of widths.
+        args = typing.get_args(annotation)
+        if base is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+        return not args or all(_matches(v, args[0]) for v in value)
     if base in (dict, typing.Mapping, dict):
         return isinstance(value, dict)
     return True

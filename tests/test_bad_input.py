@@ -171,6 +171,14 @@ BAD_CONFIGS = [
     (["task.label_smoothing=1"], "task.label_smoothing must be in [0, 1), got 1"),
     (["task.label_smoothing=-0.1"], "task.label_smoothing must be in [0, 1), got -0.1"),
     (["controller=ppo", "controller.gae_lambda=-1"], "controller.gae_lambda=-1 must be in [0, 1]"),
+    # weights and bounds whose sign silently reverses what they do
+    (["controller.grad_clip=-1"], "controller.grad_clip=-1 must be > 0 or null"),
+    (["controller.skip_weight=-5"], "controller.skip_weight=-5 must be >= 0"),
+    (["controller=ppo", "controller.vf_coef=-1"], "controller.vf_coef=-1 must be >= 0"),
+    # a zero-width hidden layer makes a constant policy; a fractional width was truncated
+    (["controller=ppo", "controller.net_arch=[0]"], "controller.net_arch=[0] must be a list of layer widths >= 1"),
+    (["controller=recurrent_ppo", "controller.lstm_hidden_size=0"], "controller.lstm_hidden_size=0 must be a whole"),
+    (["space.channels=[32.5,64]"], "space.channels=[32.5, 64] must be a list of int"),
 ]
 
 

@@ -117,6 +117,11 @@ class ENASController(Controller):
             raise ValueError(f"controller.entropy_weight={entropy_weight} must be >= 0 (a bonus for exploring)")
         if lstm_size < 1:
             raise ValueError(f"controller.lstm_size={lstm_size} must be >= 1")
+        if grad_clip is not None and not grad_clip > 0:
+            # clip_grad_norm_ with a negative bound flips every gradient.
+            raise ValueError(f"controller.grad_clip={grad_clip} must be > 0 or null (null: no clipping)")
+        if skip_weight < 0:
+            raise ValueError(f"controller.skip_weight={skip_weight} must be >= 0 (the weight of the skip KL penalty)")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = ENASPolicy(space, lstm_size, temperature, tanh_constant, "skip", skip_target)

@@ -66,6 +66,8 @@ class RecurrentPPOController(SB3Controller):
     recurrent = True
 
     def __init__(self, space: SearchSpace, seed: int = 0, lstm_hidden_size: int = 64, **kwargs: Any) -> None:
+        if isinstance(lstm_hidden_size, bool) or not isinstance(lstm_hidden_size, int) or lstm_hidden_size < 1:
+            raise ValueError(f"controller.lstm_hidden_size={lstm_hidden_size!r} must be a whole number >= 1")
         policy_kwargs = {"lstm_hidden_size": int(lstm_hidden_size), **(kwargs.pop("policy_kwargs", None) or {})}
         super().__init__(space, seed, policy_kwargs=policy_kwargs, **kwargs)
 

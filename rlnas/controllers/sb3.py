@@ -112,6 +112,12 @@ class SB3Controller(EliteImitation, Controller):
             raise ValueError(f"controller.gae_lambda={gae_lambda} must be in [0, 1] (GAE, Schulman et al. 2016)")
         if ent_coef < 0:
             raise ValueError(f"controller.ent_coef={ent_coef} must be >= 0 (a bonus for exploring)")
+        if vf_coef < 0:
+            # A negative weight trains the value function away from the returns.
+            raise ValueError(f"controller.vf_coef={vf_coef} must be >= 0 (the value loss's weight)")
+        widths = [net_arch] if isinstance(net_arch, (str, bytes, int)) else list(net_arch)
+        if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in widths):
+            raise ValueError(f"controller.net_arch={net_arch!r} must be a list of layer widths >= 1")
         from rlnas.utils import resolve_device
 
         try:
