@@ -140,6 +140,8 @@ def _type_name(annotation: Any) -> str:
         names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(names) + (" or null" if type(None) in typing.get_args(annotation) else "")
     args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is tuple and args and args[-1] is not Ellipsis:
+        return f"a list of {len(args)} " + " and ".join(dict.fromkeys(_type_name(a) for a in args))
     if typing.get_origin(annotation) in (list, tuple, Sequence, set) and args:
         return "a list of " + _type_name(args[0])
     if args:

@@ -179,6 +179,20 @@ BAD_CONFIGS = [
     (["controller=ppo", "controller.net_arch=[0]"], "controller.net_arch=[0] must be a list of layer widths >= 1"),
     (["controller=recurrent_ppo", "controller.lstm_hidden_size=0"], "controller.lstm_hidden_size=0 must be a whole"),
     (["space.channels=[32.5,64]"], "space.channels=[32.5, 64] must be a list of int"),
+    # detection settings under which no box is a positive, kept or ever placed
+    (["+task=detection", "task.head_channels=0"], "task.head_channels must be >= 1, got 0"),
+    (["+task=detection", "task.center_radius=-1"], "task.center_radius must be > 0 (in strides), got -1"),
+    (["+task=detection", "task.nms_iou=2"], "task.nms_iou must be in [0, 1] (an IoU), got 2"),
+    (["+task=detection", "task.max_detections=0"], "task.max_detections must be >= 1, got 0"),
+    (["+task=detection", "task.data.objects=[5,1]"], "task.data.objects=[5, 1] must satisfy 0 <= min <= max"),
+    (["+task=detection", "task.data.objects=[0,0]"], "task.data.objects=[0, 0] must satisfy 0 <= min <= max"),
+    # 500 digits of side 10 on a 64-pixel canvas: minutes of placement attempts, then most missing
+    (["+task=detection", "task.data.objects=[1,500]"], "1 <= max <= 36 (digits of side 10 that fit on a 64-pixel"),
+    (["+task=detection", "task.data.objects=[3]"], "task.data.objects=[3] must be a list of 2 int"),
+    (
+        ["+task=sequence", "task.data.name=file", "task.data.path=x.csv", "task.data.features=0"],
+        "task.data.features must be a whole number >= 1 (values per step), got 0",
+    ),
 ]
 
 

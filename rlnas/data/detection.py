@@ -63,6 +63,12 @@ def make_digit_canvases(
     )
     if not (1 <= lo <= hi <= canvas_size):
         raise DataError(f"task.data.scales={list(scales)} must satisfy 1 <= min <= max <= canvas_size")
+    fits = (canvas_size // lo) ** 2  # digits of the smallest side that tile the canvas
+    if not (0 <= objects[0] <= objects[1] and 1 <= objects[1] <= fits):
+        raise DataError(
+            f"task.data.objects={list(objects)} must satisfy 0 <= min <= max, 1 <= max <= {fits} "
+            f"(digits of side {lo} that fit on a {canvas_size}-pixel canvas)"
+        )
     placements = []  # (image, digit index, scale, x, y)
     for i in range(num_images):
         placed: list[np.ndarray] = []

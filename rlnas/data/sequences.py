@@ -162,6 +162,8 @@ def load_sequences(
     """
     if name not in SEQUENCE_DATASETS:
         raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(SEQUENCE_DATASETS)}")
+    if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+        raise DataError(f"task.data.features must be a whole number >= 1 (values per step), got {features!r}")
     if name == "mnist1d":
         from rlnas.data.signals import load_signals
 

@@ -98,12 +98,20 @@ class DetectionTask(Task):
         if map_backend not in self.map_backends:
             raise ValueError(f"task.map_backend={map_backend!r} is unknown; allowed: {list(self.map_backends)}")
         self.map_backend = map_backend
+        if head_channels < 1:
+            raise ValueError(f"task.head_channels must be >= 1, got {head_channels}")
         self.head_channels = int(head_channels)
+        if not center_radius > 0:  # FCOS centre sampling: no location would be a positive
+            raise ValueError(f"task.center_radius must be > 0 (in strides), got {center_radius}")
         self.center_radius = float(center_radius)
         if not 0 <= float(score_threshold) < 1:  # scores are probabilities: 1 or more keeps no box at all
             raise ValueError(f"task.score_threshold must be in [0, 1), got {score_threshold}")
         self.score_threshold = float(score_threshold)
+        if not 0 <= nms_iou <= 1:
+            raise ValueError(f"task.nms_iou must be in [0, 1] (an IoU), got {nms_iou}")
         self.nms_iou = float(nms_iou)
+        if max_detections < 1:  # no detection kept: every mAP would be 0
+            raise ValueError(f"task.max_detections must be >= 1, got {max_detections}")
         self.max_detections = int(max_detections)
         self.num_classes = 0
         self.image_size = int(self.data_kwargs.get("canvas_size", 64))
