@@ -73,6 +73,7 @@ from rlnas.utils import (
     resolve_device,
     save_atomic,
     seed_everything,
+    set_threads,
     write_json_atomic,
 )
 from rlnas.utils.rundir import earlier_job_files, explicit_run_dir, refuse_earlier_job, refuse_planted_links
@@ -206,7 +207,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     if taken:
         raise ValueError(f"hydra.run.dir={out_dir} already holds a retrained model ({taken[0]}); choose another")
     if cfg.get("threads") is not None:
-        torch.set_num_threads(int(cfg.threads))
+        set_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
     seed_everything(int(cfg.seed))
 

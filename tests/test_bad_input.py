@@ -189,6 +189,12 @@ BAD_CONFIGS = [
     # 500 digits of side 10 on a 64-pixel canvas: minutes of placement attempts, then most missing
     (["+task=detection", "task.data.objects=[1,500]"], "1 <= max <= 36 (digits of side 10 that fit on a 64-pixel"),
     (["+task=detection", "task.data.objects=[3]"], "task.data.objects=[3] must be a list of 2 int"),
+    # a repeated choice silently doubles its prior; a meta tensor holds no data
+    (["+task=sequence", "space=rnn_cell", "space.activations=[tanh,tanh]"], "space.activations has duplicates"),
+    (["+task=sequence", "space=attention", "space.heads=[2,2]"], "space.heads has duplicates: [2, 2]"),
+    (["+task=sequence", "space=attention", "space.layer_types=[]"], "space.layer_types must list at least one"),
+    (["space=nb201", "space.ops=[none,none,skip_connect]"], "space.ops has duplicates"),
+    (["device=meta"], "device='meta' holds no data"),
     (
         ["+task=sequence", "task.data.name=file", "task.data.path=x.csv", "task.data.features=0"],
         "task.data.features must be a whole number >= 1 (values per step), got 0",
@@ -617,3 +623,25 @@ def test_retrain_refuses_an_arch_of_fractions_instead_of_rounding_it(tmp_path):
     (tmp_path / "best_arch.json").write_text(json.dumps({"arch": [1.7, 0, 2]}))
     with pytest.raises(ValueError, match=r"best_arch.json: .*'arch' must be a list of whole numbers .*1.7"):
         load_run(str(tmp_path / "best_arch.json"), None)
+
+
+def test_more_threads_than_cores_are_named_in_a_warning(caplog):
+    import logging
+    import os
+
+    import torch
+
+    from rlnas.utils import set_threads
+
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0))
+    try:
+        with caplog.at_level(logging.WARNING, logger="rlnas"):
+            set_threads(cores)
+            assert not caplog.records
+            set_threads(cores + 7)
+    finally:
+        torch.set_num_threads(before)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"threads={cores + 7} exceeds the {cores} cores this process may use: slower, and latencies measured too high"
+    ]

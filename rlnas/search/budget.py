@@ -33,7 +33,7 @@ from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation, Evaluator
 from rlnas.rewards.base import Reward
 from rlnas.spaces.base import Arch, SearchSpace
-from rlnas.utils import atomic_file
+from rlnas.utils import atomic_file, set_threads
 
 log = logging.getLogger("rlnas")
 
@@ -346,9 +346,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     assert isinstance(bench, dict)
     # The controllers' networks are tiny: one thread is fastest, and torch's default (every
     # core) is several times slower on a busy machine. threads= still decides when given.
-    import torch
-
-    torch.set_num_threads(int(cfg.threads) if cfg.get("threads") else 1)
+    set_threads(int(cfg.threads) if cfg.get("threads") else 1)
     seed = int(cfg.seed)
     seed_everything(seed)
     space, evaluator = benchmark_parts(bench, seed)

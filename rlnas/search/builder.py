@@ -34,7 +34,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import atomic_file, data_seed, resolve_device, section_values, seed_everything
+from rlnas.utils import atomic_file, data_seed, resolve_device, section_values, seed_everything, set_threads
 from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
 from rlnas.utils.trust import checked_instantiate
 
@@ -168,7 +168,7 @@ def build_search(
     run_dir = Path(run_dir)
     _claim_run_dir(run_dir, resume, comm)
     if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+        set_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
     if comm.active and device.type == "cuda":
         device = torch.device("cuda", comm.local_rank)

@@ -35,6 +35,18 @@ def check_supernet_fits(weights: float, keys: str) -> None:
         )
 
 
+def check_choices(key: str, choices: Sequence[Any]) -> None:
+    """Refuses an empty or repeated list of choices: a repeat gives one choice twice the prior probability.
+
+    Raises:
+        ValueError: Naming ``space.<key>``.
+    """
+    if not len(choices):
+        raise ValueError(f"space.{key} must list at least one choice")
+    if len(set(choices)) != len(choices):
+        raise ValueError(f"space.{key} has duplicates: {list(choices)}")
+
+
 class InvalidArchitectureError(ValueError):
     """Raised when an architecture does not belong to its search space."""
 

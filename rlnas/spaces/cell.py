@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Decision, SearchSpace
+from rlnas.spaces.base import Decision, SearchSpace, check_choices
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: Edges in NB201's string order: (node1<-0), (node2<-0), (node2<-1), (node3<-0), (node3<-1), (node3<-2).
@@ -36,8 +36,9 @@ class NB201Space(SearchSpace):
         cells_per_stage: int = 1,
         stem_stride: int = 1,
     ) -> None:
+        check_choices("ops", list(ops))
         unknown = [op for op in ops if op not in NB201_OPS]
-        if unknown or not ops:
+        if unknown:
             raise ValueError(f"space.ops={list(ops)} has unknown {unknown}; allowed: {list(NB201_OPS)}")
         if all(op == "none" for op in ops):  # every cell would be disconnected: nothing to search
             raise ValueError(f"space.ops={list(ops)} needs an operation other than none")

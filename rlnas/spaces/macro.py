@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Arch, Decision, SearchSpace, check_supernet_fits
+from rlnas.spaces.base import Arch, Decision, SearchSpace, check_choices, check_supernet_fits
 
 #: Operation families the supernet knows how to build; ``K`` is the kernel size
 #: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
@@ -111,8 +111,7 @@ class MacroSpace(SearchSpace):
                 parse_op(op, self.dims)
             except ValueError as err:
                 raise ValueError(f"space.ops: {err}") from None
-        if len(set(ops)) != len(ops):
-            raise ValueError(f"space.ops has duplicates: {list(ops)}")
+        check_choices("ops", ops)
         if not float(width_multiplier) > 0:
             raise ValueError(f"space.width_multiplier must be > 0, got {width_multiplier}")
         if int(stem_stride) < 1 or int(stem_stride) & (int(stem_stride) - 1):

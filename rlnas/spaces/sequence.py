@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Arch, Decision, SearchSpace, check_supernet_fits
+from rlnas.spaces.base import Arch, Decision, SearchSpace, check_choices, check_supernet_fits
 
 RNN_ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")
 ATTENTION_ACTIVATIONS = ("relu", "gelu", "silu")
@@ -31,8 +31,9 @@ class RNNCellSpace(SearchSpace):
     def __init__(self, num_nodes: int = 6, activations: Sequence[str] = RNN_ACTIVATIONS, hidden_size: int = 64) -> None:
         if int(num_nodes) < 1:
             raise ValueError(f"space.num_nodes must be >= 1, got {num_nodes}")
+        check_choices("activations", list(activations))
         unknown = [a for a in activations if a not in RNN_ACTIVATIONS]
-        if unknown or not activations:
+        if unknown:
             raise ValueError(
                 f"space.activations={list(activations)} has unknown {unknown}; allowed: {list(RNN_ACTIVATIONS)}"
             )
@@ -102,8 +103,15 @@ class AttentionSpace(SearchSpace):
     ) -> None:
         if int(num_layers) < 1:
             raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
+        for key, given in (
+            ("heads", heads),
+            ("ffn_ratios", ffn_ratios),
+            ("activations", activations),
+            ("layer_types", layer_types),
+        ):
+            check_choices(key, list(given))
         bad_heads = [h for h in heads if int(h) < 1 or int(d_model) % int(h)]
-        if bad_heads or not heads:
+        if bad_heads:
             raise ValueError(f"space.heads={list(heads)}: each must divide space.d_model={d_model}")
         if not ffn_ratios or any(int(r) < 1 for r in ffn_ratios):
             raise ValueError(f"space.ffn_ratios={list(ffn_ratios)} must be positive integers")
@@ -112,7 +120,7 @@ class AttentionSpace(SearchSpace):
             ("layer_types", layer_types, LAYER_TYPES),
         ):
             unknown = [a for a in given if a not in allowed]
-            if unknown or not given:
+            if unknown:
                 raise ValueError(f"space.{key}={list(given)} has unknown {unknown}; allowed: {list(allowed)}")
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ValueError(f"space.kernel_size must be odd and >= 1, got {kernel_size}")

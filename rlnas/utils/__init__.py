@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -96,6 +97,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device={name!r} but CUDA is not available; use device=cpu or device=auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "meta":  # tensors without data: every step would fail later, far from the setting
+        raise ValueError(f"device={name!r} holds no data; use auto, cpu, cuda or cuda:N")
     if device.type not in ("cpu", "cuda"):
         try:
             torch.empty(1, device=device)
@@ -104,6 +107,22 @@ def resolve_device(name: str = "auto") -> torch.device:
             detail = detail.split(". ")[0][:80]
             raise ValueError(f"device={name!r} is not usable here ({detail}); use device=cpu or device=auto") from None
     return device
+
+
+def set_threads(threads: int) -> None:
+    """Sets torch's intra-op threads, warning when they exceed the cores this process may use.
+
+    More threads than cores oversubscribe them: a search runs several times
+    slower and every measured latency is inflated by the waiting.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > cores:
+        logging.getLogger("rlnas").warning(
+            "threads=%d exceeds the %d cores this process may use: slower, and latencies measured too high",
+            threads,
+            cores,
+        )
+    torch.set_num_threads(threads)
 
 
 def is_whole(value: Any) -> bool:
