@@ -40,6 +40,7 @@ from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 from rlnas.utils.errors import one_line_errors, user_error_message
+from rlnas.utils.rundir import explicit_run_dir, refuse_earlier_sweep
 
 log = logging.getLogger("rlnas")
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
@@ -386,6 +387,8 @@ def main() -> None:
             check_overrides(sys.argv[1:])
             if launched():
                 sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
+            if any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
+                refuse_earlier_sweep(unquote_path(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir") or ""))
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 check_resume_dir(sys.argv[1:])

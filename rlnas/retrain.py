@@ -76,7 +76,12 @@ from rlnas.utils import (
     set_threads,
     write_json_atomic,
 )
-from rlnas.utils.rundir import earlier_job_files, explicit_run_dir, refuse_earlier_job, refuse_planted_links
+from rlnas.utils.rundir import (
+    explicit_run_dir,
+    refuse_earlier_job,
+    refuse_earlier_sweep,
+    refuse_planted_links,
+)
 from rlnas.utils.trust import load_run_config, load_tensor_file
 
 log = logging.getLogger("rlnas.retrain")
@@ -462,16 +467,10 @@ def _used_sweep_dir(sweep_dir: str | None) -> str | None:
     before the job can refuse a folder that already holds a model: a second sweep into the same
     folder would leave the first sweep's models beside the second's settings.
     """
-    root = Path(sweep_dir).expanduser() if sweep_dir else None
-    if root is None or not root.is_dir():
-        return None
-    for job in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        taken = earlier_job_files(job)
-        if taken:
-            return (
-                f"hydra.sweep.dir={sweep_dir} already holds an earlier job ({job.name}/{taken[0]}); "
-                "choose another directory"
-            )
+    try:
+        refuse_earlier_sweep(sweep_dir)
+    except ValueError as err:
+        return str(err)
     return None
 
 

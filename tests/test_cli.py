@@ -299,3 +299,25 @@ def test_make_run_composes_a_valid_search_that_ends_with_the_ground_truth():
         cfg = compose("config", with_default_task(args))
     validate_config(cfg)
     assert cfg.ground_truth.random >= 1 and cfg.ground_truth.epochs >= 1  # the last line compares with random draws
+
+
+def test_a_sweep_into_the_folder_of_an_earlier_sweep_is_refused_before_hydra_rewrites_its_record(tmp_path):
+    """Hydra replaced the earlier sweep's multirun.yaml (its only record of the sweep) as the new one started."""
+    sweep = tmp_path / "sweep"
+    (sweep / "0_seed=0" / ".hydra").mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {mode: MULTIRUN}\n")
+    (sweep / "0_seed=0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (sweep / "0_seed=0" / "best_arch.json").write_text("{}")
+    before = {p: p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()}
+    proc = run_cli("-m", "+experiment=smoke", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"hydra.sweep.dir={sweep} already holds an earlier sweep (multirun.yaml); choose" in proc.stderr
+    assert {p: p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()} == before
+    from rlnas.utils.rundir import refuse_earlier_sweep
+
+    (sweep / "multirun.yaml").unlink()  # a job's results alone are an earlier sweep too
+    with pytest.raises(ValueError, match=r"earlier sweep \(0_seed=0/best_arch.json\)"):
+        refuse_earlier_sweep(sweep)
+    (tmp_path / "empty").mkdir()
+    refuse_earlier_sweep(tmp_path / "empty")  # a new or empty folder is used
+    refuse_earlier_sweep(tmp_path / "new")

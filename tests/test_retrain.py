@@ -506,7 +506,7 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
     sweep_files = _hydra_record(sweep / "0", "model.json", "model.pt")
     from rlnas.retrain import _used_sweep_dir  # what retrain's entry point runs on -m, before Hydra
 
-    assert f"hydra.sweep.dir={sweep} already holds an earlier job (0/model.json" in _used_sweep_dir(str(sweep))
+    assert f"hydra.sweep.dir={sweep} already holds an earlier sweep (0/model.json" in _used_sweep_dir(str(sweep))
     assert _used_sweep_dir(str(tmp_path / "new_sweep")) is None
     assert {p: p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()} == sweep_files
     from rlnas.cli import refuse_earlier_run  # what the search runs before Hydra, on a model folder

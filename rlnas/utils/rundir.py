@@ -76,6 +76,28 @@ def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) 
     )
 
 
+def refuse_earlier_sweep(sweep_dir: str | Path | None) -> None:
+    """Refuses a ``hydra.sweep.dir`` that holds an earlier sweep, before Hydra rewrites its record there.
+
+    Hydra replaces the sweep's ``multirun.yaml`` and each job's ``.hydra/`` record as the sweep
+    starts: in the folder of an earlier sweep, its record and the settings beside its jobs' results
+    would be lost or mixed with the new sweep's. A folder without them (new, empty, the user's own) is used.
+
+    Raises:
+        ValueError: Naming the folder and the first earlier file.
+    """
+    root = Path(sweep_dir).expanduser() if sweep_dir else None
+    if root is None or not root.is_dir():
+        return
+    taken = ["multirun.yaml"] if (root / "multirun.yaml").exists() else []
+    for job in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        taken += [f"{job.name}/{name}" for name in earlier_job_files(job)]
+    if taken:
+        raise ValueError(
+            f"hydra.sweep.dir={sweep_dir} already holds an earlier sweep ({taken[0]}); choose another directory"
+        )
+
+
 def explicit_run_dir(argv: list[str], key: str = "hydra.run.dir") -> str | None:
     """The value of ``key`` (``hydra.run.dir``, ``hydra.sweep.dir``) among command-line overrides.
 
