@@ -241,7 +241,7 @@ def validate_config(cfg: DictConfig) -> None:
         key = getattr(err, "full_key", None) or "config"
         value = OmegaConf.select(cfg, key, default=None) if key != "config" else None
         detail = str(getattr(err, "msg", err)).strip().splitlines()[0]
-        if "could not be converted" in detail or "Invalid type" in detail or "Value '" in detail:
+        if any(m in detail for m in ("could not be converted", "Invalid type", "Value '", "Invalid value assigned")):
             expected = _expected_type(key)
             raise ConfigError(f"{key}={value!r} must be {expected}" if expected else f"{key}: {detail}") from None
         raise ConfigError(f"{key}: {detail}") from None

@@ -189,6 +189,8 @@ BAD_CONFIGS = [
     # 500 digits of side 10 on a 64-pixel canvas: minutes of placement attempts, then most missing
     (["+task=detection", "task.data.objects=[1,500]"], "1 <= max <= 36 (digits of side 10 that fit on a 64-pixel"),
     (["+task=detection", "task.data.objects=[3]"], "task.data.objects=[3] must be a list of 2 int"),
+    # a single name where a list belongs was "AnyNode is not a ListConfig"
+    (["costs.track=params"], "costs.track='params' must be a list of str"),
     # a repeated choice silently doubles its prior; a meta tensor holds no data
     (["+task=sequence", "space=rnn_cell", "space.activations=[tanh,tanh]"], "space.activations has duplicates"),
     (["+task=sequence", "space=attention", "space.heads=[2,2]"], "space.heads has duplicates: [2, 2]"),
