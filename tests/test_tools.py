@@ -653,3 +653,41 @@ def test_score_run_names_a_seed_numpy_cannot_take(tmp_path):
         cwd=ROOT,
     )
     assert proc.returncode != 0 and "--seed must be in 0..4294967295 (2**32 - 1), got -1" in proc.stderr
+
+
+class _Planted:
+    """What a crafted results file holds: unpickling it would create a file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_nb201_converter_runs_no_code_from_the_results_file_unless_trusted(tmp_path):
+    import numpy as np
+    import torch
+
+    marker = tmp_path / "ran"
+    crafted = nb201_results({777: 0.0})
+    crafted["arch2infos"][0] = _Planted(str(marker))
+    torch.save(crafted, tmp_path / "crafted.pth")
+    args = [sys.executable, "tools/convert_nb201.py", str(tmp_path / "crafted.pth"), "--out", str(tmp_path / "x.csv")]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert ", which is not data; read it with --trust only if you trust the file" in proc.stderr
+    assert not marker.exists() and not (tmp_path / "x.csv").exists()
+    # NumPy numbers (as the published file may hold them) are data: read without --trust.
+    results = nb201_results({777: 0.0})
+    for entry in results["arch2infos"].values():
+        for result in entry["full"]["all_results"].values():
+            result["eval_acc1es"] = {k: np.float64(v) for k, v in result["eval_acc1es"].items()}
+    torch.save(results, tmp_path / "numpy.pth")
+    out = tmp_path / "numpy.csv"
+    args = [sys.executable, "tools/convert_nb201.py", str(tmp_path / "numpy.pth"), "--out", str(out)]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().splitlines()[1].startswith("0,|none~0|")

@@ -23,15 +23,19 @@ Usage::
     python tools/convert_nb201.py NAS-Bench-201-v1_1-096897.pth --out nb201.csv
     RLNAS_NB201_CIFAR10=nb201.csv python -m rlnas +benchmark=nb201_cifar10
 
-The file is a pickle: convert only a file you trust (torch.load runs with
-``weights_only=False`` to read it).
+The file is a pickle. It is read with ``torch.load(weights_only=True)``
+(numbers, strings, containers and NumPy scalars and arrays: no code runs); a
+file that needs anything else names it, and ``--trust`` reads it with the full
+unpickler, which runs whatever the file names: only for a file you trust.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,18 +90,43 @@ def arch_row(index: int, arch: str, info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def convert(path: Path, out: Path, which: str = "full") -> int:
+def load_results(path: Path, trust: bool = False) -> Any:
+    """The results file's object; without ``trust``, only data types are unpickled (no code runs).
+
+    Raises:
+        ConvertError: For an unreadable file, or one naming a type beyond data (and that type).
+    """
+    import numpy as np
+    import torch
+
+    if trust:
+        loader = contextlib.nullcontext()
+    else:
+        # NumPy scalars and arrays are rebuilt from a dtype and bytes: data, like the containers torch allows.
+        multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+        numpy_data = [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype]
+        numpy_data += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+        loader = torch.serialization.safe_globals(numpy_data)
+    try:
+        with loader:
+            return torch.load(path, map_location="cpu", weights_only=not trust)
+    except Exception as err:  # noqa: BLE001 - a truncated, foreign or crafted file raises many types
+        named = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(err))
+        if named:
+            raise ConvertError(
+                f"{path}: names {named.group(1)}, which is not data; read it with --trust only if you trust "
+                "the file (the full unpickler runs what it names)"
+            ) from None
+        raise ConvertError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+
+
+def convert(path: Path, out: Path, which: str = "full", trust: bool = False) -> int:
     """Writes the CSV; returns the number of rows.
 
     Raises:
         ConvertError: Naming what the file lacks.
     """
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file raises many types
-        raise ConvertError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+    data = load_results(path, trust)
     if not isinstance(data, Mapping) or "meta_archs" not in data or "arch2infos" not in data:
         raise ConvertError(f"{path}: not a NAS-Bench-201 results file (needs meta_archs and arch2infos)")
     archs, infos = data["meta_archs"], data["arch2infos"]
@@ -135,12 +164,17 @@ def main(argv: list[str] | None = None) -> None:
         default="full",
         help="full: 200-epoch results (the published table); less: 12 epochs",
     )
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="read a file that names types beyond data with the full unpickler (it runs what the file names)",
+    )
     args = parser.parse_args(argv)
     if not args.results.is_file():
         raise SystemExit(f"convert_nb201: error: {args.results}: no such file")
     check_out_file(args.out, "--out", None, (args.results,))  # the results file would be replaced by the table
     try:
-        n = convert(args.results, args.out, args.which)
+        n = convert(args.results, args.out, args.which, args.trust)
     except ConvertError as err:
         raise SystemExit(f"convert_nb201: error: {err}") from None
     print(f"{args.out}: {n} architectures")
