@@ -238,6 +238,13 @@ def test_bad_trial_settings_stop_with_one_line(overrides, message):
     assert message in (user_error_message(info.value) or "")
 
 
+def test_the_grace_period_binds_only_the_scheduler_that_reads_it():
+    from rlnas.config import validate_config
+
+    # scheduler=none stops no trial: 1-epoch trials were refused for exceeding ASHA's unused grace period.
+    validate_config(_cfg("+task=mnist1d", "+trials=default", "trials.scheduler=none", "trials.epochs=1"))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

@@ -71,7 +71,7 @@ class TrialSettings:
             raise ValueError(f"trials.scheduler={self.scheduler!r} is unknown; allowed: {list(SCHEDULERS)}")
         if self.reduction_factor < 2:
             raise ValueError(f"trials.reduction_factor must be >= 2, got {self.reduction_factor}")
-        if self.grace_period > self.epochs:
+        if self.scheduler == "asha" and self.grace_period > self.epochs:  # scheduler=none stops no trial
             raise ValueError(
                 f"trials.grace_period={self.grace_period} exceeds trials.epochs={self.epochs}; "
                 "a trial cannot be stopped after its last epoch"
