@@ -47,6 +47,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.search.settings import SearchSettings
 from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
+from rlnas.utils.rundir import check_launcher_jobs
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -119,6 +120,10 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     }
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
     check_group_choices(overrides, conf_dir, extra)
+    try:
+        check_launcher_jobs(overrides)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     config_dir_flags = ("--config-dir", "-cd")
     flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
     if flags:

@@ -77,6 +77,7 @@ from rlnas.utils import (
     write_json_atomic,
 )
 from rlnas.utils.rundir import (
+    check_launcher_jobs,
     explicit_run_dir,
     refuse_earlier_job,
     refuse_earlier_sweep,
@@ -438,6 +439,10 @@ def main() -> None:
         message = _used_run_dir(explicit_run_dir(sys.argv[1:]))
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
         message = _used_sweep_dir(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir"))
+        try:
+            check_launcher_jobs(sys.argv[1:])
+        except ValueError as err:
+            message = message or str(err)
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)

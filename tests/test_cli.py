@@ -321,3 +321,18 @@ def test_a_sweep_into_the_folder_of_an_earlier_sweep_is_refused_before_hydra_rew
     (tmp_path / "empty").mkdir()
     refuse_earlier_sweep(tmp_path / "empty")  # a new or empty folder is used
     refuse_earlier_sweep(tmp_path / "new")
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "many", "-0"])
+def test_a_joblib_job_count_that_joblib_cannot_take_is_named_before_the_sweep(value):
+    from rlnas.config import ConfigError, check_overrides
+    from rlnas.utils.rundir import check_launcher_jobs
+
+    argv = ["-m", "+experiment=smoke", "seed=0,1", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={value}"]
+    # n_jobs=0 was joblib's "n_jobs == 0 in Parallel has no meaning" traceback, for searches and retrains alike.
+    with pytest.raises(ConfigError, match=rf"hydra.launcher.n_jobs={value} must be a whole number other than 0"):
+        check_overrides(argv)
+    with pytest.raises(ValueError, match="other than 0"):
+        check_launcher_jobs(argv)
+    for fine in ("-1", "2", "null"):
+        check_launcher_jobs([f"hydra.launcher.n_jobs={fine}"])

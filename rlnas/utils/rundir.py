@@ -10,6 +10,7 @@ first, on the path the user gave.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -109,3 +110,17 @@ def explicit_run_dir(argv: list[str], key: str = "hydra.run.dir") -> str | None:
         if name == key and sep:
             found = value
     return found
+
+
+def check_launcher_jobs(argv: list[str]) -> None:
+    """Refuses a ``hydra.launcher.n_jobs`` that joblib cannot take (it fails with a traceback before any job).
+
+    Raises:
+        ValueError: Naming the override; negative counts keep joblib's meaning (-1: one job per core).
+    """
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if key == "hydra.launcher.n_jobs" and sep and not re.fullmatch(r"-?0*[1-9][0-9]*|null", value.strip()):
+            raise ValueError(
+                f"hydra.launcher.n_jobs={value} must be a whole number other than 0 (-1: one job per core)"
+            )
