@@ -77,7 +77,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     for row in report["variants"]:
         notes = []
         if "max_abs_diff" in row:
-            notes.append(f"max |diff| to PyTorch {row['max_abs_diff']:.1e}")
+            # No "|" in a cell: Markdown would take it for a column border.
+            notes.append(f"largest difference to PyTorch {row['max_abs_diff']:.1e}")
         if "nonzero_params" in row:
             notes.append(f"{row['nonzero_params']:,} non-zero ({row['sparse_size_mb']:.3f} MB sparse)")
         if "mflops" in row:
