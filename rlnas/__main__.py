@@ -28,6 +28,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     DEFAULT_TASK,
     PATH_KEYS,
     check_resume_dir,
+    claim_new_run_dir,
     planned_run_dir,
     quote_paths,
     refuse_earlier_run,
@@ -392,6 +393,14 @@ def main() -> None:
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 check_resume_dir(sys.argv[1:])
+                flags = [
+                    a for a in sys.argv[1:] if a.startswith("-") and a.split("=", 1)[0] not in ("--config-dir", "-cd")
+                ]
+                if not launched() and not flags and explicit_run_dir(sys.argv[1:]) is None:
+                    # Time-stamped default: claimed here, so a start in the same second gets its own dir.
+                    claimed = claim_new_run_dir(sys.argv[1:])
+                    if claimed is not None:
+                        sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"])]
                 resuming = any(a.lstrip("+").startswith("resume=") and a.partition("=")[2] for a in sys.argv[1:])
                 for arg in sys.argv[1:]:
                     key, sep, value = arg.lstrip("+").partition("=")

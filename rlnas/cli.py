@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rlnas.config import CONF_DIR
 from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
 from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
-from rlnas.utils.rundir import refuse_earlier_job, refuse_planted_links  # noqa: F401 - re-exported
+from rlnas.utils.rundir import new_run_dir, refuse_earlier_job, refuse_planted_links  # noqa: F401 - re-exported
 from rlnas.utils.trust import load_run_config
 
 DEFAULT_TASK = "classification"
@@ -132,16 +132,27 @@ def with_default_task(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith("+experiment=")] + presets
 
 
-def planned_run_dir(overrides: list[str]) -> str:
-    """The ``hydra.run.dir`` these overrides give, resolved now (its ``${now:...}`` included)."""
-    from hydra import compose, initialize_config_dir
-
+def _composable(overrides: list[str]) -> list[str]:
+    """The overrides as :func:`hydra.compose` takes them: flags dropped, ``--config-dir`` as a search path."""
     from rlnas.config import search_dirs
 
     dirs = search_dirs(overrides)
     plain = [a for a in overrides if not a.startswith("-") and not any(a == str(d) for d in dirs)]
     if dirs:
         plain.append("hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]")
+    return plain
+
+
+def claim_new_run_dir(overrides: list[str]) -> str | None:
+    """A new run dir for a search that names none (:func:`rlnas.utils.rundir.new_run_dir`)."""
+    return new_run_dir(CONF_DIR, "config", _composable(overrides))
+
+
+def planned_run_dir(overrides: list[str]) -> str:
+    """The ``hydra.run.dir`` these overrides give, resolved now (its ``${now:...}`` included)."""
+    from hydra import compose, initialize_config_dir
+
+    plain = _composable(overrides)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=plain, return_hydra_config=True)
     return str(OmegaConf.select(cfg, "hydra.run.dir"))

@@ -79,6 +79,7 @@ from rlnas.utils import (
 from rlnas.utils.rundir import (
     check_launcher_jobs,
     explicit_run_dir,
+    new_run_dir,
     refuse_earlier_job,
     refuse_earlier_sweep,
     refuse_planted_links,
@@ -437,6 +438,11 @@ def main() -> None:
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
     if message is None and not flags:
         message = _used_run_dir(explicit_run_dir(sys.argv[1:]))
+    if message is None and not flags and explicit_run_dir(sys.argv[1:]) is None:
+        # Time-stamped default: claimed here, so a retrain started in the same second gets its own folder.
+        claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:])
+        if claimed is not None:
+            sys.argv = [*sys.argv, f"hydra.run.dir={claimed}"]
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
         message = _used_sweep_dir(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir"))
         try:

@@ -336,3 +336,34 @@ def test_a_joblib_job_count_that_joblib_cannot_take_is_named_before_the_sweep(va
         check_launcher_jobs(argv)
     for fine in ("-1", "2", "null"):
         check_launcher_jobs([f"hydra.launcher.n_jobs={fine}"])
+
+
+def test_starts_in_the_same_second_get_their_own_run_dirs(tmp_path):
+    """Two searches started in one second resolved one outputs/runs/DATE/TIME: the second, refused there,
+    had already let Hydra replace the first one's .hydra/ record with its own settings."""
+    import datetime
+
+    year = datetime.datetime.now().strftime("%Y")
+    user_conf = tmp_path / "conf"
+    (user_conf / "hydra").mkdir(parents=True)
+    # A time stamp that stays the same while the test runs, as the default's seconds do for two quick starts.
+    (user_conf / "hydra" / "yearly.yaml").write_text("# @package hydra\nrun:\n  dir: runs/${now:%Y}\n")
+    first = tmp_path / "runs" / year
+    (first / ".hydra").mkdir(parents=True)
+    (first / ".hydra" / "config.yaml").write_text("controller: {_target_: rlnas.controllers.ENASController}\n")
+    (first / "best_arch.json").write_text("{}")
+    before = {p: p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()}
+    proc = run_cli(
+        "--config-dir", str(user_conf), "hydra=yearly", "+experiment=smoke", "controller=random", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {p: p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()} == before
+    second = tmp_path / "runs" / f"{year}_2"
+    assert "RandomController" in (second / ".hydra" / "config.yaml").read_text()
+    assert (second / "best_arch.json").is_file()
+    from rlnas.utils.rundir import new_run_dir
+
+    overrides = ["+task=classification", f"hydra.run.dir={tmp_path}/r/${{now:%Y}}"]
+    claimed = [new_run_dir(ROOT / "conf", "config", overrides) for _ in range(3)]
+    assert claimed == [f"{tmp_path}/r/{year}", f"{tmp_path}/r/{year}_2", f"{tmp_path}/r/{year}_3"]
+    assert new_run_dir(ROOT / "conf", "config", ["+task=classification", f"hydra.run.dir={tmp_path}/fixed"]) is None

@@ -124,3 +124,40 @@ def check_launcher_jobs(argv: list[str]) -> None:
             raise ValueError(
                 f"hydra.launcher.n_jobs={value} must be a whole number other than 0 (-1: one job per core)"
             )
+
+
+def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str]) -> str | None:
+    """A new, empty run dir claimed for a start whose ``hydra.run.dir`` is the time-stamped default.
+
+    Two starts in the same second (a shell loop, a job array) resolved the same
+    ``outputs/runs/DATE/TIME``: the second one, refused there, had already let Hydra replace the
+    first one's ``.hydra/`` record with its own settings. The directory is created here, atomically;
+    a taken one gets a suffix (``TIME_2``, ``TIME_3``, ...).
+
+    Args:
+        conf_dir: The primary config directory.
+        config_name: ``config`` (a search) or ``retrain``.
+        overrides: The command line's overrides, as Hydra will compose them.
+
+    Returns:
+        The directory (to pass as ``hydra.run.dir``), or ``None`` when the run dir is not
+        time-stamped (a fixed one from a config: it is judged where it is used).
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    pattern = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
+    if not isinstance(pattern, str) or "${now:" not in pattern:
+        return None
+    base = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser()
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        candidate = base if k == 1 else base.with_name(f"{base.name}_{k}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    return None
