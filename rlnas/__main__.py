@@ -389,7 +389,13 @@ def main() -> None:
             if launched():
                 sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
             if any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
-                refuse_earlier_sweep(unquote_path(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir") or ""))
+                given_sweep_dir = explicit_run_dir(sys.argv[1:], "hydra.sweep.dir")
+                refuse_earlier_sweep(unquote_path(given_sweep_dir or ""))
+                if given_sweep_dir is None:
+                    # As for a single run: a sweep started in the same second gets its own folder.
+                    claimed = claim_new_run_dir(sys.argv[1:], "sweep")
+                    if claimed is not None:
+                        sys.argv = [*sys.argv, *quote_paths([f"hydra.sweep.dir={claimed}"])]
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 check_resume_dir(sys.argv[1:])

@@ -143,9 +143,13 @@ def _composable(overrides: list[str]) -> list[str]:
     return plain
 
 
-def claim_new_run_dir(overrides: list[str]) -> str | None:
-    """A new run dir for a search that names none (:func:`rlnas.utils.rundir.new_run_dir`)."""
-    return new_run_dir(CONF_DIR, "config", _composable(overrides))
+def claim_new_run_dir(overrides: list[str], mode: str = "run") -> str | None:
+    """A new run (or sweep) dir for a search that names none (:func:`rlnas.utils.rundir.new_run_dir`).
+
+    For a sweep the swept overrides (``seed=0,1``) are left out: one composition cannot take
+    them, and the sweep dir is one for all of the sweep's jobs.
+    """
+    return new_run_dir(CONF_DIR, "config", _composable(overrides), mode)
 
 
 def planned_run_dir(overrides: list[str]) -> str:

@@ -449,6 +449,10 @@ def main() -> None:
             check_launcher_jobs(sys.argv[1:])
         except ValueError as err:
             message = message or str(err)
+        if message is None and explicit_run_dir(sys.argv[1:], "hydra.sweep.dir") is None:
+            claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:], "sweep")
+            if claimed is not None:
+                sys.argv = [*sys.argv, f"hydra.sweep.dir={claimed}"]
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -367,3 +367,7 @@ def test_starts_in_the_same_second_get_their_own_run_dirs(tmp_path):
     claimed = [new_run_dir(ROOT / "conf", "config", overrides) for _ in range(3)]
     assert claimed == [f"{tmp_path}/r/{year}", f"{tmp_path}/r/{year}_2", f"{tmp_path}/r/{year}_3"]
     assert new_run_dir(ROOT / "conf", "config", ["+task=classification", f"hydra.run.dir={tmp_path}/fixed"]) is None
+    # A sweep's folder the same way, its swept overrides (which one composition cannot take) left out.
+    sweep = ["-m", "+task=classification", "seed=0,1", f"hydra.sweep.dir={tmp_path}/s/${{now:%Y}}"]
+    claimed = [new_run_dir(ROOT / "conf", "config", sweep, "sweep") for _ in range(2)]
+    assert claimed == [f"{tmp_path}/s/{year}", f"{tmp_path}/s/{year}_2"]

@@ -126,7 +126,7 @@ def check_launcher_jobs(argv: list[str]) -> None:
             )
 
 
-def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str]) -> str | None:
+def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str], mode: str = "run") -> str | None:
     """A new, empty run dir claimed for a start whose ``hydra.run.dir`` is the time-stamped default.
 
     Two starts in the same second (a shell loop, a job array) resolved the same
@@ -138,20 +138,27 @@ def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str]) ->
         conf_dir: The primary config directory.
         config_name: ``config`` (a search) or ``retrain``.
         overrides: The command line's overrides, as Hydra will compose them.
+        mode: ``run`` (``hydra.run.dir``) or ``sweep`` (``hydra.sweep.dir``, for ``-m``: two sweeps
+            started in one second shared it the same way).
 
     Returns:
         The directory (to pass as ``hydra.run.dir``), or ``None`` when the run dir is not
         time-stamped (a fixed one from a config: it is judged where it is used).
     """
     from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    overrides = [a for a in overrides if not a.startswith("-")]
+    if mode == "sweep":  # one composition cannot take seed=0,1; the sweep dir is one for all its jobs
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
     with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    pattern = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
+    pattern = OmegaConf.to_container(cfg.hydra[mode], resolve=False).get("dir")
     if not isinstance(pattern, str) or "${now:" not in pattern:
         return None
-    base = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser()
+    base = Path(str(OmegaConf.select(cfg, f"hydra.{mode}.dir"))).expanduser()
     base.parent.mkdir(parents=True, exist_ok=True)
     for k in range(1, 10_000):
         candidate = base if k == 1 else base.with_name(f"{base.name}_{k}")
