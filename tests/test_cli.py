@@ -119,6 +119,7 @@ def test_a_users_own_files_in_a_new_run_dir_are_never_replaced(tmp_path):
     assert taken_files(mine) == []
 
 
+@pytest.mark.slow  # every controller (random included) runs a whole search in test_every_controller_runs_a_whole_search
 def test_explicit_task_and_random_controller(tmp_path):
     proc = run_cli("+task=classification", "controller=random", "+experiment=smoke", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -353,14 +354,13 @@ def test_starts_in_the_same_second_get_their_own_run_dirs(tmp_path):
     (first / ".hydra" / "config.yaml").write_text("controller: {_target_: rlnas.controllers.ENASController}\n")
     (first / "best_arch.json").write_text("{}")
     before = {p: p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()}
-    proc = run_cli(
-        "--config-dir", str(user_conf), "hydra=yearly", "+experiment=smoke", "controller=random", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # A setting refused only once the job has started (after Hydra wrote .hydra/): no search needs to run.
+    argv = ["--config-dir", str(user_conf), "hydra=yearly", "controller=random", "task.data.limit=-5"]
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert proc.returncode == 2 and "task.data.limit must be >= 1" in proc.stderr, proc.stderr[-2000:]
     assert {p: p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()} == before
     second = tmp_path / "runs" / f"{year}_2"
     assert "RandomController" in (second / ".hydra" / "config.yaml").read_text()
-    assert (second / "best_arch.json").is_file()
     from rlnas.utils.rundir import new_run_dir
 
     overrides = ["+task=classification", f"hydra.run.dir={tmp_path}/r/${{now:%Y}}"]

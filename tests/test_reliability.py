@@ -74,6 +74,7 @@ def test_finished_runs_are_left_alone_and_progress_shows_in_logs(tmp_path):
     )
 
 
+@pytest.mark.slow  # 13 s: two searches, a stop and a resume in a folder named like a sweep job
 def test_run_dirs_named_like_sweep_jobs_resume_from_the_printed_hint(tmp_path):
     run = tmp_path / "0_controller=enas,seed=0 copy"
     proc = run_cli("+experiment=smoke", "search.epochs=3", "checkpoint.stop_after=1", f"hydra.run.dir={run}")

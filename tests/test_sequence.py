@@ -78,7 +78,20 @@ def test_rnn_cell_decisions_follow_enas():
     assert inputs == [-1, 0, 0, 1] and acts == ["relu", "tanh", "relu", "tanh"] and loose == [2, 3]
 
 
-@pytest.mark.parametrize("name", ["enas", "random", "evolution", "tpe", "grid", "ppo", "maskable_ppo", "recurrent_ppo"])
+# recurrent_ppo (10 s here) shares the PPO family's code with ppo and maskable_ppo: run on purpose (-m slow).
+@pytest.mark.parametrize(
+    "name",
+    [
+        "enas",
+        "random",
+        "evolution",
+        "tpe",
+        "grid",
+        "ppo",
+        "maskable_ppo",
+        pytest.param("recurrent_ppo", marks=pytest.mark.slow),
+    ],
+)
 def test_every_controller_proposes_and_learns_on_the_sequence_spaces(name):
     """Valid proposals on both sequence spaces; the learning controllers improve on a hidden-target reward."""
     for space in SPACES:

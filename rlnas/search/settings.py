@@ -80,6 +80,8 @@ class SearchSettings:
             raise ValueError(f"search.grad_clip must be > 0 (a gradient norm bound), got {self.grad_clip}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"search.momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:  # torch's optimisers refuse it without naming the key
+            raise ValueError(f"search.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 < self.fault_backoff <= 1:
             raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
