@@ -29,6 +29,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     PATH_KEYS,
     check_resume_dir,
     claim_new_run_dir,
+    launch_relative_paths,
     planned_run_dir,
     quote_paths,
     refuse_earlier_run,
@@ -83,6 +84,8 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     try:
         with one_line_errors(prog, also=(NumericFaultError, DistributedError), exit_on_error=not in_sweep):
             try:
+                if hydra_cfg.job.chdir:
+                    launch_relative_paths(cfg, PATH_KEYS)
                 resume = cfg.get("resume")
                 if resume:
                     if comm.is_main and not Path(str(resume)).expanduser().is_dir():

@@ -14,7 +14,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rlnas.config import CONF_DIR
 from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
 from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
-from rlnas.utils.rundir import new_run_dir, refuse_earlier_job, refuse_planted_links  # noqa: F401 - re-exported
+from rlnas.utils.rundir import (  # noqa: F401 - re-exported
+    launch_relative_paths,
+    new_run_dir,
+    refuse_earlier_job,
+    refuse_planted_links,
+)
 from rlnas.utils.trust import load_run_config
 
 DEFAULT_TASK = "classification"

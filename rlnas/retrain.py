@@ -79,6 +79,7 @@ from rlnas.utils import (
 from rlnas.utils.rundir import (
     check_launcher_jobs,
     explicit_run_dir,
+    launch_relative_paths,
     new_run_dir,
     refuse_earlier_job,
     refuse_earlier_sweep,
@@ -415,6 +416,8 @@ def run(cfg: DictConfig) -> None:
     from rlnas.utils.errors import one_line_errors
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if HydraConfig.get().job.chdir:  # the job runs in its output dir: paths as typed are from the launch dir
+        launch_relative_paths(cfg, ("arch", "run_config"))
     with one_line_errors("rlnas.retrain", also=(FloatingPointError, ExportMismatchError)):
         report = retrain(cfg, out_dir, given=given_train_keys(HydraConfig.get().overrides.task))
     first = report["variants"][0]

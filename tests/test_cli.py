@@ -371,3 +371,22 @@ def test_starts_in_the_same_second_get_their_own_run_dirs(tmp_path):
     sweep = ["-m", "+task=classification", "seed=0,1", f"hydra.sweep.dir={tmp_path}/s/${{now:%Y}}"]
     claimed = [new_run_dir(ROOT / "conf", "config", sweep, "sweep") for _ in range(2)]
     assert claimed == [f"{tmp_path}/s/{year}", f"{tmp_path}/s/{year}_2"]
+
+
+def test_paths_as_typed_are_read_from_the_launch_dir_when_hydra_changes_into_the_run_dir(tmp_path):
+    """hydra.job.chdir=true ran the job inside its run dir: task.data.root=data named run_dir/data there."""
+    import subprocess
+    import sys
+
+    (tmp_path / "pets" / "cat").mkdir(parents=True)  # one class: refused by the loader, after the path is found
+    proc = run_cli(
+        "hydra.job.chdir=true", "task.data.name=imagefolder", "task.data.root=pets", "hydra.run.dir=run", cwd=tmp_path
+    )
+    assert proc.returncode == 2 and "is not a directory" not in proc.stderr, proc.stderr[-2000:]
+    assert str(tmp_path / "pets") in proc.stderr
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "best_arch.json").write_text("[]")
+    retrain = [sys.executable, "-m", "rlnas.retrain", "arch=search", "hydra.job.chdir=true", "hydra.run.dir=out"]
+    proc = subprocess.run(retrain, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no such file" not in proc.stderr, proc.stderr[-2000:]
+    assert str(tmp_path / "search") in proc.stderr

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 #: What a start that failed before its first result leaves besides Hydra's ``.hydra/`` record: its log,
 #: its lock, the search's config and status. Another start there replaces them.
@@ -168,3 +169,18 @@ def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str], mo
             continue
         return str(candidate)
     return None
+
+
+def launch_relative_paths(cfg: Any, keys: tuple[str, ...]) -> None:
+    """Makes the config's relative paths at ``keys`` absolute from where the command was typed.
+
+    Under ``hydra.job.chdir=true`` a job runs inside its run dir, where a relative
+    ``task.data.root=../data`` would name another folder than the one typed.
+    """
+    from hydra.utils import to_absolute_path
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        value = None if key.startswith("hydra.") else OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            OmegaConf.update(cfg, key, to_absolute_path(value), merge=False)
