@@ -260,6 +260,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
     if isinstance(cfg.get("ground_truth"), DictConfig):
         GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
+    if cfg.get("trials") is not None and cfg.get("benchmark") is not None:
+        raise ConfigError("+trials trains each candidate and +benchmark looks it up in a table: choose one of them")
     if isinstance(cfg.get("trials"), DictConfig):
         from rlnas.trials.settings import trial_settings
 

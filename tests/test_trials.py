@@ -226,6 +226,8 @@ def test_training_decisions_are_decisions_like_any_other(small_space):
         (["trials.concurrent=true"], "trials.concurrent must be a whole number, got True"),
         (["trials.failed_reward=abc"], "trials.failed_reward must be a number, got 'abc'"),
         (["trials.cpus_per_trial=[1]"], "trials.cpus_per_trial must be a number"),
+        # both ways of scoring a candidate at once: an UnboundLocalError traceback after the table run
+        (["+benchmark=toy"], "+trials trains each candidate and +benchmark looks it up in a table: choose one"),
     ],
 )
 def test_bad_trial_settings_stop_with_one_line(overrides, message):
