@@ -25,7 +25,7 @@ import inspect
 import math
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,45 @@ def _check_finite(node: Any, prefix: str) -> None:
         raise ConfigError(f"{prefix.rstrip('.')}={node} must be a finite number")
 
 
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every scalar in a plain config container, ``hydra`` left out."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if str(key) != "hydra":
+                yield from _leaves(value, f"{prefix}{key}.")
+    elif not isinstance(node, list):
+        yield prefix.rstrip("."), node
+
+
+def _resolve_in_place(cfg: DictConfig) -> None:
+    """Resolves the config's interpolations in place, naming the key of one that fails.
+
+    The checks then see the values a run uses, and the run's ``config.yaml`` keeps them:
+    ``seed=${now:%S}`` saved as such gave a resumed run another seed.
+    """
+    resolved = {}
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+        if isinstance(value, str) and "${" in value:
+            try:
+                resolved[key] = (value, OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+            except OmegaConfBaseException as err:
+                detail = str(err).strip().splitlines()[0]
+                raise ConfigError(f"{key}={value}: {detail}") from None
+    for key, (_value, result) in resolved.items():
+        OmegaConf.update(cfg, key, result, merge=False)
+    try:
+        OmegaConf.resolve(cfg)  # interpolations inside lists
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config: {str(err).strip().splitlines()[0]}") from None
+    if resolved:
+        # A resolved interpolation is a string ('51' from ${now:%S}); the schema's keys keep their type.
+        typed = OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg)
+        for key, (_value, result) in resolved.items():
+            converted = OmegaConf.select(typed, key, default=result)
+            if isinstance(result, str) and not isinstance(converted, str) and str(converted) == result.strip():
+                OmegaConf.update(cfg, key, converted, merge=False)
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Checks a composed config's types and keys; values are checked where they are used.
 
@@ -236,6 +275,7 @@ def validate_config(cfg: DictConfig) -> None:
         ConfigError: One line naming the first bad key.
     """
     try:
+        _resolve_in_place(cfg)
         OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg)
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or "config"
@@ -244,7 +284,10 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"{key} is not a setting; allowed: {', '.join(allowed)}") from None
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
-        value = OmegaConf.select(cfg, key, default=None) if key != "config" else None
+        try:
+            value = OmegaConf.select(cfg, key, default=None) if key != "config" else None
+        except OmegaConfBaseException:  # the value is the interpolation that failed
+            value = None
         detail = str(getattr(err, "msg", err)).strip().splitlines()[0]
         if any(m in detail for m in ("could not be converted", "Invalid type", "Value '", "Invalid value assigned")):
             expected = _expected_type(key)

@@ -192,6 +192,9 @@ BAD_CONFIGS = [
     (["+task=detection", "task.data.objects=[3]"], "task.data.objects=[3] must be a list of 2 int"),
     # a single name where a list belongs was "AnyNode is not a ListConfig"
     (["costs.track=params"], "costs.track='params' must be a list of str"),
+    # an interpolation is checked as the value it resolves to (a list here was a TypeError traceback)
+    (['search.lr=${oc.decode:"[1]"}'], "search.lr=[1] must be float"),
+    (["search.lr=${oc.env:RLNAS_NO_SUCH_VARIABLE}"], "search.lr=${oc.env:RLNAS_NO_SUCH_VARIABLE}: KeyError"),
     # a repeated choice silently doubles its prior; a meta tensor holds no data
     (["+task=sequence", "space=rnn_cell", "space.activations=[tanh,tanh]"], "space.activations has duplicates"),
     (["+task=sequence", "space=attention", "space.heads=[2,2]"], "space.heads has duplicates: [2, 2]"),
@@ -648,3 +651,15 @@ def test_more_threads_than_cores_are_named_in_a_warning(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"threads={cores + 7} exceeds the {cores} cores this process may use: slower, and latencies measured too high"
     ]
+
+
+def test_an_interpolated_setting_is_saved_as_the_value_the_run_used():
+    """seed=${now:%S} was saved as such in config.yaml: a resume resolved it again, to another seed."""
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "seed=${now:%S}", "search.lr=${search.momentum}"])
+    validate_config(cfg)
+    saved = OmegaConf.to_yaml(cfg)
+    assert "${" not in saved
+    assert isinstance(cfg.seed, int) and 0 <= cfg.seed < 60 and cfg.search.lr == cfg.search.momentum
