@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,13 +73,22 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
         sys.exit(2)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     owns_dir = False  # set once known: a run never writes its status into another run's dir
+    written: list[str] = []  # the states status.json was given, in order
 
     def status(state: str, **fields: object) -> None:
         if owns_dir and comm.is_main:
             try:
                 write_status(run_dir, state, started, **fields)
+                written.append(state)
             except OSError as err:  # the disk that failed the run may fail this too: say so, don't mask the error
                 print(f"rlnas: status.json not updated to {state!r} ({err.strerror or err})", file=sys.stderr)
+
+    def stopped_by_the_launcher() -> None:
+        if written[-1:] == ["running"]:  # a run that ended on its own keeps its final state
+            status("interrupted", error="torchrun stopped this process (another process of the run ended)")
+
+    global _RECORD_LAUNCHER_STOP
+    _RECORD_LAUNCHER_STOP = stopped_by_the_launcher
 
     try:
         with one_line_errors(prog, also=(NumericFaultError, DistributedError), exit_on_error=not in_sweep):
@@ -365,13 +374,23 @@ def join_ranks(argv: list[str]) -> list[str]:
     return argv
 
 
+#: Records a stop by torchrun in the run's status.json (set by :func:`run` once it knows its run dir).
+_RECORD_LAUNCHER_STOP: Callable[[], None] | None = None
+
+
 def _stopped_by_the_launcher(signum: int, frame: Any) -> None:
     """SIGTERM outside the search's own handlers under torchrun: the launcher ends the run's other processes.
 
     When one rank dies, ``torchrun`` sends SIGTERM to the others at once; a rank that was itself
-    leaving with its error (the lost peer) could be killed before saying so, with no line at all.
+    leaving with its error (the lost peer) could be killed before saying so, with no line at all,
+    and before its status.json left "running".
     """
     print("rlnas: interrupted: torchrun stopped this process (another process of the run ended)", file=sys.stderr)
+    if _RECORD_LAUNCHER_STOP is not None:
+        try:
+            _RECORD_LAUNCHER_STOP()
+        except Exception:  # noqa: BLE001 - the exit below matters more than the record
+            pass
     raise SystemExit(130)
 
 
