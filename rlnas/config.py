@@ -216,56 +216,54 @@ def check_signature(values: dict[str, Any], target: Callable, prefix: str, skip:
             raise ConfigError(f"{prefix}.{key}={value!r} must be {_type_name(hint)}")
 
 
-def _check_finite(node: Any, prefix: str) -> None:
-    """Refuses NaN and infinite numbers anywhere in a config: no setting means them (``search.lr=inf``)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if str(key) != "hydra":
-                _check_finite(value, f"{prefix}{key}.")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _check_finite(value, f"{prefix}{i}.")
-    elif isinstance(node, float) and not math.isfinite(node):
-        raise ConfigError(f"{prefix.rstrip('.')}={node} must be a finite number")
-
-
-def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    """``(dotted key, value)`` of every scalar in a plain config container, ``hydra`` left out."""
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every scalar in a plain config container (list items by index), ``hydra`` left out."""
     if isinstance(node, dict):
         for key, value in node.items():
             if str(key) != "hydra":
                 yield from _leaves(value, f"{prefix}{key}.")
-    elif not isinstance(node, list):
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}{i}.")
+    else:
         yield prefix.rstrip("."), node
 
 
-def _resolve_in_place(cfg: DictConfig) -> None:
+def _check_finite(node: Any) -> None:
+    """Refuses NaN and infinite numbers anywhere in a config: no setting means them (``search.lr=inf``)."""
+    for key, value in _leaves(node):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} must be a finite number")
+
+
+def _resolve_in_place(cfg: DictConfig) -> dict[str, Any]:
     """Resolves the config's interpolations in place, naming the key of one that fails.
 
     The checks then see the values a run uses, and the run's ``config.yaml`` keeps them:
     ``seed=${now:%S}`` saved as such gave a resumed run another seed.
+
+    Returns:
+        The resolved keys and their values.
     """
     resolved = {}
-    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
         if isinstance(value, str) and "${" in value:
             try:
-                resolved[key] = (value, OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+                resolved[key] = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
             except OmegaConfBaseException as err:
                 detail = str(err).strip().splitlines()[0]
                 raise ConfigError(f"{key}={value}: {detail}") from None
-    for key, (_value, result) in resolved.items():
+    for key, result in resolved.items():
         OmegaConf.update(cfg, key, result, merge=False)
-    try:
-        OmegaConf.resolve(cfg)  # interpolations inside lists
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config: {str(err).strip().splitlines()[0]}") from None
-    if resolved:
-        # A resolved interpolation is a string ('51' from ${now:%S}); the schema's keys keep their type.
-        typed = OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg)
-        for key, (_value, result) in resolved.items():
-            converted = OmegaConf.select(typed, key, default=result)
-            if isinstance(result, str) and not isinstance(converted, str) and str(converted) == result.strip():
-                OmegaConf.update(cfg, key, converted, merge=False)
+    return resolved
+
+
+def _keep_schema_types(cfg: DictConfig, typed: DictConfig, resolved: dict[str, Any]) -> None:
+    """A resolved interpolation is a string ('51' from ``${now:%S}``); the schema's keys keep their type."""
+    for key, result in resolved.items():
+        converted = OmegaConf.select(typed, key, default=result)
+        if isinstance(result, str) and not isinstance(converted, str) and str(converted) == result.strip():
+            OmegaConf.update(cfg, key, converted, merge=False)
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -275,8 +273,8 @@ def validate_config(cfg: DictConfig) -> None:
         ConfigError: One line naming the first bad key.
     """
     try:
-        _resolve_in_place(cfg)
-        OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg)
+        resolved = _resolve_in_place(cfg)
+        _keep_schema_types(cfg, OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg), resolved)
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or "config"
         parent = _schema_node(key.rpartition(".")[0])
@@ -293,7 +291,7 @@ def validate_config(cfg: DictConfig) -> None:
             expected = _expected_type(key)
             raise ConfigError(f"{key}={value!r} must be {expected}" if expected else f"{key}: {detail}") from None
         raise ConfigError(f"{key}: {detail}") from None
-    _check_finite(OmegaConf.to_container(cfg, resolve=False), "")
+    _check_finite(OmegaConf.to_container(cfg, resolve=False))
     threads = cfg.get("threads")
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"threads must be >= 1 or null, got {threads}")

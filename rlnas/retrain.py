@@ -439,20 +439,21 @@ def main() -> None:
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
+    run_dir, sweep_dir = (explicit_run_dir(sys.argv[1:], key) for key in ("hydra.run.dir", "hydra.sweep.dir"))
     if message is None and not flags:
-        message = _used_run_dir(explicit_run_dir(sys.argv[1:]))
-    if message is None and not flags and explicit_run_dir(sys.argv[1:]) is None:
+        message = _used_run_dir(run_dir)
+    if message is None and not flags and run_dir is None:
         # Time-stamped default: claimed here, so a retrain started in the same second gets its own folder.
         claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:])
         if claimed is not None:
             sys.argv = [*sys.argv, f"hydra.run.dir={claimed}"]
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        message = _used_sweep_dir(explicit_run_dir(sys.argv[1:], "hydra.sweep.dir"))
+        message = _used_sweep_dir(sweep_dir)
         try:
             check_launcher_jobs(sys.argv[1:])
         except ValueError as err:
             message = message or str(err)
-        if message is None and explicit_run_dir(sys.argv[1:], "hydra.sweep.dir") is None:
+        if message is None and sweep_dir is None:
             claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:], "sweep")
             if claimed is not None:
                 sys.argv = [*sys.argv, f"hydra.sweep.dir={claimed}"]

@@ -113,7 +113,7 @@ class AttentionSpace(SearchSpace):
         bad_heads = [h for h in heads if int(h) < 1 or int(d_model) % int(h)]
         if bad_heads:
             raise ValueError(f"space.heads={list(heads)}: each must divide space.d_model={d_model}")
-        if not ffn_ratios or any(int(r) < 1 for r in ffn_ratios):
+        if any(int(r) < 1 for r in ffn_ratios):  # an empty list is refused above
             raise ValueError(f"space.ffn_ratios={list(ffn_ratios)} must be positive integers")
         for key, given, allowed in (
             ("activations", activations, ATTENTION_ACTIVATIONS),
