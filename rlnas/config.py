@@ -259,10 +259,14 @@ def _resolve_in_place(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _keep_schema_types(cfg: DictConfig, typed: DictConfig, resolved: dict[str, Any]) -> None:
-    """A resolved interpolation is a string ('51' from ``${now:%S}``); the schema's keys keep their type."""
+    """A resolved interpolation is a string ('51' from ``${now:%S}``); the schema's keys keep their type.
+
+    ``typed`` is the config merged into the schema, so its value is the schema's conversion of the
+    string ('04' is 4); keys outside the schema stay as they resolved.
+    """
     for key, result in resolved.items():
         converted = OmegaConf.select(typed, key, default=result)
-        if isinstance(result, str) and not isinstance(converted, str) and str(converted) == result.strip():
+        if isinstance(result, str) and not isinstance(converted, str):
             OmegaConf.update(cfg, key, converted, merge=False)
 
 

@@ -663,3 +663,8 @@ def test_an_interpolated_setting_is_saved_as_the_value_the_run_used():
     saved = OmegaConf.to_yaml(cfg)
     assert "${" not in saved
     assert isinstance(cfg.seed, int) and 0 <= cfg.seed < 60 and cfg.search.lr == cfg.search.momentum
+    # Seconds 00-09 resolve with a leading zero: still the number the schema takes.
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", "seed=${oc.decode:'007'}", "data_seed=${now:0%S}"])
+    validate_config(cfg)
+    assert cfg.data_seed == int(OmegaConf.to_container(cfg)["data_seed"]) and isinstance(cfg.data_seed, int)
