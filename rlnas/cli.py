@@ -129,12 +129,15 @@ def with_default_task(argv: list[str]) -> list[str]:
             for a in argv
         ]
         return [*argv, *extra, "hydra.output_subdir=null"]
+    # A trailing --info takes an optional value: what is added goes before it, not into it.
+    tail = argv[-1:] if argv[-1:] in (["--info"], ["-i"]) else []
+    argv = argv[: len(argv) - len(tail)]
     if not any(re.match(r"^[+~]{0,2}task(@[\w.]+)?=", a) for a in argv) and not any(
         a.startswith("+benchmark=") for a in argv
     ):
         argv = [*argv, f"+task={DEFAULT_TASK}"]
     presets = [a for a in argv if a.startswith("+experiment=")]
-    return [a for a in argv if not a.startswith("+experiment=")] + presets
+    return [a for a in argv if not a.startswith("+experiment=")] + presets + tail
 
 
 def _composable(overrides: list[str]) -> list[str]:

@@ -126,10 +126,16 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         raise ConfigError(str(err)) from None
     config_dir_flags = ("--config-dir", "-cd")
     flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
-    if flags:
-        return  # sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself
     from rlnas.utils.errors import composition_error
 
+    if flags:
+        # Sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself, but a
+        # hydra/GROUP=NAME choice (hydra/launcher=ray) is checked once here, as a single run's would be.
+        chosen = [a for a in overrides if a.lstrip("+~").startswith("hydra/") and "," not in a and "(" not in a]
+        message = composition_error(conf_dir, "config", chosen) if chosen else None
+        if message is not None:
+            raise ConfigError(message)
+        return
     if extra:  # --config-dir DIR: the user's configs join the search path, as Hydra will add them
         given = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
         searched = ",".join(f"file://{d.resolve()}" for d in extra)
@@ -305,8 +311,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
     if isinstance(cfg.get("ground_truth"), DictConfig):
         GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
-    if cfg.get("trials") is not None and cfg.get("benchmark") is not None:
-        raise ConfigError("+trials trains each candidate and +benchmark looks it up in a table: choose one of them")
+    if cfg.get("benchmark") is not None:
+        _check_table_run(cfg)
     if isinstance(cfg.get("trials"), DictConfig):
         from rlnas.trials.settings import trial_settings
 
@@ -330,6 +336,27 @@ def validate_config(cfg: DictConfig) -> None:
         loader = getattr(target, "data_loader", None)
         if section == "task" and loader is not None and isinstance(values.get("data"), dict):
             check_signature(values["data"], loader, "task.data", skip=("seed",))
+
+
+def _check_table_run(cfg: DictConfig) -> None:
+    """A ``+benchmark`` run trains nothing: settings that train (a task, trials, ground-truth draws) are refused.
+
+    Raises:
+        ConfigError: Naming the setting that would be ignored.
+    """
+    if cfg.get("trials") is not None:
+        raise ConfigError("+trials trains each candidate and +benchmark looks it up in a table: choose one of them")
+    if cfg.get("task") is not None:
+        raise ConfigError(
+            "+task and +benchmark: a benchmark run looks each architecture up in its table and trains "
+            "no task; choose one of them"
+        )
+    random_draws = OmegaConf.select(cfg, "ground_truth.random", default=0)
+    if random_draws:
+        raise ConfigError(
+            f"ground_truth.random={random_draws}: a benchmark run trains nothing standalone; its table's "
+            "reported column is the ground truth (drop the setting)"
+        )
 
 
 def _check_seeds(cfg: DictConfig) -> None:

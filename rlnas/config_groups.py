@@ -136,13 +136,40 @@ def group_options(group: str, conf_dir: Path = CONF_DIR, extra: Sequence[Path] =
 def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, extra: Sequence[Path] = ()) -> None:
     """Raises :class:`ConfigError` for a group choice (or a sweep value) with no YAML file.
 
-    Sweep functions (``choice(...)``, ``range(...)``, globs) are left to Hydra.
+    A ``glob(...)`` sweep must name a config group and match one of its
+    options: Hydra would launch 0 jobs and exit as if it had run. Other sweep
+    functions (``choice(...)``, ``range(...)``) are left to Hydra.
     """
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
+        if sep and value.strip().startswith("glob("):
+            _check_glob(override, key, conf_dir, extra)
+            continue
         if not sep or key not in GROUPS or "(" in value or not value:
             continue
         options = group_options(key, conf_dir, extra)
         for choice in value.split(","):
             if choice.strip() not in options:
                 raise ConfigError(f"{key}={choice.strip()} is not a {key} config; allowed: {', '.join(options)}")
+
+
+def _check_glob(override: str, key: str, conf_dir: Path, extra: Sequence[Path]) -> None:
+    """A ``KEY=glob(...)`` sweep: KEY a config group, and at least one of its options matched."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+    from hydra.errors import HydraException
+
+    try:
+        value = OverridesParser.create().parse_override(override).value()
+    except HydraException:
+        return  # Hydra reports its own syntax errors
+    if not isinstance(value, Glob):
+        return
+    if key not in GROUPS:
+        raise ConfigError(
+            f"{override}: glob() picks options of a config group ({', '.join(GROUPS)}); {key} is a value: "
+            f"list the values ({key}=a,b) or use range()"
+        )
+    options = group_options(key, conf_dir, extra)
+    if not value.filter(options):
+        raise ConfigError(f"{override} matches no {key} config; options: {', '.join(options)}")

@@ -66,12 +66,22 @@ class PredictConfig:
 
 
 def input_files(path: str | Path, suffixes: Sequence[str], kind: str) -> list[Path]:
-    """The input file itself, or the ``suffixes`` files under a directory (recursively, sorted)."""
+    """The input file itself, or the ``suffixes`` files under a directory (recursively, sorted).
+
+    Hidden files and folders under a directory (macOS's ``._x.png`` resource forks,
+    ``.thumbnails/``) are skipped, as the ImageFolder loader skips them.
+    """
     path = Path(path).expanduser()
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in suffixes
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not files:
             raise PredictError(f"input={path}: no {kind} files ({', '.join(suffixes)})")
         return files

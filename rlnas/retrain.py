@@ -110,6 +110,11 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         raise FileNotFoundError(f"arch={arch_path}: {what} (pass a search run's dir or its best_arch.json)")
     try:
         payload = json.loads(path.read_text())
+        if not isinstance(payload, dict):
+            raise TypeError(
+                f"the file holds a JSON {type(payload).__name__}, not an object with an 'arch' key "
+                '(e.g. {"arch": [0, 2, 1]}; the run\'s config.yaml beside it gives the space)'
+            )
         arch = payload["arch"]
         if not isinstance(arch, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in arch):
             raise ValueError(f"'arch' must be a list of whole numbers (choice indices), got {arch!r}"[:200])

@@ -16,6 +16,7 @@ from rlnas.__main__ import resumed_config, user_error_message, with_default_task
 from rlnas.config import check_overrides, validate_config
 from rlnas.data import DataError, load_image_classification
 from rlnas.data.detection import load_coco, load_detection
+from rlnas.data.images import _imagefolder_images
 from rlnas.data.sequences import load_sequences
 from rlnas.search.builder import build_search
 from tests.conftest import ROOT
@@ -201,6 +202,9 @@ BAD_CONFIGS = [
     (["+task=sequence", "space=attention", "space.layer_types=[]"], "space.layer_types must list at least one"),
     (["space=nb201", "space.ops=[none,none,skip_connect]"], "space.ops has duplicates"),
     (["device=meta"], "device='meta' holds no data"),
+    # a table run trains nothing: a task or standalone ground-truth draws were silently ignored
+    (["+task=mnist1d", "+benchmark=toy"], "+task and +benchmark: a benchmark run looks each architecture up"),
+    (["+benchmark=toy", "ground_truth.random=2"], "ground_truth.random=2: a benchmark run trains nothing standalone"),
     (
         ["+task=sequence", "task.data.name=file", "task.data.path=x.csv", "task.data.features=0"],
         "task.data.features must be a whole number >= 1 (values per step), got 0",
@@ -320,6 +324,23 @@ def load_folder(root):
     return load_image_classification("imagefolder", root=str(root), image_size=16)
 
 
+def test_hidden_files_and_folders_are_not_samples_or_classes(tmp_path):
+    # macOS's "._a.png" resource forks stopped a search as unreadable images; a Jupyter
+    # ".ipynb_checkpoints" folder with an image in it became a third class.
+    root = _imagefolder(
+        tmp_path,
+        {
+            "cat/a.png": "image",
+            "cat/._a.png": b"\x00\x05\x16\x07",
+            "cat/.thumbs/t.png": "image",
+            "dog/b.png": "image",
+            ".ipynb_checkpoints/c.png": "image",
+        },
+    )
+    x, y, classes = _imagefolder_images(str(root), 8)
+    assert classes == ["cat", "dog"] and len(x) == 2 and sorted(y.tolist()) == [0, 1]
+
+
 def _mnist_raw(root, n=2):
     """MNIST's four idx files (the format torchvision reads) holding ``n`` blank digits each."""
     import struct
@@ -358,6 +379,15 @@ BAD_DATA = [
         "imagefolder empty jpg",
         lambda t: load_folder(_imagefolder(t, {"cat/a.png": "image", "dog/c.jpg": b""})),
         "c.jpg: unreadable image",
+    ),
+    (
+        "imagefolder with a symlink loop: each image reached again and again, in every split",
+        lambda t: (
+            _imagefolder(t, {"cat/a.png": "image", "dog/b.png": "image"}),
+            (t / "cat" / "up").symlink_to(".."),
+            load_folder(t),
+        ),
+        "are one file (through a symlink): each image must appear once under task.data.root",
     ),
     ("cifar10 files missing", lambda t: load_image_classification("cifar10", root=str(t)), "cifar10 not found under"),
     # Resized beyond memory (cifar10 at image_size=224 is 36 GB): the kernel killed the run, with no message.
@@ -628,6 +658,15 @@ def test_retrain_refuses_an_arch_of_fractions_instead_of_rounding_it(tmp_path):
 
     (tmp_path / "best_arch.json").write_text(json.dumps({"arch": [1.7, 0, 2]}))
     with pytest.raises(ValueError, match=r"best_arch.json: .*'arch' must be a list of whole numbers .*1.7"):
+        load_run(str(tmp_path / "best_arch.json"), None)
+
+
+def test_retrain_says_what_a_bare_list_of_choices_lacks(tmp_path):
+    from rlnas.retrain import load_run
+
+    # "TypeError: list indices must be integers or slices, not str" said nothing of the file's shape.
+    (tmp_path / "best_arch.json").write_text(json.dumps([1, 0, 2]))
+    with pytest.raises(ValueError, match=r"best_arch.json: .*holds a JSON list, not an object with an 'arch' key"):
         load_run(str(tmp_path / "best_arch.json"), None)
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -168,6 +169,27 @@ def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task(["+task=detection"]) == ["+task=detection"]
     assert with_default_task(["-m", "+task=classification,detection"]) == ["-m", "+task=classification,detection"]
     assert with_default_task(["+experiment=smoke", "+task=detection"]) == ["+task=detection", "+experiment=smoke"]
+    # Hydra's --info takes an optional value: the added task went into it ("invalid choice").
+    assert with_default_task(["--info"]) == ["+task=classification", "--info"]
+    assert with_default_task(["+experiment=smoke", "-i"]) == ["+task=classification", "+experiment=smoke", "-i"]
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        # Hydra launched 0 jobs and exited 0: a glob over values, or one that matches no option
+        ("seed=glob(*)", "seed=glob(*): glob() picks options of a config group"),
+        ("controller=glob(zz*)", "controller=glob(zz*) matches no controller config; options: darts"),
+        # Hydra's many-line report with exit 1
+        ("hydra/launcher=ray", "Could not find 'hydra/launcher/ray'"),
+    ],
+)
+def test_sweeps_that_would_launch_nothing_or_fail_in_hydra_are_named_first(sweep, message):
+    from rlnas.config import ConfigError, check_overrides
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_overrides(["-m", "+experiment=smoke", "seed=0,1", sweep])
+    check_overrides(["-m", "+experiment=smoke", "controller=glob([e*,r*],exclude=rand*)"])  # matches enas
 
 
 @pytest.mark.parametrize("group", ["space", "controller", "reward"])

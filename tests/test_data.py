@@ -174,3 +174,13 @@ def test_classes_with_no_training_sample_are_named(caplog):
     caplog.clear()
     normalised_splits(x, torch.arange(40) % 2, 0.2, 0.2, seed=0, channel_dim=1)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_predict_reads_the_images_of_a_folder_but_not_hidden_ones(tmp_path):
+    from rlnas.predict import IMAGE_SUFFIXES, input_files
+
+    for rel in ("a.png", "sub/b.jpg", "notes.txt", "._a.png", ".thumbs/t.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    # macOS's "._a.png" resource fork stopped the whole batch as an unreadable image.
+    assert input_files(tmp_path, IMAGE_SUFFIXES, "image") == [tmp_path / "a.png", tmp_path / "sub" / "b.jpg"]

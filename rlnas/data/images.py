@@ -83,10 +83,38 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
             img.load()
             return img
 
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    top = Path(root)
+
+    def visible(path: str) -> bool:
+        # Hidden files and folders (macOS's "._x.png" resource forks, ".thumbnails/") are not samples.
+        parts = Path(path).relative_to(top).parts
+        return path.lower().endswith(IMG_EXTENSIONS) and not any(p.startswith(".") for p in parts)
+
+    class Folder(torchvision.datasets.ImageFolder):
+        def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+            # A hidden folder (".ipynb_checkpoints") is not a class.
+            classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+            if not classes:
+                raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
+            return classes, {name: i for i, name in enumerate(classes)}
+
     try:
-        ds = torchvision.datasets.ImageFolder(root, loader=loader)
-    except (FileNotFoundError, RuntimeError) as err:
-        raise DataError(f"{root}: {err}") from None
+        ds = Folder(root, loader=loader, is_valid_file=visible)
+    except (FileNotFoundError, RuntimeError, OSError) as err:
+        hint = f"Images: {', '.join(IMG_EXTENSIONS)}" if "no valid file" in str(err) else ""
+        raise DataError(f"{root}: {str(err).strip()} {hint}".rstrip()) from None
+    # Folders are followed through symlinks: a file reached twice would sit in two splits (or two classes).
+    first: dict[str, str] = {}
+    for path, _ in ds.samples:
+        real = os.path.realpath(path)
+        if real in first:
+            raise DataError(
+                f"{path} and {first[real]} are one file (through a symlink): each image must appear once "
+                "under task.data.root"
+            )
+        first[real] = path
     # Each image is resized as it is read: the stacked float tensor (and its normalised copy) is the cost.
     check_fits(
         len(ds.samples) * 3 * 4 * 2 * float(image_size) ** 2, f"{len(ds.samples):,} images", "task.data.image_size"
