@@ -234,3 +234,38 @@ def test_a_stop_inside_a_library_call_that_wraps_errors_is_still_a_stop(tmp_path
     with pytest.raises(SearchInterrupted, match="stopped by SIGINT before the first epoch"):
         with stops_before_the_first_epoch(str(tmp_path), False):
             instantiate(kill)
+
+
+def test_model_files_that_do_not_fit_on_the_disk_are_one_error_naming_the_file(tmp_path):
+    """torch's own writers reported a full disk as a bare RuntimeError ("unexpected pos", checkpoints)
+    or aborted the whole process with a C++ terminate (TorchScript); a file-size limit stands in for
+    the full disk here (a write past it fails with EFBIG, as on a full one with ENOSPC)."""
+    script = f"""
+import errno, resource, signal, sys
+from pathlib import Path
+import torch
+from rlnas.export.formats import export_onnx, export_torchscript
+from rlnas.utils import save_atomic
+from rlnas.utils.errors import user_error_message
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+model, example = torch.nn.Linear(200, 200), torch.zeros(1, 200)  # 160 kB of weights
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+out = Path({str(tmp_path)!r})
+for name, write in [
+    ("model.ts", lambda p: export_torchscript(model, example, p)),
+    ("model.onnx", lambda p: export_onnx(model, example, p)),
+    ("checkpoint.pt", lambda p: save_atomic(model.state_dict(), p)),
+]:
+    try:
+        write(out / name)
+    except OSError as err:
+        print(name, err.errno == errno.EFBIG, user_error_message(err))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [
+        f"{name} True {tmp_path / name}: File too large; nothing written before it is lost"
+        for name in ("model.ts", "model.onnx", "checkpoint.pt")
+    ]
+    assert not list(tmp_path.iterdir())  # no half-written model or temporary file

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rlnas.costs.latency import measure_ms
+from rlnas.utils import atomic_file
 
 #: Largest tolerated |exported - PyTorch| on the same inputs.
 PARITY_ATOL = 1e-4
@@ -89,10 +90,11 @@ def export_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
         # The TorchScript-based exporter needs no extra package (the dynamo one
         # needs onnxscript); it warns that it is no longer the default.
         warnings.simplefilter("ignore")
+        buffer = io.BytesIO()
         torch.onnx.export(
             model,
             (example.cpu(),),
-            str(path),
+            buffer,
             input_names=["images"],
             output_names=["outputs"],
             dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
@@ -101,7 +103,8 @@ def export_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
         )
     import onnx
 
-    onnx.checker.check_model(onnx.load(str(path)))
+    onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
+    write_bytes_atomic(buffer, path)
 
 
 def onnx_session(path: Path):
@@ -119,7 +122,20 @@ def export_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example.cpu())
-    traced.save(str(path))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    write_bytes_atomic(buffer, path)
+
+
+def write_bytes_atomic(buffer: io.BytesIO, path: Path) -> None:
+    """Writes a serialised model through :func:`~rlnas.utils.atomic_file`.
+
+    Serialising to a file directly, torch's writers abort the whole process
+    (TorchScript: a C++ ``terminate``) or raise a bare ``RuntimeError`` when the
+    disk is full; a plain write raises the ``OSError`` that names the file.
+    """
+    with atomic_file(path, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:

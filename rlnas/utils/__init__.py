@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -214,9 +215,16 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
 
 
 def save_atomic(payload: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`atomic_file`."""
+    """``torch.save`` through :func:`atomic_file`.
+
+    The payload is serialised in memory first: torch's zip writer reports a
+    failed write (a full disk) as a bare ``RuntimeError`` ("unexpected pos"),
+    while a plain write raises the ``OSError`` that names the cause.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_file(path, "wb") as f:
-        torch.save(payload, f)
+        f.write(buffer.getbuffer())
 
 
 def memory_bytes() -> int:

@@ -21,7 +21,7 @@ from rlnas.spaces.base import InvalidArchitectureError
 
 USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
 #: Errors of the file system a run writes to (not of the program): reported in one line.
-DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
+DISK_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
 
 
 def one_line(err: BaseException) -> str:
