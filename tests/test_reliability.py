@@ -269,3 +269,25 @@ for name, write in [
         for name in ("model.ts", "model.onnx", "checkpoint.pt")
     ]
     assert not list(tmp_path.iterdir())  # no half-written model or temporary file
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (every write: no space left)")
+def test_a_log_file_on_a_full_disk_is_named_once_not_a_traceback_per_record(capsys):
+    import contextlib
+    import logging
+
+    from rlnas.utils.errors import one_line_errors
+
+    handler = logging.FileHandler("/dev/full")
+    logging.getLogger().addHandler(handler)
+    try:
+        with one_line_errors("rlnas"):
+            for i in range(3):
+                logging.getLogger("rlnas").warning("record %d", i)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        with contextlib.suppress(OSError):  # its buffer cannot be flushed either
+            handler.close()
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err
+    assert err.count("rlnas: warning: /dev/full: No space left on device; the log file stops here") == 1

@@ -8,6 +8,7 @@ another entry point.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -65,6 +66,28 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
+def log_file_errors_once(prog: str) -> None:
+    """A log file that can no longer be written (a full disk) is named once on stderr.
+
+    Python's logging prints "--- Logging error ---" and a traceback for every
+    record it cannot write; the run itself goes on (its next file write reports
+    the disk in one line), so one warning says where the log stops.
+    """
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.FileHandler) or getattr(handler, "_rlnas_quiet", False):
+            continue
+
+        def handle_error(record: logging.LogRecord, handler: logging.FileHandler = handler) -> None:
+            if not getattr(handler, "_rlnas_failed", False):
+                handler._rlnas_failed = True  # type: ignore[attr-defined]
+                err = sys.exc_info()[1]
+                why = getattr(err, "strerror", None) or err
+                print(f"{prog}: warning: {handler.baseFilename}: {why}; the log file stops here", file=sys.stderr)
+
+        handler.handleError = handle_error  # type: ignore[method-assign]
+        handler._rlnas_quiet = True  # type: ignore[attr-defined]
+
+
 class JobFailed(CompactHydraException, RuntimeError):
     """A sweep job's configuration or data error, already printed as one line.
 
@@ -84,6 +107,7 @@ def one_line_errors(
     With ``exit_on_error=False`` (a sweep job) :class:`JobFailed` is raised instead
     of exiting.
     """
+    log_file_errors_once(prog)
     try:
         yield
     except Exception as err:  # noqa: BLE001 - user errors become one line, others propagate
