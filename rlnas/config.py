@@ -282,6 +282,7 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: One line naming the first bad key.
     """
+    _check_sections(cfg)
     try:
         resolved = _resolve_in_place(cfg)
         _keep_schema_types(cfg, OmegaConf.merge(OmegaConf.structured(RlnasConfig), cfg), resolved)
@@ -336,6 +337,25 @@ def validate_config(cfg: DictConfig) -> None:
         loader = getattr(target, "data_loader", None)
         if section == "task" and loader is not None and isinstance(values.get("data"), dict):
             check_signature(values["data"], loader, "task.data", skip=("seed",))
+
+
+def _check_sections(cfg: DictConfig) -> None:
+    """Sections a run reads without a default must be there: ``~search`` on the command line deletes one.
+
+    (A deleted section with defaults of its own, ``~costs``, runs with those.)
+
+    Raises:
+        ConfigError: Naming the section ("Key 'search' is not in struct" came mid-run).
+    """
+    needed = ["search", "controller", "reward"]
+    if cfg.get("benchmark") is None:
+        needed.append("space")
+    for name in needed:
+        if name not in cfg:
+            raise ConfigError(
+                f"{name}: the section was deleted (~{name}), and a run reads it; change its keys instead "
+                f"({name}.KEY=VALUE)"
+            )
 
 
 def _check_table_run(cfg: DictConfig) -> None:

@@ -202,6 +202,10 @@ BAD_CONFIGS = [
     (["+task=sequence", "space=attention", "space.layer_types=[]"], "space.layer_types must list at least one"),
     (["space=nb201", "space.ops=[none,none,skip_connect]"], "space.ops has duplicates"),
     (["device=meta"], "device='meta' holds no data"),
+    # a deleted section a run reads: "Key 'search' is not in struct", mid-run
+    (["~search"], "search: the section was deleted (~search), and a run reads it"),
+    (["~space"], "space: the section was deleted (~space)"),
+    (["+benchmark=toy", "~reward"], "reward: the section was deleted (~reward)"),
     # a table run trains nothing: a task or standalone ground-truth draws were silently ignored
     (["+task=mnist1d", "+benchmark=toy"], "+task and +benchmark: a benchmark run looks each architecture up"),
     (["+benchmark=toy", "ground_truth.random=2"], "ground_truth.random=2: a benchmark run trains nothing standalone"),
