@@ -190,3 +190,21 @@ def test_threads_per_job_shares_the_cores():
     assert threads_per_job(3, cpus=16) == 5
     assert threads_per_job(8, cpus=2) == 1
     assert threads_per_job(1, cpus=4) == 4
+
+
+def test_the_summary_never_writes_through_a_symlink_planted_in_its_folder(tmp_path):
+    from rlnas.sweep import summarize, write_status
+
+    job = tmp_path / "sweep" / "0_seed=0"
+    write_status(job, "completed", 0.0)
+    (job / "best_arch.json").write_text(json.dumps({"reward": 0.9, "metrics": {"val_accuracy": 0.9}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    victims = {name: tmp_path / f"victim_{name}" for name in ("sweep_summary.md", "sweep_summary.csv")}
+    for name, victim in victims.items():
+        victim.write_text("mine")
+        (out / name).symlink_to(victim)
+    summarize(tmp_path / "sweep", out, plots=False)
+    assert all(victim.read_text() == "mine" for victim in victims.values())  # were overwritten through the links
+    assert "1 jobs: 1 completed." in (out / "sweep_summary.md").read_text()
+    assert not (out / "sweep_summary.md").is_symlink()

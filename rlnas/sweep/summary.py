@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.sweep.jobs import STATUS_FILE
-from rlnas.utils import is_number
+from rlnas.utils import atomic_file, is_number
 
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
@@ -182,7 +182,7 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
     metric_names = sorted({k for j in jobs for k in j.metrics})
     cost_names = [c for c in COST_COLUMNS if any(c in j.costs for j in jobs)]
     csv_path = out_dir / "sweep_summary.csv"
-    with csv_path.open("w", newline="") as f:
+    with atomic_file(csv_path) as f:  # never through a symlink planted in the sweep dir
         writer = csv.writer(f)
         writer.writerow(
             ["job", "overrides", "status", "task", "reward", *metric_names, *cost_names, "wall_s", "error", "best_arch"]
@@ -222,8 +222,15 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
             + f" | {_fmt(j.wall_s, 3)} |"
         )
     md_path = out_dir / "sweep_summary.md"
-    md_path.write_text("\n".join(lines) + "\n")
+    with atomic_file(md_path) as f:
+        f.write("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """A PNG of ``fig`` at ``path``, written whole and never through a symlink."""
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
 
 
 def reward_curve(job: JobRecord, tag: str = "reward/mean") -> tuple[list[int], list[float]]:
@@ -290,7 +297,7 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     written.append(out_dir / "sweep_rewards.png")
-    fig.savefig(written[-1], dpi=110)
+    _save_figure(fig, written[-1])
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
@@ -315,7 +322,7 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     written.append(out_dir / "sweep_pareto.png")
-    fig.savefig(written[-1], dpi=110)
+    _save_figure(fig, written[-1])
     plt.close(fig)
     return written
 
