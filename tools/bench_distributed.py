@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlnas.utils import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         meta = {"threads": args.threads, "repeats": args.repeats, "overrides": base, "rows": rows, "times": times}
-        (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
-        (args.out / "bench.md").write_text("\n".join(lines) + "\n")
+        write_text_atomic(args.out / "bench.json", json.dumps(meta, indent=2))
+        write_text_atomic(args.out / "bench.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import build_parts, check_out_file, run_tool  # noqa: E402
 
 from rlnas.tasks import Network  # noqa: E402
+from rlnas.utils import write_text_atomic
 
 
 def fwd_bwd(model, x, y, task, *arch) -> float:
@@ -146,7 +147,8 @@ def main() -> None:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    write_text_atomic(
+        out,
         json.dumps(
             {
                 "device": str(device),
@@ -158,7 +160,7 @@ def main() -> None:
                 "loop": loop,
             },
             indent=2,
-        )
+        ),
     )
     print(f"wrote {out}")
 

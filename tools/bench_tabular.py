@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlnas.utils import write_text_atomic
 from tools._common import check_out_file, load_config, run_tool  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{loop_rate:,.0f} |"
     )
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        write_text_atomic(args.json, json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import is_number  # noqa: E402
+from rlnas.utils import is_number, write_text_atomic  # noqa: E402
 from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
@@ -165,7 +165,9 @@ def run_task(
         from rlnas.evaluators.standalone import ground_truth
 
         truth = ground_truth(cfg, result.best.arch, truth_seeds, truth_epochs, str(cfg.device))
-        (run_dir / "ground_truth.json").write_text(json.dumps({"arch": list(result.best.arch), **truth}, indent=2))
+        write_text_atomic(
+            run_dir / "ground_truth.json", json.dumps({"arch": list(result.best.arch), **truth}, indent=2)
+        )
     found = {
         "truth": truth.get("mean", float("nan")),
         "truth_seeds": truth.get("values", []),
@@ -493,7 +495,7 @@ def update_readme(readme: Path, key: str, text: str) -> None:
     content = check_readme(readme, key)
     head, rest = content.split(begin, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{begin}\n{text}{end}{tail}")
+    write_text_atomic(readme, f"{head}{begin}\n{text}{end}{tail}")
 
 
 def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optimum: float | None) -> None:
@@ -566,7 +568,9 @@ def replot(out: Path, readme: Path | None = None) -> None:
     optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
     plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
     reference = table.get("reference", "random")
-    (out / "table.md").write_text(markdown(table["rows"], table.get("metric", "metric"), table["title"], reference))
+    write_text_atomic(
+        out / "table.md", markdown(table["rows"], table.get("metric", "metric"), table["title"], reference)
+    )
     if readme is not None:
         key = table.get("block") or out.name
         _write_readme(readme, key, table["title"], table.get("metric", "metric"), table["rows"], reference)
@@ -763,8 +767,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         else (identity["name"] if identity else name)
     )
     title = f"{what}: {args.seeds} seeds, budgets {budgets}"
-    (out / "table.md").write_text(markdown(rows, metric, title, args.reference))
-    (out / "table.json").write_text(
+    write_text_atomic(out / "table.md", markdown(rows, metric, title, args.reference))
+    write_text_atomic(
+        out / "table.json",
         json.dumps(
             {
                 "title": title,
@@ -777,7 +782,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
                 "rows": rows,
             },
             indent=2,
-        )
+        ),
     )
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)

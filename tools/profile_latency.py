@@ -24,6 +24,7 @@ from _common import build_parts, check_out_file, run_tool  # noqa: E402
 from rlnas.costs import LatencyTable, measure_ms  # noqa: E402
 from rlnas.supernet import build_child  # noqa: E402
 from rlnas.tasks import Network  # noqa: E402
+from rlnas.utils import write_text_atomic
 
 
 def main() -> None:
@@ -64,7 +65,9 @@ def main() -> None:
     print(f"\nlatency predictor on {device}: MAPE {mape:.1f}% over {len(rows)} architectures, Pearson r {corr:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": str(device), "mape_pct": mape, "pearson_r": corr, "rows": rows}, indent=2))
+    write_text_atomic(
+        out, json.dumps({"device": str(device), "mape_pct": mape, "pearson_r": corr, "rows": rows}, indent=2)
+    )
     print(f"wrote {out}")
 
 

@@ -61,6 +61,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_config, load_run, read_json, run_tool  # noqa: E402
 
+from rlnas.utils import write_text_atomic
+
 
 def standalone_key(cfg: Any, epochs: int) -> str:
     """Identifies the standalone results: task, data split, space and recipe (not the search settings)."""
@@ -272,7 +274,7 @@ def report(study: dict[str, Any], out: Path) -> str:
             f"{sum(g < 0 for g in best)}, p = {p(best):.2g}).",
         ]
     text = "\n".join(lines) + "\n"
-    (out / "ranking.md").write_text(text)
+    write_text_atomic(out / "ranking.md", text)
     plot(study, out / "ranking.png")
     return text
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import check_out_file, load_run, run_tool  # noqa: E402
 
-from rlnas.utils import MAX_SEED, is_seed  # noqa: E402
+from rlnas.utils import MAX_SEED, is_seed, write_text_atomic  # noqa: E402
 
 
 def main() -> None:
@@ -69,7 +69,8 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
+        write_text_atomic(
+            out,
             json.dumps(
                 {
                     "run_dir": str(run_dir),
@@ -77,7 +78,7 @@ def main() -> None:
                     "random": [{"arch": list(a), "metrics": m} for a, m in zip(archs, random_metrics)],
                 },
                 indent=2,
-            )
+            ),
         )
         print(f"wrote {out}")
 

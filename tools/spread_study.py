@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlnas.utils import write_text_atomic
 from tools._common import job_map, load_config, run_tool  # noqa: E402
 from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_tables  # noqa: E402
 
@@ -227,9 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         args.overrides, args.archs, args.seeds, args.epochs, args.cache or args.out / "standalone.json", args.jobs
     )
     title = " ".join(args.overrides) or "default task"
-    (args.out / "spread.json").write_text(json.dumps(result, indent=2))
+    write_text_atomic(args.out / "spread.json", json.dumps(result, indent=2))
     text = markdown(result, title)
-    (args.out / "spread.md").write_text(text)
+    write_text_atomic(args.out / "spread.md", text)
     plot(result, args.out / "spread.png", title)
     if args.readme is not None:
         from tools.compare_controllers import update_readme

@@ -49,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlnas.utils import write_text_atomic
 from tools._common import read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
@@ -100,7 +101,7 @@ def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
     best = json.loads((run_dir / "best_arch.json").read_text())
     arch, settings = best["arch"], best.get("train")
     result = {"arch": arch, "train": settings, **ground_truth(cfg, arch, seeds, epochs, "cpu", settings=settings)}
-    cache.write_text(json.dumps(result, indent=2))
+    write_text_atomic(cache, json.dumps(result, indent=2))
     return result
 
 
@@ -151,7 +152,7 @@ def finalists(run_dir: Path, k: int, seeds: int, epochs: int) -> list[dict]:
                 "val": found["val_values"],
             }
         )
-    cache.write_text(json.dumps({"k": k, "seeds": seeds, "epochs": epochs, "candidates": candidates}, indent=2))
+    write_text_atomic(cache, json.dumps({"k": k, "seeds": seeds, "epochs": epochs, "candidates": candidates}, indent=2))
     return candidates
 
 
@@ -183,7 +184,7 @@ def claim_runs(out: Path, task: str, trials: str, overrides: list[str]) -> None:
             f"{said(given)}; give another --out, or that study's settings to continue it"
         )
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(given, indent=2) + "\n")
+    write_text_atomic(marker, json.dumps(given, indent=2) + "\n")
 
 
 def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -209,7 +210,7 @@ def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
     pvalues = [welch_p(r[kind], reference[kind]) for r, kind in tests]
     for (row, kind), p, adj in zip(tests, pvalues, holm(pvalues)):
         row[f"p_{kind}"], row[f"p_{kind}_holm"] = p, adj
-    (out / "finalists.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    write_text_atomic(out / "finalists.json", json.dumps({"args": vars(args), "rows": rows}, indent=2))
     k = args.finalists
     given = _given(overrides)
 
@@ -237,7 +238,7 @@ def finalist_study(args: argparse.Namespace, overrides: list[str]) -> None:
         "",
     ]
     text = "\n".join(lines)
-    (out / "finalists.md").write_text(text)
+    write_text_atomic(out / "finalists.md", text)
     print(text)
     if args.readme:
         update_readme(Path(args.readme), args.block, text)
@@ -296,9 +297,11 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
     pvalues = [welch_p(r["truth"], reference["truth"]) if r is not reference else float("nan") for r in rows]
     for row, p, adj in zip(rows, pvalues, holm(pvalues)):
         row["p_vs_random"], row["p_vs_random_holm"] = p, adj
-    (out / "table.json").write_text(json.dumps({"overrides": overrides, "args": vars(args), "rows": rows}, indent=2))
+    write_text_atomic(
+        out / "table.json", json.dumps({"overrides": overrides, "args": vars(args), "rows": rows}, indent=2)
+    )
     text = markdown(rows, args, overrides)
-    (out / "table.md").write_text(text)
+    write_text_atomic(out / "table.md", text)
     plot(curves, out / "curves.png", args)
     print(text)
     if args.readme:
@@ -382,7 +385,7 @@ def speedup(args: argparse.Namespace, overrides: list[str]) -> None:
         f"{args.speedup} trials of {args.task} trained fully, one after the other in one run of this tool "
         f"({os.cpu_count()} CPUs): 1 at a time {walls[1]:.0f} s, 2 at a time {walls[2]:.0f} s, speed-up {ratio:.2f}x"
     )
-    (out / "speedup.txt").write_text(line + "\n")
+    write_text_atomic(out / "speedup.txt", line + "\n")
     print(line)
     if args.readme:
         update_readme(Path(args.readme), "trials-speedup", line + "\n")

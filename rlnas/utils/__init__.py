@@ -208,6 +208,12 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Writes ``text`` through :func:`atomic_file`: a kill or a full disk leaves the old file whole."""
+    with atomic_file(path) as f:
+        f.write(text)
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Writes ``payload`` as indented, strict JSON through :func:`atomic_file` (NaN and inf become ``null``)."""
     with atomic_file(path) as f:
