@@ -74,3 +74,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
         timeout=timeout,
         env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One finished ``python -m rlnas +experiment=smoke`` run and its process; tests only read it."""
+    run_dir = tmp_path_factory.mktemp("smoke")
+    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc

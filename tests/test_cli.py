@@ -15,14 +15,6 @@ from rlnas.__main__ import with_default_task
 from tests.conftest import ROOT, run_cli
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("smoke")
-    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, proc
-
-
 def test_smoke_search_writes_outputs(smoke_run):
     run_dir, proc = smoke_run
     best = json.loads((run_dir / "best_arch.json").read_text())

@@ -24,10 +24,8 @@ def _score_run(*args: str) -> subprocess.CompletedProcess:
     return _tool("score_run.py", *args)
 
 
-def test_score_run_reproduces_the_best_score_and_scores_random_archs(tmp_path):
-    run = tmp_path / "run"
-    proc = run_cli("+experiment=smoke", f"hydra.run.dir={run}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_score_run_reproduces_the_best_score_and_scores_random_archs(smoke_run, tmp_path):
+    run, _ = smoke_run
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     out = tmp_path / "scores.json"
     proc = _score_run("--run-dir", str(run), "--archs", "3", "--out", str(out))
