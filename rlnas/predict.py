@@ -148,8 +148,23 @@ def _read_text_table(path: Path) -> np.ndarray:
     dropped, and a first row that is not numbers is read as the header. The
     file is read once; numpy parses its lines.
     """
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    delimiter = _delimiter(lines) if path.suffix.lower() == ".csv" else None
+    raw = path.read_text(encoding="utf-8-sig").splitlines()
+    delimiter = _delimiter(raw) if path.suffix.lower() == ".csv" else None
+    # Exporters quote every field ("1.5") or end each row with a separator ("1.5,2.0,"): both are read,
+    # and so are decimal commas where a semicolon or tab separates the fields.
+    lines = [line.replace('"', "").strip() for line in raw]
+    if delimiter is not None:
+        lines = [line[: -len(delimiter)].rstrip() if line.endswith(delimiter) else line for line in lines]
+    if delimiter in (";", "\t"):
+        lines = [line.replace(",", ".") for line in lines]
+    rows = [(i, line.split(delimiter)) for i, line in enumerate(lines, 1) if line]
+    data = rows[1:] if rows and not _all_numbers(rows[0][1]) else rows  # after a header row
+    for row, fields in data[1:]:
+        if len(fields) != len(data[0][1]):
+            raise PredictError(
+                f"{path}: line {row} has {len(fields)} values, line {data[0][0]} has {len(data[0][1])}; "
+                "every sample needs the same number"
+            )
     with warnings.catch_warnings():  # an empty file: numpy warns, then returns no rows, refused below
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -170,6 +185,14 @@ def _read_text_table(path: Path) -> np.ndarray:
     if values.size == 0:
         raise PredictError(f"{path}: holds no numbers")
     return values
+
+
+def _all_numbers(fields: Sequence[str]) -> bool:
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        return False
+    return True
 
 
 def _delimiter(lines: Sequence[str]) -> str | None:

@@ -74,6 +74,7 @@ def test_tables_as_spreadsheets_save_them_are_read(tmp_path):
         "semicolons.csv": ("key;acc\n" + rows.replace(",", ";")).encode(),
         "tabs.csv": ("key\tacc\n" + rows.replace(",", "\t")).encode(),
         "padded.csv": ("key , acc\n" + rows.replace(",", " , ")).encode(),
+        "decimal_commas.csv": ("key;acc\n" + rows.replace(",", ";").replace(".", ",")).encode(),
     }
     for name, content in variants.items():
         (tmp_path / name).write_bytes(content)

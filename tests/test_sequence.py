@@ -212,6 +212,7 @@ def test_sequence_csvs_as_spreadsheets_save_them_read_alike(tmp_path):
         "semicolons.csv": text(";").encode(),
         "tabs.csv": ("label\tv0\tv1\tv2\tv3\n" + text("\t")).encode(),
         "UPPER.CSV": text(",").encode(),
+        "decimal_commas.csv": text(";").replace(".", ",").encode(),  # 0,5 is 0.5 where ';' separates
     }
     for name, content in variants.items():
         (tmp_path / name).write_bytes(content)

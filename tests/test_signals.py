@@ -259,7 +259,15 @@ def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones
         np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows, atol=1e-6)
         (tmp_path / "sheet.csv").write_text(body.splitlines()[0].replace(",", sep) + "\n")
         np.testing.assert_allclose(load_array(tmp_path / "sheet.csv", (1, 40))[:, 0], rows[:1], atol=1e-6)
-    (tmp_path / "decimal_commas.csv").write_text(";".join(["0,5"] * 40) + "\n")
+    # Decimal commas where semicolons or tabs separate, quoted fields, a separator ending each row: read.
+    for name, line in [
+        ("decimal_commas.csv", ";".join(["0,5"] * 40)),
+        ("decimal_tabs.csv", "\t".join(["0,5"] * 40)),
+        ("quoted.csv", ",".join(['"0.5"'] * 40)),
+        ("trailing.csv", ",".join(["0.5"] * 40) + ","),
+    ]:
+        (tmp_path / name).write_text(f"{line}\n{line}\n")
+        np.testing.assert_allclose(load_array(tmp_path / name, (1, 40)), np.full((2, 1, 40), 0.5), err_msg=name)
     (tmp_path / "empty.csv").write_text("\n\n")
     (tmp_path / "header_only.csv").write_text(header)
     (tmp_path / "ragged.csv").write_text(body + "0.5,0.5\n")
@@ -267,8 +275,7 @@ def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones
     for name, message in [
         ("empty.csv", "holds no numbers"),
         ("header_only.csv", "holds no numbers (its one row, 'x0,x1,"),
-        ("decimal_commas.csv", "holds no numbers (its one row, '0,5;0,5;"),
-        ("ragged.csv", "unreadable as an array of numbers"),
+        ("ragged.csv", "ragged.csv: line 3 has 2 values, line 1 has 40; every sample needs the same number"),
         ("huge.npy", "beyond float32's range"),
     ]:
         with pytest.raises(PredictError, match=re.escape(message)):

@@ -35,7 +35,7 @@ import numpy as np
 from rlnas.data.base import DataError
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.spaces.seams import Evaluation
-from rlnas.utils import csv_separator
+from rlnas.utils import csv_number, csv_separator
 
 #: What a proposal the table lacks does: ``error`` stops the search, ``skip`` makes it absent.
 MISSING = ("error", "skip")
@@ -61,6 +61,11 @@ def resolve_table_path(path: str | os.PathLike, env_var: str | None = None) -> P
     if not candidate.is_absolute() and not candidate.exists() and (PROJECT_ROOT / candidate).exists():
         candidate = PROJECT_ROOT / candidate
     return candidate
+
+
+def _number(value: object, separator: str | None) -> float:
+    """A table field as a float: a CSV's text (decimal commas where a semicolon or tab separates), a JSON number."""
+    return csv_number(value, separator) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
 
 
 class TabularBenchmark:
@@ -162,6 +167,7 @@ class TabularBenchmark:
             hint = f" (set benchmark.path= or ${self.env_var} to your copy)" if self.env_var else ""
             raise DataError(f"benchmark table {self.path} not found{hint}; it must be {need}")
         rows: dict[str, dict[str, float]] = {}
+        separator: str | None = None  # a CSV's; a JSON file holds numbers
         try:
             if self.path.suffix.lower() == ".json":
                 data = json.loads(self.path.read_text())
@@ -174,7 +180,8 @@ class TabularBenchmark:
                     header = f.readline()
                     f.seek(0)
                     # Spreadsheets of locales with a decimal comma separate fields with semicolons.
-                    reader = csv.DictReader(f, delimiter=csv_separator(header) or ",")
+                    separator = csv_separator(header) or ","
+                    reader = csv.DictReader(f, delimiter=separator)
                     names = [str(n).strip() for n in reader.fieldnames or []]
                     reader.fieldnames = names
                     twice = next((c for c in [key_column, *fields] if names.count(c) > 1), None)
@@ -192,7 +199,9 @@ class TabularBenchmark:
             try:
                 # A seed column may be empty (a cell trained with fewer seeds); every other field is a number.
                 row = {
-                    f: float(record[f]) if f not in self.metric_columns or str(record[f]).strip() else math.nan
+                    f: _number(record[f], separator)
+                    if f not in self.metric_columns or str(record[f]).strip()
+                    else math.nan
                     for f in fields
                 }
             except (KeyError, TypeError, ValueError):

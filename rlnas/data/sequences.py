@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
-from rlnas.utils import csv_separator
+from rlnas.utils import csv_number, csv_separator
 
 SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
 #: Most classes a sequence file may label (a larger index is a broken file, and its head would not fit).
@@ -53,11 +53,12 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
     with path.open(newline="", encoding="utf-8-sig") as f:
         first = next((line for line in f if line.strip()), "")
         f.seek(0)
-        for line_no, row in enumerate(csv.reader(f, delimiter=csv_separator(first) or ","), start=1):
+        separator = csv_separator(first) or ","
+        for line_no, row in enumerate(csv.reader(f, delimiter=separator), start=1):
             if not row or (line_no == 1 and not _is_number(row[0])):
                 continue  # blank line or header
             try:
-                label, values = int(row[0]), [float(v) for v in row[1:]]
+                label, values = int(row[0]), [csv_number(v, separator) for v in row[1:]]
             except ValueError:
                 raise DataError(
                     f"{path}: line {line_no}: expected an integer label then numbers, got {row[:4]}..."

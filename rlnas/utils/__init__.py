@@ -132,11 +132,19 @@ def is_whole(value: Any) -> bool:
 
 
 def csv_separator(line: str) -> str | None:
-    """The field separator of a CSV line: the comma, or a semicolon or tab (spreadsheets of locales with a
-    decimal comma write those), whichever occurs most; ``None`` when the line has none of them."""
-    counts = {d: line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else None
+    """The field separator of a CSV line: a semicolon or tab when there is one (spreadsheets of locales with a
+    decimal comma write those, and their numbers hold commas), else the comma; ``None`` when the line has none.
+    """
+    for separator in (";", "\t", ","):
+        if separator in line:
+            return separator
+    return None
+
+
+def csv_number(text: str, separator: str | None) -> float:
+    """A CSV field as a number: ``"1,5"`` is 1.5 in a file whose fields a semicolon or tab separates."""
+    text = text.strip()
+    return float(text.replace(",", ".") if separator in (";", "\t") else text)
 
 
 def is_seed(value: Any) -> bool:
