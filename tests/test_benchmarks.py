@@ -46,8 +46,8 @@ def test_csv_and_json_tables_answer_the_same(tmp_path):
         ("key,acc\n", "holds no records"),
         # the last 'acc' column won, unseen
         ("key,acc,acc\nx-p,0.1,0.9\n", "column 'acc' appears twice in its header"),
-        # a decimal comma or a percent sign: the value is shown
-        ("key;acc\nx-p;0,5\n", "record 'x-p' (row 2) lacks a number in one of ['acc'] (has {'acc': '0,5'})"),
+        # a percent sign: the value is shown (a decimal comma where semicolons separate is read)
+        ("key;acc\nx-p;50 %\n", "record 'x-p' (row 2) lacks a number in one of ['acc'] (has {'acc': '50 %'})"),
     ],
 )
 def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
