@@ -130,6 +130,11 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: the search's config.yaml is missing; pass run_config=PATH")
     search_cfg = load_run_config(cfg_path)
+    if search_cfg.get("benchmark") is not None:
+        raise ValueError(
+            f"{cfg_path}: a +benchmark run looks architectures up in a table and has no task to train them on; "
+            "retrain the pick of a search on a task"
+        )
     if "space" not in search_cfg or "task" not in search_cfg:
         raise ValueError(f"{cfg_path}: not a search config (needs 'space' and 'task')")
     return arch, payload, search_cfg, path.parent

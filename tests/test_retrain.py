@@ -264,6 +264,10 @@ def test_retrain_takes_a_search_run_dir_for_its_pick(tmp_path):
     (run / "config.yaml").write_text("seed: 3\ntask: {name: classification}\nspace: {num_layers: 2}\n")
     arch, payload, cfg, run_dir = load_run(str(run), None)
     assert arch == [0, 1] and run_dir == run and cfg.seed == 3
+    # A table run's pick: "not a search config (needs 'space' and 'task')" said nothing of why.
+    (run / "config.yaml").write_text("seed: 3\nbenchmark: {name: toy}\n")
+    with pytest.raises(ValueError, match="a \\+benchmark run looks architectures up in a table"):
+        load_run(str(run), None)
 
 
 def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
