@@ -213,6 +213,9 @@ def test_sequence_csvs_as_spreadsheets_save_them_read_alike(tmp_path):
         "tabs.csv": ("label\tv0\tv1\tv2\tv3\n" + text("\t")).encode(),
         "UPPER.CSV": text(",").encode(),
         "decimal_commas.csv": text(";").replace(".", ",").encode(),  # 0,5 is 0.5 where ';' separates
+        "float_labels.csv": "".join(  # a float label column ("2.0"), as pandas writes one
+            ",".join([f"{label}.0", *map(str, values)]) + "\n" for label, values in rows
+        ).encode(),
     }
     for name, content in variants.items():
         (tmp_path / name).write_bytes(content)

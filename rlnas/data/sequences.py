@@ -58,7 +58,7 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
             if not row or (line_no == 1 and not _is_number(row[0])):
                 continue  # blank line or header
             try:
-                label, values = int(row[0]), [csv_number(v, separator) for v in row[1:]]
+                label, values = _label(row[0]), [csv_number(v, separator) for v in row[1:]]
             except ValueError:
                 raise DataError(
                     f"{path}: line {line_no}: expected an integer label then numbers, got {row[:4]}..."
@@ -80,6 +80,14 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: no sequences (rows of label,v1,v2,...)")
     x = np.asarray(rows, dtype=np.float32)
     return x.reshape(len(rows), -1, features), np.asarray(labels)
+
+
+def _label(text: str) -> int:
+    """A class index: ``3``, or ``3.0`` as tables with a float label column write it."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
 
 
 def _is_number(text: str) -> bool:
