@@ -128,19 +128,19 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     flags = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in config_dir_flags]
     from rlnas.utils.errors import composition_error
 
+    searched = []
+    if extra:  # --config-dir DIR: the user's configs join the search path, as Hydra will add them
+        overrides = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
+        searched = [f"hydra.searchpath=[{','.join(f'file://{d.resolve()}' for d in extra)}]"]
     if flags:
         # Sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself, but a
         # hydra/GROUP=NAME choice (hydra/launcher=ray) is checked once here, as a single run's would be.
         chosen = [a for a in overrides if a.lstrip("+~").startswith("hydra/") and "," not in a and "(" not in a]
-        message = composition_error(conf_dir, "config", chosen) if chosen else None
+        message = composition_error(conf_dir, "config", [*chosen, *searched]) if chosen else None
         if message is not None:
             raise ConfigError(message)
         return
-    if extra:  # --config-dir DIR: the user's configs join the search path, as Hydra will add them
-        given = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
-        searched = ",".join(f"file://{d.resolve()}" for d in extra)
-        overrides = [*given, f"hydra.searchpath=[{searched}]"]
-    message = composition_error(conf_dir, "config", overrides)
+    message = composition_error(conf_dir, "config", [*overrides, *searched])
     if message is not None:
         raise ConfigError(message)
 

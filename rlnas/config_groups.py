@@ -163,8 +163,8 @@ def _check_glob(override: str, key: str, conf_dir: Path, extra: Sequence[Path]) 
         value = OverridesParser.create().parse_override(override).value()
     except HydraException:
         return  # Hydra reports its own syntax errors
-    if not isinstance(value, Glob):
-        return
+    if not isinstance(value, Glob) or key.startswith("hydra/"):
+        return  # Hydra's own groups (hydra/launcher=glob(...)) are Hydra's to list
     if key not in GROUPS:
         raise ConfigError(
             f"{override}: glob() picks options of a config group ({', '.join(GROUPS)}); {key} is a value: "

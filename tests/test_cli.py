@@ -176,12 +176,18 @@ def test_default_task_is_added_only_when_none_is_given():
         ("hydra/launcher=ray", "Could not find 'hydra/launcher/ray'"),
     ],
 )
-def test_sweeps_that_would_launch_nothing_or_fail_in_hydra_are_named_first(sweep, message):
+def test_sweeps_that_would_launch_nothing_or_fail_in_hydra_are_named_first(sweep, message, tmp_path):
     from rlnas.config import ConfigError, check_overrides
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_overrides(["-m", "+experiment=smoke", "seed=0,1", sweep])
     check_overrides(["-m", "+experiment=smoke", "controller=glob([e*,r*],exclude=rand*)"])  # matches enas
+    # A launcher of the user's own config dir is found there.
+    (tmp_path / "hydra" / "launcher").mkdir(parents=True)
+    (tmp_path / "hydra" / "launcher" / "mine.yaml").write_text(
+        "# @package hydra.launcher\n_target_: hydra._internal.core_plugins.basic_launcher.BasicLauncher\n"
+    )
+    check_overrides(["--config-dir", str(tmp_path), "-m", "+experiment=smoke", "seed=0,1", "hydra/launcher=mine"])
 
 
 @pytest.mark.parametrize("group", ["space", "controller", "reward"])
