@@ -85,11 +85,9 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
 
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    top = Path(root)
-
     def visible(path: str) -> bool:
         # Hidden files and folders (macOS's "._x.png" resource forks, ".thumbnails/") are not samples.
-        parts = Path(path).relative_to(top).parts
+        parts = Path(os.path.relpath(path, root)).parts
         return path.lower().endswith(IMG_EXTENSIONS) and not any(p.startswith(".") for p in parts)
 
     class Folder(torchvision.datasets.ImageFolder):
