@@ -21,6 +21,7 @@ labels and scores. ``output=FILE`` also writes them as one JSON list.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -428,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise PredictError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
             if output.is_dir():
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
+            if not os.access(output.parent, os.W_OK):  # a read-only disk or folder: named before the work
+                raise PredictError(f"output={cfg.output}: cannot write there (the folder is not writable)")
         model = load_model(cfg.model)
         if cfg.score_threshold is not None and model.meta.get("task") != "detection":
             raise PredictError(
@@ -449,8 +452,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if output is not None:
         from rlnas.utils import write_json_atomic
+        from rlnas.utils.errors import user_error_message
 
-        write_json_atomic(output, rows)
+        try:
+            write_json_atomic(output, rows)
+        except OSError as err:  # a disk that filled up meanwhile: the predictions were printed above
+            print(f"rlnas.predict: error: {user_error_message(err) or err}", file=sys.stderr)
+            return 2
         print(f"wrote {len(rows)} predictions to {cfg.output}", file=sys.stderr)
     return 0
 

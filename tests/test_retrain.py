@@ -328,6 +328,34 @@ def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
     assert not (tmp_path / "out" / "model.pt").exists()
 
 
+def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    import rlnas.predict
+    import rlnas.utils
+
+    out, _ = classification_run
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+    args = [f"model={out}", f"input={tmp_path / 'a.png'}", f"output={tmp_path / 'p.json'}"]
+
+    # A disk that fills up while the predictions run: OSError's traceback after the printed rows.
+    def full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(rlnas.utils, "write_json_atomic", full)
+    assert predict_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"rlnas.predict: error: {tmp_path / 'p.json'}: No space left on device; nothing written before it is lost"
+    ]
+    # A folder that cannot be written (a read-only disk): named before any work.
+    monkeypatch.setattr(rlnas.predict.os, "access", lambda path, mode: False)
+    assert predict_main(args) == 2
+    assert "p.json: cannot write there (the folder is not writable)" in capsys.readouterr().err
+
+
 def test_predict_makes_the_output_folder_and_refuses_other_models(classification_run, tmp_path, capsys):
     from PIL import Image
 
