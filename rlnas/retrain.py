@@ -20,8 +20,10 @@ Earlier outputs are never overwritten: the run dir must be new.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -486,6 +488,13 @@ def _used_run_dir(run_dir: str | None) -> str | None:
         refuse_earlier_job(run_dir)
     except ValueError as err:
         return str(err)
+    path = Path(run_dir).expanduser()
+    try:  # Hydra would make it and fail with a traceback: a read-only disk, no permission, a file on the way
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EROFS, "not writable")
+    except OSError as err:
+        return f"hydra.run.dir={run_dir}: cannot write the retrain's files there ({err.strerror or err})"
     return None
 
 

@@ -270,6 +270,23 @@ def test_retrain_takes_a_search_run_dir_for_its_pick(tmp_path):
         load_run(str(run), None)
 
 
+def test_retrain_names_a_run_dir_it_cannot_write_before_hydra(tmp_path):
+    # Hydra made the folder itself and failed with an OSError traceback (a read-only disk, a file on the way).
+    (tmp_path / "a_file").write_text("mine")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/a_file/out"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"rlnas.retrain: error: hydra.run.dir={tmp_path}/a_file/out: cannot write the retrain's files there "
+        "(Not a directory)"
+    )
+
+
 def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", "int8.calibration=5"],
