@@ -239,14 +239,15 @@ def test_detection_retrains_exports_and_predicts_boxes_in_image_pixels(tmp_path)
         assert det["label"] in meta["class_names"]
 
 
-def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _retrain_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m rlnas.retrain ARGS`` as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
+
+
+def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
+    proc = _retrain_cli(f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f"rlnas.retrain: error: arch={tmp_path}/nope.json: no such file (pass a search run's dir or its best_arch.json)"
@@ -273,13 +274,7 @@ def test_retrain_takes_a_search_run_dir_for_its_pick(tmp_path):
 def test_retrain_names_a_run_dir_it_cannot_write_before_hydra(tmp_path):
     # Hydra made the folder itself and failed with an OSError traceback (a read-only disk, a file on the way).
     (tmp_path / "a_file").write_text("mine")
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/a_file/out"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _retrain_cli(f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/a_file/out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (
         f"rlnas.retrain: error: hydra.run.dir={tmp_path}/a_file/out: cannot write the retrain's files there "
@@ -288,13 +283,7 @@ def test_retrain_names_a_run_dir_it_cannot_write_before_hydra(tmp_path):
 
 
 def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", f"arch={tmp_path}/nope.json", "int8.calibration=5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _retrain_cli(f"arch={tmp_path}/nope.json", "int8.calibration=5")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "rlnas.retrain: error: Could not override 'int8.calibration': Key 'int8' is not in struct"
@@ -539,13 +528,7 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "retrain.log").symlink_to(victim)
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", f"arch={search}", f"hydra.run.dir={search}", "train.epochs=1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _retrain_cli(f"arch={search}", f"hydra.run.dir={search}", "train.epochs=1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert f"hydra.run.dir={search} already holds an earlier run (best_arch.json" in proc.stderr
     from rlnas.retrain import _used_run_dir  # the same check, without starting Python again for each folder
