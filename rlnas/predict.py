@@ -158,31 +158,23 @@ def _read_text_table(path: Path) -> np.ndarray:
         lines = [line[: -len(delimiter)].rstrip() if line.endswith(delimiter) else line for line in lines]
     if delimiter in (";", "\t"):
         lines = [line.replace(",", ".") for line in lines]
-    rows = [(i, line.split(delimiter)) for i, line in enumerate(lines, 1) if line]
-    data = rows[1:] if rows and not _all_numbers(rows[0][1]) else rows  # after a header row
-    for row, fields in data[1:]:
-        if len(fields) != len(data[0][1]):
+    rows = [(i, line, line.split(delimiter)) for i, line in enumerate(lines, 1) if line]
+    header = bool(rows) and not _all_numbers(rows[0][2])
+    data = rows[1:] if header else rows
+    for row, _, fields in data[1:]:
+        if len(fields) != len(data[0][2]):
             raise PredictError(
-                f"{path}: line {row} has {len(fields)} values, line {data[0][0]} has {len(data[0][1])}; "
+                f"{path}: line {row} has {len(fields)} values, line {data[0][0]} has {len(data[0][2])}; "
                 "every sample needs the same number"
             )
+    if header and not data:
+        raise PredictError(
+            f"{path}: holds no numbers (its one row, {rows[0][1][:60]!r}, is not numbers separated "
+            f"by {repr(delimiter) if delimiter else 'blanks'}); write one sample per row"
+        )
     with warnings.catch_warnings():  # an empty file: numpy warns, then returns no rows, refused below
         warnings.simplefilter("ignore", UserWarning)
-        try:
-            values = np.loadtxt(lines, delimiter=delimiter, ndmin=2)
-        except ValueError:
-            first = lines[0] if lines else ""
-            try:
-                np.loadtxt([first], delimiter=delimiter)
-            except ValueError:  # not numbers: a header, when the rest are numbers
-                values = np.loadtxt(lines[1:], delimiter=delimiter, ndmin=2)
-                if values.size == 0 and first.strip():
-                    raise PredictError(
-                        f"{path}: holds no numbers (its one row, {first.strip()[:60]!r}, is not numbers separated "
-                        f"by {repr(delimiter) if delimiter else 'blanks'}); write one sample per row"
-                    ) from None
-            else:
-                raise
+        values = np.loadtxt([line for _, line, _ in data], delimiter=delimiter, ndmin=2)
     if values.size == 0:
         raise PredictError(f"{path}: holds no numbers")
     return values

@@ -100,7 +100,7 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
 
     try:
         ds = Folder(root, loader=loader, is_valid_file=visible)
-    except (FileNotFoundError, RuntimeError, OSError) as err:
+    except (RuntimeError, OSError) as err:  # FileNotFoundError among them: no class folder
         hint = f"Images: {', '.join(IMG_EXTENSIONS)}" if "no valid file" in str(err) else ""
         raise DataError(f"{root}: {str(err).strip()} {hint}".rstrip()) from None
     # Folders are followed through symlinks: a file reached twice would sit in two splits (or two classes).

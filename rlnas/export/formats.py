@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rlnas.costs.latency import measure_ms
-from rlnas.utils import atomic_file
+from rlnas.utils import write_bytes_atomic
 
 #: Largest tolerated |exported - PyTorch| on the same inputs.
 PARITY_ATOL = 1e-4
@@ -104,7 +104,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
     import onnx
 
     onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
-    write_bytes_atomic(buffer, path)
+    write_bytes_atomic(path, buffer)
 
 
 def onnx_session(path: Path):
@@ -124,18 +124,7 @@ def export_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
         traced = torch.jit.trace(model, example.cpu())
     buffer = io.BytesIO()
     torch.jit.save(traced, buffer)
-    write_bytes_atomic(buffer, path)
-
-
-def write_bytes_atomic(buffer: io.BytesIO, path: Path) -> None:
-    """Writes a serialised model through :func:`~rlnas.utils.atomic_file`.
-
-    Serialising to a file directly, torch's writers abort the whole process
-    (TorchScript: a C++ ``terminate``) or raise a bare ``RuntimeError`` when the
-    disk is full; a plain write raises the ``OSError`` that names the file.
-    """
-    with atomic_file(path, "wb") as f:
-        f.write(buffer.getbuffer())
+    write_bytes_atomic(path, buffer)
 
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:

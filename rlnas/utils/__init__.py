@@ -222,6 +222,18 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
 
 
+def write_bytes_atomic(path: str | Path, data: io.BytesIO) -> None:
+    """Writes serialised bytes through :func:`atomic_file`.
+
+    Serialisers that write to a file themselves report a failed write badly:
+    torch's zip writer as a bare ``RuntimeError`` ("unexpected pos"), TorchScript's
+    with a C++ ``terminate`` of the whole process. Serialised in memory first, a
+    plain write raises the ``OSError`` that names the file and its cause.
+    """
+    with atomic_file(path, "wb") as f:
+        f.write(data.getbuffer())
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Writes ``payload`` as indented, strict JSON through :func:`atomic_file` (NaN and inf become ``null``)."""
     with atomic_file(path) as f:
@@ -229,16 +241,10 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
 
 
 def save_atomic(payload: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`atomic_file`.
-
-    The payload is serialised in memory first: torch's zip writer reports a
-    failed write (a full disk) as a bare ``RuntimeError`` ("unexpected pos"),
-    while a plain write raises the ``OSError`` that names the cause.
-    """
+    """``torch.save`` through :func:`write_bytes_atomic`."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    with atomic_file(path, "wb") as f:
-        f.write(buffer.getbuffer())
+    write_bytes_atomic(path, buffer)
 
 
 def memory_bytes() -> int:
