@@ -44,7 +44,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     PredictError,
     load_model,
 )
-from rlnas.utils import csv_separator
+from rlnas.utils import csv_separator, is_numeric_text
 
 #: File suffixes read from an input directory: an image model's ...
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -159,7 +159,7 @@ def _read_text_table(path: Path) -> np.ndarray:
     if delimiter in (";", "\t"):
         lines = [line.replace(",", ".") for line in lines]
     rows = [(i, line, line.split(delimiter)) for i, line in enumerate(lines, 1) if line]
-    header = bool(rows) and not _all_numbers(rows[0][2])
+    header = bool(rows) and not all(is_numeric_text(f) for f in rows[0][2])
     data = rows[1:] if header else rows
     for row, _, fields in data[1:]:
         if len(fields) != len(data[0][2]):
@@ -178,14 +178,6 @@ def _read_text_table(path: Path) -> np.ndarray:
     if values.size == 0:
         raise PredictError(f"{path}: holds no numbers")
     return values
-
-
-def _all_numbers(fields: Sequence[str]) -> bool:
-    try:
-        [float(f) for f in fields]
-    except ValueError:
-        return False
-    return True
 
 
 def _delimiter(lines: Sequence[str]) -> str | None:

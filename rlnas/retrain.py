@@ -20,10 +20,8 @@ Earlier outputs are never overwritten: the run dir must be new.
 from __future__ import annotations
 
 import copy
-import errno
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -81,11 +79,13 @@ from rlnas.utils import (
 from rlnas.utils.rundir import (
     check_launcher_jobs,
     explicit_run_dir,
+    flags_first,
     launch_relative_paths,
     new_run_dir,
     refuse_earlier_job,
     refuse_earlier_sweep,
     refuse_planted_links,
+    writable_dir,
 )
 from rlnas.utils.trust import load_run_config, load_tensor_file
 
@@ -447,6 +447,7 @@ def main() -> None:
         return
     from rlnas.utils.errors import composition_error
 
+    sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
     # An unknown key or a bad value: one line here, not Hydra's multi-line report. With Hydra's own flags
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])
@@ -488,13 +489,10 @@ def _used_run_dir(run_dir: str | None) -> str | None:
         refuse_earlier_job(run_dir)
     except ValueError as err:
         return str(err)
-    path = Path(run_dir).expanduser()
     try:  # Hydra would make it and fail with a traceback: a read-only disk, no permission, a file on the way
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(errno.EROFS, "not writable")
-    except OSError as err:
-        return f"hydra.run.dir={run_dir}: cannot write the retrain's files there ({err.strerror or err})"
+        writable_dir(run_dir, f"hydra.run.dir={run_dir}", "the retrain's files")
+    except ValueError as err:
+        return str(err)
     return None
 
 

@@ -287,6 +287,30 @@ def test_every_controller_runs_a_whole_search(tmp_path):
         assert state["updates"] >= 1, (name, state["updates"])  # SB3's own train() ran
 
 
+@pytest.mark.parametrize(
+    "typed, parsed",
+    [
+        (["+benchmark=toy", "-m", "seed=0,1"], ["-m", "+benchmark=toy", "seed=0,1"]),
+        (["seed=1", "--cfg", "job", "search.epochs=2"], ["--cfg", "job", "seed=1", "search.epochs=2"]),
+        (["seed=1", "--config-dir", "my conf", "-m", "x=1"], ["--config-dir", "my conf", "-m", "seed=1", "x=1"]),
+        (["seed=1", "--info", "x=2"], ["seed=1", "x=2", "--info"]),  # bare: no override is read as its value
+        (["seed=1", "--info", "defaults", "x=2"], ["--info", "defaults", "seed=1", "x=2"]),
+        (["--cfg=job", "seed=1", "-r"], ["--cfg=job", "-r", "seed=1"]),
+    ],
+)
+def test_flags_typed_between_overrides_reach_hydra_before_them(typed, parsed):
+    """Hydra's parser takes overrides as one list: a flag in the middle would end it ("unrecognized arguments")."""
+    from rlnas.utils.rundir import flags_first
+
+    assert flags_first(typed) == parsed
+
+
+def test_a_flag_between_overrides_is_the_same_command():
+    proc = run_cli("+benchmark=toy", "--cfg", "job", "seed=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert yaml.safe_load(proc.stdout)["seed"] == 3
+
+
 def test_every_entry_point_explains_itself():
     proc = run_cli("--help")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -176,6 +176,20 @@ def test_classes_with_no_training_sample_are_named(caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+@pytest.mark.parametrize("labels, absent", [([1, 2, 3], "(0)"), ([0, 2, 5], "(1, 3, 4)")])
+def test_class_indices_with_gaps_are_named(caplog, labels, absent):
+    """Labels numbered from 1, or with gaps: the model gets outputs no sample trains, and the user hears which."""
+    from rlnas.data.base import normalised_splits
+
+    y = torch.tensor(labels).repeat(20)
+    data = normalised_splits(torch.randn(len(y), 1, 4, 4), y, 0.2, 0.2, seed=0, channel_dim=1)
+    assert data.num_classes == max(labels) + 1
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    gaps = max(labels) + 1 - len(labels)
+    assert len(warned) == 1 and f"labels run from 0 to {max(labels)} but {gaps} of those classes" in warned[0]
+    assert absent in warned[0] and "number the classes 0..K-1 without gaps" in warned[0]
+
+
 def test_predict_reads_the_images_of_a_folder_but_not_hidden_ones(tmp_path):
     from rlnas.predict import IMAGE_SUFFIXES, input_files
 

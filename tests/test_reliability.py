@@ -289,3 +289,30 @@ def test_a_log_file_on_a_full_disk_is_named_once_not_a_traceback_per_record(caps
     err = capsys.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err
     assert err.count("rlnas: warning: /dev/full: No space left on device; the log file stops here") == 1
+
+
+@pytest.mark.parametrize(
+    "files, hinted",
+    [
+        (["history.csv", "checkpoint.pt"], True),  # a search stopped between epochs
+        (["trials.jsonl"], True),  # a trial search stopped between trials
+        (["history.csv"], False),  # nothing resume= could continue from
+        (["checkpoint.pt", "best_arch.json"], False),  # finished: resume= refuses it
+    ],
+)
+def test_the_resume_hint_is_given_for_an_unfinished_run_only_and_alike_before_and_after_hydra(tmp_path, files, hinted):
+    """Both refusals of a used run dir (before Hydra starts, and the search's own claim) suggest resume= alike."""
+    from rlnas.search.builder import claim_run_dir
+    from rlnas.utils.rundir import refuse_earlier_job
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    for name in files:
+        (run / name).write_text("x")
+    for refuse in (
+        lambda: refuse_earlier_job(run, resumable_by=("checkpoint.pt", "trials.jsonl")),
+        lambda: claim_run_dir(run, resume=False),
+    ):
+        with pytest.raises(ValueError, match="choose another directory") as err:
+            refuse()
+        assert (f"or continue it with {shlex.quote(f'resume={run}')}" in str(err.value)) == hinted

@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import is_number, write_text_atomic  # noqa: E402
+from rlnas.utils import is_number, save_figure, write_text_atomic  # noqa: E402
 from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
@@ -549,8 +549,7 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower right" if sign > 0 else "upper right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def replot(out: Path, readme: Path | None = None) -> None:

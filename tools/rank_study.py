@@ -61,7 +61,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_config, load_run, read_json, run_tool  # noqa: E402
 
-from rlnas.utils import write_text_atomic
+from rlnas.utils import save_figure, write_text_atomic
 
 
 def standalone_key(cfg: Any, epochs: int) -> str:
@@ -327,8 +327,7 @@ def plot(study: dict[str, Any], path: Path) -> None:
         ax.axis("off")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def check_args(args: argparse.Namespace) -> list[int]:

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import write_text_atomic
+from rlnas.utils import save_figure, write_text_atomic
 from tools._common import job_map, load_config, run_tool  # noqa: E402
 from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_tables  # noqa: E402
 
@@ -189,8 +189,7 @@ def plot(result: dict, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

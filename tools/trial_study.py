@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import write_text_atomic
+from rlnas.utils import save_figure, write_text_atomic
 from tools._common import read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
@@ -358,8 +358,7 @@ def plot(curves: dict[str, list[list[float]]], path: Path, args: argparse.Namesp
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def speedup(args: argparse.Namespace, overrides: list[str]) -> None:

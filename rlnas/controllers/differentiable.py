@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from rlnas.controllers.base import Controller
 from rlnas.spaces.base import Arch, SearchSpace
-from rlnas.utils import atomic_file
+from rlnas.utils import save_figure
 
 #: Spaces whose supernets have a weighted forward (``forward_weighted``).
 SUPPORTED = ("MacroSpace", "NB201Space")
@@ -268,8 +268,6 @@ class DifferentiableController(Controller):
 
     def save_artifacts(self, directory: Path) -> list[Path]:
         """``alphas.json`` (softmax(alpha) per decision, the derived architecture) and ``alphas.png``."""
-        import matplotlib.pyplot as plt
-
         from rlnas.utils import write_json_atomic
 
         probs = self.probabilities()
@@ -289,9 +287,7 @@ class DifferentiableController(Controller):
         )
         figure_path = Path(directory) / "alphas.png"
         figure = self.figure(f"{self.mode}: softmax(alpha)")
-        with atomic_file(figure_path, "wb") as f:
-            figure.savefig(f, format=Path(figure_path).suffix.lstrip(".") or "png")
-        plt.close(figure)
+        save_figure(figure, figure_path)
         return [path, figure_path]
 
     def figure(self, title: str) -> Any:

@@ -187,6 +187,18 @@ def normalised_splits(
         )
     num_classes = int(y.max()) + 1
     names = class_names or [str(i) for i in range(num_classes)]
+    absent = sorted(set(range(num_classes)) - set(y.tolist()))
+    if absent:  # labels numbered from 1, or with gaps: outputs no sample ever trains
+        shown = ", ".join(names[c] for c in absent[:5]) + (", ..." if len(absent) > 5 else "")
+        log.warning(
+            "labels run from 0 to %d but %d of those classes have no sample (%s): the model gets %d outputs, "
+            "%d never used; number the classes 0..K-1 without gaps",
+            num_classes - 1,
+            len(absent),
+            shown,
+            num_classes,
+            len(absent),
+        )
     untrained = sorted(set(y.tolist()) - set(y[train_idx].tolist()))
     if untrained:  # scored, never learnt: every model misses them, whatever its architecture
         shown = ", ".join(names[c] for c in untrained[:5]) + (", ..." if len(untrained) > 5 else "")

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rlnas.data.base import DataError, DataSplits, normalised_splits
-from rlnas.utils import csv_number, csv_separator
+from rlnas.utils import csv_number, csv_separator, is_numeric_text
 
 SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
 #: Most classes a sequence file may label (a larger index is a broken file, and its head would not fit).
@@ -55,7 +55,7 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
         f.seek(0)
         separator = csv_separator(first) or ","
         for line_no, row in enumerate(csv.reader(f, delimiter=separator), start=1):
-            if not row or (line_no == 1 and not _is_number(row[0])):
+            if not row or (line_no == 1 and not is_numeric_text(row[0])):
                 continue  # blank line or header
             try:
                 label, values = _label(row[0]), [csv_number(v, separator) for v in row[1:]]
@@ -88,14 +88,6 @@ def _label(text: str) -> int:
     if not value.is_integer():
         raise ValueError(text)
     return int(value)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_sequence_file(path: str | Path, features: int = 1) -> tuple[Tensor, Tensor]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
 from rlnas.utils import atomic_file, data_seed, resolve_device, section_values, seed_everything, set_threads
 from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
+from rlnas.utils.rundir import continue_hint
 from rlnas.utils.trust import checked_instantiate
 
 log = logging.getLogger(__name__)
@@ -284,10 +284,10 @@ def claim_run_dir(run_dir: Path, resume: bool, can_resume: bool = True) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     taken = taken_files(run_dir)
     if taken and not resume:
-        hint = can_resume and any(name in RUN_FILES for name in taken)
+        hint = continue_hint(run_dir, taken, (CHECKPOINT, "trials.jsonl")) if can_resume else ""
         raise ValueError(
             f"hydra.run.dir={run_dir} already holds a run or a file a search writes ({taken[0]}); choose another "
-            "directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if hint else "")
+            "directory" + hint
         )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")

@@ -18,7 +18,7 @@ from rlnas.evaluators.base import Evaluation
 from rlnas.search.loop import Callback, EpochStats, Search, SearchResult
 from rlnas.search.selection import pareto_front
 from rlnas.spaces.base import Arch
-from rlnas.utils import atomic_file, save_atomic, write_json_atomic
+from rlnas.utils import atomic_file, save_atomic, save_figure, write_json_atomic
 
 log = logging.getLogger("rlnas.search")
 
@@ -330,11 +330,7 @@ class OutputWriter(Callback):
                 )
         figure = pareto_figure(search)
         if figure is not None:
-            with atomic_file(self.run_dir / "pareto.png", "wb") as f:
-                figure.savefig(f, format="png")
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
+            save_figure(figure, self.run_dir / "pareto.png")
 
 
 def _clock(seconds: float) -> str:

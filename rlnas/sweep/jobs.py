@@ -11,6 +11,7 @@ from typing import Any
 
 from rlnas.search.checkpoint import STATUS_FILE
 from rlnas.utils import write_json_atomic
+from rlnas.utils.rundir import writable_dir
 
 __all__ = ["LOCK_FILE", "STATUS_FILE", "lock_run_dir", "parallel_jobs", "threads_per_job", "write_status"]
 
@@ -105,10 +106,10 @@ def lock_run_dir(run_dir: str | Path) -> None:
         import fcntl
     except ImportError:  # no flock on this platform: run unguarded
         return
+    writable_dir(path, str(path))  # read-only, a file on the way, no permission
     try:
-        path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:  # read-only, a file on the way, no permission, a full disk
+    except OSError as err:  # a full disk
         raise ValueError(f"{path}: cannot write the run's files there ({err.strerror or type(err).__name__})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.sweep.jobs import STATUS_FILE
-from rlnas.utils import atomic_file, is_number
+from rlnas.utils import atomic_file, is_number, save_figure
 
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
@@ -227,12 +227,6 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
     return csv_path, md_path
 
 
-def _save_figure(fig: Any, path: Path) -> None:
-    """A PNG of ``fig`` at ``path``, written whole and never through a symlink."""
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-
-
 def reward_curve(job: JobRecord, tag: str = "reward/mean") -> tuple[list[int], list[float]]:
     """``(epochs, values)`` of a scalar from the job's TensorBoard event files (empty when none)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -297,8 +291,7 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     written.append(out_dir / "sweep_rewards.png")
-    _save_figure(fig, written[-1])
-    plt.close(fig)
+    save_figure(fig, written[-1], dpi=110)
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -322,8 +315,7 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     written.append(out_dir / "sweep_pareto.png")
-    _save_figure(fig, written[-1])
-    plt.close(fig)
+    save_figure(fig, written[-1], dpi=110)
     return written
 
 

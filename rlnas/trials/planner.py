@@ -79,6 +79,8 @@ class Outcome:
             raise ValueError(f"status {status!r} is not one of {list(STATUSES)}")
         if not whole(record["index"]) or not isinstance(arch, list) or not all(whole(a) for a in arch):
             raise ValueError("index and arch must be whole numbers >= 0")
+        if record["index"] > MAX_INDEX:  # its trial's seed (and the next trial's) would be out of range
+            raise ValueError(f"trial index {record['index']} is beyond any search's (at most {MAX_INDEX:,})")
         if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
             raise ValueError(f"reward {reward!r} is not a number")
         if reward is not None and not math.isfinite(reward):
@@ -105,6 +107,9 @@ class Outcome:
             str(record.get("error", "")),
         )
 
+
+#: The largest trial index a trial log may hold: far more trials than any search trains.
+MAX_INDEX = 2**31 - 1
 
 #: What a trial can end as.
 STATUSES = ("completed", "stopped", "failed")

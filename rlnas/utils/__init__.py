@@ -147,6 +147,35 @@ def csv_number(text: str, separator: str | None) -> float:
     return float(text.replace(",", ".") if separator in (";", "\t") else text)
 
 
+def save_figure(figure: Any, path: str | Path, **savefig: Any) -> Path:
+    """Writes a matplotlib figure to ``path`` (the format from its suffix) whole, never through a symlink
+    (:func:`atomic_file`), then closes the figure.
+
+    Args:
+        figure: The figure.
+        path: Where the image goes.
+        **savefig: Further arguments of ``Figure.savefig`` (``dpi``).
+    """
+    path = Path(path)
+    try:
+        with atomic_file(path, "wb") as f:
+            figure.savefig(f, format=path.suffix.lstrip(".") or "png", **savefig)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    return path
+
+
+def is_numeric_text(text: str) -> bool:
+    """Whether a field of a text file reads as a number (``"3"``, ``"2.5e-3"``, ``"nan"``): tells a header row."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def is_seed(value: Any) -> bool:
     """Whether a config value is a seed NumPy's legacy generator and torch both take: whole, in 0..``MAX_SEED``."""
     return is_whole(value) and 0 <= value <= MAX_SEED

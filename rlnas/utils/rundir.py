@@ -9,6 +9,7 @@ first, on the path the user gave.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
@@ -57,6 +58,82 @@ def earlier_job_files(run_dir: str | Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name not in RESTARTABLE)
 
 
+def continue_hint(run_dir: str | Path, names: list[str], resumable_by: tuple[str, ...]) -> str:
+    """`` or continue it with resume=DIR`` where ``names`` (a dir's files) show an unfinished run ``resume=`` takes.
+
+    A run is resumable when it left a file of ``resumable_by`` (its checkpoint, its trial log) and no
+    ``best_arch.json`` (a finished run, which ``resume=`` refuses); otherwise the hint is empty.
+    """
+    if any(n in names for n in resumable_by) and "best_arch.json" not in names:
+        return f" or continue it with {shlex.quote(f'resume={run_dir}')}"
+    return ""
+
+
+def writable_dir(path: str | Path, setting: str, what: str = "the run's files") -> None:
+    """Creates ``path`` (and its parents) and checks it can be written, before anything is written there.
+
+    Raises:
+        ValueError: ``SETTING: cannot write WHAT there (reason)``: a read-only disk, no permission, a file
+            on the way.
+    """
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(errno.EROFS, "not writable")
+    except OSError as err:
+        raise ValueError(f"{setting}: cannot write {what} there ({err.strerror or type(err).__name__})") from None
+
+
+#: Hydra's flags that take a value (``--config-dir DIR``); ``--info`` takes one only from its list.
+_VALUE_FLAGS = frozenset(
+    {
+        "--cfg",
+        "-c",
+        "--package",
+        "-p",
+        "--config-path",
+        "-cp",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--experimental-rerun",
+    }
+)
+_INFO_FLAGS = frozenset({"--info", "-i"})
+_INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before the overrides, a bare ``--info`` last, as Hydra's parser needs.
+
+    Hydra reads overrides as one positional list: ``+benchmark=toy -m seed=0,1`` fails there with
+    "unrecognized arguments: seed=0,1"; ``-m +benchmark=toy seed=0,1`` is the same command.
+    """
+    flags: list[str] = []
+    overrides: list[str] = []
+    tail: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_FLAGS and i + 1 < len(argv):
+            flags += argv[i : i + 2]
+            i += 2
+            continue
+        if arg in _INFO_FLAGS:
+            if i + 1 < len(argv) and argv[i + 1] in _INFO_CHOICES:
+                flags += argv[i : i + 2]
+                i += 2
+            else:
+                tail.append(arg)  # a bare --info takes no value: last, so no override is read as one
+                i += 1
+            continue
+        (flags if arg.startswith("-") else overrides).append(arg)
+        i += 1
+    return [*flags, *overrides, *tail]
+
+
 def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) -> None:
     """Refuses a ``hydra.run.dir`` holding an earlier job's results (:func:`earlier_job_files`).
 
@@ -71,10 +148,9 @@ def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) 
     taken = earlier_job_files(run_dir)
     if not taken:
         return
-    resumable = any(n in taken for n in resumable_by) and "best_arch.json" not in taken
     raise ValueError(
         f"hydra.run.dir={run_dir} already holds an earlier run ({taken[0]}, beside its .hydra/ record); "
-        "choose another directory" + (f" or continue it with {shlex.quote(f'resume={run_dir}')}" if resumable else "")
+        "choose another directory" + continue_hint(run_dir, taken, resumable_by)
     )
 
 
