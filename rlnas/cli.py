@@ -81,11 +81,13 @@ PATH_KEYS = (
     "task.data.path",
     "benchmark.path",
 )
-_HYDRA_SPECIAL = set("=,[]{}()'\" \\")
+#: What Hydra's override grammar reads unquoted as a plain string; a path with anything else (a space, a comma,
+#: ``~``, ``#``, ``&``, an accented letter) is quoted for it.
+_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/.:@%+-]*")
 
 
 def quote_paths(argv: list[str]) -> list[str]:
-    """``resume=DIR`` and the other path settings, quoted for Hydra when the path holds ``=``, ``,``, spaces...
+    """``resume=DIR`` and the other path settings, quoted for Hydra when the path holds ``=``, ``,``, ``é``, spaces...
 
     Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
     which Hydra's override grammar would otherwise read as more overrides or a sweep.
@@ -96,7 +98,7 @@ def quote_paths(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in PATH_KEYS and value[:1] not in ("'", '"') and _HYDRA_SPECIAL & set(value):
+        if sep and key.lstrip("+~") in PATH_KEYS and value[:1] not in ("'", '"') and not _HYDRA_PLAIN.fullmatch(value):
             arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         out.append(arg)
     return out

@@ -409,9 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if output is not None:  # before any work: a missing folder is made, an unwritable one named
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
+                is_dir = output.is_dir()
+            except OSError as err:  # a read-only disk, a file on the way, a name too long
                 raise PredictError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
-            if output.is_dir():
+            if is_dir:
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
             if not os.access(output.parent, os.W_OK):  # a read-only disk or folder: named before the work
                 raise PredictError(f"output={cfg.output}: cannot write there (the folder is not writable)")
@@ -433,6 +434,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(row)
     except PredictError as err:
         print(f"rlnas.predict: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the system cannot take (a name too long, a link loop) or a failing disk
+        from rlnas.utils.errors import user_error_message
+
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"rlnas.predict: error: {message}", file=sys.stderr)
         return 2
     if output is not None:
         from rlnas.utils import write_json_atomic

@@ -485,12 +485,11 @@ def _used_run_dir(run_dir: str | None) -> str | None:
     if not run_dir:
         return None
     try:
+        # Hydra would make it and fail with a traceback: a read-only disk, no permission, a file on the way,
+        # a name too long.
+        writable_dir(run_dir, f"hydra.run.dir={run_dir}", "the retrain's files")
         refuse_planted_links(run_dir)
         refuse_earlier_job(run_dir)
-    except ValueError as err:
-        return str(err)
-    try:  # Hydra would make it and fail with a traceback: a read-only disk, no permission, a file on the way
-        writable_dir(run_dir, f"hydra.run.dir={run_dir}", "the retrain's files")
     except ValueError as err:
         return str(err)
     return None

@@ -296,6 +296,7 @@ def test_every_controller_runs_a_whole_search(tmp_path):
         (["seed=1", "--info", "x=2"], ["seed=1", "x=2", "--info"]),  # bare: no override is read as its value
         (["seed=1", "--info", "defaults", "x=2"], ["--info", "defaults", "seed=1", "x=2"]),
         (["--cfg=job", "seed=1", "-r"], ["--cfg=job", "-r", "seed=1"]),
+        (["+benchmark=toy", "hydra.mode=MULTIRUN", "seed=0,1"], ["-m", "+benchmark=toy", "seed=0,1"]),
     ],
 )
 def test_flags_typed_between_overrides_reach_hydra_before_them(typed, parsed):
@@ -303,6 +304,25 @@ def test_flags_typed_between_overrides_reach_hydra_before_them(typed, parsed):
     from rlnas.utils.rundir import flags_first
 
     assert flags_first(typed) == parsed
+
+
+@pytest.mark.parametrize("name", ["résumé données", "a~b", "x#1", "r&d!"])
+def test_a_run_dir_of_any_characters_a_shell_passes_takes_the_run(tmp_path, name):
+    """Hydra's grammar reads an accented letter, ``~``, ``#`` or ``&`` unquoted as an error: paths are quoted for it."""
+    from rlnas.cli import quote_paths
+    from rlnas.config import CONF_DIR
+
+    run = tmp_path / name
+    (arg,) = quote_paths([f"hydra.run.dir={run}"])
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", arg], return_hydra_config=True)
+    assert cfg.hydra.run.dir == str(run)
+
+
+def test_a_run_dir_name_too_long_for_the_system_is_one_line(tmp_path):
+    proc = run_cli(f"hydra.run.dir={tmp_path / ('a' * 300)}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "File name too long" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_a_flag_between_overrides_is_the_same_command():

@@ -198,3 +198,17 @@ def test_predict_reads_the_images_of_a_folder_but_not_hidden_ones(tmp_path):
         (tmp_path / rel).write_bytes(b"x")
     # macOS's "._a.png" resource fork stopped the whole batch as an unreadable image.
     assert input_files(tmp_path, IMAGE_SUFFIXES, "image") == [tmp_path / "a.png", tmp_path / "sub" / "b.jpg"]
+
+
+def test_a_batch_larger_than_the_training_split_is_named_once(caplog):
+    """Such a batch is the whole split: 20 epochs of standalone training would be 20 steps, without a word."""
+    from rlnas.data.base import warn_batch_beyond_split
+
+    for _ in range(3):  # a trial search trains many candidates with one recipe: one warning
+        warn_batch_beyond_split("search.batch_size", 5000, 1079)
+    warn_batch_beyond_split("search.batch_size", 1079, 1079)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "search.batch_size (5000) is larger than the training split (1079 samples): every step trains on all "
+        "of them; choose a batch of at most 1079"
+    ]

@@ -246,6 +246,12 @@ def _retrain_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_retrain_names_a_run_dir_name_too_long_for_the_system(tmp_path):
+    proc = _retrain_cli(f"arch={tmp_path}/best_arch.json", f"hydra.run.dir={tmp_path / ('a' * 300)}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("cannot write the retrain's files there (File name too long)")
+
+
 def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     proc = _retrain_cli(f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out")
     assert proc.returncode == 2
@@ -360,6 +366,12 @@ def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run,
     monkeypatch.setattr(rlnas.predict.os, "access", lambda path, mode: False)
     assert predict_main(args) == 2
     assert "p.json: cannot write there (the folder is not writable)" in capsys.readouterr().err
+    # Names the system cannot take (longer than 255 bytes), as input or output: one line each.
+    long = tmp_path / ("a" * 300)
+    for bad in ([*args[:2], f"output={long}.json"], [args[0], f"input={long}.png"]):
+        assert predict_main(bad) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("rlnas.predict: error:") and "too long" in err[0], err
 
 
 def test_predict_makes_the_output_folder_and_refuses_other_models(classification_run, tmp_path, capsys):

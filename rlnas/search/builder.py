@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlnas.controllers.base import CONTROLLER_FILE, Controller
 from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.costs import COST_NAMES, CostModel, LatencyTable
+from rlnas.data.base import warn_batch_beyond_split
 from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
 from rlnas.rewards.base import Reward
@@ -179,6 +180,7 @@ def build_search(
     space, task = build_space_and_task(cfg)
     data = task.load_data(seed=data_seed(cfg)).to(device)
     log.info("data: %d train / %d val / %d test samples on %s", len(data.train), len(data.val), len(data.test), device)
+    warn_batch_beyond_split("search.batch_size", settings.batch_size * comm.world, len(data.train))
 
     backbone = build_supernet(space, data.in_channels)
     head = task.build_head(backbone.out_channels, data)

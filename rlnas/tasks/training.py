@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
-from rlnas.data.base import DataSplits, Split
+from rlnas.data.base import DataSplits, Split, warn_batch_beyond_split
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet.registry import build_child
 from rlnas.tasks.base import Network, Task
@@ -178,6 +178,7 @@ def train(
     epochs = epochs or recipe.epochs
     device = data.train.x.device
     steps_per_epoch = math.ceil(len(data.train) / recipe.batch_size)
+    warn_batch_beyond_split("the training batch size", recipe.batch_size, len(data.train))
     lr = recipe.lr * lr_scale
     if recipe.optimizer == "adamw":
         optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=recipe.weight_decay)

@@ -23,6 +23,8 @@ from rlnas.spaces.base import InvalidArchitectureError
 USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
 #: Errors of the file system a run writes to (not of the program): reported in one line.
 DISK_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
+#: Paths the system cannot take (a name too long, a file where a folder should be, a link loop): the user's.
+PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
 
 
 def one_line(err: BaseException) -> str:
@@ -63,6 +65,10 @@ def user_error_message(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno in DISK_ERRORS:  # a full or read-only disk, a quota, permissions
         where = err.filename or "a run file"
         return f"{where}: {err.strerror or os.strerror(err.errno)}; nothing written before it is lost"
+    if isinstance(err, OSError) and err.errno in PATH_ERRORS and err.filename:
+        where = str(err.filename)
+        where = where if len(where) <= 160 else f"{where[:100]}...{where[-40:]}"  # the message stays one line
+        return f"{where}: {err.strerror or os.strerror(err.errno)}"
     return None
 
 

@@ -109,7 +109,9 @@ def flags_first(argv: list[str]) -> list[str]:
     """Hydra's flags (with their values) before the overrides, a bare ``--info`` last, as Hydra's parser needs.
 
     Hydra reads overrides as one positional list: ``+benchmark=toy -m seed=0,1`` fails there with
-    "unrecognized arguments: seed=0,1"; ``-m +benchmark=toy seed=0,1`` is the same command.
+    "unrecognized arguments: seed=0,1"; ``-m +benchmark=toy seed=0,1`` is the same command. Hydra's
+    other spelling of ``-m``, the override ``hydra.mode=MULTIRUN``, becomes ``-m``, so that every check
+    of a sweep's command line sees a sweep.
     """
     flags: list[str] = []
     overrides: list[str] = []
@@ -129,6 +131,8 @@ def flags_first(argv: list[str]) -> list[str]:
                 tail.append(arg)  # a bare --info takes no value: last, so no override is read as one
                 i += 1
             continue
+        if arg.lstrip("+") == "hydra.mode=MULTIRUN":
+            arg = "-m"
         (flags if arg.startswith("-") else overrides).append(arg)
         i += 1
     return [*flags, *overrides, *tail]
