@@ -85,3 +85,11 @@ def test_the_final_choice_ranks_supernet_accuracy_together_with_synflow(tmp_path
     assert written["proxy"]["synflow"] == pytest.approx(result.best.proxy["synflow"])
     assert written["metrics"]["val_accuracy"] == pytest.approx(result.best.evaluation.metrics["accuracy"])
     assert np.isfinite(written["proxy"]["synflow"])
+
+
+@pytest.mark.parametrize("track, tracked", [("[]", ("params",)), ("null", ("params", "size_mb", "size_int8_mb"))])
+def test_an_empty_cost_list_tracks_only_what_the_selection_needs(tmp_path, track, tracked):
+    """``costs.track=[]`` is a choice (no latency or size columns), not a request for the default list."""
+    search = build_search(_cfg(f"costs.track={track}"), tmp_path, progress=False)
+    assert search.evaluator.costs.track[: len(tracked)] == tracked
+    assert (len(search.evaluator.costs.track) == 1) == (track == "[]")

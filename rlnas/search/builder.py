@@ -208,7 +208,8 @@ def build_search(
         if comm.is_main
         else None
     )
-    track = list(costs_cfg.get("track") or ["params", "size_mb", "size_int8_mb", "latency_ms"])
+    track = costs_cfg.get("track")  # [] tracks nothing beyond what the reward and the selection need
+    track = list(["params", "size_mb", "size_int8_mb", "latency_ms"] if track is None else track)
     selection_cost = cfg.selection.cost if cfg.get("selection") else "params"
     track += [name for name in [*targets, selection_cost] if name not in track and name in COST_NAMES]
     cost_model = CostModel(space, backbone, head, child_factory, input_shape, latency, track)

@@ -91,7 +91,8 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
         raise ValueError("reward.mask_infeasible=true needs a supernet's cost table; a trial search scores limits")
     # The costs every trial reports: costs.track and every cost the reward has a target for.
     targets = [name for name, limit in dict(getattr(reward, "targets", {})).items() if limit is not None]
-    track = list(dict.fromkeys([*((cfg.get("costs") or {}).get("track") or ["params", "size_mb"]), *targets]))
+    tracked = (cfg.get("costs") or {}).get("track")  # [] tracks nothing beyond the reward's targets
+    track = list(dict.fromkeys([*(["params", "size_mb"] if tracked is None else tracked), *targets]))
     controller = build_controller(cfg.controller, space, seed)
     if controller.differentiable:
         name = getattr(controller, "mode", None) or type(controller).__name__
