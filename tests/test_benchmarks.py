@@ -142,17 +142,24 @@ def test_nb201_rows_are_pinned_by_their_official_index(index):
 
 
 @needs_nb201
-@pytest.mark.parametrize("controller", ["random", "enas", "maskable_ppo", "evolution"])
-def test_benchmark_search_from_the_command_line(tmp_path, controller):
+def test_benchmark_search_from_the_command_line(tmp_path):
+    controllers = ["random", "enas", "maskable_ppo", "evolution"]
     proc = run_cli(
-        "+benchmark=nb201_cifar10", f"controller={controller}", "benchmark.evaluations=60", f"hydra.run.dir={tmp_path}"
+        "-m",
+        "+benchmark=nb201_cifar10",
+        f"controller={','.join(controllers)}",
+        "benchmark.evaluations=60",
+        f"hydra.sweep.dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    best = json.loads((tmp_path / "best_arch.json").read_text())
-    assert 0.85 < best["metrics"]["cifar10_test_acc"] <= 0.9438 and best["benchmark"] == "nb201_cifar10"
-    lines = (tmp_path / "history.csv").read_text().splitlines()
-    assert len(lines) == 61 and float(lines[-1].split(",")[4]) == pytest.approx(best["reward"], rel=1e-5)
-    assert json.loads((tmp_path / "summary.json").read_text())["evaluations"] == 60
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert [job.name.split("=")[-1] for job in jobs] == controllers
+    for job in jobs:
+        best = json.loads((job / "best_arch.json").read_text())
+        assert 0.85 < best["metrics"]["cifar10_test_acc"] <= 0.9438 and best["benchmark"] == "nb201_cifar10"
+        lines = (job / "history.csv").read_text().splitlines()
+        assert len(lines) == 61 and float(lines[-1].split(",")[4]) == pytest.approx(best["reward"], rel=1e-5)
+        assert json.loads((job / "summary.json").read_text())["evaluations"] == 60
 
 
 def test_missing_table_is_one_line_naming_the_path(tmp_path):

@@ -9,9 +9,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow  # 11 s of building and installing a wheel; `make test-slow` and `make wheel-check` run it
 def test_wheel_ships_every_config_and_runs_from_an_empty_directory(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run(

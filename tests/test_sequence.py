@@ -110,7 +110,8 @@ def test_every_controller_proposes_and_learns_on_the_sequence_spaces(name):
             assert np.mean(means[-3:]) > means[0] + 0.1, (name, type(space).__name__, means)
 
 
-@pytest.mark.parametrize("space", ["rnn_cell", "attention"])
+# attention (8 s) runs the same command line on the other sequence space: on purpose (-m slow).
+@pytest.mark.parametrize("space", ["rnn_cell", pytest.param("attention", marks=pytest.mark.slow)])
 def test_sequence_search_runs_end_to_end(space, tmp_path):
     proc = run_cli("+task=sequence", f"space={space}", "+experiment=smoke", "reward=mnas", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from rlnas.costs.latency import LatencyTable
 from rlnas.spaces.base import Arch, SearchSpace
@@ -26,6 +25,8 @@ COST_NAMES = ("params", "size_mb", "size_int8_mb", "mflops", "latency_ms")
 
 def forward_mflops(model: nn.Module, example: Tensor) -> float:
     """Forward MFLOPs of ``model`` on ``example`` (``FlopCounterMode``: a multiply-add counts 2)."""
+    from torch.utils.flop_counter import FlopCounterMode  # here: its import costs every command a tenth of a second
+
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(example)
