@@ -406,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = parse_args(args)
         output = Path(cfg.output).expanduser() if cfg.output else None
+        if sys.stdout is None and output is None:  # started with stdout closed: every row would vanish
+            raise PredictError("standard output is closed; pass output=FILE for the predictions")
         if output is not None:  # before any work: a missing folder is made, an unwritable one named
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)

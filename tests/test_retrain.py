@@ -374,6 +374,21 @@ def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run,
         assert len(err) == 1 and err[0].startswith("rlnas.predict: error:") and "too long" in err[0], err
 
 
+def test_predict_with_stdout_closed_needs_an_output_file(classification_run, tmp_path, capsys, monkeypatch):
+    """``python -m rlnas.predict ... >&-``: the rows printed would vanish, and the exit code would say success."""
+    from PIL import Image
+
+    out, _ = classification_run
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed standard output
+    assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rlnas.predict: error: standard output is closed; pass output=FILE for the predictions"
+    )
+    assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}", f"output={tmp_path / 'p.json'}"]) == 0
+    assert len(json.loads((tmp_path / "p.json").read_text())) == 1
+
+
 def test_predict_makes_the_output_folder_and_refuses_other_models(classification_run, tmp_path, capsys):
     from PIL import Image
 
