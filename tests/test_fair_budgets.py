@@ -18,6 +18,7 @@ from rlnas.controllers import (
     RandomController,
     TPEController,
 )
+from rlnas.controllers.elite import EliteMemory
 from rlnas.rewards import MetricReward
 from rlnas.search.budget import BudgetSearch
 from rlnas.spaces import CategoricalSpace
@@ -206,6 +207,24 @@ def test_the_fallback_share_counts_mutated_proposals():
     ctrl.propose(3)
     assert ctrl.memory.sources["policy"] + ctrl.memory.sources["fallback"] == 3
     assert ctrl.memory.sources["fallback"] == len(ctrl.memory.fallback) >= 1
+
+
+@pytest.mark.parametrize("fallback, one_step", [("neighbours", True), ("walk", False)])
+def test_the_neighbours_fallback_proposes_unseen_neighbours_of_the_policys_samples(fallback, one_step):
+    """Local search's step: every neighbour of a known architecture is proposed before the walk goes further."""
+    space = CategoricalSpace({k: ["x", "y", "z", "w"] for k in "abcd"})
+    ctrl = ENASController(space, seed=0, novel_tries=1, fallback=fallback)
+    ctrl.memory.seen = {(0, 0, 0, 0)}
+    ctrl.sample = lambda n: [(0, 0, 0, 0)] * n  # a policy settled on one architecture
+    proposals = ctrl.propose(12)  # its 12 neighbours
+    distance = [sum(a != 0 for a in arch) for arch in proposals]
+    assert len(set(proposals)) == 12 and (0, 0, 0, 0) not in proposals
+    assert (distance == [1] * 12) == one_step  # the random walk wanders further
+
+
+def test_an_unknown_fallback_is_named():
+    with pytest.raises(ValueError, match="controller.fallback='teleport' is unknown"):
+        EliteMemory(fallback="teleport")
 
 
 def test_the_toy_target_differs_per_seed_and_from_a_controller_seeded_alike():

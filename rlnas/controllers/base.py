@@ -81,6 +81,17 @@ class Controller(abc.ABC):
                 return tuple(child)
         return self.sample_allowed()
 
+    def new_neighbour(self, arch: Sequence[int], known: Callable[[Arch], bool]) -> Arch | None:
+        """A random one-decision neighbour of ``arch`` that is allowed and not ``known``; ``None`` when none is left."""
+        options = []
+        for t, n in enumerate(self.space.num_choices):
+            for c in range(int(n)):
+                if c != arch[t]:
+                    child = (*arch[:t], c, *arch[t + 1 :])
+                    if not known(child) and self.allowed(child):
+                        options.append(child)
+        return options[int(self.rng.integers(len(options)))] if options else None
+
     def allowed(self, arch: Sequence[int]) -> bool:
         """Whether every decision of ``arch`` is allowed by :attr:`action_mask` (always, without one)."""
         if self.action_mask is None:

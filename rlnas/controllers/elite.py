@@ -40,6 +40,10 @@ import numpy as np
 
 from rlnas.spaces.base import Arch
 
+#: How the novelty fallback leaves a known architecture: ``walk`` changes one random decision at a time
+#: until the architecture is new; ``neighbours`` steps to an unseen neighbour whenever one is left.
+FALLBACKS = ("walk", "neighbours")
+
 
 class EliteMemory:
     """Top-k architectures, risk-seeking advantages and novelty filtering for one controller.
@@ -51,13 +55,18 @@ class EliteMemory:
         novel_tries: Rounds of resampling architectures that were already evaluated (0: off).
     """
 
-    def __init__(self, elite_size: int = 5, risk_quantile: float = 0.5, novel_tries: int = 3) -> None:
+    def __init__(
+        self, elite_size: int = 5, risk_quantile: float = 0.5, novel_tries: int = 3, fallback: str = "walk"
+    ) -> None:
         if elite_size < 0:
             raise ValueError(f"controller.elite_size={elite_size} must be >= 0")
         if not 0 < risk_quantile <= 1:
             raise ValueError(f"controller.risk_quantile={risk_quantile} must be in (0, 1]")
         if novel_tries < 0:
             raise ValueError(f"controller.novel_tries={novel_tries} must be >= 0")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"controller.fallback={fallback!r} is unknown; allowed: {list(FALLBACKS)}")
+        self.fallback_mode = fallback
         self.elite_size = int(elite_size)
         self.risk_quantile = float(risk_quantile)
         self.novel_tries = int(novel_tries)
@@ -116,7 +125,11 @@ class EliteMemory:
 
     # -- what to propose --------------------------------------------------------
     def novel(
-        self, sample: Callable[[int], list[Arch]], n: int, mutate: Callable[[Arch], Arch] | None = None
+        self,
+        sample: Callable[[int], list[Arch]],
+        n: int,
+        mutate: Callable[[Arch], Arch] | None = None,
+        neighbour: Callable[[Arch, Callable[[Arch], bool]], Arch | None] | None = None,
     ) -> list[Arch]:
         """``n`` samples, resampling those already evaluated (or drawn twice) for up to ``novel_tries`` rounds.
 
@@ -127,6 +140,8 @@ class EliteMemory:
                 cannot produce enough new architectures in ``novel_tries``
                 rounds, the rest are its samples mutated until new (at most
                 ``4 * len(arch)`` mutations each); without it, plain samples.
+            neighbour: A new one-decision neighbour of an architecture (``None`` when none is left). With
+                ``fallback="neighbours"`` each step of the walk goes to one while one is left.
         """
         # Fallback proposals of earlier batches stay marked until observed: a trial search
         # proposes the next batch before the last one's results are in.
@@ -153,6 +168,12 @@ class EliteMemory:
                 for _ in range(4 * len(arch)):
                     if arch not in self.seen and arch not in fresh:
                         break
+                    if self.fallback_mode == "neighbours" and neighbour is not None:
+                        # Local search's step (White et al., 2021): an unseen neighbour while one is left.
+                        step = neighbour(arch, lambda a: a in self.seen or a in fresh)
+                        if step is not None:
+                            arch = step
+                            break
                     arch = mutate(arch)  # successive mutations walk further from the policy's mode
                 fresh.add(arch)
                 rest[i] = arch

@@ -77,6 +77,8 @@ class ENASController(Controller):
             repeated steps stay near the policy that drew the batch. The first step is plain REINFORCE
             (the ratio is 1 there).
         clip_range: PPO's epsilon for ``update_epochs > 1`` (Schulman et al.: 0.2).
+        fallback: How the novelty fallback leaves an architecture already evaluated
+            (:data:`rlnas.controllers.elite.FALLBACKS`).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class ENASController(Controller):
         novel_tries: int = 3,
         update_epochs: int = 3,
         clip_range: float = 0.2,
+        fallback: str = "walk",
     ) -> None:
         super().__init__(space, seed)
         if not clip_range > 0:
@@ -135,7 +138,7 @@ class ENASController(Controller):
         if elite_weight < 0:
             raise ValueError(f"controller.elite_weight={elite_weight} must be >= 0")
         self.elite_weight = float(elite_weight)
-        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries)
+        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries, fallback)
         if update_epochs < 1:
             raise ValueError(f"controller.update_epochs={update_epochs} must be >= 1")
         self.update_epochs = int(update_epochs)
@@ -149,7 +152,7 @@ class ENASController(Controller):
         return [tuple(row) for row in actions.tolist()]
 
     def propose(self, n: int) -> list[Arch]:
-        return self.memory.novel(self.sample, n, self.mutate)
+        return self.memory.novel(self.sample, n, self.mutate, self.new_neighbour)
 
     @torch.no_grad()
     def best_guess(self, n: int) -> list[Arch]:

@@ -67,6 +67,8 @@ class SB3Controller(EliteImitation, Controller):
         risk_quantile: Fraction of each rollout reinforced (risk-seeking policy gradient); 1: SB3's own
             advantages (returns minus the value estimate).
         novel_tries: Resampling rounds for architectures already evaluated (0: off).
+        fallback: How the novelty fallback leaves an architecture already evaluated
+            (:data:`rlnas.controllers.elite.FALLBACKS`).
     """
 
     #: SB3 policy name.
@@ -95,6 +97,7 @@ class SB3Controller(EliteImitation, Controller):
         elite_weight: float = 1.0,
         risk_quantile: float = 0.5,
         novel_tries: int = 3,
+        fallback: str = "walk",
     ) -> None:
         super().__init__(space, seed)
         if rollout_archs < 1:
@@ -162,7 +165,7 @@ class SB3Controller(EliteImitation, Controller):
         self.buffer.reset()
         self._pending: dict[Arch, list[dict[str, Any]]] = {}
         self.updates = 0
-        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries)
+        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries, fallback)
         self.elite_weight = float(elite_weight)
         #: Rewards of the episodes in the rollout buffer, in order.
         self._episode_rewards: list[float] = []
@@ -239,7 +242,7 @@ class SB3Controller(EliteImitation, Controller):
                 drawn.setdefault(arch, []).append(rec)
             return archs
 
-        archs = self.memory.novel(sample, n, self.mutate)
+        archs = self.memory.novel(sample, n, self.mutate, self.new_neighbour)
         # Earlier batches' transitions stay until their rewards come (a trial search observes a batch
         # after proposing the next); every other search observes each batch before the next.
         for arch in archs:
