@@ -131,6 +131,9 @@ def with_default_task(argv: list[str]) -> list[str]:
             for a in argv
         ]
         return [*argv, *extra, "hydra.output_subdir=null"]
+    # task is no default of the config (so that +task=NAME can choose one): task=NAME, as every other
+    # group is chosen, means the same and is taken so instead of Hydra's "No match in the defaults list".
+    argv = [f"+{a}" if a.startswith("task=") else a for a in argv]
     # A trailing --info takes an optional value: what is added goes before it, not into it.
     tail = argv[-1:] if argv[-1:] in (["--info"], ["-i"]) else []
     argv = argv[: len(argv) - len(tail)]

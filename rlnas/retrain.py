@@ -100,7 +100,13 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         FileNotFoundError / ValueError: Naming the file that is missing or malformed.
     """
     path = Path(arch_path).expanduser()
+    model_folder = (
+        "a trained model, not a search's pick; pass the search run's dir or its best_arch.json (the retrain "
+        "that made this model names it as arch= in its .hydra/overrides.yaml)"
+    )
     if path.is_dir():  # a search's run dir: its pick
+        if (path / "model.json").is_file() and not (path / "best_arch.json").is_file():
+            raise FileNotFoundError(f"arch={arch_path}: {model_folder}")
         if not (path / "best_arch.json").is_file():
             raise FileNotFoundError(
                 f"arch={arch_path}: a directory without best_arch.json (a search that has not finished, or not a "
@@ -122,6 +128,8 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
             raise ValueError(f"'arch' must be a list of whole numbers (choice indices), got {arch!r}"[:200])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a best_arch.json with an 'arch' list ({type(err).__name__}: {err})") from None
+    if not run_config and {"task_config", "files"} <= set(payload):  # a model folder's model.json
+        raise ValueError(f"{path}: {model_folder}")
     searched = payload.get("train", {})
     known = (*RECIPE_HPARAMS, *TASK_HPARAMS)
     if not isinstance(searched, dict) or not all(k in known for k in searched):

@@ -159,6 +159,7 @@ def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task([]) == ["+task=classification"]
     assert with_default_task(["seed=1"]) == ["seed=1", "+task=classification"]
     assert with_default_task(["+task=detection"]) == ["+task=detection"]
+    assert with_default_task(["task=detection"]) == ["+task=detection"]  # as every other group is chosen
     assert with_default_task(["-m", "+task=classification,detection"]) == ["-m", "+task=classification,detection"]
     assert with_default_task(["+experiment=smoke", "+task=detection"]) == ["+task=detection", "+experiment=smoke"]
     # Hydra's --info takes an optional value: the added task went into it ("invalid choice").

@@ -374,6 +374,16 @@ def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run,
         assert len(err) == 1 and err[0].startswith("rlnas.predict: error:") and "too long" in err[0], err
 
 
+def test_a_trained_model_given_as_arch_is_named_as_such(classification_run):
+    """Its model.json holds an arch too, but no search's config beside it: "config.yaml is missing" misled."""
+    from rlnas.retrain import load_run
+
+    out, _ = classification_run
+    for arch in (out, out / "model.json"):
+        with pytest.raises((ValueError, FileNotFoundError), match="a trained model, not a search's pick"):
+            load_run(str(arch), None)
+
+
 def test_predict_with_stdout_closed_needs_an_output_file(classification_run, tmp_path, capsys, monkeypatch):
     """``python -m rlnas.predict ... >&-``: the rows printed would vanish, and the exit code would say success."""
     from PIL import Image

@@ -41,14 +41,14 @@ def test_score_run_reproduces_the_best_score_and_scores_random_archs(smoke_run, 
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # the run dir is left alone
     # The run's own best_arch.json as --out was replaced by the scores (the next score_run: KeyError 'arch').
     proc = _score_run("--run-dir", str(run), "--archs", "3", "--out", str(run / "best_arch.json"))
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "best_arch.json exists and is not a file this tool wrote" in proc.stderr.strip().splitlines()[-1]
     assert json.loads((run / "best_arch.json").read_text()) == recorded
 
 
 def test_score_run_names_what_is_missing(tmp_path):
     proc = _score_run("--run-dir", str(tmp_path))
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert f"--run-dir {tmp_path}: no best_arch.json there" in proc.stderr
 
 
@@ -238,7 +238,8 @@ def test_rank_study_runs_on_a_finished_search(tmp_path):
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 1 and "holds another sample of architectures" in proc.stderr
+    assert proc.returncode == 2 and "rank_study.py: error: " in proc.stderr
+    assert "holds another sample of architectures" in proc.stderr
     assert (out / "study.json").read_text() == before
 
 
@@ -416,10 +417,10 @@ def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
     (tmp_path / "trials.jsonl").write_text("")
     (tmp_path / "best_arch.json").write_text('{"arch": [0]}')
     proc = _score_run("--run-dir", str(tmp_path))
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"--run-dir {tmp_path}: a trial search's run dir; its candidates were trained on their own, with no "
-        "supernet to score them on (their scores are in trials.csv)"
+        f"score_run.py: error: --run-dir {tmp_path}: a trial search's run dir; its candidates were trained on "
+        "their own, with no supernet to score them on (their scores are in trials.csv)"
     )
 
 
@@ -650,7 +651,7 @@ def test_score_run_names_a_seed_numpy_cannot_take(tmp_path):
         timeout=120,
         cwd=ROOT,
     )
-    assert proc.returncode != 0 and "--seed must be in 0..4294967295 (2**32 - 1), got -1" in proc.stderr
+    assert proc.returncode == 2 and "--seed must be in 0..4294967295 (2**32 - 1), got -1" in proc.stderr
 
 
 class _Planted:

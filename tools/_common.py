@@ -83,6 +83,17 @@ def run_tool(main: Callable[[], object]) -> None:
     except (KeyboardInterrupt, SearchInterrupted):
         print(f"{tool}: interrupted; the runs it finished are kept", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as err:
+        if not isinstance(err.code, str):
+            raise
+        # A tool's own refusal (raise SystemExit("--archs must be >= 1")): exit code 1 and no tool name
+        # otherwise; every refusal is "TOOL: error: ..." and exit code 2, as a bad argument is.
+        message = err.code
+        for name in (tool, Path(tool).stem):
+            for prefix in (f"{name}: error: ", f"{name}: "):
+                message = message.removeprefix(prefix)
+        print(f"{tool}: error: {message}", file=sys.stderr)
+        sys.exit(2)
     except OSError as err:
         if err.filename is None:
             raise
