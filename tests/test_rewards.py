@@ -153,3 +153,11 @@ def test_controllers_sample_only_feasible_archs_under_masks(cost_setup):
         assert all(model(a)["params"] <= 2000 for a in archs)
         ctrl.observe(archs[:10], [0.5] * 10)  # scoring under the same masks stays finite
     assert torch.isfinite(ctrl.log_prob(archs[:5])).all()
+
+
+def test_an_input_too_small_for_the_space_names_the_image_size():
+    """2x2 images shrink to 1x1 feature maps: one sample cannot be run with batch statistics (torch's error)."""
+    supernet = build_supernet(MacroSpace(num_layers=2, channels=[8, 16]), 1)
+    with pytest.raises(ValueError, match=r"an input of \[1, 2, 2\] shrinks to single-pixel .* task.data.image_size"):
+        LatencyTable.measure(supernet, torch.nn.Identity(), (1, 2, 2), torch.device("cpu"))
+    assert LatencyTable.measure(supernet, torch.nn.Identity(), (1, 8, 8), torch.device("cpu"), 1, 1).entries
