@@ -155,13 +155,13 @@ _warned_batches: set[tuple[str, int, int]] = set()
 def warn_batch_beyond_split(setting: str, batch_size: int, split_size: int) -> None:
     """Warns (once per setting and sizes) when a training batch asks for more samples than the split holds.
 
+    Such a batch is the whole split: an epoch of standalone training is then one step, and a short
+    training learns next to nothing (20 epochs, 20 steps), which a result alone does not tell.
+
     Args:
         setting: What sets the batch, as the message names it (``search.batch_size``).
         batch_size: Samples per step asked for.
         split_size: Samples in the training split.
-
-    Such a batch is the whole split: an epoch of standalone training is then one step, and a short
-    training learns next to nothing (20 epochs, 20 steps), which a result alone does not tell.
     """
     key = (setting, int(batch_size), int(split_size))
     if batch_size > split_size and key not in _warned_batches:
