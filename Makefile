@@ -27,7 +27,7 @@ run: $(STAMP)
 ARCH ?= $(shell ls -t outputs/runs/*/*/best_arch.json 2>/dev/null | head -n 1)
 retrain: $(STAMP)
 	@test -n "$(ARCH)" || { echo "no outputs/runs/*/*/best_arch.json yet: run 'make run' first or pass ARCH=..."; exit 2; }
-	$(PY) -m rlnas.retrain arch=$(ARCH) compress=all $(ARGS)
+	$(PY) -m rlnas.retrain "arch=$(ARCH)" compress=all $(ARGS)
 
 ## Lints and format-checks the code (ruff, settings in pyproject.toml), then runs the default
 ## test suite (slow and GPU tests excluded). `make format` applies ruff's fixes and formatting.

@@ -588,3 +588,16 @@ def test_retrain_and_search_leave_each_others_folders_untouched(tmp_path):
     assert {p: p.read_bytes() for p in sorted(search.rglob("*")) if p.is_file()} == search_files
     assert {p: p.read_bytes() for p in sorted(model.rglob("*")) if p.is_file()} == model_files
     assert victim.read_text() == "precious"
+
+
+def test_the_torchscript_export_prints_no_deprecation_warning(tmp_path):
+    """torch marks torch.jit.save deprecated: every retrain printed a FutureWarning that asks nothing of a user."""
+    import warnings
+
+    from rlnas.export.formats import export_torchscript, load_torchscript
+
+    model, example = torch.nn.Linear(4, 2), torch.zeros(1, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the export here
+        export_torchscript(model, example, tmp_path / "model.ts")
+    assert torch.allclose(load_torchscript(tmp_path / "model.ts")(example), model(example))

@@ -123,7 +123,11 @@ def export_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example.cpu())
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    with warnings.catch_warnings():
+        # torch 2.14 marks torch.jit.save deprecated in favour of torch.export; model.ts is still what
+        # C++ (libtorch) and mobile runtimes load, and model.onnx is written beside it.
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.* is deprecated", category=FutureWarning)
+        torch.jit.save(traced, buffer)
     write_bytes_atomic(path, buffer)
 
 
