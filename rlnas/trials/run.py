@@ -270,6 +270,10 @@ def _ray_session(ray: Any, settings: TrialSettings) -> Iterator[None]:
         return
     address, key = cluster_address(settings)
     _check_reachable(address, key)
+    if address is None:
+        # A new local cluster starts with token authentication, Ray's default, and Ray says so in a WARNING on
+        # every start (a newcomer's first `make run` printed it); the setting is Ray's and stays as it is.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     main = threading.current_thread() is threading.main_thread()
     own = signal.getsignal(signal.SIGTERM) if main else None
     try:
