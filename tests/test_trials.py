@@ -76,6 +76,23 @@ def tiny_space():
     return MacroSpace(num_layers=2, ops=["conv3x3", "maxpool3x3"], channels=[8])
 
 
+def test_off_a_terminal_a_trial_search_logs_its_progress(tmp_path, tiny_space, caplog):
+    """``make run > log``, nohup, CI, a cluster job: no bar is drawn, so a line every 5 % of the trials says how far."""
+    import logging
+
+    from rlnas.trials.outputs import TrialOutputs
+
+    outputs = TrialOutputs(tmp_path, tiny_space, "accuracy", {}, progress=None, total=40)
+    outputs.restore([_outcome(0, _distinct(tiny_space, 1)[0], 0.3)])  # a resumed run: 1 trial finished before
+    with caplog.at_level(logging.INFO, logger="rlnas.trials"):
+        for i, arch in enumerate(_distinct(tiny_space, 5)[1:], start=1):
+            outputs.add(_outcome(i, arch, 0.5 + i / 100))
+    outputs.close_progress()
+    lines = [r.getMessage() for r in caplog.records if r.name == "rlnas.trials"]
+    assert len(lines) == 2 and lines[0].startswith("trial 2/40: best so far 0.5100, last completed, ")
+    assert lines[1].startswith("trial 4/40: best so far 0.5300") and "ETA" in lines[1]
+
+
 def test_batches_are_observed_in_order_and_repeats_start_no_trial(tiny_space):
     a, b, c, d = _distinct(tiny_space, 4)
     ctrl = Recorder(tiny_space, [a, b, a, c, d, d])

@@ -253,8 +253,8 @@ class ProgressBar(Callback):
                 self.epochs,
                 ", ".join(f"{k} {v}" for k, v in post.items()),
                 best,
-                _clock(elapsed),
-                _clock(eta),
+                clock(elapsed),
+                clock(eta),
             )
 
     def on_search_end(self, search: Search, result: SearchResult) -> None:
@@ -333,7 +333,7 @@ class OutputWriter(Callback):
             save_figure(figure, self.run_dir / "pareto.png")
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """``m:ss`` (or ``h:mm:ss``) of a duration."""
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)

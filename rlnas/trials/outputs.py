@@ -9,7 +9,9 @@ marks a finished run).
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,13 +19,18 @@ from typing import Any
 import numpy as np
 
 from rlnas.controllers.base import Controller
-from rlnas.search.callbacks import OutputWriter, arch_to_str
+from rlnas.search.callbacks import OutputWriter, arch_to_str, clock
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.training import TrainingSpace
 from rlnas.trials.planner import Outcome, TrialPlanner, status_counts
 from rlnas.trials.records import TABLE_FILE, write_table
 from rlnas.utils import atomic_file, write_json_atomic
+
+log = logging.getLogger("rlnas.trials")
+
+#: Off a terminal, a progress line after every this share of the trials (log files, nohup, CI, cluster jobs).
+LINE_EVERY = 0.05
 
 
 class TrialOutputs:
@@ -34,7 +41,7 @@ class TrialOutputs:
         space: The searched space (training decisions included).
         metric: The task's reward metric.
         cfg: The run's config (``selection.cost`` is the Pareto front's cost axis).
-        progress: Show a progress bar (``None``: only on a terminal).
+        progress: Show a progress bar (``None``: on a terminal, else a log line after every 5 % of the trials).
         total: Trials in all (the bar's length).
     """
 
@@ -56,10 +63,15 @@ class TrialOutputs:
             disable=None if progress is None else not progress,
             dynamic_ncols=True,
         )
+        self.total = total
+        self.lines = progress is None and self.bar.disable
+        self.started = time.perf_counter()
+        self.restored = 0
 
     def restore(self, outcomes: list[Outcome]) -> None:
         """The trials a resumed run had finished, in the order they finished (already in TensorBoard)."""
         self.outcomes = list(outcomes)
+        self.restored = len(outcomes)
         self.bar.update(len(outcomes))
 
     def best_reward(self) -> float:
@@ -78,6 +90,19 @@ class TrialOutputs:
         self.writer.flush()
         self.bar.update(1)
         self.bar.set_postfix(best=f"{self.best_reward():.4f}", last=outcome.status)
+        every = max(1, round(self.total * LINE_EVERY))
+        if self.lines and (step % every == 0 or step == self.total):
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / max(1, step - self.restored) * max(0, self.total - step)
+            log.info(
+                "trial %d/%d: best so far %.4f, last %s, %s elapsed, ETA %s",
+                step,
+                self.total,
+                self.best_reward(),
+                outcome.status,
+                clock(elapsed),
+                clock(eta),
+            )
 
     def close_progress(self) -> None:
         self.bar.close()
