@@ -18,7 +18,8 @@ install: $(STAMP)
 
 ## Runs a search offline that ends with its pick against random candidates by ground truth: MNIST-1D
 ## (generated offline), each candidate and its training settings trained on its own, 80 trials 2 at a
-## time (about 5 min on 2 cores, its ground truth included). RUN_ARGS= runs the plain default (weight sharing on the digits).
+## time (about 5 min on 2 cores, its ground truth included). RUN_ARGS= runs the plain default
+## (weight sharing on the digits).
 RUN_ARGS ?= +task=mnist1d +trials=joint trials.budget=80
 run: $(STAMP)
 	$(PY) -m rlnas $(RUN_ARGS) $(ARGS)
