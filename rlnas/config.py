@@ -47,7 +47,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.search.settings import SearchSettings
 from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
-from rlnas.utils.rundir import check_launcher_jobs
+from rlnas.utils.rundir import bare_word, check_launcher_jobs
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -113,6 +113,16 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         ConfigError: Naming the override.
     """
     extra = search_dirs(argv)
+    word = bare_word(list(argv))
+    if word is not None:  # Hydra's grammar says "missing EQUAL at '<EOF>'"
+        groups = [
+            g
+            for g in ("task", "controller", "space", "reward", "experiment", "benchmark", "trials")
+            if word in group_options(g, conf_dir, extra)
+        ]
+        added = ("task", "experiment", "benchmark", "trials")  # chosen with +, being no default of the config
+        hint = f"; did you mean {'+' * (groups[0] in added)}{groups[0]}={word}?" if groups else ""
+        raise ConfigError(f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}")
     value_of_flag = {
         i + 1
         for i, a in enumerate(argv)

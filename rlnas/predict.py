@@ -371,6 +371,10 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
     bad = [a for a in argv if "=" not in a]
     if bad:
         raise PredictError(f"argument {bad[0]!r} is not key=value; keys: {list(PredictConfig.__annotations__)}")
+    keys = [a.partition("=")[0] for a in argv]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:  # the last one silently won: input=a.png input=b.png predicted b.png alone
+        raise PredictError(f"{twice}= is given {keys.count(twice)} times; give it once (input= takes a folder)")
     for arg in argv:
         key, _, value = arg.partition("=")
         if key in ("model", "input") and not value.strip():

@@ -77,6 +77,7 @@ from rlnas.utils import (
     write_json_atomic,
 )
 from rlnas.utils.rundir import (
+    bare_word,
     check_launcher_jobs,
     explicit_run_dir,
     flags_first,
@@ -456,6 +457,10 @@ def main() -> None:
     from rlnas.utils.errors import composition_error
 
     sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
+    word = bare_word(sys.argv[1:])
+    if word is not None:  # Hydra's grammar says "extraneous input '/' expecting {EQUAL, ...}"
+        print(f"rlnas.retrain: error: argument {word!r} is not key=value; did you mean arch={word}?", file=sys.stderr)
+        sys.exit(2)
     # An unknown key or a bad value: one line here, not Hydra's multi-line report. With Hydra's own flags
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])

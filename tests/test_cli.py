@@ -455,3 +455,33 @@ def test_paths_as_typed_are_read_from_the_launch_dir_when_hydra_changes_into_the
     proc = subprocess.run(retrain, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no such file" not in proc.stderr, proc.stderr[-2000:]
     assert str(tmp_path / "search") in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "word, hint",
+    [
+        ("classification", "; did you mean +task=classification?"),
+        ("evolution", "; did you mean controller=evolution?"),
+        ("seed", ""),
+    ],
+)
+def test_a_word_that_is_not_key_value_is_named_with_the_group_it_may_mean(word, hint):
+    """Hydra's own message was its grammar: "Error parsing override 'classification': missing EQUAL at '<EOF>'"."""
+    from rlnas.config import ConfigError, check_overrides
+
+    with pytest.raises(ConfigError) as err:
+        check_overrides(["+experiment=smoke", word])
+    assert str(err.value) == f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}"
+    check_overrides(["--config-dir", "conf", "+task=classification"])  # a flag's value is no such word
+
+
+def test_retrain_names_a_run_dir_given_without_arch(monkeypatch, capsys):
+    import rlnas.retrain
+
+    monkeypatch.setattr(sys, "argv", ["rlnas.retrain", "outputs/runs/x"])
+    with pytest.raises(SystemExit) as stop:
+        rlnas.retrain.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "rlnas.retrain: error: argument 'outputs/runs/x' is not key=value; did you mean arch=outputs/runs/x?"
+    )

@@ -390,6 +390,10 @@ def test_predict_with_stdout_closed_needs_an_output_file(classification_run, tmp
 
     out, _ = classification_run
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+    # A key given twice: the last one silently won (input=a.png input=b.png predicted b.png alone).
+    twice = [f"model={out}", f"input={tmp_path / 'a.png'}", f"input={tmp_path / 'a.png'}"]
+    assert predict_main(twice) == 2
+    assert "input= is given 2 times; give it once" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed standard output
     assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}"]) == 2
     assert capsys.readouterr().err.strip() == (

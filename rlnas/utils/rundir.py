@@ -138,6 +138,24 @@ def flags_first(argv: list[str]) -> list[str]:
     return [*flags, *overrides, *tail]
 
 
+def bare_word(argv: list[str]) -> str | None:
+    """The first argument that is not ``key=value``, ``~key``, one of Hydra's flags or their values (or ``None``).
+
+    Hydra reports such a word with its grammar ("missing EQUAL at '<EOF>'"); the commands name it instead.
+    """
+    ordered = flags_first(argv)
+    i = 0
+    while i < len(ordered):
+        arg = ordered[i]
+        if arg in _VALUE_FLAGS or (arg in _INFO_FLAGS and i + 1 < len(ordered) and ordered[i + 1] in _INFO_CHOICES):
+            i += 2
+            continue
+        if not arg.startswith(("-", "~")) and "=" not in arg:  # ~key deletes a key: Hydra's own grammar
+            return arg
+        i += 1
+    return None
+
+
 def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) -> None:
     """Refuses a ``hydra.run.dir`` holding an earlier job's results (:func:`earlier_job_files`).
 
