@@ -154,7 +154,9 @@ def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
         ([f"model={out / 'model.pt'}"], "rlnas.predict serves the ONNX export; pass the retrain run dir"),
         (["input="], "input= is empty; name a file or folder"),
     ]:
-        assert predict_main([f"model={out}", f"input={png}", *args]) == 2, args
+        given = {"model": f"model={out}", "input": f"input={png}"}
+        given.update({a.partition("=")[0]: a for a in args})  # a key given twice is refused on its own
+        assert predict_main(list(given.values())) == 2, args
         assert message in capsys.readouterr().err, args
 
 
