@@ -166,7 +166,7 @@ def test_trial_log_drops_a_torn_last_line_and_names_a_bad_one(tmp_path, tiny_spa
         ("reward", "Infinity", "reward inf is not finite"),
         ("reward", '"0.99"', "reward '0.99' is not a number"),
         ("index", "-1", "index and arch must be whole numbers"),
-        # its seed, and every later trial's, would be out of torch's range: each would fail
+        # no search numbers its trials this far; from about 2**63 on, every later trial's seed overflows
         ("index", str(2**40), f"trial index {2**40} is beyond any search's"),
         ("arch", "[0.7, 1]", "index and arch must be whole numbers"),
         ("reward", "null", "a completed trial without a reward"),

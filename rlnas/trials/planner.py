@@ -79,7 +79,7 @@ class Outcome:
             raise ValueError(f"status {status!r} is not one of {list(STATUSES)}")
         if not whole(record["index"]) or not isinstance(arch, list) or not all(whole(a) for a in arch):
             raise ValueError("index and arch must be whole numbers >= 0")
-        if record["index"] > MAX_INDEX:  # its trial's seed (and the next trial's) would be out of range
+        if record["index"] > MAX_INDEX:  # from about 2**63 on, every later trial's seed overflows
             raise ValueError(f"trial index {record['index']} is beyond any search's (at most {MAX_INDEX:,})")
         if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
             raise ValueError(f"reward {reward!r} is not a number")
