@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rlnas.config import CONF_DIR
+from rlnas.config import CONF_DIR, GROUPS
 from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
 from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
 from rlnas.utils.rundir import (  # noqa: F401 - re-exported
@@ -24,7 +24,8 @@ from rlnas.utils.trust import load_run_config
 
 DEFAULT_TASK = "classification"
 
-CONFIG_GROUPS = ("task", "experiment", "space", "controller", "reward", "benchmark", "trials")
+#: The config groups a command line chooses from (a resumed run keeps its own).
+CONFIG_GROUPS = GROUPS
 
 
 def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:

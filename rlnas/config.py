@@ -115,11 +115,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     extra = search_dirs(argv)
     word = bare_word(list(argv))
     if word is not None:  # Hydra's grammar says "missing EQUAL at '<EOF>'"
-        groups = [
-            g
-            for g in ("task", "controller", "space", "reward", "experiment", "benchmark", "trials")
-            if word in group_options(g, conf_dir, extra)
-        ]
+        groups = [g for g in GROUPS if word in group_options(g, conf_dir, extra)]
         added = ("task", "experiment", "benchmark", "trials")  # chosen with +, being no default of the config
         hint = f"; did you mean {'+' * (groups[0] in added)}{groups[0]}={word}?" if groups else ""
         raise ConfigError(f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}")

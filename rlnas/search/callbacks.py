@@ -244,8 +244,6 @@ class ProgressBar(Callback):
         self.bar.update(1)
         if self.lines:
             done = stats.epoch + 1
-            elapsed = time.perf_counter() - self.started
-            eta = elapsed / max(1, done - self.first_epoch) * (self.epochs - done)
             best = f", best so far {self.best:.4f}" if math.isfinite(self.best) else ""
             log.info(
                 "epoch %d/%d: %s%s, %s elapsed, ETA %s",
@@ -253,8 +251,7 @@ class ProgressBar(Callback):
                 self.epochs,
                 ", ".join(f"{k} {v}" for k, v in post.items()),
                 best,
-                clock(elapsed),
-                clock(eta),
+                *elapsed_and_eta(self.started, done - self.first_epoch, self.epochs - done),
             )
 
     def on_search_end(self, search: Search, result: SearchResult) -> None:
@@ -333,7 +330,14 @@ class OutputWriter(Callback):
             save_figure(figure, self.run_dir / "pareto.png")
 
 
-def clock(seconds: float) -> str:
+def elapsed_and_eta(started: float, done: int, left: int) -> tuple[str, str]:
+    """The time since ``started`` (``time.perf_counter``) and the time ``left`` more units will take at the
+    pace of the ``done`` ones, as :func:`_clock` strings."""
+    elapsed = time.perf_counter() - started
+    return _clock(elapsed), _clock(elapsed / max(1, done) * max(0, left))
+
+
+def _clock(seconds: float) -> str:
     """``m:ss`` (or ``h:mm:ss``) of a duration."""
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.controllers.base import Controller
-from rlnas.search.callbacks import OutputWriter, arch_to_str, clock
+from rlnas.search.callbacks import OutputWriter, arch_to_str, elapsed_and_eta
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.training import TrainingSpace
@@ -92,16 +92,13 @@ class TrialOutputs:
         self.bar.set_postfix(best=f"{self.best_reward():.4f}", last=outcome.status)
         every = max(1, round(self.total * LINE_EVERY))
         if self.lines and (step % every == 0 or step == self.total):
-            elapsed = time.perf_counter() - self.started
-            eta = elapsed / max(1, step - self.restored) * max(0, self.total - step)
             log.info(
                 "trial %d/%d: best so far %.4f, last %s, %s elapsed, ETA %s",
                 step,
                 self.total,
                 self.best_reward(),
                 outcome.status,
-                clock(elapsed),
-                clock(eta),
+                *elapsed_and_eta(self.started, step - self.restored, self.total - step),
             )
 
     def close_progress(self) -> None:

@@ -105,14 +105,8 @@ _INFO_FLAGS = frozenset({"--info", "-i"})
 _INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
 
 
-def flags_first(argv: list[str]) -> list[str]:
-    """Hydra's flags (with their values) before the overrides, a bare ``--info`` last, as Hydra's parser needs.
-
-    Hydra reads overrides as one positional list: ``+benchmark=toy -m seed=0,1`` fails there with
-    "unrecognized arguments: seed=0,1"; ``-m +benchmark=toy seed=0,1`` is the same command. Hydra's
-    other spelling of ``-m``, the override ``hydra.mode=MULTIRUN``, becomes ``-m``, so that every check
-    of a sweep's command line sees a sweep.
-    """
+def _split_flags(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Hydra's flags with their values, the overrides, and a bare ``--info`` (in a list of its own)."""
     flags: list[str] = []
     overrides: list[str] = []
     tail: list[str] = []
@@ -135,6 +129,18 @@ def flags_first(argv: list[str]) -> list[str]:
             arg = "-m"
         (flags if arg.startswith("-") else overrides).append(arg)
         i += 1
+    return flags, overrides, tail
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before the overrides, a bare ``--info`` last, as Hydra's parser needs.
+
+    Hydra reads overrides as one positional list: ``+benchmark=toy -m seed=0,1`` fails there with
+    "unrecognized arguments: seed=0,1"; ``-m +benchmark=toy seed=0,1`` is the same command. Hydra's
+    other spelling of ``-m``, the override ``hydra.mode=MULTIRUN``, becomes ``-m``, so that every check
+    of a sweep's command line sees a sweep.
+    """
+    flags, overrides, tail = _split_flags(argv)
     return [*flags, *overrides, *tail]
 
 
@@ -143,17 +149,9 @@ def bare_word(argv: list[str]) -> str | None:
 
     Hydra reports such a word with its grammar ("missing EQUAL at '<EOF>'"); the commands name it instead.
     """
-    ordered = flags_first(argv)
-    i = 0
-    while i < len(ordered):
-        arg = ordered[i]
-        if arg in _VALUE_FLAGS or (arg in _INFO_FLAGS and i + 1 < len(ordered) and ordered[i + 1] in _INFO_CHOICES):
-            i += 2
-            continue
-        if not arg.startswith(("-", "~")) and "=" not in arg:  # ~key deletes a key: Hydra's own grammar
-            return arg
-        i += 1
-    return None
+    _, overrides, _ = _split_flags(argv)
+    # ~key deletes a key: Hydra's own grammar.
+    return next((a for a in overrides if not a.startswith("~") and "=" not in a), None)
 
 
 def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) -> None:
