@@ -38,6 +38,7 @@ from rlnas.config_groups import (  # noqa: F401 - re-exported: the config's grou
     GROUPS,
     ConfigError,
     check_group_choices,
+    chosen_with_plus,
     describe_option,
     group_options,
     help_text,
@@ -47,7 +48,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.search.settings import SearchSettings
 from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
-from rlnas.utils.rundir import bare_word, check_launcher_jobs
+from rlnas.utils.rundir import bare_word, check_launcher_jobs, hydra_overrides
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -116,15 +117,9 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     word = bare_word(list(argv))
     if word is not None:  # Hydra's grammar says "missing EQUAL at '<EOF>'"
         groups = [g for g in GROUPS if word in group_options(g, conf_dir, extra)]
-        added = ("task", "experiment", "benchmark", "trials")  # chosen with +, being no default of the config
-        hint = f"; did you mean {'+' * (groups[0] in added)}{groups[0]}={word}?" if groups else ""
+        hint = f"; did you mean {'+' * (groups[0] in chosen_with_plus(conf_dir))}{groups[0]}={word}?" if groups else ""
         raise ConfigError(f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}")
-    value_of_flag = {
-        i + 1
-        for i, a in enumerate(argv)
-        if a in ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp")
-    }
-    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and i not in value_of_flag]
+    overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
     try:
         check_launcher_jobs(overrides)

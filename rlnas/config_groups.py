@@ -18,6 +18,15 @@ CONF_DIR = conf_dir()
 GROUPS = ("task", "space", "controller", "reward", "experiment", "benchmark", "trials")
 
 
+def chosen_with_plus(conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
+    """The groups of :data:`GROUPS` that ``config.yaml``'s defaults list leaves out (chosen as ``+GROUP=NAME``)."""
+    import yaml
+
+    defaults = (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {}).get("defaults") or []
+    listed = {key.lstrip("+~").split("@")[0] for entry in defaults if isinstance(entry, dict) for key in entry}
+    return tuple(g for g in GROUPS if g not in listed)
+
+
 class ConfigError(ValueError):
     """A config value the app cannot use; the message is one line naming the key."""
 

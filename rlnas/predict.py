@@ -21,7 +21,6 @@ labels and scores. ``output=FILE`` also writes them as one JSON list.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     load_model,
 )
 from rlnas.utils import csv_separator, is_numeric_text
+from rlnas.utils.rundir import writable_dir
 
 #: File suffixes read from an input directory: an image model's ...
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -414,14 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise PredictError("standard output is closed; pass output=FILE for the predictions")
         if output is not None:  # before any work: a missing folder is made, an unwritable one named
             try:
-                output.parent.mkdir(parents=True, exist_ok=True)
                 is_dir = output.is_dir()
-            except OSError as err:  # a read-only disk, a file on the way, a name too long
-                raise PredictError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
+            except OSError as err:  # a name too long
+                reason = err.strerror
+                raise PredictError(f"output={cfg.output}: cannot write the predictions there ({reason})") from None
             if is_dir:
                 raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
-            if not os.access(output.parent, os.W_OK):  # a read-only disk or folder: named before the work
-                raise PredictError(f"output={cfg.output}: cannot write there (the folder is not writable)")
+            try:  # a read-only disk, a file on the way
+                writable_dir(output.parent, f"output={cfg.output}", "the predictions")
+            except ValueError as err:
+                raise PredictError(str(err)) from None
         model = load_model(cfg.model)
         if cfg.score_threshold is not None and model.meta.get("task") != "detection":
             raise PredictError(

@@ -349,6 +349,7 @@ def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run,
 
     import rlnas.predict
     import rlnas.utils
+    import rlnas.utils.rundir
 
     out, _ = classification_run
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
@@ -365,9 +366,9 @@ def test_predict_names_an_output_it_cannot_write_in_one_line(classification_run,
         f"rlnas.predict: error: {tmp_path / 'p.json'}: No space left on device; nothing written before it is lost"
     ]
     # A folder that cannot be written (a read-only disk): named before any work.
-    monkeypatch.setattr(rlnas.predict.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(rlnas.utils.rundir.os, "access", lambda path, mode: False)
     assert predict_main(args) == 2
-    assert "p.json: cannot write there (the folder is not writable)" in capsys.readouterr().err
+    assert "p.json: cannot write the predictions there (not writable)" in capsys.readouterr().err
     # Names the system cannot take (longer than 255 bytes), as input or output: one line each.
     long = tmp_path / ("a" * 300)
     for bad in ([*args[:2], f"output={long}.json"], [args[0], f"input={long}.png"]):

@@ -144,14 +144,18 @@ def flags_first(argv: list[str]) -> list[str]:
     return [*flags, *overrides, *tail]
 
 
+def hydra_overrides(argv: list[str]) -> list[str]:
+    """The overrides of a command line: what is left of it without Hydra's flags and their values."""
+    return _split_flags(argv)[1]
+
+
 def bare_word(argv: list[str]) -> str | None:
     """The first argument that is not ``key=value``, ``~key``, one of Hydra's flags or their values (or ``None``).
 
     Hydra reports such a word with its grammar ("missing EQUAL at '<EOF>'"); the commands name it instead.
     """
-    _, overrides, _ = _split_flags(argv)
     # ~key deletes a key: Hydra's own grammar.
-    return next((a for a in overrides if not a.startswith("~") and "=" not in a), None)
+    return next((a for a in hydra_overrides(argv) if not a.startswith("~") and "=" not in a), None)
 
 
 def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) -> None:
