@@ -43,7 +43,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     PredictError,
     load_model,
 )
-from rlnas.utils import csv_separator, is_numeric_text
+from rlnas.utils import csv_separator, is_numeric_text, parse_json
 from rlnas.utils.rundir import writable_dir
 
 #: File suffixes read from an input directory: an image model's ...
@@ -218,7 +218,7 @@ def _check_output(output: Path, given: str, inputs: Sequence[Path]) -> None:
         raise PredictError(f"output={given} is one of this run's inputs (the model or an input); name another file")
     if output.exists() or output.is_symlink():
         try:
-            previous = json.loads(output.read_text())
+            previous = parse_json(output.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             previous = None
         if not isinstance(previous, list) or not all(isinstance(r, dict) and "file" in r for r in previous):

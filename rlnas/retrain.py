@@ -70,6 +70,7 @@ from rlnas.utils import (
     conf_dir,
     is_seed,
     is_whole,
+    parse_json,
     resolve_device,
     save_atomic,
     seed_everything,
@@ -118,7 +119,7 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         what = "not a file" if path.exists() else "no such file"
         raise FileNotFoundError(f"arch={arch_path}: {what} (pass a search run's dir or its best_arch.json)")
     try:
-        payload = json.loads(path.read_text())
+        payload = parse_json(path.read_text())
         if not isinstance(payload, dict):
             raise TypeError(
                 f"the file holds a JSON {type(payload).__name__}, not an object with an 'arch' key "

@@ -517,6 +517,59 @@ BAD_DATA = [
         lambda t: load_coco_at(_coco(t, annotations=[])),
         "ann.json: no annotations; detection needs boxes",
     ),
+    # Crowd regions (iscrowd=1) were learnt as single objects; with only those, the search ran on them.
+    (
+        "coco with crowd regions only",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 3, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 3, "iscrowd": 1}])
+        ),
+        "ann.json: no annotations (1 crowd regions, iscrowd=1, are not objects)",
+    ),
+    (
+        "coco iscrowd not 0 or 1",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 3, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 3, "iscrowd": "y"}])
+        ),
+        "annotations[0] (id 3): iscrowd must be 0 or 1, got 'y'",
+    ),
+    # True == 1 as a key: a boolean category or image id named record 1, silently.
+    (
+        "coco category id true",
+        lambda t: load_coco_at(
+            _coco(
+                t,
+                categories=[{"id": 1, "name": "cat"}],
+                annotations=[{"id": 3, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": True}],
+            )
+        ),
+        "unknown category_id True",
+    ),
+    (
+        "coco image id true",
+        lambda t: load_coco_at(
+            _coco(t, annotations=[{"id": 3, "image_id": True, "bbox": [1, 1, 5, 5], "category_id": 3}])
+        ),
+        "image_id True names no images record",
+    ),
+    # 300,000 boxes on one image: the loss's location-to-box tensors took the machine's memory (killed).
+    (
+        "coco with more boxes on one image than the loss can compare",
+        lambda t: load_coco_at(
+            _coco(
+                t, annotations=[{"id": k, "image_id": 2, "bbox": [1, 1, 5, 5], "category_id": 3} for k in range(1001)]
+            )
+        ),
+        "images record 2 has 1,001 boxes; at most 1,000 per image",
+    ),
+    # 100,000 nested brackets: json's RecursionError, a traceback.
+    (
+        "coco json nested too deeply",
+        lambda t: (
+            t.joinpath("deep.json").write_text("[" * 100_000 + "]" * 100_000),
+            load_coco(t, t / "deep.json", 32),
+        ),
+        "deep.json: malformed JSON (nested too deeply",
+    ),
     (
         "coco image of another size than declared",
         lambda t: load_coco_at(

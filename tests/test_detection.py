@@ -132,3 +132,26 @@ def test_detection_splits_from_coco(tmp_path):
         "coco", images=str(images), annotations=str(ann), canvas_size=32, val_fraction=0.5, test_fraction=0.0
     )
     assert again.num_classes == 2 and [len(again.train), len(again.val)] == [1, 1]
+
+
+def test_coco_crowd_regions_are_left_out_and_unused_categories_named(tmp_path, caplog):
+    """COCO's iscrowd=1 regions outline groups, not objects (its evaluation ignores them); a category without
+    boxes still costs the model a class, which the log says."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 20}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "bbox": [2, 2, 10, 10], "category_id": 5, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "bbox": [0, 0, 40, 20], "category_id": 5, "iscrowd": 1},
+        ],
+        "categories": [{"id": 5, "name": "person"}, {"id": 9, "name": "kite"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    with caplog.at_level("INFO", logger="rlnas.data.detection"):
+        _, targets, names = load_coco(tmp_path, tmp_path / "ann.json", canvas_size=40)
+    boxes = targets[0][targets[0][:, 0] >= 0]
+    assert boxes.tolist() == [[0.0, 2.0, 4.0, 12.0, 24.0]] and names == ["person", "kite"]
+    assert "1 crowd regions (iscrowd=1) left out" in caplog.text
+    assert "1 of 2 categories have no boxes (ids 9)" in caplog.text

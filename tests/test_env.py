@@ -166,3 +166,15 @@ def test_a_render_mode_the_environment_cannot_draw_is_refused():
     env.reset(seed=0)
     env.step(1)
     assert env.render() == "op0=b"
+
+
+def test_a_space_or_evaluator_of_another_kind_is_named():
+    """gym.make('rlnas/ArchitectureSearch-v0', space='macro', ...) failed with "'str' object has no attribute
+    'max_choices'"; the environment takes objects and says which."""
+    with pytest.raises(
+        TypeError, match=re.escape("space must be a SearchSpace (e.g. rlnas.spaces.MacroSpace()), got str")
+    ):
+        gym.make("rlnas/ArchitectureSearch-v0", space="macro", evaluator=None)
+    toy = gym.make("rlnas/ToyTable-v0").unwrapped
+    with pytest.raises(TypeError, match="evaluator must have an evaluate\\(arch\\) method, got dict"):
+        gym.make("rlnas/ArchitectureSearch-v0", space=toy.space, evaluator={})

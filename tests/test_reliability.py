@@ -316,3 +316,29 @@ def test_the_resume_hint_is_given_for_an_unfinished_run_only_and_alike_before_an
         with pytest.raises(ValueError, match="choose another directory") as err:
             refuse()
         assert (f"or continue it with {shlex.quote(f'resume={run}')}" in str(err.value)) == hinted
+
+
+def test_json_nested_too_deeply_is_a_malformed_file_named_not_a_recursion_error(tmp_path):
+    """100,000 nested brackets make json raise RecursionError (a traceback); every reader of users' JSON
+    files names the file as malformed instead."""
+    from rlnas.benchmarks.tabular import TabularBenchmark
+    from rlnas.costs.latency import LatencyTable
+    from rlnas.data.base import DataError
+    from rlnas.export.model_folder import PredictError, load_model
+    from rlnas.retrain import load_run
+    from rlnas.spaces.cell import NB201Space
+
+    deep = "[" * 100_000 + "]" * 100_000
+    for name in ("table.json", "lat.json", "best_arch.json", "model/model.json"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(deep)
+    (tmp_path / "model" / "model.onnx").write_bytes(b"")
+    cases = [
+        (lambda: LatencyTable.load(tmp_path / "lat.json"), ValueError),
+        (lambda: load_run(str(tmp_path / "best_arch.json"), None), ValueError),
+        (lambda: load_model(tmp_path / "model"), PredictError),
+        (lambda: TabularBenchmark(NB201Space(), tmp_path / "table.json", "{e0}", metric="acc"), DataError),
+    ]
+    for load, error in cases:
+        with pytest.raises(error, match="nested too deeply"):
+            load()

@@ -134,10 +134,12 @@ def read_json(path: Path, default: Any = None) -> Any:
     """
     import json
 
+    from rlnas.utils import parse_json
+
     if not path.is_file():
         return default
     try:
-        return json.loads(path.read_text())
+        return parse_json(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SystemExit(
             f"{Path(sys.argv[0]).name}: error: {path}: not a JSON file this tool wrote ({err}); move it away "

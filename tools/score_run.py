@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import check_out_file, load_run, run_tool  # noqa: E402
 
-from rlnas.utils import MAX_SEED, is_seed, write_text_atomic  # noqa: E402
+from rlnas.utils import MAX_SEED, is_seed, parse_json, write_text_atomic  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         check_out_file(Path(args.out), "--out", ("run_dir", "best", "random"))
     with tempfile.TemporaryDirectory() as tmp:
         search = load_run(run_dir, tmp)
-        best = tuple(json.loads(best_file.read_text())["arch"])
+        best = tuple(parse_json(best_file.read_text())["arch"])
         rng = np.random.default_rng(args.seed)
         archs = [search.space.sample(rng) for _ in range(args.archs)]
         best_metrics = search.evaluator.evaluate_full(best).metrics

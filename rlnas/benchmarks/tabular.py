@@ -35,7 +35,7 @@ import numpy as np
 from rlnas.data.base import DataError
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.spaces.seams import Evaluation
-from rlnas.utils import csv_number, csv_separator
+from rlnas.utils import csv_number, csv_separator, parse_json
 
 #: What a proposal the table lacks does: ``error`` stops the search, ``skip`` makes it absent.
 MISSING = ("error", "skip")
@@ -170,7 +170,7 @@ class TabularBenchmark:
         separator: str | None = None  # a CSV's; a JSON file holds numbers
         try:
             if self.path.suffix.lower() == ".json":
-                data = json.loads(self.path.read_text())
+                data = parse_json(self.path.read_text())
                 if not isinstance(data, dict):
                     raise DataError(f"{self.path}: expected a JSON object (key -> fields); it must be {need}")
                 items = list(data.items())

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rlnas.spaces.base import SearchSpace
-from rlnas.utils import atomic_file
+from rlnas.utils import atomic_file, parse_json
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, warmup: int = 5, repeats: int = 21) -> float:
@@ -101,7 +101,7 @@ class LatencyTable:
             ValueError: Naming the file (and the entry) when it is unreadable or an entry is not a latency.
         """
         try:
-            payload = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+            payload = parse_json(Path(path).read_text(encoding="utf-8-sig"))
             entries, device, shape = payload["entries_ms"], payload["device"], payload["input_shape"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a latency table ({type(err).__name__}: {err})") from None

@@ -8,6 +8,7 @@ for padding, so whole splits stay on the device like classification data.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from torch import Tensor
 from rlnas.data.base import DataError, DataSplits, Split, check_fits, split_indices
 from rlnas.data.digits import digits_images
 from rlnas.data.images import eight_bit
+from rlnas.utils import parse_json
+
+log = logging.getLogger(__name__)
+#: Boxes one image may hold: COCO's images hold up to 93, dense retail shelves several hundred; the
+#: loss's location-to-box comparison grows with it (a batch of 32 at 1,000 boxes takes about 0.5 GiB).
+MAX_BOXES = 1000
 
 
 def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -150,18 +157,30 @@ def _coco_images(coco: dict, ann_path: Path) -> dict[Any, dict]:
 def _coco_boxes(
     coco: dict, ann_path: Path, images: dict[Any, dict], cat_index: dict[Any, int], canvas_size: int
 ) -> dict[Any, list[list[float]]]:
-    """Per image id, its boxes ``[class, x1, y1, x2, y2]`` on the canvas; each malformed record named."""
+    """Per image id, its boxes ``[class, x1, y1, x2, y2]`` on the canvas; each malformed record named.
+
+    Crowd regions (``iscrowd: 1``) are left out: in COCO they mark a group of objects that no single box
+    outlines, which COCO's own evaluation ignores (Lin et al. 2014, sec. 3) and a detector should not learn
+    as one object.
+    """
     boxes: dict[Any, list[list[float]]] = {i: [] for i in images}
+    crowd = 0
     for n, ann in enumerate(coco["annotations"]):
         if not isinstance(ann, dict):
             raise DataError(f"{ann_path}: annotations[{n}] is {type(ann).__name__}, not a record")
         where = f"{ann_path}: annotations[{n}] (id {ann.get('id', '?')})"
         image_id = ann.get("image_id")
-        if not isinstance(image_id, (int, str)) or image_id not in images:
+        # True == 1 as a dict key: a boolean would silently name record 1.
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)) or image_id not in images:
             raise DataError(f"{where}: image_id {image_id!r} names no images record")
         cat = ann.get("category_id")
-        if not isinstance(cat, (int, str)) or cat not in cat_index:
+        if isinstance(cat, bool) or not isinstance(cat, (int, str)) or cat not in cat_index:
             raise DataError(f"{where}: unknown category_id {cat!r}; known: {sorted(cat_index, key=str)}")
+        if ann.get("iscrowd") not in (None, 0, 1, False, True):
+            raise DataError(f"{where}: iscrowd must be 0 or 1, got {ann.get('iscrowd')!r}")
+        if ann.get("iscrowd"):
+            crowd += 1
+            continue
         bbox = ann.get("bbox")
         if (
             not isinstance(bbox, list)
@@ -175,8 +194,27 @@ def _coco_boxes(
             raise DataError(f"{where}: bbox {[x, y, w, h]} lies outside its {W:g}x{H:g} image")
         sx, sy = canvas_size / W, canvas_size / H
         boxes[image_id].append([cat_index[cat], x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+    skipped = f" ({crowd} crowd regions, iscrowd=1, are not objects)" if crowd else ""
     if not any(boxes.values()):  # every score would be mAP 0: nothing to search for
-        raise DataError(f"{ann_path}: no annotations; detection needs boxes on at least some images")
+        raise DataError(f"{ann_path}: no annotations{skipped}; detection needs boxes on at least some images")
+    if crowd:
+        log.info("%s: %d crowd regions (iscrowd=1) left out, as COCO's evaluation ignores them", ann_path, crowd)
+    image_id, most = max(((i, len(b)) for i, b in boxes.items()), key=lambda item: item[1])
+    if most > MAX_BOXES:  # the loss compares every location with every box of an image
+        raise DataError(
+            f"{ann_path}: images record {image_id!r} has {most:,} boxes; at most {MAX_BOXES:,} per image "
+            "(the loss compares every feature-map location with every box of its image)"
+        )
+    used = {int(b[0]) for image_boxes in boxes.values() for b in image_boxes}
+    unused = [cat for cat, k in cat_index.items() if k not in used]
+    if unused:
+        log.warning(
+            "%s: %d of %d categories have no boxes (ids %s); the model keeps a class for each",
+            ann_path,
+            len(unused),
+            len(cat_index),
+            ", ".join(map(repr, unused[:10])) + (", ..." if len(unused) > 10 else ""),
+        )
     return boxes
 
 
@@ -195,7 +233,7 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
     if not ann_path.is_file():
         raise DataError(f"{ann_path}: annotations file not found (COCO JSON with images, annotations, categories)")
     try:
-        coco = json.loads(ann_path.read_text(encoding="utf-8-sig"))  # annotation tools on Windows write a BOM
+        coco = parse_json(ann_path.read_text(encoding="utf-8-sig"))  # annotation tools on Windows write a BOM
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{ann_path}: malformed JSON ({err})") from None
     if not isinstance(coco, dict) or not all(

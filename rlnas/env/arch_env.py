@@ -68,6 +68,11 @@ class ArchitectureEnv(gym.Env):
         render_mode: str | None = None,
         feasibility: FeasibilityMask | None = None,
     ) -> None:
+        # Names or configs (space="macro") fail later, deep inside, with an AttributeError: named here.
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"space must be a SearchSpace (e.g. rlnas.spaces.MacroSpace()), got {type(space).__name__}")
+        if not callable(getattr(evaluator, "evaluate", None)):
+            raise TypeError(f"evaluator must have an evaluate(arch) method, got {type(evaluator).__name__}")
         if invalid_action not in ("wrap", "raise"):
             raise ValueError(f"invalid_action={invalid_action!r}; allowed: 'wrap', 'raise'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

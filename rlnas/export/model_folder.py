@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlnas.utils import parse_json
+
 #: Tasks whose models take images ...
 IMAGE_TASKS = ("classification", "detection")
 #: ... and tasks whose models take arrays (signals, sequences), read from .npy or .csv files.
@@ -77,7 +79,7 @@ def load_model(path: str | Path) -> Model:
     if not meta_path.is_file():
         raise PredictError(f"{meta_path}: missing; it is written by rlnas.retrain beside model.onnx")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = parse_json(meta_path.read_text())
         needed = ("task", "in_channels", "image_size", "class_names")
         absent = [k for k in needed if k not in meta] if isinstance(meta, dict) else ["task"]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -34,7 +34,7 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import atomic_file, data_seed, resolve_device, section_values, seed_everything, set_threads
+from rlnas.utils import atomic_file, data_seed, parse_json, resolve_device, section_values, seed_everything, set_threads
 from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
 from rlnas.utils.rundir import continue_hint
 from rlnas.utils.trust import checked_instantiate
@@ -82,7 +82,7 @@ def _is_run_status(path: Path) -> bool:
     import json
 
     try:
-        payload = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+        payload = parse_json(path.read_text()) if path.is_file() and not path.is_symlink() else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return isinstance(payload, dict) and {"status", "host", "pid"} <= set(payload)

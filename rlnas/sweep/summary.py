@@ -8,7 +8,6 @@ or was killed shows up with that status and takes nothing else down.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import socket
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.sweep.jobs import STATUS_FILE
-from rlnas.utils import atomic_file, is_number, save_figure
+from rlnas.utils import atomic_file, is_number, parse_json, save_figure
 
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
@@ -64,7 +63,7 @@ class JobRecord:
 
 def _load_json(path: Path) -> dict[str, Any] | None:
     try:
-        payload = json.loads(path.read_text())
+        payload = parse_json(path.read_text())
     except (OSError, ValueError):
         return None
     return payload if isinstance(payload, dict) else None

@@ -21,7 +21,7 @@ from typing import Any
 from rlnas.search.callbacks import arch_to_str
 from rlnas.spaces.base import SearchSpace
 from rlnas.trials.planner import Outcome
-from rlnas.utils import atomic_file, save_atomic
+from rlnas.utils import atomic_file, parse_json, save_atomic
 from rlnas.utils.trust import load_tensor_file
 
 #: The trial log, the controller checkpoint and the table of trials, in the run dir.
@@ -74,7 +74,7 @@ class TrialLog:
         archs: dict[tuple[int, ...], int] = {}
         for number, line in enumerate(lines, start=1):
             try:
-                record = json.loads(line)
+                record = parse_json(line)
                 outcome = Outcome.from_record(record)
                 space.validate(outcome.arch)
                 _check_epochs(outcome, epochs)

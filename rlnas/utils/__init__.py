@@ -245,6 +245,18 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+def parse_json(text: str) -> Any:
+    """``json.loads``, with nesting too deep for Python's parser reported as malformed JSON.
+
+    A file of 100,000 nested brackets makes ``json.loads`` raise :class:`RecursionError`, which callers
+    that name a malformed file (:class:`json.JSONDecodeError`) would not catch.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:100], 0) from None
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Writes ``text`` through :func:`atomic_file`: a kill or a full disk leaves the old file whole."""
     with atomic_file(path) as f:
