@@ -9,8 +9,10 @@ resized to its input size and scaled to [0, 1] — the same steps the data
 loaders take — so the exported model (normalisation folded in) sees what it
 was trained on. A signal or sequence model's inputs (``mnist1d``,
 ``sequence``) are raw arrays, as the generator or your data gives them: a
-``.npy`` file holding one sample or N of them (``(N, 40)`` for MNIST-1D), or a
-``.csv``/``.txt`` file with one signal per line.
+``.npy`` file holding one sample or N of them (``(N, 40)`` for MNIST-1D), the
+array ``x`` of an ``.npz`` file (the sequence task's training format), or a
+``.csv``/``.txt`` file with one signal per line. Univariate sequences may
+leave out their one feature (``(steps,)`` or ``(N, steps)``), as in training.
 
 Prints one JSON object per input (JSON Lines): for classification the class,
 its probability and the top-k (with the sample's ``row`` in an array file);
@@ -21,6 +23,7 @@ labels and scores. ``output=FILE`` also writes them as one JSON list.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -34,6 +37,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
+from rlnas.data.base import npz_header
 from rlnas.data.images import eight_bit
 from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     ARRAY_TASKS,
@@ -49,7 +53,7 @@ from rlnas.utils.rundir import writable_dir
 #: File suffixes read from an input directory: an image model's ...
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: ... and a signal or sequence model's.
-ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
+ARRAY_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 #: Values one array file may hold (float32: 1 GiB); larger files are split by the user.
 MAX_ARRAY_VALUES = 2**28
 
@@ -106,8 +110,12 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     core = sample_shape
     while len(core) > 1 and core[0] == 1:
         core = core[1:]
+    # A univariate sequence (steps, 1) may come as (steps,), as the training files' (N, steps) do.
+    shapes = {sample_shape, core, core[:-1] if len(core) > 1 and core[-1] == 1 else core}
     try:
-        if path.suffix.lower() == ".npy":
+        if path.suffix.lower() == ".npz":
+            values = _npz_samples(path)
+        elif path.suffix.lower() == ".npy":
             values = np.load(path, mmap_mode="r", allow_pickle=False)
             if not isinstance(values, np.ndarray) or not (  # real numbers: complex ones would lose a part
                 np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
@@ -126,9 +134,9 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     if values.size > MAX_ARRAY_VALUES:
         raise PredictError(f"{path}: {values.size:,} values; at most {MAX_ARRAY_VALUES:,} per file")
     shape = tuple(values.shape)
-    if shape in (sample_shape, core):
+    if shape in shapes:
         count = 1
-    elif shape[1:] in (sample_shape, core) and shape[0] >= 1:
+    elif shape[1:] in shapes and shape[0] >= 1:
         count = shape[0]
     else:
         raise PredictError(
@@ -140,6 +148,19 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     if not np.isfinite(array).all():
         raise PredictError(f"{path}: holds NaN, infinite values or values beyond float32's range (about 3.4e38)")
     return np.ascontiguousarray(array)
+
+
+def _npz_samples(path: Path) -> np.ndarray:
+    """The samples ``x`` of an ``.npz`` file (labels ``y`` beside them are ignored), sized before inflating."""
+    with np.load(path, allow_pickle=False) as loaded:
+        if "x" not in loaded.files:
+            raise PredictError(f"{path}: no array 'x' (the samples; np.savez(path, x=...)), only {loaded.files}")
+        shape, dtype = npz_header(loaded, "x", path)
+        if math.prod(shape) > MAX_ARRAY_VALUES:
+            raise PredictError(f"{path}: {math.prod(shape):,} values; at most {MAX_ARRAY_VALUES:,} per file")
+        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+            raise PredictError(f"{path}: x holds {dtype}, not real numbers")
+        return loaded["x"]
 
 
 def _read_text_table(path: Path) -> np.ndarray:
@@ -398,6 +419,14 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
     return parsed
 
 
+def _check_task_settings(cfg: PredictConfig, given: set[str], task: str | None) -> None:
+    """Refuses a setting the model's task does not read (it would be ignored, silently)."""
+    if cfg.score_threshold is not None and task != "detection":
+        raise PredictError(f"score_threshold is a detection model's setting; {cfg.model} is a {task} model")
+    if "top_k" in given and task == "detection":
+        raise PredictError(f"top_k is a classifier's setting; {cfg.model} is a detection model (score_threshold=)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; errors print one line and return 2."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -425,10 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as err:
                 raise PredictError(str(err)) from None
         model = load_model(cfg.model)
-        if cfg.score_threshold is not None and model.meta.get("task") != "detection":
-            raise PredictError(
-                f"score_threshold is a detection model's setting; {cfg.model} is a {model.meta.get('task')} model"
-            )
+        _check_task_settings(cfg, {a.partition("=")[0] for a in args}, model.meta.get("task"))
         files = (
             input_files(cfg.input, IMAGE_SUFFIXES, "image")
             if model.takes_images

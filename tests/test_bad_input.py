@@ -639,7 +639,45 @@ BAD_DATA = [
         "s.npz: values up to 1e+38",
     ),
     ("sequence file name without a path", lambda t: load_sequences("file"), "task.data.path must name"),
+    # Class names as labels: numpy's "ufunc 'minimum' did not contain a loop" traceback.
+    (
+        "sequence npz with class names as labels",
+        lambda t: load_sequences("file", path=_npz(t / "s.npz", x=np.zeros((4, 3)), y=np.array(["a", "b", "a", "b"]))),
+        "s.npz: labels must be class indices 0..K-1, got <U1 values such as 'a'",
+    ),
+    # A legacy encoding: "'utf-8' codec can't decode byte 0xe9", no file named.
+    (
+        "sequence csv not utf-8",
+        lambda t: load_sequences("file", path=str(_write_bytes(t / "s.csv", b"0,1,2\n1,4,5\n\xe9,1,2\n"))),
+        "s.csv: not UTF-8 text (byte 0xe9 at offset 12)",
+    ),
+    # A compressed array declaring 7.5 GiB: inflated whole (8 GB) before any check.
+    (
+        "sequence npz declaring more than memory holds",
+        lambda t: load_sequences("file", path=str(_npz_declaring(t / "s.npz", (20_000, 100_000, 1)))),
+        "s.npz: array 'x' (20000, 100000, 1) would take 7.5 GiB",
+    ),
 ]
+
+
+def _write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _npz_declaring(path, shape):
+    """An ``.npz`` whose ``x`` header declares ``shape`` (float32) but holds no data: a decompression bomb's header."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(shape[0], dtype=np.int64))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", header.getvalue())
+        archive.writestr("y.npy", labels.getvalue())
+    return path
 
 
 def _write(path, text):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -342,3 +343,14 @@ def test_json_nested_too_deeply_is_a_malformed_file_named_not_a_recursion_error(
     for load, error in cases:
         with pytest.raises(error, match="nested too deeply"):
             load()
+
+
+def test_a_latency_table_that_is_not_utf8_is_named(tmp_path):
+    """A UTF-16 or binary file given as costs.latency_table printed "'utf-8' codec can't decode", no file."""
+    from rlnas.costs.latency import LatencyTable
+
+    (tmp_path / "lat.json").write_bytes(b'\xff\xfe{"entries_ms": 1}')
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 'lat.json'}: not a latency table (UnicodeDecodeError")
+    ):
+        LatencyTable.load(tmp_path / "lat.json")

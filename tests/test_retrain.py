@@ -233,6 +233,8 @@ def test_detection_retrains_exports_and_predicts_boxes_in_image_pixels(tmp_path)
     size = meta["image_size"][0]
     canvas = (np.random.default_rng(0).random((size, size)) * 255).astype(np.uint8)
     Image.fromarray(canvas).resize((2 * size, 3 * size)).save(tmp_path / "scene.png")
+    # top_k ranks a classifier's classes: given for a detection model, it was ignored.
+    assert predict_main([f"model={out}", f"input={tmp_path / 'scene.png'}", "top_k=2"]) == 2
     [row] = predict(load_model(out), [tmp_path / "scene.png"], score_threshold=0.0, progress=False)
     assert row["detections"], "a zero threshold keeps the top detections"
     for det in row["detections"]:

@@ -268,6 +268,15 @@ def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones
     ]:
         (tmp_path / name).write_text(f"{line}\n{line}\n")
         np.testing.assert_allclose(load_array(tmp_path / name, (1, 40)), np.full((2, 1, 40), 0.5), err_msg=name)
+    # Univariate sequences without their one feature, as the training files hold them, and an .npz's x.
+    np.save(tmp_path / "steps.npy", np.full(8, 0.5))
+    np.save(tmp_path / "n_steps.npy", np.full((3, 8), 0.5))
+    np.savez(tmp_path / "train.npz", x=np.full((3, 8), 0.5), y=np.zeros(3, dtype=np.int64))
+    for name, count in [("steps.npy", 1), ("n_steps.npy", 3), ("train.npz", 3)]:
+        np.testing.assert_allclose(load_array(tmp_path / name, (8, 1)), np.full((count, 8, 1), 0.5), err_msg=name)
+    np.savez(tmp_path / "other.npz", X=np.zeros(8))
+    with pytest.raises(PredictError, match=re.escape("other.npz: no array 'x' (the samples; np.savez(path, x=...))")):
+        load_array(tmp_path / "other.npz", (8, 1))
     (tmp_path / "empty.csv").write_text("\n\n")
     (tmp_path / "header_only.csv").write_text(header)
     (tmp_path / "ragged.csv").write_text(body + "0.5,0.5\n")

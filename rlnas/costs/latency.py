@@ -103,7 +103,7 @@ class LatencyTable:
         try:
             payload = parse_json(Path(path).read_text(encoding="utf-8-sig"))
             entries, device, shape = payload["entries_ms"], payload["device"], payload["input_shape"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:  # ValueError: malformed JSON, not UTF-8
             raise ValueError(f"{path}: not a latency table ({type(err).__name__}: {err})") from None
         if not isinstance(entries, dict) or "head" not in entries:
             raise ValueError(

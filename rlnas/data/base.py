@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -112,6 +114,18 @@ class DataSplits:
             self.mean,
             self.std,
         )
+
+
+def npz_header(loaded: np.lib.npyio.NpzFile, key: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an ``.npz`` member declares, read from its header without reading its data."""
+    try:
+        with loaded.zip.open(f"{key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(member)
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: array {key!r} is not a readable NumPy array ({err})") from None
+    return tuple(shape), np.dtype(dtype)
 
 
 def check_fits(nbytes: float, what: str, keys: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlnas.data.base import DataError, DataSplits, normalised_splits
+from rlnas.data.base import DataError, DataSplits, check_fits, normalised_splits, npz_header
 from rlnas.utils import csv_number, csv_separator, is_numeric_text
 
 SEQUENCE_DATASETS = ("digits", "file", "mnist1d")
@@ -42,14 +42,24 @@ def _read_numpy(path: Path) -> tuple[np.ndarray, np.ndarray]:
     missing = [k for k in ("x", "y") if k not in loaded.files]
     if missing:
         raise DataError(f"{path}: needs arrays 'x' (N, steps, features) and 'y' (N,); missing {missing}")
+    for key in ("x", "y"):  # a compressed array's header declares its size: checked before it is inflated
+        shape, dtype = npz_header(loaded, key, path)
+        check_fits(float(np.prod(shape, dtype=float)) * dtype.itemsize, f"array {key!r} {shape}", str(path))
     return np.asarray(loaded["x"]), np.asarray(loaded["y"])
 
 
 def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``label,v1,v2,...``: ``steps * features`` values each, step after step."""
-    rows, labels, width = [], [], None
     # utf-8-sig: a byte-order mark (spreadsheets' "CSV UTF-8") would hide the first label; the separator
     # may be a semicolon or a tab (locales with a decimal comma).
+    try:
+        return _read_csv_rows(path, features)
+    except UnicodeDecodeError as err:  # a legacy encoding (latin-1, cp1252) in a label or value
+        raise DataError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#x} at offset {err.start})") from None
+
+
+def _read_csv_rows(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels, width = [], [], None
     with path.open(newline="", encoding="utf-8-sig") as f:
         first = next((line for line in f if line.strip()), "")
         f.seek(0)
@@ -114,6 +124,9 @@ def read_sequence_file(path: str | Path, features: int = 1) -> tuple[Tensor, Ten
         raise DataError(f"{path}: {len(x)} sequences but labels of shape {tuple(y.shape)}")
     if x.shape[1] == 0 or x.shape[2] == 0:
         raise DataError(f"{path}: x has {x.shape[1]} steps of {x.shape[2]} features; a sequence needs at least one")
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):  # class names: min() has no meaning
+        example = y.flat[0].item()
+        raise DataError(f"{path}: labels must be class indices 0..K-1, got {y.dtype} values such as {example!r}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise DataError(f"{path}: labels must be class indices 0..K-1, got dtype {y.dtype}, min {y.min()}")
     if y.max() >= MAX_CLASSES:  # a head of that many outputs would not fit in memory
