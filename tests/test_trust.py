@@ -127,6 +127,25 @@ def test_a_yaml_python_tag_in_a_run_config_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr and not marker.exists()
 
 
+def test_a_run_config_of_yaml_aliases_or_empty_is_refused_at_once(tmp_path):
+    """A "billion laughs" config.yaml (aliases of aliases, billions of nodes once built) hung a resume for
+    minutes; an emptied one was reported as deleted sections ("~search")."""
+    import time
+
+    laughs = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    for level in range(1, 10):
+        name, prev = f"l{level}", "a" if level == 1 else f"l{level - 1}"
+        laughs += f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+    (tmp_path / "config.yaml").write_text(laughs)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"config.yaml: not a readable run config \(ValueError: it holds YAML aliases"):
+        load_run_config(tmp_path / "config.yaml")
+    assert time.perf_counter() - start < 5
+    (tmp_path / "config.yaml").write_text("")
+    with pytest.raises(ValueError, match=r"config.yaml: empty; not a run config"):
+        load_run_config(tmp_path / "config.yaml")
+
+
 def test_a_user_config_target_is_type_checked_before_it_is_called(tmp_path):
     from rlnas.search.builder import build_search
     from rlnas.spaces.base import SearchSpace
