@@ -312,7 +312,8 @@ def test_nb201_converter_names_what_the_file_lacks(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a refusal, as a bad argument (it was 1)
+    assert "convert_nb201.py: error: " in proc.stderr
     assert "not a NAS-Bench-201 results file (needs meta_archs and arch2infos)" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
 
@@ -636,7 +637,7 @@ def test_bench_distributed_refuses_counts_below_one(option):
         timeout=120,
         cwd=ROOT,
     )
-    assert proc.returncode != 0 and f"{option} must be >= 1, got 0" in proc.stderr
+    assert proc.returncode == 2 and f"bench_distributed.py: error: {option} must be >= 1, got 0" in proc.stderr
 
 
 def test_score_run_names_a_seed_numpy_cannot_take(tmp_path):
@@ -676,7 +677,7 @@ def test_nb201_converter_runs_no_code_from_the_results_file_unless_trusted(tmp_p
     torch.save(crafted, tmp_path / "crafted.pth")
     args = [sys.executable, "tools/convert_nb201.py", str(tmp_path / "crafted.pth"), "--out", str(tmp_path / "x.csv")]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert ", which is not data; read it with --trust only if you trust the file" in proc.stderr
     assert not marker.exists() and not (tmp_path / "x.csv").exists()
     # NumPy numbers (as the published file may hold them) are data: read without --trust.

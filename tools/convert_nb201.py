@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import check_out_file  # noqa: E402
+from _common import check_out_file, run_tool  # noqa: E402
 
 #: Output column -> (dataset, evaluation split) of the results file.
 COLUMNS = {
@@ -181,4 +181,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)
