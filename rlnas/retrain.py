@@ -242,7 +242,11 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     seed_everything(int(cfg.seed))
 
     space, task, data = search_parts(search_cfg, device)
-    space.validate(arch)
+    try:
+        space.validate(arch)
+    except ValueError as err:  # run_config= of another search, or an edited arch
+        source = f"run_config={cfg.run_config}" if cfg.get("run_config") else f"{search_dir / 'config.yaml'}"
+        raise ValueError(f"arch={cfg.arch}: {err} (the space of {source})") from None
     saved = payload.get("description")
     architecture = space.describe(arch)
     described = describe_with_settings(architecture, payload.get("train", {}))

@@ -329,6 +329,17 @@ def test_retrain_settings_no_run_can_use_are_refused_before_training(classificat
     assert not (tmp_path / "out").exists()
 
 
+def test_retrain_names_the_config_whose_space_the_arch_does_not_fit(tmp_path):
+    """run_config= of another search's space said "architecture has 21 decisions, the space RNNCellSpace
+    expects 11", naming neither the arch nor the config."""
+    run = _search_run(tmp_path, "classification")
+    other = _search_run(tmp_path, "sequence")
+    cfg = _retrain_cfg(run / "best_arch.json", "train.epochs=1", f"run_config={other / 'config.yaml'}")
+    with pytest.raises(ValueError, match=re.escape(f"(the space of run_config={other / 'config.yaml'})")) as err:
+        retrain(cfg, tmp_path / "out")
+    assert str(err.value).startswith(f"arch={run / 'best_arch.json'}: architecture has 21 decisions")
+
+
 def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
     run = _search_run(tmp_path, "classification")
     payload = json.loads((run / "best_arch.json").read_text())
