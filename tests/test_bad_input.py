@@ -240,6 +240,27 @@ def test_bad_config_stops_with_one_line_naming_the_key(overrides, message, tmp_p
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["reward=weighted", "reward.targets.params=10"],
+        ["reward=mnas", "reward.targets.latency_ms=1e-9"],
+        ["reward=tunas_abs", "reward.targets.params=10"],
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_targets_that_only_scale_a_penalty_may_lie_below_every_architecture(overrides, tmp_path):
+    """A weighted reward's normaliser, MnasNet's soft target or TuNAS's were refused as "cannot be met",
+    as if they were limits; every architecture is scored against them. (reward=hard's limit is refused.)"""
+    args = with_default_task(["+experiment=smoke", *overrides])
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=args)
+    validate_config(cfg)
+    search = build_search(cfg, tmp_path / "run", progress=False)
+    assert not search.reward.limits
+    assert "cannot be met" in first_error([*overrides, "reward.mask_infeasible=true"], tmp_path / "masked")
+
+
 def test_resume_errors_name_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.yaml there"):
         resumed_config(str(tmp_path), [])

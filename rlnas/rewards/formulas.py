@@ -48,6 +48,10 @@ class ConstrainedReward(MetricReward):
     """
 
     needs_targets = True
+    #: Whether the targets are limits an architecture must meet (so a space none of whose architectures meets
+    #: them cannot be searched), rather than reference points that scale a penalty (MnasNet's soft reward,
+    #: TuNAS, the weighted sum), which any architecture can be scored against.
+    limits = False
 
     def __init__(self, metric: str | None = None, targets: Mapping[str, float] | None = None) -> None:
         super().__init__(metric)
@@ -96,6 +100,7 @@ class MnasReward(ConstrainedReward):
         defaults = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
         if mode not in defaults:
             raise ValueError(f"reward.mode={mode!r} is unknown; allowed: {list(defaults)}")
+        self.limits = mode == "hard"
         self.alpha = defaults[mode][0] if alpha is None else _number(alpha, "alpha")
         self.beta = defaults[mode][1] if beta is None else _number(beta, "beta")
         for key in ("alpha", "beta"):
@@ -130,6 +135,8 @@ class TunasAbsReward(ConstrainedReward):
 
 class HardReward(ConstrainedReward):
     """The metric when every limit holds, else a fixed ``penalty`` reward."""
+
+    limits = True
 
     def __init__(
         self, metric: str | None = None, targets: Mapping[str, float] | None = None, penalty: float = 0.0

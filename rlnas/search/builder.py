@@ -229,7 +229,8 @@ def build_search(
         comm=comm,
     )
     controller = build_controller(cfg.controller, space, seed)
-    _fit_controller(controller, space, backbone, cost_model, targets, mask_infeasible, device, comm)
+    limits = bool(getattr(reward, "limits", False))
+    _fit_controller(controller, space, backbone, cost_model, targets, mask_infeasible, limits, device, comm)
 
     state = _checkpoint_state(run_dir, resume, device, comm)
     if state is not None:
@@ -320,6 +321,7 @@ def _fit_controller(
     cost_model: CostModel,
     targets: dict[str, Any],
     mask_infeasible: bool,
+    limits: bool,
     device: torch.device,
     comm: Comm,
 ) -> None:
@@ -330,8 +332,9 @@ def _fit_controller(
             "gradient in one process; under "
             "torchrun use a sampling controller (enas, ppo, random, evolution, ...)"
         )
-    if targets:
-        # Fails early, naming the key, when no architecture can meet a limit.
+    if targets and (mask_infeasible or limits):
+        # Fails early, naming the key, when no architecture can meet a limit. Targets that only scale a
+        # penalty (MnasNet's soft reward, TuNAS, the weighted sum) may lie below every architecture.
         feasibility = FeasibilityMask(space, cost_model, targets)
         if mask_infeasible:
             controller.action_mask = feasibility.mask
