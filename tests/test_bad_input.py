@@ -82,7 +82,12 @@ BAD_CONFIGS = [
     # machine settings and combinations that cannot work
     (["device=mps"], "device='mps' is not usable here"),
     (["threads=-3"], "threads must be >= 1 or null, got -3"),
-    (["+task=sequence", "space=macro"], "space=MacroSpace does not fit the sequence task, whose inputs need one of"),
+    (
+        ["+task=sequence", "space=macro"],
+        "space=MacroSpace does not fit the sequence task; choose one of space=attention, space=rnn_cell",
+    ),
+    # "whose inputs need one of MacroSpace": a class name, and the 2-D macro space does not fit either.
+    (["+task=mnist1d", "space=attention"], "space=AttentionSpace does not fit the mnist1d task; choose space=conv1d"),
     (["space=rnn_cell"], "space=RNNCellSpace does not fit the classification task"),
     (["costs.latency_table=/nonexistent/lut.json"], "costs.latency_table=/nonexistent/lut.json: no such file"),
     (["task.data.limit=3"], "3 samples leave 1 for training and 1 for validation; a search needs at least 2 and 1"),
@@ -823,3 +828,24 @@ def test_an_interpolated_setting_is_saved_as_the_value_the_run_used():
         cfg = compose("config", overrides=["+task=classification", "seed=${oc.decode:'007'}", "data_seed=${now:0%S}"])
     validate_config(cfg)
     assert cfg.data_seed == int(OmegaConf.to_container(cfg)["data_seed"]) and isinstance(cfg.data_seed, int)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task.data.root=/data/photos"], "task.data.root=/data/photos is read for imagefolder, cifar10 and mnist"),
+        (
+            ["+task=cluttered_digits", "task.data.root=/data/photos"],
+            "task.data.name=cluttered_digits needs no files (set task.data.name=imagefolder",
+        ),
+        (["+task=sequence", "task.data.path=/data/s.npz"], "task.data.path=/data/s.npz is read when task.data.name="),
+        (
+            ["+task=detection", "task.data.annotations=/data/ann.json"],
+            "task.data.images and task.data.annotations are read when task.data.name=coco",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_files_named_for_an_embedded_dataset_are_refused_not_ignored(overrides, message, tmp_path):
+    """task.data.root=PHOTOS without task.data.name=imagefolder searched the digits, silently."""
+    assert message in first_error(overrides, tmp_path / "run")

@@ -285,6 +285,11 @@ def load_detection(
     """Detection splits: embedded digit canvases (``digits``) or users' ``coco`` data."""
     if name == "digits" and int(num_images) < 3:  # one each for train, val and test at least
         raise DataError(f"task.data.num_images must be >= 3, got {num_images}")
+    if name == "digits" and (images or annotations):  # the user's files would be ignored, silently
+        raise DataError(
+            "task.data.images and task.data.annotations are read when task.data.name=coco; task.data.name=digits "
+            "needs no files (set task.data.name=coco to search on your images)"
+        )
     if name == "digits":
         x, y = make_digit_canvases(num_images, canvas_size, tuple(objects), tuple(scales), seed=seed)
         class_names = [str(i) for i in range(10)]

@@ -163,6 +163,11 @@ def load_image_classification(
         raise DataError(f"task.data.image_size must be >= 1, got {image_size}")
     if name == "digits":  # 1,797 images, resized before anything else is allocated
         check_fits(1797 * 4 * 2 * float(image_size) ** 2, "the resized digits", "task.data.image_size")
+    if root and name in ("digits", "cluttered_digits"):  # the user's files would be ignored, silently
+        raise DataError(
+            f"task.data.root={root} is read for imagefolder, cifar10 and mnist; task.data.name={name} needs no files "
+            "(set task.data.name=imagefolder to search on your images)"
+        )
     root = os.path.expanduser(root) if root else root
     if name != "cluttered_digits" and (num_samples is not None or generator):
         raise DataError(f"task.data.num_samples and task.data.generator apply to cluttered_digits, not {name!r}")

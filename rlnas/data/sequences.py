@@ -178,6 +178,11 @@ def load_sequences(
         raise DataError(f"task.data.name={name!r} is unknown; allowed: {list(SEQUENCE_DATASETS)}")
     if isinstance(features, bool) or not isinstance(features, int) or features < 1:
         raise DataError(f"task.data.features must be a whole number >= 1 (values per step), got {features!r}")
+    if path and name != "file":  # the user's file would be ignored, silently
+        raise DataError(
+            f"task.data.path={path} is read when task.data.name=file; task.data.name={name} needs no files "
+            "(set task.data.name=file to search on your sequences)"
+        )
     if name == "mnist1d":
         from rlnas.data.signals import load_signals
 

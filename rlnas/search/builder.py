@@ -301,17 +301,31 @@ def build_space_and_task(cfg: DictConfig) -> tuple[SearchSpace, Task]:
     """The space and task of ``cfg``, each target type-checked before it is built, and checked to fit."""
     space: SearchSpace = checked_instantiate(cfg.space, SearchSpace, "space")
     task: Task = checked_instantiate(cfg.task, Task, "task")
+    names = _space_configs_for(task)
+    fitting = ("one of " if len(names) > 1 else "") + ", ".join(f"space={name}" for name in names)
     if not any(c.__name__ in task.spaces for c in type(space).__mro__):
-        raise ValueError(
-            f"space={type(space).__name__} does not fit the {task.name} task, whose inputs need one of "
-            f"{', '.join(task.spaces)}"
-        )
+        raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task; choose {fitting}")
     if getattr(space, "dims", task.dims) != task.dims:
         raise ValueError(
-            f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D "
-            f"({'space=conv1d' if task.dims == 1 else 'a 2-D space such as space=macro'})"
+            f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D; "
+            f"choose {fitting}"
         )
     return space, task
+
+
+def _space_configs_for(task: Task) -> list[str]:
+    """The package's space configs (``conf/space/NAME.yaml``) whose space fits ``task``: its class and dims."""
+    import yaml
+
+    from rlnas.utils import conf_dir
+
+    names = []
+    for path in sorted((conf_dir() / "space").glob("*.yaml")):
+        node = yaml.safe_load(path.read_text()) or {}
+        target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+        if target in task.spaces and int(node.get("dims", 2)) == task.dims:
+            names.append(path.stem)
+    return names
 
 
 def _fit_controller(
