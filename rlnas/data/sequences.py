@@ -50,8 +50,6 @@ def _read_numpy(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``label,v1,v2,...``: ``steps * features`` values each, step after step."""
-    # utf-8-sig: a byte-order mark (spreadsheets' "CSV UTF-8") would hide the first label; the separator
-    # may be a semicolon or a tab (locales with a decimal comma).
     try:
         return _read_csv_rows(path, features)
     except UnicodeDecodeError as err:  # a legacy encoding (latin-1, cp1252) in a label or value
@@ -59,7 +57,10 @@ def _read_csv(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_csv_rows(path: Path, features: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_read_csv`'s work, each malformed row named."""
     rows, labels, width = [], [], None
+    # utf-8-sig: a byte-order mark (spreadsheets' "CSV UTF-8") would hide the first label; the separator
+    # may be a semicolon or a tab (locales with a decimal comma).
     with path.open(newline="", encoding="utf-8-sig") as f:
         first = next((line for line in f if line.strip()), "")
         f.seek(0)

@@ -34,7 +34,16 @@ from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import atomic_file, data_seed, parse_json, resolve_device, section_values, seed_everything, set_threads
+from rlnas.utils import (
+    atomic_file,
+    conf_dir,
+    data_seed,
+    parse_json,
+    resolve_device,
+    section_values,
+    seed_everything,
+    set_threads,
+)
 from rlnas.utils.distributed import Comm, DistributedSettings, synchronise_batchnorm
 from rlnas.utils.rundir import continue_hint
 from rlnas.utils.trust import checked_instantiate
@@ -301,23 +310,19 @@ def build_space_and_task(cfg: DictConfig) -> tuple[SearchSpace, Task]:
     """The space and task of ``cfg``, each target type-checked before it is built, and checked to fit."""
     space: SearchSpace = checked_instantiate(cfg.space, SearchSpace, "space")
     task: Task = checked_instantiate(cfg.task, Task, "task")
-    names = _space_configs_for(task)
-    fitting = ("one of " if len(names) > 1 else "") + ", ".join(f"space={name}" for name in names)
     if not any(c.__name__ in task.spaces for c in type(space).__mro__):
-        raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task; choose {fitting}")
+        raise ValueError(f"space={type(space).__name__} does not fit the {task.name} task; {_fitting_spaces(task)}")
     if getattr(space, "dims", task.dims) != task.dims:
         raise ValueError(
             f"space.dims={space.dims} does not fit the {task.name} task, whose inputs are {task.dims}-D; "
-            f"choose {fitting}"
+            f"{_fitting_spaces(task)}"
         )
     return space, task
 
 
-def _space_configs_for(task: Task) -> list[str]:
-    """The package's space configs (``conf/space/NAME.yaml``) whose space fits ``task``: its class and dims."""
+def _fitting_spaces(task: Task) -> str:
+    """``choose space=NAME``: the package's space configs (``conf/space/``) whose class and dims fit ``task``."""
     import yaml
-
-    from rlnas.utils import conf_dir
 
     names = []
     for path in sorted((conf_dir() / "space").glob("*.yaml")):
@@ -325,7 +330,7 @@ def _space_configs_for(task: Task) -> list[str]:
         target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
         if target in task.spaces and int(node.get("dims", 2)) == task.dims:
             names.append(path.stem)
-    return names
+    return "choose " + ("one of " if len(names) > 1 else "") + ", ".join(f"space={name}" for name in names)
 
 
 def _fit_controller(
