@@ -354,3 +354,33 @@ def test_a_latency_table_that_is_not_utf8_is_named(tmp_path):
         ValueError, match=re.escape(f"{tmp_path / 'lat.json'}: not a latency table (UnicodeDecodeError")
     ):
         LatencyTable.load(tmp_path / "lat.json")
+
+
+def test_entries_of_the_wrong_kind_in_a_run_dir_are_named_before_any_work(tmp_path):
+    """A folder named pareto.png in a resumed run dir failed the run after its last epoch (naming
+    pareto.png.tmp); a file named tensorboard, or a folder named __main__.log, ended in tracebacks."""
+    from rlnas.search.builder import claim_run_dir
+    from rlnas.utils import atomic_file
+    from rlnas.utils.rundir import refuse_planted_links
+
+    run = tmp_path / "run"
+    (run / "pareto.png").mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(f"resume={run}: pareto.png is a folder there, where the run")):
+        claim_run_dir(run, resume=True)
+    (run / "pareto.png").rmdir()
+    (run / "tensorboard").write_text("")
+    with pytest.raises(ValueError, match=re.escape(f"resume={run}: tensorboard is a file there, where the run")):
+        claim_run_dir(run, resume=True)
+    (run / "__main__.log").mkdir()
+    with pytest.raises(ValueError, match=re.escape(f"{run / '__main__.log'} is a folder, where Hydra writes")):
+        refuse_planted_links(run)
+    (run / "__main__.log").rmdir()
+    (run / ".hydra").write_text("")
+    with pytest.raises(ValueError, match=re.escape(f"{run / '.hydra'} is a file, where Hydra writes its record")):
+        refuse_planted_links(run)
+    # A write that fails at its last step names the file, not its temporary.
+    (run / "summary.json").mkdir()
+    with pytest.raises(IsADirectoryError) as err, atomic_file(run / "summary.json") as f:
+        f.write("{}")
+    assert err.value.filename == str(run / "summary.json")

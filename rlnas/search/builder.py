@@ -304,6 +304,15 @@ def claim_run_dir(run_dir: Path, resume: bool, can_resume: bool = True) -> None:
         )
     if resume and (run_dir / "best_arch.json").exists():
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
+    if resume:  # found only when the first write there fails, after the epochs it took to get there
+        misplaced = [n for n in (*RUN_FILES, *OUTPUT_FILES, *STARTED_FILES) if (run_dir / n).is_dir()]
+        misplaced += [n for n in OUTPUT_FOLDERS if (run_dir / n).exists() and not (run_dir / n).is_dir()]
+        if misplaced:
+            kind = "a folder" if (run_dir / misplaced[0]).is_dir() else "a file"
+            raise ValueError(
+                f"resume={run_dir}: {misplaced[0]} is {kind} there, where the run writes "
+                f"{'a file' if kind == 'a folder' else 'a folder'}; move it away"
+            )
 
 
 def build_space_and_task(cfg: DictConfig) -> tuple[SearchSpace, Task]:

@@ -229,8 +229,8 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
         # A full or read-only disk, a kill: no half-written temporary file is left behind.
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(err, OSError) and err.errno is not None and not err.filename:
-            raise OSError(err.errno, err.strerror, str(path)) from err  # the file it happened to
+        if isinstance(err, OSError) and err.errno is not None and (not err.filename or err.filename == str(tmp)):
+            raise OSError(err.errno, err.strerror, str(path)) from err  # the file it happened to, not its temporary
         raise
 
 

@@ -23,8 +23,8 @@ from rlnas.spaces.base import InvalidArchitectureError
 USER_ERRORS = (ValueError, KeyError, DataError, InvalidArchitectureError, OmegaConfBaseException, FileNotFoundError)
 #: Errors of the file system a run writes to (not of the program): reported in one line.
 DISK_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
-#: Paths the system cannot take (a name too long, a file where a folder should be, a link loop): the user's.
-PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
+#: Paths the system cannot take (a name too long, a file where a folder should be or one in the way, a link loop).
+PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST)
 
 
 def one_line(err: BaseException) -> str:

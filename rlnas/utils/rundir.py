@@ -34,6 +34,14 @@ def refuse_planted_links(run_dir: str | Path) -> None:
     hydra_dir = root / ".hydra"
     if hydra_dir.is_symlink():
         raise ValueError(f"{hydra_dir} is a symlink; a run dir holds only the files a run writes")
+    # Hydra opens these itself: a folder for its log, or a file for its record, ends in its traceback.
+    for name, folder in (("__main__.log", False), ("retrain.log", False), (".hydra", True)):
+        entry = root / name
+        if entry.exists() and entry.is_dir() != folder:
+            raise ValueError(
+                f"{entry} is {'a file' if folder else 'a folder'}, where Hydra writes "
+                f"{'its record of the run' if folder else 'the run log'}; move it away or choose another hydra.run.dir"
+            )
     for folder in (root, hydra_dir):
         if not folder.is_dir():
             continue
