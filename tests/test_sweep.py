@@ -133,6 +133,14 @@ def test_a_killed_job_is_not_reported_as_running(tmp_path):
     assert [j.status for j in read_sweep(tmp_path)] == ["killed"]
 
 
+def _laughs(levels: int) -> str:
+    """A YAML list whose aliases expand to 9**levels strings (a "billion laughs" file)."""
+    text = '- &l0 ["x","x","x","x","x","x","x","x","x"]\n'
+    for level in range(1, levels + 1):
+        text += f"- &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]\n"
+    return text
+
+
 def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summarised(tmp_path):
     """Each of these was a traceback that summarised no job at all."""
     from rlnas.sweep import summarize, write_status
@@ -144,6 +152,10 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         "2_overrides": (good, "- a: [\n", "overrides.yaml: not YAML"),
         "3_wall": (good, None, "status.json: 'wall_s' must be a number of seconds, got 'slow'"),
         "4_fine": (good, None, ""),
+        # A "billion laughs" list: its overrides, printed, expand to 9**8 strings (the summary hung);
+        # 20,000 nested brackets took PyYAML's parser 30 s, then a RecursionError traceback.
+        "5_laughs": (good, _laughs(8), "it holds YAML aliases (*name)"),
+        "6_deep": (good, "[" * 20_000 + "]" * 20_000, "overrides.yaml: not YAML"),
     }
     for name, (best, overrides, _) in cases.items():
         job = tmp_path / "sweep" / name
@@ -157,7 +169,7 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         assert message in jobs[name].error and (not message or str(tmp_path / "sweep" / name) in jobs[name].error)
     summarize(tmp_path / "sweep", tmp_path / "out", plots=False)
     table = (tmp_path / "out" / "sweep_summary.md").read_text()
-    assert "5 jobs: 4 unreadable, 1 completed." in table and "error: " in table
+    assert "7 jobs: 6 unreadable, 1 completed." in table and "error: " in table
     out_file = tmp_path / "notes.txt"
     out_file.write_text("mine")
     proc = subprocess.run(

@@ -141,6 +141,12 @@ def test_a_run_config_of_yaml_aliases_or_empty_is_refused_at_once(tmp_path):
     with pytest.raises(ValueError, match=r"config.yaml: not a readable run config \(ValueError: it holds YAML aliases"):
         load_run_config(tmp_path / "config.yaml")
     assert time.perf_counter() - start < 5
+    # 20,000 nested brackets: 30 s in PyYAML's own parser, then a RecursionError.
+    (tmp_path / "config.yaml").write_text("a: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"config.yaml: not a readable run config"):
+        load_run_config(tmp_path / "config.yaml")
+    assert time.perf_counter() - start < 5
     (tmp_path / "config.yaml").write_text("")
     with pytest.raises(ValueError, match=r"config.yaml: empty; not a run config"):
         load_run_config(tmp_path / "config.yaml")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.sweep.jobs import STATUS_FILE
-from rlnas.utils import atomic_file, is_number, parse_json, save_figure
+from rlnas.utils import atomic_file, is_number, parse_json, parse_yaml, save_figure
 
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
@@ -107,10 +107,14 @@ def _read_job(path: Path) -> JobRecord:
     overrides: list[str] = []
     if overrides_file.is_file():
         try:
-            loaded = yaml.safe_load(overrides_file.read_text())
+            loaded = parse_yaml(overrides_file.read_text())
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ValueError(f"{overrides_file}: not YAML ({type(err).__name__})") from None
-        overrides = [str(o) for o in loaded] if isinstance(loaded, list) else []
+        except ValueError as err:  # aliases, nesting too deep
+            raise ValueError(f"{overrides_file}: not Hydra's list of overrides ({err})") from None
+        if not isinstance(loaded, list) or not all(isinstance(o, str) for o in loaded):
+            raise ValueError(f"{overrides_file}: not Hydra's list of overrides (key=value strings)")
+        overrides = loaded
     task = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("task=")), "classification")
     status = _load_json(path / STATUS_FILE) or {}
     best = _load_json(path / "best_arch.json")

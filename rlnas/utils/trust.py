@@ -86,13 +86,10 @@ def load_run_config(path: str | Path) -> DictConfig:
         UntrustedConfigError: When it names another target.
         ValueError: Naming the file, when it is not a readable YAML mapping.
     """
-    import yaml
+    from rlnas.utils import check_yaml
 
     try:
-        # Aliases are what a "billion laughs" file is made of: nine aliases of nine aliases ... expand to
-        # billions of nodes as the config is built (a resume hung). The project never writes one.
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(Path(path).read_text())):
-            raise ValueError("it holds YAML aliases (*name), which no run config written by rlnas holds")
+        check_yaml(Path(path).read_text())  # a "billion laughs" file hung a resume as the config was built
         config = OmegaConf.load(path)
     except Exception as err:  # noqa: BLE001 - YAML syntax errors, tags (!!python/object) and unreadable files
         first = str(err).splitlines()[0] if str(err) else ""
