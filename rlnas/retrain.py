@@ -138,6 +138,8 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         raise ValueError(
             f"{path}: 'train' must map training settings among {list(known)} to values, got {searched!r}"[:300]
         )
+    if not isinstance(payload.get("description", ""), str):  # compared with the space's own description
+        raise ValueError(f"{path}: 'description' must be text, got {payload['description']!r}"[:300])
     cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: the search's config.yaml is missing; pass run_config=PATH")

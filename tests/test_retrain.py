@@ -340,6 +340,15 @@ def test_retrain_names_the_config_whose_space_the_arch_does_not_fit(tmp_path):
     assert str(err.value).startswith(f"arch={run / 'best_arch.json'}: architecture has 21 decisions")
 
 
+def test_retrain_names_a_description_that_is_not_text(tmp_path):
+    """'description': 5 in best_arch.json was an AttributeError traceback ('int' has no 'startswith')."""
+    run = _search_run(tmp_path, "classification")
+    payload = json.loads((run / "best_arch.json").read_text())
+    (run / "best_arch.json").write_text(json.dumps({**payload, "description": 5}))
+    with pytest.raises(ValueError, match=re.escape(f"{run / 'best_arch.json'}: 'description' must be text, got 5")):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+
+
 def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
     run = _search_run(tmp_path, "classification")
     payload = json.loads((run / "best_arch.json").read_text())
