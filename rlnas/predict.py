@@ -273,9 +273,15 @@ class Decoder:
             if score_threshold is not None:
                 task_config["score_threshold"] = float(score_threshold)
             # model.json is data (a model folder may come from anyone): only the project's detection task is built.
-            self.detector = checked_instantiate(
-                task_config, DetectionTask, "task_config", source=str(model.path.with_name("model.json"))
-            )
+            source = str(model.path.with_name("model.json"))
+            from hydra.errors import InstantiationException
+
+            try:
+                self.detector = checked_instantiate(task_config, DetectionTask, "task_config", source=source)
+            except InstantiationException as err:  # a tampered setting (score_threshold: "high")
+                cause = err.__cause__ or err
+                detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+                raise PredictError(f"{source}: task_config cannot be used ({detail})") from None
             self.detector.num_classes = len(self.names)
             self.detector.image_size = int(model.size[1])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from rlnas.export import Deployable, ExportMismatchError, check_parity, export_onnx, onnx_session, quantize_int8
-from rlnas.predict import load_model, predict
+from rlnas.predict import PredictError, load_model, predict
 from rlnas.predict import main as predict_main
 from rlnas.retrain import init_from_supernet, retrain
 from rlnas.supernet import build_child, build_supernet
@@ -235,6 +236,13 @@ def test_detection_retrains_exports_and_predicts_boxes_in_image_pixels(tmp_path)
     Image.fromarray(canvas).resize((2 * size, 3 * size)).save(tmp_path / "scene.png")
     # top_k ranks a classifier's classes: given for a detection model, it was ignored.
     assert predict_main([f"model={out}", f"input={tmp_path / 'scene.png'}", "top_k=2"]) == 2
+    # A tampered setting of the model's task (model.json is data): named, not Hydra's traceback.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    bad = {**meta, "task_config": {**meta["task_config"], "nms_iou": "x"}}
+    (tampered / "model.json").write_text(json.dumps(bad))
+    with pytest.raises(PredictError, match=re.escape(f"{tampered / 'model.json'}: task_config cannot be used")):
+        list(predict(load_model(tampered), [tmp_path / "scene.png"], progress=False))
     [row] = predict(load_model(out), [tmp_path / "scene.png"], score_threshold=0.0, progress=False)
     assert row["detections"], "a zero threshold keeps the top detections"
     for det in row["detections"]:
