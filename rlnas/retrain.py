@@ -166,6 +166,15 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise ValueError(f"{supernet_path}: not a supernet.pt (a mapping of tensor names to tensors)")
     matched = shared_weights(weights, network)
+    # Every weight of the child is a slice of the supernet's: fewer means another search's file, whose
+    # network would otherwise train from scratch under init=supernet, silently.
+    missing = sorted(name for name, _ in network.named_parameters() if name not in matched)
+    if missing:
+        total = sum(1 for _ in network.parameters())
+        raise ValueError(
+            f"{supernet_path}: holds {total - len(missing)} of the {total} weight tensors of this architecture's "
+            f"network (none for {missing[0]}); it is another search's supernet (init=scratch trains without it)"
+        )
     network.load_state_dict(matched, strict=False)
     return len(matched)
 

@@ -188,6 +188,11 @@ def test_supernet_init_reproduces_the_shared_weights(tmp_path):
     supernet.train(), child.train()  # the supernet normalises with batch statistics
     with torch.no_grad():
         torch.testing.assert_close(child(x), supernet(x, arch), atol=1e-5, rtol=1e-5)
+    # Another search's supernet.pt (a sequence search's) gave none of the weights, and init=supernet
+    # trained from scratch, silently.
+    other = _search_run(tmp_path, "sequence")
+    with pytest.raises(ValueError, match=r"supernet.pt: holds 0 of the \d+ weight tensors of this architecture's"):
+        init_from_supernet(child, other / "supernet.pt")
 
 
 def test_parity_check_fails_loudly():
