@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -244,6 +245,17 @@ def test_a_crafted_supernet_is_refused_by_retrain_and_the_tools(tmp_path):
     with pytest.raises(SystemExit, match=f"--run-dir {tmp_path}"):
         load_run(tmp_path, tmp_path / "scratch")
     assert not marker.exists()
+
+
+def test_another_searchs_supernet_beside_a_run_config_is_one_line(smoke_run, tmp_path):
+    """score_run.py on a run dir whose supernet.pt is another search's: torch's many-line traceback."""
+    from tools._common import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    torch.save({"head.fc.weight": torch.zeros(3, 1)}, run / "supernet.pt")
+    with pytest.raises(SystemExit, match=re.escape(f"--run-dir {run}: supernet.pt does not fit the supernet")):
+        load_run(run, tmp_path / "scratch")
 
 
 def test_outputs_never_follow_a_planted_symlink(tmp_path):

@@ -219,7 +219,13 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
         ) from None
     cfg.costs.latency_table = str(run_dir / "latency_lut.json")
     search = build_search(cfg, scratch_dir, progress=False)
-    search.model.load_state_dict(weights)
+    try:
+        search.model.load_state_dict(weights)
+    except (RuntimeError, TypeError) as err:  # another search's supernet.pt beside this config
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        detail = lines[min(1, len(lines) - 1)][:200]  # torch's first line only says "Error(s) in loading"
+        message = f"--run-dir {run_dir}: supernet.pt does not fit the supernet its config.yaml builds ({detail})"
+        raise SystemExit(message) from None
     return search
 
 
