@@ -159,6 +159,10 @@ def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
 
     BatchNorm running statistics have no counterpart (the supernet uses batch
     statistics) and start fresh.
+
+    Raises:
+        FileNotFoundError / ValueError: Naming the file when it is missing, not tensors, or lacks any of the
+            child's weights (another search's supernet).
     """
     if not supernet_path.is_file():
         raise FileNotFoundError(f"{supernet_path}: init=supernet needs the search's supernet.pt")
