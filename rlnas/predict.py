@@ -117,9 +117,7 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
             values = _npz_samples(path)
         elif path.suffix.lower() == ".npy":
             values = np.load(path, mmap_mode="r", allow_pickle=False)
-            if not isinstance(values, np.ndarray) or not (  # real numbers: complex ones would lose a part
-                np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
-            ):
+            if not isinstance(values, np.ndarray) or not _real(values.dtype):
                 raise PredictError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)}, not real numbers")
         else:
             if path.stat().st_size > 32 * MAX_ARRAY_VALUES:
@@ -150,6 +148,11 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _real(dtype: np.dtype) -> bool:
+    """Whether an array of ``dtype`` holds real numbers (complex ones would lose a part, objects are refused)."""
+    return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
+
 def _npz_samples(path: Path) -> np.ndarray:
     """The samples ``x`` of an ``.npz`` file (labels ``y`` beside them are ignored), sized before inflating."""
     with np.load(path, allow_pickle=False) as loaded:
@@ -158,7 +161,7 @@ def _npz_samples(path: Path) -> np.ndarray:
         shape, dtype = npz_header(loaded, "x", path)
         if math.prod(shape) > MAX_ARRAY_VALUES:
             raise PredictError(f"{path}: {math.prod(shape):,} values; at most {MAX_ARRAY_VALUES:,} per file")
-        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        if not _real(dtype):
             raise PredictError(f"{path}: x holds {dtype}, not real numbers")
         return loaded["x"]
 

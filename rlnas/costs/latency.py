@@ -74,15 +74,14 @@ class LatencyTable:
         x = torch.randn(1, *input_shape, device=device)
         timed = lambda f: measure_ms(f, device, warmup, repeats)  # noqa: E731
         with torch.no_grad():
-            try:
-                supernet(x, [0] * len(space))
+            try:  # the head's input, computed once, and a check that one sample runs at all
+                feats = supernet(x, [0] * len(space))
             except ValueError as err:  # BatchNorm's batch statistics of one 1x1 feature map: nothing to normalise
                 raise ValueError(
                     f"an input of {list(input_shape)} shrinks to single-pixel feature maps in this space, too small "
                     f"to run one sample ({err}); use a larger task.data.image_size"
                 ) from None
             entries = {name: timed(call) for name, call in supernet.timing_calls(x).items()}
-            feats = supernet(x, [0] * len(space))
             entries["head"] = timed(lambda: head(feats))
         supernet.train(modes[0])
         head.train(modes[1])

@@ -89,8 +89,9 @@ def load_run_config(path: str | Path) -> DictConfig:
     from rlnas.utils import check_yaml
 
     try:
-        check_yaml(Path(path).read_text())  # a "billion laughs" file hung a resume as the config was built
-        config = OmegaConf.load(path)
+        text = Path(path).read_text()
+        check_yaml(text)  # a "billion laughs" file hung a resume as the config was built
+        config = OmegaConf.create(text)  # OmegaConf's own YAML loader, as OmegaConf.load, on the text read once
     except Exception as err:  # noqa: BLE001 - YAML syntax errors, tags (!!python/object) and unreadable files
         first = str(err).splitlines()[0] if str(err) else ""
         raise ValueError(f"{path}: not a readable run config ({type(err).__name__}: {first})") from None
