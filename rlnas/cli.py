@@ -26,6 +26,10 @@ DEFAULT_TASK = "classification"
 
 #: The config groups a command line chooses from (a resumed run keeps its own).
 CONFIG_GROUPS = GROUPS
+#: Settings that are open mappings (``{}`` by default, any of their generator's names): ``KEY={a: 1}``
+#: is taken as Hydra's ``++KEY=...``, since Hydra's plain form refuses every name the default leaves out
+#: ("Key 'a' is not in struct"); the names are checked against the generator's own list afterwards.
+OPEN_MAPPINGS = ("task.data.generator",)
 
 
 def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
@@ -135,6 +139,7 @@ def with_default_task(argv: list[str]) -> list[str]:
     # task is no default of the config (so that +task=NAME can choose one): task=NAME, as every other
     # group is chosen, means the same and is taken so instead of Hydra's "No match in the defaults list".
     argv = [f"+{a}" if a.startswith("task=") else a for a in argv]
+    argv = [f"++{a}" if a.partition("=")[0] in OPEN_MAPPINGS else a for a in argv]
     # A trailing --info takes an optional value: what is added goes before it, not into it.
     tail = argv[-1:] if argv[-1:] in (["--info"], ["-i"]) else []
     argv = argv[: len(argv) - len(tail)]

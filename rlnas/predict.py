@@ -66,7 +66,8 @@ class PredictConfig:
     input: str = "???"
     output: str | None = None
     batch_size: int = 64
-    top_k: int = 3
+    #: null: 3 (a classifier's setting; a detection model refuses it).
+    top_k: int | None = None
     score_threshold: float | None = None
 
 
@@ -420,7 +421,7 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         message = str(err).splitlines()[0]
         raise PredictError(f"{key}: {message}" if key else message) from None
     for key in ("batch_size", "top_k"):  # 0 ran with one anyway; a negative top_k dropped the last classes
-        if getattr(parsed, key) < 1:
+        if getattr(parsed, key) is not None and getattr(parsed, key) < 1:
             raise PredictError(f"{key} must be >= 1, got {getattr(parsed, key)}")
     threshold = parsed.score_threshold
     if threshold is not None and not 0 <= threshold <= 1:
@@ -428,11 +429,11 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
     return parsed
 
 
-def _check_task_settings(cfg: PredictConfig, given: set[str], task: str | None) -> None:
+def _check_task_settings(cfg: PredictConfig, task: str | None) -> None:
     """Refuses a setting the model's task does not read (it would be ignored, silently)."""
     if cfg.score_threshold is not None and task != "detection":
         raise PredictError(f"score_threshold is a detection model's setting; {cfg.model} is a {task} model")
-    if "top_k" in given and task == "detection":
+    if cfg.top_k is not None and task == "detection":
         raise PredictError(f"top_k is a classifier's setting; {cfg.model} is a detection model (score_threshold=)")
 
 
@@ -463,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as err:
                 raise PredictError(str(err)) from None
         model = load_model(cfg.model)
-        _check_task_settings(cfg, {a.partition("=")[0] for a in args}, model.meta.get("task"))
+        _check_task_settings(cfg, model.meta.get("task"))
         files = (
             input_files(cfg.input, IMAGE_SUFFIXES, "image")
             if model.takes_images
@@ -472,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if output is not None:
             _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])
         rows = []
-        for row in predict(model, files, cfg.batch_size, cfg.top_k, cfg.score_threshold):
+        for row in predict(model, files, cfg.batch_size, cfg.top_k or 3, cfg.score_threshold):
             print(json.dumps(row), flush=True)
             rows.append(row)
     except PredictError as err:

@@ -167,6 +167,15 @@ def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task(["+experiment=smoke", "-i"]) == ["+task=classification", "+experiment=smoke", "-i"]
 
 
+def test_a_generator_mapping_is_set_as_typed():
+    # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
+    # (the default is {}), though the same names work one by one with +.
+    argv = with_default_task(["+task=mnist1d", "task.data.generator={iid_noise_scale: 0.05}"])
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=argv)
+    assert dict(cfg.task.data.generator) == {"iid_noise_scale": 0.05}
+
+
 @pytest.mark.parametrize(
     "sweep, message",
     [

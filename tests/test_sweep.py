@@ -122,6 +122,15 @@ def test_summarize_tool_names_a_missing_sweep_dir(tmp_path):
     assert proc.stderr.strip() == f"summarize_sweep: error: {tmp_path / 'nope'}: no such sweep directory"
 
 
+def test_a_single_run_is_not_summarised_as_a_sweep_into_its_own_folder(tmp_path):
+    from rlnas.sweep import write_status
+
+    write_status(tmp_path, "completed", 1.0)  # a search's run dir
+    with pytest.raises(FileNotFoundError, match="a single run .* not a sweep; pass the sweep's folder"):
+        summarize(tmp_path, plots=False)
+    assert not (tmp_path / "sweep_summary.md").exists()
+
+
 def test_a_killed_job_is_not_reported_as_running(tmp_path):
     from rlnas.sweep import write_status
 

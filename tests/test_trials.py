@@ -266,6 +266,17 @@ def test_the_grace_period_binds_only_the_scheduler_that_reads_it():
     validate_config(_cfg("+task=mnist1d", "+trials=default", "trials.scheduler=none", "trials.epochs=1"))
 
 
+@pytest.mark.parametrize("epochs, grace", [(20, 5), (3, 1), (1, 1), (40, 10)])
+def test_a_short_trial_needs_no_second_setting(epochs, grace):
+    from rlnas.trials.settings import trial_settings
+
+    # trials.epochs=3 alone was refused for exceeding the fixed default grace period of 5.
+    cfg = _cfg("+task=mnist1d", "+trials=default", f"trials.epochs={epochs}")
+    assert trial_settings(cfg).grace_period == grace
+    # a grace period the user sets is theirs, and still bounded by the epochs
+    assert trial_settings(_cfg("+task=mnist1d", "+trials=default", "trials.grace_period=2")).grace_period == 2
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

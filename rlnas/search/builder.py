@@ -82,8 +82,14 @@ def taken_files(run_dir: Path) -> list[str]:
     taken = [n for n in (*RUN_FILES, *OUTPUT_FILES) if present(n)]
     if not _is_run_status(run_dir / STATUS_FILE):
         taken += [n for n in STARTED_FILES if present(n)]
-    not_folder = [n for n in OUTPUT_FOLDERS if present(n) and not (run_dir / n).is_dir() or (run_dir / n).is_symlink()]
-    return taken + not_folder
+    return taken + _not_folders(run_dir)
+
+
+def _not_folders(run_dir: Path) -> list[str]:
+    """The :data:`OUTPUT_FOLDERS` of ``run_dir`` that are there as something else (a file, a link)."""
+    return [
+        n for n in OUTPUT_FOLDERS if (run_dir / n).is_symlink() or (run_dir / n).exists() and not (run_dir / n).is_dir()
+    ]
 
 
 def _is_run_status(path: Path) -> bool:
@@ -306,7 +312,7 @@ def claim_run_dir(run_dir: Path, resume: bool, can_resume: bool = True) -> None:
         raise ValueError(f"resume={run_dir}: that run has finished (best_arch.json exists)")
     if resume:  # found only when the first write there fails, after the epochs it took to get there
         misplaced = [n for n in (*RUN_FILES, *OUTPUT_FILES, *STARTED_FILES) if (run_dir / n).is_dir()]
-        misplaced += [n for n in OUTPUT_FOLDERS if (run_dir / n).exists() and not (run_dir / n).is_dir()]
+        misplaced += _not_folders(run_dir)
         if misplaced:
             kind = "a folder" if (run_dir / misplaced[0]).is_dir() else "a file"
             raise ValueError(

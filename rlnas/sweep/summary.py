@@ -148,12 +148,16 @@ def read_sweep(sweep_dir: str | Path) -> list[JobRecord]:
     """Every job under ``sweep_dir``, in Hydra's job order.
 
     Raises:
-        FileNotFoundError: When ``sweep_dir`` does not exist or holds no job.
+        FileNotFoundError: When ``sweep_dir`` does not exist, holds no job or is one run.
     """
     root = Path(sweep_dir).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such sweep directory")
     dirs = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob(STATUS_FILE)}
+    if (root / STATUS_FILE).is_file():  # it was summarised as a sweep of one job, into the run's own folder
+        raise FileNotFoundError(
+            f"{root}: a single run (it holds {STATUS_FILE}), not a sweep; pass the sweep's folder (hydra.sweep.dir)"
+        )
     if not dirs:
         raise FileNotFoundError(f"{root}: no sweep jobs there (no .hydra/overrides.yaml or {STATUS_FILE} below it)")
     return sorted((read_job(d) for d in dirs), key=lambda r: (r.num, r.name))

@@ -30,7 +30,9 @@ class TrialSettings:
             started locally with this machine's cores.
         scheduler: ``asha`` (asynchronous successive halving over epochs, Li et
             al., MLSys 2020) or ``none`` (every trial trains all ``epochs``).
-        grace_period: Epochs every trial trains before ASHA may stop it.
+        grace_period: Epochs every trial trains before ASHA may stop it (null: a
+            quarter of ``epochs``, at least 1: 5 of the default 20, so that a short
+            ``epochs`` needs no second setting).
         reduction_factor: ASHA keeps the top ``1 / reduction_factor`` at each rung.
         batch: Results per controller update (``observe``).
         failed_reward: Reward a failed trial (NaN loss, exception, lost worker)
@@ -49,7 +51,7 @@ class TrialSettings:
     gpus_per_trial: Optional[float] = None  # noqa: UP045
     address: Optional[str] = None  # noqa: UP045
     scheduler: str = "asha"
-    grace_period: int = 5
+    grace_period: Optional[int] = None  # noqa: UP045
     reduction_factor: int = 3
     batch: int = 8
     failed_reward: Optional[float] = None  # noqa: UP045
@@ -58,6 +60,8 @@ class TrialSettings:
 
     def __post_init__(self) -> None:
         self._check_numbers()
+        if self.grace_period is None:
+            self.grace_period = max(1, self.epochs // 4)
         for name in ("budget", "epochs", "grace_period", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trials.{name} must be >= 1, got {getattr(self, name)}")
@@ -84,7 +88,7 @@ class TrialSettings:
         """Counts are whole numbers and resources numbers, named ``trials.key`` (``trials.budget=1.5``)."""
         for name in ("budget", "concurrent", "epochs", "grace_period", "reduction_factor", "batch"):
             value = getattr(self, name)
-            if value is None and name == "concurrent":
+            if value is None and name in ("concurrent", "grace_period"):
                 continue
             if not is_whole(value):
                 raise ValueError(f"trials.{name} must be a whole number, got {value!r}")
