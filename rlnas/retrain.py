@@ -474,8 +474,12 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
-    from rlnas.utils.errors import composition_error
+    from rlnas.utils.errors import composition_error, environment_error
 
+    message = environment_error()
+    if message is not None:
+        print(f"rlnas.retrain: error: {message}", file=sys.stderr)
+        sys.exit(2)
     sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
     word = bare_word(sys.argv[1:])
     if word is not None:  # Hydra's grammar says "extraneous input '/' expecting {EQUAL, ...}"

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -494,3 +495,41 @@ def test_retrain_names_a_run_dir_given_without_arch(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == (
         "rlnas.retrain: error: argument 'outputs/runs/x' is not key=value; did you mean arch=outputs/runs/x?"
     )
+
+
+@pytest.mark.parametrize(
+    "variable, value, named",
+    [
+        # torchmetrics read LOCAL_RANK when first imported, at the search's final scoring: "invalid literal for
+        # int() with base 10: 'abc'" after every epoch, no best_arch.json
+        ("LOCAL_RANK", "abc", "environment variable LOCAL_RANK='abc' is not a whole number"),
+        ("WORLD_SIZE", "two", "environment variable WORLD_SIZE='two' is not a whole number"),
+        # import matplotlib failed at the search's first figure, after its epochs
+        ("MPLBACKEND", "nonsense", "environment variable MPLBACKEND='nonsense' is not a matplotlib backend"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command, prog",
+    [
+        (["-m", "rlnas", "+experiment=smoke"], "rlnas"),
+        (["-m", "rlnas.retrain", "arch=x.json"], "rlnas.retrain"),
+        ([str(ROOT / "tools" / "bench_tabular.py"), "--archs", "3"], "bench_tabular.py"),
+    ],
+)
+def test_an_environment_that_would_fail_late_is_named_first(variable, value, named, command, prog, tmp_path):
+    env = {**os.environ, variable: value}
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, *command, f"hydra.run.dir={run_dir}"]
+        if prog != "bench_tabular.py"
+        else [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"{prog}: error: {named}")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()

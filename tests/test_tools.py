@@ -401,6 +401,11 @@ def test_fault_drill_deletes_run_dirs_only_in_a_folder_of_its_own(tmp_path):
     for args, message in [
         (["--out", str(mine)], f"--out {mine} is not empty and no earlier drill made it"),
         (["--n", "0"], "--n must be >= 1, got 0"),
+        # a RuntimeError traceback
+        (
+            ["--n", "1", "--out", str(tmp_path / "drill"), "search.epochs=abc"],
+            "fault_drill.py: error: the reference run exited with 2: rlnas: error: search.epochs='abc' must be int",
+        ),
     ]:
         proc = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "fault_drill.py"), *args],
@@ -409,7 +414,7 @@ def test_fault_drill_deletes_run_dirs_only_in_a_folder_of_its_own(tmp_path):
             timeout=120,
             cwd=ROOT,
         )
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (mine / "reference" / "notes.txt").read_text() == "precious"
 
 

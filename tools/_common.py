@@ -72,12 +72,17 @@ def run_tool(main: Callable[[], object]) -> None:
     What the tool finished (its runs, each search's checkpoint) stays on disk.
     """
     from rlnas.search.checkpoint import SearchInterrupted
+    from rlnas.utils.errors import environment_error
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     tool = Path(sys.argv[0]).name
+    message = environment_error()
+    if message is not None:
+        print(f"{tool}: error: {message}", file=sys.stderr)
+        sys.exit(2)
     try:
         code = main()
     except (KeyboardInterrupt, SearchInterrupted):

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run_tool  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("history.csv", "best_arch.json")
 
@@ -47,11 +50,10 @@ def start(args: list[str]) -> subprocess.Popen:
 
 
 def finish(proc: subprocess.Popen, what: str) -> None:
+    """Waits for ``proc``; a search that failed ends the drill in one line (its own last line)."""
     _, err = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{what} exited with {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
-        )
+        raise SystemExit(f"{what} exited with {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}")
 
 
 def wait_for_search(proc: subprocess.Popen, run_dir: Path) -> float:
@@ -144,4 +146,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -30,7 +30,9 @@ from rlnas.utils import write_text_atomic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +task=detection space=macro_paper")
-    parser.add_argument("--archs", type=int, default=25, help="random architectures to time (>= 20)")
+    parser.add_argument(
+        "--archs", type=int, default=25, help="random architectures to time (>= 2; 20 or more for a stable figure)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--seed", type=int, default=0)

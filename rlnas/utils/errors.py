@@ -27,6 +27,30 @@ DISK_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM
 PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST)
 
 
+#: Variables a launcher (``torchrun``, SLURM through it) sets for each process: whole numbers. Libraries
+#: read them when first imported, late in a run (torchmetrics' LOCAL_RANK at the final scoring).
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+def environment_error() -> str | None:
+    """What in the environment would stop a run after its work (a launcher's variable, ``MPLBACKEND``), or None.
+
+    Checked when a command starts: ``MPLBACKEND=nonsense`` failed ``import matplotlib`` at the
+    search's first figure, after its epochs; ``LOCAL_RANK=abc`` failed torchmetrics' import.
+    """
+    for name in LAUNCH_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and not value.strip().isdigit():
+            return f"environment variable {name}={value!r} is not a whole number; torchrun sets it (unset it)"
+    if os.environ.get("MPLBACKEND"):
+        try:  # matplotlib checks the variable when imported; rlnas draws with agg into files whatever it names
+            import matplotlib  # noqa: F401
+        except ValueError:
+            backend = os.environ["MPLBACKEND"]
+            return f"environment variable MPLBACKEND={backend!r} is not a matplotlib backend (agg, pdf, ...); unset it"
+    return None
+
+
 def one_line(err: BaseException) -> str:
     """The first line of ``err`` followed by the first line of its cause (Hydra nests the useful part)."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
