@@ -476,7 +476,11 @@ def main() -> None:
         return
     from rlnas.utils.errors import composition_error, environment_error
 
+    from rlnas.utils.distributed import launched
+
     message = environment_error()
+    if message is None and launched():  # each process retrained alone, and they raced for the same files
+        message = "a retrain trains one network in one process; start it without torchrun"
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)
