@@ -368,7 +368,7 @@ def join_ranks(argv: list[str]) -> list[str]:
     COMM = init_from_env(settings, given.get("device", "auto"))
     if "hydra.run.dir" not in given:
         run_dir = COMM.broadcast_object(planned_run_dir(argv) if COMM.is_main else None)
-        argv = quote_paths([*argv, f"hydra.run.dir={run_dir}"])
+        argv = quote_paths([*argv, f"hydra.run.dir={run_dir}"], PATH_KEYS)
     if not COMM.is_main:
         argv = [*argv, "hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     return argv
@@ -406,7 +406,7 @@ def main() -> None:
     if message is not None:
         print(f"rlnas: error: {message}", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [sys.argv[0], *quote_paths(with_default_task(flags_first(sys.argv[1:])))]
+    sys.argv = [sys.argv[0], *quote_paths(with_default_task(flags_first(sys.argv[1:])), PATH_KEYS)]
     if launched():
         signal.signal(signal.SIGTERM, _stopped_by_the_launcher)
     try:
@@ -421,7 +421,7 @@ def main() -> None:
                     # As for a single run: a sweep started in the same second gets its own folder.
                     claimed = claim_new_run_dir(sys.argv[1:], "sweep")
                     if claimed is not None:
-                        sys.argv = [*sys.argv, *quote_paths([f"hydra.sweep.dir={claimed}"])]
+                        sys.argv = [*sys.argv, *quote_paths([f"hydra.sweep.dir={claimed}"], PATH_KEYS)]
             # An explicit run dir is locked before Hydra writes its own files (.hydra/, the log) into it.
             if not any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 check_resume_dir(sys.argv[1:])
@@ -432,7 +432,7 @@ def main() -> None:
                     # Time-stamped default: claimed here, so a start in the same second gets its own dir.
                     claimed = claim_new_run_dir(sys.argv[1:])
                     if claimed is not None:
-                        sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"])]
+                        sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"], PATH_KEYS)]
                 resuming = any(a.lstrip("+").startswith("resume=") and a.partition("=")[2] for a in sys.argv[1:])
                 for arg in sys.argv[1:]:
                     key, sep, value = arg.lstrip("+").partition("=")

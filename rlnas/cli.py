@@ -17,8 +17,10 @@ from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
 from rlnas.utils.rundir import (  # noqa: F401 - re-exported
     launch_relative_paths,
     new_run_dir,
+    quote_paths,
     refuse_earlier_job,
     refuse_planted_links,
+    unquote_path,
 )
 from rlnas.utils.trust import load_run_config
 
@@ -86,34 +88,6 @@ PATH_KEYS = (
     "task.data.path",
     "benchmark.path",
 )
-#: What Hydra's override grammar reads unquoted as a plain string; a path with anything else (a space, a comma,
-#: ``~``, ``#``, ``&``, an accented letter) is quoted for it.
-_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/.:@%+-]*")
-
-
-def quote_paths(argv: list[str]) -> list[str]:
-    """``resume=DIR`` and the other path settings, quoted for Hydra when the path holds ``=``, ``,``, ``é``, spaces...
-
-    Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
-    which Hydra's override grammar would otherwise read as more overrides or a sweep.
-    A multirun command line is left as typed: there a comma may mean a sweep.
-    """
-    if any(a in ("-m", "--multirun") for a in argv):
-        return list(argv)
-    out = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in PATH_KEYS and value[:1] not in ("'", '"') and not _HYDRA_PLAIN.fullmatch(value):
-            arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        out.append(arg)
-    return out
-
-
-def unquote_path(value: str) -> str:
-    """A path value as typed, from the Hydra-quoted form :func:`quote_paths` gives it (unquoted: as is)."""
-    if value[:1] in ("'", '"') and value[-1:] == value[:1]:
-        return value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-    return value
 
 
 def with_default_task(argv: list[str]) -> list[str]:

@@ -84,9 +84,11 @@ from rlnas.utils.rundir import (
     flags_first,
     launch_relative_paths,
     new_run_dir,
+    quote_paths,
     refuse_earlier_job,
     refuse_earlier_sweep,
     refuse_planted_links,
+    unquote_path,
     writable_dir,
 )
 from rlnas.utils.trust import load_run_config, load_tensor_file
@@ -469,14 +471,17 @@ def run(cfg: DictConfig) -> None:
     )
 
 
+#: Settings that hold a path (quoted for Hydra's grammar when they need it).
+PATH_KEYS = ("arch", "run_config", "hydra.run.dir", "hydra.sweep.dir")
+
+
 def main() -> None:
     """Console entry point: ``--help`` explains the retrain settings, anything else goes to Hydra."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
-    from rlnas.utils.errors import composition_error, environment_error
-
     from rlnas.utils.distributed import launched
+    from rlnas.utils.errors import composition_error, environment_error
 
     message = environment_error()
     if message is None and launched():  # each process retrained alone, and they raced for the same files
@@ -484,7 +489,9 @@ def main() -> None:
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
+    # A sweep job's pick (``0_seed=0,controller=enas/best_arch.json``) is quoted, else Hydra's grammar
+    # reads its '=' and ',' ("mismatched input '=' expecting <EOF>").
+    sys.argv = [sys.argv[0], *quote_paths(flags_first(sys.argv[1:]), PATH_KEYS)]
     word = bare_word(sys.argv[1:])
     if word is not None:  # Hydra's grammar says "extraneous input '/' expecting {EQUAL, ...}"
         print(f"rlnas.retrain: error: argument {word!r} is not key=value; did you mean arch={word}?", file=sys.stderr)
@@ -494,13 +501,14 @@ def main() -> None:
     flags = any(a.startswith("-") for a in sys.argv[1:])
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
     run_dir, sweep_dir = (explicit_run_dir(sys.argv[1:], key) for key in ("hydra.run.dir", "hydra.sweep.dir"))
+    run_dir, sweep_dir = (unquote_path(d) if d is not None else None for d in (run_dir, sweep_dir))
     if message is None and not flags:
         message = _used_run_dir(run_dir)
     if message is None and not flags and run_dir is None:
         # Time-stamped default: claimed here, so a retrain started in the same second gets its own folder.
         claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:])
         if claimed is not None:
-            sys.argv = [*sys.argv, f"hydra.run.dir={claimed}"]
+            sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"], PATH_KEYS)]
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
         message = _used_sweep_dir(sweep_dir)
         try:
@@ -510,7 +518,7 @@ def main() -> None:
         if message is None and sweep_dir is None:
             claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:], "sweep")
             if claimed is not None:
-                sys.argv = [*sys.argv, f"hydra.sweep.dir={claimed}"]
+                sys.argv = [*sys.argv, *quote_paths([f"hydra.sweep.dir={claimed}"], PATH_KEYS)]
     if message is not None:
         print(f"rlnas.retrain: error: {message}", file=sys.stderr)
         sys.exit(2)

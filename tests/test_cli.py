@@ -320,11 +320,11 @@ def test_flags_typed_between_overrides_reach_hydra_before_them(typed, parsed):
 @pytest.mark.parametrize("name", ["résumé données", "a~b", "x#1", "r&d!"])
 def test_a_run_dir_of_any_characters_a_shell_passes_takes_the_run(tmp_path, name):
     """Hydra's grammar reads an accented letter, ``~``, ``#`` or ``&`` unquoted as an error: paths are quoted for it."""
-    from rlnas.cli import quote_paths
+    from rlnas.cli import PATH_KEYS, quote_paths
     from rlnas.config import CONF_DIR
 
     run = tmp_path / name
-    (arg,) = quote_paths([f"hydra.run.dir={run}"])
+    (arg,) = quote_paths([f"hydra.run.dir={run}"], PATH_KEYS)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["+task=classification", arg], return_hydra_config=True)
     assert cfg.hydra.run.dir == str(run)

@@ -278,6 +278,16 @@ def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     )
 
 
+def test_retrain_takes_a_sweep_jobs_pick_whose_path_holds_equals_signs_and_commas(tmp_path):
+    # Hydra's grammar read the job dir's '=' and ',': "mismatched input '=' expecting <EOF>".
+    job = tmp_path / "0_+task=mnist1d,seed=0"
+    proc = _retrain_cli(f"arch={job}/nope.json", f"hydra.run.dir={tmp_path}/out,a=b")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"rlnas.retrain: error: arch={job}/nope.json: no such file (pass a search run's dir or its best_arch.json)"
+    )
+
+
 def test_retrain_takes_a_search_run_dir_for_its_pick(tmp_path):
     from rlnas.retrain import load_run
 

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,37 @@ def refuse_earlier_sweep(sweep_dir: str | Path | None) -> None:
         raise ValueError(
             f"hydra.sweep.dir={sweep_dir} already holds an earlier sweep ({taken[0]}); choose another directory"
         )
+
+
+#: What Hydra's override grammar reads unquoted as a plain string; a path with anything else (a space, a comma,
+#: ``~``, ``#``, ``&``, an accented letter) is quoted for it.
+_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/.:@%+-]*")
+
+
+def quote_paths(argv: list[str], keys: Sequence[str]) -> list[str]:
+    """The path settings ``keys`` (``resume=DIR``, ``arch=FILE``), quoted for Hydra when the path holds ``=``,
+    ``,``, ``é``, spaces...
+
+    Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
+    which Hydra's override grammar would otherwise read as more overrides or a sweep.
+    A multirun command line is left as typed: there a comma may mean a sweep.
+    """
+    if any(a in ("-m", "--multirun") for a in argv):
+        return list(argv)
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in keys and value[:1] not in ("'", '"') and not _HYDRA_PLAIN.fullmatch(value):
+            arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        out.append(arg)
+    return out
+
+
+def unquote_path(value: str) -> str:
+    """A path value as typed, from the Hydra-quoted form :func:`quote_paths` gives it (unquoted: as is)."""
+    if value[:1] in ("'", '"') and value[-1:] == value[:1]:
+        return value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+    return value
 
 
 def explicit_run_dir(argv: list[str], key: str = "hydra.run.dir") -> str | None:
