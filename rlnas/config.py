@@ -121,6 +121,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         raise ConfigError(f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}")
     overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
+    _check_table_space(overrides)
     try:
         check_launcher_jobs(overrides)
     except ValueError as err:
@@ -357,6 +358,23 @@ def _check_sections(cfg: DictConfig) -> None:
                 f"{name}: the section was deleted (~{name}), and a run reads it; change its keys instead "
                 f"({name}.KEY=VALUE)"
             )
+
+
+def _check_table_space(overrides: Sequence[str]) -> None:
+    """Refuses ``space=NAME`` or ``space.KEY=VALUE`` beside ``+benchmark``: its table's decisions are the space.
+
+    Raises:
+        ConfigError: Naming the override (the run went ahead on the table's own decisions).
+    """
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    if not any(k in ("benchmark", "benchmark@_global_") for k in keys):
+        return
+    spaced = next((o for o, k in zip(overrides, keys) if k == "space" or k.startswith("space.")), None)
+    if spaced is not None:
+        raise ConfigError(
+            f"{spaced}: a +benchmark run's architectures are its table's (benchmark.decisions), not a space's; "
+            "drop it (or search a task with +task=NAME)"
+        )
 
 
 def _check_table_run(cfg: DictConfig) -> None:

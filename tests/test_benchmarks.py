@@ -89,6 +89,15 @@ def test_missing_row_and_bad_template_are_clear(tmp_path):
         table.evaluate((1, 1))
     with pytest.raises(ValueError, match=r"benchmark.key_template names \['c'\]"):
         TabularBenchmark(tiny_space(), path, "{a}-{c}", "acc", "key")
+    # Python's "expected '}' before end of string", naming nothing
+    with pytest.raises(ValueError, match=r"benchmark.key_template='\{a\}-\{b': expected '\}'"):
+        TabularBenchmark(tiny_space(), path, "{a}-{b", "acc", "key")
+    # a format spec made each key as wide as it asked (a GB for {a:>999999999})
+    with pytest.raises(ValueError, match=r"\{a\} takes no conversion or format"):
+        TabularBenchmark(tiny_space(), path, "{a:>9}-{b}", "acc", "key")
+    # every b read the row of its a: the decision did nothing, silently
+    with pytest.raises(ValueError, match=r"leaves out decisions \['b'\]"):
+        TabularBenchmark(tiny_space(), path, "{a}", "acc", "key")
 
 
 def test_env_var_overrides_the_configured_path(tmp_path, monkeypatch):

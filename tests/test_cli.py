@@ -168,6 +168,16 @@ def test_default_task_is_added_only_when_none_is_given():
     assert with_default_task(["+experiment=smoke", "-i"]) == ["+task=classification", "+experiment=smoke", "-i"]
 
 
+@pytest.mark.parametrize("override", ["space=conv1d", "space.num_layers=3"])
+def test_a_space_beside_a_table_is_refused_not_ignored(override):
+    from rlnas.config import ConfigError, check_overrides
+
+    # The run went ahead on the table's own decisions, the space setting ignored.
+    with pytest.raises(ConfigError, match=re.escape(f"{override}: a +benchmark run's architectures are its table's")):
+        check_overrides(["+benchmark=toy", override])
+    check_overrides(["+benchmark=toy", "controller=evolution"])
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.

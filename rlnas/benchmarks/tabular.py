@@ -131,11 +131,18 @@ class TabularBenchmark:
         self.metric_scale = float(metric_scale)
         self.path = resolve_table_path(path, env_var)
         self.env_var = env_var
-        unknown = sorted({f for f in _template_fields(key_template)} - {d.name for d in space.decisions})
+        fields = set(_template_fields(key_template))
+        unknown = sorted(fields - {d.name for d in space.decisions})
         if unknown:
             raise ValueError(
                 f"benchmark.key_template names {unknown}, which are not decisions; "
                 f"decisions: {[d.name for d in space.decisions]}"
+            )
+        left_out = [d.name for d in space.decisions if d.name not in fields]
+        if left_out:  # architectures that differ only there would read one row: the decision would do nothing
+            raise ValueError(
+                f"benchmark.key_template={key_template!r} leaves out decisions {left_out}; name every decision "
+                "as {NAME} (or drop it from benchmark.decisions)"
             )
         self.rows = self._load(key_column)
         #: Whether a proposal the table lacks is absent (``True``) or an error.
@@ -310,9 +317,25 @@ class HiddenTargetBenchmark:
 
 
 def _template_fields(template: str) -> list[str]:
+    """The decision names ``{NAME}`` in ``benchmark.key_template``.
+
+    Raises:
+        ValueError: Naming the setting, for a template Python's format cannot read (``{e0``) or one with a
+            conversion or format spec (``{e0:>999999999}`` would make each key a GB).
+    """
     import string
 
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ValueError(f"benchmark.key_template={template!r}: {err} (write decisions as {{NAME}})") from None
+    for _, field, spec, conversion in parts:
+        if field is not None and (spec or conversion):
+            raise ValueError(
+                f"benchmark.key_template={template!r}: {{{field}}} takes no conversion or format; "
+                "write decisions as {NAME}"
+            )
+    return [f for _, f, _, _ in parts if f is not None]
 
 
 def _names(space: SearchSpace, arch: Arch) -> dict[str, str]:
