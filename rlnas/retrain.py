@@ -506,7 +506,10 @@ def main() -> None:
         message = _used_run_dir(run_dir)
     if message is None and not flags and run_dir is None:
         # Time-stamped default: claimed here, so a retrain started in the same second gets its own folder.
-        claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:])
+        try:
+            claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:])
+        except ValueError as err:
+            claimed, message = None, str(err)
         if claimed is not None:
             sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"], PATH_KEYS)]
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
@@ -516,7 +519,10 @@ def main() -> None:
         except ValueError as err:
             message = message or str(err)
         if message is None and sweep_dir is None:
-            claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:], "sweep")
+            try:
+                claimed = new_run_dir(conf_dir(), "retrain", sys.argv[1:], "sweep")
+            except ValueError as err:
+                claimed, message = None, str(err)
             if claimed is not None:
                 sys.argv = [*sys.argv, *quote_paths([f"hydra.sweep.dir={claimed}"], PATH_KEYS)]
     if message is not None:

@@ -671,3 +671,20 @@ def test_a_retrain_under_torchrun_is_refused_before_any_process_writes(tmp_path)
         "rlnas.retrain: error: a retrain trains one network in one process; start it without torchrun"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_default_run_and_sweep_dirs_are_claimed_under_outputs_and_a_file_there_is_named(tmp_path, monkeypatch):
+    from rlnas.utils.rundir import new_run_dir
+
+    conf = ROOT / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose("retrain", overrides=["arch=x"], return_hydra_config=True)
+    # a retrain sweep went to Hydra's multirun/ in the working directory, beside the project
+    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"].startswith("outputs/retrain_sweeps/")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").write_text("a file")
+    # NotADirectoryError traceback from the retrain; "outputs/runs/DATE: Not a directory" from the search
+    for config, overrides in (("retrain", ["arch=x"]), ("config", ["+task=classification"])):
+        with pytest.raises(ValueError, match=r"\(outputs is a file, where that folder goes\); move it away or set"):
+            new_run_dir(conf, config, overrides)
+    assert (tmp_path / "outputs").read_text() == "a file"

@@ -285,6 +285,9 @@ def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str], mo
     Returns:
         The directory (to pass as ``hydra.run.dir``), or ``None`` when the run dir is not
         time-stamped (a fixed one from a config: it is judged where it is used).
+
+    Raises:
+        ValueError: When the folder cannot be made, naming it (and a file in its way).
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -300,14 +303,19 @@ def new_run_dir(conf_dir: str | Path, config_name: str, overrides: list[str], mo
     if not isinstance(pattern, str) or "${now:" not in pattern:
         return None
     base = Path(str(OmegaConf.select(cfg, f"hydra.{mode}.dir"))).expanduser()
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for k in range(1, 10_000):
-        candidate = base if k == 1 else base.with_name(f"{base.name}_{k}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return str(candidate)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 10_000):
+            candidate = base if k == 1 else base.with_name(f"{base.name}_{k}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return str(candidate)
+    except OSError as err:  # a file named outputs where the folder goes, a read-only disk
+        blocker = next((p for p in reversed(base.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, where that folder goes" if blocker is not None else err.strerror
+        raise ValueError(f"cannot make the run dir {base} ({reason}); move it away or set hydra.{mode}.dir=") from None
     return None
 
 
