@@ -170,6 +170,32 @@ def test_the_comparison_reports_the_test_accuracy_of_the_pick_on_the_noisy_table
     assert run["distinct"] == 30
 
 
+def test_each_budgets_row_counts_the_distinct_architectures_evaluated_by_that_budget(tmp_path):
+    from tools.compare_controllers import replot, summarise
+
+    def run(distinct: int) -> dict:  # one search of the largest budget, read at every smaller one
+        curve = [0.5 + 0.001 * i for i in range(distinct)]
+        return {"best_metric": curve, "distinct": distinct, "scale": 1.0, "optimum": float("nan"), "seconds": 1.0}
+
+    runs = {"random": [run(300), run(300)], "stops_early": [run(200), run(210)]}
+    rows = {(r["controller"], r["budget"]): r["distinct"] for r in summarise(runs, [50, 300])}
+    # Every row showed the whole run's count (300 distinct at budget 50).
+    assert rows == {("random", 50): 50, ("random", 300): 300, ("stops_early", 50): 50, ("stops_early", 300): 205}
+    # --replot counts them again from the curves, for tables written before
+    (tmp_path / "curves.csv").write_text(
+        "controller,seed,evaluation,reward,best_so_far,best_metric\n"
+        + "".join(f"random,{s},{i + 1},0.5,0.5,0.5\n" for s, n in ((0, 300), (1, 280)) for i in range(n))
+    )
+    stale = [
+        {"controller": "random", "budget": b, "mean": 0.5, "std": 0.0, "seconds": 1.0, "distinct": 290.0}
+        for b in (50, 300)
+    ]
+    (tmp_path / "table.json").write_text(json.dumps({"title": "t", "metric": "m", "rows": stale}))
+    replot(tmp_path)
+    assert [r["distinct"] for r in json.loads((tmp_path / "table.json").read_text())["rows"]] == [50, 290]
+    assert "| random | 50 |" in (tmp_path / "table.md").read_text()
+
+
 def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03, float("nan")])[:3] == pytest.approx([0.03, 0.06, 0.06])
     assert np.isnan(holm([0.01, float("nan")])[1])

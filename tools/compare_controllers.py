@@ -305,6 +305,10 @@ def _row(
         row[f"p_vs_{rival}"] = float("nan") if controller == rival else welch_p(values, values_of(runs[rival]))
     for key in ("distinct", "policy_share"):
         found = [r[key] for r in runs[controller] if key in r]
+        if key == "distinct" and isinstance(budget, int):
+            # Each run is one search of the largest budget read at every smaller one: at budget 50 it had
+            # evaluated min(50, its count) distinct architectures, not the whole run's (300 was shown).
+            found = [min(budget, v) for v in found]
         if found and np.any(np.isfinite(found)):
             row[key] = float(np.nanmean(found))
     return row
@@ -430,7 +434,7 @@ def markdown(rows: list[dict], metric: str, title: str, reference: str = "random
     head += ["regret"] if has_regret else []
     head += ["published"] if has_pub else []
     head += ["distinct archs / run"] if has_distinct else []
-    head += ["policy's share of proposals"] if has_share else []
+    head += ["policy's share of proposals (whole run)"] if has_share else []
     head += ["s / run"]
     lines = [f"## {title}", "", _family(rows), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -553,7 +557,11 @@ def plot(runs: dict[str, list[dict]], path: Path, metric: str, title: str, optim
 
 
 def replot(out: Path, readme: Path | None = None) -> None:
-    """Redraws ``out/curves.png`` and rewrites ``table.md`` (and the ``readme`` block) from an earlier comparison."""
+    """Redraws ``out/curves.png`` and rewrites ``table.md`` (and the ``readme`` block) from an earlier comparison.
+
+    The distinct architectures at each budget are counted again from the curves (tables written before
+    that count was per budget showed each run's whole count in every row).
+    """
     found = [p for p in (out / "curves.csv.gz", out / "curves.csv") if p.is_file()]
     if not found or not (out / "table.json").is_file():
         raise SystemExit(f"--replot {out}: needs curves.csv.gz and table.json from an earlier comparison")
@@ -563,6 +571,12 @@ def replot(out: Path, readme: Path | None = None) -> None:
         for row in csv.DictReader(f):
             runs.setdefault(row["controller"], {}).setdefault(int(row["seed"]), []).append(float(row["best_metric"]))
     curves = {c: [{"best_metric": v, "scale": 1.0} for _, v in sorted(seeds.items())] for c, seeds in runs.items()}
+    for row in table["rows"]:  # a run's curve has one point per distinct architecture it evaluated
+        if "distinct" in row and isinstance(row["budget"], int) and row["controller"] in curves:
+            row["distinct"] = float(
+                np.mean([min(row["budget"], len(c["best_metric"])) for c in curves[row["controller"]]])
+            )
+    write_text_atomic(out / "table.json", json.dumps(table, indent=2))
     optimum = table["rows"][0].get("optimum") if table["rows"] else None
     optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
     plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
