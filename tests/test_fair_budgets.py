@@ -196,6 +196,16 @@ def test_each_budgets_row_counts_the_distinct_architectures_evaluated_by_that_bu
     assert "| random | 50 |" in (tmp_path / "table.md").read_text()
 
 
+def test_settings_a_table_comparison_would_ignore_are_refused(capsys):
+    from tools.compare_controllers import main
+
+    # --truth-seeds 3 with --benchmark ran, its standalone trainings silently skipped
+    with pytest.raises(SystemExit) as info:
+        main(["--benchmark", "toy", "--seeds", "1", "--budgets", "10", "--truth-seeds", "3"])
+    assert info.value.code == 2
+    assert "--truth-seeds trains each pick standalone, with --task" in capsys.readouterr().err
+
+
 def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03, float("nan")])[:3] == pytest.approx([0.03, 0.06, 0.06])
     assert np.isnan(holm([0.01, float("nan")])[1])

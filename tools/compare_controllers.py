@@ -670,10 +670,12 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     parser.add_argument(
         "--truth-seeds",
         type=int,
-        default=3,
-        help="--task: standalone trainings of each final pick for its ground truth (0: none)",
+        default=None,
+        help="--task: standalone trainings of each final pick for its ground truth (default 3; 0: none)",
     )
-    parser.add_argument("--truth-epochs", type=int, default=20, help="--task: epochs of each standalone training")
+    parser.add_argument(
+        "--truth-epochs", type=int, default=None, help="--task: epochs of each standalone training (default 20)"
+    )
     parser.add_argument(
         "--readme",
         type=Path,
@@ -690,6 +692,11 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. search.epochs=8")
     args = parser.parse_args(argv)
+    truth = [f"--{o.replace('_', '-')}" for o in ("truth_seeds", "truth_epochs") if getattr(args, o) is not None]
+    if args.benchmark and truth:  # they were ignored: a table's report column is the ground truth
+        parser.error(f"{truth[0]} trains each pick standalone, with --task; a --benchmark table holds its ground truth")
+    args.truth_seeds = 3 if args.truth_seeds is None else args.truth_seeds
+    args.truth_epochs = 20 if args.truth_epochs is None else args.truth_epochs
     for option in ("seeds", "jobs", "truth_epochs"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
@@ -732,7 +739,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     out.mkdir(parents=True, exist_ok=True)
     if args.benchmark:
         budget_cfg = int(load_config([f"+benchmark={name}", *args.overrides]).benchmark.evaluations)
-        budgets = sorted(args.budgets or [budget_cfg])
+        budgets = sorted(set(args.budgets or [budget_cfg]))  # a budget given twice made its rows twice
     runs: dict[str, list[dict]] = {}
     start = time.perf_counter()
     overrides = list(args.overrides)
