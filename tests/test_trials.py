@@ -693,3 +693,17 @@ def test_a_stop_outside_tunes_experiment_ends_the_trial_search_with_the_resume_l
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # writing the outputs; the handler interrupts it
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_rays_retry_warnings_are_dropped_when_joining_fails_and_kept_when_it_works(capfd):
+    from rlnas.trials.run import _stderr_kept_on_failure
+
+    # An address that answers but is no Ray: 20 lines of Ray's C++ "Failed to get cluster ID from GCS
+    # server" came before the one-line error naming the address.
+    with pytest.raises(ConnectionError):
+        with _stderr_kept_on_failure(True):
+            os.write(2, b"[W gcs_client.cc:210] Failed to get cluster ID from GCS server\n")
+            raise ConnectionError("Failed to connect to Ray cluster")
+    with _stderr_kept_on_failure(True):
+        os.write(2, b"joined\n")
+    assert capfd.readouterr().err == "joined\n"

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -253,6 +254,37 @@ def sigterm_as_sigint() -> Iterator[None]:
 
 
 @contextmanager
+def _stderr_kept_on_failure(active: bool) -> Iterator[None]:
+    """Holds back what is written to the process's stderr (file descriptor 2) during the block; it is
+    written out when the block succeeds and dropped when it raises.
+
+    Ray's C++ client retries a cluster address that answers but is no Ray (a dashboard port, a proxy) for
+    about 20 s with one warning line a second ("Failed to get cluster ID from GCS server") before its
+    error; the one-line error that follows names the address. Only for joining a cluster: a local start
+    spawns Ray's own processes, which would inherit the held descriptor.
+    """
+    if not active:
+        yield
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:  # on an error, what was held is dropped with the file
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        text = held.read()
+    if text:
+        os.write(2, text)
+
+
+@contextmanager
 def _ray_session(ray: Any, settings: TrialSettings) -> Iterator[None]:
     """Ray for the block: the one that runs, or a local one (or ``trials.address``'s) started and shut down here.
 
@@ -276,14 +308,17 @@ def _ray_session(ray: Any, settings: TrialSettings) -> Iterator[None]:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     main = threading.current_thread() is threading.main_thread()
     own = signal.getsignal(signal.SIGTERM) if main else None
+    if address is not None:  # Ray may take 20 s to give up on an address that answers but is no Ray
+        log.info("joining the Ray cluster at %s (%s)", address, key)
     try:
-        ray.init(
-            address=address,
-            num_cpus=None if address else os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        with _stderr_kept_on_failure(address is not None):
+            ray.init(
+                address=address,
+                num_cpus=None if address else os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"{key}={address}" if address else "a local Ray"
         raise ValueError(f"{where} could not be started or reached: {str(err).splitlines()[0]}") from None
