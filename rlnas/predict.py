@@ -54,6 +54,8 @@ from rlnas.utils.rundir import writable_dir
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: ... and a signal or sequence model's.
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
+#: An existing output file larger than this is not read to tell whether it is an earlier predictions file.
+MAX_PREDICTIONS_BYTES = 2**30
 #: Values one array file may hold (float32: 1 GiB); larger files are split by the user.
 MAX_ARRAY_VALUES = 2**28
 
@@ -241,8 +243,16 @@ def _check_output(output: Path, given: str, inputs: Sequence[Path]) -> None:
     target = output.resolve()
     if any(target == p.resolve() for p in inputs):
         raise PredictError(f"output={given} is one of this run's inputs (the model or an input); name another file")
-    if output.exists() or output.is_symlink():
+    if output.is_symlink() or output.exists() and not output.is_file():
+        # Reading /dev/stdout to tell whose file it is blocked forever when it was a pipe.
+        raise PredictError(
+            f"output={given} is not a regular file (a link, device or pipe); name a new file, or leave output= out "
+            "to print the predictions"
+        )
+    if output.exists():
         try:
+            if output.stat().st_size > MAX_PREDICTIONS_BYTES:  # not read into memory to find out whose it is
+                raise OSError
             previous = parse_json(output.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             previous = None
@@ -396,6 +406,10 @@ def predict(
     bar.close()
 
 
+#: Settings that name a file or folder, taken as typed.
+PATH_SETTINGS = ("model", "input", "output")
+
+
 def parse_args(argv: Sequence[str]) -> PredictConfig:
     """``key=value`` arguments checked against :class:`PredictConfig`."""
     schema = OmegaConf.structured(PredictConfig)
@@ -410,8 +424,12 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         key, _, value = arg.partition("=")
         if key in ("model", "input") and not value.strip():
             raise PredictError(f"{key}= is empty; name a {'retrain run dir' if key == 'model' else 'file or folder'}")
+    # Paths as typed: YAML read input=- as a list ("Cannot convert 'ListConfig' to string"), input=1e3 as 1000.0.
+    paths = {k: v for k, _, v in (a.partition("=") for a in argv) if k in PATH_SETTINGS}
     try:
-        cfg = OmegaConf.merge(schema, OmegaConf.from_dotlist(list(argv)))
+        cfg = OmegaConf.merge(schema, OmegaConf.from_dotlist([a for a in argv if a.partition("=")[0] not in paths]))
+        for key, value in paths.items():
+            cfg[key] = None if key == "output" and value in ("", "null") else value
         for key in ("model", "input"):
             if OmegaConf.is_missing(cfg, key):
                 raise PredictError(f"{key}=... is required")

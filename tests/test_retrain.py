@@ -688,3 +688,17 @@ def test_default_run_and_sweep_dirs_are_claimed_under_outputs_and_a_file_there_i
         with pytest.raises(ValueError, match=r"\(outputs is a file, where that folder goes\); move it away or set"):
             new_run_dir(conf, config, overrides)
     assert (tmp_path / "outputs").read_text() == "a file"
+
+
+def test_predict_takes_paths_as_typed_and_never_reads_a_pipe_to_judge_its_output(tmp_path):
+    from rlnas.predict import _check_output, parse_args
+
+    # YAML read input=- as a list ("Cannot convert 'ListConfig' to string") and output=1e3 as 1000.0
+    parsed = parse_args(["model=m", "input=-", "output=1e3"])
+    assert (parsed.input, parsed.output) == ("-", "1e3")
+    assert parse_args(["model=m", "input=x", "output=null"]).output is None
+    # output=/dev/stdout on a pipe: reading it to tell whose file it was blocked forever
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(PredictError, match="is not a regular file \\(a link, device or pipe\\)"):
+        _check_output(fifo, str(fifo), [])
