@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from rlnas.__main__ import with_default_task
 from tests.conftest import ROOT, run_cli
@@ -325,6 +326,18 @@ def test_flags_typed_between_overrides_reach_hydra_before_them(typed, parsed):
     from rlnas.utils.rundir import flags_first
 
     assert flags_first(typed) == parsed
+
+
+@pytest.mark.parametrize("name", ["1e3", "true", "null", "inf", "007"])
+def test_a_run_dir_named_like_a_number_or_a_boolean_stays_that_name(name):
+    from rlnas.cli import PATH_KEYS, quote_paths
+    from rlnas.config import CONF_DIR
+
+    # hydra.run.dir=1e3: Hydra's own files went to 1e3/, the run's to 1000.0/
+    (arg,) = quote_paths([f"hydra.run.dir={name}"], PATH_KEYS)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification", arg], return_hydra_config=True)
+    assert OmegaConf.select(cfg, "hydra.run.dir") == name
 
 
 @pytest.mark.parametrize("name", ["résumé données", "a~b", "x#1", "r&d!"])

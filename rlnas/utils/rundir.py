@@ -214,6 +214,23 @@ def refuse_earlier_sweep(sweep_dir: str | Path | None) -> None:
 _HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/.:@%+-]*")
 
 
+def _plain_string(value: str) -> bool:
+    """Whether Hydra's override grammar reads ``value`` unquoted as this very string.
+
+    A number, ``true``, ``null`` or ``inf`` is read typed: ``hydra.run.dir=1e3`` put Hydra's own files
+    in ``1e3/`` and the run's in ``1000.0/``.
+    """
+    if not _HYDRA_PLAIN.fullmatch(value):
+        return False
+    if value.lower().lstrip("+-") in ("true", "false", "null", "inf", "nan"):
+        return False
+    try:
+        float(value.replace("_", ""))
+    except ValueError:
+        return True
+    return False
+
+
 def quote_paths(argv: list[str], keys: Sequence[str]) -> list[str]:
     """The path settings ``keys`` (``resume=DIR``, ``arch=FILE``), quoted for Hydra when the path holds ``=``,
     ``,``, ``é``, spaces...
@@ -227,7 +244,7 @@ def quote_paths(argv: list[str], keys: Sequence[str]) -> list[str]:
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in keys and value[:1] not in ("'", '"') and not _HYDRA_PLAIN.fullmatch(value):
+        if sep and key.lstrip("+~") in keys and value[:1] not in ("'", '"') and not _plain_string(value):
             arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         out.append(arg)
     return out
