@@ -107,7 +107,8 @@ def search_dirs(argv: Sequence[str]) -> list[Path]:
     """Config directories a command line adds: ``--config-dir DIR`` (``-cd``) and ``hydra.searchpath=[...]``.
 
     Raises:
-        ConfigError: For a directory that does not exist (named), or a ``pkg://`` path that cannot be imported.
+        ConfigError: For a directory that does not exist (named), a ``pkg://`` path that cannot be imported,
+            or ``--config-dir`` given twice.
     """
     given: list[tuple[str, str]] = []
     args = list(argv)
@@ -120,6 +121,12 @@ def search_dirs(argv: Sequence[str]) -> list[Path]:
         key, sep, value = arg.lstrip("+~").partition("=")
         if sep and key == "hydra.searchpath":
             given += [("hydra.searchpath", v.strip().strip("'\"")) for v in value.strip("[]").split(",") if v.strip()]
+    flags = [raw for source, raw in given if source != "hydra.searchpath"]
+    if len(flags) > 1:  # Hydra reads the last one only: a config of the first was "Could not find", many lines
+        raise ConfigError(
+            f"--config-dir is given {len(flags)} times ({', '.join(flags)}); Hydra reads one: put the configs in one "
+            "folder, or add folders with hydra.searchpath=[DIR1,DIR2]"
+        )
     dirs = []
     for source, raw in given:
         if raw.startswith("pkg://"):

@@ -179,6 +179,17 @@ def test_a_space_beside_a_table_is_refused_not_ignored(override):
     check_overrides(["+benchmark=toy", "controller=evolution"])
 
 
+def test_config_dir_given_twice_is_named_before_hydra_reads_only_the_last(tmp_path):
+    from rlnas.config import ConfigError, check_overrides
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "space").mkdir(parents=True)
+    b.mkdir()
+    # Hydra's many-line "Could not find 'space/tiny'": it read the second folder only
+    with pytest.raises(ConfigError, match=r"--config-dir is given 2 times .*hydra.searchpath=\[DIR1,DIR2\]"):
+        check_overrides(["--config-dir", str(a), f"--config-dir={b}", "+experiment=smoke"])
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.
