@@ -338,7 +338,10 @@ def test_json_nested_too_deeply_is_a_malformed_file_named_not_a_recursion_error(
         (lambda: LatencyTable.load(tmp_path / "lat.json"), ValueError),
         (lambda: load_run(str(tmp_path / "best_arch.json"), None), ValueError),
         (lambda: load_model(tmp_path / "model"), PredictError),
-        (lambda: TabularBenchmark(NB201Space(), tmp_path / "table.json", "{e0}", metric="acc"), DataError),
+        (
+            lambda: TabularBenchmark(NB201Space(), tmp_path / "table.json", "{e0}{e1}{e2}{e3}{e4}{e5}", metric="acc"),
+            DataError,
+        ),
     ]
     for load, error in cases:
         with pytest.raises(error, match="nested too deeply"):
