@@ -538,32 +538,42 @@ def test_retrain_names_a_run_dir_given_without_arch(monkeypatch, capsys):
         # int() with base 10: 'abc'" after every epoch, no best_arch.json
         ("LOCAL_RANK", "abc", "environment variable LOCAL_RANK='abc' is not a whole number"),
         ("WORLD_SIZE", "two", "environment variable WORLD_SIZE='two' is not a whole number"),
+        ("RANK", "-1", "environment variable RANK='-1' is not a whole number"),
         # import matplotlib failed at the search's first figure, after its epochs
         ("MPLBACKEND", "nonsense", "environment variable MPLBACKEND='nonsense' is not a matplotlib backend"),
     ],
 )
+def test_an_environment_that_would_fail_late_is_named(variable, value, named, monkeypatch):
+    import matplotlib  # noqa: F401 - as in a process that drew before: the variable is asked of it directly
+
+    from rlnas.utils.errors import environment_error
+
+    monkeypatch.setenv(variable, value)
+    assert environment_error().startswith(named)
+    monkeypatch.setenv(variable, "0" if variable != "MPLBACKEND" else "agg")
+    assert environment_error() is None
+
+
 @pytest.mark.parametrize(
-    "command, prog",
+    "command, prog, variable, value",
     [
-        (["-m", "rlnas", "+experiment=smoke"], "rlnas"),
-        (["-m", "rlnas.retrain", "arch=x.json"], "rlnas.retrain"),
-        ([str(ROOT / "tools" / "bench_tabular.py"), "--archs", "3"], "bench_tabular.py"),
+        (["-m", "rlnas", "+experiment=smoke"], "rlnas", "LOCAL_RANK", "abc"),
+        (["-m", "rlnas.retrain", "arch=x.json"], "rlnas.retrain", "MPLBACKEND", "nonsense"),
+        (["tools/bench_tabular.py", "--archs", "3"], "bench_tabular.py", "WORLD_SIZE", "two"),
     ],
 )
-def test_an_environment_that_would_fail_late_is_named_first(variable, value, named, command, prog, tmp_path):
-    env = {**os.environ, variable: value}
+def test_every_command_names_such_an_environment_before_any_work(command, prog, variable, value, tmp_path):
     run_dir = tmp_path / "run"
+    args = [str(ROOT / command[0]), *command[1:]] if command[0].endswith(".py") else command
     proc = subprocess.run(
-        [sys.executable, *command, f"hydra.run.dir={run_dir}"]
-        if prog != "bench_tabular.py"
-        else [sys.executable, *command],
+        [sys.executable, *args, *([f"hydra.run.dir={run_dir}"] if prog != "bench_tabular.py" else [])],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, variable: value},
         cwd=tmp_path,
         timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(f"{prog}: error: {named}")
+    assert proc.stderr.strip().startswith(f"{prog}: error: environment variable {variable}=")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()

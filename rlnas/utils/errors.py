@@ -44,7 +44,10 @@ def environment_error() -> str | None:
             return f"environment variable {name}={value!r} is not a whole number; torchrun sets it (unset it)"
     if os.environ.get("MPLBACKEND"):
         try:  # matplotlib checks the variable when imported; rlnas draws with agg into files whatever it names
-            import matplotlib  # noqa: F401
+            if "matplotlib" in sys.modules:  # imported before the variable was set: asked directly
+                sys.modules["matplotlib"].rcsetup.validate_backend(os.environ["MPLBACKEND"])
+            else:
+                import matplotlib  # noqa: F401
         except ValueError:
             backend = os.environ["MPLBACKEND"]
             return f"environment variable MPLBACKEND={backend!r} is not a matplotlib backend (agg, pdf, ...); unset it"
