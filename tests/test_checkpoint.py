@@ -158,3 +158,17 @@ def test_resume_refuses_a_config_edited_since_the_checkpoint(reference, tmp_path
     with pytest.raises(ValueError, match="continues in its own directory"):
         check_resume_dir([f"resume={tmp_path}", f"hydra.run.dir={tmp_path / 'elsewhere'}"])
     check_resume_dir([f"resume={tmp_path}", f"hydra.run.dir={tmp_path}/"])  # the same dir, written another way
+
+
+def test_a_resume_whose_latency_table_went_missing_says_so(tmp_path, caplog):
+    with pytest.raises(SearchInterrupted):
+        build_search(_cfg("checkpoint.stop_after=1"), tmp_path, progress=False).run()
+    (tmp_path / "latency_lut.json").unlink()
+    # Measured anew without a word: the history mixed two measurements, a latency target's rewards shifted.
+    with caplog.at_level("WARNING", logger="rlnas.search.builder"):
+        build_search(_cfg(), tmp_path, progress=False, resume=True)
+    assert "latency_lut.json is missing: latencies are measured anew for the rest of the run" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rlnas.search.builder"):  # a first start measures it, silently
+        build_search(_cfg(), tmp_path / "fresh", progress=False)
+    assert "is missing" not in caplog.text

@@ -139,14 +139,28 @@ def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controll
 
 
 def latency_table(
-    space: SearchSpace, model: Network, input_shape: tuple, device: torch.device, run_dir: Path, path: str | None
+    space: SearchSpace,
+    model: Network,
+    input_shape: tuple,
+    device: torch.device,
+    run_dir: Path,
+    path: str | None,
+    resume: bool = False,
 ) -> LatencyTable:
     """Loads the latency LUT from ``path`` or the run dir, else measures and saves it there.
+
+    ``resume``: the run continues from its checkpoint, whose epochs were priced with the run dir's table.
 
     Raises:
         FileNotFoundError: When ``path`` is given but is no file (a typo would silently re-measure).
     """
     target = run_dir / "latency_lut.json"
+    if resume and not path and not target.is_file():  # measured anew, the times differ from the first start's
+        log.warning(
+            "%s is missing: latencies are measured anew for the rest of the run, so its history mixes two "
+            "measurements (and a latency target rewards by the new one); restore the file to resume exactly",
+            target,
+        )
     if path and not Path(path).expanduser().is_file():
         raise FileNotFoundError(f"costs.latency_table={path}: no such file (null measures a table in the run dir)")
     for candidate in (Path(path) if path else None, target):
@@ -219,7 +233,15 @@ def build_search(
     costs_cfg = cfg.get("costs") or {}
     # Measured (or loaded) once, on rank 0: every rank prices architectures alike.
     latency = comm.broadcast_object(
-        latency_table(space, model, input_shape, device, run_dir, costs_cfg.get("latency_table"))
+        latency_table(
+            space,
+            model,
+            input_shape,
+            device,
+            run_dir,
+            costs_cfg.get("latency_table"),
+            resume and (run_dir / CHECKPOINT).is_file(),
+        )
         if comm.is_main
         else None
     )
