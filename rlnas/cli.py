@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rlnas.config import CONF_DIR, GROUPS
+from rlnas.config_groups import chosen_with_plus
 from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
 from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
 from rlnas.utils.rundir import (  # noqa: F401 - re-exported
@@ -90,6 +91,21 @@ PATH_KEYS = (
 )
 
 
+def _as_hydra_chooses(arg: str, added: tuple[str, ...]) -> str:
+    """A group choice spelled as Hydra takes it: ``+GROUP=`` for a group the defaults list leaves out, plain
+    ``GROUP=`` for one it holds.
+
+    task (like experiment, trials, benchmark) is no default of the config, so that ``+task=NAME`` can
+    choose one: ``task=NAME``, as the other groups are chosen, means the same (Hydra said "No match in the
+    defaults list"); ``+controller=NAME`` means ``controller=NAME`` (Hydra said "Multiple values for
+    controller. To override a value use 'override controller: NAME'").
+    """
+    group = arg.lstrip("+").partition("=")[0]
+    if "=" not in arg or group not in GROUPS or arg.startswith("++"):
+        return arg
+    return f"+{arg.lstrip('+')}" if group in added else arg.lstrip("+")
+
+
 def with_default_task(argv: list[str]) -> list[str]:
     """Adds ``+task=classification`` unless the command line chooses a task.
 
@@ -110,9 +126,8 @@ def with_default_task(argv: list[str]) -> list[str]:
             for a in argv
         ]
         return [*argv, *extra, "hydra.output_subdir=null"]
-    # task is no default of the config (so that +task=NAME can choose one): task=NAME, as every other
-    # group is chosen, means the same and is taken so instead of Hydra's "No match in the defaults list".
-    argv = [f"+{a}" if a.startswith("task=") else a for a in argv]
+    added = chosen_with_plus()
+    argv = [_as_hydra_chooses(a, added) for a in argv]
     argv = [f"++{a}" if a.partition("=")[0] in OPEN_MAPPINGS else a for a in argv]
     # A trailing --info takes an optional value: what is added goes before it, not into it.
     tail = argv[-1:] if argv[-1:] in (["--info"], ["-i"]) else []

@@ -122,6 +122,9 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
     _check_table_space(overrides)
+    deleted = next((o for o in overrides if o == "~task" or o.startswith("~task=")), None)
+    if deleted is not None:  # Hydra: "Key 'task' is not in struct"
+        raise ConfigError(f"{deleted}: a search needs a task; choose one with +task=NAME (classification by default)")
     try:
         check_launcher_jobs(overrides)
     except ValueError as err:

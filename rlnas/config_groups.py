@@ -156,8 +156,15 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, ext
     options: Hydra would launch 0 jobs and exit as if it had run. Other sweep
     functions (``choice(...)``, ``range(...)``) are left to Hydra.
     """
+    chosen: dict[str, str] = {}
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
+        if sep and key in GROUPS:  # Hydra: "Multiple values for task. To override a value use 'override task: ...'"
+            if key in chosen:
+                raise ConfigError(
+                    f"{key} is chosen twice ({chosen[key]}, {override}); choose one, or sweep them with -m {key}=A,B"
+                )
+            chosen[key] = override
         if sep and value.strip().startswith("glob("):
             _check_glob(override, key, conf_dir, extra)
             continue
@@ -166,7 +173,10 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR, ext
         options = group_options(key, conf_dir, extra)
         for choice in value.split(","):
             if choice.strip() not in options:
-                raise ConfigError(f"{key}={choice.strip()} is not a {key} config; allowed: {', '.join(options)}")
+                article = "an" if key[0] in "aeiou" else "a"
+                raise ConfigError(
+                    f"{key}={choice.strip()} is not {article} {key} config; allowed: {', '.join(options)}"
+                )
 
 
 def _check_glob(override: str, key: str, conf_dir: Path, extra: Sequence[Path]) -> None:

@@ -167,6 +167,15 @@ def test_default_task_is_added_only_when_none_is_given():
     # Hydra's --info takes an optional value: the added task went into it ("invalid choice").
     assert with_default_task(["--info"]) == ["+task=classification", "--info"]
     assert with_default_task(["+experiment=smoke", "-i"]) == ["+task=classification", "+experiment=smoke", "-i"]
+    # every group spelled either way, as Hydra takes it: "No match in the defaults list" for experiment=smoke,
+    # "Multiple values for controller. To override a value use 'override controller: random'" for +controller=
+    assert with_default_task(["experiment=smoke"]) == ["+task=classification", "+experiment=smoke"]
+    assert with_default_task(["benchmark=toy"]) == ["+benchmark=toy"]
+    assert with_default_task(["+controller=random", "++space=nb201"]) == [
+        "controller=random",
+        "++space=nb201",
+        "+task=classification",
+    ]
 
 
 @pytest.mark.parametrize("override", ["space=conv1d", "space.num_layers=3"])
@@ -177,6 +186,15 @@ def test_a_space_beside_a_table_is_refused_not_ignored(override):
     with pytest.raises(ConfigError, match=re.escape(f"{override}: a +benchmark run's architectures are its table's")):
         check_overrides(["+benchmark=toy", override])
     check_overrides(["+benchmark=toy", "controller=evolution"])
+
+
+def test_a_group_chosen_twice_is_named():
+    from rlnas.config import ConfigError, check_overrides
+
+    with pytest.raises(ConfigError, match=re.escape("task is chosen twice (+task=mnist1d, +task=detection)")):
+        check_overrides(["+task=mnist1d", "+task=detection"])
+    with pytest.raises(ConfigError, match=re.escape("~task: a search needs a task")):  # "Key 'task' is not in struct"
+        check_overrides(["~task", "+task=classification"])
 
 
 def test_config_dir_given_twice_is_named_before_hydra_reads_only_the_last(tmp_path):
