@@ -612,6 +612,17 @@ BAD_DATA = [
     ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
     ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
     ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
+    # settings that apply to other data were ignored, silently
+    (
+        "sequence features beside the embedded digits",
+        lambda t: load_sequences("digits", features=3),
+        "task.data.features=3 splits a .csv file's rows into steps; the digits sequences have their own",
+    ),
+    (
+        "sequence generator beside the embedded digits",
+        lambda t: load_sequences("digits", generator={"iid_noise_scale": 0.1}),
+        "task.data.generator applies to task.data.name=mnist1d, not 'digits'",
+    ),
     (
         "sequence file missing",
         lambda t: load_sequences("file", path=str(t / "seq.npz")),

@@ -184,6 +184,12 @@ def load_sequences(
             f"task.data.path={path} is read when task.data.name=file; task.data.name={name} needs no files "
             "(set task.data.name=file to search on your sequences)"
         )
+    csv_file = name == "file" and bool(path) and Path(str(path)).suffix.lower() == ".csv"
+    if features != 1 and not csv_file:  # the digits and .npz files carry their own shape: it was ignored, silently
+        given = f"the {name} sequences" if name != "file" else f"{path} (an .npz: x gives the shape)"
+        raise DataError(f"task.data.features={features} splits a .csv file's rows into steps; {given} have their own")
+    if generator and name != "mnist1d":
+        raise DataError(f"task.data.generator applies to task.data.name=mnist1d, not {name!r}")
     if name == "mnist1d":
         from rlnas.data.signals import load_signals
 
