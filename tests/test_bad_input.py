@@ -612,6 +612,11 @@ BAD_DATA = [
     ("coco unreadable image", lambda t: load_coco_at(_coco_with_broken_image(t)), "a.png"),
     ("coco without images", lambda t: load_coco_at(_coco(t, images=[], annotations=[])), "ann.json"),
     ("detection data.name unknown", lambda t: load_detection("voc"), "task.data.name='voc'"),
+    (  # the generator's settings beside COCO data were ignored, silently
+        "detection canvases settings beside coco",
+        lambda t: load_detection("coco", images=str(t), annotations=str(t / "a.json"), objects=(1, 2)),
+        "task.data.objects=[1, 2] shapes the generated digit canvases; task.data.name=coco reads your images",
+    ),
     # settings that apply to other data were ignored, silently
     (
         "sequence features beside the embedded digits",

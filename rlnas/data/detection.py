@@ -294,6 +294,18 @@ def load_detection(
         x, y = make_digit_canvases(num_images, canvas_size, tuple(objects), tuple(scales), seed=seed)
         class_names = [str(i) for i in range(10)]
     elif name == "coco":
+        # The generator's settings: a value other than its default (the task config's too) was ignored, silently.
+        generated = {
+            "num_images": (num_images, 3000),
+            "objects": (list(objects), [1, 5]),
+            "scales": (list(scales), [10, 28]),
+        }
+        changed = next((k for k, (value, default) in generated.items() if value != default), None)
+        if changed is not None:
+            raise DataError(
+                f"task.data.{changed}={generated[changed][0]} shapes the generated digit canvases; task.data.name=coco "
+                "reads your images (drop it)"
+            )
         if not images or not annotations:
             raise DataError("task.data.images and task.data.annotations must point at an image folder and a COCO JSON")
         x, y, class_names = load_coco(images, annotations, canvas_size)
