@@ -121,7 +121,14 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         raise ConfigError(f"argument {word!r} is not key=value (a setting key=value, a config GROUP=NAME){hint}")
     overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
-    _check_table_space(overrides)
+    _check_table_overrides(overrides)
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    for override, key in zip(overrides, keys):  # Hydra: "Key 'trials' is not in struct"
+        group = key.split(".", 1)[0]
+        if "." in key and group in ("trials", "benchmark") and group not in keys and "resume" not in keys:
+            if not override.startswith("+"):
+                example = "+trials=default" if group == "trials" else "+benchmark=toy"
+                raise ConfigError(f"{override}: {group}.* settings come with +{group}=NAME (e.g. {example})")
     deleted = next((o for o in overrides if o == "~task" or o.startswith("~task=")), None)
     if deleted is not None:  # Hydra: "Key 'task' is not in struct"
         raise ConfigError(f"{deleted}: a search needs a task; choose one with +task=NAME (classification by default)")
@@ -363,20 +370,33 @@ def _check_sections(cfg: DictConfig) -> None:
             )
 
 
-def _check_table_space(overrides: Sequence[str]) -> None:
-    """Refuses ``space=NAME`` or ``space.KEY=VALUE`` beside ``+benchmark``: its table's decisions are the space.
+#: Sections a ``+benchmark`` run does not read (it trains nothing and prices by its table's columns).
+TABLE_IGNORES = ("space", "search", "costs", "selection")
+
+
+def _check_table_overrides(overrides: Sequence[str]) -> None:
+    """Refuses settings a ``+benchmark`` run does not read: ``space=NAME`` (its table's decisions are the
+    space), ``search.*``, ``costs.*``, ``selection.*``.
 
     Raises:
-        ConfigError: Naming the override (the run went ahead on the table's own decisions).
+        ConfigError: Naming the override (the run went ahead without it).
     """
     keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
     if not any(k in ("benchmark", "benchmark@_global_") for k in keys):
         return
-    spaced = next((o for o, k in zip(overrides, keys) if k == "space" or k.startswith("space.")), None)
-    if spaced is not None:
+    for override, key in zip(overrides, keys):
+        section = key.split(".", 1)[0]
+        if section not in TABLE_IGNORES:
+            continue
+        if section == "space":
+            raise ConfigError(
+                f"{override}: a +benchmark run's architectures are its table's (benchmark.decisions), not a space's; "
+                "drop it (or search a task with +task=NAME)"
+            )
+        costs = " (its costs are the table's columns, benchmark.costs)" if section == "costs" else ""
         raise ConfigError(
-            f"{spaced}: a +benchmark run's architectures are its table's (benchmark.decisions), not a space's; "
-            "drop it (or search a task with +task=NAME)"
+            f"{override}: a +benchmark run looks each architecture up in its table and reads no {section}.* "
+            f"settings; drop it{costs}"
         )
 
 

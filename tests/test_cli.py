@@ -178,12 +178,21 @@ def test_default_task_is_added_only_when_none_is_given():
     ]
 
 
-@pytest.mark.parametrize("override", ["space=conv1d", "space.num_layers=3"])
-def test_a_space_beside_a_table_is_refused_not_ignored(override):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("space=conv1d", "a +benchmark run's architectures are its table's"),
+        ("space.num_layers=3", "a +benchmark run's architectures are its table's"),
+        ("search.epochs=99", "a +benchmark run looks each architecture up in its table and reads no search.*"),
+        ("costs.latency_table=x.json", "reads no costs.* settings; drop it (its costs are the table's columns"),
+        ("selection.rule=knee", "reads no selection.* settings"),
+    ],
+)
+def test_settings_a_table_run_does_not_read_are_refused_not_ignored(override, message):
     from rlnas.config import ConfigError, check_overrides
 
-    # The run went ahead on the table's own decisions, the space setting ignored.
-    with pytest.raises(ConfigError, match=re.escape(f"{override}: a +benchmark run's architectures are its table's")):
+    # The run went ahead on the table's own decisions and columns, the setting ignored.
+    with pytest.raises(ConfigError, match=re.escape(f"{override}: ") + ".*" + re.escape(message)):
         check_overrides(["+benchmark=toy", override])
     check_overrides(["+benchmark=toy", "controller=evolution"])
 
@@ -195,6 +204,10 @@ def test_a_group_chosen_twice_is_named():
         check_overrides(["+task=mnist1d", "+task=detection"])
     with pytest.raises(ConfigError, match=re.escape("~task: a search needs a task")):  # "Key 'task' is not in struct"
         check_overrides(["~task", "+task=classification"])
+    # "Key 'trials' is not in struct": its section comes with the group
+    with pytest.raises(ConfigError, match=re.escape("trials.budget=5: trials.* settings come with +trials=NAME")):
+        check_overrides(["+task=mnist1d", "trials.budget=5"])
+    check_overrides(["+task=mnist1d", "+trials=default", "trials.budget=5"])
 
 
 def test_config_dir_given_twice_is_named_before_hydra_reads_only_the_last(tmp_path):
