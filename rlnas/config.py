@@ -122,13 +122,6 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
     _check_table_overrides(overrides)
-    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
-    for override, key in zip(overrides, keys):  # Hydra: "Key 'trials' is not in struct"
-        group = key.split(".", 1)[0]
-        if "." in key and group in ("trials", "benchmark") and group not in keys and "resume" not in keys:
-            if not override.startswith("+"):
-                example = "+trials=default" if group == "trials" else "+benchmark=toy"
-                raise ConfigError(f"{override}: {group}.* settings come with +{group}=NAME (e.g. {example})")
     deleted = next((o for o in overrides if o == "~task" or o.startswith("~task=")), None)
     if deleted is not None:  # Hydra: "Key 'task' is not in struct"
         raise ConfigError(f"{deleted}: a search needs a task; choose one with +task=NAME (classification by default)")
@@ -154,7 +147,18 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         return
     message = composition_error(conf_dir, "config", [*overrides, *searched])
     if message is not None:
-        raise ConfigError(message)
+        raise ConfigError(_group_hint(message, overrides) or message)
+
+
+def _group_hint(message: str, overrides: Sequence[str]) -> str | None:
+    """``trials.budget=5: trials.* settings come with +trials=NAME`` for Hydra's "Key 'trials' is not in struct"
+    (a setting of a group the command line did not choose), else None."""
+    for override in overrides:
+        group = override.lstrip("+~").partition("=")[0].split(".", 1)[0]
+        if group in ("trials", "benchmark") and f"Key '{group}' is not in struct" in message:
+            example = "+trials=default" if group == "trials" else "+benchmark=toy"
+            return f"{override}: {group}.* settings come with +{group}=NAME (e.g. {example})"
+    return None
 
 
 def _type_name(annotation: Any) -> str:
