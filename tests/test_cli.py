@@ -585,26 +585,31 @@ def test_an_environment_that_would_fail_late_is_named(variable, value, named, mo
     assert environment_error() is None
 
 
-@pytest.mark.parametrize(
-    "command, prog, variable, value",
-    [
-        (["-m", "rlnas", "+experiment=smoke"], "rlnas", "LOCAL_RANK", "abc"),
-        (["-m", "rlnas.retrain", "arch=x.json"], "rlnas.retrain", "MPLBACKEND", "nonsense"),
-        (["tools/bench_tabular.py", "--archs", "3"], "bench_tabular.py", "WORLD_SIZE", "two"),
-    ],
-)
-def test_every_command_names_such_an_environment_before_any_work(command, prog, variable, value, tmp_path):
+def test_every_command_names_such_an_environment_before_any_work(tmp_path, monkeypatch, capsys):
+    from rlnas.retrain import main as retrain_main
+    from tools._common import run_tool
+
     run_dir = tmp_path / "run"
-    args = [str(ROOT / command[0]), *command[1:]] if command[0].endswith(".py") else command
-    proc = subprocess.run(
-        [sys.executable, *args, *([f"hydra.run.dir={run_dir}"] if prog != "bench_tabular.py" else [])],
+    proc = subprocess.run(  # the search, as typed
+        [sys.executable, "-m", "rlnas", "+experiment=smoke", f"hydra.run.dir={run_dir}"],
         capture_output=True,
         text=True,
-        env={**os.environ, variable: value},
+        env={**os.environ, "LOCAL_RANK": "abc"},
         cwd=tmp_path,
         timeout=120,
     )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(f"{prog}: error: environment variable {variable}=")
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert not run_dir.exists()
+    assert proc.returncode == 2 and not run_dir.exists()
+    assert proc.stderr.strip() == (
+        "rlnas: error: environment variable LOCAL_RANK='abc' is not a whole number; torchrun sets it (unset it)"
+    )
+    # the retrain and the tools, in this process: each stops before any work
+    monkeypatch.setenv("MPLBACKEND", "nonsense")
+    for prog, start in [
+        ("rlnas.retrain", retrain_main),
+        ("bench_tabular.py", lambda: run_tool(lambda: pytest.fail("the tool ran"))),
+    ]:
+        monkeypatch.setattr(sys, "argv", [prog, "arch=x.json", f"hydra.run.dir={run_dir}"])
+        with pytest.raises(SystemExit) as info:
+            start()
+        assert info.value.code == 2 and not run_dir.exists()
+        assert capsys.readouterr().err.startswith(f"{prog}: error: environment variable MPLBACKEND='nonsense'")

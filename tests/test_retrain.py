@@ -656,18 +656,17 @@ def test_the_torchscript_export_prints_no_deprecation_warning(tmp_path):
     assert torch.allclose(load_torchscript(tmp_path / "model.ts")(example), model(example))
 
 
-def test_a_retrain_under_torchrun_is_refused_before_any_process_writes(tmp_path):
+def test_a_retrain_under_torchrun_is_refused_before_any_process_writes(tmp_path, monkeypatch, capsys):
+    from rlnas.retrain import main as retrain_main
+
     # Each of torchrun's processes retrained alone into one run dir: "model.ts: File exists" on one of them.
-    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlnas.retrain", "arch=x.json", f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == (
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "argv", ["rlnas.retrain", "arch=x.json", f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as info:
+        retrain_main()
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
         "rlnas.retrain: error: a retrain trains one network in one process; start it without torchrun"
     )
     assert not (tmp_path / "run").exists()

@@ -401,11 +401,6 @@ def test_fault_drill_deletes_run_dirs_only_in_a_folder_of_its_own(tmp_path):
     for args, message in [
         (["--out", str(mine)], f"--out {mine} is not empty and no earlier drill made it"),
         (["--n", "0"], "--n must be >= 1, got 0"),
-        # a RuntimeError traceback
-        (
-            ["--n", "1", "--out", str(tmp_path / "drill"), "search.epochs=abc"],
-            "fault_drill.py: error: the reference run exited with 2: rlnas: error: search.epochs='abc' must be int",
-        ),
     ]:
         proc = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "fault_drill.py"), *args],
@@ -416,6 +411,25 @@ def test_fault_drill_deletes_run_dirs_only_in_a_folder_of_its_own(tmp_path):
         )
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (mine / "reference" / "notes.txt").read_text() == "precious"
+
+
+def test_a_failed_search_ends_the_fault_drill_in_its_own_line():
+    from tools.fault_drill import finish
+
+    # A bad override ended the drill in a RuntimeError traceback.
+    failed = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stderr.write(\"rlnas: error: search.epochs='abc' must be int\\n\"); sys.exit(2)",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with pytest.raises(
+        SystemExit, match=r"^the reference run exited with 2: rlnas: error: search.epochs='abc' must be int$"
+    ):
+        finish(failed, "the reference run")
 
 
 def test_score_run_says_a_trial_search_has_no_supernet_to_score_on(tmp_path):
