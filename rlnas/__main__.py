@@ -416,7 +416,7 @@ def main() -> None:
                 sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
             if any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:
                 given_sweep_dir = explicit_run_dir(sys.argv[1:], "hydra.sweep.dir")
-                refuse_earlier_sweep(unquote_path(given_sweep_dir or ""))
+                refuse_earlier_sweep(given_sweep_dir or "")
                 if given_sweep_dir is None:
                     # As for a single run: a sweep started in the same second gets its own folder.
                     claimed = claim_new_run_dir(sys.argv[1:], "sweep")

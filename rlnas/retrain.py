@@ -88,7 +88,6 @@ from rlnas.utils.rundir import (
     refuse_earlier_job,
     refuse_earlier_sweep,
     refuse_planted_links,
-    unquote_path,
     writable_dir,
 )
 from rlnas.utils.trust import load_run_config, load_tensor_file
@@ -501,7 +500,6 @@ def main() -> None:
     flags = any(a.startswith("-") for a in sys.argv[1:])
     message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
     run_dir, sweep_dir = (explicit_run_dir(sys.argv[1:], key) for key in ("hydra.run.dir", "hydra.sweep.dir"))
-    run_dir, sweep_dir = (unquote_path(d) if d is not None else None for d in (run_dir, sweep_dir))
     if message is None and not flags:
         message = _used_run_dir(run_dir)
     if message is None and not flags and run_dir is None:

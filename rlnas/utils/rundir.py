@@ -260,13 +260,14 @@ def unquote_path(value: str) -> str:
 def explicit_run_dir(argv: list[str], key: str = "hydra.run.dir") -> str | None:
     """The value of ``key`` (``hydra.run.dir``, ``hydra.sweep.dir``) among command-line overrides.
 
-    The last one given, as Hydra takes it; ``None`` when none is.
+    The last one given, as Hydra takes it, unquoted (:func:`quote_paths` may have quoted it); ``None`` when
+    none is.
     """
     found = None
     for arg in argv:
         name, sep, value = arg.lstrip("+").partition("=")
         if name == key and sep:
-            found = value
+            found = unquote_path(value)
     return found
 
 
