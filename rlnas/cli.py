@@ -106,6 +106,24 @@ def _as_hydra_chooses(arg: str, added: tuple[str, ...]) -> str:
     return f"+{arg.lstrip('+')}" if group in added else arg.lstrip("+")
 
 
+def _started_job_name(run_dir: str) -> str | None:
+    """The ``hydra.job.name`` the run was first started with (its log is ``NAME.log``), if it can be read.
+
+    Only a plain file name is taken: the name comes from a file in the run dir (data), and a
+    name such as ``../x`` would put the resumed run's log outside it.
+    """
+    from rlnas.utils import check_yaml
+
+    path = Path(run_dir).expanduser() / ".hydra" / "hydra.yaml"
+    try:
+        text = path.read_text()
+        check_yaml(text)  # aliases and deep nesting refused before parsing (a file from others)
+        name = OmegaConf.select(OmegaConf.create(text), "hydra.job.name", default=None)
+    except Exception:  # noqa: BLE001 - a missing or tampered file: Hydra's own default name
+        return None
+    return name if isinstance(name, str) and re.fullmatch(r"\w[\w.-]*", name) else None
+
+
 def with_default_task(argv: list[str]) -> list[str]:
     """Adds ``+task=classification`` unless the command line chooses a task.
 
@@ -118,6 +136,9 @@ def with_default_task(argv: list[str]) -> list[str]:
         # Quoted for Hydra: unquoted here, quote_paths quotes it again.
         run_dir = unquote_path(next(a for a in argv if a.startswith("resume="))[len("resume=") :])
         extra = [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
+        job_name = None if any(a.startswith("hydra.job.name=") for a in argv) else _started_job_name(run_dir)
+        # Hydra names the log after the job: the resume appends to the first start's log.
+        extra += [f"hydra.job.name={job_name}"] if job_name else []
         # A run's own keys (trials.budget, task.data.*) may be missing from the bare config the
         # command line is first composed on: forced, they reach resumed_config, which names a
         # change to the run's value instead of Hydra's "Key 'trials' is not in struct".

@@ -91,7 +91,10 @@ BAD_CONFIGS = [
     (["space=rnn_cell"], "space=RNNCellSpace does not fit the classification task"),
     (["costs.latency_table=/nonexistent/lut.json"], "costs.latency_table=/nonexistent/lut.json: no such file"),
     (["task.data.limit=3"], "3 samples leave 1 for training and 1 for validation; a search needs at least 2 and 1"),
-    (["task.data.limit=1"], "the dataset has 1 class; classification needs at least 2"),
+    (["task.data.limit=1"], "task.data.limit=1 keeps 1 class; classification needs at least 2"),
+    # the limit named as the cause, not the generator's sample count or the split fractions alone
+    (["+task=cluttered_digits", "task.data.limit=5"], "task.data.limit=5 is below the 10 images cluttered_digits"),
+    (["+task=mnist1d", "task.data.limit=5"], "task.data.limit=5: dataset of 5 samples is too small to split"),
     # differentiable controllers: spaces without a weighted supernet, tabular benchmarks, settings
     (["+task=sequence", "controller=darts"], "controller=darts needs a supernet with a weighted forward"),
     (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),

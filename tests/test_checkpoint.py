@@ -44,7 +44,7 @@ def reference(tmp_path_factory) -> Path:
 
 def test_cli_stop_and_resume_reproduces_the_uninterrupted_run(reference, tmp_path):
     lut = f"costs.latency_table={reference / 'latency_lut.json'}"
-    first = run_cli(*SMOKE, lut, "checkpoint.stop_after=1", f"hydra.run.dir={tmp_path}")
+    first = run_cli(*SMOKE, lut, "checkpoint.stop_after=1", "hydra.job.name=first", f"hydra.run.dir={tmp_path}")
     assert first.returncode == 130, first.stderr[-2000:]
     assert f"continue with: python -m rlnas resume={tmp_path}" in first.stderr
     assert load_checkpoint(tmp_path / CHECKPOINT)["next_epoch"] == 1
@@ -56,6 +56,9 @@ def test_cli_stop_and_resume_reproduces_the_uninterrupted_run(reference, tmp_pat
     resumed = run_cli(f"resume={tmp_path}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _outputs(tmp_path) == _outputs(reference)
+    # One log for the run: the resume appends to the one its first start named.
+    assert [p.name for p in tmp_path.glob("*.log")] == ["first.log"]
+    assert "resum" in (tmp_path / "first.log").read_text().lower()
 
 
 @pytest.mark.parametrize(

@@ -221,6 +221,27 @@ def test_config_dir_given_twice_is_named_before_hydra_reads_only_the_last(tmp_pa
         check_overrides(["--config-dir", str(a), f"--config-dir={b}", "+experiment=smoke"])
 
 
+@pytest.mark.parametrize(
+    "hydra_yaml, expected",
+    [
+        ("hydra:\n  job:\n    name: first\n", "hydra.job.name=first"),
+        # the file is data: a name that would move the log out of the run dir is not taken
+        ("hydra:\n  job:\n    name: ../../elsewhere\n", None),
+        ("a: &a [1, 2]\nb: [*a, *a]\n", None),
+        ("hydra: [unclosed\n", None),
+        (None, None),
+    ],
+)
+def test_a_resume_logs_under_the_job_name_of_the_first_start(tmp_path, hydra_yaml, expected):
+    if hydra_yaml is not None:
+        (tmp_path / ".hydra").mkdir()
+        (tmp_path / ".hydra" / "hydra.yaml").write_text(hydra_yaml)
+    names = [a for a in with_default_task([f"resume={tmp_path}"]) if a.startswith("hydra.job.name=")]
+    assert names == ([expected] if expected else [])
+    given = with_default_task([f"resume={tmp_path}", "hydra.job.name=mine"])
+    assert [a for a in given if a.startswith("hydra.job.name=")] == ["hydra.job.name=mine"]
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.
@@ -376,6 +397,20 @@ def test_a_run_dir_named_like_a_number_or_a_boolean_stays_that_name(name):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["+task=classification", arg], return_hydra_config=True)
     assert OmegaConf.select(cfg, "hydra.run.dir") == name
+
+
+def test_a_multirun_quotes_its_sweep_dir_and_leaves_sweeps_as_typed():
+    from rlnas.cli import PATH_KEYS, quote_paths
+
+    # -m hydra.sweep.dir=1e3 went to 1000.0/; the sweep dir is one for all jobs, never a sweep itself
+    assert quote_paths(["-m", "hydra.sweep.dir=1e3", "seed=0,1"], PATH_KEYS) == [
+        "-m",
+        "hydra.sweep.dir='1e3'",
+        "seed=0,1",
+    ]
+    assert quote_paths(["-m", "resume=1e3"], PATH_KEYS) == ["-m", "resume='1e3'"]
+    swept = ["-m", "resume=runs/a,runs/b", "arch=glob(*.json)"]
+    assert quote_paths(swept, PATH_KEYS) == swept  # a comma or a sweep function: the sweep typed
 
 
 @pytest.mark.parametrize("name", ["résumé données", "a~b", "x#1", "r&d!"])

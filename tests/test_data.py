@@ -212,3 +212,13 @@ def test_a_batch_larger_than_the_training_split_is_named_once(caplog):
         "search.batch_size (5000) is larger than the training split (1079 samples): every step trains on all "
         "of them; choose a batch of at most 1079"
     ]
+
+
+def test_a_limit_that_leaves_classes_out_says_so_and_keeps_every_output(caplog):
+    # The labels of the digits have no gap: the advice to renumber them was wrong here.
+    with caplog.at_level("WARNING"):
+        data = load_image_classification("digits", limit=5, val_fraction=0.2, test_fraction=0.2, seed=0)
+    text = caplog.text
+    assert "task.data.limit=5 keeps samples of" in text and "raise task.data.limit" in text
+    assert "without gaps" not in text
+    assert data.num_classes == len(data.class_names) == 10  # the dataset's classes, as without the limit

@@ -159,7 +159,10 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val, n_test = max(1, round(n * val_fraction)), round(n * test_fraction)
     if n - n_val - n_test < 1:
-        raise DataError(f"dataset of {n} samples is too small to split")
+        raise DataError(
+            f"dataset of {n} samples is too small to split (task.data.val_fraction={val_fraction}, "
+            f"task.data.test_fraction={test_fraction} leave no training sample)"
+        )
     return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
 
 
@@ -214,21 +217,30 @@ def normalised_splits(
     """
     if limit is not None and int(limit) < 1:  # a negative slice would silently drop samples instead
         raise DataError(f"task.data.limit must be >= 1 or null, got {limit}")
-    if limit:
+    # The classes are the dataset's: a limit that leaves some out still gives the model an output for each.
+    num_classes = int(y.max()) + 1 if len(y) else 0
+    labelled = set(y.tolist())
+    limited = bool(limit) and int(limit) < len(x)
+    if limited:
         keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: int(limit)]
         x, y = x[keep], y[keep]
     classes = int(torch.unique(y).numel())
     if classes < 2:
-        raise DataError(f"the dataset has {classes} class; classification needs at least 2 (check task.data.*)")
-    train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+        cause = f"task.data.limit={limit} keeps" if limited else "the dataset has"
+        raise DataError(f"{cause} {classes} class; classification needs at least 2 (check task.data.*)")
+    try:
+        train_idx, val_idx, test_idx = split_indices(len(x), val_fraction, test_fraction, seed)
+    except DataError as err:
+        if not limited:
+            raise
+        raise DataError(f"task.data.limit={limit}: {err}; raise the limit") from None
     if len(train_idx) < MIN_TRAIN or len(val_idx) < MIN_VAL:
         raise DataError(
             f"{len(x)} samples leave {len(train_idx)} for training and {len(val_idx)} for validation; a search "
             f"needs at least {MIN_TRAIN} and {MIN_VAL} (more data, or a larger task.data.limit)"
         )
-    num_classes = int(y.max()) + 1
     names = class_names or [str(i) for i in range(num_classes)]
-    absent = sorted(set(range(num_classes)) - set(y.tolist()))
+    absent = sorted(set(range(num_classes)) - labelled)
     if absent:  # labels numbered from 1, or with gaps: outputs no sample ever trains
         shown = ", ".join(names[c] for c in absent[:5]) + (", ..." if len(absent) > 5 else "")
         log.warning(
@@ -240,12 +252,23 @@ def normalised_splits(
             num_classes,
             len(absent),
         )
+    left_out = sorted(labelled - set(y.tolist()))
+    if left_out:  # the limit's cause, not the labels': the advice is the limit's
+        shown = ", ".join(names[c] for c in left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        log.warning(
+            "task.data.limit=%s keeps samples of %d of the dataset's %d classes (left out: %s): the model "
+            "never sees the others; raise task.data.limit",
+            limit,
+            classes,
+            len(labelled),
+            shown,
+        )
     untrained = sorted(set(y.tolist()) - set(y[train_idx].tolist()))
     if untrained:  # scored, never learnt: every model misses them, whatever its architecture
         shown = ", ".join(names[c] for c in untrained[:5]) + (", ..." if len(untrained) > 5 else "")
         log.warning(
             "%d of %d classes have no sample in the training split (%s): they are scored but never learnt; "
-            "give each class more samples",
+            "give each class more samples" + (" (a larger task.data.limit)" if limited else ""),
             len(untrained),
             classes,
             shown,

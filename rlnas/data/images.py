@@ -180,6 +180,8 @@ def load_image_classification(
         # subsetting (a subset would be split anew and mix the sources).
         count = 6000 if num_samples is None else int(num_samples)
         if limit is not None and int(limit) >= 1:
+            if int(limit) < 10:  # the generator's own floor, named by the setting that asked for it
+                raise DataError(f"task.data.limit={limit} is below the 10 images cluttered_digits generates at least")
             count = min(count, int(limit))
         x, y = cluttered_digits(count, image_size, seed, val_fraction, test_fraction, generator)
         return normalised_splits(

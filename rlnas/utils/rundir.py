@@ -237,14 +237,18 @@ def quote_paths(argv: list[str], keys: Sequence[str]) -> list[str]:
 
     Sweep job dirs are named after their overrides (``0_controller=enas,seed=0``),
     which Hydra's override grammar would otherwise read as more overrides or a sweep.
-    A multirun command line is left as typed: there a comma may mean a sweep.
+    On a multirun command line a comma or a sweep function (``glob(...)``) may mean a sweep, so such
+    a value is left as typed; ``hydra.sweep.dir``, one for the whole sweep, is always one path.
     """
-    if any(a in ("-m", "--multirun") for a in argv):
-        return list(argv)
+    multirun = any(a in ("-m", "--multirun") for a in argv)
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in keys and value[:1] not in ("'", '"') and not _plain_string(value):
+        name = key.lstrip("+~")
+        if multirun and name != "hydra.sweep.dir" and ("," in value or re.match(r"\w+\(", value)):
+            out.append(arg)
+            continue
+        if sep and name in keys and value[:1] not in ("'", '"') and not _plain_string(value):
             arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         out.append(arg)
     return out
