@@ -33,6 +33,7 @@ CONFIG_GROUPS = GROUPS
 #: is taken as Hydra's ``++KEY=...``, since Hydra's plain form refuses every name the default leaves out
 #: ("Key 'a' is not in struct"); the names are checked against the generator's own list afterwards.
 OPEN_MAPPINGS = ("task.data.generator",)
+_OPEN_PREFIXES = tuple(f"{m}." for m in OPEN_MAPPINGS)  # the mapping itself and each of its names
 
 
 def resumed_config(run_dir: str, overrides: list[str]) -> DictConfig:
@@ -149,7 +150,7 @@ def with_default_task(argv: list[str]) -> list[str]:
         return [*argv, *extra, "hydra.output_subdir=null"]
     added = chosen_with_plus()
     argv = [_as_hydra_chooses(a, added) for a in argv]
-    argv = [f"++{a}" if a.partition("=")[0] in OPEN_MAPPINGS else a for a in argv]
+    argv = [f"++{a}" if f"{a.partition('=')[0]}.".startswith(_OPEN_PREFIXES) else a for a in argv]
     # A trailing --info takes an optional value: what is added goes before it, not into it.
     tail = argv[-1:] if argv[-1:] in (["--info"], ["-i"]) else []
     argv = argv[: len(argv) - len(tail)]

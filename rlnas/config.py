@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -147,7 +148,8 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         return
     message = composition_error(conf_dir, "config", [*overrides, *searched])
     if message is not None:
-        raise ConfigError(_group_hint(message, overrides) or message)
+        hint = _group_hint(message, overrides) or _left_out_hint(message, overrides, conf_dir, searched)
+        raise ConfigError(hint or message)
 
 
 def _group_hint(message: str, overrides: Sequence[str]) -> str | None:
@@ -159,6 +161,34 @@ def _group_hint(message: str, overrides: Sequence[str]) -> str | None:
             example = "+trials=default" if group == "trials" else "+benchmark=toy"
             return f"{override}: {group}.* settings come with +{group}=NAME (e.g. {example})"
     return None
+
+
+def _left_out_hint(message: str, overrides: Sequence[str], conf_dir: Path, searched: Sequence[str]) -> str | None:
+    """What Hydra's "Could not override 'space.stem_stride': Key 'stem_stride' is not in struct" means.
+
+    Either the key is a setting the chosen config leaves out (``stem_stride`` of ``space=macro``): it is
+    added with ``+``; or it is no setting at all (``search.epoch``): the settings of its section are
+    listed. ``None`` when the message is another one or the key cannot be judged.
+    """
+    found = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
+    if found is None:
+        return None
+    key = found.group(1)
+    override = next((o for o in overrides if o.partition("=")[0] == key), None)
+    if override is None:
+        return None
+    from hydra import compose, initialize_config_dir
+
+    added = [o if o is not override else f"+{o}" for o in overrides]
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=[*added, *searched])
+        validate_config(cfg)
+    except ConfigError as err:
+        return str(err) if f"{key} is not a setting" in str(err) else None
+    except Exception:  # noqa: BLE001 - composed otherwise, it cannot be judged: Hydra's message stands
+        return None
+    return f"{key} is a setting the chosen config leaves out: add it with +{override}"
 
 
 def _type_name(annotation: Any) -> str:

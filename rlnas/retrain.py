@@ -474,13 +474,21 @@ def run(cfg: DictConfig) -> None:
 PATH_KEYS = ("arch", "run_config", "hydra.run.dir", "hydra.sweep.dir")
 
 
+def _composition_error(argv: list[str]) -> str | None:
+    """The one line a retrain command line fails to compose with (an unknown key: the settings there), or None."""
+    from rlnas.utils.errors import composition_error, unknown_key_message
+
+    message = composition_error(conf_dir(), "retrain", argv)
+    return None if message is None else unknown_key_message(conf_dir(), "retrain", argv, message)
+
+
 def main() -> None:
     """Console entry point: ``--help`` explains the retrain settings, anything else goes to Hydra."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
     from rlnas.utils.distributed import launched
-    from rlnas.utils.errors import composition_error, environment_error
+    from rlnas.utils.errors import environment_error
 
     message = environment_error()
     if message is None and launched():  # each process retrained alone, and they raced for the same files
@@ -498,7 +506,7 @@ def main() -> None:
     # An unknown key or a bad value: one line here, not Hydra's multi-line report. With Hydra's own flags
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])
-    message = None if flags else composition_error(conf_dir(), "retrain", sys.argv[1:])
+    message = None if flags else _composition_error(sys.argv[1:])
     run_dir, sweep_dir = (explicit_run_dir(sys.argv[1:], key) for key in ("hydra.run.dir", "hydra.sweep.dir"))
     if message is None and not flags:
         message = _used_run_dir(run_dir)

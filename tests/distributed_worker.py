@@ -1,7 +1,7 @@
 """One rank of a small search, for tests/test_distributed.py: ``torchrun ... distributed_worker.py OUT ARGS``.
 
 Runs a whole +experiment=smoke search (with the overrides in ARGS) and saves
-this rank's supernet weights and sampled architectures to OUT/rank{R}_of{W}.pt.
+this rank's supernet weights (at the start and at the end) and sampled architectures to OUT/rank{R}_of{W}.pt.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ def main(out: str, overrides: list[str]) -> None:
     comm = init_from_env(distributed_settings(cfg), str(cfg.device))
     try:
         search = build_search(cfg, Path(out) / f"run{comm.world}", progress=False, comm=comm)
+        start = {k: v.detach().cpu().clone() for k, v in search.model.state_dict().items()}
         result = search.run()
         weights = {k: v.detach().cpu() for k, v in search.model.state_dict().items()}
         archs = [row["arch"] for row in search.history]
         torch.save(
-            {"weights": weights, "archs": archs, "best": result.best.arch},
+            {"start": start, "weights": weights, "archs": archs, "best": result.best.arch},
             Path(out) / f"rank{comm.rank}_of{comm.world}.pt",
         )
     finally:

@@ -48,7 +48,7 @@ BAD_CONFIGS = [
         ["+task.data.colour=1"],
         "task.data.colour is not a setting of load_image_classification; allowed: generator, image_size",
     ),
-    (["space.depth=3"], "Could not override 'space.depth'"),
+    (["space.depth=3"], "space.depth is not a setting of MacroSpace; allowed: activation, channels, dims"),
     # zero or negative budgets, out-of-range values
     (["search.epochs=0"], "search.epochs must be >= 1, got 0"),
     (["search.batch_size=-8"], "search.batch_size must be >= 1, got -8"),
@@ -91,6 +91,10 @@ BAD_CONFIGS = [
     (["space=rnn_cell"], "space=RNNCellSpace does not fit the classification task"),
     (["costs.latency_table=/nonexistent/lut.json"], "costs.latency_table=/nonexistent/lut.json: no such file"),
     (["task.data.limit=3"], "3 samples leave 1 for training and 1 for validation; a search needs at least 2 and 1"),
+    # Hydra's "Key 'stem_stride' is not in struct": a setting the group's config leaves out, or none at all
+    (["space.stem_stride=2"], "space.stem_stride is a setting the chosen config leaves out: add it with +space.stem"),
+    (["search.epoch=1"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
+    (["+task=mnist1d", "task.data.generator.noise=1"], "task.data.generator.noise is not a setting; allowed: ["),
     (["task.data.limit=1"], "task.data.limit=1 keeps 1 class; classification needs at least 2"),
     # the limit named as the cause, not the generator's sample count or the split fractions alone
     (["+task=cluttered_digits", "task.data.limit=5"], "task.data.limit=5 is below the 10 images cluttered_digits"),
@@ -152,7 +156,9 @@ BAD_CONFIGS = [
     # sizes that would exhaust memory: refused before anything is allocated
     (["task.data.image_size=100000"], "task.data.image_size: the resized digits would take"),
     (["+task=detection", "task.data.canvas_size=100000"], "task.data.num_images, canvas_size: the digit canvases"),
-    (["space.num_layers=1000000"], "space.num_layers=1000000, space.channels=[32, 64] and space.ops="),
+    # 12.5 million decisions per architecture (5,000 layers): the latency table alone ran for minutes
+    (["space.num_layers=1000000"], "space.num_layers=1000000 gives 500,000,500,000 decisions per architecture"),
+    (["space.num_layers=400", "space.channels=[100000]"], "space.num_layers=400, space.channels=[100000] and"),
     (["space.channels=[100000000]"], "space.channels=[100000000] and space.ops="),
     # the estimate took every kernel as 3x3: conv99999 on MNIST-1D's 40 steps ran for minutes on 9 GB of weights
     # the sequence spaces had no such check: a traceback from torch's allocator, or minutes building edges

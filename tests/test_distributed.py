@@ -45,8 +45,16 @@ def test_two_ranks_with_half_the_batch_take_the_steps_of_one(metric, tmp_path):
     # ... and it is the one a single process trains with the global batch (same samples, same steps).
     assert rank0["archs"] == single["archs"] and len(single["archs"]) > 0
     assert rank0["best"] == single["best"]
-    for name, w in single["weights"].items():
-        torch.testing.assert_close(rank0["weights"][name], w, rtol=1e-4, atol=1e-5, msg=name)
+    # Equal up to rounding: two gathered halves sum in another order than one batch of 32, and the
+    # difference grows over the steps, by how much depends on the CPU's vector units (up to 3e-4 where
+    # AVX-512 is used). So it is judged against how far training moved the weights: under 1 % of it
+    # (0.3 % measured), where a step of another size (a sum of the halves for their mean) would be ~100 %.
+    moved = {n: w - single["start"][n] for n, w in single["weights"].items() if w.is_floating_point()}
+    apart = {n: rank0["weights"][n] - single["weights"][n] for n in moved}
+    total = sum(d.norm() ** 2 for d in apart.values()) ** 0.5 / sum(m.norm() ** 2 for m in moved.values()) ** 0.5
+    assert total < 0.01, f"two ranks ended {total:.1%} of the training's movement away from one process"
+    for name, m in moved.items():  # and no tensor far off (a tensor the training barely moved: rounding only)
+        assert apart[name].norm() <= 0.1 * m.norm() + 1e-6, name
 
 
 def test_torchrun_search_writes_one_complete_run(tmp_path):

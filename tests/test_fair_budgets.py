@@ -289,6 +289,19 @@ def test_enas_repeated_steps_use_the_clipped_ratio():
         ENASController(toy_space(), clip_range=0)
 
 
+def test_a_step_that_moves_an_architecture_far_leaves_the_update_finite():
+    # In a space of thousands of decisions (space.num_layers=300: 45,150) one step moved an
+    # architecture's log-probability by 141; exp(141) is inf in float32 and the policy became NaN.
+    from rlnas.controllers.enas import clipped_surrogate
+
+    old = torch.zeros(3)
+    new = torch.tensor([141.0, 141.0, -1500.0]).requires_grad_()
+    surrogate = clipped_surrogate(new, old, torch.tensor([1.0, -1.0, -1.0]), 0.2)
+    surrogate.sum().backward()
+    assert torch.isfinite(surrogate).all() and torch.isfinite(new.grad).all()
+    assert new.grad.tolist() == [0.0, 0.0, 0.0]  # far outside the trust region: no gradient
+
+
 def test_the_comparison_gives_the_same_table_with_parallel_runs(tmp_path):
     from tools.compare_controllers import main
 

@@ -317,11 +317,25 @@ def test_retrain_names_a_run_dir_it_cannot_write_before_hydra(tmp_path):
 
 
 def test_retrain_cli_reports_an_unknown_key_in_one_line(tmp_path):
+    # Hydra said "Could not override 'int8.calibration': Key 'int8' is not in struct": the settings there are listed
     proc = _retrain_cli(f"arch={tmp_path}/nope.json", "int8.calibration=5")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "rlnas.retrain: error: Could not override 'int8.calibration': Key 'int8' is not in struct"
+        "rlnas.retrain: error: int8.calibration is not a setting; allowed: arch, compress, device, export, init, "
+        "prune, quantize, run_config, seed, threads, train"
     ]
+
+
+def test_an_unknown_retrain_setting_lists_the_settings_of_its_section(tmp_path):
+    from rlnas.retrain import conf_dir
+    from rlnas.utils.errors import composition_error, unknown_key_message
+
+    argv = [f"arch={tmp_path}/nope.json", "train.epoch=5"]
+    message = composition_error(conf_dir(), "retrain", argv)
+    assert unknown_key_message(conf_dir(), "retrain", argv, message).startswith(
+        "train.epoch is not a setting; allowed: augment, batch_size, epochs,"
+    )
+    assert unknown_key_message(conf_dir(), "retrain", argv, "another error") == "another error"
 
 
 @pytest.mark.parametrize(

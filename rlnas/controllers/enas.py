@@ -28,6 +28,9 @@ from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.enas_policy import ENASPolicy
 from rlnas.spaces.base import Arch, SearchSpace
 
+#: Largest log-probability ratio a sample's surrogate is computed at (see :func:`clipped_surrogate`).
+MAX_LOG_RATIO = 20.0
+
 
 def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_range: float) -> Tensor:
     """PPO's clipped surrogate per sample (Schulman et al., 2017, eq. 7).
@@ -37,8 +40,13 @@ def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor
     advantage's direction gives no further gradient. Where ``log_prob`` equals
     ``old_log_prob`` (the first step on a batch) its gradient is REINFORCE's,
     ``A * grad log p``.
+
+    The log-ratio is capped at ``MAX_LOG_RATIO`` before ``exp``: an architecture's log-probability
+    sums one term per decision, and in a space of thousands of decisions one step can move it by
+    hundreds (``exp(141)`` is ``inf`` in float32, and its gradient NaN). Past the cap the sample has
+    left the trust region by a factor of ``e**20`` and gives no gradient, as the clip does for ``A > 0``.
     """
-    ratio = torch.exp(log_prob - old_log_prob)
+    ratio = torch.exp((log_prob - old_log_prob).clamp(max=MAX_LOG_RATIO))
     return torch.minimum(ratio * advantages, ratio.clamp(1 - clip_range, 1 + clip_range) * advantages)
 
 

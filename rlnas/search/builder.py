@@ -172,6 +172,8 @@ def latency_table(
                     table.save(target)
                 return table
             log.warning("%s was measured for %s %s; measuring anew", candidate, table.device, table.input_shape)
+    # Each of the space's modules is timed: seconds for the shipped spaces, minutes for thousands of layers.
+    log.info("measuring the latency of each of the supernet's modules on %s (kept in %s)", device, target.name)
     table = LatencyTable.measure(model.backbone, model.head, input_shape, device)
     table.save(target)
     return table

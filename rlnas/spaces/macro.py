@@ -18,7 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Arch, Decision, SearchSpace, check_choices, check_supernet_fits
+from rlnas.spaces.base import (
+    Arch,
+    Decision,
+    SearchSpace,
+    check_choices,
+    check_decision_count,
+    check_supernet_fits,
+)
 
 #: Operation families the supernet knows how to build; ``K`` is the kernel size
 #: (``KxK`` in 2-D spaces, ``K`` in 1-D ones). ``dilconv`` is a convolution
@@ -103,6 +110,8 @@ class MacroSpace(SearchSpace):
         self.dims = int(dims)
         if int(num_layers) < 1:
             raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
+        # An operation per layer and a skip to each earlier layer: quadratic in the layers.
+        check_decision_count(int(num_layers) * (int(num_layers) + 1) // 2, f"space.num_layers={num_layers}")
         ops = tuple(str(o) for o in ops)
         if not ops:
             raise ValueError("space.ops must list at least one operation")

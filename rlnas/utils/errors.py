@@ -10,11 +10,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from hydra.errors import CompactHydraException, InstantiationException
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from rlnas.data.base import DataError
@@ -80,6 +83,33 @@ def composition_error(conf_dir: str | os.PathLike, config_name: str, overrides: 
     except (HydraException, OmegaConfBaseException) as err:
         return one_line(err)
     return None
+
+
+def unknown_key_message(conf_dir: str | os.PathLike, config_name: str, overrides: list[str], message: str) -> str:
+    """Hydra's "Could not override 'int8.calibration': Key 'int8' is not in struct" as the settings there are.
+
+    The config is composed without the override; the keys of the deepest section of its key that
+    exists are listed (``int8.calibration is not a setting; allowed: arch, compress, ...``). Any other
+    message is returned as it is.
+    """
+    from hydra import compose, initialize_config_dir
+
+    found = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
+    if found is None:
+        return message
+    key = found.group(1)
+    rest = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            node: Any = compose(config_name, overrides=rest)
+    except Exception:  # noqa: BLE001 - the rest fails too: Hydra's message stands
+        return message
+    for part in key.split(".")[:-1]:
+        if not isinstance(node, DictConfig) or not isinstance(node.get(part), DictConfig):
+            break
+        node = node[part]
+    allowed = sorted(str(k) for k in node.keys() if str(k) != "hydra") if isinstance(node, DictConfig) else []
+    return f"{key} is not a setting; allowed: {', '.join(allowed)}" if allowed else message
 
 
 def user_error_message(err: BaseException) -> str | None:
