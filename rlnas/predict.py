@@ -48,6 +48,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     load_model,
 )
 from rlnas.utils import csv_separator, is_numeric_text, parse_json
+from rlnas.utils.errors import tolerant_stdout
 from rlnas.utils.rundir import writable_dir
 
 #: File suffixes read from an input directory: an image model's ...
@@ -458,6 +459,7 @@ def _check_task_settings(cfg: PredictConfig, task: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; errors print one line and return 2."""
     args = list(sys.argv[1:] if argv is None else argv)
+    tolerant_stdout()
     if any(a in ("-h", "--help") for a in args):
         print(
             __doc__.strip() + "\n\nsettings (key=value): model (required), input (required), output=null, "

@@ -488,8 +488,9 @@ def main() -> None:
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
     from rlnas.utils.distributed import launched
-    from rlnas.utils.errors import environment_error
+    from rlnas.utils.errors import environment_error, tolerant_stdout
 
+    tolerant_stdout()
     message = environment_error()
     if message is None and launched():  # each process retrained alone, and they raced for the same files
         message = "a retrain trains one network in one process; start it without torchrun"

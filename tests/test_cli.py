@@ -616,6 +616,18 @@ def test_an_environment_that_would_fail_late_is_named(variable, value, named, mo
     assert environment_error() is None
 
 
+def test_an_argument_the_locale_could_not_decode_is_named_before_any_work(monkeypatch):
+    # LC_ALL=POSIX PYTHONUTF8=0 and hydra.run.dir=日本: "'utf-8' codec can't encode characters in position
+    # 10-15: surrogates not allowed", naming nothing, after a half-made run dir
+    from rlnas.utils.errors import environment_error
+
+    undecoded = "日本".encode().decode("ascii", "surrogateescape")  # as Python decodes argv in an ASCII locale
+    monkeypatch.setattr(sys, "argv", ["rlnas", "seed=1", f"hydra.run.dir=/runs/{undecoded}"])
+    assert environment_error().startswith("argument hydra.run.dir=/runs/日本 holds bytes that are not text")
+    monkeypatch.setattr(sys, "argv", ["rlnas", "hydra.run.dir=/runs/日本"])  # decoded: nothing to say
+    assert environment_error() is None
+
+
 def test_every_command_names_such_an_environment_before_any_work(tmp_path, monkeypatch, capsys):
     from rlnas.retrain import main as retrain_main
     from tools._common import run_tool
@@ -644,3 +656,20 @@ def test_every_command_names_such_an_environment_before_any_work(tmp_path, monke
             start()
         assert info.value.code == 2 and not run_dir.exists()
         assert capsys.readouterr().err.startswith(f"{prog}: error: environment variable MPLBACKEND='nonsense'")
+
+
+def test_a_run_dir_the_output_encoding_cannot_spell_is_printed_escaped(tmp_path):
+    # PYTHONIOENCODING=ascii: the search's last line raised UnicodeEncodeError after all its work (exit 1)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    run_dir = tmp_path / "résumé"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas", "+benchmark=toy", "benchmark.evaluations=20", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "r\\xe9sum\\xe9" in proc.stdout and (run_dir / "summary.json").is_file()

@@ -72,13 +72,14 @@ def run_tool(main: Callable[[], object]) -> None:
     What the tool finished (its runs, each search's checkpoint) stays on disk.
     """
     from rlnas.search.checkpoint import SearchInterrupted
-    from rlnas.utils.errors import environment_error
+    from rlnas.utils.errors import environment_error, tolerant_stdout
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     tool = Path(sys.argv[0]).name
+    tolerant_stdout()
     message = environment_error()
     if message is not None:
         print(f"{tool}: error: {message}", file=sys.stderr)

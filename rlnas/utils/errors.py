@@ -35,12 +35,33 @@ PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, err
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
+def tolerant_stdout() -> None:
+    """Characters the output's encoding lacks are printed escaped instead of failing the command.
+
+    With ``PYTHONIOENCODING=ascii`` (or a C locale) the search's last line, naming a run dir such
+    as ``résumé/``, raised UnicodeEncodeError after all its work. Python's stderr escapes already.
+    """
+    stream = sys.stdout
+    if stream is not None and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a detached or closed stream: nothing is printed there anyway
+            pass
+
+
 def environment_error() -> str | None:
     """What in the environment would stop a run after its work (a launcher's variable, ``MPLBACKEND``), or None.
 
     Checked when a command starts: ``MPLBACKEND=nonsense`` failed ``import matplotlib`` at the
     search's first figure, after its epochs; ``LOCAL_RANK=abc`` failed torchmetrics' import.
     """
+    for arg in sys.argv[1:]:
+        if any("\udc80" <= ch <= "\udcff" for ch in arg):  # bytes the locale could not decode (surrogateescape)
+            shown = os.fsencode(arg).decode("utf-8", "replace")  # as a UTF-8 terminal showed it
+            return (
+                f"argument {shown} holds bytes that are not text in this locale's encoding "
+                f"({sys.getfilesystemencoding()}); use a UTF-8 locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1"
+            )
     for name in LAUNCH_VARIABLES:
         value = os.environ.get(name)
         if value is not None and not value.strip().isdigit():
