@@ -160,6 +160,7 @@ BAD_CONFIGS = [
     (["space.num_layers=1000000"], "space.num_layers=1000000 gives 500,000,500,000 decisions per architecture"),
     (["space.num_layers=400", "space.channels=[100000]"], "space.num_layers=400, space.channels=[100000] and"),
     (["space.channels=[100000000]"], "space.channels=[100000000] and space.ops="),
+    (["space=nb201", "space.cells_per_stage=100000"], "space.cells_per_stage=100000 and space.channels=[16, 32, 64]"),
     # the estimate took every kernel as 3x3: conv99999 on MNIST-1D's 40 steps ran for minutes on 9 GB of weights
     # the sequence spaces had no such check: a traceback from torch's allocator, or minutes building edges
     (

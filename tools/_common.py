@@ -132,6 +132,22 @@ def config_error_message(err: BaseException) -> str | None:
     return message
 
 
+def seed_arg(text: str) -> int:
+    """An argparse type for ``--seed``: a whole number NumPy and torch take (NumPy's own words for -1
+    were "expected non-negative integer", naming no flag)."""
+    import argparse
+
+    from rlnas.utils import MAX_SEED, is_seed
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not is_seed(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..{MAX_SEED} (2**32 - 1), got {value}")
+    return value
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """A tool's cache or stored result: its JSON, ``default`` when the file is absent.
 

@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write bench.json and bench.md here")
     parser.add_argument("overrides", nargs="*", help="overrides of every run (after --)")
     args = parser.parse_args(argv)
-    if args.procs < 2 or args.batch % args.procs:
-        raise SystemExit("bench_distributed: --procs must be >= 2 and divide --batch")
-    for option in ("repeats", "threads"):  # --repeats 0 printed a table of NaN; --threads 0 ran on torch's default
+    # --batch 0 was named as search.batch_size; --repeats 0 printed a table of NaN; --threads 0 ran on torch's default
+    for option in ("batch", "repeats", "threads"):
         if getattr(args, option) < 1:
             raise SystemExit(f"bench_distributed: --{option} must be >= 1, got {getattr(args, option)}")
+    if args.procs < 2 or args.batch % args.procs:
+        raise SystemExit(f"bench_distributed: --procs must be >= 2 and divide --batch {args.batch}, got {args.procs}")
     base = [
         "+experiment=smoke",
         "search.epochs=4",

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import build_parts, check_out_file, run_tool  # noqa: E402
+from _common import build_parts, check_out_file, run_tool, seed_arg  # noqa: E402
 
 from rlnas.tasks import Network  # noqa: E402
 from rlnas.utils import write_text_atomic
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--steps", type=int, default=60, help="training steps per throughput measurement")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_arg, default=0)
     parser.add_argument("--loop-epochs", type=int, default=10, help="epochs of the search timed for 2.")
     parser.add_argument("--out", default="outputs/bench_supernet.json")
     args = parser.parse_args()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_tool  # noqa: E402
+from _common import run_tool, seed_arg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("history.csv", "best_arch.json")
@@ -94,7 +94,7 @@ DRILL_MARK = ".fault_drill"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10, help="trials (one random kill each)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the kill moments")
     parser.add_argument("--out", type=Path, default=None, help="keep the run dirs here (default: a temporary dir)")
     parser.add_argument("overrides", nargs="*", help="more search overrides (default: a 6-epoch smoke search)")
     opts = parser.parse_args()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import build_parts, check_out_file, run_tool  # noqa: E402
+from _common import build_parts, check_out_file, run_tool, seed_arg  # noqa: E402
 
 from rlnas.costs import LatencyTable, measure_ms  # noqa: E402
 from rlnas.supernet import build_child  # noqa: E402
@@ -35,7 +35,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=31)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_arg, default=0)
     parser.add_argument("--out", default="outputs/profile_latency.json")
     args = parser.parse_args()
     for flag, value, low in (("--archs", args.archs, 2), ("--repeats", args.repeats, 1)):

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config, run_tool  # noqa: E402
+from _common import load_config, run_tool, seed_arg  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (benchmark.path=... for your copy)")
     parser.add_argument("--archs", type=int, default=200, help="cells drawn uniformly")
     parser.add_argument("--cells", type=int, default=5, help="cells per stage (NAS-Bench-201: 5)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_arg, default=0)
     args = parser.parse_args()
     if args.archs < 4:
         raise SystemExit(f"--archs {args.archs}: need >= 4 cells to rank")
@@ -48,7 +48,10 @@ def main() -> None:
     from rlnas.tasks.classification import ClassificationHead
 
     cfg = load_config(["+benchmark=nb201_cifar10", *args.overrides])
-    space = NB201Space(cells_per_stage=args.cells)
+    try:
+        space = NB201Space(cells_per_stage=args.cells)
+    except ValueError as err:  # the supernet would not fit: named by the option that sized it
+        raise SystemExit(f"proxy_check.py: --cells {args.cells}: {err}") from None
     b = cfg.benchmark
     try:
         table = TabularBenchmark(space, b.path, b.key_template, b.metric, b.key_column, env_var=b.env_var)

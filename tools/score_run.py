@@ -22,16 +22,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import check_out_file, load_run, run_tool  # noqa: E402
+from _common import check_out_file, load_run, run_tool, seed_arg  # noqa: E402
 
-from rlnas.utils import MAX_SEED, is_seed, parse_json, write_text_atomic  # noqa: E402
+from rlnas.utils import parse_json, write_text_atomic  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="a finished search run (supernet.pt, best_arch.json)")
     parser.add_argument("--archs", type=int, default=20, help="uniformly random architectures to score")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random architectures")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the random architectures")
     parser.add_argument("--out", help="also write the scores as JSON here")
     args = parser.parse_args()
     run_dir = Path(args.run_dir)
@@ -40,8 +40,6 @@ def main() -> None:
         raise SystemExit(f"--run-dir {run_dir}: no best_arch.json there (the search has not finished)")
     if args.archs < 1:
         raise SystemExit(f"--archs must be >= 1, got {args.archs}")
-    if not is_seed(args.seed):  # NumPy's own words were "expected non-negative integer"
-        raise SystemExit(f"--seed must be in 0..{MAX_SEED} (2**32 - 1), got {args.seed}")
     if args.out:  # best_arch.json given as --out was overwritten by the scores
         check_out_file(Path(args.out), "--out", ("run_dir", "best", "random"))
     with tempfile.TemporaryDirectory() as tmp:

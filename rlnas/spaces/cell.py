@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlnas.spaces.base import Decision, SearchSpace, check_choices
+from rlnas.spaces.base import Decision, SearchSpace, check_choices, check_supernet_fits
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: Edges in NB201's string order: (node1<-0), (node2<-0), (node2<-1), (node3<-0), (node3<-1), (node3<-2).
@@ -48,6 +48,12 @@ class NB201Space(SearchSpace):
             raise ValueError(f"space.cells_per_stage={cells_per_stage} must be >= 1")
         if stem_stride not in (1, 2):
             raise ValueError(f"space.stem_stride={stem_stride}; allowed: 1, 2")
+        # Each cell's 6 edges hold a 1x1 and a 3x3 convolution at most (10 C^2 weights); each stage
+        # after the first adds a residual reduction block (two 3x3 convolutions and a 1x1 shortcut).
+        check_supernet_fits(
+            sum(int(cells_per_stage) * 60 * int(c) ** 2 + 19 * int(c) ** 2 for c in channels),
+            f"space.cells_per_stage={cells_per_stage} and space.channels={list(channels)}",
+        )
         self.ops = tuple(ops)
         self.channels = tuple(int(c) for c in channels)
         self.cells_per_stage = int(cells_per_stage)
