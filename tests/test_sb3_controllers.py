@@ -11,7 +11,13 @@ PPO_FAMILY = [(PPOController, PPO), (MaskablePPOController, MaskablePPO), (Recur
 IDS = ["ppo", "maskable_ppo", "recurrent_ppo"]
 
 
-@pytest.mark.parametrize("cls", [c for c, _ in PPO_FAMILY], ids=IDS)
+# recurrent_ppo's masks are also checked in the default suite by test_search_for_max.py's mask test
+# (its default settings); this variant (about 30 s) runs on purpose (-m slow).
+@pytest.mark.parametrize(
+    "cls",
+    [PPOController, MaskablePPOController, pytest.param(RecurrentPPOController, marks=pytest.mark.slow)],
+    ids=IDS,
+)
 def test_every_sample_is_valid_and_respects_extra_masks(cls, small_space):
     ctrl = cls(small_space, seed=0, rollout_archs=4)
     op_steps = set(small_space.op_index)
