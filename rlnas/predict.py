@@ -94,6 +94,8 @@ def input_files(path: str | Path, suffixes: Sequence[str], kind: str) -> list[Pa
         if not files:
             raise PredictError(f"input={path}: no {kind} files ({', '.join(suffixes)})")
         return files
+    if path.exists():  # a pipe or a device: reading it would wait on a writer, or never end
+        raise PredictError(f"input={path} is not a regular file or a directory (a pipe or device); save the data first")
     raise PredictError(f"input={path}: no such file or directory")
 
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -222,3 +224,13 @@ def test_a_limit_that_leaves_classes_out_says_so_and_keeps_every_output(caplog):
     assert "task.data.limit=5 keeps samples of" in text and "raise task.data.limit" in text
     assert "without gaps" not in text
     assert data.num_classes == len(data.class_names) == 10  # the dataset's classes, as without the limit
+
+
+def test_an_input_that_is_a_pipe_is_named_as_one(tmp_path):
+    from rlnas.predict import IMAGE_SUFFIXES, PredictError, input_files
+
+    os.mkfifo(tmp_path / "stream")  # was "no such file or directory" for a file that is there
+    with pytest.raises(PredictError, match="is not a regular file or a directory"):
+        input_files(tmp_path / "stream", IMAGE_SUFFIXES, "image")
+    with pytest.raises(PredictError, match="no such file or directory"):
+        input_files(tmp_path / "missing", IMAGE_SUFFIXES, "image")
