@@ -34,6 +34,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     quote_paths,
     refuse_earlier_run,
     refuse_planted_links,
+    resume_error,
     resumed_config,
     unquote_path,
     with_default_task,
@@ -403,7 +404,7 @@ def main() -> None:
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     tolerant_stdout()
-    message = environment_error()
+    message = environment_error() or resume_error(sys.argv[1:])
     if message is not None:
         print(f"rlnas: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -192,6 +192,20 @@ def planned_run_dir(overrides: list[str]) -> str:
     return str(OmegaConf.select(cfg, "hydra.run.dir"))
 
 
+def resume_error(argv: list[str]) -> str | None:
+    """What is wrong with the command line's ``resume=`` (empty, or given twice), or None.
+
+    Checked before the run dir is derived from it: ``resume=`` was named as an empty ``hydra.run.dir``,
+    and ``resume=A resume=B`` as ``resume=B continues in its own directory; drop hydra.run.dir=A``.
+    """
+    given = [unquote_path(a.partition("=")[2]) for a in argv if a.lstrip("+").startswith("resume=")]
+    if len(given) > 1:
+        return f"resume is given {len(given)} times ({', '.join(given)}); name the one run dir to continue"
+    if given and not given[0].strip():
+        return "resume= is empty; name the run dir of the search to continue"
+    return None
+
+
 def check_resume_dir(argv: list[str]) -> None:
     """Refuses ``resume=A hydra.run.dir=B``: a resumed run writes into its own dir, and only there.
 

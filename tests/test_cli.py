@@ -242,6 +242,15 @@ def test_a_resume_logs_under_the_job_name_of_the_first_start(tmp_path, hydra_yam
     assert [a for a in given if a.startswith("hydra.job.name=")] == ["hydra.job.name=mine"]
 
 
+def test_a_resume_given_empty_or_twice_is_named_as_such():
+    from rlnas.cli import resume_error
+
+    # was "hydra.run.dir is empty", and "resume=B continues in its own directory; drop hydra.run.dir=A"
+    assert resume_error(["resume="]) == "resume= is empty; name the run dir of the search to continue"
+    assert resume_error(["resume=a", "seed=1", "resume=b"]).startswith("resume is given 2 times (a, b)")
+    assert resume_error(["resume=runs/x", "threads=2"]) is None and resume_error(["seed=1"]) is None
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.
