@@ -95,6 +95,9 @@ BAD_CONFIGS = [
     (["space.stem_stride=2"], "space.stem_stride is a setting the chosen config leaves out: add it with +space.stem"),
     (["search.epoch=1"], "search.epoch is not a setting; allowed: archs_per_step, augment, batch_size"),
     (["+task=mnist1d", "task.data.generator.noise=1"], "task.data.generator.noise is not a setting; allowed: ["),
+    # one batch of 100 million architectures: the ENAS policy asked for 25.6 GB (a traceback after the epochs)
+    (["search.final_samples=100000000"], "search.final_samples=100000000 draws more architectures at once than a"),
+    (["search.archs_per_step=200000"], "search.archs_per_step=200000 draws more architectures at once than a"),
     (["task.data.limit=1"], "task.data.limit=1 keeps 1 class; classification needs at least 2"),
     # the limit named as the cause, not the generator's sample count or the split fractions alone
     (["+task=cluttered_digits", "task.data.limit=5"], "task.data.limit=5 is below the 10 images cluttered_digits"),

@@ -12,6 +12,10 @@ from rlnas.evaluators.proxies import PROXIES
 from rlnas.spaces.base import Arch
 from rlnas.spaces.seams import Evaluation
 
+#: Most architectures a search draws as one batch (a controller step, the final candidates, the
+#: random baseline): each is held in memory with its policy state until it is scored.
+MAX_BATCH_ARCHS = 100_000
+
 
 @dataclass
 class SearchSettings:
@@ -48,21 +52,7 @@ class SearchSettings:
     fault_backoff: float = 0.5
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "supernet_steps", "archs_per_step", "batch_size", "val_batch_size", "top_k")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "warmup_epochs",
-            "controller_steps",
-            "bn_calibration",
-            "final_samples",
-            "random_baseline",
-            "fault_limit",
-            "fault_backoff_after",
-        ):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
+        self._check_counts()
         if self.warmup_epochs >= self.epochs and self.controller_steps > 0:
             raise ValueError(
                 f"search.warmup_epochs={self.warmup_epochs} leaves no epoch to train the controller "
@@ -86,6 +76,31 @@ class SearchSettings:
             raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"search.lr={self.lr} and search.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+
+    def _check_counts(self) -> None:
+        """Counts of epochs, steps and architectures: positive, non-negative, or a batch memory holds."""
+        positive = ("epochs", "supernet_steps", "archs_per_step", "batch_size", "val_batch_size", "top_k")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "warmup_epochs",
+            "controller_steps",
+            "bn_calibration",
+            "final_samples",
+            "random_baseline",
+            "fault_limit",
+            "fault_backoff_after",
+        ):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"search.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("archs_per_step", "final_samples", "random_baseline"):
+            # Drawn and held as one batch: final_samples=100,000,000 asked the ENAS policy for 25.6 GB at once.
+            if int(getattr(self, name)) > MAX_BATCH_ARCHS:
+                raise ValueError(
+                    f"search.{name}={getattr(self, name)} draws more architectures at once than a search holds "
+                    f"in memory ({MAX_BATCH_ARCHS:,} at most)"
+                )
 
 
 @dataclass
