@@ -50,10 +50,12 @@ def tolerant_stdout() -> None:
 
 
 def environment_error() -> str | None:
-    """What in the environment would stop a run after its work (a launcher's variable, ``MPLBACKEND``), or None.
+    """What in the environment would stop a run after its work (a launcher's variable, ``MPLBACKEND``, an
+    argument the locale could not decode), or None.
 
     Checked when a command starts: ``MPLBACKEND=nonsense`` failed ``import matplotlib`` at the
-    search's first figure, after its epochs; ``LOCAL_RANK=abc`` failed torchmetrics' import.
+    search's first figure, after its epochs; ``LOCAL_RANK=abc`` failed torchmetrics' import; under
+    ``LC_ALL=POSIX PYTHONUTF8=0`` a path such as ``日本`` failed writing the run's config, naming nothing.
     """
     for arg in sys.argv[1:]:
         if any("\udc80" <= ch <= "\udcff" for ch in arg):  # bytes the locale could not decode (surrogateescape)
