@@ -99,6 +99,27 @@ def test_local_search_reaches_the_toy_optimum_and_moves_by_neighbours():
     assert all(sum(a != b for a, b in zip(n, first_centre)) == 1 for n in nbrs)
 
 
+@pytest.mark.parametrize(
+    "controller, start",
+    [("local_search", "num_init"), ("evolution", "population_size"), ("tpe", "n_startup_trials")],
+)
+def test_a_random_start_that_takes_the_whole_budget_is_named(controller, start, caplog):
+    # controller.num_init=1000 with 60 evaluations ran random search and said nothing
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import CONF_DIR
+    from rlnas.search.budget import build_budget_search
+
+    overrides = ["+benchmark=toy", f"controller={controller}", "benchmark.evaluations=60"]
+    for value, warned in ((60, True), (10, False)):
+        caplog.clear()
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[*overrides, f"controller.{start}={value}"])
+        with caplog.at_level("WARNING"):
+            build_budget_search(cfg, None, progress=False)
+        assert (f"controller.{start}={value} draws at least the 60 architectures" in caplog.text) is warned
+
+
 def test_local_search_restarts_at_a_local_optimum():
     space = CategoricalSpace({"a": list("wxyz"), "b": list("pqrs"), "c": list("jklm")})  # 64 architectures
     ctrl = LocalSearchController(space, seed=1, num_init=1)

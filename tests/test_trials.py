@@ -435,7 +435,15 @@ def _signal_after_trials(args: list[str], log, trials: int, sig: int) -> tuple[s
 def test_a_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     pytest.importorskip("ray")
     run = tmp_path / "run"
-    args = [*SMALL, "controller=evolution", "trials.budget=7", "trials.concurrent=1", f"hydra.run.dir={run}"]
+    # population_size 5 of the 7 trials: the default 20 is a random start that takes the whole budget (warned)
+    args = [
+        *SMALL,
+        "controller=evolution",
+        "controller.population_size=5",
+        "trials.budget=7",
+        "trials.concurrent=1",
+        f"hydra.run.dir={run}",
+    ]
     log = run / "trials.jsonl"
     _signal_after_trials(args, log, 3, signal.SIGKILL)
     before = log.read_text().splitlines()

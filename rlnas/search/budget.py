@@ -336,7 +336,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     """A :class:`BudgetSearch` from a config with a ``benchmark:`` node (see ``conf/benchmark/``)."""
     from omegaconf import OmegaConf
 
-    from rlnas.search.builder import build_controller, build_reward, claim_run_dir
+    from rlnas.search.builder import build_controller, build_reward, claim_run_dir, warn_random_start
     from rlnas.utils import seed_everything
 
     if run_dir is not None:
@@ -352,6 +352,8 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
     space, evaluator = benchmark_parts(bench, seed)
     reward, mask_infeasible = build_reward(cfg.reward, evaluator.reward_metric)
     controller = build_controller(cfg.controller, space, seed)
+    evaluations = int(bench.get("evaluations", 300))
+    warn_random_start(cfg.controller, evaluations, f"benchmark.evaluations={evaluations}")
     if controller.differentiable:
         raise ValueError(
             f"{type(controller).__name__} learns by gradient through a supernet; a +benchmark run has none "
@@ -381,7 +383,7 @@ def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | N
         evaluator,
         controller,
         reward,
-        int(bench.get("evaluations", 300)),
+        evaluations,
         int(bench.get("archs_per_step", 10)),
         run_dir,
         progress,

@@ -125,6 +125,33 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
 
 
+#: Controller settings that size a random start, and the method that then takes over.
+RANDOM_STARTS = {"num_init": "local search", "population_size": "evolution", "n_startup_trials": "TPE"}
+
+
+def warn_random_start(cfg: DictConfig, budget: int, what: str) -> None:
+    """Warns when the controller's random start takes the whole budget: the search is then random search.
+
+    Args:
+        cfg: The ``controller`` section.
+        budget: Architectures the search evaluates in all.
+        what: What sets the budget, as the warning names it (``benchmark.evaluations=60``).
+    """
+    for key, method in RANDOM_STARTS.items():
+        start = cfg.get(key)
+        if isinstance(start, int) and start >= budget:
+            log.warning(
+                "controller.%s=%d draws at least the %d architectures the search evaluates (%s): %s never "
+                "starts, and the search is random search; choose a smaller controller.%s",
+                key,
+                start,
+                budget,
+                what,
+                method,
+                key,
+            )
+
+
 def build_controller(cfg: DictConfig, space: SearchSpace, seed: int) -> Controller:
     """The controller of ``controller:``, warm-started from ``controller.init_from`` when one is given."""
     controller_cfg = OmegaConf.to_container(cfg, resolve=True)
@@ -268,6 +295,8 @@ def build_search(
         comm=comm,
     )
     controller = build_controller(cfg.controller, space, seed)
+    proposals = (settings.epochs - settings.warmup_epochs) * settings.controller_steps * settings.archs_per_step
+    warn_random_start(cfg.controller, proposals, "search.epochs after the warm-up x controller_steps x archs_per_step")
     limits = bool(getattr(reward, "limits", False))
     _fit_controller(controller, space, backbone, cost_model, targets, mask_infeasible, limits, device, comm)
 

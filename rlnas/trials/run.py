@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.evaluators.standalone import standalone_recipe
-from rlnas.search.builder import build_controller, build_reward, claim_run_dir
+from rlnas.search.builder import build_controller, build_reward, claim_run_dir, warn_random_start
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
 from rlnas.tasks.training import Recipe, check_recipe_numbers, with_settings
 from rlnas.trials.outputs import TrialOutputs
@@ -95,6 +95,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     tracked = (cfg.get("costs") or {}).get("track")  # [] tracks nothing beyond the reward's targets
     track = list(dict.fromkeys([*(["params", "size_mb"] if tracked is None else tracked), *targets]))
     controller = build_controller(cfg.controller, space, seed)
+    warn_random_start(cfg.controller, settings.budget, f"trials.budget={settings.budget}")
     if controller.differentiable:
         name = getattr(controller, "mode", None) or type(controller).__name__
         raise ValueError(f"controller={name} learns through a supernet; a trial search has none")
