@@ -145,11 +145,33 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         message = composition_error(conf_dir, "config", [*chosen, *searched]) if chosen else None
         if message is not None:
             raise ConfigError(message)
+        first = _first_job(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else None
+        message = composition_error(conf_dir, "config", [*first, *searched]) if first else None
+        if message is not None:  # Hydra stopped the sweep with its multi-line report, exit 1
+            hint = _group_hint(message, first) or _left_out_hint(message, first, conf_dir, searched) or message
+            for job, typed in zip(first, overrides, strict=True):  # the fix names the sweep as typed
+                hint = hint.replace(f"+{job.lstrip('+')}", f"+{typed.lstrip('+')}")
+            raise ConfigError(f"{hint} (in the sweep's first job)")
         return
     message = composition_error(conf_dir, "config", [*overrides, *searched])
     if message is not None:
         hint = _group_hint(message, overrides) or _left_out_hint(message, overrides, conf_dir, searched)
         raise ConfigError(hint or message)
+
+
+def _first_job(overrides: Sequence[str]) -> list[str] | None:
+    """The overrides of a sweep's first job (each swept key at its first value), or None when a sweep
+    cannot be expanded here (``glob(...)`` needs Hydra's config loader)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        return [
+            f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
+            for o in parsed
+        ]
+    except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse or expand itself
+        return None
 
 
 def _group_hint(message: str, overrides: Sequence[str]) -> str | None:

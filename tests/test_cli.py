@@ -251,6 +251,17 @@ def test_a_resume_given_empty_or_twice_is_named_as_such():
     assert resume_error(["resume=runs/x", "threads=2"]) is None and resume_error(["seed=1"]) is None
 
 
+def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
+    from rlnas.config import ConfigError, check_overrides
+
+    # Hydra stopped such a sweep with its multi-line "Could not override ..." report and exit 1
+    with pytest.raises(ConfigError, match=re.escape("add it with +space.stem_stride=1,2 (in the sweep's first job)")):
+        check_overrides(["-m", "space.stem_stride=1,2", "+task=classification"])
+    with pytest.raises(ConfigError, match="search.epoch is not a setting; allowed: archs_per_step"):
+        check_overrides(["-m", "search.epoch=1,2", "+task=classification"])
+    check_overrides(["-m", "seed=range(2)", "controller=enas,tpe", "+task=classification"])  # composes: no error
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.
