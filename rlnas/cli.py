@@ -113,13 +113,11 @@ def _started_job_name(run_dir: str) -> str | None:
     Only a plain file name is taken: the name comes from a file in the run dir (data), and a
     name such as ``../x`` would put the resumed run's log outside it.
     """
-    from rlnas.utils import check_yaml
+    from rlnas.utils import parse_yaml
 
-    path = Path(run_dir).expanduser() / ".hydra" / "hydra.yaml"
-    try:
-        text = path.read_text()
-        check_yaml(text)  # aliases and deep nesting refused before parsing (a file from others)
-        name = OmegaConf.select(OmegaConf.create(text), "hydra.job.name", default=None)
+    try:  # parse_yaml: a file from others (no aliases, no deep nesting)
+        saved = parse_yaml((Path(run_dir).expanduser() / ".hydra" / "hydra.yaml").read_text())
+        name = saved["hydra"]["job"]["name"]
     except Exception:  # noqa: BLE001 - a missing or tampered file: Hydra's own default name
         return None
     return name if isinstance(name, str) and re.fullmatch(r"\w[\w.-]*", name) else None

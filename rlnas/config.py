@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -192,10 +191,11 @@ def _left_out_hint(message: str, overrides: Sequence[str], conf_dir: Path, searc
     added with ``+``; or it is no setting at all (``search.epoch``): the settings of its section are
     listed. ``None`` when the message is another one or the key cannot be judged.
     """
-    found = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
-    if found is None:
+    from rlnas.utils.errors import struct_key
+
+    key = struct_key(message)
+    if key is None:
         return None
-    key = found.group(1)
     override = next((o for o in overrides if o.partition("=")[0] == key), None)
     if override is None:
         return None

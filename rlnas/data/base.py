@@ -252,7 +252,8 @@ def normalised_splits(
             num_classes,
             len(absent),
         )
-    left_out = sorted(labelled - set(y.tolist()))
+    kept = set(y.tolist())
+    left_out = sorted(labelled - kept)
     if left_out:  # the limit's cause, not the labels': the advice is the limit's
         shown = ", ".join(names[c] for c in left_out[:5]) + (", ..." if len(left_out) > 5 else "")
         log.warning(
@@ -263,7 +264,7 @@ def normalised_splits(
             len(labelled),
             shown,
         )
-    untrained = sorted(set(y.tolist()) - set(y[train_idx].tolist()))
+    untrained = sorted(kept - set(y[train_idx].tolist()))
     if untrained:  # scored, never learnt: every model misses them, whatever its architecture
         shown = ", ".join(names[c] for c in untrained[:5]) + (", ..." if len(untrained) > 5 else "")
         log.warning(

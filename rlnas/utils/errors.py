@@ -108,6 +108,12 @@ def composition_error(conf_dir: str | os.PathLike, config_name: str, overrides: 
     return None
 
 
+def struct_key(message: str) -> str | None:
+    """The key of Hydra's "Could not override 'space.stem_stride': Key 'stem_stride' is not in struct", or None."""
+    found = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
+    return found.group(1) if found else None
+
+
 def unknown_key_message(conf_dir: str | os.PathLike, config_name: str, overrides: list[str], message: str) -> str:
     """Hydra's "Could not override 'int8.calibration': Key 'int8' is not in struct" as the settings there are.
 
@@ -117,10 +123,9 @@ def unknown_key_message(conf_dir: str | os.PathLike, config_name: str, overrides
     """
     from hydra import compose, initialize_config_dir
 
-    found = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
-    if found is None:
+    key = struct_key(message)
+    if key is None:
         return message
-    key = found.group(1)
     rest = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
