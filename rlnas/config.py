@@ -5,7 +5,8 @@ Three layers, each catching what the one before cannot:
 1. :func:`check_overrides` (before Hydra runs): every config-group choice on the
    command line (``controller=foo``, sweeps ``controller=enas,foo`` included)
    names an existing ``conf/GROUP/NAME.yaml``, and a single run's overrides
-   compose (unknown keys, bad syntax).
+   compose (unknown keys, bad syntax); a sweep's jobs compose and pass
+   :func:`validate_config`, each swept value once, before the first job starts.
 2. :data:`RlnasConfig` (a structured config): the app's own sections have
    types; :func:`validate_config` merges the composed config into it, so
    ``seed=abc`` or ``search.nesterov=maybe`` fail naming the key.
@@ -108,7 +109,9 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
 
     Group choices are checked for single runs and sweeps. The overrides of a
     single run are composed as Hydra will compose them, so an unknown key or a
-    bad value fails here with one line instead of Hydra's multi-line report.
+    bad value fails here with one line instead of Hydra's multi-line report; a
+    sweep's jobs are composed and validated too (each swept value once), so a
+    bad value in a later job stops the sweep before its first job runs.
 
     Raises:
         ConfigError: Naming the override.
@@ -144,13 +147,19 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         message = composition_error(conf_dir, "config", [*chosen, *searched]) if chosen else None
         if message is not None:
             raise ConfigError(message)
-        first = _first_job(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else None
+        jobs = _sweep_jobs(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else []
+        first = [o for o, _ in jobs[0]] if jobs else None
         message = composition_error(conf_dir, "config", [*first, *searched]) if first else None
         if message is not None:  # Hydra stopped the sweep with its multi-line report, exit 1
             hint = _group_hint(message, first) or _left_out_hint(message, first, conf_dir, searched) or message
             for job, typed in zip(first, overrides, strict=True):  # the fix names the sweep as typed
                 hint = hint.replace(f"+{job.lstrip('+')}", f"+{typed.lstrip('+')}")
             raise ConfigError(f"{hint} (in the sweep's first job)")
+        # Hydra ran the jobs before a bad value (seed=0,abc) and then stopped the sweep with its
+        # "Error executing job" report: each value is checked here, before the first job starts.
+        message = _sweep_error(jobs, conf_dir, searched) if jobs else None
+        if message is not None:
+            raise ConfigError(message)
         return
     message = composition_error(conf_dir, "config", [*overrides, *searched])
     if message is not None:
@@ -158,19 +167,95 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         raise ConfigError(hint or message)
 
 
-def _first_job(overrides: Sequence[str]) -> list[str] | None:
-    """The overrides of a sweep's first job (each swept key at its first value), or None when a sweep
-    cannot be expanded here (``glob(...)`` needs Hydra's config loader)."""
+#: Jobs of a sweep checked before it starts (each swept value once, see :func:`_sweep_jobs`).
+MAX_CHECKED_JOBS = 32
+
+
+def _sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
+    """The jobs of a sweep checked before it starts, each as ``(override, typed value)`` pairs: the first
+    job (each swept key at its first value), then, for each swept key, the first job with that key at
+    each of its other values.
+
+    Each value is checked once (``a,b x c,d`` gives 3 jobs, not 4), up to :data:`MAX_CHECKED_JOBS`
+    jobs, a key's values of another type than its first value's first; a value bad only beside another
+    key's value is left to the sweep. Empty when the sweep
+    cannot be expanded here (``glob(...)`` needs Hydra's config loader, another sweeper's syntax).
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
-        return [
-            f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
+        values = [
+            [
+                (f"{o.get_key_element()}={text}", value)
+                for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator(), strict=True)
+            ]
+            if o.is_sweep_override()
+            else [(o.input_line, o.value())]
             for o in parsed
         ]
     except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse or expand itself
-        return None
+        return []
+    if any(not options for options in values):  # an empty sweep (seed=range(0)) runs no job
+        return []
+    first = [options[0] for options in values]
+    jobs = [first]
+    for i, options in enumerate(values):
+        # Values of another type than the first's go first: seed=range(1000),abc checks abc in the cap.
+        for option in sorted(options[1:], key=lambda o: type(o[1]) is type(options[0][1])):
+            if len(jobs) == MAX_CHECKED_JOBS:
+                return jobs
+            jobs.append([*first[:i], option, *first[i + 1 :]])
+    return jobs
+
+
+def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Sequence[str]) -> str | None:
+    """The one-line error of the first of ``jobs`` whose config is bad (composition, then types), else None.
+
+    The first job is composed as Hydra will; a job that differs from it in one setting's value takes
+    that value on a copy of the first job's config (Hydra composes in about 0.1 s, so a sweep over
+    ``seed=range(32)`` would wait 3 s), a config group's or Hydra's own choice is composed.
+    """
+    import copy
+
+    from hydra import compose, initialize_config_dir
+
+    first = [o for o, _ in jobs[0]]
+    if any(o.lstrip("+").startswith("resume=") for o in first):
+        return None  # a resumed job runs on its run's own config, checked when it is read
+    with initialize_config_dir(str(conf_dir), version_base="1.3"):
+        base = None
+        for job in jobs:
+            changed = [(o, v) for (o, v), f in zip(job, first, strict=True) if o != f]
+            where = (
+                f"in the sweep's job with {', '.join(o for o, _ in changed)}" if changed else "in the sweep's first job"
+            )
+            try:
+                override = changed[0][0] if changed else ""
+                key = override.lstrip("+").partition("=")[0]
+                if (
+                    base is not None
+                    and not key.startswith("~")
+                    and "/" not in key
+                    and key.split(".")[0]
+                    not in (
+                        *GROUPS,
+                        "hydra",
+                    )
+                ):
+                    cfg = copy.deepcopy(base)
+                    OmegaConf.update(cfg, key, changed[0][1], merge=False, force_add=True)
+                else:
+                    cfg = compose("config", overrides=[*(o for o, _ in job), *searched])
+                    base = base if changed else copy.deepcopy(cfg)  # validated below, which resolves it in place
+                validate_config(cfg)
+            except ConfigError as err:
+                return f"{err} ({where})"
+            except Exception as err:  # noqa: BLE001 - a composition error: Hydra's message in one line
+                from rlnas.utils.errors import one_line
+
+                return f"{one_line(err)} ({where})"
+    return None
 
 
 def _group_hint(message: str, overrides: Sequence[str]) -> str | None:

@@ -262,6 +262,43 @@ def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
     check_overrides(["-m", "seed=range(2)", "controller=enas,tpe", "+task=classification"])  # composes: no error
 
 
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        # Hydra ran seed=0's whole search, then stopped with "Error executing job with overrides", exit 1
+        (["seed=0,abc"], "seed='abc' must be int (in the sweep's job with seed=abc)"),
+        (["seed=abc,1"], "seed='abc' must be int (in the sweep's first job)"),
+        (
+            ["seed=0,1", "search.lr=0.1,nan"],
+            "search.lr=nan must be a finite number (in the sweep's job with search.lr=nan)",
+        ),
+        (["seed=range(100),-1"], None),  # Hydra's grammar: not one sweep; Hydra reports it
+        (["controller=enas,tpe", "controller.lr=0.1"], "'controller.lr'"),  # tpe has no lr
+    ],
+)
+def test_each_value_of_a_sweep_is_checked_before_its_first_job(sweep, message):
+    from rlnas.config import ConfigError, check_overrides
+
+    argv = ["-m", *sweep, "+task=classification"]
+    if message is None:
+        check_overrides(argv)
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_overrides(argv)
+
+
+def test_a_sweeps_bad_value_in_a_long_range_is_checked_first():
+    from rlnas.config import MAX_CHECKED_JOBS, ConfigError, _sweep_jobs, check_overrides
+
+    values = ",".join([*map(str, range(3 * MAX_CHECKED_JOBS)), "x"])
+    jobs = _sweep_jobs([f"seed={values}", "+task=classification"])
+    assert len(jobs) == MAX_CHECKED_JOBS and jobs[1][0][0] == "seed=x"  # the odd type first, within the cap
+    with pytest.raises(ConfigError, match=re.escape("seed='x' must be int")):
+        check_overrides(["-m", f"seed={values}", "+task=classification"])
+    # every value once, not every combination: a,b x c,d x e,f is 4 jobs, not 8
+    assert len(_sweep_jobs(["seed=0,1", "controller=enas,tpe", "search.lr=0.1,0.2"])) == 4
+
+
 def test_a_generator_mapping_is_set_as_typed():
     # task.data.generator={iid_noise_scale: 0.05}: Hydra's "Key 'iid_noise_scale' is not in struct"
     # (the default is {}), though the same names work one by one with +.
