@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run retrain test format test-slow test-gpu smoke wheel-check tensorboard study study-trials study-tasks clean
+.PHONY: install run retrain test format test-slow test-gpu smoke wheel-check tensorboard study study-nk study-trials study-tasks clean
 
 # The venv is rebuilt when the dependency list or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -77,6 +77,21 @@ study: $(STAMP)
 		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) --out docs/$${b/_cifar10/} --readme docs/results.md || exit 1; \
 		$(PY) tools/compare_controllers.py --benchmark $$b $(STUDY_BUDGETS) $(ABLATIONS) --out docs/ablation_$${b/_cifar10/} \
 			--readme docs/ablation.md || exit 1; \
+	done
+
+# The RL controllers' defaults checked on tables unlike the shipped ones: three NK landscapes
+# (tools/nk_tables.py; N decisions of A choices, each coupled with K others), noise-free and with one
+# training seed drawn per evaluation, 40 seeds -> docs/nk/ and its blocks in docs/results.md (about 25 min).
+NK_LANDSCAPES := 8,4,2,1 10,3,3,2 6,6,1,3
+study-nk: $(STAMP)
+	for spec in $(NK_LANDSCAPES); do \
+		IFS=, read n a k s <<< "$$spec"; name=nk$${n}x$${a}k$${k}s$${s}; \
+		$(PY) tools/nk_tables.py --out outputs/nk --decisions $$n --choices $$a --k $$k --seed $$s || exit 1; \
+		for b in $$name $${name}_noisy; do \
+			$(PY) tools/compare_controllers.py --config-dir outputs/nk --benchmark $$b --seeds 40 --budgets 50 100 300 \
+				--jobs 2 --controllers random evolution local_search enas maskable_ppo --out docs/nk/$$b \
+				--readme docs/results.md || exit 1; \
+		done; \
 	done
 
 # Trial searches on MNIST-1D, 5 per controller, over the architecture alone and with its training

@@ -715,3 +715,72 @@ def test_nb201_converter_runs_no_code_from_the_results_file_unless_trusted(tmp_p
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().splitlines()[1].startswith("0,|none~0|")
+
+
+def test_nk_landscapes_couple_decisions_only_with_k_above_zero():
+    sys.path.insert(0, str(ROOT))
+    from tools.nk_tables import nk_landscape
+
+    rng = np.random.default_rng(0)
+    for k, additive in ((0, True), (2, False)):
+        archs, values = nk_landscape(6, 3, k, seed=4)
+        assert archs.shape == (3**6, 6) and values.min() == pytest.approx(60) and values.max() == pytest.approx(95)
+        index = {tuple(a): v for a, v in zip(archs.tolist(), values, strict=True)}
+        # What setting decision 0 from choice 0 to 1 is worth, beside random choices of the others.
+        gains = set()
+        for _ in range(20):
+            rest = tuple(int(c) for c in rng.integers(3, size=5))
+            gains.add(round(index[(1, *rest)] - index[(0, *rest)], 9))
+        assert (len(gains) == 1) is additive
+    again = nk_landscape(6, 3, 2, seed=4)[1]
+    assert np.array_equal(again, values) and not np.array_equal(nk_landscape(6, 3, 2, seed=5)[1], values)
+
+
+def test_nk_tables_run_as_benchmarks_noisy_and_not(tmp_path):
+    def write(out):
+        return subprocess.run(
+            [sys.executable, "tools/nk_tables.py", "--out", str(out), "--decisions", "4", "--choices", "3", "--k", "1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+
+    assert write(tmp_path / "a").returncode == 0 and write(tmp_path / "b").returncode == 0
+    table = (tmp_path / "a" / "nk4x3k1s0.csv").read_bytes()
+    assert table == (tmp_path / "b" / "nk4x3k1s0.csv").read_bytes()  # the same arguments, the same table
+    rows = {
+        r[0]: [float(v) / 100 for v in r[1:]] for r in (line.split(",") for line in table.decode().splitlines()[1:])
+    }
+    optimum = max(v[0] for v in rows.values())
+    assert len(rows) == 81 and any(v[1] != v[0] for v in rows.values())  # seed columns are noisy
+    for name in ("nk4x3k1s0", "nk4x3k1s0_noisy"):
+        proc = run_cli(
+            "--config-dir", str(tmp_path / "a"), f"+benchmark={name}", "controller=local_search",
+            "benchmark.evaluations=81", f"hydra.run.dir={tmp_path / name}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        found = re.search(r"best: ((?:d\d=c\d ?)+) \| acc=([\d.]+)(?:, acc_noisy=([\d.]+))?", proc.stdout)
+        key = "-".join(choice.split("=")[1] for choice in found.group(1).split())
+        if name.endswith("noisy"):
+            # The pick is the best reward drawn, one seed's column; it is reported by its noise-free value.
+            assert float(found.group(2)) == pytest.approx(rows[key][0], abs=1e-4)
+            assert min(abs(float(found.group(3)) - v) for v in rows[key][1:]) < 1e-4
+        else:  # the whole space evaluated: the pick is the optimum
+            assert float(found.group(2)) == pytest.approx(optimum, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--decisions", "12", "--choices", "4"], "16,777,216 architectures; at most 2,000,000"),
+        (["--decisions", "100000"], "about 10**60206 architectures"),
+        (["--decisions", "4", "--k", "4"], "--k must be in 0..3"),
+        (["--noise", "nan"], "--noise must be a finite number >= 0"),
+        (["--name", "../x"], "letters, digits and _ only"),
+    ],
+)
+def test_nk_tables_refuse_what_they_cannot_write(tmp_path, args, message):
+    proc = subprocess.run(
+        [sys.executable, "tools/nk_tables.py", "--out", str(tmp_path), *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and message in proc.stderr and not list(tmp_path.iterdir())
