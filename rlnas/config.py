@@ -233,16 +233,9 @@ def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Se
             try:
                 override = changed[0][0] if changed else ""
                 key = override.lstrip("+").partition("=")[0]
-                if (
-                    base is not None
-                    and not key.startswith("~")
-                    and "/" not in key
-                    and key.split(".")[0]
-                    not in (
-                        *GROUPS,
-                        "hydra",
-                    )
-                ):
+                # A group choice (controller=tpe), a deletion or Hydra's own key changes what is composed.
+                composed = base is None or key.startswith("~") or "/" in key or key in GROUPS
+                if not composed and key.split(".")[0] != "hydra":
                     cfg = copy.deepcopy(base)
                     OmegaConf.update(cfg, key, changed[0][1], merge=False, force_add=True)
                 else:
@@ -254,8 +247,12 @@ def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Se
             except Exception as err:  # noqa: BLE001 - a composition error: Hydra's message in one line
                 from rlnas.utils.errors import one_line
 
-                return f"{one_line(err)} ({where})"
-    return None
+                failed = [o for o, _ in job], one_line(err), where
+                break
+        else:
+            return None
+    overrides, message, where = failed  # Hydra's "not in struct" as a setting to add, or the section's settings
+    return f"{_left_out_hint(message, overrides, conf_dir, searched) or message} ({where})"
 
 
 def _group_hint(message: str, overrides: Sequence[str]) -> str | None:

@@ -273,7 +273,7 @@ def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
             "search.lr=nan must be a finite number (in the sweep's job with search.lr=nan)",
         ),
         (["seed=range(100),-1"], None),  # Hydra's grammar: not one sweep; Hydra reports it
-        (["controller=enas,tpe", "controller.lr=0.1"], "'controller.lr'"),  # tpe has no lr
+        (["controller=enas,tpe", "controller.lr=0.1"], "controller.lr is not a setting of TPEController"),
     ],
 )
 def test_each_value_of_a_sweep_is_checked_before_its_first_job(sweep, message):
