@@ -82,7 +82,7 @@ study: $(STAMP)
 # The RL controllers' defaults checked on tables unlike the shipped ones: three NK landscapes
 # (tools/nk_tables.py; N decisions of A choices, each coupled with K others), noise-free and with one
 # training seed drawn per evaluation, 40 seeds, and enas with the other novelty fallback -> docs/nk/ and its
-# blocks in docs/results.md (about 30 min).
+# blocks in docs/results.md (about 20 min).
 NK_LANDSCAPES := 8,4,2,1 10,3,3,2 6,6,1,3
 study-nk: $(STAMP)
 	for spec in $(NK_LANDSCAPES); do \
