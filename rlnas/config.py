@@ -178,8 +178,8 @@ def _sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
 
     Each value is checked once (``a,b x c,d`` gives 3 jobs, not 4), up to :data:`MAX_CHECKED_JOBS`
     jobs, a key's values of another type than its first value's first; a value bad only beside another
-    key's value is left to the sweep. Empty when the sweep
-    cannot be expanded here (``glob(...)`` needs Hydra's config loader, another sweeper's syntax).
+    key's value is left to the sweep. Empty when the sweep cannot be expanded here (``glob(...)`` needs
+    Hydra's config loader, another sweeper's syntax).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
