@@ -148,16 +148,10 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         if message is not None:
             raise ConfigError(message)
         jobs = _sweep_jobs(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else []
-        first = [o for o, _ in jobs[0]] if jobs else None
-        message = composition_error(conf_dir, "config", [*first, *searched]) if first else None
-        if message is not None:  # Hydra stopped the sweep with its multi-line report, exit 1
-            hint = _group_hint(message, first) or _left_out_hint(message, first, conf_dir, searched) or message
-            for job, typed in zip(first, overrides, strict=True):  # the fix names the sweep as typed
-                hint = hint.replace(f"+{job.lstrip('+')}", f"+{typed.lstrip('+')}")
-            raise ConfigError(f"{hint} (in the sweep's first job)")
-        # Hydra ran the jobs before a bad value (seed=0,abc) and then stopped the sweep with its
-        # "Error executing job" report: each value is checked here, before the first job starts.
-        message = _sweep_error(jobs, conf_dir, searched) if jobs else None
+        # Hydra stopped a sweep whose first job does not compose with its multi-line report (exit 1), and
+        # ran the jobs before a bad value (seed=0,abc) before its "Error executing job" report: each value
+        # is checked here, before the first job starts.
+        message = _sweep_error(jobs, overrides, conf_dir, searched) if jobs else None
         if message is not None:
             raise ConfigError(message)
         return
@@ -209,23 +203,26 @@ def _sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
     return jobs
 
 
-def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Sequence[str]) -> str | None:
+def _sweep_error(
+    jobs: list[list[tuple[str, Any]]], typed: Sequence[str], conf_dir: Path, searched: Sequence[str]
+) -> str | None:
     """The one-line error of the first of ``jobs`` whose config is bad (composition, then types), else None.
 
     The first job is composed as Hydra will; a job that differs from it in one setting's value takes
     that value on a copy of the first job's config (Hydra composes in about 0.1 s, so a sweep over
-    ``seed=range(32)`` would wait 3 s), a config group's or Hydra's own choice is composed.
+    ``seed=range(32)`` would wait 3 s), a config group's or Hydra's own choice is composed. A first
+    job that does not compose is named with the fix as the sweep was ``typed``.
     """
     import copy
 
     from hydra import compose, initialize_config_dir
 
     first = [o for o, _ in jobs[0]]
-    if any(o.lstrip("+").startswith("resume=") for o in first):
-        return None  # a resumed job runs on its run's own config, checked when it is read
+    # A resumed job runs on its run's own config, checked when it is read: only the first job's composition here.
+    resumed = any(o.lstrip("+").startswith("resume=") for o in first)
     with initialize_config_dir(str(conf_dir), version_base="1.3"):
         base = None
-        for job in jobs:
+        for job in jobs[:1] if resumed else jobs:
             changed = [(o, v) for (o, v), f in zip(job, first, strict=True) if o != f]
             where = (
                 f"in the sweep's job with {', '.join(o for o, _ in changed)}" if changed else "in the sweep's first job"
@@ -235,13 +232,14 @@ def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Se
                 key = override.lstrip("+").partition("=")[0]
                 # A group choice (controller=tpe), a deletion or Hydra's own key changes what is composed.
                 composed = base is None or key.startswith("~") or "/" in key or key in GROUPS
-                if not composed and key.split(".")[0] != "hydra":
+                if not (composed or key.split(".")[0] == "hydra"):
                     cfg = copy.deepcopy(base)
                     OmegaConf.update(cfg, key, changed[0][1], merge=False, force_add=True)
                 else:
                     cfg = compose("config", overrides=[*(o for o, _ in job), *searched])
                     base = base if changed else copy.deepcopy(cfg)  # validated below, which resolves it in place
-                validate_config(cfg)
+                if not resumed:
+                    validate_config(cfg)
             except ConfigError as err:
                 return f"{err} ({where})"
             except Exception as err:  # noqa: BLE001 - a composition error: Hydra's message in one line
@@ -252,7 +250,12 @@ def _sweep_error(jobs: list[list[tuple[str, Any]]], conf_dir: Path, searched: Se
         else:
             return None
     overrides, message, where = failed  # Hydra's "not in struct" as a setting to add, or the section's settings
-    return f"{_left_out_hint(message, overrides, conf_dir, searched) or message} ({where})"
+    if overrides != first:
+        return f"{_left_out_hint(message, overrides, conf_dir, searched) or message} ({where})"
+    hint = _group_hint(message, first) or _left_out_hint(message, first, conf_dir, searched) or message
+    for job, as_typed in zip(first, typed, strict=True):  # the fix names the sweep as typed
+        hint = hint.replace(f"+{job.lstrip('+')}", f"+{as_typed.lstrip('+')}")
+    return f"{hint} ({where})"
 
 
 def _group_hint(message: str, overrides: Sequence[str]) -> str | None:
