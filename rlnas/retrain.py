@@ -139,6 +139,12 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
         raise ValueError(
             f"{path}: 'train' must map training settings among {list(known)} to values, got {searched!r}"[:300]
         )
+    metrics = payload.get("metrics", {})
+    plain = isinstance(metrics, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
+    )
+    if not plain:  # the report quotes them beside the retrained scores
+        raise ValueError(f"{path}: 'metrics' must map metric names to numbers, got {metrics!r}"[:300])
     if not isinstance(payload.get("description", ""), str):  # compared with the space's own description
         raise ValueError(f"{path}: 'description' must be text, got {payload['description']!r}"[:300])
     cfg_path = Path(run_config).expanduser() if run_config else path.parent / "config.yaml"
@@ -266,12 +272,16 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     saved = payload.get("description")
     architecture = space.describe(arch)
     described = describe_with_settings(architecture, payload.get("train", {}))
-    if saved is not None and saved != described and saved.startswith(architecture + " train/"):
-        # The architecture is this space's; its training settings were edited after the search.
+    if (
+        saved is not None
+        and saved != described
+        and (saved == architecture or saved.startswith(architecture + " train/"))
+    ):
+        # The architecture is this space's; its training settings were edited (or added) after the search.
         raise ValueError(
             f"arch={cfg.arch}: its 'train' settings ({describe_with_settings('', payload.get('train', {})) or 'none'}) "
-            f"differ from those its description names ({saved[len(architecture) + 1 :]}); "
-            "the file was edited after the search"
+            f"differ from those its description names ({saved[len(architecture) + 1 :] or 'none'}); "
+            "the file was edited after the search (give training settings as train.NAME=VALUE instead)"
         )
     if saved is not None and saved != described:  # same length, another space: another network
         raise ValueError(

@@ -350,3 +350,40 @@ def test_a_lower_is_better_column_is_searched_with_a_negative_scale(tmp_path):
             _sparse_search(conf, f"+benchmark.metric_scale={bad}")
     with pytest.raises(ValueError, match=r"benchmark.missing='maybe' is unknown"):
         _sparse_search(conf, "+benchmark.missing=maybe")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("benchmark.evaluations=6.5", r"benchmark.evaluations must be a whole number >= 1, got 6.5"),
+        ("benchmark.archs_per_step=abc", r"benchmark.archs_per_step must be a whole number >= 1, got 'abc'"),
+        ("+benchmark.requery=maybe", r"benchmark.requery must be true or false, got 'maybe'"),
+        (
+            "benchmark.metric=params +benchmark.metric_scale=1e308",
+            r"benchmark.metric_scale=1e\+308 takes values of .*sparse.csv past the float",
+        ),
+        ("benchmark.decisions.x=[[a],b]", r"benchmark.decisions.x: a choice must be a name .*, got \['a'\]"),
+        ("benchmark.decisions.x=[null,b]", r"benchmark.decisions.x: a choice must be a name .*, got None"),
+        ("benchmark.decisions.x=[a,b,a]", r"benchmark.decisions.x repeats a choice"),
+        ("+benchmark.metric_columns=[score,score]", r"benchmark.metric_columns names 'score' twice"),
+        (
+            "+benchmark.metric_columns=[score,error]",
+            r"benchmark.metric='score' names the reward drawn from benchmark.metric_columns, so it must differ",
+        ),
+    ],
+)
+def test_benchmark_settings_of_the_wrong_type_are_named(tmp_path, override, message):
+    """Each was taken (6.5 evaluations as 6, requery 'maybe' as true, a seed column twice), a KeyError
+    ('score', or a metric named like a seed column), a TypeError (a nested choice) or min() of nothing."""
+    conf = _sparse_table(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        _sparse_search(conf, "controller=random", *override.split())
+
+
+def test_benchmark_costs_that_are_not_a_mapping_are_named():
+    """costs: [params] (a list in a config file) was "dictionary update sequence element #0 has length 6"."""
+    from rlnas.benchmarks.parts import benchmark_parts
+
+    bench = {"path": "t.csv", "key_template": "{a}", "metric": "acc", "decisions": {"a": ["x"]}, "costs": ["params"]}
+    with pytest.raises(ValueError, match=r"benchmark.costs must map each cost name to its column, .* got \['params'\]"):
+        benchmark_parts(bench)

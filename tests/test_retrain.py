@@ -715,3 +715,27 @@ def test_predict_takes_paths_as_typed_and_never_reads_a_pipe_to_judge_its_output
     os.mkfifo(fifo)
     with pytest.raises(PredictError, match="is not a regular file \\(a link, device or pipe\\)"):
         _check_output(fifo, str(fifo), [])
+
+
+def test_retrain_refuses_training_settings_added_to_a_pick_and_metrics_that_are_not_numbers(tmp_path):
+    """'train' added to a weight-sharing search's pick was named "found in another space" (the same
+    architecture twice); a 'metrics' value of null failed the report after training (TypeError)."""
+    run = _search_run(tmp_path, "classification")
+    payload = json.loads((run / "best_arch.json").read_text())
+    payload["description"] = " | ".join(["conv3x3"] * 6)  # as the search wrote it: no training settings
+    (run / "best_arch.json").write_text(json.dumps({**payload, "train": {"lr": 0.5}}))
+    with pytest.raises(
+        ValueError,
+        match=r"its 'train' settings \(train/lr=0.5\) differ from those its description "
+        r"names \(none\); the file was edited after the search",
+    ):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+    (run / "best_arch.json").write_text(json.dumps({**payload, "metrics": {"val_accuracy": None}}))
+    with pytest.raises(ValueError, match=r"best_arch.json: 'metrics' must map metric names to numbers"):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+    # A key written twice (an edit below the original) is malformed, not the last one silently.
+    text = json.dumps(payload)
+    (run / "best_arch.json").write_text(text[:-1] + ', "arch": [0]}')
+    with pytest.raises(ValueError, match=r"key 'arch' appears twice in one object"):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+    assert not any((tmp_path / "out").glob("*"))  # nothing written before the refusals

@@ -44,7 +44,11 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
     unknown = sorted(set(bench) - known)
     if unknown:
         raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
-    space = CategoricalSpace(bench.get("decisions") or {})
+    _check_settings(bench)
+    try:
+        space = CategoricalSpace(bench.get("decisions") or {})
+    except ValueError as err:  # the space's words name space.decisions; here the user wrote benchmark.decisions
+        raise ValueError(str(err).replace("space.decisions", "benchmark.decisions", 1)) from None
     kind = bench.get("kind", "table")
     evaluator: Evaluator
     if kind == "hidden_target":
@@ -84,3 +88,35 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
     else:
         raise ValueError(f"benchmark.kind={kind!r} is unknown; allowed: ['table', 'hidden_target']")
     return space, evaluator
+
+
+def _check_settings(bench: dict[str, Any]) -> None:
+    """Refuses, naming the key, a setting of the wrong type (``int()``/``bool()`` would take 6.5 or ``"maybe"``)."""
+    for key, default in (("evaluations", 300), ("archs_per_step", 10)):
+        value = bench.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"benchmark.{key} must be a whole number >= 1, got {value!r}")
+    requery = bench.get("requery", False)
+    if not isinstance(requery, bool):
+        raise ValueError(f"benchmark.requery must be true or false, got {requery!r}")
+    costs = bench.get("costs")
+    if costs is not None and not (isinstance(costs, dict) and all(isinstance(v, str) for v in costs.values())):
+        raise ValueError(
+            f"benchmark.costs must map each cost name to its column, e.g. {{params: params_m}}, got {costs!r}"
+        )
+    columns = bench.get("metric_columns")
+    if columns is None:
+        return
+    if not (isinstance(columns, list) and all(isinstance(c, str) and c for c in columns)):
+        raise ValueError(f"benchmark.metric_columns must be a list of column names, got {columns!r}")
+    twice = next((c for c in columns if columns.count(c) > 1), None)
+    if twice is not None:  # a seed listed twice would be drawn twice as often, unseen
+        raise ValueError(f"benchmark.metric_columns names {twice!r} twice: {columns}")
+    metric, report = bench.get("metric"), bench.get("report")
+    if columns and metric in [*columns, report]:
+        # With seed columns, metric names the drawn value; a table column of that name would be shadowed.
+        clash = "benchmark.report" if metric == report else "one of benchmark.metric_columns"
+        raise ValueError(
+            f"benchmark.metric={metric!r} names the reward drawn from benchmark.metric_columns, so it must differ "
+            f"from {clash} (e.g. metric: {metric}_drawn)"
+        )

@@ -149,6 +149,10 @@ class TabularBenchmark:
         self.skip_missing = missing == "skip"
         reward_fields = self.metric_columns or [self.metric]
         values = [row[f] * self.metric_scale for row in self.rows.values() for f in reward_fields]
+        if any(math.isinf(v) for v in values):  # finite values times a finite scale, past the float range
+            raise ValueError(
+                f"benchmark.metric_scale={metric_scale!r} takes values of {self.path} past the float range (inf)"
+            )
         #: The lowest reward value the table holds (scaled).
         self.lowest_reward = min(v for v in values if math.isfinite(v))
         if missing_reward is None:

@@ -249,10 +249,21 @@ def parse_json(text: str) -> Any:
     """``json.loads``, with nesting too deep for Python's parser reported as malformed JSON.
 
     A file of 100,000 nested brackets makes ``json.loads`` raise :class:`RecursionError`, which callers
-    that name a malformed file (:class:`json.JSONDecodeError`) would not catch.
+    that name a malformed file (:class:`json.JSONDecodeError`) would not catch. A key given twice in one
+    object is malformed too: ``json.loads`` keeps the last one unseen (an edited ``"arch"`` written below
+    the original would be the one used).
     """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise json.JSONDecodeError(f"key {key!r} appears twice in one object", text[:100], 0)
+            out[key] = value
+        return out
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", text[:100], 0) from None
 
