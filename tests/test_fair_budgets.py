@@ -380,6 +380,12 @@ def test_comparison_counts_that_run_nothing_are_refused_before_any_search(option
         (["--variant", "random", "enas", "controller.lr=0.1"], "--variant random: that label is taken by another run"),
         # a variant's bad value stopped the comparison when its turn came, in the controller's words
         (["--variant", "fast", "enas", "controller.lr=abc"], "fast: controller.lr='abc' must be float"),
+        # a variant's own budget was tabulated at the shared budget (10 evaluations shown as 20)
+        (["--variant", "short", "enas", "benchmark.evaluations=10"], "--variant short: benchmark.evaluations=10 would"),
+        # every seed of a variant ran as seed 5
+        (["--variant", "s5", "enas", "seed=5"], "--variant s5: seed=5 would change what the runs are compared on"),
+        # an empty label made a table row without a name
+        (["--variant", "", "enas", "controller.lr=0.1"], "--variant '': a label must be a name"),
     ],
 )
 def test_comparison_runs_are_checked_before_the_first_starts(option, message, tmp_path, capsys):

@@ -32,8 +32,10 @@ Examples::
 
 ``--variant LABEL CONTROLLER OVERRIDE...`` adds a run of CONTROLLER with extra
 overrides under its own label (e.g. a warm-started controller next to the same
-one started cold); ``--reference`` names the runs the Welch tests compare
-against (random search by default).
+one started cold); what every run must share to be compared (``seed``,
+``task.*``, ``benchmark.*`` but ``archs_per_step`` and ``requery``, ``hydra.*``)
+is refused there: give it to every run after ``--``. ``--reference`` names the
+runs the Welch tests compare against (random search by default).
 """
 
 from __future__ import annotations
@@ -607,6 +609,21 @@ def _one_run(
     return run_task(name, controller, seed, out, overrides, label, args.truth_seeds, args.truth_epochs)
 
 
+#: Settings a variant may not change alone: what every run must share to be compared (a variant with
+#: ``benchmark.evaluations=10`` was tabulated at the shared budget after 10 evaluations).
+SHARED_SETTINGS = ("seed", "data_seed", "hydra", "benchmark", "task", "ground_truth", "trials.budget")
+#: Benchmark settings that are a search's behaviour, not the table's: a variant may change them.
+VARIANT_BENCHMARK_SETTINGS = ("benchmark.archs_per_step", "benchmark.requery")
+
+
+def _shared_setting(override: str) -> bool:
+    """Whether a variant's ``override`` sets something every run of a comparison must share."""
+    key = override.split("=", 1)[0].lstrip("+~").strip()
+    if key in VARIANT_BENCHMARK_SETTINGS:
+        return False
+    return any(key == s or key.startswith(s + ".") for s in SHARED_SETTINGS)
+
+
 def _check_plan(
     parser: argparse.ArgumentParser, plan: list[tuple[str, str, list[str]]], args: argparse.Namespace
 ) -> None:
@@ -715,7 +732,15 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
                 f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in "
                 f"{ALL + DIFFERENTIABLE}"
             )
-        plan.append((variant[0], variant[1], variant[2:]))
+        label = variant[0]
+        if not label.strip() or any(c in label for c in "|\n\r`"):  # a table row's name, and a Markdown cell
+            parser.error(f"--variant {label!r}: a label must be a name without '|', '`' or line breaks")
+        if fixed := next((o for o in variant[2:] if _shared_setting(o)), None):
+            parser.error(
+                f"--variant {label}: {fixed} would change what the runs are compared on (seeds, data, table, "
+                "budget or output dirs); give every run the same setting after -- instead"
+            )
+        plan.append((label, variant[1], variant[2:]))
     if args.benchmark and any(c in DIFFERENTIABLE for _, c, _ in plan):
         parser.error(
             f"{' and '.join(DIFFERENTIABLE)} train through a supernet: compare them with --task, not --benchmark"
