@@ -178,3 +178,12 @@ def test_a_space_or_evaluator_of_another_kind_is_named():
     toy = gym.make("rlnas/ToyTable-v0").unwrapped
     with pytest.raises(TypeError, match="evaluator must have an evaluate\\(arch\\) method, got dict"):
         gym.make("rlnas/ArchitectureSearch-v0", space=toy.space, evaluator={})
+
+
+def test_a_reward_that_is_not_callable_and_a_table_path_that_is_a_directory_are_named(tmp_path):
+    """reward='abc' failed at the end of the first episode ("'str' object is not callable"); a table path
+    that is a directory was reported "not found"."""
+    with pytest.raises(TypeError, match=r"reward must turn an Evaluation into a float .* got 'abc'"):
+        gym.make("rlnas/ToyTable-v0", reward="abc")
+    with pytest.raises(ValueError, match=f"benchmark table {tmp_path} is a directory, not a table file"):
+        gym.make("rlnas/NB201-v0", path=str(tmp_path))

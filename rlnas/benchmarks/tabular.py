@@ -176,7 +176,8 @@ class TabularBenchmark:
         )
         if not self.path.is_file():
             hint = f" (set benchmark.path= or ${self.env_var} to your copy)" if self.env_var else ""
-            raise DataError(f"benchmark table {self.path} not found{hint}; it must be {need}")
+            what = "is a directory, not a table file" if self.path.is_dir() else "not found"
+            raise DataError(f"benchmark table {self.path} {what}{hint}; it must be {need}")
         rows: dict[str, dict[str, float]] = {}
         separator: str | None = None  # a CSV's; a JSON file holds numbers
         try:

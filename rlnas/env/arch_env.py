@@ -73,6 +73,12 @@ class ArchitectureEnv(gym.Env):
             raise TypeError(f"space must be a SearchSpace (e.g. rlnas.spaces.MacroSpace()), got {type(space).__name__}")
         if not callable(getattr(evaluator, "evaluate", None)):
             raise TypeError(f"evaluator must have an evaluate(arch) method, got {type(evaluator).__name__}")
+        if reward is not None and not callable(reward):  # "abc" failed at the first episode's end
+            raise TypeError(
+                f"reward must turn an Evaluation into a float (e.g. rlnas.rewards.MetricReward()), got {reward!r}"
+            )
+        if feasibility is not None and not callable(getattr(feasibility, "mask", None)):
+            raise TypeError(f"feasibility must be a rlnas.rewards.FeasibilityMask, got {type(feasibility).__name__}")
         if invalid_action not in ("wrap", "raise"):
             raise ValueError(f"invalid_action={invalid_action!r}; allowed: 'wrap', 'raise'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
