@@ -389,10 +389,18 @@ def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _check_finite(node: Any) -> None:
-    """Refuses NaN and infinite numbers anywhere in a config: no setting means them (``search.lr=inf``)."""
+    """Refuses NaN and infinite numbers anywhere in a config: no setting means them (``search.lr=inf``).
+
+    Nor numbers past float32's range: the weights, the controllers and their optimisers compute in float32,
+    and ``search.lr=1e308`` failed at the first step with torch's "cannot be converted ... without overflow".
+    """
+    from rlnas.tasks.training import FLOAT32_MAX
+
     for key, value in _leaves(node):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value} must be a finite number")
+        if isinstance(value, float) and abs(value) > FLOAT32_MAX:
+            raise ConfigError(f"{key}={value} is past float32's range (3.4e38), which the search computes in")
 
 
 def _resolve_in_place(cfg: DictConfig) -> dict[str, Any]:

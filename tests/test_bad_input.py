@@ -77,6 +77,9 @@ BAD_CONFIGS = [
     (["search.lr=inf"], "search.lr=inf must be a finite number"),
     (["search.weight_decay=nan"], "search.weight_decay=nan must be a finite number"),
     (["controller.lr=-inf"], "controller.lr=-inf must be a finite number"),
+    # finite but past float32's range: torch's "cannot be converted to type float without overflow"
+    (["search.lr=1e308"], "search.lr=1e+308 is past float32's range (3.4e38)"),
+    (["search.weight_decay=1e300"], "search.weight_decay=1e+300 is past float32's range (3.4e38)"),
     (["reward=tunas_abs", "reward.beta=-inf"], "reward.beta=-inf must be a finite number"),
     (["reward=mnas", "reward.targets.latency_ms=inf"], "reward.targets.latency_ms=inf must be a finite number"),
     # machine settings and combinations that cannot work

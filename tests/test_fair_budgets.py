@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -421,3 +422,25 @@ def test_local_search_state_round_trip():
     other = LocalSearchController(space, seed=99, num_init=3)
     other.load_state_dict(ctrl.state_dict())
     assert other.propose(7) == ctrl.propose(7) and other.centre == ctrl.centre
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        # the policy became NaN and the next sample failed in torch ("probability tensor contains ... nan")
+        ("controller.lr=1e37", "controller.lr=1e+37: a policy update made the controller's weights non-finite"),
+        # Adam divides the rate by 1 - beta1: a traceback "cannot be converted to type float without overflow"
+        ("controller.lr=3e38", "controller.lr=3e+38: overflows float32 in the controller's optimiser step"),
+        # SB3's next epoch built a distribution from NaN logits and said so in its own words
+        (
+            "controller=maskable_ppo controller.learning_rate=1e37",
+            "controller.learning_rate=1e+37: a policy update made the controller's weights non-finite",
+        ),
+    ],
+)
+def test_a_learning_rate_that_breaks_the_policy_is_named(override, message):
+    from rlnas.search.budget import build_budget_search
+
+    cfg = load_config(["+benchmark=toy", "seed=0", "benchmark.evaluations=100", *override.split()])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_budget_search(cfg, None, progress=False).run()

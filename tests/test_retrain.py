@@ -568,6 +568,8 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
         ("train.momentum=0", "train.nesterov=true needs train.momentum > 0"),
         ("train.grad_clip=-3", "train.grad_clip must be a finite number >= 0 (0: no clipping), got -3"),
         ("train.augment=yes", "train.augment must be true or false, got 'yes'"),
+        # finite, but the optimiser's step in float32 overflowed ("cannot be converted to type float")
+        ("train.lr=1e300", "train.lr=1e+300 is past float32's range (3.4e38)"),
     ],
 )
 def test_a_recipe_that_would_train_wrongly_or_fail_midway_is_refused_up_front(override, message):

@@ -20,6 +20,34 @@ from rlnas.spaces.base import Arch, SearchSpace
 CONTROLLER_FILE = "controller.pt"
 
 
+def check_finite_weights(module: Any, setting: str) -> None:
+    """Refuses a policy whose update left a weight NaN or infinite, naming the setting to lower.
+
+    A learning rate such as 1e37 passes every range check and then overflows the first Adam step; the next
+    sample failed deep in torch ("probability tensor contains either inf, nan", or a distribution's
+    constraint report).
+
+    Raises:
+        ValueError: Naming ``setting`` (e.g. ``controller.lr=1e+37``).
+    """
+    import torch
+
+    if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        raise ValueError(f"{setting}: a policy update made the controller's weights non-finite; lower it")
+
+
+def name_update_failure(err: Exception, module: Any, setting: str) -> None:
+    """Raises a one-line error naming ``setting`` when ``err`` (from a policy update) came from its size.
+
+    Weights made non-finite by the update are named by :func:`check_finite_weights`; torch's
+    "value cannot be converted to type float without overflow" (Adam divides the learning rate by
+    ``1 - beta1``, so 3e38 overflows float32) is named likewise. Any other error is left to the caller.
+    """
+    check_finite_weights(module, setting)
+    if isinstance(err, RuntimeError) and "overflow" in str(err):
+        raise ValueError(f"{setting}: overflows float32 in the controller's optimiser step; lower it") from None
+
+
 class Controller(abc.ABC):
     """Base class of controllers.
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, check_finite_weights, name_update_failure
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.enas_policy import ENASPolicy
 from rlnas.spaces.base import Arch, SearchSpace
@@ -229,7 +229,12 @@ class ENASController(Controller):
             loss.backward()
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
-            self.optimizer.step()
+            try:
+                self.optimizer.step()
+            except RuntimeError as err:
+                name_update_failure(err, self.policy, f"controller.lr={self.optimizer.param_groups[0]['lr']}")
+                raise
+        check_finite_weights(self.policy, f"controller.lr={self.optimizer.param_groups[0]['lr']}")
         skip_cols = [t for t, d in enumerate(self.space.decisions) if d.kind == "skip"]
         skip_rate = float(actions[:, skip_cols].float().mean()) if skip_cols else 0.0
         return {

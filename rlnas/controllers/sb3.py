@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import rlnas.controllers.sb3_parts as parts
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, check_finite_weights, name_update_failure
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.sb3_parts import EliteImitation, HistoryExtractor, NoEvaluator, full_mask, preserved_global_rng
 from rlnas.spaces.base import Arch, SearchSpace
@@ -287,13 +287,18 @@ class SB3Controller(EliteImitation, Controller):
             self._episode_rewards.append(float(reward))
             self.model.num_timesteps += len(steps)
             if self.buffer.full:
-                stats = self._train()
+                try:
+                    stats = self._train()
+                except (ValueError, RuntimeError) as err:  # e.g. SB3's next epoch meets NaN logits: name the cause
+                    name_update_failure(err, self.model.policy, f"controller.learning_rate={self.model.learning_rate}")
+                    raise
         self.memory.add(archs, rewards)
         if len(archs):
             with preserved_global_rng(int(self.rng.integers(2**31))):
                 imitation = self._imitate(self.memory.elite_archs())
             if imitation is not None:
                 stats = {**stats, "elite_log_prob": imitation}
+        check_finite_weights(self.model.policy, f"controller.learning_rate={self.model.learning_rate}")
         return {**stats, "policy_share": self.memory.policy_share()}
 
     def _train(self) -> dict[str, float]:

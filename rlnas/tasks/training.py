@@ -33,6 +33,10 @@ RECIPE_HPARAMS = ("lr", "lr_min", "weight_decay", "batch_size", "momentum", "opt
 TASK_HPARAMS = ("dropout", "label_smoothing")
 
 
+#: Largest float32: a recipe's numbers meet the weights (float32) in the optimiser's step.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
     """Refuses a non-number for a numeric :class:`Recipe` field (``train.lr=abc``), naming ``prefix.key``.
 
@@ -44,6 +48,9 @@ def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
         numeric = kinds.get(key) in ("int", "float", int, float)
         if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{prefix}.{key}={value!r} must be a number")
+        if numeric and value is not None and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+            # The optimiser steps in the weights' float32: lr=1e308 failed at the first step ("overflow").
+            raise ValueError(f"{prefix}.{key}={value!r} is past float32's range (3.4e38), which training computes in")
 
 
 @dataclass
