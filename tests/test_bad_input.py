@@ -77,6 +77,14 @@ BAD_CONFIGS = [
     (["search.lr=inf"], "search.lr=inf must be a finite number"),
     (["search.weight_decay=nan"], "search.weight_decay=nan must be a finite number"),
     (["controller.lr=-inf"], "controller.lr=-inf must be a finite number"),
+    # controllers too large to allocate: a traceback from the allocator, or the kernel's out-of-memory kill
+    (["controller.lstm_size=1000000000"], "controller.lstm_size=1000000000 gives a policy of 8e+18 numbers"),
+    (["controller=ppo", "controller.net_arch=[100000,100000]"], "controller.net_arch=[100000, 100000] gives a policy"),
+    (
+        ["controller=recurrent_ppo", "controller.lstm_hidden_size=1000000"],
+        "controller.net_arch=[64, 64] with controller.lstm_hidden_size=1000000 gives a policy",
+    ),
+    (["controller=maskable_ppo", "controller.rollout_archs=100000000"], "gives a rollout buffer of"),
     # finite but past float32's range: torch's "cannot be converted to type float without overflow"
     (["search.lr=1e308"], "search.lr=1e+308 is past float32's range (3.4e38)"),
     (["search.weight_decay=1e300"], "search.weight_decay=1e+300 is past float32's range (3.4e38)"),

@@ -20,6 +20,26 @@ from rlnas.spaces.base import Arch, SearchSpace
 CONTROLLER_FILE = "controller.pt"
 
 
+#: Most weights a controller's policy may have (800 MB in float32); ENAS's default policy has about 70,000.
+MAX_POLICY_WEIGHTS = 200_000_000
+
+
+def check_policy_size(weights: int, setting: str, what: str = "a policy") -> None:
+    """Refuses a policy too large to build before it is allocated, naming the setting that sizes it.
+
+    ``controller.lstm_size=1000000000`` asked the allocator for 160 GB (a traceback where memory is
+    capped; where it is not, the kernel's out-of-memory kill, without a word).
+
+    Raises:
+        ValueError: Naming ``setting`` and the size it asks for.
+    """
+    if weights > MAX_POLICY_WEIGHTS:
+        raise ValueError(
+            f"{setting} gives {what} of {weights:.3g} numbers ({4 * weights / 2**30:,.0f} GiB); "
+            f"controllers are built with at most {MAX_POLICY_WEIGHTS:,}"
+        )
+
+
 def check_finite_weights(module: Any, setting: str) -> None:
     """Refuses a policy whose update left a weight NaN or infinite, naming the setting to lower.
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlnas.controllers.base import Controller, check_finite_weights, name_update_failure
+from rlnas.controllers.base import Controller, check_finite_weights, check_policy_size, name_update_failure
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.enas_policy import ENASPolicy
 from rlnas.spaces.base import Arch, SearchSpace
@@ -137,6 +137,9 @@ class ENASController(Controller):
             raise ValueError(f"controller.grad_clip={grad_clip} must be > 0 or null (null: no clipping)")
         if skip_weight < 0:
             raise ValueError(f"controller.skip_weight={skip_weight} must be >= 0 (the weight of the skip KL penalty)")
+        # An LSTM cell of size h has 8 h^2 weights: sized before it is allocated (a typo such as 640000 asks
+        # for tens of GB, and past 2**63 bytes torch's own size computation overflows).
+        check_policy_size(8 * lstm_size * lstm_size, f"controller.lstm_size={lstm_size}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = ENASPolicy(space, lstm_size, temperature, tanh_constant, "skip", skip_target)

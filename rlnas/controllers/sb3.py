@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import rlnas.controllers.sb3_parts as parts
-from rlnas.controllers.base import Controller, check_finite_weights, name_update_failure
+from rlnas.controllers.base import Controller, check_finite_weights, check_policy_size, name_update_failure
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.sb3_parts import EliteImitation, HistoryExtractor, NoEvaluator, full_mask, preserved_global_rng
 from rlnas.spaces.base import Arch, SearchSpace
@@ -136,6 +136,7 @@ class SB3Controller(EliteImitation, Controller):
         self.rollout_archs = int(rollout_archs)
         kwargs = {"net_arch": list(net_arch), "features_extractor_class": HistoryExtractor, **(policy_kwargs or {})}
         n_steps = self.rollout_archs * self.num_steps
+        self._check_size(widths, kwargs.get("lstm_hidden_size"), n_steps)
         # SB3 seeds python, numpy and torch globally; keep the caller's streams intact.
         with preserved_global_rng(), warnings.catch_warnings():
             # A last minibatch shorter than batch_size is harmless here.
@@ -169,6 +170,21 @@ class SB3Controller(EliteImitation, Controller):
         self.elite_weight = float(elite_weight)
         #: Rewards of the episodes in the rollout buffer, in order.
         self._episode_rewards: list[float] = []
+
+    def _check_size(self, widths: list[int], lstm: int | None, n_steps: int) -> None:
+        """Refuses a policy or rollout buffer too large to allocate, before SB3 allocates it.
+
+        The policy's weights: SB3's separate actor and critic MLPs over the one-hot history (and, for
+        RecurrentPPO, an LSTM each), its action and value heads; the buffer holds ``n_steps`` observations.
+        """
+        features = int(np.sum(self.env.observation_space.nvec))
+        inputs = int(lstm) if lstm else features
+        mlp = sum((a + 1) * b for a, b in zip([inputs, *widths], widths))
+        recurrent = 4 * (features + int(lstm) + 2) * int(lstm) if lstm else 0
+        heads = ((widths[-1] if widths else inputs) + 1) * (self.space.max_choices + 1)
+        setting = f"controller.net_arch={widths}" + (f" with controller.lstm_hidden_size={lstm}" if lstm else "")
+        check_policy_size(2 * (mlp + recurrent) + heads, setting)
+        check_policy_size(n_steps * features, f"controller.rollout_archs={self.rollout_archs}", "a rollout buffer")
 
     @classmethod
     def algorithm_class(cls) -> type:
