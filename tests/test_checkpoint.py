@@ -175,3 +175,34 @@ def test_a_resume_whose_latency_table_went_missing_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="rlnas.search.builder"):  # a first start measures it, silently
         build_search(_cfg(), tmp_path / "fresh", progress=False)
     assert "is missing" not in caplog.text
+
+
+def test_a_stop_request_abandons_an_epoch_that_outlasts_the_grace_and_resumes_bit_for_bit(
+    reference, tmp_path, monkeypatch
+):
+    """SIGTERM waited for the epoch to end, however long (search.controller_steps=1000000000 ran on until
+    SIGKILL); past the grace the search stops from its last checkpoint, and the resume ends as one never stopped."""
+    import rlnas.search.checkpoint as checkpoint
+    from rlnas.search.loop import Callback
+
+    monkeypatch.setattr(checkpoint, "STOP_GRACE_S", 0.0)
+    lut = f"costs.latency_table={reference / 'latency_lut.json'}"
+    search = build_search(_cfg(lut), tmp_path, progress=False)
+    stopper = next(cb for cb in search.callbacks if isinstance(cb, Checkpointer))
+
+    class SigtermMidEpoch(Callback):
+        def on_step(self, search) -> None:
+            if search.epoch == 1 and not stopper.stop_requested:
+                stopper._request_stop(signal.SIGTERM, None)  # the handler a SIGTERM runs
+
+    search.callbacks.insert(0, SigtermMidEpoch())
+    with pytest.raises(
+        SearchInterrupted,
+        match=r"stopped during epoch 2, still running 0 s after the stop request; "
+        r"the last checkpoint \(after epoch 1\) is kept",
+    ):
+        search.run()
+    assert load_checkpoint(tmp_path / CHECKPOINT)["next_epoch"] == 1
+    assert signal.getsignal(signal.SIGTERM) != stopper._request_stop  # the handlers are given back
+    build_search(_cfg(lut), tmp_path, progress=False, resume=True).run()
+    assert _outputs(tmp_path) == _outputs(reference)

@@ -15,6 +15,7 @@ import json
 import logging
 import shlex
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,8 +175,18 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return state
 
 
+#: Seconds a stop request waits for the epoch to end before the search stops from its last checkpoint
+#: (below SLURM's default KillWait of 30 s between SIGTERM and SIGKILL).
+STOP_GRACE_S = 20.0
+
+
 class Checkpointer(Callback):
     """Writes ``checkpoint.pt`` every ``every`` epochs and stops cleanly on SIGINT/SIGTERM.
+
+    A stop request lets the current epoch finish and checkpoints it; an epoch still running
+    ``STOP_GRACE_S`` after the request (``search.controller_steps=1000000000``, a huge epoch) is abandoned
+    and the search stops from its last checkpoint, as a second request does at once. A multi-process
+    search always finishes the epoch (its ranks must stop at the same step).
 
     Args:
         run_dir: The run directory.
@@ -200,6 +211,7 @@ class Checkpointer(Callback):
         self.every = int(every)
         self.stop_after = stop_after
         self.stop_requested = False
+        self._requested_at = 0.0
         #: Epochs the checkpoint on disk holds (0: none yet).
         self.saved_epoch = 0
         self._previous: dict[int, Any] = {}
@@ -216,16 +228,33 @@ class Checkpointer(Callback):
     def _request_stop(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.stop_requested:  # the second request: stop now, from the last checkpoint
-            self._restore_handlers()
-            epoch = self.saved_epoch
-            message = (
-                (f"stopped at once by a second {name}; the last checkpoint (after epoch {epoch}) is kept, {{hint}}")
-                if epoch
-                else f"stopped at once by a second {name}; no checkpoint yet, nothing to resume"
-            )
-            raise SearchInterrupted(epoch, self.run_dir, message)
-        log.warning("%s: finishing the current epoch or step, then writing a checkpoint (again to stop at once)", name)
+            self._stop_from_checkpoint(f"stopped at once by a second {name}")
+        log.warning(
+            "%s: finishing the current epoch or step, then writing a checkpoint (again to stop at once; "
+            "an epoch not done in %.0f s is abandoned for the last checkpoint)",
+            name,
+            STOP_GRACE_S,
+        )
         self.stop_requested = True
+        self._requested_at = time.monotonic()
+
+    def _stop_from_checkpoint(self, why: str) -> None:
+        self._restore_handlers()
+        epoch = self.saved_epoch
+        message = (
+            f"{why}; the last checkpoint (after epoch {epoch}) is kept, {{hint}}"
+            if epoch
+            else f"{why}; no checkpoint yet, nothing to resume"
+        )
+        raise SearchInterrupted(epoch, self.run_dir, message)
+
+    def on_step(self, search: Search) -> None:
+        if not self.stop_requested or self.comm.world > 1:
+            return
+        if time.monotonic() - self._requested_at > STOP_GRACE_S:
+            self._stop_from_checkpoint(
+                f"stopped during epoch {search.epoch + 1}, still running {STOP_GRACE_S:.0f} s after the stop request"
+            )
 
     def _restore_handlers(self) -> None:
         for sig, handler in self._previous.items():

@@ -55,6 +55,9 @@ class Callback:
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None: ...
 
+    def on_step(self, search: Search) -> None:
+        """Called after each supernet and each controller step (a stop that cannot wait is honoured here)."""
+
     def on_final_step(self, search: Search) -> None:
         """Called between the final re-scoring's evaluations (a stop request is honoured here)."""
 
@@ -216,6 +219,8 @@ class Search(FinalSelection):
                 has_metric = True
             if after_step is not None:
                 after_step()
+            for cb in self.callbacks:
+                cb.on_step(self)
         if not applied:
             return float("nan"), None
         sums = self.comm.mean_(torch.stack([loss_sum, metric_sum]))  # the loss is already averaged: unchanged
@@ -243,6 +248,8 @@ class Search(FinalSelection):
             for key, value in self.controller.observe(archs, rewards).items():
                 agg.setdefault(key, []).append(value)
             self._record(epoch, archs, evaluations, rewards, stats)
+            for cb in self.callbacks:
+                cb.on_step(self)
         for key, values in self.arch_stats.items():  # alpha steps of a differentiable controller
             agg.setdefault(key, []).extend(values)
         self.arch_stats = {}
