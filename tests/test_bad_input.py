@@ -790,6 +790,8 @@ def test_images_of_mixed_sizes_and_modes_load_resized(tmp_path):
         (-1, r"entries_ms.stem=-1 is not a latency"),
         ("fast", r"entries_ms.stem='fast' is not a latency"),
         (float("nan"), r"entries_ms.stem=nan is not a latency"),
+        # finite, yet summed to inf in the cost means (accepted, with NumPy's overflow warning)
+        (1e308, r"entries_ms.stem=1e\+308 is not a latency \(milliseconds >= 0 and at most an hour"),
     ],
 )
 def test_latency_tables_with_values_that_are_not_latencies_are_refused(tmp_path, entry, message):

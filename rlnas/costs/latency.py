@@ -23,6 +23,9 @@ from torch import nn
 from rlnas.spaces.base import SearchSpace
 from rlnas.utils import atomic_file, parse_json
 
+#: Largest latency of one module a table may hold: an hour, in milliseconds.
+MAX_MODULE_MS = 3_600_000.0
+
 
 def measure_ms(fn: Callable[[], object], device: torch.device, warmup: int = 5, repeats: int = 21) -> float:
     """Median wall time of ``fn()`` in milliseconds (synchronising CUDA)."""
@@ -109,9 +112,11 @@ class LatencyTable:
                 f"{path}: not a latency table (entries_ms must map module names, 'head' among them, to milliseconds)"
             )
         for name, value in entries.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            # Past an hour per module it is no measurement (1e308 summed to inf in the search's cost means).
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_MODULE_MS:
                 raise ValueError(
-                    f"{path}: entries_ms.{name}={value!r} is not a latency (a finite number of milliseconds >= 0)"
+                    f"{path}: entries_ms.{name}={value!r} is not a latency (milliseconds >= 0 and at most an hour, "
+                    f"{MAX_MODULE_MS:,.0f})"
                 )
         table = cls({k: float(v) for k, v in entries.items()}, str(device), shape)
         table.source = str(path)
