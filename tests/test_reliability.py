@@ -147,6 +147,14 @@ def test_a_run_dir_that_cannot_be_made_or_is_a_file_is_one_line(tmp_path):
         lock_run_dir(blocker)
     assert user_error_message(err.value) == f"{blocker} is a file, not a run directory"
     assert blocker.read_text() == "not a directory"
+    # A folder where the lock file goes was "cannot write the run's files there (Is a directory)".
+    (tmp_path / "run" / ".rlnas.lock").mkdir(parents=True)
+    with pytest.raises(ValueError) as err:
+        lock_run_dir(tmp_path / "run")
+    assert (
+        user_error_message(err.value)
+        == f"{tmp_path}/run/.rlnas.lock is a directory where the run's lock file goes; move it away"
+    )
 
 
 def test_a_checkpoint_of_another_space_is_refused_naming_it(tmp_path):

@@ -109,7 +109,11 @@ def lock_run_dir(run_dir: str | Path) -> None:
     writable_dir(path, str(path))  # read-only, a file on the way, no permission
     try:
         fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:  # a full disk
+    except OSError as err:  # a full disk; a folder where the lock file goes
+        if (path / LOCK_FILE).is_dir():
+            raise ValueError(
+                f"{path / LOCK_FILE} is a directory where the run's lock file goes; move it away"
+            ) from None
         raise ValueError(f"{path}: cannot write the run's files there ({err.strerror or type(err).__name__})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
