@@ -20,7 +20,7 @@ from rlnas.spaces.base import Arch, SearchSpace
 CONTROLLER_FILE = "controller.pt"
 
 
-#: Most weights a controller's policy may have (800 MB in float32); ENAS's default policy has about 70,000.
+#: Most weights a controller's policy may have (800 MB in float32); ENAS's default policy has about 35,000.
 MAX_POLICY_WEIGHTS = 200_000_000
 
 
