@@ -364,6 +364,8 @@ def test_a_lower_is_better_column_is_searched_with_a_negative_scale(tmp_path):
         ),
         ("benchmark.decisions.x=[[a],b]", r"benchmark.decisions.x: a choice must be a name .*, got \['a'\]"),
         ("benchmark.decisions.x=[null,b]", r"benchmark.decisions.x: a choice must be a name .*, got None"),
+        # unquoted on/off in YAML: the keys would read True/False instead of the table's words
+        ("benchmark.decisions.x=[true,b]", r"benchmark.decisions.x: choice True is YAML's reading of an unquoted"),
         ("benchmark.decisions.x=[a,b,a]", r"benchmark.decisions.x repeats a choice"),
         ("+benchmark.metric_columns=[score,score]", r"benchmark.metric_columns names 'score' twice"),
         (

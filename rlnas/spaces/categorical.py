@@ -23,11 +23,11 @@ class CategoricalSpace(SearchSpace):
         for name, choices in decisions.items():
             if isinstance(choices, str) or not isinstance(choices, Sequence) or not choices:
                 raise ValueError(f"space.decisions.{name} must be a non-empty list of choice names, got {choices!r}")
-            odd = [c for c in choices if not isinstance(c, (str, int, float)) or isinstance(c, bool)]
-            if odd:  # YAML reads unquoted on/off/yes/no as booleans and null as None: not names
+            odd = [c for c in choices if not isinstance(c, (str, int, float))]  # bool is an int
+            if odd:  # a list or a mapping is no name, and YAML reads an unquoted null as None
                 raise ValueError(
                     f"space.decisions.{name}: a choice must be a name (text or a number), got {odd[0]!r} "
-                    "(quote it in YAML: 'on', 'null')"
+                    "(quote it in YAML: 'null')"
                 )
             if len({str(c) for c in choices}) != len(choices):  # "1" and 1 would be one name in a table key
                 raise ValueError(f"space.decisions.{name} repeats a choice: {list(choices)}")
