@@ -519,13 +519,16 @@ def test_a_trial_that_could_never_start_is_refused(tmp_path, local_ray, override
         (["--controllers", "random", "darts"], "--controllers darts is unknown"),
         (["--controllers", "enas"], "--controllers must include random"),
         (["--trials", "jiont"], "--trials jiont: no conf/trials/jiont.yaml"),
+        # the first search failed with the error in two lines, after "random seed 0 ..."
+        (["--task", "mnist1dd"], "task=mnist1dd is not a task config; allowed:"),
+        (["--controllers", "random", "--", "trials.epochs=abc"], "trials.epochs must be a whole number, got 'abc'"),
     ],
 )
 def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_path, capsys, argv, message):
     from tools.trial_study import main
 
     with pytest.raises(SystemExit) as info:
-        main([*argv, "--out", str(tmp_path / "study")])
+        main(["--out", str(tmp_path / "study"), *argv])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "study" / "runs").exists()

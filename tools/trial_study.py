@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_text_atomic
-from tools._common import read_json, run_tool  # noqa: E402
+from tools._common import load_config, read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -430,8 +430,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--controllers must include random (the reference)")
     if args.readme:
         check_readme(Path(args.readme), "trials-speedup" if args.speedup else args.block)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
+    from rlnas.config import check_overrides, validate_config
+
+    for controller in args.controllers:  # a bad task or setting stopped the first search, in two lines
+        run = [f"+task={args.task}", f"+trials={args.trials}", f"controller={controller}", *overrides]
+        try:
+            check_overrides(run)
+            validate_config(load_config(run))
+        except ValueError as err:
+            parser.error(str(err))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.speedup:
         speedup(args, overrides)
         return
