@@ -42,7 +42,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
 from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
-from rlnas.utils.errors import environment_error, one_line_errors, tolerant_stdout, user_error_message
+from rlnas.utils.errors import environment_error, flag_error, one_line_errors, tolerant_stdout, user_error_message
 from rlnas.utils.rundir import explicit_run_dir, flags_first, refuse_earlier_sweep
 
 log = logging.getLogger("rlnas")
@@ -404,7 +404,8 @@ def main() -> None:
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     tolerant_stdout()
-    message = environment_error() or resume_error(sys.argv[1:])
+    instead = "; add your configs with --config-dir DIR instead (they join conf/: DIR/task/mine.yaml is +task=mine)"
+    message = flag_error(sys.argv[1:], instead=instead) or environment_error() or resume_error(sys.argv[1:])
     if message is not None:
         print(f"rlnas: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -498,10 +498,12 @@ def main() -> None:
         print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
         return
     from rlnas.utils.distributed import launched
-    from rlnas.utils.errors import environment_error, tolerant_stdout
+    from rlnas.utils.errors import environment_error, flag_error, tolerant_stdout
 
     tolerant_stdout()
-    message = environment_error()
+    message = (
+        flag_error(sys.argv[1:], "retrain", "; set its keys on the command line (key=value)") or environment_error()
+    )
     if message is None and launched():  # each process retrained alone, and they raced for the same files
         message = "a retrain trains one network in one process; start it without torchrun"
     if message is not None:

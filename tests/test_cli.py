@@ -730,3 +730,20 @@ def test_a_run_dir_the_output_encoding_cannot_spell_is_printed_escaped(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "r\\xe9sum\\xe9" in proc.stdout and (run_dir / "summary.json").is_file()
+
+
+def test_hydra_flags_that_replace_the_config_or_need_another_flag_are_one_line(tmp_path):
+    """--config-name/--config-path ended in Hydra's multi-line "Cannot find primary config" report, --resolve alone
+    in a ValueError traceback; the config every run is checked against cannot be swapped."""
+    from rlnas.utils.errors import flag_error
+
+    for argv in (["--config-name", "mine"], ["--config-path=/tmp"], ["-cn", "x"], ["-cp", "x"]):
+        assert flag_error(argv).startswith(f"{argv[0].split('=')[0]} replaces conf/config.yaml")
+    assert flag_error(["--resolve"]) == "--resolve prints a config resolved: give it with --cfg job (or --help)"
+    assert flag_error(["--cfg", "job", "--resolve"]) is None and flag_error(["--config-dir", "d", "seed=1"]) is None
+    done = run_cli("--config-name", "nosuch", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "rlnas: error: --config-name replaces conf/config.yaml, which every run is built from; add your configs "
+        "with --config-dir DIR instead (they join conf/: DIR/task/mine.yaml is +task=mine)"
+    ]
+    assert not (tmp_path / "run").exists()

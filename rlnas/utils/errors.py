@@ -49,6 +49,21 @@ def tolerant_stdout() -> None:
             pass
 
 
+def flag_error(argv: list[str], config: str = "config", instead: str = "") -> str | None:
+    """A Hydra flag the command cannot honour, as one line (Hydra's own reports are several lines or a traceback).
+
+    ``--config-name`` and ``--config-path`` replace the primary config (``conf/{config}.yaml``) every run
+    is checked against; ``instead`` says what to do then. ``--resolve`` alone is Hydra's ``ValueError`` traceback.
+    """
+    names = [a.split("=", 1)[0] for a in argv]
+    replaced = next((n for n in names if n in ("--config-name", "-cn", "--config-path", "-cp")), None)
+    if replaced is not None:
+        return f"{replaced} replaces conf/{config}.yaml, which every run is built from{instead}"
+    if "--resolve" in names and not {"--cfg", "-c", "--help", "-h", "--hydra-help"} & set(names):
+        return "--resolve prints a config resolved: give it with --cfg job (or --help)"
+    return None
+
+
 def environment_error() -> str | None:
     """What in the environment would stop a run after its work (a launcher's variable, ``MPLBACKEND``, an
     argument the locale could not decode), or None.
