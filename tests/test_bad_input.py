@@ -212,6 +212,9 @@ BAD_CONFIGS = [
     (["space.channels=[32.5,64]"], "space.channels=[32.5, 64] must be a list of int"),
     # detection settings under which no box is a positive, kept or ever placed
     (["+task=detection", "task.head_channels=0"], "task.head_channels must be >= 1, got 0"),
+    # torch's "num_channels (12) must be divisible by num_groups (8)", and an allocation of 670 million GiB
+    (["+task=detection", "task.head_channels=12"], "task.head_channels must be a multiple of 8"),
+    (["+task=detection", "task.head_channels=100000000"], "task.head_channels=100000000: the head would hold about"),
     (["+task=detection", "task.center_radius=-1"], "task.center_radius must be > 0 (in strides), got -1"),
     (["+task=detection", "task.nms_iou=2"], "task.nms_iou must be in [0, 1] (an IoU), got 2"),
     (["+task=detection", "task.max_detections=0"], "task.max_detections must be >= 1, got 0"),

@@ -100,6 +100,17 @@ class DetectionTask(Task):
         self.map_backend = map_backend
         if head_channels < 1:
             raise ValueError(f"task.head_channels must be >= 1, got {head_channels}")
+        if head_channels % 8:  # torch named no key: "num_channels (12) must be divisible by num_groups (8)"
+            raise ValueError(
+                f"task.head_channels must be a multiple of 8 (the head's GroupNorm has 8 groups), got {head_channels}"
+            )
+        from rlnas.utils import memory_budget
+
+        if 4.0 * 18 * head_channels**2 > memory_budget():  # two 3x3 convolutions of the tower dominate
+            raise ValueError(
+                f"task.head_channels={head_channels}: the head would hold about {72 * head_channels**2 / 2**30:,.1f} "
+                "GiB of weights, more than a quarter of this machine's memory"
+            )
         self.head_channels = int(head_channels)
         if not center_radius > 0:  # FCOS centre sampling: no location would be a positive
             raise ValueError(f"task.center_radius must be > 0 (in strides), got {center_radius}")
