@@ -656,6 +656,11 @@ BAD_DATA = [
         "task.data.generator applies to task.data.name=mnist1d, not 'digits'",
     ),
     (
+        "sequence sample count beside the embedded digits",
+        lambda t: load_sequences("digits", num_samples=100_000_000),
+        "task.data.num_samples applies to task.data.name=mnist1d (signals generated), not 'digits'",
+    ),
+    (
         "sequence file missing",
         lambda t: load_sequences("file", path=str(t / "seq.npz")),
         "seq.npz: sequence file not found",

@@ -154,7 +154,7 @@ def load_sequences(
     test_fraction: float = 0.2,
     limit: int | None = None,
     seed: int = 0,
-    num_samples: int = 10_000,
+    num_samples: int | None = None,
     generator: dict | None = None,
 ) -> DataSplits:
     """Loads a sequence classification dataset as normalised CPU tensors (N, steps, features).
@@ -169,7 +169,7 @@ def load_sequences(
         test_fraction: Share of samples in the held-out test split.
         limit: Keep only the first ``limit`` samples (after shuffling), for quick runs.
         seed: Seed of the fixed split (and of the MNIST-1D signals).
-        num_samples: MNIST-1D signals generated in all.
+        num_samples: MNIST-1D signals generated in all (``None``: 4,000); only ``mnist1d`` reads it.
         generator: Settings of the MNIST-1D generator (:func:`rlnas.data.signals.mnist1d_signals`).
 
     Raises:
@@ -190,10 +190,18 @@ def load_sequences(
         raise DataError(f"task.data.features={features} splits a .csv file's rows into steps; {given} have their own")
     if generator and name != "mnist1d":
         raise DataError(f"task.data.generator applies to task.data.name=mnist1d, not {name!r}")
+    # The digits and files hold their own samples: a count was ignored, silently. 4000 stays accepted:
+    # the config's former default, in every earlier +task=sequence run's config.yaml (resume, retrain).
+    if num_samples not in (None, 4_000) and name != "mnist1d":
+        raise DataError(
+            f"task.data.num_samples applies to task.data.name=mnist1d (signals generated), not {name!r}; "
+            "task.data.limit keeps fewer samples"
+        )
     if name == "mnist1d":
         from rlnas.data.signals import load_signals
 
-        return load_signals(name, num_samples, generator, "sequence", val_fraction, test_fraction, limit, seed)
+        count = 4_000 if num_samples is None else num_samples
+        return load_signals(name, count, generator, "sequence", val_fraction, test_fraction, limit, seed)
     if name == "digits":
         x, y = digits_sequences()
     elif not path:
