@@ -432,12 +432,15 @@ def main(argv: list[str] | None = None) -> None:
         check_readme(Path(args.readme), "trials-speedup" if args.speedup else args.block)
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
     from rlnas.config import check_overrides, validate_config
+    from rlnas.trials.run import check_training_settings
 
     for controller in args.controllers:  # a bad task or setting stopped the first search, in two lines
         run = [f"+task={args.task}", f"+trials={args.trials}", f"controller={controller}", *overrides]
         try:
             check_overrides(run)
-            validate_config(load_config(run))
+            cfg = load_config(run)
+            validate_config(cfg)
+            check_training_settings(cfg)
         except ValueError as err:
             parser.error(str(err))
     Path(args.out).mkdir(parents=True, exist_ok=True)

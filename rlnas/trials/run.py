@@ -81,12 +81,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     seed = int(cfg.seed)
     seed_everything(seed)
     space = trial_space(cfg)
-    from rlnas.tasks.base import Task
-
-    task: Task = checked_instantiate(cfg.task, Task, "task")
-    unsupported = sorted((set(settings.hparams or {}) & set(TASK_HPARAMS)) - set(vars(task)))
-    if unsupported:
-        raise ValueError(f"trials.hparams.{unsupported[0]}: the {task.name} task has no such setting")
+    task, recipe = check_training_settings(cfg, settings)
     reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
     if mask_infeasible:
         raise ValueError("reward.mask_infeasible=true needs a supernet's cost table; a trial search scores limits")
@@ -99,7 +94,6 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     if controller.differentiable:
         name = getattr(controller, "mode", None) or type(controller).__name__
         raise ValueError(f"controller={name} learns through a supernet; a trial search has none")
-    recipe = _recipe(cfg, settings, task)
     data = task.load_data(seed=data_seed(cfg))
     log.info("data: %d train / %d val / %d test samples", len(data.train), len(data.val), len(data.test))
 
@@ -154,6 +148,24 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     best = pick(done)
     outputs.finish(best, done, controller, time.perf_counter() - started, planner)
     return TrialResult(best, done, time.perf_counter() - started, space)
+
+
+def check_training_settings(cfg: DictConfig, settings: TrialSettings | None = None) -> tuple[Any, Recipe]:
+    """The task and the trials' recipe, each ``trials.train`` and ``trials.hparams`` value checked first.
+
+    Loads no data and starts no Ray: tools that start trial searches call it before their first one.
+
+    Raises:
+        ValueError: Naming the ``trials.*`` key that cannot be used.
+    """
+    from rlnas.tasks.base import Task
+
+    settings = settings or trial_settings(cfg)
+    task: Task = checked_instantiate(cfg.task, Task, "task")
+    unsupported = sorted((set(settings.hparams or {}) & set(TASK_HPARAMS)) - set(vars(task)))
+    if unsupported:
+        raise ValueError(f"trials.hparams.{unsupported[0]}: the {task.name} task has no such setting")
+    return task, _recipe(cfg, settings, task)
 
 
 def _recipe(cfg: DictConfig, settings: TrialSettings, task: Any) -> Recipe:
