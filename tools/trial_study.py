@@ -434,13 +434,14 @@ def main(argv: list[str] | None = None) -> None:
     from rlnas.config import check_overrides, validate_config
     from rlnas.trials.run import check_training_settings
 
-    for controller in args.controllers:  # a bad task or setting stopped the first search, in two lines
+    for i, controller in enumerate(args.controllers):  # a bad task or setting stopped the first search, in two lines
         run = [f"+task={args.task}", f"+trials={args.trials}", f"controller={controller}", *overrides]
         try:
             check_overrides(run)
             cfg = load_config(run)
             validate_config(cfg)
-            check_training_settings(cfg)
+            if i == 0:  # the task and its training settings are every controller's
+                check_training_settings(cfg)
         except ValueError as err:
             parser.error(str(err))
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -45,14 +45,6 @@ def benchmark_parts(bench: dict[str, Any], seed: int = 0) -> tuple[Any, Evaluato
     if unknown:
         raise ValueError(f"benchmark.{unknown[0]} is not a setting; allowed: {sorted(known)}")
     _check_settings(bench)
-    decisions = bench.get("decisions")
-    for name, choices in decisions.items() if isinstance(decisions, dict) else ():
-        flag = next((c for c in choices if isinstance(c, bool)), None) if isinstance(choices, list) else None
-        if flag is not None:  # the table's keys hold the words: YAML read on/off/yes/no as true/false
-            raise ValueError(
-                f"benchmark.decisions.{name}: choice {flag!r} is YAML's reading of an unquoted on/off/yes/no; "
-                "quote the table's words (e.g. ['off', 'on'])"
-            )
     try:
         space = CategoricalSpace(bench.get("decisions") or {})
     except ValueError as err:  # the space's words name space.decisions; here the user wrote benchmark.decisions
@@ -107,6 +99,14 @@ def _check_settings(bench: dict[str, Any]) -> None:
     requery = bench.get("requery", False)
     if not isinstance(requery, bool):
         raise ValueError(f"benchmark.requery must be true or false, got {requery!r}")
+    decisions = bench.get("decisions")
+    for name, choices in decisions.items() if isinstance(decisions, dict) else ():
+        flag = next((c for c in choices if isinstance(c, bool)), None) if isinstance(choices, list) else None
+        if flag is not None:  # the table's keys hold the words: YAML read on/off/yes/no as true/false
+            raise ValueError(
+                f"benchmark.decisions.{name}: choice {flag!r} is YAML's reading of an unquoted on/off/yes/no; "
+                "quote the table's words (e.g. ['off', 'on'])"
+            )
     costs = bench.get("costs")
     if costs is not None and not (isinstance(costs, dict) and all(isinstance(v, str) for v in costs.values())):
         raise ValueError(

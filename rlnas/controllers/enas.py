@@ -218,6 +218,7 @@ class ENASController(Controller):
         self.memory.add(archs, rewards)
         elites = self.memory.elite_archs() if self.elite_weight > 0 else []
         old_log_prob = None
+        setting = f"controller.lr={self.optimizer.param_groups[0]['lr']}"  # named if an update breaks the policy
         for _ in range(self.update_epochs):
             log_prob, entropy, skip_kl = self.policy(len(archs), actions=actions, mask_fn=self.action_mask)[1:]
             if old_log_prob is None:
@@ -235,9 +236,9 @@ class ENASController(Controller):
             try:
                 self.optimizer.step()
             except RuntimeError as err:
-                name_update_failure(err, self.policy, f"controller.lr={self.optimizer.param_groups[0]['lr']}")
+                name_update_failure(err, self.policy, setting)
                 raise
-        check_finite_weights(self.policy, f"controller.lr={self.optimizer.param_groups[0]['lr']}")
+        check_finite_weights(self.policy, setting)
         skip_cols = [t for t, d in enumerate(self.space.decisions) if d.kind == "skip"]
         skip_rate = float(actions[:, skip_cols].float().mean()) if skip_cols else 0.0
         return {

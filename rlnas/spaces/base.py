@@ -18,19 +18,20 @@ from rlnas.utils import memory_budget
 Arch = tuple[int, ...]
 
 
-def check_supernet_fits(weights: float, keys: str) -> None:
+def check_supernet_fits(weights: float, keys: str, what: str = "the supernet") -> None:
     """Refuses a space whose supernet (every choice at its widest) would not fit, before anything is built.
 
     Args:
         weights: About how many float32 weights the supernet holds (an upper bound).
         keys: The settings that set the size, as the error names them.
+        what: The network part sized (a task's head is checked alike).
 
     Raises:
         ValueError: Naming ``keys`` and the size, when it exceeds a quarter of this machine's memory.
     """
     if 4.0 * weights > memory_budget():
         raise ValueError(
-            f"{keys}: the supernet would hold about {4.0 * weights / 2**30:,.1f} GiB of weights, "
+            f"{keys}: {what} would hold about {4.0 * weights / 2**30:,.1f} GiB of weights, "
             "more than a quarter of this machine's memory"
         )
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from rlnas.data.base import DataSplits
 from rlnas.data.detection import load_detection
+from rlnas.spaces.base import check_supernet_fits
 from rlnas.tasks.base import Task
 
 # faster-coco-eval logs its whole summary table at INFO on every evaluation.
@@ -104,13 +105,8 @@ class DetectionTask(Task):
             raise ValueError(
                 f"task.head_channels must be a multiple of 8 (the head's GroupNorm has 8 groups), got {head_channels}"
             )
-        from rlnas.utils import memory_budget
-
-        if 4.0 * 18 * head_channels**2 > memory_budget():  # two 3x3 convolutions of the tower dominate
-            raise ValueError(
-                f"task.head_channels={head_channels}: the head would hold about {72 * head_channels**2 / 2**30:,.1f} "
-                "GiB of weights, more than a quarter of this machine's memory"
-            )
+        # The tower's two 3x3 convolutions dominate the head's weights.
+        check_supernet_fits(18 * head_channels**2, f"task.head_channels={head_channels}", "the head")
         self.head_channels = int(head_channels)
         if not center_radius > 0:  # FCOS centre sampling: no location would be a positive
             raise ValueError(f"task.center_radius must be > 0 (in strides), got {center_radius}")

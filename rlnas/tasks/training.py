@@ -34,7 +34,7 @@ TASK_HPARAMS = ("dropout", "label_smoothing")
 
 
 #: Largest float32: a recipe's numbers meet the weights (float32) in the optimiser's step.
-FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
 def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
