@@ -85,6 +85,19 @@ def test_tpe_batches_hold_distinct_new_architectures():
     assert len(set(second)) == 6 and not set(second) & set(first)
 
 
+def test_tpe_stops_asking_once_every_architecture_is_known():
+    # A benchmark asking more evaluations than its table holds: TPE asked 22 times per repeat, each ask
+    # told at once, and its asks slow down with its trials (a 3-decision table ran for minutes)
+    space = CategoricalSpace({"a": ["x", "y"], "b": ["p", "q"]})  # 4 architectures
+    ctrl = TPEController(space, seed=0, n_startup_trials=2)
+    every = ctrl.propose(4)
+    ctrl.observe(every, [0.1, 0.2, 0.3, 0.4])
+    before = len(ctrl.study.trials)
+    repeats = ctrl.propose(3)
+    assert set(repeats) <= set(every)
+    assert len(ctrl.study.trials) - before == 3  # one ask per proposal, no told-at-once detours
+
+
 def test_local_search_reaches_the_toy_optimum_and_moves_by_neighbours():
     space = toy_space()
     ctrl = LocalSearchController(space, seed=0, num_init=10)

@@ -165,10 +165,17 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         # 20,000 nested brackets took PyYAML's parser 30 s, then a RecursionError traceback.
         "5_laughs": (good, _laughs(8), "it holds YAML aliases (*name)"),
         "6_deep": (good, "[" * 20_000 + "]" * 20_000, "overrides.yaml: not YAML"),
+        # An edited status.json was listed as "completed" (cut) or under its odd state (5) as if a run wrote it.
+        "7_cut": (good, None, "status.json: not the JSON object a run writes"),
+        "8_state": (good, None, "status.json: 'status' must be one of ['running', 'completed', 'failed'"),
     }
     for name, (best, overrides, _) in cases.items():
         job = tmp_path / "sweep" / name
         write_status(job, "completed", 0.0, **({"wall_s": "slow"} if name == "3_wall" else {}))
+        if name == "7_cut":
+            (job / "status.json").write_text('{"status": "comp')
+        if name == "8_state":
+            (job / "status.json").write_text('{"status": 5}')
         (job / "best_arch.json").write_text(json.dumps(best))
         (job / ".hydra").mkdir()
         (job / ".hydra" / "overrides.yaml").write_text(overrides or f"- seed={name[0]}\n")
@@ -178,7 +185,7 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         assert message in jobs[name].error and (not message or str(tmp_path / "sweep" / name) in jobs[name].error)
     summarize(tmp_path / "sweep", tmp_path / "out", plots=False)
     table = (tmp_path / "out" / "sweep_summary.md").read_text()
-    assert "7 jobs: 6 unreadable, 1 completed." in table and "error: " in table
+    assert "9 jobs: 8 unreadable, 1 completed." in table and "error: " in table
     out_file = tmp_path / "notes.txt"
     out_file.write_text("mine")
     proc = subprocess.run(

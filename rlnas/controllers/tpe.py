@@ -71,8 +71,11 @@ class TPEController(Controller):
             rejected = repeats = attempts = 0
             while not self.allowed(arch) or arch in self.known or arch in archs:
                 attempts += 1
-                if attempts > 10 * (self.max_rejections + self.max_repeats) and self.allowed(arch):
-                    break  # every allowed architecture is known (a small space): a repeat, which the loop counts
+                exhausted = len(self.known.keys() | set(archs)) >= self.space.size
+                if (exhausted or attempts > 10 * (self.max_rejections + self.max_repeats)) and self.allowed(arch):
+                    # Every (allowed) architecture is known, in a small space: a repeat, which the loop counts.
+                    # Asking on would add a told trial per ask, and TPE's asks slow down with its trials.
+                    break
                 if not self.allowed(arch):
                     # Infeasible under the hard limits: a failed trial, which TPE learns to avoid.
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)

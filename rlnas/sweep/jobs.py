@@ -47,6 +47,10 @@ def threads_per_job(jobs: int, cpus: int | None = None) -> int:
     return max(1, cpus // max(1, jobs))
 
 
+#: The states a run writes into ``status.json``.
+RUN_STATES = ("running", "completed", "failed", "interrupted")
+
+
 def write_status(run_dir: str | Path, status: str, started: float, **fields: Any) -> None:
     """Writes ``status.json`` (atomically) in ``run_dir``.
 

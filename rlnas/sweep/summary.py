@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlnas.sweep.jobs import STATUS_FILE
+from rlnas.sweep.jobs import RUN_STATES, STATUS_FILE
 from rlnas.utils import atomic_file, is_number, parse_json, parse_yaml, save_figure
 
 #: Cost columns of the table, in this order, when any job reports them.
@@ -116,9 +116,16 @@ def _read_job(path: Path) -> JobRecord:
             raise ValueError(f"{overrides_file}: not Hydra's list of overrides (key=value strings)")
         overrides = loaded
     task = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("task=")), "classification")
-    status = _load_json(path / STATUS_FILE) or {}
+    status_file = path / STATUS_FILE
+    status = _load_json(status_file)
+    if status is None:
+        if status_file.exists():  # a run writes it atomically: one that does not parse was edited or cut
+            raise ValueError(f"{status_file}: not the JSON object a run writes")
+        status = {}
     best = _load_json(path / "best_arch.json")
-    state = str(status.get("status", "completed" if best else "unknown"))
+    state = status.get("status", "completed" if best else "unknown")
+    if state not in (*RUN_STATES, "completed", "unknown"):
+        raise ValueError(f"{status_file}: 'status' must be one of {list(RUN_STATES)}, got {state!r}"[:200])
     if state == "running" and best is None and _process_gone(status):
         state = "killed"
     wall_s = status.get("wall_s")
