@@ -83,3 +83,18 @@ def test_controller_sampling_leaves_global_rng_alone(small_space):
 def test_rollout_archs_must_be_positive(small_space):
     with pytest.raises(ValueError, match="controller.rollout_archs"):
         PPOController(small_space, rollout_archs=0)
+
+
+def test_actor_and_critic_take_their_own_widths_from_sb3s_mapping(small_space):
+    # net_arch={pi: [...], vf: [...]}, SB3's own form, was refused as "must be a list of int"
+    from omegaconf import OmegaConf
+
+    widths = OmegaConf.create({"pi": [24], "vf": [8]})  # as Hydra passes it
+    ctrl = MaskablePPOController(small_space, seed=0, rollout_archs=2, net_arch=widths)
+    extractor = ctrl.model.policy.mlp_extractor
+    assert extractor.latent_dim_pi == 24 and extractor.latent_dim_vf == 8
+    assert ctrl.observe(*_half_rollout(ctrl))["updates"] == 1
+    with pytest.raises(ValueError, match=r"the actor's and the critic's widths, pi and vf; got \['pi'\]"):
+        PPOController(small_space, seed=0, net_arch={"pi": [8]})
+    with pytest.raises(ValueError, match=r"controller.net_arch.vf=\[0\] must be a list of layer widths >= 1"):
+        PPOController(small_space, seed=0, net_arch={"pi": [8], "vf": [0]})

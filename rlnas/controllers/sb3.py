@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,9 @@ class SB3Controller(EliteImitation, Controller):
         clip_range: PPO clipping parameter.
         gae_lambda: GAE lambda (1: Monte-Carlo returns minus the value baseline).
         vf_coef: Value loss weight.
-        net_arch: Hidden layer sizes of the policy and value MLPs.
+        net_arch: Hidden layer sizes of the policy and value MLPs, or SB3's mapping ``{pi: [...], vf: [...]}``
+            of each one's own (on the command line ``~controller.net_arch '+controller.net_arch={pi:[64],vf:[32]}'``,
+            since a mapping does not merge into the default list).
         policy_kwargs: Extra keyword arguments of the SB3 policy.
         device: Device of the policy (the policy is tiny; CPU is fastest).
         elite_size: Best architectures kept and imitated after every observed batch (priority-queue training;
@@ -90,7 +92,7 @@ class SB3Controller(EliteImitation, Controller):
         clip_range: float = 0.2,
         gae_lambda: float = 1.0,
         vf_coef: float = 0.5,
-        net_arch: Sequence[int] = (64, 64),
+        net_arch: Sequence[int] | Mapping[str, Sequence[int]] = (64, 64),
         policy_kwargs: dict[str, Any] | None = None,
         device: str = "cpu",
         elite_size: int = 5,
@@ -118,9 +120,7 @@ class SB3Controller(EliteImitation, Controller):
         if vf_coef < 0:
             # A negative weight trains the value function away from the returns.
             raise ValueError(f"controller.vf_coef={vf_coef} must be >= 0 (the value loss's weight)")
-        widths = [net_arch] if isinstance(net_arch, (str, bytes, int)) else list(net_arch)
-        if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in widths):
-            raise ValueError(f"controller.net_arch={net_arch!r} must be a list of layer widths >= 1")
+        layers = _net_arch(net_arch)
         from rlnas.utils import resolve_device
 
         try:
@@ -134,9 +134,10 @@ class SB3Controller(EliteImitation, Controller):
         self.env = ArchitectureEnv(space, NoEvaluator())  # type: ignore[arg-type]
         self.num_steps = len(space)
         self.rollout_archs = int(rollout_archs)
-        kwargs = {"net_arch": list(net_arch), "features_extractor_class": HistoryExtractor, **(policy_kwargs or {})}
+        shared = layers["pi"] if layers["pi"] == layers["vf"] else layers  # SB3 takes either form
+        kwargs = {"net_arch": shared, "features_extractor_class": HistoryExtractor, **(policy_kwargs or {})}
         n_steps = self.rollout_archs * self.num_steps
-        self._check_size(widths, kwargs.get("lstm_hidden_size"), n_steps)
+        self._check_size(layers, kwargs.get("lstm_hidden_size"), n_steps)
         # SB3 seeds python, numpy and torch globally; keep the caller's streams intact.
         with preserved_global_rng(), warnings.catch_warnings():
             # A last minibatch shorter than batch_size is harmless here.
@@ -171,7 +172,7 @@ class SB3Controller(EliteImitation, Controller):
         #: Rewards of the episodes in the rollout buffer, in order.
         self._episode_rewards: list[float] = []
 
-    def _check_size(self, widths: list[int], lstm: int | None, n_steps: int) -> None:
+    def _check_size(self, layers: dict[str, list[int]], lstm: int | None, n_steps: int) -> None:
         """Refuses a policy or rollout buffer too large to allocate, before SB3 allocates it.
 
         The policy's weights: SB3's separate actor and critic MLPs over the one-hot history (and, for
@@ -179,11 +180,15 @@ class SB3Controller(EliteImitation, Controller):
         """
         features = int(np.sum(self.env.observation_space.nvec))
         inputs = int(lstm) if lstm else features
-        mlp = sum((a + 1) * b for a, b in zip([inputs, *widths], widths))
         recurrent = 4 * (features + int(lstm) + 2) * int(lstm) if lstm else 0
-        heads = ((widths[-1] if widths else inputs) + 1) * (self.space.max_choices + 1)
-        setting = f"controller.net_arch={widths}" + (f" with controller.lstm_hidden_size={lstm}" if lstm else "")
-        check_policy_size(2 * (mlp + recurrent) + heads, setting)
+        weights = 2 * recurrent
+        for part, outputs in (("pi", self.space.max_choices), ("vf", 1)):
+            widths = layers[part]
+            weights += sum((a + 1) * b for a, b in zip([inputs, *widths], widths))
+            weights += ((widths[-1] if widths else inputs) + 1) * outputs
+        shown = layers["pi"] if layers["pi"] == layers["vf"] else layers
+        setting = f"controller.net_arch={shown}" + (f" with controller.lstm_hidden_size={lstm}" if lstm else "")
+        check_policy_size(weights, setting)
         check_policy_size(n_steps * features, f"controller.rollout_archs={self.rollout_archs}", "a rollout buffer")
 
     @classmethod
@@ -378,3 +383,23 @@ class SB3Controller(EliteImitation, Controller):
         if "memory" in state:  # checkpoints written before the elite memory have none
             self.memory.load_state_dict(state["memory"])
             self._episode_rewards = list(state["episode_rewards"])
+
+
+def _net_arch(net_arch: Any) -> dict[str, list[int]]:
+    """``{"pi": widths, "vf": widths}`` from ``net_arch``: one list for both MLPs, or SB3's mapping of each."""
+
+    def widths(value: Any, key: str) -> list[int]:
+        listed = [value] if isinstance(value, (str, bytes, int, Mapping)) else list(value)
+        if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in listed):
+            raise ValueError(f"{key}={value!r} must be a list of layer widths >= 1"[:200])
+        return listed
+
+    if isinstance(net_arch, Mapping):
+        keys = sorted(str(k) for k in net_arch)
+        if keys != ["pi", "vf"]:
+            raise ValueError(
+                f"controller.net_arch: a mapping names the actor's and the critic's widths, pi and vf; got {keys}"[:200]
+            )
+        return {part: widths(net_arch[part], f"controller.net_arch.{part}") for part in ("pi", "vf")}
+    both = widths(net_arch, "controller.net_arch")
+    return {"pi": both, "vf": list(both)}
