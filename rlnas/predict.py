@@ -38,7 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from rlnas.data.base import npz_header
-from rlnas.data.images import eight_bit
+from rlnas.data.images import eight_bit, upright
 from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     ARRAY_TASKS,
     IMAGE_TASKS,
@@ -225,6 +225,7 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> tuple[np.nda
 
     try:
         with Image.open(path) as img:
+            img = upright(img)  # as trained (rlnas.data.images) and as the user sees it: boxes land on that
             original = img.size
             img = eight_bit(img, "L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0

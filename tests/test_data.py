@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -92,6 +93,37 @@ def test_sixteen_bit_images_keep_their_range_instead_of_turning_white(tmp_path):
     assert torch.allclose(x[y == 0].mean(), x[y == 1].mean(), atol=1e-3)  # both classes read alike
     pixels, _ = load_image(tmp_path / "light" / "0.png", 1, (16, 16))
     np.testing.assert_allclose(pixels[0], ramp / 255, atol=1 / 255)
+
+
+def test_photos_are_read_upright_as_their_exif_orientation_says(tmp_path):
+    """A phone's portrait photo stores its pixels on their side and a rotation tag: it was learnt and
+    predicted lying down, and COCO boxes drawn on it as viewers show it were refused as the wrong size."""
+    from rlnas.data.detection import load_coco
+    from rlnas.predict import load_image
+
+    stored = np.zeros((8, 16), dtype=np.uint8)
+    stored[0] = 255  # the stored top row is the right-hand column once turned (orientation 6: 90 degrees)
+    tagged = Image.fromarray(stored)
+    exif = tagged.getexif()
+    exif[0x0112] = 6
+    tagged.save(tmp_path / "photo.png", exif=exif)
+    pixels, size = load_image(tmp_path / "photo.png", 1, (16, 8))
+    assert size == (8, 16) and pixels[0, :, -1].min() > 0.9 and pixels[0, :, 0].max() < 0.1
+    for cls in ("a", "b"):
+        (tmp_path / "folder" / cls).mkdir(parents=True)
+        for i in range(3):
+            tagged.save(tmp_path / "folder" / cls / f"{i}.png", exif=exif)
+    data = load_image_classification("imagefolder", root=str(tmp_path / "folder"), image_size=8, seed=0)
+    x = data.train.x[0, 0]  # normalised: the bright column is the largest
+    assert x[:, -1].min() > x[:, 0].max()
+    (tmp_path / "coco").mkdir()
+    tagged.save(tmp_path / "coco" / "photo.png", exif=exif)
+    record = {"id": 1, "file_name": "photo.png", "width": 8, "height": 16}  # as viewers show it
+    box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [6, 0, 2, 16]}
+    coco = {"images": [record], "annotations": [box], "categories": [{"id": 1, "name": "bar"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    x, targets, _ = load_coco(tmp_path / "coco", tmp_path / "ann.json", 16)
+    assert x[0, 0, :, -1].min() > 0.9 and x[0, 0, :, 0].max() < 0.1 and targets[0, 0, 0] == 0
 
 
 @pytest.mark.parametrize("augment", [True, False])

@@ -51,6 +51,18 @@ def _torchvision_images(name: str, root: str | None) -> tuple[Tensor, Tensor, li
 _WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 
 
+def upright(img: Any) -> Any:
+    """``img`` (a PIL image) turned as its EXIF orientation tag says, as image viewers show it.
+
+    Cameras and phones store pixels as the sensor read them and record the
+    rotation in the tag; without it a portrait photo is learnt, or predicted,
+    lying on its side. An image without the tag is returned as it is.
+    """
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(img)
+
+
 def eight_bit(img: Any, mode: str) -> Any:
     """``img`` (a PIL image) in ``mode`` ("L" or "RGB"), its full range mapped onto 0..255.
 
@@ -81,7 +93,7 @@ def _imagefolder_images(root: str | None, image_size: int) -> tuple[Tensor, Tens
     def loader(path: str) -> Any:  # the file's own mode: torchvision's loader clips 16-bit samples to white
         with Image.open(path) as img:
             img.load()
-            return img
+            return upright(img)
 
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
