@@ -104,7 +104,8 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
 
     A file holds one sample or N of them; the model's leading singleton
     dimensions may be left out (an MNIST-1D model takes ``(1, 1, 40)``: a
-    file of shape ``(40,)`` is one signal, ``(N, 40)`` is N). An ``.npy`` file
+    file of shape ``(40,)`` is one signal, ``(N, 40)`` is N). A line of text holds one
+    sample, flattened when it has several features per step. An ``.npy`` file
     is read as numbers only: one that holds Python objects is refused, never
     unpickled.
 
@@ -130,6 +131,11 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
                 gib = path.stat().st_size / 2**30
                 raise PredictError(f"{path}: {gib:.1f} GiB of text; split it into smaller files")
             values = _read_text_table(path)
+            width = int(np.prod(core))
+            if len(core) > 1 and values.ndim == 2 and values.shape[1] == width:
+                # One sample per line, its steps one after another (as a training .csv's rows are read,
+                # task.data.features values per step).
+                values = values.reshape(len(values), *core)
     except PredictError:
         raise
     except Exception as err:  # noqa: BLE001 - numpy raises many types for malformed files
@@ -143,9 +149,10 @@ def load_array(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     elif shape[1:] in shapes and shape[0] >= 1:
         count = shape[0]
     else:
+        per_line = f"; a line of text: {int(np.prod(core))} values" if len(core) > 1 else ""
         raise PredictError(
             f"{path}: an array of shape {shape}; the model takes {core} per sample (one, or N as (N, "
-            f"{', '.join(map(str, core))}))"
+            f"{', '.join(map(str, core))}){per_line})"
         )
     with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
         array = np.asarray(values, dtype=np.float32).reshape(count, *sample_shape)

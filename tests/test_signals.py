@@ -274,6 +274,16 @@ def test_text_signal_files_as_spreadsheets_write_them_are_read_and_unusable_ones
     np.savez(tmp_path / "train.npz", x=np.full((3, 8), 0.5), y=np.zeros(3, dtype=np.int64))
     for name, count in [("steps.npy", 1), ("n_steps.npy", 3), ("train.npz", 3)]:
         np.testing.assert_allclose(load_array(tmp_path / name, (8, 1)), np.full((count, 8, 1), 0.5), err_msg=name)
+    # Several features per step: a line holds a sample's steps one after another, as a training .csv's rows
+    # (task.data.features per step); it was refused as "an array of shape (1, 64)".
+    steps = np.arange(2 * 8 * 3, dtype=np.float32).reshape(2, 8, 3)
+    (tmp_path / "features.csv").write_text("\n".join(",".join(map(str, row.ravel())) for row in steps) + "\n")
+    np.testing.assert_array_equal(load_array(tmp_path / "features.csv", (8, 3)), steps)
+    (tmp_path / "short.csv").write_text("1,2,3\n")
+    with pytest.raises(
+        PredictError, match=re.escape("the model takes (8, 3) per sample (one, or N as (N, 8, 3); a line")
+    ):
+        load_array(tmp_path / "short.csv", (8, 3))
     np.savez(tmp_path / "other.npz", X=np.zeros(8))
     with pytest.raises(PredictError, match=re.escape("other.npz: no array 'x' (the samples; np.savez(path, x=...))")):
         load_array(tmp_path / "other.npz", (8, 1))
