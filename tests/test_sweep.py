@@ -236,3 +236,32 @@ def test_the_summary_never_writes_through_a_symlink_planted_in_its_folder(tmp_pa
     assert all(victim.read_text() == "mine" for victim in victims.values())  # were overwritten through the links
     assert "1 jobs: 1 completed." in (out / "sweep_summary.md").read_text()
     assert not (out / "sweep_summary.md").is_symlink()
+
+
+def test_benchmark_and_trial_jobs_are_summarised_as_what_they_are(tmp_path):
+    """A benchmark sweep was listed under task "classification" with a blank column, and trial searches' reward
+    plot was empty: both log other curves than a weight-sharing search's mean reward per epoch."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlnas.sweep import summarize, write_status
+    from rlnas.sweep.summary import reward_curve
+
+    best = {"reward": 0.8, "metrics": {"match": 0.8}, "costs": {}, "description": "a"}
+    for name, extra, tag in [("0_table", {"benchmark": "toy"}, "reward/best_so_far"), ("1_trials", {"trial": 3}, "")]:
+        job = tmp_path / "sweep" / name
+        write_status(job, "completed", 0.0)
+        (job / "best_arch.json").write_text(json.dumps({**best, **extra}))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={name[0]}\n")
+        with SummaryWriter(str(job / "tensorboard")) as writer:
+            for step in (10, 20):
+                writer.add_scalar(tag or "trials/best_so_far", step / 100, step)
+    (tmp_path / "sweep" / "1_trials" / "trials.csv").write_text("trial,reward\n")
+    jobs = read_sweep(tmp_path / "sweep")
+    assert [(j.task, j.kind) for j in jobs] == [("benchmark toy", "benchmark"), ("classification", "trials")]
+    for job in jobs:
+        steps, values = reward_curve(job)
+        assert steps == [10, 20] and values == pytest.approx([0.1, 0.2])
+    summarize(tmp_path / "sweep", tmp_path / "out", plots=True)
+    rows = [line for line in (tmp_path / "out" / "sweep_summary.md").read_text().splitlines() if line.startswith("|")]
+    assert len({row.count("|") for row in rows}) == 1  # header, rule and rows: one column count

@@ -22,6 +22,13 @@ from rlnas.utils import atomic_file, is_number, parse_json, parse_yaml, save_fig
 #: Cost columns of the table, in this order, when any job reports them.
 COST_COLUMNS = ("params", "size_mb", "latency_ms", "mflops")
 
+#: Per kind of search: the TensorBoard scalar plotted, its x axis, its y axis and where the metrics come from.
+CURVES = {
+    "supernet": ("reward/mean", "epoch", "mean reward of the sampled archs", "shared weights"),
+    "benchmark": ("reward/best_so_far", "distinct architectures evaluated", "best reward so far", "table"),
+    "trials": ("trials/best_so_far", "trial", "best reward so far", "trained alone"),
+}
+
 
 @dataclass
 class JobRecord:
@@ -33,7 +40,7 @@ class JobRecord:
         overrides: The job's command-line overrides, as Hydra saved them.
         status: ``completed``, ``failed``, ``interrupted``, ``running``, ``killed`` (a
             ``running`` job whose process is gone), ``unreadable`` (a file not as a run writes it) or ``unknown``.
-        task: The task's name.
+        task: The task's name (a benchmark run's: ``benchmark NAME``).
         reward: The best architecture's reward (``None`` unless completed).
         metrics: Its validation metrics (``val_accuracy``, ``val_map``, ...).
         costs: Its costs (``params``, ``latency_ms``, ...).
@@ -53,6 +60,8 @@ class JobRecord:
     wall_s: float | None = None
     error: str = ""
     description: str = ""
+    #: ``supernet`` (weight sharing), ``benchmark`` (a table) or ``trials`` (each candidate trained alone).
+    kind: str = "supernet"
 
     @property
     def num(self) -> int:
@@ -131,15 +140,15 @@ def _read_job(path: Path) -> JobRecord:
     wall_s = status.get("wall_s")
     if wall_s is not None and not is_number(wall_s):
         raise ValueError(f"{path / STATUS_FILE}: 'wall_s' must be a number of seconds, got {wall_s!r}"[:200])
-    record = JobRecord(
-        path.name,
-        path,
-        overrides,
-        state,
-        str(best.get("task", task)) if best else task,
-        wall_s=wall_s,
-        error=str(status.get("error", "")),
-    )
+    option = {o.lstrip("+").partition("=")[0]: o.partition("=")[2] for o in overrides}
+    table = (best or {}).get("benchmark", option.get("benchmark"))
+    if table is not None:
+        kind, task = "benchmark", f"benchmark {table}"
+    else:
+        kind = "trials" if "trials" in option or (path / "trials.csv").is_file() else "supernet"
+        task = str(best.get("task", task)) if best else task
+    record = JobRecord(path.name, path, overrides, state, task, wall_s=wall_s, error=str(status.get("error", "")))
+    record.kind = kind
     if best is not None:
         where = path / "best_arch.json"
         if not is_number(best.get("reward")):
@@ -222,28 +231,41 @@ def write_tables(jobs: list[JobRecord], out_dir: Path, sweep_dir: str | Path | N
         f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in Counter(j.status for j in jobs).items()) + ".",
         f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
         "",
-        "| job | overrides | status | task | reward | metrics (val) | " + " | ".join(cost_names) + " | wall s |",
+        "| "
+        + " | ".join(["job", "overrides", "status", "task", "reward", "metrics (val)", *cost_names, "wall s"])
+        + " |",
         "|" + "---|" * (7 + len(cost_names)),
     ]
     for j in jobs:
         metrics = ", ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in j.metrics.items())
         if j.status in ("failed", "unreadable") and j.error:
             metrics = f"error: {j.error}".replace("|", "\\|")
-        lines.append(
-            f"| {j.num if j.num < 10**9 else j.name} | `{' '.join(varying[j.name]) or '-'}` | {j.status} | "
-            f"{j.task} | {'' if j.reward is None else f'{j.reward:.4f}'} | {metrics} | "
-            + " | ".join(_fmt(j.costs.get(c)) for c in cost_names)
-            + f" | {_fmt(j.wall_s, 3)} |"
-        )
+        cells = [
+            str(j.num if j.num < 10**9 else j.name),
+            f"`{' '.join(varying[j.name]) or '-'}`",
+            j.status,
+            j.task,
+            "" if j.reward is None else f"{j.reward:.4f}",
+            metrics,
+            *(_fmt(j.costs.get(c)) for c in cost_names),
+            _fmt(j.wall_s, 3),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     md_path = out_dir / "sweep_summary.md"
     with atomic_file(md_path) as f:
         f.write("\n".join(lines) + "\n")
     return csv_path, md_path
 
 
-def reward_curve(job: JobRecord, tag: str = "reward/mean") -> tuple[list[int], list[float]]:
-    """``(epochs, values)`` of a scalar from the job's TensorBoard event files (empty when none)."""
+def reward_curve(job: JobRecord, tag: str | None = None) -> tuple[list[int], list[float]]:
+    """``(steps, values)`` of a scalar from the job's TensorBoard event files (empty when none).
+
+    ``tag`` defaults to the job's kind's curve (:data:`CURVES`): the mean reward per epoch of a weight-sharing
+    search, the best reward so far per evaluation of a benchmark run or per trial of a trial search.
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tag = tag or CURVES[job.kind][0]
 
     log_dir = job.path / "tensorboard"
     if not log_dir.is_dir():
@@ -290,16 +312,20 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
     _, varying = varying_overrides(jobs)
-    tasks = sorted({j.task for j in jobs})
+    # One panel per task and kind of search: their curves have different axes.
+    tasks = sorted({(j.task, j.kind) for j in jobs})
     written = []
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for j in (j for j in jobs if j.task == task):
+    for ax, (task, kind) in zip(axes[0], tasks):
+        for j in (j for j in jobs if (j.task, j.kind) == (task, kind)):
             steps, values = reward_curve(j)
             if steps:
                 ax.plot(steps, values, marker="o", ms=3, label=_label(varying[j.name]))
-        ax.set(title=f"{task}: mean reward per epoch", xlabel="epoch", ylabel="reward (mean of sampled archs)")
+        _, x_label, y_label, _ = CURVES[kind]
+        ax.set(title=f"{task}: {y_label}", xlabel=x_label, ylabel=y_label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if not ax.get_lines():
+            ax.text(0.5, 0.5, "no curve logged (TensorBoard files missing)", ha="center", transform=ax.transAxes)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -308,9 +334,9 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
     save_figure(fig, written[-1], dpi=110)
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, (task, kind) in zip(axes[0], tasks):
         metric, cost, everything = "", "", []
-        for j in (j for j in jobs if j.task == task):
+        for j in (j for j in jobs if (j.task, j.kind) == (task, kind)):
             job_metric, job_cost, points = _pareto_rows(j)
             if points:
                 metric, cost = job_metric, job_cost
@@ -325,7 +351,7 @@ def plot_sweep(jobs: list[JobRecord], out_dir: Path) -> list[Path]:
             ax.step(xs, ys, where="post", color="black", lw=2, ls="--", label="front across jobs")
             ax.set_xscale("log")
             ax.legend(fontsize=7)
-        ax.set(title=f"{task}: Pareto fronts", xlabel=cost or "cost", ylabel=f"val {metric} (shared weights)")
+        ax.set(title=f"{task}: Pareto fronts", xlabel=cost or "cost", ylabel=f"val {metric} ({CURVES[kind][3]})")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     written.append(out_dir / "sweep_pareto.png")
