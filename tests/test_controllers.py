@@ -1,4 +1,7 @@
+import re
+
 import numpy as np
+import pytest
 import torch
 
 from rlnas.controllers import ENASController, RandomController
@@ -61,3 +64,37 @@ def test_random_controller_is_uniform(small_space):
     archs = np.array(ctrl.propose(4000))
     op_counts = np.bincount(archs[:, small_space.op_index[1]], minlength=4) / 4000
     np.testing.assert_allclose(op_counts, 0.25, atol=0.03)
+
+
+@pytest.mark.parametrize("name", ["enas", "maskable_ppo", "tpe", "evolution", "local_search", "random", "grid"])
+def test_observe_refuses_what_no_search_loop_hands_over_and_the_controller_still_works(name):
+    """A loop of the user's own could hand observe anything: an inf reward made PPO's policy NaN (every later
+    propose failed) and ENAS's baseline inf; an architecture of another space was an IndexError in the LSTM,
+    a string reward a TypeError in numpy, and evolution and local search took all of it in silence."""
+    from rlnas import controllers
+    from rlnas.spaces import CategoricalSpace
+
+    space = CategoricalSpace({"a": ["x", "y", "z"], "b": ["p", "q"], "c": ["u", "v", "w"]})
+    classes = {
+        "enas": controllers.ENASController,
+        "maskable_ppo": controllers.MaskablePPOController,
+        "tpe": controllers.TPEController,
+        "evolution": controllers.EvolutionController,
+        "local_search": controllers.LocalSearchController,
+        "random": controllers.RandomController,
+        "grid": controllers.GridController,
+    }
+    ctrl = classes[name](space, seed=0)
+    archs = ctrl.propose(4)
+    for bad_archs, rewards, message in [
+        (archs, [0.1, 0.2], "4 architectures but 2 rewards"),
+        (archs, [0.1, float("inf"), 0.2, 0.3], "reward 1 is inf; leave failed evaluations out"),
+        (archs, [float("nan")] * 4, "reward 0 is nan"),
+        (archs, ["0.5", 0.1, 0.2, 0.3], "reward 0 must be a number, got '0.5'"),
+        ([(5, 0, 0)], [0.5], "architecture 0 ((5, 0, 0)) is not one of this space"),
+        ([(0, 0)], [0.5], "architecture 0 ((0, 0)) is not one of this space"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ctrl.observe(bad_archs, rewards)
+    ctrl.observe(archs, [0.1, 0.2, 0.3, 0.4])
+    assert all(space.validate(a) for a in ctrl.propose(6))

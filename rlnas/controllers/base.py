@@ -68,6 +68,35 @@ def name_update_failure(err: Exception, module: Any, setting: str) -> None:
         raise ValueError(f"{setting}: overflows float32 in the controller's optimiser step; lower it") from None
 
 
+def check_observation(space: SearchSpace, archs: Sequence[Arch], rewards: Sequence[float]) -> list[Arch]:
+    """``archs`` as tuples, once they and ``rewards`` are what :meth:`Controller.observe` learns from.
+
+    The search loops hand over only finite rewards of valid architectures; a loop of the user's own
+    (ask/tell from Python) could hand over anything, and a NaN or infinite reward, a string, or an
+    architecture from another space broke the controllers each their own way (a NaN policy, a baseline
+    stuck at inf, an IndexError deep in the LSTM, or nothing at all).
+
+    Raises:
+        ValueError: Naming the first entry that is not usable.
+    """
+    if len(archs) != len(rewards):
+        raise ValueError(f"observe: {len(archs)} architectures but {len(rewards)} rewards; one reward per architecture")
+    checked = []
+    for i, (arch, reward) in enumerate(zip(archs, rewards)):
+        try:
+            checked.append(space.validate(arch))
+        except ValueError as err:
+            raise ValueError(f"observe: architecture {i} ({arch!r}) is not one of this space: {err}"[:300]) from None
+        if isinstance(reward, bool) or not isinstance(reward, (int, float, np.integer, np.floating)):
+            raise ValueError(f"observe: reward {i} must be a number, got {reward!r}"[:200])
+        if not np.isfinite(reward):
+            raise ValueError(
+                f"observe: reward {i} is {reward}; leave failed evaluations out (the search loops do) or give "
+                "them a low finite reward"
+            )
+    return checked
+
+
 class Controller(abc.ABC):
     """Base class of controllers.
 
@@ -95,7 +124,13 @@ class Controller(abc.ABC):
         """Samples ``n`` architectures to evaluate."""
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
-        """Learns from the rewards of proposed architectures; returns statistics to log."""
+        """Learns from the rewards of proposed architectures; returns statistics to log.
+
+        Raises:
+            ValueError: When the lengths differ, an architecture is not of the space or a reward is not a
+                finite number (:func:`check_observation`).
+        """
+        check_observation(self.space, archs, rewards)
         return {}
 
     def best_guess(self, n: int) -> list[Arch]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, check_observation
 from rlnas.spaces.base import Arch, SearchSpace
 
 
@@ -105,6 +105,7 @@ class EvolutionController(Controller):
         return archs
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        archs = check_observation(self.space, archs, rewards)
         for arch, reward in zip(archs, rewards):
             self.population.append((tuple(arch), float(reward)))
             if len(self.population) > self.population_size:
@@ -214,6 +215,7 @@ class LocalSearchController(Controller):
         return archs
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        archs = check_observation(self.space, archs, rewards)
         for arch, reward in zip(archs, rewards):
             arch = tuple(int(a) for a in arch)
             self.waiting.discard(arch)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, check_observation
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.utils import save_figure
 
@@ -227,6 +227,7 @@ class DifferentiableController(Controller):
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
         """Rewards do not train alpha (gradients do); reports how decided alpha is."""
+        archs = check_observation(self.space, archs, rewards)
         probs = self.probabilities()
         entropy = float(np.mean([-(p[p > 0] * np.log(p[p > 0])).sum() for p in probs]))
         return {"alpha_entropy": entropy, "alpha_max_prob": float(np.mean([p.max() for p in probs])), "tau": self.tau}

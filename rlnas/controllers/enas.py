@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlnas.controllers.base import Controller, check_finite_weights, check_policy_size, name_update_failure
+from rlnas.controllers.base import (
+    Controller,
+    check_finite_weights,
+    check_observation,
+    check_policy_size,
+    name_update_failure,
+)
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.enas_policy import ENASPolicy
 from rlnas.spaces.base import Arch, SearchSpace
@@ -192,6 +198,7 @@ class ENASController(Controller):
         :meth:`propose`) get no policy-gradient term: they are learnt from
         through the priority queue alone, as in the PPO family.
         """
+        archs = check_observation(self.space, archs, rewards)
         actions = self._actions(archs)
         sampled = torch.as_tensor([tuple(a) not in self.memory.fallback for a in archs], dtype=torch.float32)
         if self.memory.risk_quantile >= 1:

@@ -38,7 +38,13 @@ import numpy as np
 import torch
 
 import rlnas.controllers.sb3_parts as parts
-from rlnas.controllers.base import Controller, check_finite_weights, check_policy_size, name_update_failure
+from rlnas.controllers.base import (
+    Controller,
+    check_finite_weights,
+    check_observation,
+    check_policy_size,
+    name_update_failure,
+)
 from rlnas.controllers.elite import EliteMemory
 from rlnas.controllers.sb3_parts import EliteImitation, HistoryExtractor, NoEvaluator, full_mask, preserved_global_rng
 from rlnas.spaces.base import Arch, SearchSpace
@@ -295,6 +301,7 @@ class SB3Controller(EliteImitation, Controller):
         )
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        archs = check_observation(self.space, archs, rewards)
         stats: dict[str, float] = {}
         for arch, reward in zip(archs, rewards):
             queue = self._pending.get(tuple(arch))

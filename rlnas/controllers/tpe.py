@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from rlnas.controllers.base import Controller
+from rlnas.controllers.base import Controller, check_observation
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.utils import legacy_rng_state, legacy_rng_tuple
 
@@ -112,6 +112,7 @@ class TPEController(Controller):
         return self.sample_allowed()
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        archs = check_observation(self.space, archs, rewards)
         for arch, reward in zip(archs, rewards):
             self.known[tuple(arch)] = float(reward)
             trials = self._pending.pop(tuple(arch), None)
