@@ -265,3 +265,23 @@ def test_benchmark_and_trial_jobs_are_summarised_as_what_they_are(tmp_path):
     summarize(tmp_path / "sweep", tmp_path / "out", plots=True)
     rows = [line for line in (tmp_path / "out" / "sweep_summary.md").read_text().splitlines() if line.startswith("|")]
     assert len({row.count("|") for row in rows}) == 1  # header, rule and rows: one column count
+
+
+def test_job_folders_are_one_level_and_short_whatever_the_overrides(tmp_path):
+    """A path in a swept value made nested job folders (the summary listed the job as "b.csv"), and a dozen
+    overrides a folder name past the file system's 255 bytes: "OSError: File name too long", no job ran."""
+    from rlnas.registration import MAX_JOB_DIR_BYTES, job_dir_name
+
+    table = (ROOT.parent / "shared" / "benchmarks" / "nb201_cifar10_test.csv").resolve()
+    many = [f"controller.{k}={v}" for k, v in [("lr", 0.01), ("lstm_size", 64), ("elite_size", 5)]]
+    many += [f"controller.{k}=0.{'0' * 60}1" for k in ("entropy_weight", "skip_target", "risk_quantile")]
+    sweep = ["-m", "+benchmark=nb201_cifar10", f"benchmark.path={table}", "benchmark.evaluations=10,12"]
+    proc = run_cli(*sweep, *many, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [p.name[:2] for p in jobs] == ["0_", "1_"] and all(
+        len(p.name.encode()) <= 2 + MAX_JOB_DIR_BYTES for p in jobs
+    )
+    assert all((p / "best_arch.json").is_file() for p in jobs) and jobs[0].name != jobs[1].name
+    assert [j.num for j in read_sweep(tmp_path / "sweep")] == [0, 1]
+    assert job_dir_name(f"task.data.root={table}") == f"task.data.root={str(table).replace('/', '_')}"
