@@ -784,3 +784,19 @@ def test_nk_tables_refuse_what_they_cannot_write(tmp_path, args, message):
         [sys.executable, "tools/nk_tables.py", "--out", str(tmp_path), *args], cwd=ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 2 and message in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_readme_that_is_not_text_is_named_and_jobs_beyond_the_cores_are_capped(tmp_path, monkeypatch, capsys):
+    """--readme photo.png ended in "'utf-8' codec can't decode byte ..." without the file; --jobs 1000 forked
+    1000 workers for two runs."""
+    import tools._common as common
+    from tools.compare_controllers import check_readme
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\xc4\xff")
+    with pytest.raises(SystemExit, match=re.escape(f"--readme {image}: not UTF-8 text (name a Markdown file)")):
+        check_readme(image, "block")
+    monkeypatch.setattr(common.os, "cpu_count", lambda: 1)
+    with common.job_map(1000) as run_all:
+        assert run_all is map  # one core: in this process, no worker forked
+    assert "--jobs 1000: this machine has 1 CPU(s); running 1 at once" in capsys.readouterr().err

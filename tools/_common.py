@@ -42,6 +42,14 @@ def job_map(jobs: int) -> Iterator[Callable]:
 
     The function and its items must pickle (a module-level function, plain data).
     """
+    cores = os.cpu_count() or 1
+    if jobs > cores:
+        # The pool forks every worker at once: --jobs 1000 made 1000 processes of a torch-sized parent.
+        print(
+            f"{Path(sys.argv[0]).name}: --jobs {jobs}: this machine has {cores} CPU(s); running {cores} at once",
+            file=sys.stderr,
+        )
+        jobs = cores
     if jobs <= 1:
         yield map
         return

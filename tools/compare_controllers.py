@@ -489,7 +489,10 @@ def check_readme(readme: Path, key: str) -> str:
     tool = Path(sys.argv[0]).name
     if not readme.is_file():
         raise SystemExit(f"{tool}: error: --readme {readme}: no such file")
-    content = readme.read_text()
+    try:
+        content = readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SystemExit(f"{tool}: error: --readme {readme}: not UTF-8 text (name a Markdown file)") from None
     if begin not in content or end not in content:
         raise SystemExit(f"{tool}: error: --readme {readme}: no '{begin}' ... '{end}' block to replace")
     return content
