@@ -42,12 +42,23 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
 from rlnas.config import CONF_DIR, check_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
-from rlnas.utils.errors import environment_error, flag_error, one_line_errors, tolerant_stdout, user_error_message
+from rlnas.utils.errors import (
+    JobFailed,
+    environment_error,
+    flag_error,
+    one_line_errors,
+    tolerant_stdout,
+    user_error_message,
+)
 from rlnas.utils.rundir import explicit_run_dir, flags_first, refuse_earlier_sweep
 
 log = logging.getLogger("rlnas")
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
 COMM = Comm()
+#: Hydra's launcher that runs a sweep's jobs one after another in this process.
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+#: The sweep jobs of this process that failed, each as "#NUM OVERRIDES: error".
+FAILED_JOBS: list[str] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -152,6 +163,13 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
         if comm.is_main:
             print(f"rlnas: {stop}", file=sys.stderr)
         sys.exit(130)
+    except JobFailed as failed:
+        if hydra_cfg.launcher.get("_target_") != BASIC_LAUNCHER:
+            raise  # jobs in other processes: Hydra names the first failure at the sweep's end
+        # In this process: the sweep's end names every failed job in one line (main), instead of Hydra's
+        # "Error executing job with overrides" about the first and its advice to set HYDRA_FULL_ERROR.
+        FAILED_JOBS.append(f"#{hydra_cfg.job.num} {' '.join(hydra_cfg.overrides.task)}: {failed}")
+        return float("nan")
     if not comm.is_main:  # rank 0 reports
         return float("nan") if cfg.get("benchmark") is not None else result.best.reward
     if cfg.get("trials") is not None:
@@ -453,8 +471,17 @@ def main() -> None:
                         lock_run_dir(value)
         run()
         shutdown(wait_for_others=True)
+        report_failed_jobs()
     finally:
         shutdown()
+
+
+def report_failed_jobs() -> None:
+    """Ends a sweep whose jobs ran in this process with one line naming each failed job, exit code 1."""
+    if FAILED_JOBS:
+        listed = "; ".join(FAILED_JOBS)
+        print(f"rlnas: {len(FAILED_JOBS)} sweep job(s) failed, the others finished: {listed}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

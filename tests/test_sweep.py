@@ -103,6 +103,12 @@ def test_a_failed_job_is_listed_as_failed_and_the_others_finish(sweep_with_a_fai
     assert proc.returncode != 0  # the sweep reports the failure ...
     assert "search.epochs must be >= 1, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr  # the failed job named, its error in one line, as for one run
+    # The last line names every failed job (Hydra named the first, "Error executing job with overrides", and
+    # advised HYDRA_FULL_ERROR=1 for a trace of an error that has none).
+    assert "HYDRA_FULL_ERROR" not in proc.stderr and proc.stderr.strip().splitlines()[-1] == (
+        "rlnas: 1 sweep job(s) failed, the others finished: #1 controller=random search.epochs=0 "
+        "+task=classification +experiment=smoke: search.epochs must be >= 1, got 0"
+    )
     jobs = read_sweep(sweep_dir)  # ... after running every job
     assert [(j.status, j.reward is not None) for j in jobs] == [("completed", True), ("failed", False)]
     assert jobs[1].error == "search.epochs must be >= 1, got 0"

@@ -197,9 +197,11 @@ def log_file_errors_once(prog: str) -> None:
 class JobFailed(CompactHydraException, RuntimeError):
     """A sweep job's configuration or data error, already printed as one line.
 
-    Raised instead of exiting, so that Hydra marks the job failed and the sweep's
-    other jobs still run. At the sweep's end Hydra names the first failed job
-    and prints a compact exception as its message alone, not a traceback.
+    Raised instead of exiting, so that the sweep's other jobs still run. Jobs in
+    this process (Hydra's basic launcher) are caught by ``rlnas.__main__``, which
+    ends the sweep with one line naming every failed job; with a launcher whose
+    jobs run elsewhere Hydra marks the job failed and, at the sweep's end, names
+    the first failed job with this compact exception's message, not a traceback.
     """
 
 
