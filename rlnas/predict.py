@@ -428,6 +428,10 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
     if bad:
         raise PredictError(f"argument {bad[0]!r} is not key=value; keys: {list(PredictConfig.__annotations__)}")
     keys = [a.partition("=")[0] for a in argv]
+    unknown = next((k for k in keys if k not in PredictConfig.__annotations__), None)
+    if unknown is not None:  # OmegaConf's "Key 'device' not in 'PredictConfig'" named no setting there is
+        allowed = ", ".join(PredictConfig.__annotations__)
+        raise PredictError(f"{unknown} is not a setting of rlnas.predict; allowed: {allowed}"[:300])
     twice = next((k for k in keys if keys.count(k) > 1), None)
     if twice is not None:  # the last one silently won: input=a.png input=b.png predicted b.png alone
         raise PredictError(f"{twice}= is given {keys.count(twice)} times; give it once (input= takes a folder)")

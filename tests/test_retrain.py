@@ -712,6 +712,9 @@ def test_predict_takes_paths_as_typed_and_never_reads_a_pipe_to_judge_its_output
     parsed = parse_args(["model=m", "input=-", "output=1e3"])
     assert (parsed.input, parsed.output) == ("-", "1e3")
     assert parse_args(["model=m", "input=x", "output=null"]).output is None
+    # device=cuda was "device: Key 'device' not in 'PredictConfig'": no word of the settings there are
+    with pytest.raises(PredictError, match="device is not a setting of rlnas.predict; allowed: model, input, output"):
+        parse_args(["model=m", "input=x", "device=cuda"])
     # output=/dev/stdout on a pipe: reading it to tell whose file it was blocked forever
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
