@@ -800,3 +800,14 @@ def test_a_readme_that_is_not_text_is_named_and_jobs_beyond_the_cores_are_capped
     with common.job_map(1000) as run_all:
         assert run_all is map  # one core: in this process, no worker forked
     assert "--jobs 1000: this machine has 1 CPU(s); running 1 at once" in capsys.readouterr().err
+
+
+def test_bench_supernet_measures_the_batch_it_draws(capsys):
+    """A --batch beyond the training split drew the whole split and counted the asked size: 99,625,624 img/s."""
+    from tools.bench_supernet import measured_batch
+
+    assert measured_batch(128, 1079) == 128
+    assert measured_batch(100_000_000, 1079) == 1079
+    assert "--batch 100000000 is more than the training split's 1079 samples; measured with 1079" in (
+        capsys.readouterr().err
+    )

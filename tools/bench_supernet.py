@@ -42,6 +42,21 @@ def fwd_bwd(model, x, y, task, *arch) -> float:
     return time.perf_counter() - start
 
 
+def measured_batch(asked: int, split: int) -> int:
+    """The batch size measured: ``asked``, or the training split's size when it holds fewer (said on stderr).
+
+    A batch is drawn without repeats, so it holds the whole split at most; the throughput counted the asked
+    size (``--batch 100000000`` "measured" 99,625,624 img/s on 1,079 digits).
+    """
+    if asked <= split:
+        return asked
+    print(
+        f"bench_supernet.py: --batch {asked} is more than the training split's {split} samples; measured with {split}",
+        file=sys.stderr,
+    )
+    return split
+
+
 def train_images_per_s(model, task, data, archs, batch, steps, generator) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     start = time.perf_counter()
@@ -101,6 +116,7 @@ def main() -> None:
     check_out_file(Path(args.out), "--out", ("device", "median_ratio", "rows"))
     cfg, device, space, task, data, supernet = build_parts(args.overrides, args.device, args.seed)
     backbone = supernet.backbone
+    args.batch = measured_batch(args.batch, len(data.train))
     gen = torch.Generator(device).manual_seed(args.seed)
     x, y = data.train.batch(args.batch, gen)
     rng = np.random.default_rng(args.seed)
