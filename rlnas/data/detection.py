@@ -250,10 +250,9 @@ def load_coco(images_dir: str | Path, annotations: str | Path, canvas_size: int)
         try:
             with Image.open(path) as img:
                 declared = (int(image["width"]), int(image["height"]))
-                turned = upright(img)
                 # Boxes drawn on the photo as viewers show it (EXIF-turned) match its turned size; boxes
                 # drawn on the stored pixels match the file's own size, which wins when both do.
-                img = img if declared == img.size else turned
+                img = img if declared == img.size else upright(img)
                 if boxes[image_id] and declared != img.size:  # the boxes would be scaled to the wrong size
                     raise DataError(
                         f"{ann_path}: images record {image_id} declares {declared[0]}x{declared[1]} but "

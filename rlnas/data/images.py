@@ -60,6 +60,8 @@ def upright(img: Any) -> Any:
     """
     from PIL import ImageOps
 
+    if img.getexif().get(0x0112, 1) == 1:  # the Orientation tag: absent or "as stored" (PIL would copy)
+        return img
     return ImageOps.exif_transpose(img)
 
 

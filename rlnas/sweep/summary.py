@@ -133,7 +133,7 @@ def _read_job(path: Path) -> JobRecord:
         status = {}
     best = _load_json(path / "best_arch.json")
     state = status.get("status", "completed" if best else "unknown")
-    if state not in (*RUN_STATES, "completed", "unknown"):
+    if state not in (*RUN_STATES, "unknown"):
         raise ValueError(f"{status_file}: 'status' must be one of {list(RUN_STATES)}, got {state!r}"[:200])
     if state == "running" and best is None and _process_gone(status):
         state = "killed"
@@ -147,8 +147,9 @@ def _read_job(path: Path) -> JobRecord:
     else:
         kind = "trials" if "trials" in option or (path / "trials.csv").is_file() else "supernet"
         task = str(best.get("task", task)) if best else task
-    record = JobRecord(path.name, path, overrides, state, task, wall_s=wall_s, error=str(status.get("error", "")))
-    record.kind = kind
+    record = JobRecord(
+        path.name, path, overrides, state, task, wall_s=wall_s, error=str(status.get("error", "")), kind=kind
+    )
     if best is not None:
         where = path / "best_arch.json"
         if not is_number(best.get("reward")):
