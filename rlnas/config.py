@@ -125,6 +125,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     overrides = hydra_overrides(list(argv))
     check_group_choices(overrides, conf_dir, extra)
     _check_table_overrides(overrides)
+    _check_trial_overrides(overrides)
     deleted = next((o for o in overrides if o == "~task" or o.startswith("~task=")), None)
     if deleted is not None:  # Hydra: "Key 'task' is not in struct"
         raise ConfigError(f"{deleted}: a search needs a task; choose one with +task=NAME (classification by default)")
@@ -547,6 +548,42 @@ def _check_table_overrides(overrides: Sequence[str]) -> None:
             f"{override}: a +benchmark run looks each architecture up in its table and reads no {section}.* "
             f"settings; drop it{costs}"
         )
+
+
+#: ``search.*`` settings a trial search reads: the nulls of the retrain recipe it trains each trial with
+#: (``conf/retrain.yaml``). Its other settings shape the weight-sharing loop a trial search does not run.
+TRIAL_READS_SEARCH = ("batch_size", "optimizer", "lr", "lr_min", "momentum", "nesterov", "grad_clip")
+
+
+def _check_trial_overrides(overrides: Sequence[str]) -> None:
+    """Refuses settings a ``+trials`` run does not read: the weight-sharing loop's ``search.*`` (epochs,
+    steps, final re-scoring ...), ``checkpoint.*`` (it keeps every finished trial instead) and
+    ``selection.rule``/``selection.k`` (its pick is the best reward among the fully trained trials).
+
+    Raises:
+        ConfigError: Naming the override (the run went ahead without it).
+    """
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    if not any(k in ("trials", "trials@_global_") for k in keys):
+        return
+    for override, key in zip(overrides, keys):
+        section, _, name = key.partition(".")
+        if section == "search" and name and name not in TRIAL_READS_SEARCH:
+            raise ConfigError(
+                f"{override}: a +trials run trains each candidate with the retrain recipe and reads of search.* "
+                f"only {', '.join(TRIAL_READS_SEARCH)}; set the trials' training with trials.epochs or "
+                f"trials.train.{name.split('.')[0]}="
+            )
+        if section == "checkpoint":
+            raise ConfigError(
+                f"{override}: a +trials run keeps every finished trial (trials.jsonl) and resumes from them; "
+                "it reads no checkpoint.* settings; drop it"
+            )
+        if section == "selection" and name in ("rule", "k"):
+            raise ConfigError(
+                f"{override}: a +trials run picks the best reward among its fully trained trials (selection.cost "
+                "is only its Pareto plot's axis); drop it"
+            )
 
 
 def _check_table_run(cfg: DictConfig) -> None:

@@ -197,6 +197,25 @@ def test_settings_a_table_run_does_not_read_are_refused_not_ignored(override, me
     check_overrides(["+benchmark=toy", "controller=evolution"])
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("search.epochs=3", "reads of search.* only batch_size, optimizer, lr, lr_min, momentum, nesterov"),
+        ("search.weight_decay=0.1", "set the trials' training with trials.epochs or trials.train.weight_decay="),
+        ("checkpoint.every=2", "reads no checkpoint.* settings"),
+        ("selection.rule=top_k", "picks the best reward among its fully trained trials"),
+        ("selection.k=5", "picks the best reward among its fully trained trials"),
+    ],
+)
+def test_settings_a_trial_search_does_not_read_are_refused_not_ignored(override, message):
+    from rlnas.config import ConfigError, check_overrides
+
+    # The trial search went ahead without them (selection.rule=top_k, search.epochs=3: the same run).
+    with pytest.raises(ConfigError, match=re.escape(f"{override}: ") + ".*" + re.escape(message)):
+        check_overrides(["+task=mnist1d", "+trials=default", override])
+    check_overrides(["+task=mnist1d", "+trials=default", "search.lr=0.1", "selection.cost=mflops"])
+
+
 def test_a_group_chosen_twice_is_named():
     from rlnas.config import ConfigError, check_overrides
 
