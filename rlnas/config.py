@@ -586,6 +586,29 @@ def _check_trial_overrides(overrides: Sequence[str]) -> None:
             )
 
 
+def check_ground_truth_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuses ``ground_truth.seeds`` or ``ground_truth.epochs`` on a command line whose run makes no comparison.
+
+    The comparison runs only with ``ground_truth.random > 0`` (the digits tasks leave it at 0), so
+    ``ground_truth.seeds=3`` alone ran the search and compared nothing, without a word.
+
+    Raises:
+        ConfigError: Naming the override.
+    """
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    given = next((o for o, k in zip(overrides, keys) if k in ("ground_truth.seeds", "ground_truth.epochs")), None)
+    if given is None or int(OmegaConf.select(cfg, "ground_truth.random", default=0) or 0) > 0:
+        return
+    if cfg.get("benchmark") is not None:
+        raise ConfigError(
+            f"{given}: a benchmark run trains nothing standalone (its table is the ground truth); drop it"
+        )
+    raise ConfigError(
+        f"{given}: the ground-truth comparison runs only with ground_truth.random > 0 (random architectures "
+        "trained standalone beside the pick), which this task leaves at 0; set it too, e.g. ground_truth.random=5"
+    )
+
+
 def _check_table_run(cfg: DictConfig) -> None:
     """A ``+benchmark`` run trains nothing: settings that train (a task, trials, ground-truth draws) are refused.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,22 @@ def test_comparison_leads_with_ground_truth_for_whole_searches():
     assert truth[1]["mean"] == pytest.approx(0.96) and truth[1]["p_vs_random"] < 0.01
     table = pivot(rows, ["ground truth (standalone, test)", "final (full val)", 1])
     assert table.splitlines()[0].startswith("| controller | ground truth (standalone, test) | p vs random |")
+
+
+def test_ground_truth_settings_without_a_comparison_are_refused():
+    """ground_truth.seeds=3 on the digits (ground_truth.random: 0) ran the search and compared nothing."""
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.config import CONF_DIR, ConfigError, check_ground_truth_overrides
+
+    def check(*overrides: str) -> None:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides))
+        check_ground_truth_overrides(cfg, list(overrides))
+
+    with pytest.raises(ConfigError, match=re.escape("ground_truth.seeds=3: the ground-truth comparison runs only")):
+        check("+task=classification", "ground_truth.seeds=3")
+    with pytest.raises(ConfigError, match=re.escape("ground_truth.epochs=2: a benchmark run trains nothing")):
+        check("+benchmark=toy", "ground_truth.epochs=2")
+    check("+task=classification", "ground_truth.seeds=3", "ground_truth.random=4")
+    check("+task=mnist1d", "ground_truth.epochs=2")  # its config compares with random architectures
