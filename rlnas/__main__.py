@@ -39,7 +39,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     unquote_path,
     with_default_task,
 )
-from rlnas.config import CONF_DIR, check_ground_truth_overrides, check_overrides, validate_config
+from rlnas.config import CONF_DIR, check_overrides, check_unread_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 from rlnas.utils.errors import (
@@ -125,7 +125,7 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
                     raise ValueError("+trials runs spread trials over Ray's workers; start them without torchrun")
                 validate_config(cfg)
                 if not resume:
-                    check_ground_truth_overrides(cfg, list(hydra_cfg.overrides.task))
+                    check_unread_overrides(cfg, list(hydra_cfg.overrides.task), torchrun=launched())
                 # A refused resume of a finished run, or a start into another run's dir, leaves its status alone.
                 owns_dir = (bool(resume) and not (Path(run_dir) / "best_arch.json").exists()) or not taken_files(
                     Path(run_dir)

@@ -586,16 +586,24 @@ def _check_trial_overrides(overrides: Sequence[str]) -> None:
             )
 
 
-def check_ground_truth_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
-    """Refuses ``ground_truth.seeds`` or ``ground_truth.epochs`` on a command line whose run makes no comparison.
+def check_unread_overrides(cfg: DictConfig, overrides: Sequence[str], torchrun: bool = False) -> None:
+    """Refuses command-line settings the composed run would not read.
 
-    The comparison runs only with ``ground_truth.random > 0`` (the digits tasks leave it at 0), so
-    ``ground_truth.seeds=3`` alone ran the search and compared nothing, without a word.
+    ``ground_truth.seeds`` or ``ground_truth.epochs`` where no comparison runs (it needs
+    ``ground_truth.random > 0``, which the digits tasks leave at 0): ``ground_truth.seeds=3`` alone ran the search
+    and compared nothing, without a word. ``distributed.*`` in a run not launched by torchrun (``torchrun``): the
+    backend and synchronised BatchNorm apply to such a launch only.
 
     Raises:
         ConfigError: Naming the override.
     """
     keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    spread = next((o for o, k in zip(overrides, keys) if k.split(".")[0] == "distributed"), None)
+    if spread is not None and not torchrun:
+        raise ConfigError(
+            f"{spread}: distributed.* settings apply to a torchrun launch and this run is one process; "
+            "drop it, or start the search with torchrun --nproc_per_node=N -m rlnas ..."
+        )
     given = next((o for o, k in zip(overrides, keys) if k in ("ground_truth.seeds", "ground_truth.epochs")), None)
     if given is None or int(OmegaConf.select(cfg, "ground_truth.random", default=0) or 0) > 0:
         return

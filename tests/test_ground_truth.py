@@ -95,16 +95,17 @@ def test_comparison_leads_with_ground_truth_for_whole_searches():
     assert table.splitlines()[0].startswith("| controller | ground truth (standalone, test) | p vs random |")
 
 
-def test_ground_truth_settings_without_a_comparison_are_refused():
-    """ground_truth.seeds=3 on the digits (ground_truth.random: 0) ran the search and compared nothing."""
+def test_settings_the_run_would_not_read_are_refused():
+    """ground_truth.seeds=3 on the digits (ground_truth.random: 0) ran the search and compared nothing;
+    distributed.sync_batchnorm=true without torchrun ran one process, the setting unread."""
     from hydra import compose, initialize_config_dir
 
-    from rlnas.config import CONF_DIR, ConfigError, check_ground_truth_overrides
+    from rlnas.config import CONF_DIR, ConfigError, check_unread_overrides
 
-    def check(*overrides: str) -> None:
+    def check(*overrides: str, torchrun: bool = False) -> None:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=list(overrides))
-        check_ground_truth_overrides(cfg, list(overrides))
+        check_unread_overrides(cfg, list(overrides), torchrun=torchrun)
 
     with pytest.raises(ConfigError, match=re.escape("ground_truth.seeds=3: the ground-truth comparison runs only")):
         check("+task=classification", "ground_truth.seeds=3")
@@ -112,3 +113,6 @@ def test_ground_truth_settings_without_a_comparison_are_refused():
         check("+benchmark=toy", "ground_truth.epochs=2")
     check("+task=classification", "ground_truth.seeds=3", "ground_truth.random=4")
     check("+task=mnist1d", "ground_truth.epochs=2")  # its config compares with random architectures
+    with pytest.raises(ConfigError, match=re.escape("distributed.sync_batchnorm=true: distributed.* settings apply")):
+        check("+task=classification", "distributed.sync_batchnorm=true")
+    check("+task=classification", "distributed.sync_batchnorm=true", torchrun=True)
