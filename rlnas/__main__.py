@@ -424,6 +424,8 @@ def main() -> None:
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
     tolerant_stdout()
+    # resume=null is the default (no resume), not a run dir named null.
+    sys.argv = [a for a in sys.argv if a.lstrip("+") != "resume=null"]
     instead = "; add your configs with --config-dir DIR instead (they join conf/: DIR/task/mine.yaml is +task=mine)"
     message = flag_error(sys.argv[1:], instead=instead) or environment_error() or resume_error(sys.argv[1:])
     if message is not None:

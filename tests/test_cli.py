@@ -186,6 +186,8 @@ def test_default_task_is_added_only_when_none_is_given():
         ("search.epochs=99", "a +benchmark run looks each architecture up in its table and reads no search.*"),
         ("costs.latency_table=x.json", "reads no costs.* settings; drop it (its costs are the table's columns"),
         ("selection.rule=knee", "reads no selection.* settings"),
+        ("checkpoint.stop_after=2", "reads no checkpoint.* settings"),
+        ("data_seed=5", "reads no data_seed (it has no data to split)"),
     ],
 )
 def test_settings_a_table_run_does_not_read_are_refused_not_ignored(override, message):
@@ -487,6 +489,11 @@ def test_a_multirun_quotes_its_sweep_dir_and_leaves_sweeps_as_typed():
     assert quote_paths(["-m", "resume=1e3"], PATH_KEYS) == ["-m", "resume='1e3'"]
     swept = ["-m", "resume=runs/a,runs/b", "arch=glob(*.json)"]
     assert quote_paths(swept, PATH_KEYS) == swept  # a comma or a sweep function: the sweep typed
+    # costs.latency_table=null (its default) was quoted into a file named "null": "no such file (null measures
+    # a table in the run dir)"; a run dir stays a folder whatever its name
+    nulls = ["costs.latency_table=null", "controller.init_from=null", "task.data.root=null"]
+    assert quote_paths(nulls, PATH_KEYS) == nulls
+    assert quote_paths(["hydra.run.dir=null"], PATH_KEYS) == ["hydra.run.dir='null'"]
 
 
 @pytest.mark.parametrize("name", ["résumé données", "a~b", "x#1", "r&d!"])

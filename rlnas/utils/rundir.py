@@ -248,6 +248,9 @@ def quote_paths(argv: list[str], keys: Sequence[str]) -> list[str]:
         if multirun and name != "hydra.sweep.dir" and ("," in value or re.match(r"\w+\(", value)):
             out.append(arg)
             continue
+        if value == "null" and not name.startswith("hydra."):
+            out.append(arg)  # these settings are null by default: null means "none", not a file named null
+            continue
         if sep and name in keys and value[:1] not in ("'", '"') and not _plain_string(value):
             arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         out.append(arg)
