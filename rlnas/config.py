@@ -521,13 +521,13 @@ def _check_sections(cfg: DictConfig) -> None:
 
 
 #: Sections a ``+benchmark`` run does not read (it trains nothing and prices by its table's columns).
-TABLE_IGNORES = ("space", "search", "costs", "selection", "checkpoint", "data_seed")
+TABLE_IGNORES = ("space", "search", "costs", "selection", "checkpoint", "data_seed", "device")
 
 
 def _check_table_overrides(overrides: Sequence[str]) -> None:
     """Refuses settings a ``+benchmark`` run does not read: ``space=NAME`` (its table's decisions are the
     space), ``search.*``, ``costs.*``, ``selection.*``, ``checkpoint.*`` (it takes seconds and is started again,
-    not resumed) and ``data_seed``.
+    not resumed), ``data_seed`` and ``device``.
 
     Raises:
         ConfigError: Naming the override (the run went ahead without it).
@@ -545,7 +545,10 @@ def _check_table_overrides(overrides: Sequence[str]) -> None:
                 "drop it (or search a task with +task=NAME)"
             )
         costs = " (its costs are the table's columns, benchmark.costs)" if section == "costs" else ""
-        what = "data_seed (it has no data to split)" if section == "data_seed" else f"{section}.* settings"
+        what = {
+            "data_seed": "data_seed (it has no data to split)",
+            "device": "device (it trains nothing; a PPO controller's own is controller.device)",
+        }.get(section, f"{section}.* settings")
         raise ConfigError(
             f"{override}: a +benchmark run looks each architecture up in its table and reads no {what}; drop it{costs}"
         )

@@ -188,6 +188,7 @@ def test_default_task_is_added_only_when_none_is_given():
         ("selection.rule=knee", "reads no selection.* settings"),
         ("checkpoint.stop_after=2", "reads no checkpoint.* settings"),
         ("data_seed=5", "reads no data_seed (it has no data to split)"),
+        ("device=cuda", "reads no device (it trains nothing"),
     ],
 )
 def test_settings_a_table_run_does_not_read_are_refused_not_ignored(override, message):
