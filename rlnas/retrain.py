@@ -462,6 +462,24 @@ def given_train_keys(overrides: Any) -> set[str]:
     return keys
 
 
+def check_compression_overrides(compress: str, overrides: Any) -> None:
+    """Refuses ``prune.*`` or ``quantize.*`` on a command line whose ``compress`` does not run that step.
+
+    ``prune.amount=0.3`` without ``compress=prune`` retrained, exported and pruned nothing, without a word.
+
+    Raises:
+        ValueError: Naming the override and the ``compress`` values that read it.
+    """
+    steps = {"prune": ("prune", "all"), "quantize": ("int8", "all")}
+    for item in overrides:
+        section = str(item).split("=", 1)[0].lstrip("+~").split(".")[0]
+        if section in steps and compress not in steps[section]:
+            wanted = " or ".join(f"compress={c}" for c in steps[section])
+            raise ValueError(
+                f"{item}: read with {wanted} only (this run has compress={compress}); add it or drop {item}"
+            )
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="retrain")
 def run(cfg: DictConfig) -> None:
     """Hydra entry point; user errors print one line and exit with code 2."""
@@ -471,6 +489,7 @@ def run(cfg: DictConfig) -> None:
     if HydraConfig.get().job.chdir:  # the job runs in its output dir: paths as typed are from the launch dir
         launch_relative_paths(cfg, ("arch", "run_config"))
     with one_line_errors("rlnas.retrain", also=(FloatingPointError, ExportMismatchError)):
+        check_compression_overrides(str(cfg.compress), HydraConfig.get().overrides.task)
         report = retrain(cfg, out_dir, given=given_train_keys(HydraConfig.get().overrides.task))
     first = report["variants"][0]
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in first.items() if k.startswith("test_"))

@@ -744,3 +744,15 @@ def test_retrain_refuses_training_settings_added_to_a_pick_and_metrics_that_are_
     with pytest.raises(ValueError, match=r"key 'arch' appears twice in one object"):
         retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
     assert not any((tmp_path / "out").glob("*"))  # nothing written before the refusals
+
+
+def test_compression_settings_without_their_step_are_refused():
+    """prune.amount=0.3 without compress=prune retrained and pruned nothing, without a word."""
+    from rlnas.retrain import check_compression_overrides
+
+    with pytest.raises(ValueError, match=re.escape("prune.amount=0.3: read with compress=prune or compress=all only")):
+        check_compression_overrides("none", ["arch=x", "prune.amount=0.3"])
+    with pytest.raises(ValueError, match=re.escape("quantize.calibration_samples=9: read with compress=int8 or")):
+        check_compression_overrides("prune", ["quantize.calibration_samples=9"])
+    check_compression_overrides("all", ["prune.amount=0.3", "quantize.calibration_samples=9"])
+    check_compression_overrides("int8", ["quantize.calibration_samples=9", "train.epochs=1"])
