@@ -524,6 +524,14 @@ def _check_sections(cfg: DictConfig) -> None:
 TABLE_IGNORES = ("space", "search", "costs", "selection", "checkpoint", "data_seed", "device")
 
 
+def _keys_beside(overrides: Sequence[str], group: str) -> list[tuple[str, str]]:
+    """``(override, key)`` of every override when one of them chooses ``group`` (``+benchmark=toy``), else none."""
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    if not any(k in (group, f"{group}@_global_") for k in keys):
+        return []
+    return list(zip(overrides, keys))
+
+
 def _check_table_overrides(overrides: Sequence[str]) -> None:
     """Refuses settings a ``+benchmark`` run does not read: ``space=NAME`` (its table's decisions are the
     space), ``search.*``, ``costs.*``, ``selection.*``, ``checkpoint.*`` (it takes seconds and is started again,
@@ -532,10 +540,7 @@ def _check_table_overrides(overrides: Sequence[str]) -> None:
     Raises:
         ConfigError: Naming the override (the run went ahead without it).
     """
-    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
-    if not any(k in ("benchmark", "benchmark@_global_") for k in keys):
-        return
-    for override, key in zip(overrides, keys):
+    for override, key in _keys_beside(overrides, "benchmark"):
         section = key.split(".", 1)[0]
         if section not in TABLE_IGNORES:
             continue
@@ -567,10 +572,7 @@ def _check_trial_overrides(overrides: Sequence[str]) -> None:
     Raises:
         ConfigError: Naming the override (the run went ahead without it).
     """
-    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
-    if not any(k in ("trials", "trials@_global_") for k in keys):
-        return
-    for override, key in zip(overrides, keys):
+    for override, key in _keys_beside(overrides, "trials"):
         section, _, name = key.partition(".")
         if section == "search" and name and name not in TRIAL_READS_SEARCH:
             raise ConfigError(
