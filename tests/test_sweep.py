@@ -273,6 +273,26 @@ def test_benchmark_and_trial_jobs_are_summarised_as_what_they_are(tmp_path):
     assert len({row.count("|") for row in rows}) == 1  # header, rule and rows: one column count
 
 
+def test_the_sweep_names_job_folders_through_the_resolver():
+    """A swept path made nested job folders and many overrides a name past 255 bytes (see below, end to end)."""
+    from rlnas.registration import MAX_JOB_DIR_BYTES
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+task=classification"], return_hydra_config=True)
+    cfg.hydra.job.num = 3
+    for overrides, expected in [
+        ("task.data.root=/data/set", "3_task.data.root=_data_set"),
+        ("seed=1,controller=enas", "3_seed=1,controller=enas"),
+    ]:
+        cfg.hydra.job.override_dirname = overrides
+        assert cfg.hydra.sweep.subdir == expected
+    cfg.hydra.job.override_dirname = ",".join(f"controller.k{i}=0.{'0' * 40}1" for i in range(12))
+    name = cfg.hydra.sweep.subdir
+    assert len(name.encode()) == 2 + MAX_JOB_DIR_BYTES and name[-9] == "~"
+
+
+# The same end to end, two benchmark jobs (6 s): run on purpose (-m slow).
+@pytest.mark.slow
 def test_job_folders_are_one_level_and_short_whatever_the_overrides(tmp_path):
     """A path in a swept value made nested job folders (the summary listed the job as "b.csv"), and a dozen
     overrides a folder name past the file system's 255 bytes: "OSError: File name too long", no job ran."""
