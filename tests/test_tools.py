@@ -736,6 +736,8 @@ def test_nk_landscapes_couple_decisions_only_with_k_above_zero():
     assert np.array_equal(again, values) and not np.array_equal(nk_landscape(6, 3, 2, seed=5)[1], values)
 
 
+# Two table writes and two benchmark runs (9 s), the pipeline `make study-nk` runs at scale: run on purpose (-m slow).
+@pytest.mark.slow
 def test_nk_tables_run_as_benchmarks_noisy_and_not(tmp_path):
     def write(out):
         return subprocess.run(
