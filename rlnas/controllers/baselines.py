@@ -215,12 +215,10 @@ class LocalSearchController(Controller):
         return archs
 
     def observe(self, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
-        archs = check_observation(self.space, archs, rewards)
+        archs = check_observation(self.space, archs, rewards)  # tuples of ints, finite rewards
         for arch, reward in zip(archs, rewards):
-            arch = tuple(int(a) for a in arch)
             self.waiting.discard(arch)
-            if np.isfinite(reward):
-                self.known[arch] = float(reward)
+            self.known[arch] = float(reward)
         if self.centre is None:
             if len(self.known) >= self.num_init:
                 self._move_to(max(self.known, key=self.known.__getitem__))

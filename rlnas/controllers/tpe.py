@@ -69,9 +69,9 @@ class TPEController(Controller):
         for _ in range(n):
             trial, arch = self._ask()
             rejected = repeats = attempts = 0
+            exhausted = len(self.known.keys() | set(archs)) >= self.space.size  # neither changes while asking
             while not self.allowed(arch) or arch in self.known or arch in archs:
                 attempts += 1
-                exhausted = len(self.known.keys() | set(archs)) >= self.space.size
                 if (exhausted or attempts > 10 * (self.max_rejections + self.max_repeats)) and self.allowed(arch):
                     # Every (allowed) architecture is known, in a small space: a repeat, which the loop counts.
                     # Asking on would add a told trial per ask, and TPE's asks slow down with its trials.
