@@ -434,7 +434,8 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         raise PredictError(f"{unknown} is not a setting of rlnas.predict; allowed: {allowed}"[:300])
     twice = next((k for k in keys if keys.count(k) > 1), None)
     if twice is not None:  # the last one silently won: input=a.png input=b.png predicted b.png alone
-        raise PredictError(f"{twice}= is given {keys.count(twice)} times; give it once (input= takes a folder)")
+        hint = " (input= takes a folder of files)" if twice == "input" else ""
+        raise PredictError(f"{twice}= is given {keys.count(twice)} times; give it once{hint}")
     for arg in argv:
         key, _, value = arg.partition("=")
         if key in ("model", "input") and not value.strip():

@@ -161,6 +161,25 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     return arch, payload, search_cfg, path.parent
 
 
+def _check_decoded(arch_path: str, saved: Any, decoded: dict[str, str]) -> None:
+    """Refuses a best_arch.json whose ``decoded`` names other choices than its ``arch`` encodes.
+
+    ``decoded`` is what a reader of the file sees and may edit; ``arch`` (the choice indices) is what
+    trains. Edited apart, the retrain would train another network than the one the file shows.
+    """
+    if saved is None or saved == decoded:
+        return
+    if not isinstance(saved, dict):
+        raise ValueError(f"arch={arch_path}: 'decoded' must map each decision to its choice, got {saved!r}"[:300])
+    differ = [name for name in dict.fromkeys([*decoded, *saved]) if saved.get(name) != decoded.get(name)]
+    name = differ[0]
+    raise ValueError(
+        f"arch={arch_path}: its 'decoded' says {name}={saved.get(name)!r} but its 'arch' encodes "
+        f"{name}={decoded.get(name)!r} ({len(differ)} decisions differ); the file was edited after the search: "
+        "change 'arch' (choice indices) and remove 'decoded', or restore it"
+    )
+
+
 def init_from_supernet(network: nn.Module, supernet_path: Path) -> int:
     """Copies the shared weights a child uses from ``supernet.pt``; returns how many tensors were copied.
 
@@ -288,6 +307,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
             f"arch={cfg.arch} was found in another space ({saved}) than the one its config.yaml "
             f"describes ({described}); pass that search's config with run_config="
         )
+    _check_decoded(cfg.arch, payload.get("decoded"), space.decode(arch))
     try:
         recipe, task = with_settings(recipe, task, searched)
     except (ValueError, TypeError) as err:

@@ -228,8 +228,9 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     tmp_path = out
     table = (tmp_path / "table.md").read_text()
     assert "| random | 20 |" in table and "| evolution | 40 |" in table and "93.70 ± 0.36" in table
-    rows = json.loads((tmp_path / "table.json").read_text())["rows"]
-    assert {r["controller"] for r in rows} == {"random", "evolution"}
+    # Strict JSON (jq, JavaScript): the reference's undefined p against itself is null, not a bare NaN.
+    rows = json.loads((tmp_path / "table.json").read_text(), parse_constant=pytest.fail)["rows"]
+    assert {r["controller"] for r in rows} == {"random", "evolution"} and rows[0]["p_vs_random"] is None
     assert all(0 <= r["regret"] < 10 for r in rows)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     import gzip
@@ -240,6 +241,24 @@ def test_compare_tool_writes_table_plot_and_curves(tmp_path):
     (tmp_path / "curves.png").unlink()
     main(["--replot", str(out)])
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert (tmp_path / "table.md").read_text() == table  # null read back as the NaN it stood for
+    # One seed has a mean and no spread: it showed "± 0", as if the runs agreed.
+    main(
+        [
+            "--benchmark",
+            "toy",
+            "--seeds",
+            "1",
+            "--budgets",
+            "10",
+            "--controllers",
+            "random",
+            "--out",
+            str(tmp_path / "one"),
+        ]
+    )
+    one = (tmp_path / "one" / "table.md").read_text()
+    assert one.startswith("## toy: 1 seed, budgets [10]") and "| random | 10 | 0.6 (1 seed) | — |" in one
 
 
 @pytest.mark.parametrize(
@@ -389,3 +408,26 @@ def test_benchmark_costs_that_are_not_a_mapping_are_named():
     bench = {"path": "t.csv", "key_template": "{a}", "metric": "acc", "decisions": {"a": ["x"]}, "costs": ["params"]}
     with pytest.raises(ValueError, match=r"benchmark.costs must map each cost name to its column, .* got \['params'\]"):
         benchmark_parts(bench)
+
+
+def test_a_negative_cost_column_is_refused_and_rows_no_architecture_spells_are_warned_of(tmp_path, caplog):
+    """A cost of -100 params reached the reward (MnasNet's factor turned complex, a traceback); a record the
+    key template can never produce (a typo, another space's row) was dropped in silence."""
+    space = CategoricalSpace({"a": ["x"], "b": ["p", "q"]})
+    path = tmp_path / "t.csv"
+    path.write_text("arch,acc,params\nx-p,0.4,10\nx-q,0.5,-100\n")
+    with pytest.raises(DataError, match=r"record 'x-q' \(row 3\) has params=-100; a cost column \(benchmark.costs\)"):
+        TabularBenchmark(space, path, "{a}-{b}", "acc", costs={"params": "params"})
+    TabularBenchmark(space, path, "{a}-{b}", "acc")  # the column is no cost there: read as it is
+    path.write_text("arch,acc\nx-p,0.4\nx-q,0.5\nx-r,0.9\ny-p,0.1\n")
+    with caplog.at_level("WARNING", logger="rlnas.benchmarks.tabular"):
+        table = TabularBenchmark(space, path, "{a}-{b}", "acc")
+    assert table.unmatched == ["x-r", "y-p"]
+    assert f"2 of the 4 records of {path} match no architecture of benchmark.decisions (e.g. 'x-r')" in caplog.text
+    caplog.clear()
+    # Choices that are prefixes of one another, and template text that is a regex's syntax, still match.
+    space = CategoricalSpace({"a": ["conv3", "conv3x3"], "b": ["1", "10"]})
+    path.write_text("arch,acc\n" + "".join(f"|{a}+({b})|,0.5\n" for a in ("conv3", "conv3x3") for b in ("1", "10")))
+    with caplog.at_level("WARNING", logger="rlnas.benchmarks.tabular"):
+        assert TabularBenchmark(space, path, "|{a}+({b})|", "acc").unmatched == []
+    assert caplog.text == ""

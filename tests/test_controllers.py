@@ -98,3 +98,44 @@ def test_observe_refuses_what_no_search_loop_hands_over_and_the_controller_still
             ctrl.observe(bad_archs, rewards)
     ctrl.observe(archs, [0.1, 0.2, 0.3, 0.4])
     assert all(space.validate(a) for a in ctrl.propose(6))
+
+
+CONTROLLER_CLASSES = [
+    "ENASController",
+    "MaskablePPOController",
+    "PPOController",
+    "TPEController",
+    "EvolutionController",
+    "LocalSearchController",
+    "RandomController",
+    "GridController",
+]
+
+
+@pytest.mark.parametrize("name", CONTROLLER_CLASSES)
+def test_the_python_api_names_a_bad_count_seed_or_state(name):
+    """Used from Python, propose(2.5) gave grid and local search 3 architectures and ENAS a torch error;
+    propose(-1) an empty list; seed=-1 or 2**64 a NumPy or torch message naming no seed (seed=None an ENAS
+    TypeError); another controller's state a KeyError of one of its keys."""
+    from rlnas import controllers
+    from rlnas.spaces import CategoricalSpace
+
+    cls = getattr(controllers, name)
+    space = CategoricalSpace({"a": ["x", "y", "z"], "b": ["p", "q"]})
+    ctrl = cls(space, seed=0)
+    for method in ("propose", "best_guess"):
+        for n in (2.5, -1, "2", True, None):
+            with pytest.raises(ValueError, match=re.escape(f"{method}(n): n={n!r} must be a whole number >= 0")):
+                getattr(ctrl, method)(n)
+        assert getattr(ctrl, method)(0) == [] and len(getattr(ctrl, method)(np.int64(2))) == 2
+    for seed in (-1, 2**32, 2**64, 1.5, None, True):
+        with pytest.raises(ValueError, match=re.escape(f"seed={seed!r} must be a whole number in 0..4294967295")):
+            cls(space, seed=seed)
+    assert cls(space, seed=2**32 - 1).propose(1)
+    with pytest.raises(ValueError, match=re.escape("not a controller's state (it has no 'rng'; it holds ['policy'])")):
+        ctrl.load_state_dict({"policy": {}})
+    other = controllers.RandomController if name != "RandomController" else controllers.GridController
+    with pytest.raises(ValueError, match=f"this state is a {other.__name__}'s; {name} cannot load it"):
+        ctrl.load_state_dict(other(space, seed=0).state_dict())
+    twin = cls(space, seed=5)
+    twin.load_state_dict(ctrl.state_dict())  # its own kind's state still loads

@@ -187,3 +187,13 @@ def test_a_reward_that_is_not_callable_and_a_table_path_that_is_a_directory_are_
         gym.make("rlnas/ToyTable-v0", reward="abc")
     with pytest.raises(ValueError, match=f"benchmark table {tmp_path} is a directory, not a table file"):
         gym.make("rlnas/NB201-v0", path=str(tmp_path))
+
+
+def test_a_step_before_the_first_reset_is_refused():
+    """The class used directly (SB3 and user loops may skip gymnasium.make's order check) took a step before
+    any reset as the first decision, silently."""
+    env = gym.make("rlnas/ToyTable-v0").unwrapped
+    with pytest.raises(RuntimeError, match=re.escape("step() before the first reset(): call reset()")):
+        env.step(0)
+    env.reset(seed=0)
+    env.step(0)

@@ -387,6 +387,22 @@ def test_retrain_names_a_description_that_is_not_text(tmp_path):
         retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
 
 
+def test_retrain_refuses_a_best_arch_whose_decoded_choices_were_edited_apart_from_its_arch(tmp_path):
+    """'decoded' is what a reader sees and edits; the retrain trained 'arch' and said nothing of the edit."""
+    run = _search_run(tmp_path, "classification")
+    payload = json.loads((run / "best_arch.json").read_text())
+    decoded = instantiate(OmegaConf.load(run / "config.yaml").space, _convert_="all").decode(payload["arch"])
+    assert decoded["layer0/op"] == "conv3x3"  # a search writes it so, and its file retrains (test_sequence.py)
+    payload["decoded"] = {**decoded, "layer0/op": "avgpool3x3"}
+    (run / "best_arch.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="its 'decoded' says layer0/op='avgpool3x3' but its 'arch' encodes") as err:
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+    assert "(1 decisions differ)" in str(err.value) and not (tmp_path / "out" / "model.pt").exists()
+    (run / "best_arch.json").write_text(json.dumps({**payload, "decoded": "conv3x3"}))
+    with pytest.raises(ValueError, match="'decoded' must map each decision to its choice, got 'conv3x3'"):
+        retrain(_retrain_cfg(run / "best_arch.json", "train.epochs=1"), tmp_path / "out")
+
+
 def test_retrain_refuses_an_arch_found_in_another_space(tmp_path):
     run = _search_run(tmp_path, "classification")
     payload = json.loads((run / "best_arch.json").read_text())
@@ -456,7 +472,10 @@ def test_predict_with_stdout_closed_needs_an_output_file(classification_run, tmp
     # A key given twice: the last one silently won (input=a.png input=b.png predicted b.png alone).
     twice = [f"model={out}", f"input={tmp_path / 'a.png'}", f"input={tmp_path / 'a.png'}"]
     assert predict_main(twice) == 2
-    assert "input= is given 2 times; give it once" in capsys.readouterr().err
+    assert "input= is given 2 times; give it once (input= takes a folder of files)" in capsys.readouterr().err
+    # The folder hint is for input= alone: model= given twice said "(input= takes a folder)" too.
+    assert predict_main([f"model={out}", f"model={out}", f"input={tmp_path / 'a.png'}"]) == 2
+    assert capsys.readouterr().err.strip().endswith("model= is given 2 times; give it once")
     monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed standard output
     assert predict_main([f"model={out}", f"input={tmp_path / 'a.png'}"]) == 2
     assert capsys.readouterr().err.strip() == (

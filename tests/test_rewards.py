@@ -42,6 +42,25 @@ def test_mnas_soft_and_hard_against_hand_computed_values():
     assert two(EV) == pytest.approx(0.9 * 2.0**-0.07 * 0.5**-0.07)
 
 
+def test_a_cost_of_zero_or_below_is_named_not_a_complex_or_a_zero_division():
+    """A table's cost column of 0 made MnasNet's (0 / target) ** -0.07 a ZeroDivisionError traceback, and a
+    negative one a complex number (TypeError: float() of 'complex')."""
+    free = Evaluation({"accuracy": 0.9}, {"params": 0.0})
+    with pytest.raises(ValueError, match=r"reward.targets.params: an architecture has params=0, .* use reward=tunas"):
+        MnasReward("accuracy", {"params": 10.0})(free)
+    assert MnasReward("accuracy", {"params": 10.0}, mode="hard")(free) == pytest.approx(0.9)  # alpha 0: no factor
+    assert TunasAbsReward("accuracy", {"params": 10.0})(free) == pytest.approx(0.9 - 0.07)
+    for cost in (-5.0, float("nan")):
+        rewards = [
+            MnasReward("accuracy", {"params": 10.0}),
+            TunasAbsReward("accuracy", {"params": 10.0}),
+            WeightedReward("accuracy", {"params": 10.0}, {"params": 0.1}),
+        ]
+        for reward in rewards:
+            with pytest.raises(ValueError, match=rf"reward.targets.params: an architecture has params={cost}; a cost"):
+                reward(Evaluation({"accuracy": 0.9}, {"params": cost}))
+
+
 def test_tunas_abs_hard_and_weighted_against_hand_computed_values():
     assert TunasAbsReward("accuracy", {"latency_ms": 5.0})(EV) == pytest.approx(0.9 - 0.07 * 1.0)
     assert TunasAbsReward("accuracy", {"latency_ms": 20.0}, beta=-0.5)(EV) == pytest.approx(0.9 - 0.5 * 0.5)

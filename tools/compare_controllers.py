@@ -45,6 +45,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import is_number, save_figure, write_text_atomic  # noqa: E402
-from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
+from tools._common import job_map, load_config, read_json, run_tool, strict_dumps  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -298,7 +299,7 @@ def _row(
         "controller": controller,
         "budget": budget,
         "mean": float(np.mean(values)),
-        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),  # one seed has no spread
         "n": len(values),
         "p_vs_random": float("nan") if controller == reference else welch_p(values, values_of(runs[reference])),
         "seconds": float(np.mean([r["seconds"] for r in runs[controller]])),
@@ -400,7 +401,9 @@ def _p(value: float) -> str:
 
 
 def _spread(mean: float, std: float) -> str:
-    """Mean ± std with the float noise of identical runs (1e-14) shown as the 0 it is."""
+    """Mean ± std with the float noise of identical runs (1e-14) shown as the 0 it is; one seed's mean alone."""
+    if not np.isfinite(std):
+        return f"{mean:.4g} (1 seed)"
     return f"{mean:.4g} ± {0 if std <= 1e-9 * max(1.0, abs(mean)) else float(f'{std:.2g}'):g}"
 
 
@@ -571,6 +574,8 @@ def replot(out: Path, readme: Path | None = None) -> None:
     if not found or not (out / "table.json").is_file():
         raise SystemExit(f"--replot {out}: needs curves.csv.gz and table.json from an earlier comparison")
     table = json.loads((out / "table.json").read_text())
+    # Strict JSON holds an undefined p-value or a one-seed spread as null: NaN again here.
+    table["rows"] = [{k: math.nan if v is None else v for k, v in row.items()} for row in table["rows"]]
     runs: dict[str, dict[int, list[float]]] = {}
     with gzip.open(found[0], "rt") if found[0].suffix == ".gz" else found[0].open() as f:
         for row in csv.DictReader(f):
@@ -581,7 +586,7 @@ def replot(out: Path, readme: Path | None = None) -> None:
             row["distinct"] = float(
                 np.mean([min(row["budget"], len(c["best_metric"])) for c in curves[row["controller"]]])
             )
-    write_text_atomic(out / "table.json", json.dumps(table, indent=2))
+    write_text_atomic(out / "table.json", strict_dumps(table))
     optimum = table["rows"][0].get("optimum") if table["rows"] else None
     optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
     plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
@@ -814,11 +819,11 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         if identity and identity["path"]
         else (identity["name"] if identity else name)
     )
-    title = f"{what}: {args.seeds} seeds, budgets {budgets}"
+    title = f"{what}: {args.seeds} seed{'s' if args.seeds != 1 else ''}, budgets {budgets}"
     write_text_atomic(out / "table.md", markdown(rows, metric, title, args.reference))
     write_text_atomic(
         out / "table.json",
-        json.dumps(
+        strict_dumps(
             {
                 "title": title,
                 "metric": metric,
@@ -828,8 +833,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
                 "reference": args.reference,
                 "block": block,
                 "rows": rows,
-            },
-            indent=2,
+            }
         ),
     )
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None

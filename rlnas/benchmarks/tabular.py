@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,8 @@ from rlnas.data.base import DataError
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.spaces.seams import Evaluation
 from rlnas.utils import csv_number, csv_separator, parse_json
+
+log = logging.getLogger(__name__)
 
 #: What a proposal the table lacks does: ``error`` stops the search, ``skip`` makes it absent.
 MISSING = ("error", "skip")
@@ -145,6 +149,17 @@ class TabularBenchmark:
                 "as {NAME} (or drop it from benchmark.decisions)"
             )
         self.rows = self._load(key_column)
+        #: Keys of the table that no architecture of the space spells (rows the search can never read).
+        self.unmatched = _unmatched_keys(space, key_template, self.rows)
+        if self.unmatched:
+            log.warning(
+                "%d of the %d records of %s match no architecture of benchmark.decisions (e.g. %r); no search "
+                "reads them: check benchmark.key_template and the choice names",
+                len(self.unmatched),
+                len(self.rows),
+                self.path,
+                self.unmatched[0],
+            )
         #: Whether a proposal the table lacks is absent (``True``) or an error.
         self.skip_missing = missing == "skip"
         reward_fields = self.metric_columns or [self.metric]
@@ -233,6 +248,12 @@ class TabularBenchmark:
                 raise DataError(
                     f"{self.path}: record {key!r} (row {line}) has {bad}={row[bad]}; a table's values "
                     "must be finite numbers"
+                )
+            negative = next((f for f in self.cost_fields.values() if row[f] < 0), None)
+            if negative is not None:  # MnasNet's (cost / target) ** w has no real value there
+                raise DataError(
+                    f"{self.path}: record {key!r} (row {line}) has {negative}={row[negative]:g}; a cost column "
+                    "(benchmark.costs) holds numbers >= 0"
                 )
             if str(key) in rows:
                 raise DataError(f"{self.path}: record {key!r} appears twice (again at row {line}); which one holds?")
@@ -341,6 +362,25 @@ def _template_fields(template: str) -> list[str]:
                 "write decisions as {NAME}"
             )
     return [f for _, f, _, _ in parts if f is not None]
+
+
+def _unmatched_keys(space: SearchSpace, template: str, keys: Iterable[str]) -> list[str]:
+    """The keys that no architecture of ``space`` spells through ``template``, in table order.
+
+    A key matches when the template's literal text is there and each ``{NAME}`` holds one of that
+    decision's choices (a regular expression: the space may be too large to spell every key).
+    """
+    import string
+
+    choices = {d.name: d.choices for d in space.decisions}
+    pattern = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if field is not None:  # longest first: "conv3x3" before "conv3"
+            names = sorted(choices[field], key=len, reverse=True)
+            pattern += "(?:" + "|".join(re.escape(c) for c in names) + ")"
+    spelled = re.compile(pattern, re.DOTALL)
+    return [k for k in keys if spelled.fullmatch(k) is None]
 
 
 def _names(space: SearchSpace, arch: Arch) -> dict[str, str]:

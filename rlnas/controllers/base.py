@@ -8,6 +8,7 @@ The loop never branches on the controller type.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,35 @@ CONTROLLER_FILE = "controller.pt"
 
 #: Most weights a controller's policy may have (800 MB in float32); ENAS's default policy has about 35,000.
 MAX_POLICY_WEIGHTS = 200_000_000
+
+
+#: Largest seed a controller takes: NumPy's, torch's and optuna's generators all take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, refused by name unless it is a whole number in ``0..MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed={seed!r} must be a whole number in 0..{MAX_SEED}")
+    return int(seed)
+
+
+def check_count(n: Any, method: str) -> int:
+    """``n`` as an int, refused unless it is a whole number >= 0 (``propose(2.5)`` is a caller's bug)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"{method}(n): n={n!r} must be a whole number >= 0 (how many architectures)")
+    return int(n)
+
+
+def _counting(method: Callable[..., list[Arch]]) -> Callable[..., list[Arch]]:
+    """``method`` (a controller's ``propose`` or ``best_guess``) with its ``n`` checked first."""
+
+    @functools.wraps(method)
+    def checked(self: Controller, n: int) -> list[Arch]:
+        return method(self, check_count(n, method.__name__))
+
+    checked.counts_checked = True  # type: ignore[attr-defined]
+    return checked
 
 
 def check_policy_size(weights: int, setting: str, what: str = "a policy") -> None:
@@ -112,9 +142,18 @@ class Controller(abc.ABC):
     #: hands it validation losses (see :mod:`rlnas.controllers.differentiable`).
     differentiable: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every controller's propose(n) and best_guess(n), a user's own included, take a count: 2.5 or -1
+        # was rounded up, emptied or failed deep inside depending on the controller.
+        super().__init_subclass__(**kwargs)
+        for name in ("propose", "best_guess"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "counts_checked", False):
+                setattr(cls, name, _counting(method))
+
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_seed(seed))
         #: Optional extra mask: prefix -> allowed actions of the next decision
         #: (e.g. a :class:`~rlnas.rewards.FeasibilityMask`), the env's masks too.
         self.action_mask: Callable[[Sequence[int]], np.ndarray] | None = None
@@ -135,7 +174,7 @@ class Controller(abc.ABC):
 
     def best_guess(self, n: int) -> list[Arch]:
         """Architectures the controller believes best (default: fresh samples)."""
-        return self.propose(n)
+        return self.propose(check_count(n, "best_guess"))
 
     def sample_allowed(self) -> Arch:
         """One uniform sample, each decision drawn among the choices :attr:`action_mask` allows."""
@@ -193,9 +232,20 @@ class Controller(abc.ABC):
         return []
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
+        return {"controller_class": type(self).__name__, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`'s state.
+
+        Raises:
+            ValueError: For a mapping that is no controller's state, or another controller class's.
+        """
+        if not isinstance(state, dict) or "rng" not in state:
+            shown = sorted(map(str, state))[:6] if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"not a controller's state (it has no 'rng'; it holds {shown})")
+        kind = state.get("controller_class")
+        if kind is not None and kind != type(self).__name__:  # each class reads its own keys
+            raise ValueError(f"this state is a {kind}'s; {type(self).__name__} cannot load it")
         self.rng.bit_generator.state = state["rng"]
 
 

@@ -97,6 +97,9 @@ class ArchitectureEnv(gym.Env):
         )
         self._actions: list[int] = []
         self.last_evaluation: Evaluation | None = None
+        # Gymnasium's contract: reset() starts an episode (gymnasium.make's order check says so; the class
+        # used directly must too, or a first step would silently take the place of a reset).
+        self._started = False
 
     def _obs(self) -> np.ndarray:
         obs = np.zeros(self.num_steps + 1, dtype=np.int64)
@@ -108,6 +111,7 @@ class ArchitectureEnv(gym.Env):
         super().reset(seed=seed)
         self._actions = []
         self.last_evaluation = None
+        self._started = True
         return self._obs(), {}
 
     def action_masks(self) -> np.ndarray:
@@ -120,6 +124,8 @@ class ArchitectureEnv(gym.Env):
         return mask
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if not self._started:
+            raise RuntimeError("step() before the first reset(): call reset() to start an episode")
         if len(self._actions) >= self.num_steps:
             raise RuntimeError("episode is over: call reset()")
         t = len(self._actions)

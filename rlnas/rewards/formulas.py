@@ -7,6 +7,7 @@ combined as each paper combines them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,7 +68,10 @@ class ConstrainedReward(MetricReward):
                 raise KeyError(
                     f"reward.targets.{name}: the evaluator reports no {name!r} (has {sorted(evaluation.costs)})"
                 )
-            out[name] = float(evaluation.costs[name]) / target
+            cost = float(evaluation.costs[name])
+            if not (math.isfinite(cost) and cost >= 0):  # a table's column or a measurement gone wrong
+                raise ValueError(f"reward.targets.{name}: an architecture has {name}={cost}; a cost is a number >= 0")
+            out[name] = cost / target
         return out
 
     def feasible(self, evaluation: Evaluation) -> bool:
@@ -109,8 +113,15 @@ class MnasReward(ConstrainedReward):
 
     def __call__(self, evaluation: Evaluation) -> float:
         reward = self.metric_of(evaluation)
-        for ratio in self.ratios(evaluation).values():
-            reward *= ratio ** (self.alpha if ratio <= 1.0 else self.beta)
+        for name, ratio in self.ratios(evaluation).items():
+            exponent = self.alpha if ratio <= 1.0 else self.beta
+            if ratio == 0 and exponent < 0:  # (0 / target) ** alpha: a free architecture's reward is unbounded
+                raise ValueError(
+                    f"reward.targets.{name}: an architecture has {name}=0, and MnasNet's factor "
+                    f"({name} / target) ** {exponent:g} is infinite there; use reward=tunas_abs or reward=weighted "
+                    "for a cost that can be 0"
+                )
+            reward *= ratio**exponent
         return reward
 
 
