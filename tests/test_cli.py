@@ -64,6 +64,9 @@ def test_tensorboard_tags(smoke_run):
     assert {"best_arch/text_summary", "hparams/text_summary"} <= texts
 
 
+# test_checkpoint.py's stop-and-resume from the command line reproduces, byte for byte, a reference run
+# made in another process: the same determinism, in the default suite. This whole second run: -m slow.
+@pytest.mark.slow
 def test_same_seed_gives_same_best_arch(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     # Latency is measured, hence noisy: bit-identical reruns reuse the first run's table.
@@ -424,9 +427,12 @@ def test_hard_limit_with_masks_keeps_every_sample_feasible(tmp_path):
 ALL_CONTROLLERS = ["enas", "random", "grid", "tpe", "evolution", "ppo", "maskable_ppo", "recurrent_ppo"]
 
 
-# The PPO family's sweep checks SB3's own training in a whole search; the others run whole searches in
-# many other default tests (enas in every smoke run) and in-process on the tables: run on purpose (-m slow).
-@pytest.mark.parametrize("family", ["ppo", pytest.param("others", marks=pytest.mark.slow)])
+# Whole searches from the command line, one per controller (11 s for the PPO family alone): run on purpose
+# (-m slow). The default suite runs each controller's whole search from its config in-process
+# (test_checkpoint.py, recurrent_ppo on the tables in test_fair_budgets.py), SB3's own train() in
+# test_sb3_controllers.py, and enas from the command line in every smoke run.
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ppo", "others"])
 def test_every_controller_runs_a_whole_search(family, tmp_path):
     ppo = [c for c in ALL_CONTROLLERS if c.endswith("ppo")]
     chosen = ppo if family == "ppo" else [c for c in ALL_CONTROLLERS if c not in ppo]

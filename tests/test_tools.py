@@ -813,3 +813,21 @@ def test_bench_supernet_measures_the_batch_it_draws(capsys):
     assert "--batch 100000000 is more than the training split's 1079 samples; measured with 1079" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("tool", ["bench_supernet", "rank_study", "profile_latency", "spread_study", "show_samples"])
+def test_tools_that_train_on_a_task_name_a_benchmark_given_instead(tool, tmp_path, monkeypatch, capsys):
+    """+benchmark=toy (no task beside it) was OmegaConf's "Key 'task' is not in struct"."""
+    import importlib
+
+    from tools._common import run_tool
+
+    main = importlib.import_module(f"tools.{tool}").main
+    out = tmp_path / ("out.png" if tool == "show_samples" else "out")
+    monkeypatch.setattr(sys, "argv", [f"{tool}.py", "--out", str(out), "+benchmark=toy"])
+    with pytest.raises(SystemExit) as stop:
+        run_tool(main)
+    said = stop.value.code if isinstance(stop.value.code, str) else capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == f"{tool}.py: error: +benchmark looks architectures up in a table and has no task data; " + (
+        "name a task instead (+task=NAME)"
+    )

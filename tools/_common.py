@@ -186,23 +186,31 @@ def read_json(path: Path, default: Any = None) -> Any:
         ) from None
 
 
-def load_config(overrides: list[str]) -> DictConfig:
+def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
     """The app's config for ``overrides`` (``+task=classification`` added when no task is given).
 
     Config dirs of the user's own come in as ``hydra.searchpath=[file://DIR]``;
-    a group choice found nowhere stops the tool with one line.
+    a group choice found nowhere stops the tool with one line, and so does a
+    ``+benchmark`` given to a tool that trains on a task's data (``needs_task``).
     """
     import sys
 
     from rlnas.__main__ import with_default_task
     from rlnas.config import CONF_DIR, ConfigError, check_group_choices, search_dirs
 
+    tool = Path(sys.argv[0]).name
     try:
         check_group_choices(overrides, extra=search_dirs(overrides))
     except ConfigError as err:
-        raise SystemExit(f"{Path(sys.argv[0]).name}: error: {err}") from None
+        raise SystemExit(f"{tool}: error: {err}") from None
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=with_default_task(list(overrides)))
+        cfg = compose("config", overrides=with_default_task(list(overrides)))
+    if needs_task and cfg.get("task") is None:  # with_default_task adds none beside +benchmark
+        raise SystemExit(
+            f"{tool}: error: +benchmark looks architectures up in a table and has no task data; "
+            "name a task instead (+task=NAME)"
+        )
+    return cfg
 
 
 def build_parts(overrides: list[str], device_name: str, seed: int):
@@ -220,7 +228,7 @@ def build_parts(overrides: list[str], device_name: str, seed: int):
     from rlnas.utils import resolve_device
 
     torch.manual_seed(seed)
-    cfg = load_config(overrides)
+    cfg = load_config(overrides, needs_task=True)
     device = resolve_device(device_name)
     space = instantiate(cfg.space, _convert_="all")
     task = instantiate(cfg.task, _convert_="all")

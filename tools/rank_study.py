@@ -431,7 +431,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from rlnas.utils.trust import load_run_config
 
-    cfg = load_run_config(Path(args.run_dir) / "config.yaml") if args.run_dir else load_config(args.overrides)
+    cfg = (
+        load_run_config(Path(args.run_dir) / "config.yaml")
+        if args.run_dir
+        else load_config(args.overrides, needs_task=True)
+    )
     space = instantiate(cfg.space, _convert_="all")
     if args.few_shot is not None and not 0 <= args.few_shot < len(space):
         raise SystemExit(f"--few-shot {args.few_shot}: the space has decisions 0..{len(space) - 1}")

@@ -64,7 +64,7 @@ def measure(
 
     from rlnas.utils import write_json_atomic
 
-    cfg = load_config(overrides)
+    cfg = load_config(overrides, needs_task=True)
     space = instantiate(cfg.space, _convert_="all")
     rng = np.random.default_rng(sample_seed)
     drawn: list[tuple[int, ...]] = []
