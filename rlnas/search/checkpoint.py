@@ -16,6 +16,8 @@ import logging
 import shlex
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,8 +187,10 @@ class Checkpointer(Callback):
 
     A stop request lets the current epoch finish and checkpoints it; an epoch still running
     ``STOP_GRACE_S`` after the request (``search.controller_steps=1000000000``, a huge epoch) is abandoned
-    and the search stops from its last checkpoint, as a second request does at once. A multi-process
-    search always finishes the epoch (its ranks must stop at the same step).
+    and the search stops from its last checkpoint, as a second request does at once. The grace is kept
+    by a timer (``SIGALRM``) where the system has one, so that a single step that outlasts it
+    (``search.archs_per_step=100000``) is abandoned too, and at the end of every step elsewhere. A
+    multi-process search always finishes the epoch (its ranks must stop at the same step).
 
     Args:
         run_dir: The run directory.
@@ -212,11 +216,13 @@ class Checkpointer(Callback):
         self.stop_after = stop_after
         self.stop_requested = False
         self._requested_at = 0.0
+        self._search: Search | None = None
         #: Epochs the checkpoint on disk holds (0: none yet).
         self.saved_epoch = 0
         self._previous: dict[int, Any] = {}
 
     def on_search_start(self, search: Search) -> None:
+        self._search = search
         self.stop_requested = False
         self.saved_epoch = search.start_epoch  # a resumed run starts from its checkpoint
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -237,6 +243,21 @@ class Checkpointer(Callback):
         )
         self.stop_requested = True
         self._requested_at = time.monotonic()
+        if self.comm.world == 1 and STOP_GRACE_S > 0 and hasattr(signal, "setitimer"):
+            # A step can outlast the grace by itself; the alarm stops the search wherever it is then.
+            self._previous.setdefault(signal.SIGALRM, signal.signal(signal.SIGALRM, self._grace_over))
+            signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)
+
+    def _grace_over(self, signum: int, frame: Any) -> None:
+        self._stop_from_checkpoint(self._grace_message())
+
+    def _grace_message(self) -> str:
+        search = self._search
+        if search is not None and self.saved_epoch >= search.settings.epochs:
+            where = "during the final re-scoring"
+        else:
+            where = f"during epoch {search.epoch + 1}" if search is not None else "mid-epoch"
+        return f"stopped {where}, still running {STOP_GRACE_S:.0f} s after the stop request"
 
     def _stop_from_checkpoint(self, why: str) -> None:
         self._restore_handlers()
@@ -252,14 +273,26 @@ class Checkpointer(Callback):
         if not self.stop_requested or self.comm.world > 1:
             return
         if time.monotonic() - self._requested_at > STOP_GRACE_S:
-            self._stop_from_checkpoint(
-                f"stopped during epoch {search.epoch + 1}, still running {STOP_GRACE_S:.0f} s after the stop request"
-            )
+            self._stop_from_checkpoint(self._grace_message())
 
     def _restore_handlers(self) -> None:
+        if hasattr(signal, "SIGALRM") and signal.SIGALRM in self._previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # the grace's timer, if it still runs
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+    @contextmanager
+    def _grace_held(self) -> Iterator[None]:
+        """The grace's alarm held back while a checkpoint is written and recorded (it lands right after)."""
+        held = hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGALRM")
+        if held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            yield
+        finally:
+            if held:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
     def on_epoch_end(self, search: Search, stats: EpochStats) -> None:
         done = stats.epoch + 1
@@ -267,9 +300,10 @@ class Checkpointer(Callback):
         # The last epoch is always saved: a stop during the final re-scoring resumes into it.
         if stopping or (self.every and done % self.every == 0) or done == search.settings.epochs:
             if finite_weights(search.model):
-                if self.comm.is_main:
-                    save_atomic(search_state(search, self.config), self.path)
-                self.saved_epoch = done
+                with self._grace_held():
+                    if self.comm.is_main:
+                        save_atomic(search_state(search, self.config), self.path)
+                    self.saved_epoch = done
             else:
                 log.error("epoch %d left non-finite weights; keeping the previous checkpoint", done)
         if stopping and done < search.settings.epochs:
