@@ -86,3 +86,23 @@ def test_default_reductions_split_layers_evenly():
     space = MacroSpace(num_layers=12, channels=[36, 72, 144])
     assert space.reduction_layers == (4, 8)
     assert space.layer_stage == (0,) * 4 + (1,) * 4 + (2,) * 4
+
+
+def test_an_architecture_is_made_of_whole_numbers_and_sample_takes_a_seed():
+    """validate() ran int() on each choice: 2.9 became 2, True 1 and "3" 3, another architecture than the one
+    handed over (a controller's observe and the retrain take it through validate); sample(None) or sample(3)
+    was an AttributeError; MacroSpace(ops="conv3x3") named the unknown operation 'c'."""
+    import torch
+
+    space = MacroSpace()
+    arch = space.sample(np.random.default_rng(0))
+    assert space.sample(0) == space.sample(np.random.default_rng(0)) and space.validate(space.sample(None))
+    for bad, shown in ((2.9, "2.9"), (True, "True"), ("3", "'3'")):
+        with pytest.raises(InvalidArchitectureError, match=f"must be a sequence of ints: {shown} is not a"):
+            space.validate([bad, *arch[1:]])
+    # NumPy and tensor integers, and a float holding a whole number, are the choice they hold.
+    for same in (np.array(arch), torch.tensor(arch), [float(a) for a in arch]):
+        assert space.validate(same) == arch
+    for key in ("ops", "channels"):
+        with pytest.raises(ValueError, match=f"space.{key} must be a list, got 'conv3x3'"):
+            MacroSpace(**{key: "conv3x3"})

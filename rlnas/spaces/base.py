@@ -7,6 +7,7 @@ is derived from that tuple by the space that defines it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,21 @@ def check_decision_count(count: int, setting: str) -> None:
             f"{setting} gives {count:,} decisions per architecture, more than a controller can take "
             f"({MAX_DECISIONS:,} at most); choose a smaller value"
         )
+
+
+def _choice_index(value: Any) -> int:
+    """``value`` as a choice index: a whole number (a NumPy or 0-d tensor integer, or a float such as 3.0).
+
+    ``int()`` turned 2.9 into 2, ``True`` into 1 and ``"3"`` into 3: another architecture than the one meant.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is not a choice index")
+    try:
+        return operator.index(value)
+    except TypeError:
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return int(value)
+        raise TypeError(f"{value!r} is not a whole number") from None
 
 
 class InvalidArchitectureError(ValueError):
@@ -131,7 +147,7 @@ class SearchSpace:
             InvalidArchitectureError: On a wrong length or an out-of-range choice.
         """
         try:
-            values = tuple(int(a) for a in arch)
+            values = tuple(_choice_index(a) for a in arch)
         except (TypeError, ValueError) as err:
             raise InvalidArchitectureError(f"architecture must be a sequence of ints: {err}") from None
         if len(values) != len(self.decisions):
@@ -173,6 +189,7 @@ class SearchSpace:
         """A compact one-line string of an architecture."""
         return " ".join(f"{k}={v}" for k, v in self.decode(arch).items())
 
-    def sample(self, rng: np.random.Generator) -> Arch:
-        """A uniformly random architecture."""
+    def sample(self, rng: np.random.Generator | int | None = None) -> Arch:
+        """A uniformly random architecture (``rng``: a NumPy generator, or a seed for one)."""
+        rng = np.random.default_rng(rng)  # a Generator passes through unchanged
         return tuple(int(rng.integers(n)) for n in self.num_choices)

@@ -112,6 +112,9 @@ class MacroSpace(SearchSpace):
             raise ValueError(f"space.num_layers must be >= 1, got {num_layers}")
         # An operation per layer and a skip to each earlier layer: quadratic in the layers.
         check_decision_count(int(num_layers) * (int(num_layers) + 1) // 2, f"space.num_layers={num_layers}")
+        for key, value in (("ops", ops), ("channels", channels)):
+            if isinstance(value, str):  # iterated letter by letter, 'conv3x3' was the unknown operation 'c'
+                raise ValueError(f"space.{key} must be a list, got {value!r}")
         ops = tuple(str(o) for o in ops)
         if not ops:
             raise ValueError("space.ops must list at least one operation")
