@@ -201,6 +201,14 @@ def resume_error(argv: list[str]) -> str | None:
         return f"resume is given {len(given)} times ({', '.join(given)}); name the one run dir to continue"
     if given and not given[0].strip():
         return "resume= is empty; name the run dir of the search to continue"
+    typed = next((a.partition("=")[2] for a in argv if a.lstrip("+").startswith("resume=")), "")
+    swept = "," in typed or re.match(r"\s*(glob|range|choice|interval)\(", typed)
+    if given and swept and any(a in ("-m", "--multirun") for a in argv) and typed[:1] not in ("'", '"'):
+        # Hydra failed on the run dir it derives ("Sweeping over Hydra's configuration is not supported").
+        return (
+            f"resume={typed} sweeps over run dirs; a sweep cannot resume several runs: resume each with its own "
+            "command (python -m rlnas resume=RUN_DIR)"
+        )
     return None
 
 

@@ -223,8 +223,10 @@ def _sweep_error(
     resumed = any(o.lstrip("+").startswith("resume=") for o in first)
     with initialize_config_dir(str(conf_dir), version_base="1.3"):
         base = None
-        for job in jobs[:1] if resumed else jobs:
+        for number, job in enumerate(jobs[:1] if resumed else jobs):
             changed = [(o, v) for (o, v), f in zip(job, first, strict=True) if o != f]
+            if number and not changed:  # a value swept twice (seed=0,0): the first job again, checked already
+                continue
             where = (
                 f"in the sweep's job with {', '.join(o for o, _ in changed)}" if changed else "in the sweep's first job"
             )

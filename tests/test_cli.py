@@ -274,6 +274,13 @@ def test_a_resume_given_empty_or_twice_is_named_as_such():
     assert resume_error(["resume="]) == "resume= is empty; name the run dir of the search to continue"
     assert resume_error(["resume=a", "seed=1", "resume=b"]).startswith("resume is given 2 times (a, b)")
     assert resume_error(["resume=runs/x", "threads=2"]) is None and resume_error(["seed=1"]) is None
+    # A sweep over run dirs failed in Hydra ("Sweeping over Hydra's configuration is not supported", a traceback).
+    for typed in ("runs/a,runs/b", "glob(runs/*)"):
+        assert resume_error(["-m", f"resume={typed}"]) == (
+            f"resume={typed} sweeps over run dirs; a sweep cannot resume several runs: resume each with its own "
+            "command (python -m rlnas resume=RUN_DIR)"
+        )
+    assert resume_error(["-m", "resume=runs/a"]) is None and resume_error(["-m", "resume='runs/a,b'"]) is None
 
 
 def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
@@ -285,6 +292,9 @@ def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
     with pytest.raises(ConfigError, match="search.epoch is not a setting; allowed: archs_per_step"):
         check_overrides(["-m", "search.epoch=1,2", "+task=classification"])
     check_overrides(["-m", "seed=range(2)", "controller=enas,tpe", "+task=classification"])  # composes: no error
+    # A value swept twice runs the same job twice, as typed: it was "list index out of range (in the sweep's
+    # first job)".
+    check_overrides(["-m", "seed=0,0", "+task=classification"])
 
 
 @pytest.mark.parametrize(
