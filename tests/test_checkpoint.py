@@ -177,45 +177,30 @@ def test_a_resume_whose_latency_table_went_missing_says_so(tmp_path, caplog):
     assert "is missing" not in caplog.text
 
 
-@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer on this system")
-def test_a_single_step_that_outlasts_the_grace_is_abandoned_too(reference, tmp_path, monkeypatch):
-    """The grace was checked between steps only: with search.archs_per_step=100000 one controller step ran
-    on for minutes after SIGTERM, and the "abandoned after 20 s" the warning promised never came."""
+@pytest.mark.parametrize(
+    "grace, step_s",
+    [
+        (0.0, 0.0),  # checked at the end of a step
+        pytest.param(
+            0.5,
+            30.0,  # one step far past the grace: the timer's alarm ends it
+            marks=pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer on this system"),
+        ),
+    ],
+)
+def test_a_stop_request_abandons_an_epoch_that_outlasts_the_grace_and_resumes_bit_for_bit(
+    reference, tmp_path, monkeypatch, grace, step_s
+):
+    """SIGTERM waited for the epoch to end, however long (search.controller_steps=1000000000 ran on until
+    SIGKILL); past the grace the search stops from its last checkpoint, and the resume ends as one never stopped.
+    The grace was checked between steps only: with search.archs_per_step=100000 one controller step ran on for
+    minutes after SIGTERM, and the "abandoned after 20 s" the warning promised never came."""
     import time
 
     import rlnas.search.checkpoint as checkpoint
     from rlnas.search.loop import Callback
 
-    monkeypatch.setattr(checkpoint, "STOP_GRACE_S", 0.5)
-    lut = f"costs.latency_table={reference / 'latency_lut.json'}"
-    search = build_search(_cfg(lut), tmp_path, progress=False)
-    stopper = next(cb for cb in search.callbacks if isinstance(cb, Checkpointer))
-
-    class SigtermThenALongStep(Callback):
-        def on_step(self, search) -> None:
-            if search.epoch == 1 and not stopper.stop_requested:
-                stopper._request_stop(signal.SIGTERM, None)  # the handler a SIGTERM runs
-                time.sleep(30)  # a step far past the grace
-
-    search.callbacks.insert(0, SigtermThenALongStep())
-    start = time.monotonic()
-    with pytest.raises(SearchInterrupted, match=r"stopped during epoch 2, still running 0 s after the stop request"):
-        search.run()
-    assert time.monotonic() - start < 15
-    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    build_search(_cfg(lut), tmp_path, progress=False, resume=True).run()
-    assert _outputs(tmp_path) == _outputs(reference)
-
-
-def test_a_stop_request_abandons_an_epoch_that_outlasts_the_grace_and_resumes_bit_for_bit(
-    reference, tmp_path, monkeypatch
-):
-    """SIGTERM waited for the epoch to end, however long (search.controller_steps=1000000000 ran on until
-    SIGKILL); past the grace the search stops from its last checkpoint, and the resume ends as one never stopped."""
-    import rlnas.search.checkpoint as checkpoint
-    from rlnas.search.loop import Callback
-
-    monkeypatch.setattr(checkpoint, "STOP_GRACE_S", 0.0)
+    monkeypatch.setattr(checkpoint, "STOP_GRACE_S", grace)
     lut = f"costs.latency_table={reference / 'latency_lut.json'}"
     search = build_search(_cfg(lut), tmp_path, progress=False)
     stopper = next(cb for cb in search.callbacks if isinstance(cb, Checkpointer))
@@ -224,15 +209,20 @@ def test_a_stop_request_abandons_an_epoch_that_outlasts_the_grace_and_resumes_bi
         def on_step(self, search) -> None:
             if search.epoch == 1 and not stopper.stop_requested:
                 stopper._request_stop(signal.SIGTERM, None)  # the handler a SIGTERM runs
+                time.sleep(step_s)
 
     search.callbacks.insert(0, SigtermMidEpoch())
+    start = time.monotonic()
     with pytest.raises(
         SearchInterrupted,
         match=r"stopped during epoch 2, still running 0 s after the stop request; "
         r"the last checkpoint \(after epoch 1\) is kept",
     ):
         search.run()
+    assert time.monotonic() - start < 15
     assert load_checkpoint(tmp_path / CHECKPOINT)["next_epoch"] == 1
     assert signal.getsignal(signal.SIGTERM) != stopper._request_stop  # the handlers are given back
+    if hasattr(signal, "setitimer"):  # and the grace's timer is off
+        assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0, 0)
     build_search(_cfg(lut), tmp_path, progress=False, resume=True).run()
     assert _outputs(tmp_path) == _outputs(reference)

@@ -47,8 +47,8 @@ def _counting(method: Callable[..., list[Arch]]) -> Callable[..., list[Arch]]:
     """``method`` (a controller's ``propose`` or ``best_guess``) with its ``n`` checked first."""
 
     @functools.wraps(method)
-    def checked(self: Controller, n: int) -> list[Arch]:
-        return method(self, check_count(n, method.__name__))
+    def checked(self: Controller, n: int, *args: Any, **kwargs: Any) -> list[Arch]:
+        return method(self, check_count(n, method.__name__), *args, **kwargs)
 
     checked.counts_checked = True  # type: ignore[attr-defined]
     return checked
