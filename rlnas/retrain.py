@@ -78,11 +78,13 @@ from rlnas.utils import (
     write_json_atomic,
 )
 from rlnas.utils.rundir import (
+    LOCK_FILE,
     bare_word,
     check_launcher_jobs,
     explicit_run_dir,
     flags_first,
     launch_relative_paths,
+    lock_run_dir,
     new_run_dir,
     quote_paths,
     refuse_earlier_job,
@@ -159,6 +161,13 @@ def load_run(arch_path: str, run_config: str | None) -> tuple[list[int], dict[st
     if "space" not in search_cfg or "task" not in search_cfg:
         raise ValueError(f"{cfg_path}: not a search config (needs 'space' and 'task')")
     return arch, payload, search_cfg, path.parent
+
+
+def _refuse_retrained(out_dir: Path) -> None:
+    """Refuses a folder that already holds a retrained model."""
+    taken = [p.name for p in out_dir.glob("model.*")] + [p.name for p in out_dir.glob("report.*")]
+    if taken:
+        raise ValueError(f"hydra.run.dir={out_dir} already holds a retrained model ({taken[0]}); choose another")
 
 
 def _check_decoded(arch_path: str, saved: Any, decoded: dict[str, str]) -> None:
@@ -274,9 +283,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
         raise ValueError(f"init={cfg.init!r} is unknown; allowed: ['scratch', 'supernet']")
     _check_settings(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    taken = [p.name for p in out_dir.glob("model.*")] + [p.name for p in out_dir.glob("report.*")]
-    if taken:
-        raise ValueError(f"hydra.run.dir={out_dir} already holds a retrained model ({taken[0]}); choose another")
+    _refuse_retrained(out_dir)
     if cfg.get("threads") is not None:
         set_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
@@ -314,6 +321,10 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
         raise ValueError(f"{cfg.arch}: the searched training settings cannot be used ({err})") from None
     if searched:
         log.info("with the search's training settings %s", searched)
+    # One writer per model folder, taken once every check has passed (a refused retrain leaves it empty);
+    # a sweep's jobs and the Python API come here without the command line's lock.
+    lock_run_dir(out_dir)
+    _refuse_retrained(out_dir)  # again: another retrain may have finished there meanwhile
     network = standalone_network(space, task, data, arch)
     copied = init_from_supernet(network, search_dir / "supernet.pt") if cfg.init == "supernet" else 0
     log.info("retraining %s (%s) on %d samples, %s", space.describe(arch), task.name, len(data.train), device)
@@ -602,7 +613,12 @@ def _used_run_dir(run_dir: str | None) -> str | None:
         # a name too long.
         writable_dir(run_dir, f"hydra.run.dir={run_dir}", "the retrain's files")
         refuse_planted_links(run_dir)
+        if (Path(run_dir).expanduser() / LOCK_FILE).exists():
+            lock_run_dir(run_dir)  # a retrain still writing there is named as such, before "holds an earlier job"
         refuse_earlier_job(run_dir)
+        # Two retrains into one folder each passed the check above and wrote over the other's files (a
+        # model.pt of one beside the model.onnx of the other): the first holds the folder while it runs.
+        lock_run_dir(run_dir)
     except ValueError as err:
         return str(err)
     return None

@@ -270,6 +270,27 @@ def test_retrain_names_a_run_dir_name_too_long_for_the_system(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].endswith("cannot write the retrain's files there (File name too long)")
 
 
+def test_a_second_retrain_into_a_folder_another_is_writing_is_refused(tmp_path):
+    """Two retrains into one folder both passed the "already holds a retrained model" check before either wrote,
+    and each wrote over the other's files (one's model.pt beside the other's model.onnx), both exit 0."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from rlnas.sweep.jobs import lock_run_dir; lock_run_dir({str(out)!r}); print('held')"
+         "; import sys; sys.stdout.flush(); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"  # a retrain still writing there
+        proc = _retrain_cli(f"arch={tmp_path}/nope.json", f"hydra.run.dir={out}")
+    finally:
+        holder.communicate("", timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"rlnas.retrain: error: {out} is in use by another rlnas run (pid {holder.pid}); wait for it to end or "
+        "choose another directory"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [".rlnas.lock"]  # nothing of the second start landed
+
+
 def test_retrain_cli_reports_a_missing_arch_in_one_line(tmp_path):
     proc = _retrain_cli(f"arch={tmp_path}/nope.json", f"hydra.run.dir={tmp_path}/out")
     assert proc.returncode == 2

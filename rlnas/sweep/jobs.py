@@ -11,7 +11,7 @@ from typing import Any
 
 from rlnas.search.checkpoint import STATUS_FILE
 from rlnas.utils import write_json_atomic
-from rlnas.utils.rundir import writable_dir
+from rlnas.utils.rundir import LOCK_FILE, lock_run_dir
 
 __all__ = ["LOCK_FILE", "STATUS_FILE", "lock_run_dir", "parallel_jobs", "threads_per_job", "write_status"]
 
@@ -79,54 +79,3 @@ def write_status(run_dir: str | Path, status: str, started: float, **fields: Any
         if path.is_symlink():  # in place, but never through a link
             path.unlink()
         path.write_text(json.dumps(payload, indent=2) + "\n")
-
-
-#: The lock file every run holds in its run dir for as long as it runs.
-LOCK_FILE = ".rlnas.lock"
-_held: dict[Path, int] = {}
-
-
-class RunDirBusy(ValueError):
-    """Another process holds the run dir; the message names its pid."""
-
-
-def lock_run_dir(run_dir: str | Path) -> None:
-    """Takes the run dir's exclusive lock for the rest of this process (one writer per run dir).
-
-    The lock is an ``flock`` on ``.rlnas.lock``, released by the operating
-    system when the process ends however it ends, so a killed run leaves no
-    stale lock. Taking a lock this process already holds does nothing.
-
-    Raises:
-        RunDirBusy: When another process holds it (its pid named).
-        ValueError: When the directory cannot be created or written.
-    """
-    path = Path(run_dir).expanduser().resolve()
-    if path in _held:
-        return
-    if path.exists() and not path.is_dir():
-        raise RunDirBusy(f"{path} is a file, not a run directory")
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform: run unguarded
-        return
-    writable_dir(path, str(path))  # read-only, a file on the way, no permission
-    try:
-        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:  # a full disk; a folder where the lock file goes
-        if (path / LOCK_FILE).is_dir():
-            raise ValueError(
-                f"{path / LOCK_FILE} is a directory where the run's lock file goes; move it away"
-            ) from None
-        raise ValueError(f"{path}: cannot write the run's files there ({err.strerror or type(err).__name__})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise RunDirBusy(
-            f"{path} is in use by another rlnas run (pid {holder}); wait for it to end or choose another directory"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _held[path] = fd
