@@ -14,7 +14,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rlnas.config import CONF_DIR, GROUPS
 from rlnas.config_groups import chosen_with_plus
 from rlnas.search.checkpoint import CHECKPOINT, resume_may_change
-from rlnas.sweep.jobs import LOCK_FILE, lock_run_dir
 from rlnas.utils.rundir import (  # noqa: F401 - re-exported
     launch_relative_paths,
     new_run_dir,
@@ -238,9 +237,4 @@ def refuse_earlier_run(run_dir: str) -> None:
     The search's own claim of its run dir (:func:`rlnas.search.builder.claim_run_dir`) comes after
     Hydra has rewritten ``.hydra/`` there, so a refused start would still replace the earlier run's settings.
     """
-    try:
-        refuse_earlier_job(run_dir, resumable_by=(CHECKPOINT, "trials.jsonl"))
-    except ValueError:
-        if (Path(run_dir).expanduser() / LOCK_FILE).exists():
-            lock_run_dir(run_dir)  # a run still writing there is named as such, before "holds an earlier run"
-        raise
+    refuse_earlier_job(run_dir, resumable_by=(CHECKPOINT, "trials.jsonl"))

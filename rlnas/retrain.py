@@ -78,7 +78,6 @@ from rlnas.utils import (
     write_json_atomic,
 )
 from rlnas.utils.rundir import (
-    LOCK_FILE,
     bare_word,
     check_launcher_jobs,
     explicit_run_dir,
@@ -613,8 +612,6 @@ def _used_run_dir(run_dir: str | None) -> str | None:
         # a name too long.
         writable_dir(run_dir, f"hydra.run.dir={run_dir}", "the retrain's files")
         refuse_planted_links(run_dir)
-        if (Path(run_dir).expanduser() / LOCK_FILE).exists():
-            lock_run_dir(run_dir)  # a retrain still writing there is named as such, before "holds an earlier job"
         refuse_earlier_job(run_dir)
         # Two retrains into one folder each passed the check above and wrote over the other's files (a
         # model.pt of one beside the model.onnx of the other): the first holds the folder while it runs.

@@ -156,15 +156,6 @@ def seed_arg(text: str) -> int:
     return value
 
 
-def strict_dumps(payload: Any) -> str:
-    """``payload`` as indented, strict JSON (RFC 8259): NaN and inf (an undefined p-value) become ``null``."""
-    import json
-
-    from rlnas.utils import strict_json
-
-    return json.dumps(strict_json(payload), indent=2, allow_nan=False)
-
-
 def read_json(path: Path, default: Any = None) -> Any:
     """A tool's cache or stored result: its JSON, ``default`` when the file is absent.
 

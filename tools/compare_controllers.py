@@ -54,8 +54,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import is_number, save_figure, write_text_atomic  # noqa: E402
-from tools._common import job_map, load_config, read_json, run_tool, strict_dumps  # noqa: E402
+from rlnas.utils import is_number, save_figure, write_json_atomic, write_text_atomic  # noqa: E402
+from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -586,7 +586,7 @@ def replot(out: Path, readme: Path | None = None) -> None:
             row["distinct"] = float(
                 np.mean([min(row["budget"], len(c["best_metric"])) for c in curves[row["controller"]]])
             )
-    write_text_atomic(out / "table.json", strict_dumps(table))
+    write_json_atomic(out / "table.json", table)  # strict JSON: an undefined p-value is null
     optimum = table["rows"][0].get("optimum") if table["rows"] else None
     optimum = float(optimum) if optimum is not None and np.isfinite(float(optimum)) else None
     plot(curves, out / "curves.png", table.get("metric", "metric"), table["title"], optimum)
@@ -821,20 +821,18 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     )
     title = f"{what}: {args.seeds} seed{'s' if args.seeds != 1 else ''}, budgets {budgets}"
     write_text_atomic(out / "table.md", markdown(rows, metric, title, args.reference))
-    write_text_atomic(
+    write_json_atomic(
         out / "table.json",
-        strict_dumps(
-            {
-                "title": title,
-                "metric": metric,
-                "table": identity,
-                "overrides": args.overrides,
-                "variants": args.variant,
-                "reference": args.reference,
-                "block": block,
-                "rows": rows,
-            }
-        ),
+        {
+            "title": title,
+            "metric": metric,
+            "table": identity,
+            "overrides": args.overrides,
+            "variants": args.variant,
+            "reference": args.reference,
+            "block": block,
+            "rows": rows,
+        },
     )
     optimum = first["optimum"] / first["scale"] if np.isfinite(first["optimum"]) else None
     plot(runs, out / "curves.png", metric, title, optimum)

@@ -49,8 +49,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.utils import save_figure, write_text_atomic
-from tools._common import load_config, read_json, run_tool, strict_dumps  # noqa: E402
+from rlnas.utils import save_figure, write_json_atomic, write_text_atomic
+from tools._common import load_config, read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,7 +297,7 @@ def study(args: argparse.Namespace, overrides: list[str]) -> None:
     pvalues = [welch_p(r["truth"], reference["truth"]) if r is not reference else float("nan") for r in rows]
     for row, p, adj in zip(rows, pvalues, holm(pvalues)):
         row["p_vs_random"], row["p_vs_random_holm"] = p, adj
-    write_text_atomic(out / "table.json", strict_dumps({"overrides": overrides, "args": vars(args), "rows": rows}))
+    write_json_atomic(out / "table.json", {"overrides": overrides, "args": vars(args), "rows": rows})
     text = markdown(rows, args, overrides)
     write_text_atomic(out / "table.md", text)
     plot(curves, out / "curves.png", args)

@@ -176,11 +176,14 @@ def refuse_earlier_job(run_dir: str | Path, resumable_by: tuple[str, ...] = ()) 
             so, unless the run finished: ``best_arch.json``).
 
     Raises:
+        RunDirBusy: When a run still writing there holds its lock (named as such, before "holds an earlier run").
         ValueError: Naming the directory and the first such file.
     """
     taken = earlier_job_files(run_dir)
     if not taken:
         return
+    if (Path(run_dir).expanduser() / LOCK_FILE).exists():
+        lock_run_dir(run_dir)  # raises while another process holds it
     raise ValueError(
         f"hydra.run.dir={run_dir} already holds an earlier run ({taken[0]}, beside its .hydra/ record); "
         "choose another directory" + continue_hint(run_dir, taken, resumable_by)
