@@ -356,7 +356,11 @@ def check_signature(values: dict[str, Any], target: Callable, prefix: str, skip:
         ConfigError: For a key ``target`` does not take (listing those it does) or a
             value of the wrong type (naming the expected one).
     """
-    signature = inspect.signature(target)
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError) as err:  # a builtin such as collections.OrderedDict has none to read
+        name = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', target)}".lstrip(".")
+        raise ConfigError(f"{prefix}._target_={name} is not a class rlnas can build ({err})") from None
     try:
         hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
     except Exception:  # noqa: BLE001 - unresolvable hints: fall back to unchecked types

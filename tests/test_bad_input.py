@@ -234,6 +234,11 @@ BAD_CONFIGS = [
     (["+task=sequence", "space=attention", "space.layer_types=[]"], "space.layer_types must list at least one"),
     (["space=nb201", "space.ops=[none,none,skip_connect]"], "space.ops has duplicates"),
     (["device=meta"], "device='meta' holds no data"),
+    # a builtin has no signature to check settings against: "no signature found for builtin type"
+    (
+        ["controller._target_=collections.OrderedDict"],
+        "controller._target_=collections.OrderedDict is not a class rlnas can build",
+    ),
     # a deleted section a run reads: "Key 'search' is not in struct", mid-run
     (["~search"], "search: the section was deleted (~search), and a run reads it"),
     (["~space"], "space: the section was deleted (~space)"),

@@ -139,3 +139,66 @@ def test_the_python_api_names_a_bad_count_seed_or_state(name):
         ctrl.load_state_dict(other(space, seed=0).state_dict())
     twin = cls(space, seed=5)
     twin.load_state_dict(ctrl.state_dict())  # its own kind's state still loads
+
+
+class _Answers(RandomController):
+    """A user's controller whose propose/best_guess/observe answer with ``reply(n, archs)`` instead."""
+
+    def __init__(self, space, seed=0, reply=None, stats=None):
+        super().__init__(space, seed)
+        self.reply, self.stats = reply, stats
+
+    def propose(self, n):
+        return self.reply(n, [self.sample_allowed() for _ in range(n)])
+
+    def best_guess(self, n):
+        return self.propose(n)
+
+    def observe(self, archs, rewards):
+        return self.stats
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (lambda n, a: None, "propose(3) returned NoneType, not a list of architectures"),
+        (lambda n, a: [], "propose(3) returned 0 architectures; it must return 1 to 3"),
+        (lambda n, a: a + a, "propose(3) returned 6 architectures; it must return 1 to 3"),
+        (lambda n, a: [(9, 0)] * n, "(entry 0, (9, 0)): decision 'a' got choice 9"),
+        (lambda n, a: [(0,)] * n, "architecture has 1 decisions, the space CategoricalSpace expects 2"),
+        (lambda n, a: [(0.5, 1)] * n, "0.5 is not a whole number"),
+    ],
+)
+def test_a_user_controllers_proposals_are_checked_where_it_answers(reply, message):
+    """A controller of the user's own returning None or [] ended in a traceback of the search loop, a short
+    architecture in NumPy's "operands could not be broadcast", a choice of 0.5 was taken as 0 silently."""
+    from rlnas.spaces import CategoricalSpace
+
+    space = CategoricalSpace({"a": ["x", "y", "z"], "b": ["p", "q"]})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _Answers(space, reply=reply).propose(3)
+    # a shorter answer is one (a space that small), as are NumPy rows; both come back as tuples of ints
+    ok = _Answers(space, reply=lambda n, a: [np.asarray(x) for x in a[:1]])
+    answer = ok.propose(3)
+    assert len(answer) == 1 and isinstance(answer[0], tuple) and all(type(v) is int for v in answer[0])
+
+
+@pytest.mark.parametrize(
+    "stats, expected",
+    [
+        (None, {}),
+        ({"loss": np.float32(0.5), "n": 3}, {"loss": 0.5, "n": 3.0}),
+        ({"x": "abc"}, "'x': 'abc'"),
+        ([1], "list"),
+    ],
+)
+def test_a_user_controllers_statistics_are_numbers_or_none(stats, expected):
+    from rlnas.spaces import CategoricalSpace
+
+    space = CategoricalSpace({"a": ["x", "y", "z"], "b": ["p", "q"]})
+    ctrl = _Answers(space, reply=lambda n, a: a, stats=stats)
+    if isinstance(expected, dict):
+        assert ctrl.observe([(0, 0)], [0.5]) == expected
+    else:
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            ctrl.observe([(0, 0)], [0.5])

@@ -755,6 +755,14 @@ def test_nk_tables_run_as_benchmarks_noisy_and_not(tmp_path):
     }
     optimum = max(v[0] for v in rows.values())
     assert len(rows) == 81 and any(v[1] != v[0] for v in rows.values())  # seed columns are noisy
+    # Another table under the same name (another --noise) was written over the first without a word.
+    from tools.nk_tables import main as nk_main
+
+    same = ["--out", str(tmp_path / "a"), "--decisions", "4", "--choices", "3", "--k", "1"]
+    nk_main(same)  # the same arguments rewrite the same files
+    with pytest.raises(SystemExit, match="nk4x3k1s0.csv: exists and differs from this table's"):
+        nk_main([*same, "--noise", "0.5"])
+    assert (tmp_path / "a" / "nk4x3k1s0.csv").read_bytes() == table
     for name in ("nk4x3k1s0", "nk4x3k1s0_noisy"):
         proc = run_cli(
             "--config-dir", str(tmp_path / "a"), f"+benchmark={name}", "controller=local_search",

@@ -75,42 +75,45 @@ def write_tables(
     out: Path, name: str, decisions: int, choices: int, k: int, seed: int, noise: float, evaluations: int
 ) -> list[Path]:
     """Writes ``out/NAME.csv`` and the noise-free and noisy benchmark configs; returns their paths."""
-    from rlnas.utils import atomic_file, write_text_atomic
+    from rlnas.utils import write_text_atomic
 
     archs, values = nk_landscape(decisions, choices, k, seed)
     rng = np.random.default_rng([seed, 1])  # the noise has its own stream: --noise leaves the landscape alone
     sd = noise * float(values.std())
     noisy = values[:, None] + rng.normal(0.0, sd, (len(values), NOISY_SEEDS)) if sd > 0 else values[:, None]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark").mkdir(exist_ok=True)
     table = out / f"{name}.csv"
     seed_columns = [f"acc_s{s}" for s in range(noisy.shape[1])]
-    with atomic_file(table) as f:
-        f.write(",".join(["arch", "acc", *seed_columns]) + "\n")
-        for arch, value, draws in zip(archs, values, noisy, strict=True):
-            key = "-".join(f"c{a}" for a in arch)  # the decisions' labels, as key_template writes them
-            f.write(f"{key},{value:.4f}," + ",".join(f"{d:.4f}" for d in draws) + "\n")
+    rows = [",".join(["arch", "acc", *seed_columns]) + "\n"]
+    for arch, value, draws in zip(archs, values, noisy, strict=True):
+        key = "-".join(f"c{a}" for a in arch)  # the decisions' labels, as key_template writes them
+        rows.append(f"{key},{value:.4f}," + ",".join(f"{d:.4f}" for d in draws) + "\n")
     options = "[" + ", ".join(f"c{c}" for c in range(choices)) + "]"
     decision_lines = "".join(f"    d{i}: {options}\n" for i in range(decisions))
     template = "-".join(f"{{d{i}}}" for i in range(decisions))
-    written = [table]
+    files = {table: "".join(rows)}
     for suffix, metric in (("", "  metric: acc\n"), ("_noisy", "")):
         if suffix:
             metric = (
                 "  metric: acc_noisy  # one training seed's value per evaluation\n"
                 f"  metric_columns: [{', '.join(seed_columns)}]\n  report: acc\n  requery: false\n"
             )
-        config = out / "benchmark" / f"{name}{suffix}.yaml"
-        write_text_atomic(
-            config,
+        files[out / "benchmark" / f"{name}{suffix}.yaml"] = (
             f"# @package _global_\n# NK landscape N={decisions} A={choices} K={k}, seed {seed}, noise {noise} x std "
             f"(tools/nk_tables.py)\nbenchmark:\n  name: {name}{suffix}\n  path: {table.resolve()}\n"
             f'  key_column: arch\n  key_template: "{template}"\n{metric}  metric_scale: 0.01\n  costs: {{}}\n'
             f"  missing: error\n  missing_reward: null\n  decisions:\n{decision_lines}"
-            f"  evaluations: {evaluations}\n  archs_per_step: 10\n",
+            f"  evaluations: {evaluations}\n  archs_per_step: 10\n"
         )
-        written.append(config)
-    return written
+    for path, text in files.items():
+        # Another table of this name (other --noise or --evaluations, or a config of the user's own such
+        # as --out conf --name toy) is never written over; the same arguments rewrite the same files.
+        if path.is_symlink() or (path.exists() and (not path.is_file() or path.read_bytes() != text.encode())):
+            raise SystemExit(f"{path}: exists and differs from this table's; choose another --name or --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark").mkdir(exist_ok=True)
+    for path, text in files.items():
+        write_text_atomic(path, text)
+    return list(files)
 
 
 def main(argv: list[str] | None = None) -> None:

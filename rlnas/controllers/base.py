@@ -44,11 +44,73 @@ def check_count(n: Any, method: str) -> int:
 
 
 def _counting(method: Callable[..., list[Arch]]) -> Callable[..., list[Arch]]:
-    """``method`` (a controller's ``propose`` or ``best_guess``) with its ``n`` checked first."""
+    """``method`` (a controller's ``propose`` or ``best_guess``) with its ``n`` and its answer checked."""
 
     @functools.wraps(method)
     def checked(self: Controller, n: int, *args: Any, **kwargs: Any) -> list[Arch]:
-        return method(self, check_count(n, method.__name__), *args, **kwargs)
+        n = check_count(n, method.__name__)
+        return checked_proposals(self, method.__name__, n, method(self, n, *args, **kwargs))
+
+    checked.counts_checked = True  # type: ignore[attr-defined]
+    return checked
+
+
+def checked_proposals(controller: Controller, method: str, n: int, archs: Any) -> list[Arch]:
+    """``archs`` (what ``controller.method(n)`` returned) as tuples of ints, once they are ``n`` of its space.
+
+    A controller of the user's own could return anything: ``None`` or an empty list ended in a traceback
+    of the search loop, an architecture one decision short in NumPy's "operands could not be broadcast",
+    an out-of-range choice in a warning that the table lacked 200 proposals, and a choice of ``1.5`` was
+    truncated to ``1`` without a word. Fewer than ``n`` is an answer (a space that small), none to
+    ``propose`` is not: the loop would wait for one forever.
+
+    Raises:
+        ValueError: Naming the controller, the method and the first entry that is not usable.
+    """
+    where = f"{type(controller).__name__}.{method}({n})"
+    if not isinstance(archs, (list, tuple)):
+        raise ValueError(f"{where} returned {type(archs).__name__}, not a list of architectures")
+    if len(archs) > n or (method == "propose" and n and not archs):
+        raise ValueError(f"{where} returned {len(archs)} architectures; it must return 1 to {n}")
+    out = []
+    for i, arch in enumerate(archs):
+        try:
+            out.append(controller.space.validate(arch))
+        except ValueError as err:
+            raise ValueError(
+                f"{where} returned an architecture not of this space (entry {i}, {arch!r}): {err}"[:400]
+            ) from None
+    return out
+
+
+def checked_stats(controller: Controller, stats: Any) -> dict[str, float]:
+    """What ``controller.observe`` returned, as the statistics to log (``None``: none).
+
+    Raises:
+        ValueError: For a result that is not a mapping of names to numbers, naming the controller and key.
+    """
+    if stats is None:
+        return {}
+    where = f"{type(controller).__name__}.observe"
+    if not isinstance(stats, dict):
+        raise ValueError(f"{where} returned {type(stats).__name__}; it must return a dict of statistics (or None)")
+    out = {}
+    for key, value in stats.items():
+        try:
+            if isinstance(value, str):
+                raise TypeError(value)
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} returned {key!r}: {value!r}"[:200] + "; statistics must be numbers") from None
+    return out
+
+
+def _observing(method: Callable[..., Any]) -> Callable[..., dict[str, float]]:
+    """``method`` (a controller's ``observe``) with its statistics checked."""
+
+    @functools.wraps(method)
+    def checked(self: Controller, archs: Sequence[Arch], rewards: Sequence[float]) -> dict[str, float]:
+        return checked_stats(self, method(self, archs, rewards))
 
     checked.counts_checked = True  # type: ignore[attr-defined]
     return checked
@@ -143,13 +205,14 @@ class Controller(abc.ABC):
     differentiable: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every controller's propose(n) and best_guess(n), a user's own included, take a count: 2.5 or -1
-        # was rounded up, emptied or failed deep inside depending on the controller.
+        # Every controller's propose(n) and best_guess(n), a user's own included, take a count (2.5 or -1
+        # was rounded up, emptied or failed deep inside depending on the controller) and answer with
+        # architectures of the space; observe answers with statistics to log.
         super().__init_subclass__(**kwargs)
-        for name in ("propose", "best_guess"):
+        for name, wrap in (("propose", _counting), ("best_guess", _counting), ("observe", _observing)):
             method = cls.__dict__.get(name)
             if callable(method) and not getattr(method, "counts_checked", False):
-                setattr(cls, name, _counting(method))
+                setattr(cls, name, wrap(method))
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
