@@ -523,6 +523,8 @@ def test_a_trial_that_could_never_start_is_refused(tmp_path, local_ray, override
         (["--task", "mnist1dd"], "task=mnist1dd is not a task config; allowed:"),
         (["--controllers", "random", "--", "trials.epochs=abc"], "trials.epochs must be a whole number, got 'abc'"),
         (["--controllers", "random", "--", "trials.hparams={lr:[0.1,-1]}"], "trials.hparams.lr: -1 cannot be used"),
+        # every trial failed, a Ray start later: "no supernet is registered for the space NB201Space"
+        (["--controllers", "random", "--", "space=nb201"], "space=NB201Space does not fit the mnist1d task"),
     ],
 )
 def test_the_trial_study_tool_refuses_unusable_arguments_before_any_search(tmp_path, capsys, argv, message):

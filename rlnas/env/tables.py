@@ -28,7 +28,8 @@ def benchmark_config(name: str, config_dir: str | Path | None = None) -> dict[st
     roots = [conf_dir()]
     if config_dir is not None:
         if not Path(config_dir).is_dir():
-            raise FileNotFoundError(f"config_dir={config_dir}: no such directory")
+            what = "not a directory" if Path(config_dir).exists() else "no such directory"
+            raise FileNotFoundError(f"config_dir={config_dir}: {what}")
         roots.insert(0, Path(config_dir))  # the user's configs first, beside the package's (as --config-dir)
     plain = "/" not in str(name) and "\\" not in str(name)  # a name, not a path out of the config dirs
     found = [p for root in roots if plain and (p := root / "benchmark" / f"{name}.yaml").is_file()]

@@ -30,7 +30,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlnas.evaluators.standalone import standalone_recipe
-from rlnas.search.builder import build_controller, build_reward, claim_run_dir, warn_random_start
+from rlnas.search.builder import (
+    build_controller,
+    build_reward,
+    build_space_and_task,
+    claim_run_dir,
+    warn_random_start,
+)
 from rlnas.search.checkpoint import SearchInterrupted, check_config_unchanged, config_fingerprint
 from rlnas.tasks.training import Recipe, check_recipe_numbers, with_settings
 from rlnas.trials.outputs import TrialOutputs
@@ -39,7 +45,6 @@ from rlnas.trials.records import LOG_FILE, STATE_FILE, TrialLog, load_state, sav
 from rlnas.trials.settings import TASK_HPARAMS, TrialSettings, trial_settings
 from rlnas.trials.trainable import train_trial, trial_space
 from rlnas.utils import atomic_file, data_seed, seed_everything
-from rlnas.utils.trust import checked_instantiate
 
 log = logging.getLogger("rlnas")
 
@@ -158,10 +163,9 @@ def check_training_settings(cfg: DictConfig, settings: TrialSettings | None = No
     Raises:
         ValueError: Naming the ``trials.*`` key that cannot be used.
     """
-    from rlnas.tasks.base import Task
-
     settings = settings or trial_settings(cfg)
-    task: Task = checked_instantiate(cfg.task, Task, "task")
+    # A space the task cannot train failed every trial, one Ray start later, as a weight-sharing search refuses it.
+    task = build_space_and_task(cfg)[1]
     unsupported = sorted((set(settings.hparams or {}) & set(TASK_HPARAMS)) - set(vars(task)))
     if unsupported:
         raise ValueError(f"trials.hparams.{unsupported[0]}: the {task.name} task has no such setting")
