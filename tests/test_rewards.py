@@ -16,6 +16,7 @@ from rlnas.rewards import (
     MnasReward,
     TunasAbsReward,
     WeightedReward,
+    reward_number,
 )
 from rlnas.spaces import MacroSpace
 from rlnas.supernet import build_child, build_supernet
@@ -180,3 +181,41 @@ def test_an_input_too_small_for_the_space_names_the_image_size():
     with pytest.raises(ValueError, match=r"an input of \[1, 2, 2\] shrinks to single-pixel .* task.data.image_size"):
         LatencyTable.measure(supernet, torch.nn.Identity(), (1, 2, 2), torch.device("cpu"))
     assert LatencyTable.measure(supernet, torch.nn.Identity(), (1, 8, 8), torch.device("cpu"), 1, 1).entries
+
+
+class AnswersWith:
+    """A reward of the user's own (no ``metric`` setting) that returns ``value`` whatever it is shown."""
+
+    def __init__(self, value=0.5, limit=None):
+        self.value, self.targets = value, {"params": limit}
+
+    def __call__(self, evaluation):
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "value, shown", [(None, "None (NoneType)"), ("0.5", "'0.5' (str)"), (True, "True (bool)"), ([0.5], "[0.5] (list)")]
+)
+def test_a_user_rewards_answer_must_be_a_number(value, shown):
+    """None or a list ended in a traceback, a string in "could not convert string to float" naming no reward,
+    and True or "0.5" were taken as numbers; a reward without a ``metric`` setting could not be built at all."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    from rlnas.search.builder import build_reward
+
+    node = OmegaConf.create({"_target_": "tests.test_rewards.AnswersWith", "value": value, "limit": 10})
+    reward, _ = build_reward(node, "accuracy")
+    assert reward.targets == {"params": 10}  # the reward's own attributes are still there
+    message = re.escape(f"reward AnswersWith returned {shown}; it must return a number")
+    with pytest.raises(ValueError, match=message):
+        reward(Evaluation({"accuracy": 0.9}))
+    space = MacroSpace(num_layers=1, channels=[8])
+    env = ArchitectureEnv(space, MatchEvaluator([0] * len(space)), reward=AnswersWith(value))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        for _ in range(len(env.space)):
+            env.step(0)
+    for number in (np.float32(0.25), torch.tensor(0.25), 1):
+        assert reward_number(number, reward) == pytest.approx(float(number))

@@ -726,3 +726,20 @@ def test_rays_retry_warnings_are_dropped_when_joining_fails_and_kept_when_it_wor
     with _stderr_kept_on_failure(True):
         os.write(2, b"joined\n")
     assert capfd.readouterr().err == "joined\n"
+
+
+def test_a_search_whose_every_trial_failed_says_why_in_one_line():
+    """It ended in a RuntimeError traceback naming no cause (a reward of the user's own returning None)."""
+    from rlnas.trials.run import pick
+    from rlnas.utils.errors import user_error_message
+
+    failed = [
+        Outcome(1, (1,), "failed", float("nan"), error="TypeError: second"),
+        Outcome(0, (0,), "failed", float("nan"), error="ValueError: reward R returned None"),
+    ]
+    with pytest.raises(ValueError) as info:
+        pick(failed)
+    assert user_error_message(info.value) == (
+        "all 2 trials failed (ValueError: reward R returned None); see trials.csv and the tracebacks under ray/"
+    )
+    assert pick([*failed, Outcome(2, (2,), "stopped", 0.4)]).index == 2

@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.constraints import FeasibilityMask
-from rlnas.spaces.seams import Evaluation, Evaluator, MetricReward, Reward
+from rlnas.spaces.seams import Evaluation, Evaluator, MetricReward, Reward, reward_number
 
 
 class ArchitectureEnv(gym.Env):
@@ -163,7 +163,7 @@ class ArchitectureEnv(gym.Env):
             info = {"arch": arch, "metrics": {}, "costs": {}, "missing": True}
             return self._obs(), float(self.evaluator.missing_reward), True, False, info
         self.last_evaluation = evaluation
-        reward = float(self.reward_fn(evaluation))
+        reward = reward_number(self.reward_fn(evaluation), self.reward_fn)
         info = {"arch": arch, "metrics": dict(evaluation.metrics), "costs": dict(evaluation.costs)}
         return self._obs(), reward, True, False, info
 

@@ -16,7 +16,7 @@ from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.data.base import warn_batch_beyond_split
 from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
-from rlnas.rewards.base import Reward
+from rlnas.rewards.base import CheckedReward, Reward
 from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import (
@@ -116,13 +116,30 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
     if not isinstance(mask_infeasible, bool):  # bool("maybe") would turn the limits' masks on
         raise ValueError(f"reward.mask_infeasible must be true or false, got {mask_infeasible!r}")
     if reward_cfg.get("metric") is None:
-        reward_cfg["metric"] = task_metric
+        if _takes_setting(reward_cfg.get("_target_"), "metric"):  # a reward of the user's own may not
+            reward_cfg["metric"] = task_metric
     elif reward_cfg["metric"] != task_metric:  # minibatch scores report the task's reward metric only
         raise ValueError(
             f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
             f"the metric every score reports; set task.reward_metric instead (reward.metric: null)"
         )
-    return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
+    reward = checked_instantiate(reward_cfg, Reward, "reward")
+    if not type(reward).__module__.startswith("rlnas."):  # the package's own return floats
+        reward = CheckedReward(reward)
+    return reward, mask_infeasible
+
+
+def _takes_setting(target: Any, name: str) -> bool:
+    """Whether the class or function ``target`` names takes a keyword ``name`` (True when it cannot be told)."""
+    import inspect
+
+    from hydra.utils import get_method
+
+    try:
+        params = inspect.signature(get_method(str(target))).parameters.values()
+    except Exception:  # noqa: BLE001 - not importable or no signature: checked_instantiate names it
+        return True
+    return any(p.name == name or p.kind == p.VAR_KEYWORD for p in params)
 
 
 #: Controller settings that size a random start, and the method that then takes over.

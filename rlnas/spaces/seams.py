@@ -49,6 +49,47 @@ class Reward(Protocol):
     def __call__(self, evaluation: Evaluation) -> float: ...
 
 
+def reward_number(value: object, reward: object) -> float:
+    """``value`` (what ``reward`` returned) as a float, refused unless it is a real number.
+
+    A reward of the user's own could return anything: ``None`` or a list ended in a traceback, a string
+    in "could not convert string to float" naming no reward, and ``True`` or ``"0.5"`` were taken as
+    numbers. NaN and inf pass: the loops count or refuse those themselves, naming the architecture.
+
+    Raises:
+        ValueError: Naming the reward's class and what it returned.
+    """
+    import numbers
+
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    item = getattr(value, "item", None)  # a one-element tensor or array
+    if callable(item) and getattr(value, "numel", lambda: getattr(value, "size", 0))() == 1:
+        scalar = item()
+        if isinstance(scalar, numbers.Real) and not isinstance(scalar, bool):
+            return float(scalar)
+    shown = f"{repr(value)[:80]} ({type(value).__name__})"
+    raise ValueError(f"reward {type(reward).__name__} returned {shown}; it must return a number")
+
+
+class CheckedReward:
+    """A reward of the user's own whose every answer is checked by :func:`reward_number`.
+
+    Its other attributes (``targets``, ``metric``...) are the wrapped reward's.
+    """
+
+    def __init__(self, reward: Reward) -> None:
+        self.reward = reward
+
+    def __call__(self, evaluation: Evaluation) -> float:
+        return reward_number(self.reward(evaluation), self.reward)
+
+    def __getattr__(self, name: str) -> object:
+        if name == "reward":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.reward, name)
+
+
 class MetricReward:
     """The validation metric alone, as in ENAS (reward = validation accuracy).
 

@@ -197,12 +197,17 @@ def pick(outcomes: list[Outcome]) -> Outcome:
     """The best reward among trials that trained every epoch (else among any that did not fail).
 
     Raises:
-        RuntimeError: When every trial failed.
+        ValueError: When every trial failed, with the first one's error line (a reward or space of the
+            user's own that no trial can get past; their tracebacks stay in Ray's ``error.txt``).
     """
     full = [o for o in outcomes if o.status == "completed"]
     usable = full or [o for o in outcomes if o.status != "failed"]
     if not usable:
-        raise RuntimeError(f"all {len(outcomes)} trials failed; see trials.csv and the tracebacks under ray/")
+        first = min(outcomes, key=lambda o: o.index).error if outcomes else ""
+        raise ValueError(
+            f"all {len(outcomes)} trials failed ({first[:200] or 'no error recorded'}); "
+            "see trials.csv and the tracebacks under ray/"
+        )
     return max(usable, key=lambda o: (o.reward, -o.index))
 
 
