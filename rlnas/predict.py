@@ -284,7 +284,7 @@ class Decoder:
 
     def __init__(self, model: Model, top_k: int, score_threshold: float | None) -> None:
         self.meta = model.meta
-        self.top_k = max(1, int(top_k))
+        self.top_k = int(top_k)
         self.names = [str(n) for n in self.meta["class_names"]]
         self.detector = None
         if self.meta["task"] == "detection":
@@ -383,7 +383,12 @@ def predict(
     score_threshold: float | None = None,
     progress: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Yields one prediction per image or array sample, in order, batching the ONNX calls."""
+    """Yields one prediction per image or array sample, in order, batching the ONNX calls.
+
+    Raises:
+        PredictError: For a setting out of range (:func:`check_settings`).
+    """
+    check_settings(batch_size, top_k, score_threshold)
     decoder = Decoder(model, top_k, score_threshold)
     bar = tqdm(
         total=len(files),
@@ -394,7 +399,7 @@ def predict(
         file=sys.stderr,
     )
     name = model.session.get_inputs()[0].name
-    batch = max(1, int(batch_size))
+    batch = int(batch_size)
     if not model.takes_images:
         for path in files:
             samples = load_array(path, model.sample_shape)
@@ -454,13 +459,30 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         key = getattr(err, "full_key", None)
         message = str(err).splitlines()[0]
         raise PredictError(f"{key}: {message}" if key else message) from None
-    for key in ("batch_size", "top_k"):  # 0 ran with one anyway; a negative top_k dropped the last classes
-        if getattr(parsed, key) is not None and getattr(parsed, key) < 1:
-            raise PredictError(f"{key} must be >= 1, got {getattr(parsed, key)}")
-    threshold = parsed.score_threshold
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise PredictError(f"score_threshold must be in [0, 1] or null, got {threshold}")
+    check_settings(parsed.batch_size, parsed.top_k, parsed.score_threshold)
     return parsed
+
+
+def check_settings(batch_size: Any, top_k: Any, score_threshold: Any) -> None:
+    """Refuses a batch size or ``top_k`` below 1 and a threshold outside ``[0, 1]``, by name.
+
+    From the command line and from Python alike: ``predict(batch_size=0)`` ran with one anyway, a
+    negative ``top_k`` dropped the last classes, ``top_k=2.5`` was rounded down.
+
+    Raises:
+        PredictError: Naming the setting.
+    """
+    for key, value in (("batch_size", batch_size), ("top_k", top_k)):
+        if value is None and key == "top_k":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise PredictError(f"{key} must be a whole number >= 1, got {value!r}")
+    if score_threshold is None:
+        return
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float, np.integer, np.floating)):
+        raise PredictError(f"score_threshold must be a number in [0, 1] or null, got {score_threshold!r}")
+    if not 0 <= score_threshold <= 1:
+        raise PredictError(f"score_threshold must be in [0, 1] or null, got {score_threshold}")
 
 
 def _check_task_settings(cfg: PredictConfig, task: str | None) -> None:

@@ -149,8 +149,8 @@ def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
     Image.new("L", (8, 8)).save(png)
     # settings that ran as something else: 0 as 1, a threshold a classifier never reads, model.pt as ONNX
     for args, message in [
-        (["batch_size=0"], "batch_size must be >= 1, got 0"),
-        (["top_k=0"], "top_k must be >= 1, got 0"),
+        (["batch_size=0"], "batch_size must be a whole number >= 1, got 0"),
+        (["top_k=0"], "top_k must be a whole number >= 1, got 0"),
         (["score_threshold=0.5"], f"score_threshold is a detection model's setting; {out} is a classification"),
         (["score_threshold=5"], "score_threshold must be in [0, 1] or null, got 5.0"),
         ([f"model={out / 'model.pt'}"], "rlnas.predict serves the ONNX export; pass the retrain run dir"),
@@ -160,6 +160,16 @@ def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
         given.update({a.partition("=")[0]: a for a in args})  # a key given twice is refused on its own
         assert predict_main(list(given.values())) == 2, args
         assert message in capsys.readouterr().err, args
+    # from Python alike: batch_size=0 ran with one, top_k=2.5 was rounded down, a negative top_k dropped classes
+    model = load_model(out)
+    for kwargs, message in [
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+        ({"top_k": 2.5}, "top_k must be a whole number >= 1, got 2.5"),
+        ({"top_k": -1}, "top_k must be a whole number >= 1, got -1"),
+        ({"score_threshold": "high"}, "score_threshold must be a number in [0, 1] or null, got 'high'"),
+    ]:
+        with pytest.raises(PredictError, match=re.escape(message)):
+            list(predict(model, [png], progress=False, **kwargs))
 
 
 def test_retrain_never_overwrites_an_earlier_model(classification_run):
