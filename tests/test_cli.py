@@ -716,6 +716,21 @@ def test_an_environment_that_would_fail_late_is_named(variable, value, named, mo
     assert environment_error() is None
 
 
+def test_a_world_size_without_its_ranks_is_named(monkeypatch):
+    """WORLD_SIZE=2 left set in a shell (no torchrun) stopped with "rlnas: error: RANK", a KeyError's message."""
+    from rlnas.utils.errors import environment_error
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert environment_error() == (
+        "environment variable WORLD_SIZE=2 without RANK: start the ranks with torchrun (or unset it)"
+    )
+    monkeypatch.setenv("RANK", "5")
+    assert environment_error().startswith("environment variable RANK=5 is not below WORLD_SIZE=2")
+    monkeypatch.setenv("RANK", "1")
+    assert environment_error() is None
+
+
 def test_an_argument_the_locale_could_not_decode_is_named_before_any_work(monkeypatch):
     # LC_ALL=POSIX PYTHONUTF8=0 and hydra.run.dir=日本: "'utf-8' codec can't encode characters in position
     # 10-15: surrogates not allowed", naming nothing, after a half-made run dir

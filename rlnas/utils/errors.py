@@ -83,6 +83,12 @@ def environment_error() -> str | None:
         value = os.environ.get(name)
         if value is not None and not value.strip().isdigit():
             return f"environment variable {name}={value!r} is not a whole number; torchrun sets it (unset it)"
+    world = os.environ.get("WORLD_SIZE", "1").strip()
+    if int(world) > 1 and "RANK" not in os.environ:  # "rlnas: error: RANK", a KeyError's whole message
+        return f"environment variable WORLD_SIZE={world} without RANK: start the ranks with torchrun (or unset it)"
+    rank = os.environ.get("RANK", "0").strip()
+    if int(world) > 1 and int(rank) >= int(world):
+        return f"environment variable RANK={rank} is not below WORLD_SIZE={world}; torchrun sets both (unset them)"
     if os.environ.get("MPLBACKEND"):
         try:  # matplotlib checks the variable when imported; rlnas draws with agg into files whatever it names
             if "matplotlib" in sys.modules:  # imported before the variable was set: asked directly
