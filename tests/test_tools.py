@@ -636,11 +636,19 @@ def test_tools_that_build_a_search_name_a_bad_override_in_one_line(
         (["--few-shot", "99"], "--few-shot 99: the space has decisions 0..20"),
         (["--report-only"], "--report-only: no study in"),
         (["--run-dir", "NOWHERE"], "--run-dir NOWHERE: no config.yaml there"),
+        (["--run-dir", "NOWHERE/supernetless"], "no supernet.pt there"),
+        (["--run-dir", "TRIALS"], "a trial search's run dir; its candidates were trained on their own"),
     ],
 )
 def test_rank_study_refuses_settings_before_any_training(tmp_path, args, message, monkeypatch):
     from tools.rank_study import main
 
+    for name, files in (("TRIALS", ["config.yaml", "trials.jsonl"]), ("NOWHERE/supernetless", ["config.yaml"])):
+        if name in args:
+            (tmp_path / name).mkdir(parents=True)
+            for file in files:
+                (tmp_path / name / file).write_text("")
+            args = [str(tmp_path / a) if a == name else a for a in args]
     out = tmp_path / "study"
     monkeypatch.setattr(sys, "argv", ["rank_study.py", "--archs", "4", "--seeds", "2", *args, "--out", str(out)])
     monkeypatch.chdir(ROOT)

@@ -229,6 +229,23 @@ def build_parts(overrides: list[str], device_name: str, seed: int):
     return cfg, device, space, task, data, model
 
 
+def check_supernet_run(run_dir: str | Path) -> None:
+    """Refuses, before any work, a ``--run-dir`` that holds no finished weight-sharing search's supernet.
+
+    Raises:
+        SystemExit: Naming the run dir and what it lacks (a trial search's has no supernet at all).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / "trials.jsonl").is_file():
+        raise SystemExit(
+            f"--run-dir {run_dir}: a trial search's run dir; its candidates were trained on their own, with no "
+            "supernet to score them on (their scores are in trials.csv)"
+        )
+    for name in ("config.yaml", "supernet.pt"):
+        if not (run_dir / name).is_file():
+            raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
+
+
 def load_run(run_dir: str | Path, scratch_dir: str | Path):
     """The :class:`~rlnas.search.loop.Search` of a finished run, its supernet weights loaded.
 
@@ -240,14 +257,7 @@ def load_run(run_dir: str | Path, scratch_dir: str | Path):
     from rlnas.utils.trust import load_run_config, load_tensor_file
 
     run_dir = Path(run_dir)
-    if (run_dir / "trials.jsonl").is_file():
-        raise SystemExit(
-            f"--run-dir {run_dir}: a trial search's run dir; its candidates were trained on their own, with no "
-            "supernet to score them on (their scores are in trials.csv)"
-        )
-    for name in ("config.yaml", "supernet.pt"):
-        if not (run_dir / name).is_file():
-            raise SystemExit(f"--run-dir {run_dir}: no {name} there (a finished search run writes it)")
+    check_supernet_run(run_dir)
     try:  # a run dir is data: its config may name only rlnas's own classes, its weights load as tensors only
         cfg = load_run_config(run_dir / "config.yaml")
         weights = load_tensor_file(run_dir / "supernet.pt", "supernet.pt")

@@ -59,7 +59,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_config, load_run, read_json, run_tool  # noqa: E402
+from _common import check_supernet_run, load_config, load_run, read_json, run_tool  # noqa: E402
 
 from rlnas.utils import save_figure, write_text_atomic
 
@@ -357,8 +357,8 @@ def check_args(args: argparse.Namespace) -> list[int]:
         raise SystemExit(
             f"--calibrate {args.calibrate!r}: image counts must be >= 1 (batch statistics are always scored)"
         )
-    if args.run_dir and not (Path(args.run_dir) / "config.yaml").is_file():
-        raise SystemExit(f"--run-dir {args.run_dir}: no config.yaml there (give a finished search's run dir)")
+    if args.run_dir:  # a trial search's run dir was found after the standalone trainings, hours in
+        check_supernet_run(args.run_dir)
     if args.report_only and not read_json(Path(args.out) / "study.json", {}).get("variants"):
         raise SystemExit(f"--report-only: no study in {Path(args.out) / 'study.json'} to report")
     return calibrate
