@@ -411,6 +411,24 @@ def test_comparison_runs_are_checked_before_the_first_starts(option, message, tm
     assert not (tmp_path / "c").exists()
 
 
+def test_a_controller_config_of_the_users_own_is_compared_like_the_packages(tmp_path, capsys):
+    """--controllers took only the package's names ("invalid choice"), so a user could not compare their own."""
+    import json
+
+    from tools.compare_controllers import main
+
+    conf = tmp_path / "conf"
+    (conf / "controller").mkdir(parents=True)
+    (conf / "controller" / "mine.yaml").write_text("_target_: rlnas.controllers.LocalSearchController\n")
+    args = ["--benchmark", "toy", "--seeds", "1", "--budgets", "20", "--jobs", "1", "--out", str(tmp_path / "c")]
+    with pytest.raises(SystemExit):
+        main([*args, "--controllers", "mine"])
+    assert "--controllers mine is unknown; choose from" in capsys.readouterr().err
+    main([*args, "--config-dir", str(conf), "--controllers", "mine", "--variant", "mine_b", "mine"])
+    rows = json.loads((tmp_path / "c" / "table.json").read_text())["rows"]
+    assert [r["controller"] for r in rows] == ["random", "mine", "mine_b"]
+
+
 def test_json_outputs_are_strict_json(tmp_path):
     from rlnas.utils import write_json_atomic
 

@@ -89,12 +89,19 @@ def test_comparison_tool_takes_a_config_dir(user_dir, tmp_path):
         "--out",
         str(tmp_path / "cmp"),
     ]
-    proc = subprocess.run([*tool, "--config-dir", str(user_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # a controller config of the user's own is compared beside the package's (it was "invalid choice")
+    (user_dir / "controller").mkdir()
+    (user_dir / "controller" / "mine.yaml").write_text("_target_: rlnas.controllers.LocalSearchController\n")
+    mine = [*tool[:-2], "mine", *tool[-2:]]
+    proc = subprocess.run([*mine, "--config-dir", str(user_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {r["controller"] for r in json.loads((tmp_path / "cmp" / "table.json").read_text())["rows"]} == {
         "random",
         "evolution",
+        "mine",
     }
+    proc = subprocess.run(mine, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--controllers mine is unknown; choose from" in proc.stderr
     proc = subprocess.run(tool, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [

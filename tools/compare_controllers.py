@@ -661,8 +661,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         "--controllers",
         nargs="+",
         default=ALL,
-        choices=ALL + DIFFERENTIABLE,
-        help=f"default: {' '.join(ALL)}; {' and '.join(DIFFERENTIABLE)} with --task only",
+        metavar="CONTROLLER",
+        help=f"default: {' '.join(ALL)}; {' and '.join(DIFFERENTIABLE)} with --task only; also a controller "
+        "config of your own in --config-dir (controller/NAME.yaml)",
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument(
@@ -729,16 +730,21 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         parser.error(f"--truth-seeds must be >= 0 (0: none), got {args.truth_seeds}")
     if args.budgets is not None and min(args.budgets) < 1:
         parser.error(f"--budgets must be >= 1, got {min(args.budgets)}")
+    known = ALL + DIFFERENTIABLE
     if args.config_dir is not None:
         args.overrides = [*args.overrides, f"hydra.searchpath=[file://{args.config_dir.resolve()}]"]
+        # a controller of the user's own, beside the package's (compared as any other)
+        known += sorted({p.stem for p in (args.config_dir / "controller").glob("*.yaml")} - set(known))
+    unknown = next((c for c in args.controllers if c not in known), None)
+    if unknown is not None:
+        parser.error(f"--controllers {unknown} is unknown; choose from {known}")
     # (label, controller, extra overrides); random search runs unless another reference is named.
     plan = [(c, c, []) for c in (["random"] if args.reference == "random" else []) + args.controllers]
     plan = list({label: (label, c, o) for label, c, o in plan}.values())
     for variant in args.variant:
-        if len(variant) < 2 or variant[1] not in ALL + DIFFERENTIABLE:
+        if len(variant) < 2 or variant[1] not in known:
             parser.error(
-                f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in "
-                f"{ALL + DIFFERENTIABLE}"
+                f"--variant {' '.join(variant)}: needs LABEL CONTROLLER [OVERRIDE ...] with CONTROLLER in {known}"
             )
         label = variant[0]
         if not label.strip() or any(c in label for c in "|\n\r`"):  # a table row's name, and a Markdown cell
