@@ -117,6 +117,24 @@ def test_a_run_config_naming_another_target_is_refused_before_anything_runs(tmp_
     assert not copy.exists()
 
 
+def test_a_users_own_plugin_in_a_run_config_is_trusted_only_by_their_consent(tmp_path, monkeypatch):
+    """A run of the user's own controller could never be resumed: its config.yaml names their class. The
+    environment variable trusts the modules it names, and no others (a prefix of a name is not its module)."""
+    config = OmegaConf.to_container(_cfg(), resolve=True)
+    config["controller"] = {"_target_": "myctl.Base"}
+    config["space"] = {"_target_": "myctl_evil.Space"}
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    monkeypatch.delenv("RLNAS_TRUSTED_TARGETS", raising=False)
+    with pytest.raises(UntrustedConfigError, match=r"trust its module: RLNAS_TRUSTED_TARGETS='my"):
+        load_run_config(tmp_path / "config.yaml")
+    monkeypatch.setenv("RLNAS_TRUSTED_TARGETS", "myctl, other.")
+    with pytest.raises(UntrustedConfigError, match=r"space._target_='myctl_evil.Space'"):
+        load_run_config(tmp_path / "config.yaml")
+    config["space"] = _cfg().space
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    assert load_run_config(tmp_path / "config.yaml").controller._target_ == "myctl.Base"
+
+
 def test_a_yaml_python_tag_in_a_run_config_is_one_line(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "config.yaml").write_text(f"space: !!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n")

@@ -10,19 +10,37 @@ model folder's ``model.json``) is not, and may come from anyone. So:
   :class:`~rlnas.tasks.base.Task`, and so on (``torch.load`` or
   ``shutil.copyfile`` is refused before it runs);
 - a node read from a data file may name only the project's own classes
-  (``rlnas.``), checked before anything is imported, and no nested target.
+  (``rlnas.``), checked before anything is imported, and no nested target;
+  a user who resumes a run of their own plug-in (a controller, space or
+  reward in a module of theirs) names its module in the environment variable
+  ``RLNAS_TRUSTED_TARGETS`` (comma-separated, e.g. ``myctl,mylab.nas``), a
+  consent no file can give.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-#: The only module prefix a target read from a data file may have.
+#: The only module prefix a target read from a data file may have (beside the user's trusted modules).
 OWN_PREFIX = "rlnas."
+#: Modules (comma-separated) whose targets the user trusts in data files too: their own plug-ins.
+TRUST_VARIABLE = "RLNAS_TRUSTED_TARGETS"
+
+
+def trusted_modules() -> list[str]:
+    """The modules named in ``$RLNAS_TRUSTED_TARGETS`` (``myctl`` trusts ``myctl.Base``, not ``myctl_x.Y``)."""
+    return [m.strip().rstrip(".") for m in os.environ.get(TRUST_VARIABLE, "").split(",") if m.strip().rstrip(".")]
+
+
+def _trusted(target: Any) -> bool:
+    if not isinstance(target, str) or "\x00" in target:
+        return False
+    return target.startswith(OWN_PREFIX) or any(target.startswith(f"{m}.") for m in trusted_modules())
 
 
 class UntrustedConfigError(ValueError):
@@ -57,10 +75,12 @@ def check_own_targets(node: Any, source: str, path: str = "") -> None:
         UntrustedConfigError: Naming the file, key and target.
     """
     for key, target in _targets(node, path):
-        if not isinstance(target, str) or not target.startswith(OWN_PREFIX) or "\x00" in target:
+        if not _trusted(target):
+            module = str(target).rpartition(".")[0] or str(target)
             raise UntrustedConfigError(
                 f"{source}: {key}={target!r} is not one of rlnas's own classes; a run's files may only name "
-                "those (a file that is data never runs other code)"
+                f"those (a file that is data never runs other code). If it is your own plug-in, trust its module: "
+                f"{TRUST_VARIABLE}={module!r}"[:400]
             )
 
 
