@@ -21,7 +21,7 @@ from rlnas.rewards import (
 from rlnas.spaces import MacroSpace
 from rlnas.supernet import build_child, build_supernet
 from rlnas.tasks import ClassificationHead, Network
-from tests.conftest import MatchEvaluator
+from tests.conftest import MatchEvaluator, toy_space
 
 EV = Evaluation({"accuracy": 0.9}, {"latency_ms": 10.0, "size_mb": 0.5, "params": 2e5})
 
@@ -203,14 +203,15 @@ def test_a_user_rewards_answer_must_be_a_number(value, shown):
 
     from omegaconf import OmegaConf
 
+    from rlnas.search.budget import BudgetSearch
     from rlnas.search.builder import build_reward
 
     node = OmegaConf.create({"_target_": "tests.test_rewards.AnswersWith", "value": value, "limit": 10})
-    reward, _ = build_reward(node, "accuracy")
-    assert reward.targets == {"params": 10}  # the reward's own attributes are still there
+    reward, _ = build_reward(node, "accuracy")  # it takes no metric= setting
     message = re.escape(f"reward AnswersWith returned {shown}; it must return a number")
+    search = BudgetSearch(toy_space(), MatchEvaluator([0] * 15), RandomController(toy_space()), reward, 20, 10)
     with pytest.raises(ValueError, match=message):
-        reward(Evaluation({"accuracy": 0.9}))
+        search.run()
     space = MacroSpace(num_layers=1, channels=[8])
     env = ArchitectureEnv(space, MatchEvaluator([0] * len(space)), reward=AnswersWith(value))
     env.reset(seed=0)

@@ -1,11 +1,10 @@
 """Reward formulas combining a validation metric with cost penalties."""
 
-from rlnas.rewards.base import CheckedReward, MetricReward, Reward, reward_number
+from rlnas.rewards.base import MetricReward, Reward, reward_number
 from rlnas.rewards.constraints import FeasibilityMask, InfeasibleConstraintError
 from rlnas.rewards.formulas import ConstrainedReward, HardReward, MnasReward, TunasAbsReward, WeightedReward
 
 __all__ = [
-    "CheckedReward",
     "ConstrainedReward",
     "FeasibilityMask",
     "HardReward",

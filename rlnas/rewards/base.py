@@ -4,6 +4,6 @@ The :class:`Reward` protocol and the default :class:`MetricReward` live in
 :mod:`rlnas.spaces.seams`, below the environment that defaults to it.
 """
 
-from rlnas.spaces.seams import CheckedReward, MetricReward, Reward, reward_number
+from rlnas.spaces.seams import MetricReward, Reward, reward_number
 
-__all__ = ["CheckedReward", "MetricReward", "Reward", "reward_number"]
+__all__ = ["MetricReward", "Reward", "reward_number"]

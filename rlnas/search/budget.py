@@ -31,7 +31,7 @@ import numpy as np
 from rlnas.benchmarks.parts import benchmark_parts
 from rlnas.controllers.base import Controller
 from rlnas.evaluators.base import Evaluation, Evaluator
-from rlnas.rewards.base import Reward
+from rlnas.rewards.base import Reward, reward_number
 from rlnas.spaces.base import Arch, SearchSpace
 from rlnas.utils import atomic_file, set_threads
 
@@ -187,7 +187,7 @@ class BudgetSearch:
             proposals += len(archs)
             todo, evaluations = self._evaluate(archs, self._to_evaluate(archs)[: self.evaluations - len(rewards)])
             for i, ev in zip(todo, evaluations):
-                r = float(self.reward(ev))
+                r = reward_number(self.reward(ev), self.reward)
                 if not math.isfinite(r):
                     raise FloatingPointError(f"reward of {self.space.describe(archs[i])} is {r}")
                 self.seen.setdefault(archs[i], []).append((ev, r))

@@ -16,7 +16,7 @@ from rlnas.costs import COST_NAMES, CostModel, LatencyTable
 from rlnas.data.base import warn_batch_beyond_split
 from rlnas.evaluators.proxies import check_proxy
 from rlnas.evaluators.supernet import SuperNetEvaluator, calibration_inputs
-from rlnas.rewards.base import CheckedReward, Reward
+from rlnas.rewards.base import Reward
 from rlnas.rewards.constraints import FeasibilityMask
 from rlnas.search.callbacks import HistoryWriter, OutputWriter, ProgressBar, TensorBoardLogger
 from rlnas.search.checkpoint import (
@@ -123,10 +123,7 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
             f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
             f"the metric every score reports; set task.reward_metric instead (reward.metric: null)"
         )
-    reward = checked_instantiate(reward_cfg, Reward, "reward")
-    if not type(reward).__module__.startswith("rlnas."):  # the package's own return floats
-        reward = CheckedReward(reward)
-    return reward, mask_infeasible
+    return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
 
 
 def _takes_setting(target: Any, name: str) -> bool:

@@ -19,7 +19,7 @@ from rlnas.search.faults import NumericFaultError
 from rlnas.search.selection import select
 from rlnas.search.settings import Candidate, SearchResult
 from rlnas.spaces.base import Arch
-from rlnas.spaces.seams import Evaluation
+from rlnas.spaces.seams import Evaluation, reward_number
 
 log = logging.getLogger("rlnas.search.loop")
 
@@ -63,7 +63,7 @@ class FinalSelection:
             for cb in self.callbacks:
                 cb.on_final_step(self)
             ev = self.evaluator.evaluate_full(arch)
-            reward = float(self.reward(ev))
+            reward = reward_number(self.reward(ev), self.reward)
             if math.isfinite(reward):
                 candidates.append(Candidate(arch, ev, reward))
             else:
@@ -112,7 +112,8 @@ class FinalSelection:
         adjusted = proxy_adjusted(values, proxy)
         for c, p, value in zip(candidates, proxy, adjusted):
             c.proxy[self.settings.final_proxy] = p
-            reward = float(self.reward(Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)))
+            scored = Evaluation({**c.evaluation.metrics, metric: value}, c.evaluation.costs)
+            reward = reward_number(self.reward(scored), self.reward)
             # A NaN from the reward function keeps the candidate's supernet reward.
             c.reward = reward if math.isfinite(reward) else c.reward
         log.info(

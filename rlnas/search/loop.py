@@ -24,7 +24,7 @@ from rlnas.controllers.rank_zero import RankZeroController
 from rlnas.data.base import DataSplits
 from rlnas.evaluators.base import Evaluation
 from rlnas.evaluators.supernet import SuperNetEvaluator
-from rlnas.rewards.base import Reward
+from rlnas.rewards.base import Reward, reward_number
 from rlnas.search.faults import NumericFaultError, NumericFaults, finite_weights
 from rlnas.search.final import FinalSelection
 from rlnas.search.selection import SelectionSettings
@@ -231,7 +231,7 @@ class Search(FinalSelection):
         """Scores ``archs`` on one fresh validation minibatch."""
         self.evaluator.next_batch()
         evaluations = self.evaluator.evaluate_batch(archs)
-        return evaluations, [float(self.reward(e)) for e in evaluations]
+        return evaluations, [reward_number(self.reward(e), self.reward) for e in evaluations]
 
     def train_controller(self, epoch: int, stats: EpochStats) -> None:
         s = self.settings

@@ -72,24 +72,6 @@ def reward_number(value: object, reward: object) -> float:
     raise ValueError(f"reward {type(reward).__name__} returned {shown}; it must return a number")
 
 
-class CheckedReward:
-    """A reward of the user's own whose every answer is checked by :func:`reward_number`.
-
-    Its other attributes (``targets``, ``metric``...) are the wrapped reward's.
-    """
-
-    def __init__(self, reward: Reward) -> None:
-        self.reward = reward
-
-    def __call__(self, evaluation: Evaluation) -> float:
-        return reward_number(self.reward(evaluation), self.reward)
-
-    def __getattr__(self, name: str) -> object:
-        if name == "reward":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.reward, name)
-
-
 class MetricReward:
     """The validation metric alone, as in ENAS (reward = validation accuracy).
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from rlnas.costs.latency import measure_ms
 from rlnas.costs.model import forward_mflops
 from rlnas.spaces.base import SearchSpace
-from rlnas.spaces.seams import Evaluation
+from rlnas.spaces.seams import Evaluation, reward_number
 from rlnas.spaces.training import TrainingSpace
 from rlnas.supernet.macro import count_params
 from rlnas.tasks.training import Recipe, evaluate, standalone_network, train, with_settings
@@ -103,7 +103,7 @@ def train_trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
 
     def report(epoch: int, net: torch.nn.Module) -> None:
         metrics = evaluate(net, task, data.val)
-        value = float(parts["reward"](Evaluation(dict(metrics), dict(costs))))
+        value = reward_number(parts["reward"](Evaluation(dict(metrics), dict(costs))), parts["reward"])
         tune.report(
             {
                 "reward": value,
