@@ -183,7 +183,7 @@ class BudgetSearch:
         step = proposals = stall = 0
         while len(rewards) < self.evaluations:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
-            archs = [tuple(int(a) for a in arch) for arch in self.controller.propose(n)]
+            archs = self.controller.propose(n)  # tuples of ints of the space (Controller checks its answer)
             proposals += len(archs)
             todo, evaluations = self._evaluate(archs, self._to_evaluate(archs)[: self.evaluations - len(rewards)])
             for i, ev in zip(todo, evaluations):

@@ -63,11 +63,13 @@ def reward_number(value: object, reward: object) -> float:
 
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    item = getattr(value, "item", None)  # a one-element tensor or array
-    if callable(item) and getattr(value, "numel", lambda: getattr(value, "size", 0))() == 1:
-        scalar = item()
-        if isinstance(scalar, numbers.Real) and not isinstance(scalar, bool):
-            return float(scalar)
+    item = getattr(value, "item", None)  # a one-element tensor or array; more elements raise
+    try:
+        scalar = item() if callable(item) else None
+    except (ValueError, RuntimeError):
+        scalar = None
+    if isinstance(scalar, numbers.Real) and not isinstance(scalar, bool):
+        return float(scalar)
     shown = f"{repr(value)[:80]} ({type(value).__name__})"
     raise ValueError(f"reward {type(reward).__name__} returned {shown}; it must return a number")
 

@@ -189,7 +189,7 @@ class TrialPlanner:
         return None
 
     def _propose(self) -> None:
-        archs = [tuple(int(a) for a in arch) for arch in self.controller.propose(self.batch)]
+        archs = self.controller.propose(self.batch)  # tuples of ints of the space (Controller checks its answer)
         new = [a for a in dict.fromkeys(archs) if a not in self.done and a not in self.running]
         self.stall = 0 if new else self.stall + len(archs)
         if self.stall >= self.max_stall:
