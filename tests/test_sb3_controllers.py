@@ -98,3 +98,15 @@ def test_actor_and_critic_take_their_own_widths_from_sb3s_mapping(small_space):
         PPOController(small_space, seed=0, net_arch={"pi": [8]})
     with pytest.raises(ValueError, match=r"controller.net_arch.vf=\[0\] must be a list of layer widths >= 1"):
         PPOController(small_space, seed=0, net_arch={"pi": [8], "vf": [0]})
+
+
+def test_a_ppo_controller_leaves_no_folder_in_the_temporary_directory(small_space, tmp_path, monkeypatch):
+    # SB3's default logger makes an SB3-<time> folder per model; a search builds one controller per
+    # run (and a comparison hundreds), none of which should litter the temporary directory.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    ctrl = MaskablePPOController(small_space, seed=0, rollout_archs=4)
+    archs = ctrl.propose(4)
+    assert ctrl.observe(archs, [0.1, 0.2, 0.3, 0.4])["updates"] == 1
+    assert list(tmp_path.glob("SB3-*")) == []

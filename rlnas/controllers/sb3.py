@@ -133,7 +133,7 @@ class SB3Controller(EliteImitation, Controller):
             resolve_device(str(device))
         except ValueError as err:
             raise ValueError(str(err).replace("device=", "controller.device=")) from None
-        from stable_baselines3.common.logger import configure
+        from stable_baselines3.common.logger import Logger
 
         from rlnas.env import ArchitectureEnv
 
@@ -168,7 +168,9 @@ class SB3Controller(EliteImitation, Controller):
                 # zeros of the unreinforced samples must stay zeros.
                 normalize_advantage=risk_quantile >= 1,
             )
-        self.model.set_logger(configure(None, [""]))
+        # The statistics are read back from the logger (observe()); it writes no file, and unlike
+        # SB3's configure() it makes no SB3-<time> folder in the temporary directory per controller.
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
         self.buffer = self.model.rollout_buffer
         self.buffer.reset()
         self._pending: dict[Arch, list[dict[str, Any]]] = {}
