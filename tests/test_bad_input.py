@@ -141,6 +141,7 @@ BAD_CONFIGS = [
     (["search.grad_clip=0"], "search.grad_clip must be > 0 (a gradient norm bound), got 0"),
     (["search.momentum=1.5"], "search.momentum must be in [0, 1), got 1.5"),
     (["search.weight_decay=-1"], "search.weight_decay must be >= 0, got -1"),
+    (["search.weight_decay=40"], "search.weight_decay=40 times search.lr=0.05 is 2; it must be < 1"),
     # controller settings that silently mean something else
     (["controller.temperature=0"], "controller.temperature=0 must be > 0 or null"),
     (["controller.tanh_constant=-1"], "controller.tanh_constant=-1 must be > 0 or null"),

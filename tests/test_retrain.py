@@ -615,6 +615,8 @@ def test_a_joint_search_pick_is_retrained_with_the_settings_it_was_searched_with
         ("train.lr=inf", "train.lr=inf and train.lr_min=0.0005 need"),
         ("train.weight_decay=-1", "train.weight_decay must be a finite number >= 0, got -1"),
         ("train.momentum=1.0", "train.momentum must be in [0, 1), got 1.0"),
+        # each step would scale the weights by 1 - lr * weight_decay < 0: NaN, blamed on the learning rate
+        ("train.weight_decay=1e30", "train.weight_decay=1e+30 times train.lr="),
         ("train.momentum=0", "train.nesterov=true needs train.momentum > 0"),
         ("train.grad_clip=-3", "train.grad_clip must be a finite number >= 0 (0: no clipping), got -3"),
         ("train.augment=yes", "train.augment must be true or false, got 'yes'"),

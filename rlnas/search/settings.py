@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from rlnas.evaluators.proxies import PROXIES
 from rlnas.spaces.base import Arch
 from rlnas.spaces.seams import Evaluation
+from rlnas.tasks.training import check_decay
 
 #: Most architectures a search draws as one batch (a controller step, the final candidates, the
 #: random baseline): each is held in memory with its policy state until it is scored.
@@ -76,6 +77,7 @@ class SearchSettings:
             raise ValueError(f"search.fault_backoff must be in (0, 1], got {self.fault_backoff}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"search.lr={self.lr} and search.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+        check_decay(self.lr, self.weight_decay, "search")
 
     def _check_counts(self) -> None:
         """Counts of epochs, steps and architectures: positive, non-negative, or a batch memory holds."""

@@ -53,6 +53,24 @@ def check_recipe_numbers(values: dict[str, Any], prefix: str = "train") -> None:
             raise ValueError(f"{prefix}.{key}={value!r} is past float32's range (3.4e38), which training computes in")
 
 
+def check_decay(lr: float, weight_decay: float, prefix: str) -> None:
+    """Refuses a weight decay that, at the full learning rate, would flip or blow up every weight.
+
+    Each step scales the weights by ``1 - lr * weight_decay`` (AdamW's decoupled decay,
+    Loshchilov & Hutter, 2019; SGD's L2 term gives the same factor), so a product of 1 or
+    more drives them through zero; the loss then turns NaN and the error would blame the
+    learning rate alone.
+
+    Raises:
+        ValueError: ``prefix.weight_decay=... times prefix.lr=... must be < 1``.
+    """
+    if lr * weight_decay >= 1:
+        raise ValueError(
+            f"{prefix}.weight_decay={weight_decay:g} times {prefix}.lr={lr:g} is {lr * weight_decay:g}; "
+            "it must be < 1 (each step scales the weights by 1 - lr * weight_decay)"
+        )
+
+
 @dataclass
 class Recipe:
     """The training recipe (``train:`` with the search's values filled in)."""
@@ -89,6 +107,7 @@ class Recipe:
             raise ValueError(f"train.optimizer={self.optimizer!r} is unknown; allowed: ['sgd', 'adamw']")
         if not (math.isfinite(self.lr) and self.lr > 0 and 0 <= self.lr_min <= self.lr):
             raise ValueError(f"train.lr={self.lr} and train.lr_min={self.lr_min} need 0 <= lr_min <= lr, lr > 0")
+        check_decay(self.lr, self.weight_decay, "train")
         if self.optimizer == "sgd" and self.nesterov and not self.momentum > 0:  # torch.optim.SGD refuses it mid-run
             raise ValueError(f"train.nesterov=true needs train.momentum > 0, got {self.momentum}")
 
