@@ -240,6 +240,7 @@ def test_tampered_model_json_fields_are_named(tmp_path):
         "other size": ({"image_size": [9, 9]}, "image_size"),
         "no names": ({"class_names": []}, "class_names"),
         "short names": ({"class_names": ["0", "1"]}, "class_names"),
+        "same names": ({"class_names": ["7", *good["class_names"][1:-1], 7]}, "class_names must be distinct; '7'"),
         "detection": ({"task": "detection"}, "task=detection"),
     }
     for name, (change, field) in cases.items():

@@ -120,6 +120,11 @@ def _check_meta(meta: dict[str, Any], meta_path: Path) -> None:
     names = meta["class_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
         raise PredictError(f"{meta_path}: class_names must be a non-empty list of names")
+    seen: set[str] = set()
+    for name in map(str, names):
+        if name in seen:  # a prediction's label would not tell two classes apart
+            raise PredictError(f"{meta_path}: class_names must be distinct; {name!r} repeats")
+        seen.add(name)
 
 
 def _check_against_session(meta: dict[str, Any], meta_path: Path, session: Any) -> None:
