@@ -17,7 +17,10 @@ leave out their one feature (``(steps,)`` or ``(N, steps)``), as in training.
 Prints one JSON object per input (JSON Lines): for classification the class,
 its probability and the top-k (with the sample's ``row`` in an array file);
 for detection the boxes (in the original image's pixels, ``[x1, y1, x2, y2]``),
-labels and scores. ``output=FILE`` also writes them as one JSON list.
+labels and scores. ``output=FILE`` also writes them as one JSON list. In a
+folder, a file that cannot be read gets a row with an ``error`` instead, the
+others are still predicted, and the exit status is 1 (2 for an error that
+stops the run).
 """
 
 from __future__ import annotations
@@ -382,11 +385,18 @@ def predict(
     top_k: int = 3,
     score_threshold: float | None = None,
     progress: bool = True,
+    keep_going: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yields one prediction per image or array sample, in order, batching the ONNX calls.
 
+    Args:
+        keep_going: An unreadable file yields ``{"file": ..., "error": ...}`` and the
+            others are still predicted (one broken image in a folder of thousands);
+            otherwise it raises.
+
     Raises:
-        PredictError: For a setting out of range (:func:`check_settings`).
+        PredictError: For a setting out of range (:func:`check_settings`), and
+            for an unreadable file unless ``keep_going``.
     """
     check_settings(batch_size, top_k, score_threshold)
     decoder = Decoder(model, top_k, score_threshold)
@@ -402,7 +412,14 @@ def predict(
     batch = int(batch_size)
     if not model.takes_images:
         for path in files:
-            samples = load_array(path, model.sample_shape)
+            try:
+                samples = load_array(path, model.sample_shape)
+            except PredictError as err:
+                if not keep_going:
+                    raise
+                yield _unreadable(path, err)
+                bar.update(1)
+                continue
             for start in range(0, len(samples), batch):
                 rows = samples[start : start + batch]
                 names = [f"{path} row {start + i}" for i in range(len(rows))]
@@ -413,13 +430,30 @@ def predict(
         bar.close()
         return
     for chunk in _batches(files, batch):
-        loaded = [load_image(p, model.channels, model.size) for p in chunk]
-        x = np.stack([pixels for pixels, _ in loaded])
-        outputs = _finite(model.session.run(None, {name: x})[0], model, [str(p) for p in chunk])
-        for path, row in zip(chunk, decoder(outputs, [size for _, size in loaded])):
-            yield {"file": str(path), **row}
+        loaded: dict[Path, tuple[np.ndarray, tuple[int, int]]] = {}
+        failed: dict[Path, PredictError] = {}
+        for path in chunk:
+            try:
+                loaded[path] = load_image(path, model.channels, model.size)
+            except PredictError as err:
+                if not keep_going:
+                    raise
+                failed[path] = err
+        if loaded:
+            x = np.stack([pixels for pixels, _ in loaded.values()])
+            outputs = _finite(model.session.run(None, {name: x})[0], model, [str(p) for p in loaded])
+            found = dict(zip(loaded, decoder(outputs, [size for _, size in loaded.values()])))
+        for path in chunk:  # in the order given, the unreadable ones in their places
+            yield _unreadable(path, failed[path]) if path in failed else {"file": str(path), **found[path]}
         bar.update(len(chunk))
     bar.close()
+
+
+def _unreadable(path: Path, err: PredictError) -> dict[str, Any]:
+    """The row of a file that could not be read: its name and why (the message less the path it starts with)."""
+    message = str(err)
+    prefix = f"{path}: "
+    return {"file": str(path), "error": message[len(prefix) :] if message.startswith(prefix) else message}
 
 
 #: Settings that name a file or folder, taken as typed.
@@ -530,7 +564,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if output is not None:
             _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])
         rows = []
-        for row in predict(model, files, cfg.batch_size, cfg.top_k or 3, cfg.score_threshold):
+        # A folder's broken file is a row with an error (and exit status 1), not the end of the others.
+        rows_of = predict(model, files, cfg.batch_size, cfg.top_k or 3, cfg.score_threshold, keep_going=len(files) > 1)
+        for row in rows_of:
             print(json.dumps(row), flush=True)
             rows.append(row)
     except PredictError as err:
@@ -554,6 +590,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rlnas.predict: error: {user_error_message(err) or err}", file=sys.stderr)
             return 2
         print(f"wrote {len(rows)} predictions to {cfg.output}", file=sys.stderr)
+    failed = [row for row in rows if "error" in row]
+    if failed:
+        print(
+            f"rlnas.predict: {len(failed)} of {len(files)} files could not be read (their rows hold an error), "
+            f"the first {failed[0]['file']}: {failed[0]['error']}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

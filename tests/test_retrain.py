@@ -130,6 +130,31 @@ def test_predict_reads_pngs_like_the_training_data(classification_run, tmp_path)
     assert rows[0]["top_k"][0]["probability"] >= rows[0]["top_k"][1]["probability"]
 
 
+def test_a_broken_image_in_a_folder_gets_an_error_row_and_the_others_are_predicted(
+    classification_run, tmp_path, capsys
+):
+    """One truncated download among a folder's images stopped the whole run, with no prediction written."""
+    from PIL import Image
+
+    out, _ = classification_run
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        Image.new("L", (8, 8), color=40 * i).save(photos / f"{i}.png")
+    (photos / "2.png").write_bytes(b"\x89PNG truncated")
+    preds = tmp_path / "preds.json"
+    assert predict_main([f"model={out}", f"input={photos}", f"output={preds}", "batch_size=2"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 5 files could not be read" in err and "2.png: unreadable image" in err
+    rows = json.loads(preds.read_text())
+    assert [Path(r["file"]).name for r in rows] == [f"{i}.png" for i in range(5)]
+    assert rows[2] == {"file": str(photos / "2.png"), "error": "unreadable image (UnidentifiedImageError)"}
+    assert all("class" in r for i, r in enumerate(rows) if i != 2)
+    # From Python the default still raises, naming the file.
+    with pytest.raises(PredictError, match="2.png: unreadable image"):
+        list(predict(load_model(out), sorted(photos.glob("*.png")), progress=False))
+
+
 def test_predict_cli_errors_name_the_file(classification_run, tmp_path, capsys):
     out, _ = classification_run
     assert predict_main([f"model={tmp_path}", f"input={tmp_path}"]) == 2
