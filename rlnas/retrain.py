@@ -500,6 +500,8 @@ def check_compression_overrides(compress: str, overrides: Any) -> None:
     Raises:
         ValueError: Naming the override and the ``compress`` values that read it.
     """
+    if compress not in COMPRESS:  # named first: compress=quantize is the mistake, not quantize.*
+        raise ValueError(f"compress={compress!r} is unknown; allowed: {list(COMPRESS)}")
     steps = {"prune": ("prune", "all"), "quantize": ("int8", "all")}
     for item in overrides:
         section = str(item).split("=", 1)[0].lstrip("+~").split(".")[0]

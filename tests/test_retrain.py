@@ -833,3 +833,6 @@ def test_compression_settings_without_their_step_are_refused():
         check_compression_overrides("prune", ["quantize.calibration_samples=9"])
     check_compression_overrides("all", ["prune.amount=0.3", "quantize.calibration_samples=9"])
     check_compression_overrides("int8", ["quantize.calibration_samples=9", "train.epochs=1"])
+    # compress=quantize (a step's name, not a compress value) is the mistake to name, not the setting beside it.
+    with pytest.raises(ValueError, match=re.escape("compress='quantize' is unknown; allowed: ['none', 'int8'")):
+        check_compression_overrides("quantize", ["quantize.calibration_samples=9"])
