@@ -72,6 +72,8 @@ BAD_CONFIGS = [
     (["reward=hard", "reward.targets.params=10"], "reward.targets.params=10 cannot be met"),
     (["reward=mnas", "reward.targets.latency_ms=-1"], "reward.targets.latency_ms must be > 0"),
     (["reward=tunas_abs", "reward.beta=0.2"], "reward.beta must be < 0"),
+    # a penalty at or above every metric: breaking the limit pays, the search looks for infeasible networks
+    (["reward=hard", "reward.penalty=1"], "reward.penalty=1 is not below the best accuracy a feasible architecture"),
     (["reward.mask_infeasible=true"], "reward.mask_infeasible=true needs reward.targets (the hard limits)"),
     # numbers no setting means (NaN, infinities)
     (["search.lr=inf"], "search.lr=inf must be a finite number"),

@@ -364,6 +364,10 @@ def test_a_lower_is_better_column_is_searched_with_a_negative_scale(tmp_path):
         _sparse_search(conf, *overrides, "reward=mnas")
     with pytest.raises(ValueError, match=r"reward.penalty=0 is not below the table's lowest reward"):
         _sparse_search(conf, *overrides, "reward=hard", "reward.targets.size_mb=null", "reward.targets.params=150")
+    # A higher-is-better column: a penalty at or above its best reward makes every limit worth breaking.
+    with pytest.raises(ValueError, match=r"reward.penalty=1 is not below the table's highest reward \(0.9"):
+        _sparse_search(conf, "+benchmark.missing=skip", "reward=hard", "reward.targets.params=150", "reward.penalty=1")
+    _sparse_search(conf, "+benchmark.missing=skip", "reward=hard", "reward.targets.params=150", "reward.penalty=-1")
     for bad in ("0", "abc"):
         with pytest.raises(ValueError, match="benchmark.metric_scale must be a finite non-zero number"):
             _sparse_search(conf, f"+benchmark.metric_scale={bad}")

@@ -170,6 +170,8 @@ class TabularBenchmark:
             )
         #: The lowest reward value the table holds (scaled).
         self.lowest_reward = min(v for v in values if math.isfinite(v))
+        #: The highest (a hard limit's penalty must stay below it).
+        self.highest_reward = max(v for v in values if math.isfinite(v))
         if missing_reward is None:
             missing_reward = self.lowest_reward
         elif isinstance(missing_reward, bool) or not isinstance(missing_reward, (int, float)):

@@ -309,7 +309,8 @@ def _costs(evaluator: Evaluator, targets: dict[str, Any], arch: Arch) -> dict[st
 
 
 def _check_reward_fits_the_table(reward: Reward, evaluator: Evaluator) -> None:
-    """Refuses a reward that would prefer worse architectures on a lower-is-better column (negative metric_scale).
+    """Refuses a reward that would prefer worse architectures: a hard limit's penalty above the table's rewards,
+    and on a lower-is-better column (negative metric_scale) a penalty above its lowest, or ``reward=mnas``.
 
     Raises:
         ValueError: For ``reward=mnas`` (it multiplies the metric, so a penalty would raise a
@@ -318,17 +319,22 @@ def _check_reward_fits_the_table(reward: Reward, evaluator: Evaluator) -> None:
     from rlnas.rewards import HardReward, MnasReward
 
     lowest = getattr(evaluator, "lowest_reward", None)
-    if getattr(evaluator, "metric_scale", 1.0) >= 0 or lowest is None:
-        return
-    if isinstance(reward, MnasReward):
+    highest = getattr(evaluator, "highest_reward", None)
+    if getattr(evaluator, "metric_scale", 1.0) < 0 and lowest is not None:
+        if isinstance(reward, MnasReward):
+            raise ValueError(
+                "reward=mnas multiplies the metric by cost ratios; with a negative benchmark.metric_scale "
+                "(a lower-is-better column) that rewards breaking the targets: use reward=weighted, tunas_abs or hard"
+            )
+        if isinstance(reward, HardReward) and reward.penalty >= lowest:
+            raise ValueError(
+                f"reward.penalty={reward.penalty:g} is not below the table's lowest reward ({lowest:g}, the negated "
+                f"column); an architecture over a limit would beat feasible ones: set reward.penalty below {lowest:g}"
+            )
+    if isinstance(reward, HardReward) and highest is not None and reward.penalty >= highest:
         raise ValueError(
-            "reward=mnas multiplies the metric by cost ratios; with a negative benchmark.metric_scale "
-            "(a lower-is-better column) that rewards breaking the targets: use reward=weighted, tunas_abs or hard"
-        )
-    if isinstance(reward, HardReward) and reward.penalty >= lowest:
-        raise ValueError(
-            f"reward.penalty={reward.penalty:g} is not below the table's lowest reward ({lowest:g}, the negated "
-            f"column); an architecture over a limit would beat feasible ones: set reward.penalty below {lowest:g}"
+            f"reward.penalty={reward.penalty:g} is not below the table's highest reward ({highest:g}); "
+            "an architecture over a limit would beat every feasible one: set reward.penalty below the rewards"
         )
 
 

@@ -108,8 +108,15 @@ def settings_from(cfg: DictConfig) -> SearchSettings:
     return SearchSettings(**section_values(cfg, SearchSettings, "search"))
 
 
-def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
-    """The reward of ``reward:`` (metric defaulting to the task's) and whether to mask infeasible actions."""
+def build_reward(cfg: DictConfig, task_metric: str, metric_max: float | None = None) -> tuple[Reward, bool]:
+    """The reward of ``reward:`` (metric defaulting to the task's) and whether to mask infeasible actions.
+
+    Args:
+        cfg: The ``reward:`` section.
+        task_metric: The metric every score reports.
+        metric_max: The highest reward a feasible architecture can get (``None``: unknown); a
+            hard limit's ``penalty`` at or above it would make breaking the limit pay.
+    """
     reward_cfg = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(reward_cfg, dict)
     mask_infeasible = reward_cfg.pop("mask_infeasible", False)
@@ -123,7 +130,15 @@ def build_reward(cfg: DictConfig, task_metric: str) -> tuple[Reward, bool]:
             f"reward.metric={reward_cfg['metric']!r} differs from task.reward_metric={task_metric!r}, "
             f"the metric every score reports; set task.reward_metric instead (reward.metric: null)"
         )
-    return checked_instantiate(reward_cfg, Reward, "reward"), mask_infeasible
+    reward = checked_instantiate(reward_cfg, Reward, "reward")
+    from rlnas.rewards import HardReward
+
+    if isinstance(reward, HardReward) and metric_max is not None and reward.penalty >= metric_max:
+        raise ValueError(
+            f"reward.penalty={reward.penalty:g} is not below the best {task_metric} a feasible architecture "
+            f"can get ({metric_max:g}); breaking a limit would pay: set reward.penalty below it (default 0)"
+        )
+    return reward, mask_infeasible
 
 
 def _takes_setting(target: Any, name: str) -> bool:
@@ -270,7 +285,7 @@ def build_search(
     if settings.final_proxy:  # before any training: a proxy that cannot score this space stops the run here
         check_proxy(settings.final_proxy, child_factory(space.sample(np.random.default_rng(seed))))
 
-    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
+    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric, task.metric_max)
     targets = dict(getattr(reward, "targets", {}))
 
     costs_cfg = cfg.get("costs") or {}

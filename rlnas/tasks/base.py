@@ -26,6 +26,9 @@ class Task(abc.ABC):
 
     #: Metrics this task reports; ``reward_metric`` must be one of them.
     metric_names: tuple[str, ...] = ()
+    #: The highest value its metrics can take (``None``: unbounded or unknown); a hard limit's
+    #: penalty must stay below it.
+    metric_max: float | None = None
     #: Short name used in logs and outputs.
     name: str = "task"
     #: Search-space classes whose networks take this task's inputs (names, matched along the space's MRO).

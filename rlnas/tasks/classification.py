@@ -46,6 +46,7 @@ class ClassificationTask(Task):
     name = "classification"
     data_loader = staticmethod(load_image_classification)
     metric_names = ("accuracy", "precision", "recall", "f1")
+    metric_max = 1.0  # fractions
 
     def __init__(
         self,

@@ -82,6 +82,7 @@ class DetectionTask(Task):
     name = "detection"
     data_loader = staticmethod(load_detection)
     metric_names = ("map", "map50")
+    metric_max = 1.0  # fractions
     map_backends = ("faster_coco_eval", "pycocotools")
 
     def __init__(

@@ -87,7 +87,7 @@ def run_trials(cfg: DictConfig, run_dir: str | Path, resume: bool = False, progr
     seed_everything(seed)
     space = trial_space(cfg)
     task, recipe = check_training_settings(cfg, settings)
-    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric)
+    reward, mask_infeasible = build_reward(cfg.reward, task.reward_metric, task.metric_max)
     if mask_infeasible:
         raise ValueError("reward.mask_infeasible=true needs a supernet's cost table; a trial search scores limits")
     # The costs every trial reports: costs.track and every cost the reward has a target for.
