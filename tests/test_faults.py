@@ -102,9 +102,15 @@ def test_nan_rewards_are_left_out_of_the_controller_update(tmp_path):
 
 
 def test_too_many_faults_is_one_line_and_keeps_earlier_outputs(tmp_path):
-    # A learning rate of 1e30 blows the weights up after the first step: every later step is NaN.
+    # A learning rate of 1e30 blows the weights up after the first step: every later step is NaN (without
+    # weight decay: lr * weight_decay >= 1 is refused up front).
     proc = run_cli(
-        "+experiment=smoke", "search.lr=1e30", "search.lr_min=0", "search.fault_limit=2", f"hydra.run.dir={tmp_path}"
+        "+experiment=smoke",
+        "search.lr=1e30",
+        "search.lr_min=0",
+        "search.weight_decay=0",
+        "search.fault_limit=2",
+        f"hydra.run.dir={tmp_path}",
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
