@@ -50,7 +50,7 @@ from rlnas.utils.errors import (
     tolerant_stdout,
     user_error_message,
 )
-from rlnas.utils.rundir import explicit_run_dir, flags_first, refuse_earlier_sweep
+from rlnas.utils.rundir import explicit_run_dir, flags_first, refuse_earlier_sweep, say_repeated_keys
 
 log = logging.getLogger("rlnas")
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).
@@ -437,6 +437,7 @@ def main() -> None:
     try:
         with one_line_errors("rlnas", also=(DistributedError,)):
             check_overrides(sys.argv[1:])
+            say_repeated_keys("rlnas", sys.argv[1:], say=COMM.is_main)  # seed=1 ... seed=2 ran seed 2 unsaid
             if launched():
                 sys.argv = [sys.argv[0], *join_ranks(sys.argv[1:])]
             if any(a in ("-m", "--multirun") for a in sys.argv[1:]) and COMM.is_main:

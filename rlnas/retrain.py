@@ -89,6 +89,7 @@ from rlnas.utils.rundir import (
     refuse_earlier_job,
     refuse_earlier_sweep,
     refuse_planted_links,
+    say_repeated_keys,
     writable_dir,
 )
 from rlnas.utils.trust import load_run_config, load_tensor_file
@@ -567,6 +568,7 @@ def main() -> None:
     if word is not None:  # Hydra's grammar says "extraneous input '/' expecting {EQUAL, ...}"
         print(f"rlnas.retrain: error: argument {word!r} is not key=value; did you mean arch={word}?", file=sys.stderr)
         sys.exit(2)
+    say_repeated_keys("rlnas.retrain", sys.argv[1:])  # arch=a.json arch=b.json retrained b without a word
     # An unknown key or a bad value: one line here, not Hydra's multi-line report. With Hydra's own flags
     # (-m, --cfg, ...) Hydra composes each job itself.
     flags = any(a.startswith("-") for a in sys.argv[1:])

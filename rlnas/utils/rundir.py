@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,31 @@ def flags_first(argv: list[str]) -> list[str]:
 def hydra_overrides(argv: list[str]) -> list[str]:
     """The overrides of a command line: what is left of it without Hydra's flags and their values."""
     return _split_flags(argv)[1]
+
+
+def repeated_keys(argv: list[str]) -> list[str]:
+    """A warning for each key set more than once on a command line (``seed=1 ... seed=2``).
+
+    Hydra uses the last value without a word. That is how a wrapper overrides its own defaults
+    (``make run ARGS=trials.budget=20``), so it is said, not refused: a typed command line that
+    sets a key twice by mistake then shows which value the run took.
+    """
+    given: dict[str, list[str]] = {}
+    for override in hydra_overrides(argv):
+        key, sep, _ = override.lstrip("+~").partition("=")
+        if sep:
+            given.setdefault(key, []).append(override)
+    return [
+        f"{key} is given {len(values)} times ({', '.join(values)}); the last one is used"
+        for key, values in given.items()
+        if len(values) > 1
+    ]
+
+
+def say_repeated_keys(program: str, argv: list[str], say: bool = True) -> None:
+    """Prints :func:`repeated_keys`'s warnings as ``PROGRAM: warning: ...`` lines on stderr (when ``say``)."""
+    for warning in repeated_keys(argv) if say else []:
+        print(f"{program}: warning: {warning}", file=sys.stderr)
 
 
 def bare_word(argv: list[str]) -> str | None:
