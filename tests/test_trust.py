@@ -293,6 +293,18 @@ def test_outputs_never_follow_a_planted_symlink(tmp_path):
     assert victim.read_text() == "precious"
 
 
+def test_a_killed_writers_temporary_file_does_not_block_the_next_write(tmp_path):
+    """A SIGKILL between creating trials_state.pt.tmp and renaming it left the file; the resumed
+    search then failed at its first save with "trials_state.pt: File exists"."""
+    from rlnas.utils import atomic_file
+
+    (tmp_path / "trials_state.pt.tmp").write_bytes(b"half a state")
+    with atomic_file(tmp_path / "trials_state.pt", "wb") as f:
+        f.write(b"state")
+    assert (tmp_path / "trials_state.pt").read_bytes() == b"state"
+    assert not (tmp_path / "trials_state.pt.tmp").exists()
+
+
 def test_a_run_dir_with_planted_links_is_refused_before_hydra_writes(tmp_path):
     victim = tmp_path / "victim.log"
     victim.write_text("precious")

@@ -210,13 +210,15 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     A kill at any moment leaves the old ``path`` or the new one, never half a
     file; on an exception (a full disk) the old one stays and the temporary
     file is removed. Symlinks are never written through: the temporary file is
-    created exclusively (a planted link there is removed first, never
-    followed), and ``os.replace`` replaces a link at ``path`` rather than the
+    created exclusively (a planted link or a killed writer's leftover there is
+    removed first, never followed), and ``os.replace`` replaces a link at ``path`` rather than the
     file it points to.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    if tmp.is_symlink():
+    # A planted link, or what a writer killed between creating and renaming it left (SIGKILL runs no
+    # cleanup): either would make every later write of ``path`` fail with "File exists".
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
         tmp.unlink()
     try:
         # "x": O_CREAT | O_EXCL, which fails on any existing name, a symlink included.
