@@ -565,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_output(output, cfg.output, [*files, model.path, model.path.with_name("model.json")])
         rows = []
         # A folder's broken file is a row with an error (and exit status 1), not the end of the others.
-        rows_of = predict(model, files, cfg.batch_size, cfg.top_k or 3, cfg.score_threshold, keep_going=len(files) > 1)
+        folder = Path(cfg.input).expanduser().is_dir()
+        rows_of = predict(model, files, cfg.batch_size, cfg.top_k or 3, cfg.score_threshold, keep_going=folder)
         for row in rows_of:
             print(json.dumps(row), flush=True)
             rows.append(row)

@@ -150,6 +150,14 @@ def test_a_broken_image_in_a_folder_gets_an_error_row_and_the_others_are_predict
     assert [Path(r["file"]).name for r in rows] == [f"{i}.png" for i in range(5)]
     assert rows[2] == {"file": str(photos / "2.png"), "error": "unreadable image (UnidentifiedImageError)"}
     assert all("class" in r for i, r in enumerate(rows) if i != 2)
+    # A folder holding that one image alone: its row and status 1 too; the file named on its own: status 2.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(photos / "2.png", alone / "2.png")
+    assert predict_main([f"model={out}", f"input={alone}"]) == 1
+    assert "1 of 1 files could not be read" in capsys.readouterr().err
+    assert predict_main([f"model={out}", f"input={alone / '2.png'}"]) == 2
+    assert "2.png: unreadable image" in capsys.readouterr().err
     # From Python the default still raises, naming the file.
     with pytest.raises(PredictError, match="2.png: unreadable image"):
         list(predict(load_model(out), sorted(photos.glob("*.png")), progress=False))
