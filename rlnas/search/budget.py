@@ -317,9 +317,9 @@ def _check_reward_fits_the_table(reward: Reward, evaluator: Evaluator) -> None:
             negated error) and for ``reward=hard`` whose ``penalty`` is above some feasible reward.
     """
     from rlnas.rewards import HardReward, MnasReward
+    from rlnas.search.builder import check_penalty_below
 
     lowest = getattr(evaluator, "lowest_reward", None)
-    highest = getattr(evaluator, "highest_reward", None)
     if getattr(evaluator, "metric_scale", 1.0) < 0 and lowest is not None:
         if isinstance(reward, MnasReward):
             raise ValueError(
@@ -331,11 +331,7 @@ def _check_reward_fits_the_table(reward: Reward, evaluator: Evaluator) -> None:
                 f"reward.penalty={reward.penalty:g} is not below the table's lowest reward ({lowest:g}, the negated "
                 f"column); an architecture over a limit would beat feasible ones: set reward.penalty below {lowest:g}"
             )
-    if isinstance(reward, HardReward) and highest is not None and reward.penalty >= highest:
-        raise ValueError(
-            f"reward.penalty={reward.penalty:g} is not below the table's highest reward ({highest:g}); "
-            "an architecture over a limit would beat every feasible one: set reward.penalty below the rewards"
-        )
+    check_penalty_below(reward, getattr(evaluator, "highest_reward", None), "the table's highest reward")
 
 
 def build_budget_search(cfg: Any, run_dir: str | Path | None, progress: bool | None = None) -> BudgetSearch:

@@ -131,14 +131,24 @@ def build_reward(cfg: DictConfig, task_metric: str, metric_max: float | None = N
             f"the metric every score reports; set task.reward_metric instead (reward.metric: null)"
         )
     reward = checked_instantiate(reward_cfg, Reward, "reward")
+    check_penalty_below(reward, metric_max, f"the best {task_metric} a feasible architecture can get")
+    return reward, mask_infeasible
+
+
+def check_penalty_below(reward: Reward, best: float | None, what: str) -> None:
+    """Refuses a hard limit's ``penalty`` at or above ``best``, the highest reward a feasible architecture
+    can get (``what``, for the message; ``None``: unknown): breaking the limit would then pay.
+
+    Raises:
+        ValueError: Naming ``reward.penalty`` and ``best``.
+    """
     from rlnas.rewards import HardReward
 
-    if isinstance(reward, HardReward) and metric_max is not None and reward.penalty >= metric_max:
+    if isinstance(reward, HardReward) and best is not None and reward.penalty >= best:
         raise ValueError(
-            f"reward.penalty={reward.penalty:g} is not below the best {task_metric} a feasible architecture "
-            f"can get ({metric_max:g}); breaking a limit would pay: set reward.penalty below it (default 0)"
+            f"reward.penalty={reward.penalty:g} is not below {what} ({best:g}); breaking a limit would pay: "
+            "set reward.penalty below it (default 0)"
         )
-    return reward, mask_infeasible
 
 
 def _takes_setting(target: Any, name: str) -> bool:
