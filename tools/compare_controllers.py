@@ -734,7 +734,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
     if args.config_dir is not None:
         args.overrides = [*args.overrides, f"hydra.searchpath=[file://{args.config_dir.resolve()}]"]
         # a controller of the user's own, beside the package's (compared as any other)
-        known += sorted({p.stem for p in (args.config_dir / "controller").glob("*.yaml")} - set(known))
+        from rlnas.config_groups import group_options
+
+        known += [c for c in group_options("controller", args.config_dir) if c not in known]
     unknown = next((c for c in args.controllers if c not in known), None)
     if unknown is not None:
         parser.error(f"--controllers {unknown} is unknown; choose from {known}")
