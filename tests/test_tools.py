@@ -495,16 +495,17 @@ def test_study_tools_name_an_output_that_is_a_file_and_a_cache_that_is_not_json(
 
 def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(tmp_path, monkeypatch):
     """compare_controllers.py --task: a finished run is reused when the same study starts again, never another's."""
+    import rlnas.search.builder as builder
     import tools.compare_controllers as tool
 
-    built = []
-    real = tool.load_config
+    built = []  # the searches run
+    real = builder.build_search
 
-    def counting(overrides):
-        built.append(overrides)
-        return real(overrides)
+    def counting(cfg, *args, **kwargs):
+        built.append(cfg)
+        return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(tool, "load_config", counting)
+    monkeypatch.setattr(builder, "build_search", counting)
     small = ["+experiment=smoke", "task.data.limit=300"]
     first = tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
     again = tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
@@ -516,6 +517,19 @@ def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(t
     (tmp_path / "runs" / "random_seed0" / "result.json").unlink()  # as if stopped before its end
     tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
     assert len(built) == 2  # searched again from the start
+    # A default changed since the run was made (not in the study's overrides): the run is not this study's any more.
+    config = tmp_path / "runs" / "random_seed0" / "config.yaml"
+    made = config.read_text()
+    config.write_text(made.replace("supernet_steps:", "supernet_steps: 999 #", 1))
+    with pytest.raises(ValueError, match=r"random_seed0 was searched with search.supernet_steps=999, this study now"):
+        tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    # A setting added since (absent from the run's config) keeps the run.
+    config.write_text(made.replace("  supernet_steps:", "  dropped_setting: 1\n  supernet_steps:", 1))
+    with pytest.raises(ValueError, match=r"search.dropped_setting=1"):  # one the study no longer has is a change
+        tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    config.write_text("\n".join(line for line in made.splitlines() if "supernet_steps" not in line) + "\n")
+    tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
+    assert len(built) == 2  # reused, not searched again
 
 
 def test_a_stored_whole_search_is_read_with_its_curves_and_a_tampered_one_is_named(tmp_path):

@@ -49,6 +49,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -152,14 +153,14 @@ def run_task(
 
     run_dir = out / "runs" / f"{label or controller}_seed{seed}"
     key = run_key(task, controller, seed, overrides, truth_seeds, truth_epochs)
-    stored = stored_run(run_dir, key)
+    cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
+    stored = stored_run(run_dir, key, cfg)
     if stored is not None:
         return stored
     if run_dir.exists():  # this study's search, stopped half-way: it starts again
         import shutil
 
         shutil.rmtree(run_dir)
-    cfg = load_config([f"+task={task}", f"controller={controller}", f"seed={seed}", *overrides])
     search = build_search(cfg, run_dir, progress=False)
     result = search.run()
     metric = search.evaluator.reward_metric
@@ -214,15 +215,19 @@ def run_key(task: str, controller: str, seed: int, overrides: list[str], truth_s
     }
 
 
-def stored_run(run_dir: Path, key: dict) -> dict | None:
+def stored_run(run_dir: Path, key: dict, cfg: Any = None) -> dict | None:
     """The result a finished whole search left in ``run_dir/result.json``; None when it has none.
 
     A finished run is reused by a study started again with the same settings
     (these searches take minutes each, and a long study stopped half-way keeps
-    what it finished).
+    what it finished). ``cfg``, the config the study composes for it now, is
+    checked against the run's own ``config.yaml``: a default changed since the
+    run was made (a task's supernet steps, a controller's learning rate) is not
+    in the study's overrides, yet the run is not this study's any more.
 
     Raises:
-        ValueError: When the run there was made with other settings (another study's).
+        ValueError: When the run there was made with other settings (another
+            study's, or this one's under other defaults).
     """
     path = run_dir / "result.json"
     stored = read_json(path)
@@ -236,6 +241,8 @@ def stored_run(run_dir: Path, key: dict) -> dict | None:
         overrides = was.get("overrides") if isinstance(was.get("overrides"), list) else []
         said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *map(str, overrides)])
         raise ValueError(f"{run_dir} holds a run of another study ({said}); give another --out")
+    if cfg is not None:
+        _check_run_config(run_dir, cfg)
     if "rewards" in found:  # written before the curves were read from history.csv
         return found
     try:
@@ -243,6 +250,31 @@ def stored_run(run_dir: Path, key: dict) -> dict | None:
     except (OSError, KeyError, ValueError) as err:
         why = f"{type(err).__name__}: {err}"
         raise ValueError(f"{run_dir / 'history.csv'}: not the history of this run ({why})") from None
+
+
+def _check_run_config(run_dir: Path, cfg: Any) -> None:
+    """Refuses a stored run whose ``config.yaml`` differs from ``cfg`` in a setting both name.
+
+    Settings added since the run was made are passed over (their defaults keep
+    the earlier behaviour); those a resume may change (threads, checkpoints) too.
+
+    Raises:
+        ValueError: Naming the run dir and the first setting that differs.
+    """
+    from rlnas.search.checkpoint import config_fingerprint, first_difference
+    from rlnas.utils.trust import load_run_config
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; the run cannot be checked against this study's settings (move it away)")
+    saved = json.loads(config_fingerprint(load_run_config(path)))
+    found = first_difference(saved, json.loads(config_fingerprint(cfg)), added_keys=False)
+    if found:
+        setting, was, now = found
+        raise ValueError(
+            f"{run_dir} was searched with {setting}={was!r}, this study now composes {now!r} (a default changed "
+            "since); move it away or give another --out to search again"
+        )
 
 
 def _is_result(found: dict) -> bool:
@@ -795,7 +827,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         for label, controller, seed, job_overrides in jobs:
             run_dir = out / "runs" / f"{label}_seed{seed}"
             try:
-                stored_run(run_dir, run_key(name, controller, seed, job_overrides, args.truth_seeds, args.truth_epochs))
+                key = run_key(name, controller, seed, job_overrides, args.truth_seeds, args.truth_epochs)
+                cfg = load_config([f"+task={name}", f"controller={controller}", f"seed={seed}", *job_overrides])
+                stored_run(run_dir, key, cfg)
             except ValueError as err:
                 parser.error(str(err))
     from functools import partial

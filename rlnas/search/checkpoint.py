@@ -69,11 +69,18 @@ def config_fingerprint(cfg: Any) -> str:
     return json.dumps({k: v for k, v in tree.items() if k not in RESUME_FREE_SECTIONS}, sort_keys=True, default=str)
 
 
-def first_difference(saved: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | None:
-    """The first dotted key whose value differs between two JSON trees, with both values."""
+def first_difference(saved: Any, now: Any, path: str = "", added_keys: bool = True) -> tuple[str, Any, Any] | None:
+    """The first dotted key whose value differs between two JSON trees, with both values.
+
+    ``added_keys=False`` passes over keys that only ``now`` has (settings added
+    since ``saved`` was written, whose defaults keep the earlier behaviour).
+    """
     if isinstance(saved, dict) and isinstance(now, dict):
-        for key in sorted(set(saved) | set(now), key=str):
-            found = first_difference(saved.get(key), now.get(key), f"{path}.{key}" if path else str(key))
+        keys = set(saved) | set(now) if added_keys else set(saved)
+        for key in sorted(keys, key=str):
+            found = first_difference(
+                saved.get(key), now.get(key), f"{path}.{key}" if path else str(key), added_keys
+            )
             if found:
                 return found
         return None
