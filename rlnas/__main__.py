@@ -240,6 +240,7 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
     training decisions, and each is trained with its own settings.
     """
     from rlnas.evaluators.standalone import compare_with_random
+    from rlnas.search.callbacks import elapsed_and_eta
     from rlnas.spaces.training import TrainingSpace
     from rlnas.utils import write_json_atomic
 
@@ -255,9 +256,22 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
         len(randoms),
         int(truth.epochs),
     )
+    started = time.perf_counter()
+
+    def trained(done: int, total: int) -> None:  # a line per training: minutes of work where stderr is a log
+        elapsed, eta = elapsed_and_eta(started, done, total - done)
+        log.info("ground truth: %d/%d trainings done, %s elapsed, ETA %s", done, total, elapsed, eta)
+
     with stops_the_comparison(run_dir):
         result = compare_with_random(
-            cfg, arch, randoms, int(truth.seeds), int(truth.epochs), str(cfg.device), settings=settings
+            cfg,
+            arch,
+            randoms,
+            int(truth.seeds),
+            int(truth.epochs),
+            str(cfg.device),
+            settings=settings,
+            on_trained=trained,
         )
     write_json_atomic(Path(run_dir) / "ground_truth.json", result)
     pick, metric = result["pick"], result["metric"]

@@ -126,19 +126,25 @@ def test_smoke_search_on_mnist1d_with_the_sequence_spaces(tmp_path, space):
     assert 0.0 <= best["metrics"]["val_accuracy"] <= 1.0 and best["arch"]
 
 
-def test_the_run_ends_comparing_the_pick_with_random_architectures_by_ground_truth(conv1d_search):
+def test_the_run_ends_comparing_the_pick_with_random_architectures_by_ground_truth(conv1d_search, caplog):
     from omegaconf import OmegaConf
 
     from rlnas.__main__ import ground_truth_line
 
     cfg, search, result, run_dir = conv1d_search
-    cfg = OmegaConf.merge(cfg, {"ground_truth": {"random": 2, "seeds": 1, "epochs": 1}})
-    line = ground_truth_line(cfg, search.uniform, result.best.arch, str(run_dir))
+    cfg = OmegaConf.merge(cfg, {"ground_truth": {"random": 2, "seeds": 2, "epochs": 1}})
+    with caplog.at_level("INFO", logger="rlnas"):
+        line = ground_truth_line(cfg, search.uniform, result.best.arch, str(run_dir))
+    # Minutes of trainings where stderr is a log file: a line as each finishes, the pick's seeds at once.
+    said = [r.getMessage() for r in caplog.records if "trainings done" in r.getMessage()]
+    assert [m.split(",")[0] for m in said] == [f"ground truth: {n}/4 trainings done" for n in (2, 3, 4)]
+    assert said[-1].endswith("ETA 0:00")
     saved = json.loads((run_dir / "ground_truth.json").read_text())
     assert saved["pick"]["arch"] == list(result.best.arch) and len(saved["random"]) == 2
     assert saved["random_best"] == max(r["value"] for r in saved["random"])
     assert line.startswith("ground truth (standalone, 1 epochs, test split the search never saw): found accuracy ")
-    assert f"{saved['pick']['mean']:.4f} vs 2 random architectures {saved['random_mean']:.4f}" in line
+    pick = saved["pick"]
+    assert f"{pick['mean']:.4f} ± {pick['std']:.4f} vs 2 random architectures {saved['random_mean']:.4f}" in line
 
 
 def test_a_two_dimensional_space_is_refused_for_signals(tmp_path):

@@ -592,7 +592,7 @@ def test_the_closing_ground_truth_of_a_joint_search_trains_each_candidate_with_i
     space = TrainingSpace(small_space, {"lr": [0.01, 0.1], "batch_size": [32, 64]})
     seen = {}
 
-    def fake_compare(cfg, pick, randoms, seeds, epochs, device, settings=None):
+    def fake_compare(cfg, pick, randoms, seeds, epochs, device, settings=None, on_trained=None):
         seen.update(pick=pick, randoms=randoms, settings=settings)
         return {"metric": "accuracy", "epochs": epochs, "pick": {"mean": 0.9, "std": 0.0, "values": [0.9]},
                 "random_mean": 0.5, "random_best": 0.6}  # fmt: skip

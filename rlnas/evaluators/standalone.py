@@ -125,6 +125,7 @@ def compare_with_random(
     epochs: int = 10,
     device: str = "auto",
     settings: Sequence[dict[str, Any] | None] | None = None,
+    on_trained: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The found architecture against uniformly drawn ones, by ground truth (standalone, test split).
 
@@ -133,7 +134,9 @@ def compare_with_random(
     times, each of ``randoms`` once (a draw of random search), all with the
     same recipe and data split as :func:`ground_truth`. In a joint search
     ``settings`` holds the training settings of the pick, then of each random
-    draw (drawn with it), each applied over the recipe.
+    draw (drawn with it), each applied over the recipe. ``on_trained(done,
+    total)`` is called as the trainings finish (the pick's ``seeds`` count as
+    many), for a progress line.
 
     Returns:
         ``metric``, ``epochs``, ``pick`` (its :func:`ground_truth` result) and ``random``
@@ -146,15 +149,16 @@ def compare_with_random(
     settings = list(settings) if settings is not None else [None] * (1 + len(randoms))
     if len(settings) != 1 + len(randoms):
         raise ValueError(f"settings: one per architecture ({1 + len(randoms)}) needed, got {len(settings)}")
+    total = seeds + len(randoms)
     found = ground_truth(search_cfg, pick, seeds, epochs, device, parts=parts, settings=settings[0])
-    drawn = [
-        {
-            "arch": [int(a) for a in arch],
-            **({"train": dict(extra)} if extra else {}),
-            "value": ground_truth(search_cfg, arch, 1, epochs, device, parts=parts, settings=extra)["values"][0],
-        }
-        for arch, extra in zip(randoms, settings[1:])
-    ]
+    if on_trained is not None:
+        on_trained(seeds, total)
+    drawn = []
+    for done, (arch, extra) in enumerate(zip(randoms, settings[1:]), start=seeds + 1):
+        value = ground_truth(search_cfg, arch, 1, epochs, device, parts=parts, settings=extra)["values"][0]
+        drawn.append({"arch": [int(a) for a in arch], **({"train": dict(extra)} if extra else {}), "value": value})
+        if on_trained is not None:
+            on_trained(done, total)
     values = [d["value"] for d in drawn]
     return {
         "metric": found["metric"],

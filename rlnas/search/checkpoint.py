@@ -78,9 +78,7 @@ def first_difference(saved: Any, now: Any, path: str = "", added_keys: bool = Tr
     if isinstance(saved, dict) and isinstance(now, dict):
         keys = set(saved) | set(now) if added_keys else set(saved)
         for key in sorted(keys, key=str):
-            found = first_difference(
-                saved.get(key), now.get(key), f"{path}.{key}" if path else str(key), added_keys
-            )
+            found = first_difference(saved.get(key), now.get(key), f"{path}.{key}" if path else str(key), added_keys)
             if found:
                 return found
         return None
