@@ -521,7 +521,7 @@ def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(t
     config = tmp_path / "runs" / "random_seed0" / "config.yaml"
     made = config.read_text()
     config.write_text(made.replace("supernet_steps:", "supernet_steps: 999 #", 1))
-    with pytest.raises(ValueError, match=r"random_seed0 was searched with search.supernet_steps=999, this study now"):
+    with pytest.raises(ValueError, match=r"random_seed0 was made with search.supernet_steps=999, this study now"):
         tool.run_task("classification", "random", 0, tmp_path, small, truth_seeds=1, truth_epochs=1)
     # A setting added since (absent from the run's config) keeps the run.
     config.write_text(made.replace("  supernet_steps:", "  dropped_setting: 1\n  supernet_steps:", 1))

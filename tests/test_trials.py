@@ -582,6 +582,32 @@ def test_the_trial_study_tool_never_mixes_the_runs_of_two_studies(tmp_path, monk
     assert len(searches) == 3
 
 
+def test_the_trial_study_reuses_a_finished_search_only_under_the_settings_it_was_made_with(tmp_path, monkeypatch):
+    """A default changed since a stored search was made is in no override: what a trial reads is checked."""
+    from omegaconf import OmegaConf
+
+    import tools.trial_study as tool
+
+    monkeypatch.setattr(tool.subprocess, "Popen", lambda *a, **k: pytest.fail("searched again"))
+    run = tmp_path / "enas_seed0"
+    run.mkdir()
+    (run / "best_arch.json").write_text("{}")
+    (run / "summary.json").write_text(json.dumps({"seconds": 12.5}))
+    made = _cfg("+task=mnist1d", "+trials=default", "controller=enas", "seed=0", "ground_truth.random=0")
+    made.trials.grace_period = 5  # what null stands for at 20 epochs: the same settings
+    made.search.supernet_steps = 7  # the supernet's settings never touch a trial
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(made))
+    assert tool.search("mnist1d", "enas", 0, run, []) == 12.5
+    made.trials.epochs = 30
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(made))
+    with pytest.raises(SystemExit, match=r"enas_seed0 was made with trials.epochs=30, this study now composes 20"):
+        tool.search("mnist1d", "enas", 0, run, [])
+    made.trials.epochs, made.search.lr = 20, 0.5  # a recipe value the trials take from search:
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(made))
+    with pytest.raises(SystemExit, match=r"was made with recipe.lr=0.5"):
+        tool.search("mnist1d", "enas", 0, run, [])
+
+
 def test_the_closing_ground_truth_of_a_joint_search_trains_each_candidate_with_its_own_settings(
     tmp_path, small_space, monkeypatch
 ):

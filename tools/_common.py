@@ -204,6 +204,41 @@ def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
     return cfg
 
 
+def check_stored_config(
+    run_dir: Path, cfg: DictConfig, view: Callable[[DictConfig], dict[str, Any]] | None = None
+) -> None:
+    """Refuses a stored run whose ``config.yaml`` differs from ``cfg``, the config a study composes for it now.
+
+    Studies reuse finished runs; a default changed since a run was made (a
+    task's supernet steps, a controller's learning rate) is in no override, yet
+    the run is not the study's any more. Settings added since the run was made
+    are passed over (their defaults keep the earlier behaviour), and so are
+    those a resume may change (threads, checkpoints). ``view`` turns a config
+    into the tree compared, for a study whose runs read only part of it.
+
+    Raises:
+        ValueError: Naming the run dir and the first setting that differs.
+    """
+    import json
+
+    from rlnas.search.checkpoint import config_fingerprint, first_difference
+    from rlnas.utils.trust import load_run_config
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; the run cannot be checked against this study's settings (move it away)")
+    saved, now = load_run_config(path), cfg
+    if view is None:
+        view = lambda c: json.loads(config_fingerprint(c))  # noqa: E731
+    found = first_difference(view(saved), view(now), added_keys=False)
+    if found:
+        setting, was, now_value = found
+        raise ValueError(
+            f"{run_dir} was made with {setting}={was!r}, this study now composes {now_value!r} (a default "
+            "changed since); move it away or give another --out to run it again"
+        )
+
+
 def build_parts(overrides: list[str], device_name: str, seed: int):
     """Config, device, space, task, device-resident data and the supernet with its head.
 

@@ -56,7 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import is_number, save_figure, write_json_atomic, write_text_atomic  # noqa: E402
-from tools._common import job_map, load_config, read_json, run_tool  # noqa: E402
+from tools._common import check_stored_config, job_map, load_config, read_json, run_tool  # noqa: E402
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -242,7 +242,7 @@ def stored_run(run_dir: Path, key: dict, cfg: Any = None) -> dict | None:
         said = " ".join([f"+task={was.get('task')}", f"controller={was.get('controller')}", *map(str, overrides)])
         raise ValueError(f"{run_dir} holds a run of another study ({said}); give another --out")
     if cfg is not None:
-        _check_run_config(run_dir, cfg)
+        check_stored_config(run_dir, cfg)
     if "rewards" in found:  # written before the curves were read from history.csv
         return found
     try:
@@ -250,31 +250,6 @@ def stored_run(run_dir: Path, key: dict, cfg: Any = None) -> dict | None:
     except (OSError, KeyError, ValueError) as err:
         why = f"{type(err).__name__}: {err}"
         raise ValueError(f"{run_dir / 'history.csv'}: not the history of this run ({why})") from None
-
-
-def _check_run_config(run_dir: Path, cfg: Any) -> None:
-    """Refuses a stored run whose ``config.yaml`` differs from ``cfg`` in a setting both name.
-
-    Settings added since the run was made are passed over (their defaults keep
-    the earlier behaviour); those a resume may change (threads, checkpoints) too.
-
-    Raises:
-        ValueError: Naming the run dir and the first setting that differs.
-    """
-    from rlnas.search.checkpoint import config_fingerprint, first_difference
-    from rlnas.utils.trust import load_run_config
-
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ValueError(f"{path}: missing; the run cannot be checked against this study's settings (move it away)")
-    saved = json.loads(config_fingerprint(load_run_config(path)))
-    found = first_difference(saved, json.loads(config_fingerprint(cfg)), added_keys=False)
-    if found:
-        setting, was, now = found
-        raise ValueError(
-            f"{run_dir} was searched with {setting}={was!r}, this study now composes {now!r} (a default changed "
-            "since); move it away or give another --out to search again"
-        )
 
 
 def _is_result(found: dict) -> bool:

@@ -44,13 +44,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_json_atomic, write_text_atomic
-from tools._common import load_config, read_json, run_tool  # noqa: E402
+from tools._common import check_stored_config, load_config, read_json, run_tool  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +60,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def search(
     task: str, controller: str, seed: int, run_dir: Path, overrides: list[str], trials: str = "default"
 ) -> float:
-    """One trial search in its own process (its own local Ray); returns its wall time in seconds."""
-    if (run_dir / "best_arch.json").is_file():
-        return float(json.loads((run_dir / "summary.json").read_text())["seconds"])
+    """One trial search in its own process (its own local Ray); returns its wall time in seconds.
+
+    A finished search in ``run_dir`` is reused when the config it was made with
+    is the one this study composes now, in what a trial search reads.
+    """
     args = [f"+task={task}", f"+trials={trials}", f"controller={controller}", f"seed={seed}", "ground_truth.random=0"]
+    if (run_dir / "best_arch.json").is_file():
+        try:
+            check_stored_config(run_dir, load_config([*args, *overrides]), view=trial_view)
+        except ValueError as err:
+            raise SystemExit(f"trial_study.py: error: {err}") from None
+        return float(json.loads((run_dir / "summary.json").read_text())["seconds"])
     if (run_dir / "config.yaml").is_file():  # a study stopped in the middle of this search: continue it
         args = [f"resume={run_dir}"]
     else:
@@ -86,6 +95,23 @@ def search(
     if child.returncode != 0:
         raise SystemExit(f"trial_study.py: {controller} seed {seed} failed:\n{stderr[-3000:]}")
     return time.perf_counter() - started
+
+
+def trial_view(cfg: Any) -> dict[str, Any]:
+    """What a trial search reads of a config, resolved: all of it but ``search:``, of which only the training
+    recipe's values (its nulls come from there; the supernet's settings do not touch a trial), and ``trials:``
+    as the settings it makes (``grace_period: null`` is the 5 it stands for)."""
+    from dataclasses import asdict
+
+    from rlnas.evaluators.standalone import standalone_recipe
+    from rlnas.search.checkpoint import config_fingerprint
+    from rlnas.trials.settings import trial_settings
+
+    tree = json.loads(config_fingerprint(cfg))
+    tree.pop("search", None)
+    tree["recipe"] = asdict(standalone_recipe(cfg, 1))
+    tree["trials"] = json.loads(json.dumps(asdict(trial_settings(cfg)), default=str))
+    return tree
 
 
 def truth(run_dir: Path, seeds: int, epochs: int) -> dict:
