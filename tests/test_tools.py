@@ -571,6 +571,26 @@ def test_a_standalone_cache_that_is_not_one_is_named_not_read(tmp_path):
     assert json.loads(cache.read_text()) == {"k": {"[0, 1]": 0.9}}  # left as it is
 
 
+def test_a_standalone_cache_trained_with_another_recipe_is_refused_not_mixed(tmp_path):
+    """The recipe's nulls come from search:, which the cache key leaves out: a changed default is named."""
+    from tools._common import load_config
+    from tools.rank_study import standalone_recipe_of, standalone_tables
+
+    cache = tmp_path / "standalone.json"
+    cache.write_text(json.dumps({"k": {"[0, 1]": [0.9]}, "k/val": {}, "k/val_loss": {}}))  # kept no recipe yet
+    recipe = standalone_recipe_of(load_config(["+task=mnist1d"]), 20)
+    assert recipe["epochs"] == 20 and recipe["lr"] == 0.05  # train.lr is null: the search's
+    stored, tables = standalone_tables(cache, "k", recipe)
+    assert stored["k/recipe"] == recipe and tables["test"] == {"[0, 1]": [0.9]}  # adopted, kept when written
+    cache.write_text(json.dumps(stored))
+    assert standalone_tables(cache, "k", recipe)[1]["test"] == {"[0, 1]": [0.9]}
+    faster = standalone_recipe_of(load_config(["+task=mnist1d", "search.lr=0.1"]), 20)
+    with pytest.raises(SystemExit, match=r"standalone.json: its standalone runs of this study were trained with "
+                       r"train.lr=0.05, the recipe is now 0.1"):  # fmt: skip
+        standalone_tables(cache, "k", faster)
+    assert json.loads(cache.read_text()) == stored  # left as it is
+
+
 def test_a_tool_output_file_never_replaces_an_input_a_folder_or_a_foreign_file(tmp_path):
     from tools._common import check_out_file
 

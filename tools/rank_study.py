@@ -77,18 +77,49 @@ def standalone_key(cfg: Any, epochs: int) -> str:
 STANDALONE_FIELDS = {"test": "values", "val": "val_values", "val_loss": "val_losses"}
 
 
-def standalone_tables(cache: Path, key: str) -> tuple[dict, dict[str, dict[str, list[float]]]]:
+def standalone_recipe_of(cfg: Any, epochs: int) -> dict[str, Any]:
+    """The training recipe of the standalone runs of ``cfg``, as plain JSON values.
+
+    Not in :func:`standalone_key`: its nulls come from the ``search:`` section,
+    so a changed default there changes the recipe, and the cache says so
+    instead of mixing two recipes under one key.
+    """
+    from dataclasses import asdict
+
+    from rlnas.evaluators.standalone import standalone_recipe
+
+    return json.loads(json.dumps(asdict(standalone_recipe(cfg, epochs)), default=str))
+
+
+def standalone_tables(
+    cache: Path, key: str, recipe: dict[str, Any] | None = None
+) -> tuple[dict, dict[str, dict[str, list[float]]]]:
     """The standalone cache, and in it the tables of one study (field -> arch -> per-seed values; new ones empty).
 
+    ``recipe`` (:func:`standalone_recipe_of`) is kept beside the tables; a cache
+    written before it was kept takes the one given.
+
     Raises:
-        SystemExit: Naming the file, when it is not a cache of this format (it is left as it is).
+        SystemExit: Naming the file, when it is not a cache of this format, or
+            when its results were trained with another recipe (it is left as it is).
     """
+    from rlnas.search.checkpoint import first_difference
     from rlnas.utils import is_number
 
     stored = read_json(cache, {})
     refuse = f"{Path(sys.argv[0]).name}: error: {cache}: not a standalone cache of these tools"
     if not isinstance(stored, dict):
         raise SystemExit(f"{refuse} (a JSON object); move it away or name another file")
+    if recipe is not None:
+        kept = stored.setdefault(f"{key}/recipe", recipe)
+        found = first_difference(kept, recipe) if isinstance(kept, dict) else ("recipe", kept, recipe)
+        if found:
+            setting, was, now = found
+            raise SystemExit(
+                f"{Path(sys.argv[0]).name}: error: {cache}: its standalone runs of this study were trained with "
+                f"train.{setting}={was!r}, the recipe is now {now!r} (a default changed since); move it away or "
+                "name another file"
+            )
     tables = {f: stored.setdefault(key if f == "test" else f"{key}/{f}", {}) for f in STANDALONE_FIELDS}
     for table in tables.values():
         rows = table.values() if isinstance(table, dict) else [None]
@@ -110,7 +141,7 @@ def standalone_results(cfg: Any, archs: list[tuple[int, ...]], seeds: int, epoch
     from rlnas.evaluators.standalone import ground_truth
     from rlnas.utils import write_json_atomic
 
-    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs))
+    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs), standalone_recipe_of(cfg, epochs))
 
     def done(arch: tuple[int, ...]) -> int:  # seeds every field has
         return min(len(t.get(str(list(arch)), [])) for t in tables.values())

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_text_atomic
 from tools._common import job_map, load_config, run_tool  # noqa: E402
-from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_tables  # noqa: E402
+from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_recipe_of, standalone_tables  # noqa: E402
 
 
 def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, ...], dict]:
@@ -75,7 +75,7 @@ def measure(
         if arch not in drawn:
             drawn.append(arch)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs))
+    stored, tables = standalone_tables(cache, standalone_key(cfg, epochs), standalone_recipe_of(cfg, epochs))
 
     def done(arch: tuple[int, ...]) -> int:
         return min(len(t.get(str(list(arch)), [])) for t in tables.values())
