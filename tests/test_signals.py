@@ -194,7 +194,10 @@ def test_spread_study_reports_percentiles_and_shares_the_rank_study_cache(tmp_pa
     assert len(means) == 3 and result["summary"]["best"] == means[-1] and result["summary"]["worst"] == means[0]
     assert result["summary"]["median"] == means[1]
     stored = json.loads(cache.read_text())
-    assert len(stored) == 3 and all(len(table) == 3 for table in stored.values())  # test, val, val_loss
+    recipes = [v for k, v in stored.items() if k.endswith("/recipe")]  # kept beside the tables it trained them
+    assert len(recipes) == 1 and recipes[0]["epochs"] == 1 and recipes[0]["lr"] == 0.05
+    tables = [v for k, v in stored.items() if not k.endswith("/recipe")]
+    assert len(tables) == 3 and all(len(table) == 3 for table in tables)  # test, val, val_loss
     before = cache.read_bytes()
     main(argv)  # everything cached: nothing trained again, the same numbers
     assert cache.read_bytes() == before
