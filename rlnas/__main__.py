@@ -43,6 +43,7 @@ from rlnas.config import CONF_DIR, check_overrides, check_unread_overrides, vali
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 from rlnas.utils.errors import (
+    USER_ERRORS,
     JobFailed,
     environment_error,
     flag_error,
@@ -207,7 +208,7 @@ def run(cfg: DictConfig) -> float:  # noqa: C901 - see the docstring
     print(f"best: {search.space.describe(best.arch)} | {metrics} | {costs} | run dir: {run_dir}")
     truth = cfg.get("ground_truth")
     if truth is not None and int(truth.random) > 0:
-        print(ground_truth_line(cfg, search.uniform, best.arch, run_dir))
+        say_ground_truth(cfg, search.uniform, best.arch, run_dir)
     return best.reward
 
 
@@ -228,8 +229,25 @@ def trials_report(cfg: DictConfig, trials: Any, run_dir: str) -> float:
     if truth is not None and int(truth.random) > 0:
         # Random search in a joint space draws training settings too: so do its draws here.
         uniform = RandomController(trials.space, seed=int(cfg.seed) + 1)
-        print(ground_truth_line(cfg, uniform, best.arch, run_dir, trials.space))
+        say_ground_truth(cfg, uniform, best.arch, run_dir, trials.space)
     return best.reward
+
+
+def say_ground_truth(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, space: Any = None) -> None:
+    """Prints :func:`ground_truth_line`; an error there (a standalone training that diverges, data it cannot
+    use) is one line too, after a complete search: exit code 1, or in a sweep, the next job."""
+    try:
+        print(ground_truth_line(cfg, uniform, arch, run_dir, space))
+    except (FloatingPointError, *USER_ERRORS, OSError) as err:
+        message = user_error_message(err) or f"{type(err).__name__}: {err}".splitlines()[0]
+        found = Path(run_dir) / "best_arch.json"
+        print(
+            f"rlnas: error: in the ground-truth comparison: {message}; the search is complete ({found}), its "
+            "comparison with random architectures is left out",
+            file=sys.stderr,
+        )
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(1)
 
 
 def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, space: Any = None) -> str:

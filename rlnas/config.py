@@ -444,6 +444,16 @@ def _keep_schema_types(cfg: DictConfig, typed: DictConfig, resolved: dict[str, A
             OmegaConf.update(cfg, key, converted, merge=False)
 
 
+def _check_ground_truth(cfg: DictConfig) -> None:
+    """``ground_truth:`` values, and a test split for the comparison to run on (known before the search)."""
+    truth = GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
+    if truth.random > 0 and OmegaConf.select(cfg, "task.data.test_fraction", default=None) == 0:
+        raise ConfigError(
+            "task.data.test_fraction=0 leaves no test split for the closing ground-truth comparison "
+            f"(ground_truth.random={truth.random}); give a test_fraction > 0 or ground_truth.random=0"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Checks a composed config's types and keys; values are checked where they are used.
 
@@ -479,7 +489,7 @@ def validate_config(cfg: DictConfig) -> None:
     if stop_after is not None and int(stop_after) < 1:
         raise ConfigError(f"checkpoint.stop_after must be >= 1 or null, got {stop_after}")
     if isinstance(cfg.get("ground_truth"), DictConfig):
-        GroundTruthConfig(**OmegaConf.to_container(cfg.ground_truth, resolve=True))  # type: ignore[arg-type]
+        _check_ground_truth(cfg)
     if cfg.get("benchmark") is not None:
         _check_table_run(cfg)
     if isinstance(cfg.get("trials"), DictConfig):

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rlnas.costs.model import forward_mflops
+from rlnas.data.base import require_test_split
 from rlnas.export import (
     Deployable,
     ExportMismatchError,
@@ -290,6 +291,7 @@ def retrain(cfg: DictConfig, out_dir: Path, given: set[str] | None = None) -> di
     seed_everything(int(cfg.seed))
 
     space, task, data = search_parts(search_cfg, device)
+    require_test_split(data, "a retrained network")
     try:
         space.validate(arch)
     except ValueError as err:  # run_config= of another search, or an edited arch

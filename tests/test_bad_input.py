@@ -200,6 +200,10 @@ BAD_CONFIGS = [
     (["ground_truth.random=many"], "ground_truth.random='many' must be int"),
     (["ground_truth.seeds=-1"], "ground_truth.seeds must be >= 1, got -1"),
     (["ground_truth.epochs=0"], "ground_truth.epochs must be >= 1, got 0"),
+    (  # the comparison tests on a split the data would not have: said before the search, not after it
+        ["+task=mnist1d", "task.data.test_fraction=0"],
+        "task.data.test_fraction=0 leaves no test split for the closing ground-truth comparison",
+    ),
     # head and policy settings that learn nothing or mean nothing
     (["task.dropout=1.5"], "task.dropout must be in [0, 1), got 1.5"),
     (["task.label_smoothing=1"], "task.label_smoothing must be in [0, 1), got 1"),

@@ -147,6 +147,37 @@ def test_the_run_ends_comparing_the_pick_with_random_architectures_by_ground_tru
     assert f"{pick['mean']:.4f} ± {pick['std']:.4f} vs 2 random architectures {saved['random_mean']:.4f}" in line
 
 
+def test_a_comparison_that_cannot_run_after_a_complete_search_is_one_line_and_keeps_the_search(tmp_path):
+    """A test split too small to hold a signal (test_fraction 0.0001 of 5,000): the search is complete and kept,
+    the comparison named in one line, exit code 1; a retrain of that run is refused the same way."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["+experiment=smoke", "+task=mnist1d", "task.data.test_fraction=0.0001", "ground_truth.epochs=1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas", *args, "threads=1", f"hydra.run.dir={run}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert last.startswith("rlnas: error: in the ground-truth comparison: the ground truth is measured on the test")
+    assert "task.data.test_fraction=0" in last and f"the search is complete ({run / 'best_arch.json'})" in last
+    assert json.loads((run / "status.json").read_text())["status"] == "completed" and (run / "best_arch.json").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas.retrain", f"arch={run}", "train.epochs=1", f"hydra.run.dir={tmp_path / 'r'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "rlnas.retrain: error: a retrained network is measured on the test split, and the search's data has none"
+        )
+    )
+
+
 def test_a_two_dimensional_space_is_refused_for_signals(tmp_path):
     cfg = _compose("+task=mnist1d", "space=macro", "task.data.num_samples=600")
     with pytest.raises(ValueError, match="space.dims=2 does not fit the mnist1d task"):

@@ -166,6 +166,19 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
 
 
+def require_test_split(data: DataSplits, what: str) -> None:
+    """Refuses ``what`` (a standalone test of a network) when the data holds no test split.
+
+    Raises:
+        DataError: Naming ``task.data.test_fraction``, the setting that leaves it empty.
+    """
+    if len(data.test) == 0:
+        raise DataError(
+            f"{what} is measured on the test split, and the search's data has none (task.data.test_fraction=0, "
+            "or too few samples); search with a test_fraction > 0"
+        )
+
+
 _warned_batches: set[tuple[str, int, int]] = set()
 
 

@@ -74,6 +74,7 @@ def ground_truth(
     Raises:
         ValueError: When ``seeds`` or ``epochs`` is below 1.
     """
+    from rlnas.data.base import require_test_split
     from rlnas.tasks.training import evaluate, search_parts, standalone_network, train, with_settings
     from rlnas.utils import resolve_device
 
@@ -84,6 +85,7 @@ def ground_truth(
         )
     recipe = standalone_recipe(search_cfg, epochs)
     space, task, data = parts if parts is not None else search_parts(search_cfg, resolve_device(device))
+    require_test_split(data, "the ground truth")
     recipe, task = with_settings(recipe, task, settings)
     values, val_values, val_losses = [], [], []
     for seed in range(first_seed, first_seed + seeds):
