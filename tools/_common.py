@@ -227,14 +227,13 @@ def check_stored_config(
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise ValueError(f"{path}: missing; the run cannot be checked against this study's settings (move it away)")
-    saved, now = load_run_config(path), cfg
     if view is None:
         view = lambda c: json.loads(config_fingerprint(c))  # noqa: E731
-    found = first_difference(view(saved), view(now), added_keys=False)
+    found = first_difference(view(load_run_config(path)), view(cfg), added_keys=False)
     if found:
-        setting, was, now_value = found
+        setting, was, now = found
         raise ValueError(
-            f"{run_dir} was made with {setting}={was!r}, this study now composes {now_value!r} (a default "
+            f"{run_dir} was made with {setting}={was!r}, this study now composes {now!r} (a default "
             "changed since); move it away or give another --out to run it again"
         )
 
