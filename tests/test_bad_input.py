@@ -200,6 +200,7 @@ BAD_CONFIGS = [
     (["ground_truth.random=many"], "ground_truth.random='many' must be int"),
     (["ground_truth.seeds=-1"], "ground_truth.seeds must be >= 1, got -1"),
     (["ground_truth.epochs=0"], "ground_truth.epochs must be >= 1, got 0"),
+    (["+task=mnist1d", "task.data.layout=sequence"], "task.data.layout='sequence' does not fit the mnist1d task"),
     (  # the comparison tests on a split the data would not have: said before the search, not after it
         ["+task=mnist1d", "task.data.test_fraction=0"],
         "task.data.test_fraction=0 leaves no test split for the closing ground-truth comparison",
