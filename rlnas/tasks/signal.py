@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rlnas.data.base import DataSplits
 from rlnas.data.signals import load_signals
 from rlnas.tasks.classification import ClassificationTask
 
@@ -29,21 +30,15 @@ class SignalClassificationTask(ClassificationTask):
     dims = 1
     data_loader = staticmethod(load_signals)
 
-    def __init__(
-        self,
-        reward_metric: str = "accuracy",
-        data: dict | None = None,
-        dropout: float = 0.0,
-        label_smoothing: float = 0.0,
-    ) -> None:
-        layout = (data or {}).get("layout", "image")
+    def load_data(self, seed: int) -> DataSplits:
+        layout = self.data_kwargs.get("layout", "image")
         if layout != "image":  # as sequences the signals would reach the conv space with the wrong rank
             raise ValueError(
                 f"task.data.layout={layout!r} does not fit the {self.name} task: its 1-D conv space reads each "
                 "signal as a (1, 1, L) image (layout: image); the recurrent and attention spaces read the signals "
                 "as sequences through +task=sequence task.data.name=mnist1d"
             )
-        super().__init__(reward_metric, data, dropout, label_smoothing)
+        return super().load_data(seed)
 
     def augment(self, x: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Random shifts along the signal by up to 1/8 of its length (replicated ends), as images are shifted."""
