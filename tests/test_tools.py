@@ -573,8 +573,8 @@ def test_a_standalone_cache_that_is_not_one_is_named_not_read(tmp_path):
 
 def test_a_standalone_cache_trained_with_another_recipe_is_refused_not_mixed(tmp_path):
     """The recipe's nulls come from search:, which the cache key leaves out: a changed default is named."""
-    from tools._common import load_config
-    from tools.rank_study import standalone_recipe_of, standalone_tables
+    from tools._common import load_config, standalone_recipe_of
+    from tools.rank_study import standalone_tables
 
     cache = tmp_path / "standalone.json"
     cache.write_text(json.dumps({"k": {"[0, 1]": [0.9]}, "k/val": {}, "k/val_loss": {}}))  # kept no recipe yet

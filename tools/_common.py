@@ -204,6 +204,17 @@ def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
     return cfg
 
 
+def standalone_recipe_of(cfg: DictConfig, epochs: int) -> dict[str, Any]:
+    """The training recipe standalone runs of ``cfg`` take (its nulls filled from ``search:``), as JSON values:
+    what stored standalone results and trial searches are checked against when a default changes."""
+    import json
+    from dataclasses import asdict
+
+    from rlnas.evaluators.standalone import standalone_recipe
+
+    return json.loads(json.dumps(asdict(standalone_recipe(cfg, epochs)), default=str))
+
+
 def check_stored_config(
     run_dir: Path, cfg: DictConfig, view: Callable[[DictConfig], dict[str, Any]] | None = None
 ) -> None:

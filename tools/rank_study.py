@@ -59,7 +59,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import check_supernet_run, load_config, load_run, read_json, run_tool  # noqa: E402
+from _common import check_supernet_run, load_config, load_run, read_json, run_tool, standalone_recipe_of  # noqa: E402
 
 from rlnas.utils import save_figure, write_text_atomic
 
@@ -77,27 +77,14 @@ def standalone_key(cfg: Any, epochs: int) -> str:
 STANDALONE_FIELDS = {"test": "values", "val": "val_values", "val_loss": "val_losses"}
 
 
-def standalone_recipe_of(cfg: Any, epochs: int) -> dict[str, Any]:
-    """The training recipe of the standalone runs of ``cfg``, as plain JSON values.
-
-    Not in :func:`standalone_key`: its nulls come from the ``search:`` section,
-    so a changed default there changes the recipe, and the cache says so
-    instead of mixing two recipes under one key.
-    """
-    from dataclasses import asdict
-
-    from rlnas.evaluators.standalone import standalone_recipe
-
-    return json.loads(json.dumps(asdict(standalone_recipe(cfg, epochs)), default=str))
-
-
 def standalone_tables(
     cache: Path, key: str, recipe: dict[str, Any] | None = None
 ) -> tuple[dict, dict[str, dict[str, list[float]]]]:
     """The standalone cache, and in it the tables of one study (field -> arch -> per-seed values; new ones empty).
 
-    ``recipe`` (:func:`standalone_recipe_of`) is kept beside the tables; a cache
-    written before it was kept takes the one given.
+    ``recipe`` (:func:`tools._common.standalone_recipe_of`; not in
+    :func:`standalone_key`, its nulls come from ``search:``) is kept beside the
+    tables; a cache written before it was kept takes the one given.
 
     Raises:
         SystemExit: Naming the file, when it is not a cache of this format, or

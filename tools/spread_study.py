@@ -35,8 +35,8 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_text_atomic
-from tools._common import job_map, load_config, run_tool  # noqa: E402
-from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_recipe_of, standalone_tables  # noqa: E402
+from tools._common import job_map, load_config, run_tool, standalone_recipe_of  # noqa: E402
+from tools.rank_study import STANDALONE_FIELDS, standalone_key, standalone_tables  # noqa: E402
 
 
 def _train(job: tuple[str, tuple[int, ...], int, int, int]) -> tuple[tuple[int, ...], dict]:

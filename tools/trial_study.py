@@ -51,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_json_atomic, write_text_atomic
-from tools._common import check_stored_config, load_config, read_json, run_tool  # noqa: E402
+from tools._common import check_stored_config, load_config, read_json, run_tool, standalone_recipe_of  # noqa: E402
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,13 +103,12 @@ def trial_view(cfg: Any) -> dict[str, Any]:
     as the settings it makes (``grace_period: null`` is the 5 it stands for)."""
     from dataclasses import asdict
 
-    from rlnas.evaluators.standalone import standalone_recipe
     from rlnas.search.checkpoint import config_fingerprint
     from rlnas.trials.settings import trial_settings
 
     tree = json.loads(config_fingerprint(cfg))
     tree.pop("search", None)
-    tree["recipe"] = asdict(standalone_recipe(cfg, 1))
+    tree["recipe"] = standalone_recipe_of(cfg, 1)
     tree["trials"] = json.loads(json.dumps(asdict(trial_settings(cfg)), default=str))
     return tree
 
