@@ -493,6 +493,40 @@ def test_study_tools_name_an_output_that_is_a_file_and_a_cache_that_is_not_json(
     assert taken.read_text() == "someone's notes"
 
 
+@pytest.mark.parametrize(
+    "tool, overrides, message",
+    [
+        ("spread_study", ["+task=mnist1d", "space.num_layers=abc"], "space.num_layers='abc' must be int"),
+        (
+            "show_samples",
+            ["+task.data.nonesuch=1"],
+            "task.data.nonesuch is not a setting of load_image_classification; allowed: ",
+        ),
+    ],
+)
+def test_tools_that_compose_a_config_check_it_as_the_commands_do(tmp_path, tool, overrides, message):
+    """A bad override is named in one line before anything is built (it was "invalid literal for int()", or
+    a TypeError's traceback for an unknown data key)."""
+    import importlib
+
+    main = importlib.import_module(f"tools.{tool}").main
+    out = ["--out", str(tmp_path / ("grid.png" if tool == "show_samples" else "study"))]
+    with pytest.raises(SystemExit) as stop:
+        main([*out, *overrides])
+    assert str(stop.value.code).split(": error: ", 1)[1].startswith(message)
+
+
+def test_bench_distributed_refuses_an_output_in_the_way_before_its_runs(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("someone's notes")
+    proc = _tool("bench_distributed.py", "--out", str(taken))  # its runs take minutes; the refusal comes first
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        f"bench_distributed.py: error: --out {taken}: cannot write bench.json and bench.md there (File exists)"
+    )
+    assert taken.read_text() == "someone's notes"
+
+
 def test_a_whole_search_comparison_stopped_half_way_keeps_the_runs_it_finished(tmp_path, monkeypatch):
     """compare_controllers.py --task: a finished run is reused when the same study starts again, never another's."""
     import rlnas.search.builder as builder

@@ -187,7 +187,7 @@ def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
     import sys
 
     from rlnas.__main__ import with_default_task
-    from rlnas.config import CONF_DIR, ConfigError, check_group_choices, search_dirs
+    from rlnas.config import CONF_DIR, ConfigError, check_group_choices, search_dirs, validate_config
 
     tool = Path(sys.argv[0]).name
     try:
@@ -201,6 +201,12 @@ def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
             f"{tool}: error: +benchmark looks architectures up in a table and has no task data; "
             "name a task instead (+task=NAME)"
         )
+    # The commands' own checks, before anything is built from it: a tool's `space.num_layers=abc` said only
+    # "invalid literal for int()", and an unknown task.data key was a TypeError's traceback.
+    try:
+        validate_config(cfg)
+    except ConfigError as err:
+        raise SystemExit(f"{tool}: error: {err}") from None
     return cfg
 
 

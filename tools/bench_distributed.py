@@ -30,6 +30,7 @@ import numpy as np
 from _common import run_tool
 
 from rlnas.utils import write_text_atomic
+from rlnas.utils.rundir import writable_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"bench_distributed: --{option} must be >= 1, got {getattr(args, option)}")
     if args.procs < 2 or args.batch % args.procs:
         raise SystemExit(f"bench_distributed: --procs must be >= 2 and divide --batch {args.batch}, got {args.procs}")
+    if args.out:  # before the runs: a file in the way found at the end would lose their minutes
+        try:
+            writable_dir(args.out, f"--out {args.out}", "bench.json and bench.md")
+        except ValueError as err:
+            raise SystemExit(f"bench_distributed: {err}") from None
     base = [
         "+experiment=smoke",
         "search.epochs=4",
