@@ -258,9 +258,9 @@ def ground_truth_line(cfg: DictConfig, uniform: Any, arch: Any, run_dir: str, sp
     training decisions, and each is trained with its own settings.
     """
     from rlnas.evaluators.standalone import compare_with_random
-    from rlnas.search.callbacks import elapsed_and_eta
     from rlnas.spaces.training import TrainingSpace
     from rlnas.utils import write_json_atomic
+    from rlnas.utils.timing import elapsed_and_eta
 
     truth = cfg.ground_truth
     randoms = uniform.propose(int(truth.random))

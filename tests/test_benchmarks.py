@@ -1,6 +1,7 @@
 """Tabular benchmarks: configuration-only tables, clear errors, whole searches in seconds."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -435,3 +436,23 @@ def test_a_negative_cost_column_is_refused_and_rows_no_architecture_spells_are_w
     with caplog.at_level("WARNING", logger="rlnas.benchmarks.tabular"):
         assert TabularBenchmark(space, path, "|{a}+({b})|", "acc").unmatched == []
     assert caplog.text == ""
+
+
+def test_a_table_search_where_stderr_is_no_terminal_logs_its_progress(monkeypatch, caplog):
+    """Its bar is off there (nohup, CI, a cluster job): a 100,000-evaluation search ran minutes without a word."""
+    import rlnas.search.budget as budget
+    from rlnas.utils import timing
+    from tools._common import load_config
+
+    monkeypatch.setattr(timing, "PROGRESS_LINE_S", 0.0)  # a line after every step
+    cfg = load_config(["+benchmark=toy", "controller=random", "benchmark.evaluations=30"])
+    with caplog.at_level("INFO", logger="rlnas"):
+        budget.build_budget_search(cfg, None, progress=None).run()  # None: the bar only on a terminal
+    lines = [r.getMessage() for r in caplog.records if " evaluated, best so far " in r.getMessage()]
+    assert [line.split(" evaluated")[0] for line in lines] == ["10/30", "20/30", "30/30"]
+    assert re.fullmatch(r"10/30 evaluated, best so far [01]\.\d{4}, 0:\d\d elapsed, ETA 0:\d\d", lines[0])
+    caplog.clear()
+    monkeypatch.setattr(timing, "PROGRESS_LINE_S", 30.0)  # a search of seconds prints none
+    with caplog.at_level("INFO", logger="rlnas"):
+        budget.build_budget_search(cfg, None, progress=None).run()
+    assert " evaluated, best so far " not in caplog.text

@@ -844,3 +844,33 @@ def test_compression_settings_without_their_step_are_refused():
     # compress=quantize (a step's name, not a compress value) is the mistake to name, not the setting beside it.
     with pytest.raises(ValueError, match=re.escape("compress='quantize' is unknown; allowed: ['none', 'int8'")):
         check_compression_overrides("quantize", ["quantize.calibration_samples=9"])
+
+
+def test_a_training_where_stderr_is_no_terminal_logs_its_progress(monkeypatch, caplog):
+    """Its bar is off there (a log file, nohup, a cluster job): 60 epochs of retraining said nothing until the end."""
+    from rlnas.tasks.training import Recipe, train
+    from rlnas.utils import timing
+    from tools._common import load_config
+
+    cfg = load_config(["+task=classification", "task.data.limit=200"])
+    task = instantiate(cfg.task, _convert_="all")
+    data = task.load_data(0)
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    recipe = Recipe(3, 32, "sgd", 0.05, 0.0005, 0.9, True, 0.0, 5.0, False)
+    monkeypatch.setattr(timing, "PROGRESS_LINE_S", 0.0)  # a line after every epoch
+    with caplog.at_level("INFO", logger="rlnas.tasks.training"):
+        train(network, task, data, recipe, seed=0, desc="retrain")
+    lines = [r.getMessage() for r in caplog.records if r.name == "rlnas.tasks.training"]
+    assert [line.split(", loss")[0] for line in lines] == [
+        "retrain: epoch 1/3",
+        "retrain: epoch 2/3",
+        "retrain: epoch 3/3",
+    ]
+    assert re.fullmatch(
+        r"retrain: epoch 3/3, loss \d+\.\d{3}, val_accuracy [01]\.\d{3}, 0:\d\d elapsed, ETA 0:00", lines[2]
+    )
+    caplog.clear()
+    monkeypatch.setattr(timing, "PROGRESS_LINE_S", 30.0)  # a training of seconds prints none
+    with caplog.at_level("INFO", logger="rlnas.tasks.training"):
+        train(network, task, data, recipe, seed=0, desc="retrain")
+    assert not [r for r in caplog.records if r.name == "rlnas.tasks.training"]

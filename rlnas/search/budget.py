@@ -162,6 +162,8 @@ class BudgetSearch:
     def run(self) -> BudgetResult:
         from tqdm.auto import tqdm
 
+        from rlnas.utils import timing
+
         start = time.perf_counter()
         writer = None
         if self.tensorboard:
@@ -180,6 +182,9 @@ class BudgetSearch:
             disable=None if self.progress is None else not self.progress,
             dynamic_ncols=True,
         )
+        # Where stderr is no terminal (nohup, CI, a cluster job) the bar is off: a line through logging now and
+        # then instead, so a long table search is not silent; a search of seconds prints none.
+        lines, last_line = self.progress is None and bar.disable, start
         step = proposals = stall = 0
         while len(rewards) < self.evaluations:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
@@ -214,6 +219,15 @@ class BudgetSearch:
             bar.update(len(todo))
             if pick is not None:
                 bar.set_postfix(best=f"{best_so_far[-1]:.4f}")
+            if lines and rewards and time.perf_counter() - last_line >= timing.PROGRESS_LINE_S:
+                last_line = time.perf_counter()
+                log.info(
+                    "%d/%d evaluated, best so far %.4f, %s elapsed, ETA %s",
+                    len(rewards),
+                    self.evaluations,
+                    best_so_far[-1],
+                    *timing.elapsed_and_eta(start, len(rewards), self.evaluations - len(rewards)),
+                )
             step += 1
             if stall >= self.max_stall:
                 log.warning(

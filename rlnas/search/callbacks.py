@@ -19,6 +19,7 @@ from rlnas.search.loop import Callback, EpochStats, Search, SearchResult
 from rlnas.search.selection import pareto_front
 from rlnas.spaces.base import Arch
 from rlnas.utils import atomic_file, save_atomic, save_figure, write_json_atomic
+from rlnas.utils.timing import elapsed_and_eta
 
 log = logging.getLogger("rlnas.search")
 
@@ -328,18 +329,3 @@ class OutputWriter(Callback):
         figure = pareto_figure(search)
         if figure is not None:
             save_figure(figure, self.run_dir / "pareto.png")
-
-
-def elapsed_and_eta(started: float, done: int, left: int) -> tuple[str, str]:
-    """The time since ``started`` (``time.perf_counter``) and the time ``left`` more units will take at the
-    pace of the ``done`` ones, as :func:`_clock` strings."""
-    elapsed = time.perf_counter() - started
-    return _clock(elapsed), _clock(elapsed / max(1, done) * max(0, left))
-
-
-def _clock(seconds: float) -> str:
-    """``m:ss`` (or ``h:mm:ss``) of a duration."""
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

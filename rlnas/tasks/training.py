@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +25,10 @@ from rlnas.data.base import DataSplits, Split, warn_batch_beyond_split
 from rlnas.spaces.base import SearchSpace
 from rlnas.supernet.registry import build_child
 from rlnas.tasks.base import Network, Task
-from rlnas.utils import data_seed, is_whole, section_values
+from rlnas.utils import data_seed, is_whole, section_values, timing
 from rlnas.utils.trust import checked_instantiate
+
+log = logging.getLogger(__name__)
 
 #: Training settings a trial search may decide per candidate (``trials.hparams``) and a pick
 #: carries to its retraining: the recipe's ...
@@ -224,6 +228,9 @@ def train(
     history = []
     network.train()
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, dynamic_ncols=True)
+    # The bar is off where stderr is no terminal (a log file, nohup, a cluster job): a line now and then
+    # instead, so an hour of retraining is not silent; a training of seconds prints none.
+    started = last_line = time.perf_counter()
     for epoch in bar:
         order = torch.randperm(len(data.train), device=device, generator=generator)
         total = torch.zeros((), device=device)
@@ -249,7 +256,19 @@ def train(
         if epoch + 1 == epochs or (epoch + 1) % max(1, epochs // 6) == 0:
             row[f"val_{task.reward_metric}"] = evaluate(network, task, data.val)[task.reward_metric]
         history.append(row)
-        bar.set_postfix(loss=f"{mean_loss:.3f}", **{k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
+        shown = {k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")}
+        bar.set_postfix(loss=f"{mean_loss:.3f}", **shown)
+        if bar.disable and time.perf_counter() - last_line >= timing.PROGRESS_LINE_S:
+            last_line = time.perf_counter()
+            log.info(
+                "%s: epoch %d/%d, loss %.3f%s, %s elapsed, ETA %s",
+                desc,
+                epoch + 1,
+                epochs,
+                mean_loss,
+                "".join(f", {k} {v}" for k, v in shown.items()),
+                *timing.elapsed_and_eta(started, epoch + 1, epochs - epoch - 1),
+            )
         if on_epoch is not None:
             on_epoch(epoch + 1, network)
             network.train()

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from rlnas.controllers.base import Controller
-from rlnas.search.callbacks import OutputWriter, arch_to_str, elapsed_and_eta
+from rlnas.search.callbacks import OutputWriter, arch_to_str
 from rlnas.search.selection import SelectionSettings
 from rlnas.spaces.base import SearchSpace
 from rlnas.spaces.training import TrainingSpace
 from rlnas.trials.planner import Outcome, TrialPlanner, status_counts
 from rlnas.trials.records import TABLE_FILE, write_table
 from rlnas.utils import atomic_file, write_json_atomic
+from rlnas.utils.timing import elapsed_and_eta
 
 log = logging.getLogger("rlnas.trials")
 

@@ -1,4 +1,4 @@
-"""Optional accounting of the time spent in child computation."""
+"""Optional accounting of the time spent in child computation; elapsed time and ETA for progress lines."""
 
 from __future__ import annotations
 
@@ -39,3 +39,22 @@ class ComputeTimer:
         finally:
             self._sync()
             self.seconds += time.perf_counter() - start
+
+
+#: Seconds between the progress lines of long work where stderr is no terminal (its bar is off there).
+PROGRESS_LINE_S = 30.0
+
+
+def elapsed_and_eta(started: float, done: int, left: int) -> tuple[str, str]:
+    """The time since ``started`` (``time.perf_counter``) and the time ``left`` more units will take at the
+    pace of the ``done`` ones, as :func:`_clock` strings."""
+    elapsed = time.perf_counter() - started
+    return _clock(elapsed), _clock(elapsed / max(1, done) * max(0, left))
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) of a duration."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
