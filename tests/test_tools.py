@@ -516,6 +516,41 @@ def test_tools_that_compose_a_config_check_it_as_the_commands_do(tmp_path, tool,
     assert str(stop.value.code).split(": error: ", 1)[1].startswith(message)
 
 
+@pytest.mark.parametrize(
+    "tool, args, message",
+    [  # each ran: every seed the same search (std 0), a "budget 50" row of 20 evaluations, a budget ignored
+        (
+            "compare_controllers",
+            ["--benchmark", "toy", "--seeds", "2", "--", "seed=5"],
+            "seed=5: seed is set by --seeds",
+        ),
+        (
+            "compare_controllers",
+            ["--benchmark", "toy", "--budgets", "50", "--", "benchmark.evaluations=20"],
+            "benchmark.evaluations=20: benchmark.evaluations is set by --budgets",
+        ),
+        (
+            "compare_controllers",
+            ["--task", "mnist1d", "--", "++ground_truth.epochs=3"],
+            "++ground_truth.epochs=3: ground_truth.epochs is set by --truth-epochs",
+        ),
+        (
+            "trial_study",
+            ["--budget", "2", "--", "trials.budget=3"],
+            "trials.budget=3: trials.budget is set by --budget",
+        ),
+    ],
+)
+def test_study_tools_refuse_an_override_of_what_their_options_set(tmp_path, tool, args, message):
+    import importlib
+
+    main = importlib.import_module(f"tools.{tool}").main
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "study"), *args])
+    assert str(stop.value.code).split(": error: ", 1)[1] == f"{message} for each run; use that"
+    assert not (tmp_path / "study").exists()  # refused before any run
+
+
 def test_bench_distributed_refuses_an_output_in_the_way_before_its_runs(tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("someone's notes")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -177,12 +177,34 @@ def read_json(path: Path, default: Any = None) -> Any:
         ) from None
 
 
-def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
+def refuse_keys_of_options(overrides: Sequence[str], options: dict[str, str]) -> None:
+    """Refuses an override of a setting the tool gives each run from one of its own options.
+
+    Appended after the tool's own value, the user's won for every run: ``-- seed=5`` made every seed of a
+    comparison the same search (a std of 0), ``-- benchmark.evaluations=20`` a "budget 50" row of 20
+    evaluations; put first, it lost to the tool's with only Hydra's "given twice" warning.
+
+    Args:
+        overrides: The user's overrides for every run.
+        options: Setting -> the option that sets it (``{"seed": "--seeds"}``).
+
+    Raises:
+        SystemExit: One line naming the override and the option.
+    """
+    for item in overrides:
+        key = item.partition("=")[0].lstrip("+~")
+        if key in options:
+            tool = Path(sys.argv[0]).name
+            raise SystemExit(f"{tool}: error: {item}: {key} is set by {options[key]} for each run; use that")
+
+
+def load_config(overrides: list[str], needs_task: bool = False, check: bool = False) -> DictConfig:
     """The app's config for ``overrides`` (``+task=classification`` added when no task is given).
 
     Config dirs of the user's own come in as ``hydra.searchpath=[file://DIR]``;
     a group choice found nowhere stops the tool with one line, and so does a
-    ``+benchmark`` given to a tool that trains on a task's data (``needs_task``).
+    ``+benchmark`` given to a tool that trains on a task's data (``needs_task``). ``check``: the commands'
+    own checks of the config too (a tool that builds from it; tests compose configs the builders refuse).
     """
     import sys
 
@@ -201,12 +223,13 @@ def load_config(overrides: list[str], needs_task: bool = False) -> DictConfig:
             f"{tool}: error: +benchmark looks architectures up in a table and has no task data; "
             "name a task instead (+task=NAME)"
         )
-    # The commands' own checks, before anything is built from it: a tool's `space.num_layers=abc` said only
-    # "invalid literal for int()", and an unknown task.data key was a TypeError's traceback.
-    try:
-        validate_config(cfg)
-    except ConfigError as err:
-        raise SystemExit(f"{tool}: error: {err}") from None
+    # Before anything is built from it: a tool's `space.num_layers=abc` said only "invalid literal for
+    # int()", and an unknown task.data key was a TypeError's traceback.
+    if check:
+        try:
+            validate_config(cfg)
+        except ConfigError as err:
+            raise SystemExit(f"{tool}: error: {err}") from None
     return cfg
 
 
@@ -270,7 +293,7 @@ def build_parts(overrides: list[str], device_name: str, seed: int):
     from rlnas.utils import resolve_device
 
     torch.manual_seed(seed)
-    cfg = load_config(overrides, needs_task=True)
+    cfg = load_config(overrides, needs_task=True, check=True)
     device = resolve_device(device_name)
     space = instantiate(cfg.space, _convert_="all")
     task = instantiate(cfg.task, _convert_="all")

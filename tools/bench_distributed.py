@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import run_tool
+from _common import refuse_keys_of_options, run_tool
 
 from rlnas.utils import write_text_atomic
 from rlnas.utils.rundir import writable_dir
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"bench_distributed: --{option} must be >= 1, got {getattr(args, option)}")
     if args.procs < 2 or args.batch % args.procs:
         raise SystemExit(f"bench_distributed: --procs must be >= 2 and divide --batch {args.batch}, got {args.procs}")
+    refuse_keys_of_options(
+        args.overrides, {"search.batch_size": "--batch", "threads": "--threads", "hydra.run.dir": "the tool itself"}
+    )
     if args.out:  # before the runs: a file in the way found at the end would lose their minutes
         try:
             writable_dir(args.out, f"--out {args.out}", "bench.json and bench.md")

@@ -56,7 +56,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import is_number, save_figure, write_json_atomic, write_text_atomic  # noqa: E402
-from tools._common import check_stored_config, job_map, load_config, read_json, run_tool  # noqa: E402
+from tools._common import (  # noqa: E402
+    check_stored_config,
+    job_map,
+    load_config,
+    read_json,
+    refuse_keys_of_options,
+    run_tool,
+)
 
 ALL = ["random", "grid", "tpe", "evolution", "local_search", "enas", "ppo", "maskable_ppo", "recurrent_ppo"]
 #: Controllers that learn by gradient through a supernet: whole searches (--task) only.
@@ -737,6 +744,12 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - one check per c
         parser.error(f"--truth-seeds must be >= 0 (0: none), got {args.truth_seeds}")
     if args.budgets is not None and min(args.budgets) < 1:
         parser.error(f"--budgets must be >= 1, got {min(args.budgets)}")
+    options = {"seed": "--seeds", "hydra.run.dir": "--out"}
+    if args.benchmark:
+        options["benchmark.evaluations"] = "--budgets"
+    else:
+        options.update({"ground_truth.seeds": "--truth-seeds", "ground_truth.epochs": "--truth-epochs"})
+    refuse_keys_of_options(args.overrides, options)
     known = ALL + DIFFERENTIABLE
     if args.config_dir is not None:
         args.overrides = [*args.overrides, f"hydra.searchpath=[file://{args.config_dir.resolve()}]"]

@@ -47,7 +47,7 @@ def main() -> None:
     from rlnas.tasks import Network
     from rlnas.tasks.classification import ClassificationHead
 
-    cfg = load_config(["+benchmark=nb201_cifar10", *args.overrides])
+    cfg = load_config(["+benchmark=nb201_cifar10", *args.overrides], check=True)
     try:
         space = NB201Space(cells_per_stage=args.cells)
     except ValueError as err:  # the supernet would not fit: named by the option that sized it

@@ -452,7 +452,7 @@ def main() -> None:
     cfg = (
         load_run_config(Path(args.run_dir) / "config.yaml")
         if args.run_dir
-        else load_config(args.overrides, needs_task=True)
+        else load_config(args.overrides, needs_task=True, check=True)
     )
     space = instantiate(cfg.space, _convert_="all")
     if args.few_shot is not None and not 0 <= args.few_shot < len(space):

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     from PIL import Image
     from torchvision.utils import make_grid
 
-    cfg = load_config(args.overrides, needs_task=True)
+    cfg = load_config(args.overrides, needs_task=True, check=True)
     task = instantiate(cfg.task, _convert_="all")
     data = task.load_data(seed=int(cfg.get("data_seed") or cfg.seed))
     x, y = data.train.x, data.train.y

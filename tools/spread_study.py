@@ -64,7 +64,7 @@ def measure(
 
     from rlnas.utils import write_json_atomic
 
-    cfg = load_config(overrides, needs_task=True)
+    cfg = load_config(overrides, needs_task=True, check=True)
     space = instantiate(cfg.space, _convert_="all")
     rng = np.random.default_rng(sample_seed)
     drawn: list[tuple[int, ...]] = []

@@ -51,7 +51,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.utils import save_figure, write_json_atomic, write_text_atomic
-from tools._common import check_stored_config, load_config, read_json, run_tool, standalone_recipe_of  # noqa: E402
+from tools._common import (  # noqa: E402
+    check_stored_config,
+    load_config,
+    read_json,
+    refuse_keys_of_options,
+    run_tool,
+    standalone_recipe_of,
+)
 from tools.compare_controllers import ALL, check_readme, holm, update_readme, welch_p  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -453,6 +460,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--controllers must include random (the reference)")
     if args.readme:
         check_readme(Path(args.readme), "trials-speedup" if args.speedup else args.block)
+    options = {"seed": "--seeds", "trials.budget": "--budget", "trials.concurrent": "--concurrent"}
+    options.update({"hydra.run.dir": "--out", "task": "--task", "trials": "--trials", "controller": "--controllers"})
+    refuse_keys_of_options(overrides, options)
     overrides = [*overrides, f"trials.budget={args.budget}", f"trials.concurrent={args.concurrent}"]
     from rlnas.config import check_overrides, validate_config
     from rlnas.trials.run import check_training_settings
