@@ -186,7 +186,7 @@ def refuse_keys_of_options(overrides: Sequence[str], options: dict[str, str]) ->
 
     Args:
         overrides: The user's overrides for every run.
-        options: Setting -> the option that sets it (``{"seed": "--seeds"}``).
+        options: Setting -> the option that sets it (``{"seed": "--seeds"}``), or what else does.
 
     Raises:
         SystemExit: One line naming the override and the option.
@@ -195,7 +195,8 @@ def refuse_keys_of_options(overrides: Sequence[str], options: dict[str, str]) ->
         key = item.partition("=")[0].lstrip("+~")
         if key in options:
             tool = Path(sys.argv[0]).name
-            raise SystemExit(f"{tool}: error: {item}: {key} is set by {options[key]} for each run; use that")
+            advice = "use that" if options[key].startswith("--") else "leave it out"
+            raise SystemExit(f"{tool}: error: {item}: {key} is set by {options[key]} for each run; {advice}")
 
 
 def load_config(overrides: list[str], needs_task: bool = False, check: bool = False) -> DictConfig:

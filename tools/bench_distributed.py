@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.procs < 2 or args.batch % args.procs:
         raise SystemExit(f"bench_distributed: --procs must be >= 2 and divide --batch {args.batch}, got {args.procs}")
     refuse_keys_of_options(
-        args.overrides, {"search.batch_size": "--batch", "threads": "--threads", "hydra.run.dir": "the tool itself"}
+        args.overrides,
+        {"search.batch_size": "--batch", "threads": "--threads", "hydra.run.dir": "the tool (temporary dirs)"},
     )
     if args.out:  # before the runs: a file in the way found at the end would lose their minutes
         try:
