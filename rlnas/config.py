@@ -142,6 +142,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         overrides = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
         searched = [f"hydra.searchpath=[{','.join(f'file://{d.resolve()}' for d in extra)}]"]
     if flags:
+        _check_sweep_kinds(overrides)
         # Sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself, but a
         # hydra/GROUP=NAME choice (hydra/launcher=ray) is checked once here, as a single run's would be.
         chosen = [a for a in overrides if a.lstrip("+~").startswith("hydra/") and "," not in a and "(" not in a]
@@ -164,6 +165,42 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
 
 #: Jobs of a sweep checked before it starts (each swept value once, see :func:`_sweep_jobs`).
 MAX_CHECKED_JOBS = 32
+
+
+def _parsed(overrides: Sequence[str]) -> list[Any] | None:
+    """Hydra's parse of ``overrides``, or None where Hydra would report the line itself."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse
+        return None
+
+
+def _check_sweep_kinds(overrides: Sequence[str]) -> None:
+    """Refuses ``interval()``, which Hydra's basic sweeper cannot run (its traceback said so, mid-start)."""
+    for o in _parsed(overrides) or []:
+        if o.is_interval_sweep():
+            raise ConfigError(
+                f"{o.input_line}: the sweeper sweeps lists, range(), choice() and glob(); interval() is for "
+                "sweepers that sample a range (Optuna, Ax plugins), which are not installed"
+            )
+
+
+def sweep_size(overrides: Sequence[str]) -> int | None:
+    """The number of jobs a ``-m`` sweep of ``overrides`` runs, or None where Hydra alone can tell (``glob()``)."""
+    from hydra.core.override_parser.types import Glob
+
+    size = 1
+    for o in _parsed(overrides) or []:
+        if o.is_sweep_override():
+            if isinstance(o.value(), Glob):  # its values are config names only Hydra's loader knows
+                return None
+            try:
+                size *= sum(1 for _ in o.sweep_string_iterator())
+            except Exception:  # noqa: BLE001 - a sweep Hydra expands otherwise
+                return None
+    return size
 
 
 def _sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:

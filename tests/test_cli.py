@@ -309,6 +309,8 @@ def test_a_sweep_whose_jobs_cannot_compose_is_named_in_one_line():
         ),
         (["seed=range(100),-1"], None),  # Hydra's grammar: not one sweep; Hydra reports it
         (["controller=enas,tpe", "controller.lr=0.1"], "controller.lr is not a setting of TPEController"),
+        # Hydra's traceback: "BasicSweeper does not support sweep type : INTERVAL_SWEEP"
+        (["search.lr=interval(0.01,0.1)"], "search.lr=interval(0.01,0.1): the sweeper sweeps lists, range()"),
     ],
 )
 def test_each_value_of_a_sweep_is_checked_before_its_first_job(sweep, message):
@@ -332,6 +334,24 @@ def test_a_sweeps_bad_value_in_a_long_range_is_checked_first():
         check_overrides(["-m", f"seed={values}", "+task=classification"])
     # every value once, not every combination: a,b x c,d x e,f is 4 jobs, not 8
     assert len(_sweep_jobs(["seed=0,1", "controller=enas,tpe", "search.lr=0.1,0.2"])) == 4
+
+
+def test_a_large_sweep_says_why_its_first_job_waits(capsys):
+    """Hydra composes every job's config before the first starts: 100,000 jobs were hours without a word."""
+    from rlnas.__main__ import SAY_SWEEP_JOBS, say_sweep_start
+    from rlnas.config import sweep_size
+
+    assert sweep_size(["seed=range(0,5)", "controller=enas,tpe", "search.lr=0.1"]) == 10
+    assert sweep_size(["controller=glob(*ppo*)"]) is None  # the names only Hydra's config loader knows
+    say_sweep_start(["-m", f"seed=range(0,{SAY_SWEEP_JOBS - 1})"])
+    assert capsys.readouterr().err == ""
+    say_sweep_start(["-m", "seed=range(0,1000)", "search.lr=0.1,0.2"])
+    assert capsys.readouterr().err == (
+        "rlnas: a sweep of 2,000 jobs: Hydra composes each job's config before the first starts (about 0.1 s "
+        "each); hydra.sweeper.max_batch_size=N launches them N at a time instead\n"
+    )
+    say_sweep_start(["-m", "seed=range(0,1000)", "hydra.sweeper.max_batch_size=8"])  # the user's choice made
+    assert capsys.readouterr().err == ""
 
 
 def test_a_generator_mapping_is_set_as_typed():
