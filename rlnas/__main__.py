@@ -39,7 +39,7 @@ from rlnas.cli import (  # noqa: F401 - re-exported: the command line's helpers,
     unquote_path,
     with_default_task,
 )
-from rlnas.config import CONF_DIR, check_overrides, check_unread_overrides, sweep_size, validate_config
+from rlnas.config import CONF_DIR, check_overrides, check_unread_overrides, validate_config
 from rlnas.sweep.jobs import lock_run_dir, parallel_jobs, threads_per_job, write_status
 from rlnas.utils.distributed import Comm, DistributedError, DistributedSettings, init_from_env, launched, shutdown
 from rlnas.utils.errors import (
@@ -52,6 +52,7 @@ from rlnas.utils.errors import (
     user_error_message,
 )
 from rlnas.utils.rundir import explicit_run_dir, flags_first, hydra_overrides, refuse_earlier_sweep, say_repeated_keys
+from rlnas.utils.sweeps import sweep_size
 
 log = logging.getLogger("rlnas")
 #: This process's place among the ranks of a ``torchrun`` launch (one process: rank 0 of 1).

@@ -50,6 +50,7 @@ from rlnas.search.settings import SearchSettings
 from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
 from rlnas.utils.rundir import bare_word, check_launcher_jobs, hydra_overrides
+from rlnas.utils.sweeps import sweep_jobs, sweep_kind_error
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -142,14 +143,16 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         overrides = [a for a in overrides if not a.lstrip("+~").startswith("hydra.searchpath=")]
         searched = [f"hydra.searchpath=[{','.join(f'file://{d.resolve()}' for d in extra)}]"]
     if flags:
-        _check_sweep_kinds(overrides)
+        message = sweep_kind_error(overrides)
+        if message is not None:
+            raise ConfigError(message)
         # Sweeps (-m) and Hydra's own flags (--cfg, --help, ...): Hydra composes each job itself, but a
         # hydra/GROUP=NAME choice (hydra/launcher=ray) is checked once here, as a single run's would be.
         chosen = [a for a in overrides if a.lstrip("+~").startswith("hydra/") and "," not in a and "(" not in a]
         message = composition_error(conf_dir, "config", [*chosen, *searched]) if chosen else None
         if message is not None:
             raise ConfigError(message)
-        jobs = _sweep_jobs(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else []
+        jobs = sweep_jobs(overrides) if {f.split("=", 1)[0] for f in flags} <= {"-m", "--multirun"} else []
         # Hydra stopped a sweep whose first job does not compose with its multi-line report (exit 1), and
         # ran the jobs before a bad value (seed=0,abc) before its "Error executing job" report: each value
         # is checked here, before the first job starts.
@@ -161,84 +164,6 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     if message is not None:
         hint = _group_hint(message, overrides) or _left_out_hint(message, overrides, conf_dir, searched)
         raise ConfigError(hint or message)
-
-
-#: Jobs of a sweep checked before it starts (each swept value once, see :func:`_sweep_jobs`).
-MAX_CHECKED_JOBS = 32
-
-
-def _parsed(overrides: Sequence[str]) -> list[Any] | None:
-    """Hydra's parse of ``overrides``, or None where Hydra would report the line itself."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return OverridesParser.create().parse_overrides(list(overrides))
-    except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse
-        return None
-
-
-def _check_sweep_kinds(overrides: Sequence[str]) -> None:
-    """Refuses ``interval()``, which Hydra's basic sweeper cannot run (its traceback said so, mid-start)."""
-    for o in _parsed(overrides) or []:
-        if o.is_interval_sweep():
-            raise ConfigError(
-                f"{o.input_line}: the sweeper sweeps lists, range(), choice() and glob(); interval() is for "
-                "sweepers that sample a range (Optuna, Ax plugins), which are not installed"
-            )
-
-
-def sweep_size(overrides: Sequence[str]) -> int | None:
-    """The number of jobs a ``-m`` sweep of ``overrides`` runs, or None where Hydra alone can tell (``glob()``)."""
-    from hydra.core.override_parser.types import Glob
-
-    size = 1
-    for o in _parsed(overrides) or []:
-        if o.is_sweep_override():
-            if isinstance(o.value(), Glob):  # its values are config names only Hydra's loader knows
-                return None
-            try:
-                size *= sum(1 for _ in o.sweep_string_iterator())
-            except Exception:  # noqa: BLE001 - a sweep Hydra expands otherwise
-                return None
-    return size
-
-
-def _sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
-    """The jobs of a sweep checked before it starts, each as ``(override, typed value)`` pairs: the first
-    job (each swept key at its first value), then, for each swept key, the first job with that key at
-    each of its other values.
-
-    Each value is checked once (``a,b x c,d`` gives 3 jobs, not 4), up to :data:`MAX_CHECKED_JOBS`
-    jobs, a key's values of another type than its first value's first; a value bad only beside another
-    key's value is left to the sweep. Empty when the sweep cannot be expanded here (``glob(...)`` needs
-    Hydra's config loader, another sweeper's syntax).
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-        values = [
-            [
-                (f"{o.get_key_element()}={text}", value)
-                for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator(), strict=True)
-            ]
-            if o.is_sweep_override()
-            else [(o.input_line, o.value())]
-            for o in parsed
-        ]
-    except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse or expand itself
-        return []
-    if any(not options for options in values):  # an empty sweep (seed=range(0)) runs no job
-        return []
-    first = [options[0] for options in values]
-    jobs = [first]
-    for i, options in enumerate(values):
-        # Values of another type than the first's go first: seed=range(1000),abc checks abc in the cap.
-        for option in sorted(options[1:], key=lambda o: type(o[1]) is type(options[0][1])):
-            if len(jobs) == MAX_CHECKED_JOBS:
-                return jobs
-            jobs.append([*first[:i], option, *first[i + 1 :]])
-    return jobs
 
 
 def _sweep_error(

@@ -546,6 +546,39 @@ def _composition_error(argv: list[str]) -> str | None:
     return None if message is None else unknown_key_message(conf_dir(), "retrain", argv, message)
 
 
+def _sweep_error(argv: list[str]) -> str | None:
+    """The one line of a retrain sweep's first bad job, or None: each swept value is checked before the
+    first job starts (``seed=0,abc`` retrained seed 0 in full, then stopped on "abc")."""
+    from hydra import compose, initialize_config_dir
+
+    from rlnas.utils.rundir import hydra_overrides
+    from rlnas.utils.sweeps import sweep_jobs, sweep_kind_error
+
+    overrides = hydra_overrides(argv)
+    message = sweep_kind_error(overrides, groups=False)
+    if message is not None:
+        return message
+    jobs = sweep_jobs(overrides)
+    first = [o for o, _ in jobs[0]] if jobs else []
+    for number, job in enumerate(jobs):
+        typed = [o for o, _ in job]
+        changed = [o for o, f in zip(typed, first, strict=True) if o != f]
+        if number and not changed:  # a value swept twice (seed=0,0): the first job again
+            continue
+        message = _composition_error(typed)
+        if message is None:
+            with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+                cfg = compose("retrain", overrides=typed)
+            try:
+                _check_settings(cfg)
+            except ValueError as err:
+                message = str(err)
+        if message is not None:
+            where = f"in the sweep's job with {', '.join(changed)}" if changed else "in the sweep's first job"
+            return f"{message} ({where})"
+    return None
+
+
 def main() -> None:
     """Console entry point: ``--help`` explains the retrain settings, anything else goes to Hydra."""
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -587,7 +620,7 @@ def main() -> None:
         if claimed is not None:
             sys.argv = [*sys.argv, *quote_paths([f"hydra.run.dir={claimed}"], PATH_KEYS)]
     if message is None and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        message = _used_sweep_dir(sweep_dir)
+        message = _sweep_error(sys.argv[1:]) or _used_sweep_dir(sweep_dir)
         try:
             check_launcher_jobs(sys.argv[1:])
         except ValueError as err:

@@ -325,21 +325,22 @@ def test_each_value_of_a_sweep_is_checked_before_its_first_job(sweep, message):
 
 
 def test_a_sweeps_bad_value_in_a_long_range_is_checked_first():
-    from rlnas.config import MAX_CHECKED_JOBS, ConfigError, _sweep_jobs, check_overrides
+    from rlnas.config import ConfigError, check_overrides
+    from rlnas.utils.sweeps import MAX_CHECKED_JOBS, sweep_jobs
 
     values = ",".join([*map(str, range(3 * MAX_CHECKED_JOBS)), "x"])
-    jobs = _sweep_jobs([f"seed={values}", "+task=classification"])
+    jobs = sweep_jobs([f"seed={values}", "+task=classification"])
     assert len(jobs) == MAX_CHECKED_JOBS and jobs[1][0][0] == "seed=x"  # the odd type first, within the cap
     with pytest.raises(ConfigError, match=re.escape("seed='x' must be int")):
         check_overrides(["-m", f"seed={values}", "+task=classification"])
     # every value once, not every combination: a,b x c,d x e,f is 4 jobs, not 8
-    assert len(_sweep_jobs(["seed=0,1", "controller=enas,tpe", "search.lr=0.1,0.2"])) == 4
+    assert len(sweep_jobs(["seed=0,1", "controller=enas,tpe", "search.lr=0.1,0.2"])) == 4
 
 
 def test_a_large_sweep_says_why_its_first_job_waits(capsys):
     """Hydra composes every job's config before the first starts: 100,000 jobs were hours without a word."""
     from rlnas.__main__ import SAY_SWEEP_JOBS, say_sweep_start
-    from rlnas.config import sweep_size
+    from rlnas.utils.sweeps import sweep_size
 
     assert sweep_size(["seed=range(0,5)", "controller=enas,tpe", "search.lr=0.1"]) == 10
     assert sweep_size(["controller=glob(*ppo*)"]) is None  # the names only Hydra's config loader knows

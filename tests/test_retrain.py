@@ -874,3 +874,26 @@ def test_a_training_where_stderr_is_no_terminal_logs_its_progress(monkeypatch, c
     with caplog.at_level("INFO", logger="rlnas.tasks.training"):
         train(network, task, data, recipe, seed=0, desc="retrain")
     assert not [r for r in caplog.records if r.name == "rlnas.tasks.training"]
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        # seed 0 was retrained in full, then the sweep stopped on "abc"
+        (
+            ["seed=0,abc"],
+            "seed must be a whole number in 0..4294967295 (2**32 - 1), got 'abc' (in the sweep's job with",
+        ),
+        (["prune.amount=0.5,2"], "prune.amount must be in (0, 1), got 2 (in the sweep's job with prune.amount=2)"),
+        # Hydra's traceback ("BasicSweeper does not support sweep type : INTERVAL_SWEEP")
+        (["train.lr=interval(0.01,0.1)"], "train.lr=interval(0.01,0.1): the sweeper sweeps lists, range()"),
+        # "Launching 0 jobs", exit 0: the retrain has no config groups to glob
+        (["compress=glob(*)"], "compress=glob(*): glob() picks options of a config group, and there are none here"),
+        (["seed=range(0,3)", "train.lr=0.1,0.2"], None),
+    ],
+)
+def test_each_value_of_a_retrain_sweep_is_checked_before_its_first_job(sweep, message):
+    from rlnas.retrain import _sweep_error
+
+    found = _sweep_error(["-m", "arch=run/best_arch.json", *sweep])
+    assert found == message if message is None else found.startswith(message), found
