@@ -27,7 +27,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,14 @@ def check_overrides(argv: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     deleted = next((o for o in overrides if o == "~task" or o.startswith("~task=")), None)
     if deleted is not None:  # Hydra: "Key 'task' is not in struct"
         raise ConfigError(f"{deleted}: a search needs a task; choose one with +task=NAME (classification by default)")
+    settings = {f.name: f.default for f in fields(RlnasConfig) if f.default is not MISSING and f.type != "Any"}
+    scalar = next((o for o in overrides if o.startswith("~") and o[1:].partition("=")[0] in settings), None)
+    if scalar is not None:  # Hydra: "Key 'seed' is not in struct", or "'threads' does not exist" (it is null)
+        key = scalar[1:].partition("=")[0]
+        default = "null" if settings[key] is None else settings[key]
+        raise ConfigError(
+            f"{scalar}: {key} is a setting every run has; set it instead ({key}=VALUE, default {default})"
+        )
     try:
         check_launcher_jobs(overrides)
     except ValueError as err:

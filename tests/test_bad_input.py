@@ -249,6 +249,9 @@ BAD_CONFIGS = [
     ),
     # a deleted section a run reads: "Key 'search' is not in struct", mid-run
     (["~search"], "search: the section was deleted (~search), and a run reads it"),
+    # Hydra's "Key 'seed' is not in struct", and "Could not delete from config. 'threads' does not exist"
+    (["~seed"], "~seed: seed is a setting every run has; set it instead (seed=VALUE, default 0)"),
+    (["~threads"], "~threads: threads is a setting every run has; set it instead (threads=VALUE, default null)"),
     (["~space"], "space: the section was deleted (~space)"),
     (["+benchmark=toy", "~reward"], "reward: the section was deleted (~reward)"),
     # a table run trains nothing: a task or standalone ground-truth draws were silently ignored
