@@ -120,6 +120,7 @@ BAD_CONFIGS = [
     (["controller=gdas", "controller.tau_min=20"], "controller.tau_min=20 exceeds controller.tau_max=10.0"),
     (["controller=darts", "controller.mode=snas"], "controller.mode='snas' is unknown; allowed: ['darts', 'gdas']"),
     (["search.bn_calibration=-1"], "search.bn_calibration must be >= 0, got -1"),
+    (["search.final_finetune=-1"], "search.final_finetune must be >= 0, got -1"),
     (["search.bn_calibration_scope=some"], "search.bn_calibration_scope='some' is unknown; allowed: ['final', 'all']"),
     (["search.final_proxy=snip"], "search.final_proxy='snip' is unknown; allowed: [None, 'synflow']"),
     (

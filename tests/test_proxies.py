@@ -93,3 +93,27 @@ def test_an_empty_cost_list_tracks_only_what_the_selection_needs(tmp_path, track
     search = build_search(_cfg(f"costs.track={track}"), tmp_path, progress=False)
     assert search.evaluator.costs.track[: len(tracked)] == tracked
     assert (len(search.evaluator.costs.track) == 1) == (track == "[]")
+
+
+def test_the_final_rescoring_can_train_each_candidate_alone_first_and_leaves_the_supernet_as_it_was(tmp_path):
+    """search.final_finetune: weight inheritance and a short training of each final candidate's path."""
+    search = build_search(
+        _cfg(
+            "search.final_finetune=10",
+            "search.top_k=2",
+            "search.final_samples=1",
+            "costs.track=[]",
+            "search.random_baseline=0",
+        ),
+        tmp_path,
+        progress=False,
+    )
+    result = search.run()
+    shared = {k: v.clone() for k, v in search.model.state_dict().items()}
+    arch = result.best.arch
+    tuned = search.finetuned_evaluation(arch, 1).metrics
+    assert search.finetuned_evaluation(arch, 1).metrics == tuned  # seeded by the search's seed and the place
+    assert search.evaluator.evaluate_full(arch).metrics != tuned  # the shared weights' own score differs
+    assert all(torch.equal(shared[k], v) for k, v in search.model.state_dict().items())  # trained on a copy
+    assert search.evaluator.model is search.model
+    assert result.best.evaluation.metrics in [search.finetuned_evaluation(arch, i).metrics for i in range(1, 4)]

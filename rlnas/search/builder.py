@@ -282,6 +282,8 @@ def build_search(
     backbone = build_supernet(space, data.in_channels)
     head = task.build_head(backbone.out_channels, data)
     model = Network(backbone, head).to(device)
+    if comm.active and settings.final_finetune:  # each rank would train its own copy, and may pick another
+        raise ValueError("search.final_finetune trains each final candidate in one process; set it to 0 under torchrun")
     if comm.active:
         if distributed_settings(cfg).sync_batchnorm:
             synchronise_batchnorm(model)

@@ -40,6 +40,8 @@ class FinalSelection:
     task: Any
     data: Any
     epoch: int
+    seed: int
+    device: Any
 
     def finish(self, last_mean: float, seconds: float) -> SearchResult:
         """Re-scores the top sampled architectures on the whole validation split."""
@@ -56,13 +58,14 @@ class FinalSelection:
             pool[self.controller.propose(1)[0]] = None
         candidates = []
         started = time.perf_counter()
-        log.info("final re-scoring: %d candidates on the whole validation split", len(pool))
+        tuned = f", each after {s.final_finetune} steps on its own path" if s.final_finetune else ""
+        log.info("final re-scoring: %d candidates on the whole validation split%s", len(pool), tuned)
         for i, arch in enumerate(pool, start=1):
             if i % 10 == 0:
                 log.info("final re-scoring: %d/%d (%.0f s)", i, len(pool), time.perf_counter() - started)
             for cb in self.callbacks:
                 cb.on_final_step(self)
-            ev = self.evaluator.evaluate_full(arch)
+            ev = self.finetuned_evaluation(arch, i) if s.final_finetune else self.evaluator.evaluate_full(arch)
             reward = reward_number(self.reward(ev), self.reward)
             if math.isfinite(reward):
                 candidates.append(Candidate(arch, ev, reward))
@@ -89,6 +92,47 @@ class FinalSelection:
         return SearchResult(
             selected[0], candidates, selected, last_mean, controller_mean, random_mean, s.epochs, seconds
         )
+
+    def finetuned_evaluation(self, arch: Arch, index: int) -> Evaluation:
+        """``arch`` scored on the whole validation split after ``search.final_finetune`` steps of training on its
+        own path, starting from the shared weights (on a copy: the supernet stays as it is).
+
+        Weight inheritance, then a short training of the sub-network alone, as Once-for-All (Cai et al.,
+        2020) does before it deploys one: the shared weights serve every path at once, and a few steps on
+        one path undo part of that compromise before the path is judged. SGD with Nesterov momentum from
+        ``lr / 5`` down to ``lr_min`` (cosine), the search's batch size, weight decay and gradient bound;
+        the batches are seeded by the search's seed and the candidate's place, so a resumed search ends
+        alike.
+        """
+        import copy
+
+        import torch
+        from torch import nn
+
+        s = self.settings
+        original = self.evaluator.model
+        model = copy.deepcopy(original)
+        params = list(model.parameters())
+        optimizer = torch.optim.SGD(params, lr=s.lr / 5, momentum=0.9, nesterov=True, weight_decay=s.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=s.final_finetune, eta_min=min(s.lr_min, s.lr / 5)
+        )
+        generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + index)
+        model.train()
+        for _ in range(s.final_finetune):
+            x, y = self.data.train.batch(s.batch_size, generator)
+            loss = self.task.loss(model(x, arch), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
+            if bool(torch.isfinite(loss.detach())):  # a NaN step is left out; its score then says so
+                optimizer.step()
+            schedule.step()
+        self.evaluator.model = model
+        try:
+            return self.evaluator.evaluate_full(arch)
+        finally:
+            self.evaluator.model = original
 
     def rank_with_proxy(self, candidates: list[Candidate], values: list[float]) -> list[float]:
         """Rewards of the final candidates from their supernet metric ranked together with a zero-cost proxy.

@@ -109,6 +109,7 @@ class Search(FinalSelection):
         #: Child compute time accounting (off unless a benchmark enables it).
         self.timer = ComputeTimer(self.device)
         evaluator.timer = self.timer
+        self.seed = seed
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         # Uniform sampling (warm-up, random comparison) under the controller's extra masks.

@@ -47,6 +47,7 @@ class SearchSettings:
     top_k: int = 10
     final_samples: int = 20
     final_proxy: str | None = None
+    final_finetune: int = 0
     random_baseline: int = 100
     fault_limit: int = 20
     fault_backoff_after: int = 3
@@ -90,6 +91,7 @@ class SearchSettings:
             "controller_steps",
             "bn_calibration",
             "final_samples",
+            "final_finetune",
             "random_baseline",
             "fault_limit",
             "fault_backoff_after",
