@@ -608,27 +608,19 @@ def extra_training(search: Any, model: Any, steps: int, fixed: dict[int, int] | 
     one architecture fine-tuned on its own path (every decision held).
     """
     import torch
-    from torch import nn
 
-    s = search.settings
+    from rlnas.search.final import train_paths
+
     rng = np.random.default_rng(seed)
-    generator = torch.Generator(search.device).manual_seed(seed)
-    params = list(model.parameters())
-    opt = torch.optim.SGD(params, lr=s.lr / 5, momentum=0.9, nesterov=True, weight_decay=s.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=s.lr_min)
-    model.train()
-    for _ in range(steps):
+
+    def path() -> list[int]:
         arch = list(search.space.sample(rng))
         for decision, choice in (fixed or {}).items():
             arch[decision] = choice
-        x, y = search.data.train.batch(s.batch_size, generator)
-        loss = search.task.loss(model(x, arch), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, s.grad_clip)
-        if bool(torch.isfinite(loss.detach())):
-            opt.step()
-        sched.step()
+        return arch
+
+    generator = torch.Generator(search.device).manual_seed(seed)
+    train_paths(model, search.task, search.data, search.settings, steps, path, generator)
 
 
 def few_shot_scores(search: Any, archs: list[tuple[int, ...]], decision: int, epochs: int, images: int) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,46 @@ from rlnas.spaces.base import Arch
 from rlnas.spaces.seams import Evaluation, reward_number
 
 log = logging.getLogger("rlnas.search.loop")
+
+
+def train_paths(
+    model: Any, task: Any, data: Any, settings: Any, steps: int, path: Callable[[], Sequence[int]], generator: Any
+) -> None:
+    """``steps`` more training steps of a supernet on the paths ``path()`` gives, one per step.
+
+    The recipe of a short training from trained shared weights: SGD with Nesterov momentum from
+    ``lr / 5`` down to ``lr_min`` (cosine), the search's batch size, weight decay and gradient bound;
+    a step whose loss is not finite is skipped, as in the search.
+
+    Args:
+        model: The supernet (with its task head) to train in place.
+        task: Its task (the loss).
+        data: The splits; batches come from the training split.
+        settings: The search's settings (``search:``).
+        steps: Optimiser steps.
+        path: The architecture of each step (one, or a sub-space's draws).
+        generator: The batches' random stream.
+    """
+    import torch
+    from torch import nn
+
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD(
+        params, lr=settings.lr / 5, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, steps), eta_min=min(settings.lr_min, settings.lr / 5)
+    )
+    model.train()
+    for _ in range(steps):
+        x, y = data.train.batch(settings.batch_size, generator)
+        loss = task.loss(model(x, path()), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        if bool(torch.isfinite(loss.detach())):
+            optimizer.step()
+        schedule.step()
 
 
 class FinalSelection:
@@ -107,27 +148,11 @@ class FinalSelection:
         import copy
 
         import torch
-        from torch import nn
 
-        s = self.settings
         original = self.evaluator.model
         model = copy.deepcopy(original)
-        params = list(model.parameters())
-        optimizer = torch.optim.SGD(params, lr=s.lr / 5, momentum=0.9, nesterov=True, weight_decay=s.weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=s.final_finetune, eta_min=min(s.lr_min, s.lr / 5)
-        )
         generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + index)
-        model.train()
-        for _ in range(s.final_finetune):
-            x, y = self.data.train.batch(s.batch_size, generator)
-            loss = self.task.loss(model(x, arch), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, s.grad_clip)
-            if bool(torch.isfinite(loss.detach())):  # a NaN step is left out; its score then says so
-                optimizer.step()
-            schedule.step()
+        train_paths(model, self.task, self.data, self.settings, self.settings.final_finetune, lambda: arch, generator)
         self.evaluator.model = model
         try:
             return self.evaluator.evaluate_full(arch)
