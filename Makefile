@@ -132,6 +132,8 @@ study-tasks: $(STAMP)
 		--out docs/mnist1d/compare_synflow -- data_seed=0 ground_truth.random=0 search.final_proxy=synflow
 	$(PY) tools/compare_controllers.py --task mnist1d --controllers enas maskable_ppo --seeds 5 --jobs 2 \
 		--out docs/mnist1d/compare_finetune -- data_seed=0 ground_truth.random=0 search.final_finetune=40
+	$(PY) tools/compare_controllers.py --task mnist1d --controllers enas --seeds 5 --jobs 2 \
+		--out docs/mnist1d/compare_finetune160 -- data_seed=0 ground_truth.random=0 search.final_finetune=160
 	$(PY) tools/compare_controllers.py --task cluttered_digits --controllers enas maskable_ppo evolution --seeds 5 --jobs 2 \
 		--out docs/cluttered_digits/compare --readme docs/results.md --block compare_cluttered -- data_seed=0
 
