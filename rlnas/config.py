@@ -50,7 +50,7 @@ from rlnas.search.settings import SearchSettings
 from rlnas.utils import MAX_SEED
 from rlnas.utils.distributed import DistributedSettings
 from rlnas.utils.rundir import bare_word, check_launcher_jobs, hydra_overrides
-from rlnas.utils.sweeps import sweep_jobs, sweep_kind_error
+from rlnas.utils.sweeps import job_changes, job_place, sweep_jobs, sweep_kind_error
 
 
 # OmegaConf's structured configs take typing.Optional (not ``X | None``) on Python 3.10.
@@ -194,12 +194,10 @@ def _sweep_error(
     with initialize_config_dir(str(conf_dir), version_base="1.3"):
         base = None
         for number, job in enumerate(jobs[:1] if resumed else jobs):
-            changed = [(o, v) for (o, v), f in zip(job, first, strict=True) if o != f]
+            changed = job_changes(job, first)
             if number and not changed:  # a value swept twice (seed=0,0): the first job again, checked already
                 continue
-            where = (
-                f"in the sweep's job with {', '.join(o for o, _ in changed)}" if changed else "in the sweep's first job"
-            )
+            where = job_place(changed)
             try:
                 override = changed[0][0] if changed else ""
                 key = override.lstrip("+").partition("=")[0]

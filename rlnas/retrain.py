@@ -552,7 +552,7 @@ def _sweep_error(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
 
     from rlnas.utils.rundir import hydra_overrides
-    from rlnas.utils.sweeps import sweep_jobs, sweep_kind_error
+    from rlnas.utils.sweeps import job_changes, job_place, sweep_jobs, sweep_kind_error
 
     overrides = hydra_overrides(argv)
     message = sweep_kind_error(overrides, groups=False)
@@ -562,7 +562,7 @@ def _sweep_error(argv: list[str]) -> str | None:
     first = [o for o, _ in jobs[0]] if jobs else []
     for number, job in enumerate(jobs):
         typed = [o for o, _ in job]
-        changed = [o for o, f in zip(typed, first, strict=True) if o != f]
+        changed = job_changes(job, first)
         if number and not changed:  # a value swept twice (seed=0,0): the first job again
             continue
         message = _composition_error(typed)
@@ -574,8 +574,7 @@ def _sweep_error(argv: list[str]) -> str | None:
             except ValueError as err:
                 message = str(err)
         if message is not None:
-            where = f"in the sweep's job with {', '.join(changed)}" if changed else "in the sweep's first job"
-            return f"{message} ({where})"
+            return f"{message} ({job_place(changed)})"
     return None
 
 

@@ -65,10 +65,10 @@ def sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
     key's value is left to the sweep. Empty when the sweep cannot be expanded here (``glob(...)`` needs
     Hydra's config loader, another sweeper's syntax).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+    parsed = parsed_overrides(overrides)
+    if parsed is None:
+        return []
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
         values = [
             [
                 (f"{o.get_key_element()}={text}", value)
@@ -78,7 +78,7 @@ def sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
             else [(o.input_line, o.value())]
             for o in parsed
         ]
-    except Exception:  # noqa: BLE001 - Hydra reports what it cannot parse or expand itself
+    except Exception:  # noqa: BLE001 - Hydra reports what it cannot expand itself
         return []
     if any(not options for options in values):  # an empty sweep (seed=range(0)) runs no job
         return []
@@ -91,3 +91,13 @@ def sweep_jobs(overrides: Sequence[str]) -> list[list[tuple[str, Any]]]:
                 return jobs
             jobs.append([*first[:i], option, *first[i + 1 :]])
     return jobs
+
+
+def job_changes(job: Sequence[tuple[str, Any]], first: Sequence[str]) -> list[tuple[str, Any]]:
+    """The ``(override, value)`` pairs of a :func:`sweep_jobs` job that differ from the first job's overrides."""
+    return [(o, v) for (o, v), f in zip(job, first, strict=True) if o != f]
+
+
+def job_place(changed: Sequence[tuple[str, Any]]) -> str:
+    """Where in a sweep an error was found, as its message ends: the first job, or the job with ``changed``."""
+    return f"in the sweep's job with {', '.join(o for o, _ in changed)}" if changed else "in the sweep's first job"
