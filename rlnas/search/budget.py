@@ -184,7 +184,7 @@ class BudgetSearch:
         )
         # Where stderr is no terminal (nohup, CI, a cluster job) the bar is off: a line through logging now and
         # then instead, so a long table search is not silent; a search of seconds prints none.
-        lines, last_line = self.progress is None and bar.disable, start
+        lines = timing.ProgressLines(on=self.progress is None and bar.disable)
         step = proposals = stall = 0
         while len(rewards) < self.evaluations:
             n = min(self.archs_per_step, self.evaluations - len(rewards))
@@ -219,14 +219,13 @@ class BudgetSearch:
             bar.update(len(todo))
             if pick is not None:
                 bar.set_postfix(best=f"{best_so_far[-1]:.4f}")
-            if lines and rewards and time.perf_counter() - last_line >= timing.PROGRESS_LINE_S:
-                last_line = time.perf_counter()
+            if rewards and lines.due():
                 log.info(
                     "%d/%d evaluated, best so far %.4f, %s elapsed, ETA %s",
                     len(rewards),
                     self.evaluations,
                     best_so_far[-1],
-                    *timing.elapsed_and_eta(start, len(rewards), self.evaluations - len(rewards)),
+                    *lines.elapsed_and_eta(len(rewards), self.evaluations - len(rewards)),
                 )
             step += 1
             if stall >= self.max_stall:

@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,7 +229,7 @@ def train(
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, dynamic_ncols=True)
     # The bar is off where stderr is no terminal (a log file, nohup, a cluster job): a line now and then
     # instead, so an hour of retraining is not silent; a training of seconds prints none.
-    started = last_line = time.perf_counter()
+    lines = timing.ProgressLines(on=bar.disable)
     for epoch in bar:
         order = torch.randperm(len(data.train), device=device, generator=generator)
         total = torch.zeros((), device=device)
@@ -258,8 +257,7 @@ def train(
         history.append(row)
         shown = {k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")}
         bar.set_postfix(loss=f"{mean_loss:.3f}", **shown)
-        if bar.disable and time.perf_counter() - last_line >= timing.PROGRESS_LINE_S:
-            last_line = time.perf_counter()
+        if lines.due():
             log.info(
                 "%s: epoch %d/%d, loss %.3f%s, %s elapsed, ETA %s",
                 desc,
@@ -267,7 +265,7 @@ def train(
                 epochs,
                 mean_loss,
                 "".join(f", {k} {v}" for k, v in shown.items()),
-                *timing.elapsed_and_eta(started, epoch + 1, epochs - epoch - 1),
+                *lines.elapsed_and_eta(epoch + 1, epochs - epoch - 1),
             )
         if on_epoch is not None:
             on_epoch(epoch + 1, network)

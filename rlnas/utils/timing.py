@@ -45,6 +45,29 @@ class ComputeTimer:
 PROGRESS_LINE_S = 30.0
 
 
+class ProgressLines:
+    """When long work logs its next progress line where stderr is no terminal: every :data:`PROGRESS_LINE_S`.
+
+    Args:
+        on: Whether lines are wanted at all (off where a progress bar shows instead).
+    """
+
+    def __init__(self, on: bool = True) -> None:
+        self.on = on
+        self.started = self.last = time.perf_counter()
+
+    def due(self) -> bool:
+        """True (and the clock restarted) when a line is due."""
+        if not self.on or time.perf_counter() - self.last < PROGRESS_LINE_S:
+            return False
+        self.last = time.perf_counter()
+        return True
+
+    def elapsed_and_eta(self, done: int, left: int) -> tuple[str, str]:
+        """:func:`elapsed_and_eta` since this work started."""
+        return elapsed_and_eta(self.started, done, left)
+
+
 def elapsed_and_eta(started: float, done: int, left: int) -> tuple[str, str]:
     """The time since ``started`` (``time.perf_counter``) and the time ``left`` more units will take at the
     pace of the ``done`` ones, as :func:`_clock` strings."""
