@@ -1,6 +1,7 @@
 """Tabular benchmarks: configuration-only tables, clear errors, whole searches in seconds."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_csv_and_json_tables_answer_the_same(tmp_path):
         ("key,acc,acc\nx-p,0.1,0.9\n", "column 'acc' appears twice in its header"),
         # a percent sign: the value is shown (a decimal comma where semicolons separate is read)
         ("key;acc\nx-p;50 %\n", "record 'x-p' (row 2) lacks a number in one of ['acc'] (has {'acc': '50 %'})"),
+        # Python reads 1_0.5 as 10.5 (digit grouping); no spreadsheet writes it, so it is no number here
+        ("key,acc\nx-p,1_0.5\n", "record 'x-p' (row 2) lacks a number in one of ['acc'] (has {'acc': '1_0.5'})"),
     ],
 )
 def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
@@ -58,6 +61,15 @@ def test_bad_tables_name_the_file_and_the_problem(tmp_path, content, message):
     with pytest.raises(DataError, match="table.csv") as err:
         TabularBenchmark(tiny_space(), path, "{a}-{b}", "acc", "key")
     assert message in str(err.value)
+
+
+def test_a_table_path_that_is_a_device_or_pipe_is_named_so_and_never_read(tmp_path):
+    """/dev/zero (never ends) was reported "not found", though it exists."""
+    pipe = tmp_path / "table.csv"
+    os.mkfifo(pipe)  # opened for reading, a pipe with no writer blocks forever
+    for path in (Path("/dev/zero"), pipe):
+        with pytest.raises(DataError, match=f"benchmark table {path} is not a regular file"):
+            TabularBenchmark(tiny_space(), path, "{a}-{b}", "acc", "key")
 
 
 def test_tables_as_spreadsheets_save_them_are_read(tmp_path):

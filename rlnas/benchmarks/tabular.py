@@ -193,7 +193,12 @@ class TabularBenchmark:
         )
         if not self.path.is_file():
             hint = f" (set benchmark.path= or ${self.env_var} to your copy)" if self.env_var else ""
-            what = "is a directory, not a table file" if self.path.is_dir() else "not found"
+            if self.path.is_dir():
+                what = "is a directory, not a table file"
+            elif self.path.exists():
+                what = "is not a regular file (a device or pipe is never read)"
+            else:
+                what = "not found"
             raise DataError(f"benchmark table {self.path} {what}{hint}; it must be {need}")
         rows: dict[str, dict[str, float]] = {}
         separator: str | None = None  # a CSV's; a JSON file holds numbers

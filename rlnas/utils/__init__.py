@@ -142,8 +142,15 @@ def csv_separator(line: str) -> str | None:
 
 
 def csv_number(text: str, separator: str | None) -> float:
-    """A CSV field as a number: ``"1,5"`` is 1.5 in a file whose fields a semicolon or tab separates."""
+    """A CSV field as a number: ``"1,5"`` is 1.5 in a file whose fields a semicolon or tab separates.
+
+    Raises:
+        ValueError: ``text`` is no number as a spreadsheet writes one; Python's own literals that ``float``
+            also reads (``1_000``: digit grouping, which a CSV does not use) are not numbers here.
+    """
     text = text.strip()
+    if "_" in text:
+        raise ValueError(f"could not convert string to float: {text!r}")
     return float(text.replace(",", ".") if separator in (";", "\t") else text)
 
 
