@@ -67,6 +67,15 @@ def resolve_table_path(path: str | os.PathLike, env_var: str | None = None) -> P
     return candidate
 
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, which is no regular file, cannot be a table."""
+    if path.is_dir():
+        return "is a directory, not a table file"
+    if path.exists():
+        return "is not a regular file (a device or pipe is never read)"
+    return "not found"
+
+
 def _number(value: object, separator: str | None) -> float:
     """A table field as a float: a CSV's text (decimal commas where a semicolon or tab separates), a JSON number."""
     return csv_number(value, separator) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
@@ -193,13 +202,7 @@ class TabularBenchmark:
         )
         if not self.path.is_file():
             hint = f" (set benchmark.path= or ${self.env_var} to your copy)" if self.env_var else ""
-            if self.path.is_dir():
-                what = "is a directory, not a table file"
-            elif self.path.exists():
-                what = "is not a regular file (a device or pipe is never read)"
-            else:
-                what = "not found"
-            raise DataError(f"benchmark table {self.path} {what}{hint}; it must be {need}")
+            raise DataError(f"benchmark table {self.path} {_not_a_file(self.path)}{hint}; it must be {need}")
         rows: dict[str, dict[str, float]] = {}
         separator: str | None = None  # a CSV's; a JSON file holds numbers
         try:
