@@ -51,7 +51,7 @@ from rlnas.export.model_folder import (  # noqa: F401 - re-exported
     load_model,
 )
 from rlnas.utils import csv_separator, is_numeric_text, parse_json
-from rlnas.utils.errors import tolerant_stdout
+from rlnas.utils.errors import stdout_failed, tolerant_stdout
 from rlnas.utils.rundir import writable_dir
 
 #: File suffixes read from an input directory: an image model's ...
@@ -527,10 +527,30 @@ def _check_task_settings(cfg: PredictConfig, task: str | None) -> None:
         raise PredictError(f"top_k is a classifier's setting; {cfg.model} is a detection model (score_threshold=)")
 
 
+def _output_file(setting: str | None) -> Path | None:
+    """The file ``output=`` names, checked before any work: a missing folder is made, an unwritable one named."""
+    output = Path(setting).expanduser() if setting else None
+    if sys.stdout is None and output is None:  # started with stdout closed: every row would vanish
+        raise PredictError("standard output is closed; pass output=FILE for the predictions")
+    if output is None:
+        return None
+    try:
+        is_dir = output.is_dir()
+    except OSError as err:  # a name too long
+        raise PredictError(f"output={setting}: cannot write the predictions there ({err.strerror})") from None
+    if is_dir:
+        raise PredictError(f"output={setting} is a directory; name a file (e.g. preds.json)")
+    try:  # a read-only disk, a file on the way
+        writable_dir(output.parent, f"output={setting}", "the predictions")
+    except ValueError as err:
+        raise PredictError(str(err)) from None
+    return output
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; errors print one line and return 2."""
     args = list(sys.argv[1:] if argv is None else argv)
-    tolerant_stdout()
+    tolerant_stdout("rlnas.predict")
     if any(a in ("-h", "--help") for a in args):
         print(
             __doc__.strip() + "\n\nsettings (key=value): model (required), input (required), output=null, "
@@ -539,21 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         cfg = parse_args(args)
-        output = Path(cfg.output).expanduser() if cfg.output else None
-        if sys.stdout is None and output is None:  # started with stdout closed: every row would vanish
-            raise PredictError("standard output is closed; pass output=FILE for the predictions")
-        if output is not None:  # before any work: a missing folder is made, an unwritable one named
-            try:
-                is_dir = output.is_dir()
-            except OSError as err:  # a name too long
-                reason = err.strerror
-                raise PredictError(f"output={cfg.output}: cannot write the predictions there ({reason})") from None
-            if is_dir:
-                raise PredictError(f"output={cfg.output} is a directory; name a file (e.g. preds.json)")
-            try:  # a read-only disk, a file on the way
-                writable_dir(output.parent, f"output={cfg.output}", "the predictions")
-            except ValueError as err:
-                raise PredictError(str(err)) from None
+        output = _output_file(cfg.output)
         model = load_model(cfg.model)
         _check_task_settings(cfg, model.meta.get("task"))
         files = (
@@ -570,6 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row in rows_of:
             print(json.dumps(row), flush=True)
             rows.append(row)
+            if output is None and stdout_failed() is not None:  # the reader is gone and no file waits
+                return 1
     except PredictError as err:
         print(f"rlnas.predict: error: {err}", file=sys.stderr)
         return 2

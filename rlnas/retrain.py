@@ -586,7 +586,7 @@ def main() -> None:
     from rlnas.utils.distributed import launched
     from rlnas.utils.errors import environment_error, flag_error, tolerant_stdout
 
-    tolerant_stdout()
+    tolerant_stdout("rlnas.retrain")
     message = (
         flag_error(sys.argv[1:], "retrain", "; set its keys on the command line (key=value)") or environment_error()
     )

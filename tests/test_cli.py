@@ -811,6 +811,36 @@ def test_a_run_dir_the_output_encoding_cannot_spell_is_printed_escaped(tmp_path)
     assert "r\\xe9sum\\xe9" in proc.stdout and (run_dir / "summary.json").is_file()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (every write: no space left)")
+def test_a_search_whose_standard_streams_fail_or_are_closed_keeps_its_run(tmp_path):
+    """``> /dev/full``: every log line printed "--- Logging error ---" and a traceback, and the last line
+    ended the finished search with exit 1 and Hydra's bare "OSError: [Errno 28]"."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    run_dir = tmp_path / "run"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rlnas", "+benchmark=toy", "benchmark.evaluations=20", f"hydra.run.dir={run_dir}"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.count("rlnas: warning: standard output: No space left on device") == 1
+    assert json.loads((run_dir / "summary.json").read_text())["evaluations"] == 20
+    # Started with stderr closed (2>&-): the first progress bar failed the run ("'NoneType' object has no
+    # attribute 'write'", exit 1).
+    closed = tmp_path / "closed"
+    command = (
+        f"exec 2>&-; exec {sys.executable} -m rlnas +benchmark=toy benchmark.evaluations=20 hydra.run.dir={closed}"
+    )
+    proc = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and "best:" in proc.stdout, proc.stdout[-2000:]
+    assert json.loads((closed / "status.json").read_text())["status"] == "completed"
+
+
 def test_hydra_flags_that_replace_the_config_or_need_another_flag_are_one_line(tmp_path):
     """--config-name/--config-path ended in Hydra's multi-line "Cannot find primary config" report, --resolve alone
     in a ValueError traceback; the config every run is checked against cannot be swapped."""

@@ -570,6 +570,23 @@ def test_predict_makes_the_output_folder_and_refuses_other_models(classification
     )
 
 
+def test_predict_stops_quietly_when_its_reader_stops(classification_run, tmp_path):
+    """``rlnas.predict ... | head -1`` ended in a BrokenPipeError traceback at the second row."""
+    out, _ = classification_run
+    image = tmp_path / "000.png"
+    Image.new("L", (8, 8), color=40).save(image)
+    for i in range(1, 1000):  # rows beyond what a pipe buffers (64 KiB), so that a write meets the closed end
+        os.link(image, tmp_path / f"{i:03d}.png")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = [sys.executable, "-m", "rlnas.predict", f"model={out}", f"input={tmp_path}"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader stops, as head -1 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and json.loads(first)["file"].endswith("000.png")
+    assert err == "", err
+
+
 def test_predict_never_writes_over_its_inputs_or_foreign_files(classification_run, tmp_path, capsys):
     from PIL import Image
 

@@ -87,7 +87,7 @@ def run_tool(main: Callable[[], object]) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     tool = Path(sys.argv[0]).name
-    tolerant_stdout()
+    tolerant_stdout(tool)
     message = environment_error()
     if message is not None:
         print(f"{tool}: error: {message}", file=sys.stderr)

@@ -35,18 +35,85 @@ PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, err
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
-def tolerant_stdout() -> None:
-    """Characters the output's encoding lacks are printed escaped instead of failing the command.
+class GuardedStream:
+    """Standard output or error that a closed reader or a full device cannot turn into a traceback.
 
-    With ``PYTHONIOENCODING=ascii`` (or a C locale) the search's last line, naming a run dir such
-    as ``résumé/``, raised UnicodeEncodeError after all its work. Python's stderr escapes already.
+    ``rlnas.predict ... | head -1`` closed the pipe after one row and the next
+    row raised ``BrokenPipeError``; ``> /dev/full`` failed the search's last line
+    after all its work, and every log line before it printed "--- Logging
+    error ---" and a traceback. The first failed write of standard output is
+    named once on stderr (not when the reader closed the pipe: it stopped
+    reading on purpose); a failing stderr has nowhere to be named. Later writes
+    are dropped, and the descriptor is pointed at ``/dev/null`` so that
+    Python's own flush at exit does not fail again. The run's files are not
+    affected; :attr:`failed` tells a command whose only output this is.
     """
-    stream = sys.stdout
-    if stream is not None and hasattr(stream, "reconfigure"):
+
+    def __init__(self, stream: Any, prog: str, name: str) -> None:
+        self._stream = stream
+        self._prog = prog
+        self._name = name
+        #: The error of the first write that failed (``None`` while every one succeeded).
+        self.failed: OSError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _give_up(self, err: OSError) -> None:
+        self.failed = err
+        if self._name == "stdout" and err.errno != errno.EPIPE:
+            why = err.strerror or os.strerror(err.errno or 0)
+            print(f"{self._prog}: warning: standard output: {why}; nothing more is printed there", file=sys.stderr)
         try:
-            stream.reconfigure(errors="backslashreplace")
-        except (ValueError, OSError):  # a detached or closed stream: nothing is printed there anyway
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # a stream without a descriptor (a test's capture)
             pass
+
+    def write(self, text: str) -> int:
+        if self.failed is None:
+            try:
+                return self._stream.write(text)
+            except OSError as err:
+                self._give_up(err)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                self._stream.flush()
+            except OSError as err:
+                self._give_up(err)
+
+
+def tolerant_stdout(prog: str = "rlnas") -> None:
+    """Standard streams that neither an encoding nor a failing reader turns into an error after the work.
+
+    Characters the output's encoding lacks are printed escaped: with ``PYTHONIOENCODING=ascii`` (or a C
+    locale) the search's last line, naming a run dir such as ``résumé/``, raised UnicodeEncodeError after
+    all its work (Python's stderr escapes already). A write that fails (a closed pipe, a full device) is
+    handled by :class:`GuardedStream`. A command started with stderr closed (``2>&-``; Python then sets
+    ``sys.stderr`` to ``None``) failed at its first progress bar or warning; its messages now go nowhere,
+    and the run's ``status.json`` and log still say how it ended.
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr, open until it exits
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or isinstance(stream, GuardedStream):
+            continue
+        if name == "stdout" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a detached or closed stream: nothing is printed there anyway
+                pass
+        setattr(sys, name, GuardedStream(stream, prog, name))
+
+
+def stdout_failed() -> OSError | None:
+    """The error that ended standard output (see :class:`GuardedStream`), or ``None``."""
+    return sys.stdout.failed if isinstance(sys.stdout, GuardedStream) else None
 
 
 def flag_error(argv: list[str], config: str = "config", instead: str = "") -> str | None:
