@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -178,6 +179,10 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         # An edited status.json was listed as "completed" (cut) or under its odd state (5) as if a run wrote it.
         "7_cut": (good, None, "status.json: not the JSON object a run writes"),
         "8_state": (good, None, "status.json: 'status' must be one of ['running', 'completed', 'failed'"),
+        # A run writes strict JSON (NaN as null): a bare NaN was shown as "accuracy nan" of a completed job.
+        "9_nan": ({**good, "metrics": {"val_accuracy": math.nan}}, None, "holds nan for 'val_accuracy'"),
+        # null is what a run writes for a value it could not measure: shown blank, the job still completed.
+        "a_null": ({**good, "costs": {"params": None}}, None, ""),
     }
     for name, (best, overrides, _) in cases.items():
         job = tmp_path / "sweep" / name
@@ -195,7 +200,7 @@ def test_a_job_with_tampered_files_is_listed_as_unreadable_and_the_others_summar
         assert message in jobs[name].error and (not message or str(tmp_path / "sweep" / name) in jobs[name].error)
     summarize(tmp_path / "sweep", tmp_path / "out", plots=False)
     table = (tmp_path / "out" / "sweep_summary.md").read_text()
-    assert "9 jobs: 8 unreadable, 1 completed." in table and "error: " in table
+    assert "11 jobs: 9 unreadable, 2 completed." in table and "error: " in table
     out_file = tmp_path / "notes.txt"
     out_file.write_text("mine")
     proc = subprocess.run(

@@ -92,9 +92,17 @@ def _process_gone(status: dict[str, Any]) -> bool:
 
 
 def _numbers(values: Any, path: Path, key: str) -> dict[str, float]:
-    if not isinstance(values, dict) or not all(is_number(v) for v in values.values()):
+    """``key``'s names and numbers; ``null`` (a value the run could not measure) reads as NaN, shown blank.
+
+    A run writes strict JSON (NaN and inf as ``null``), so a bare ``NaN`` or ``Infinity`` was written by
+    someone else and is refused rather than shown as "nan".
+    """
+    if not isinstance(values, dict) or not all(v is None or is_number(v) for v in values.values()):
         raise ValueError(f"{path}: '{key}' must map names to numbers")
-    return {str(k): float(v) for k, v in values.items()}
+    bad = next((k for k, v in values.items() if v is not None and not math.isfinite(v)), None)
+    if bad is not None:
+        raise ValueError(f"{path}: '{key}' holds {values[bad]} for {bad!r}; a run writes no such number")
+    return {str(k): math.nan if v is None else float(v) for k, v in values.items()}
 
 
 def read_job(path: Path) -> JobRecord:
@@ -152,7 +160,7 @@ def _read_job(path: Path) -> JobRecord:
     )
     if best is not None:
         where = path / "best_arch.json"
-        if not is_number(best.get("reward")):
+        if not is_number(best.get("reward")) or not math.isfinite(best["reward"]):
             raise ValueError(f"{where}: 'reward' must be a number, got {best.get('reward')!r}"[:200])
         record.reward = float(best["reward"])
         record.metrics = _numbers(best.get("metrics", {}), where, "metrics")
