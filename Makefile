@@ -81,7 +81,8 @@ study: $(STAMP)
 
 # The RL controllers' defaults checked on tables unlike the shipped ones: three NK landscapes
 # (tools/nk_tables.py; N decisions of A choices, each coupled with K others), noise-free and with one
-# training seed drawn per evaluation, 40 seeds, and enas with the other novelty fallback -> docs/nk/ and its
+# training seed drawn per evaluation, 40 seeds, and enas with the other novelty fallback and with local
+# steps (controller.local_share=1) -> docs/nk/ and its
 # blocks in docs/results.md (about 20 min).
 NK_LANDSCAPES := 8,4,2,1 10,3,3,2 6,6,1,3
 study-nk: $(STAMP)
@@ -91,7 +92,8 @@ study-nk: $(STAMP)
 		for b in $$name $${name}_noisy; do \
 			$(PY) tools/compare_controllers.py --config-dir outputs/nk --benchmark $$b --seeds 40 --budgets 50 100 300 \
 				--jobs 2 --controllers random evolution local_search enas maskable_ppo \
-				--variant enas_walk enas controller.fallback=walk --out docs/nk/$$b \
+				--variant enas_walk enas controller.fallback=walk \
+				--variant enas_local enas controller.local_share=1 --out docs/nk/$$b \
 				--readme docs/results.md || exit 1; \
 		done; \
 	done

@@ -256,7 +256,7 @@ def test_the_policy_share_is_recorded_and_fallback_archs_get_no_policy_gradient(
     ctrl = ENASController(space, seed=0, novel_tries=0)
     archs = ctrl.propose(10)
     stats = ctrl.observe(archs, list(np.linspace(0, 1, 10)))
-    assert stats["policy_share"] == 1.0 and ctrl.memory.sources == {"policy": 10, "fallback": 0}
+    assert stats["policy_share"] == 1.0 and ctrl.memory.sources == {"policy": 10, "fallback": 0, "local": 0}
 
     def update(fallback: bool) -> float:
         ctrl = ENASController(space, seed=0, elite_size=0, entropy_weight=0.0, skip_weight=0.0)
@@ -291,6 +291,39 @@ def test_the_neighbours_fallback_proposes_unseen_neighbours_of_the_policys_sampl
     distance = [sum(a != 0 for a in arch) for arch in proposals]
     assert len(set(proposals)) == 12 and (0, 0, 0, 0) not in proposals
     assert (distance == [1] * 12) == one_step  # the random walk wanders further
+
+
+def test_local_steps_climb_from_the_best_while_the_policy_is_uncertain_and_fade_as_it_learns():
+    """controller.local_share: unseen neighbours of the best architecture seen, in proportion to the policy's
+    normalised entropy; counted apart from the policy's proposals and given no policy gradient."""
+    space = CategoricalSpace({k: ["x", "y", "z", "w"] for k in "abcd"})
+    ctrl = ENASController(space, seed=0, local_share=0.5)
+    first = ctrl.propose(10)
+    assert ctrl.memory.sources == {"policy": 10, "fallback": 0, "local": 0}  # nothing seen yet: no best
+    rewards = [float(i) for i in range(10)]
+    ctrl.observe(first, rewards)
+    best = first[-1]
+    assert 0.9 < ctrl.memory.local_scale <= 1.0  # one update: still near uniform
+    batch = ctrl.propose(10)
+    local = [a for a in batch if sum(x != y for x, y in zip(a, best)) == 1 and a in ctrl.memory.fallback]
+    assert len(local) == ctrl.memory.sources["local"] == round(0.5 * ctrl.memory.local_scale * 10) == 5
+    assert batch[:5] == local and len(set(batch)) == 10 and not set(batch) & set(first)
+    assert 0 < ctrl.memory.policy_share() < 1
+    ctrl.memory.local_scale = 0.0  # a settled policy: it proposes alone
+    ctrl.observe(batch, [0.0] * 10)
+    ctrl.memory.local_scale = 0.0
+    ctrl.propose(10)
+    assert ctrl.memory.sources["local"] == 5
+    with pytest.raises(ValueError, match=r"controller.local_share=1.5 must be in \[0, 1\]"):
+        ENASController(space, seed=0, local_share=1.5)
+
+
+def test_local_steps_at_a_local_optimum_leave_the_batch_to_the_policy():
+    space = CategoricalSpace({"a": ["x", "y"], "b": ["p", "q", "r"]})
+    ctrl = ENASController(space, seed=0, local_share=1.0)
+    ctrl.memory.add([(0, 0), (1, 0), (0, 1), (0, 2)], [1.0, 0.0, 0.0, 0.0])  # (0, 0) and all its neighbours
+    batch = ctrl.propose(2)
+    assert ctrl.memory.sources["local"] == 0 and set(batch) == {(1, 1), (1, 2)}
 
 
 def test_an_unknown_fallback_is_named():

@@ -24,6 +24,14 @@ controllers (ENAS and the PPO family) therefore share one mechanism,
   changed until the architecture is new, so the search never stalls on
   repeats while the policy's entropy is gone.
 
+* **Local steps** (opt-in, ``local_share``): up to that fraction of each batch
+  is local search's step from the best architecture seen, its unseen
+  one-decision neighbours (White, Nolen & Savani, UAI 2021), scaled by how
+  little the policy knows yet (its normalised entropy, :attr:`EliteMemory.local_scale`):
+  while the policy is near uniform the search climbs from its best find, as
+  local search does from its tenth evaluation on; as the policy concentrates,
+  it proposes alone.
+
 Architectures from that fallback were not sampled by the policy, so their
 log-probabilities are not a policy gradient's: every RL controller (ENAS and
 the PPO family alike) leaves them out of the policy-gradient term and learns
@@ -56,7 +64,12 @@ class EliteMemory:
     """
 
     def __init__(
-        self, elite_size: int = 5, risk_quantile: float = 0.5, novel_tries: int = 3, fallback: str = "walk"
+        self,
+        elite_size: int = 5,
+        risk_quantile: float = 0.5,
+        novel_tries: int = 3,
+        fallback: str = "walk",
+        local_share: float = 0.0,
     ) -> None:
         if elite_size < 0:
             raise ValueError(f"controller.elite_size={elite_size} must be >= 0")
@@ -64,6 +77,12 @@ class EliteMemory:
             raise ValueError(f"controller.risk_quantile={risk_quantile} must be in (0, 1]")
         if novel_tries < 0:
             raise ValueError(f"controller.novel_tries={novel_tries} must be >= 0")
+        if not 0 <= local_share <= 1:
+            raise ValueError(f"controller.local_share={local_share} must be in [0, 1] (a fraction of each batch)")
+        self.local_share = float(local_share)
+        #: What the controller says of its policy's certainty: 1 while it is uniform, towards 0 as it
+        #: concentrates (its normalised entropy); scales ``local_share``.
+        self.local_scale = 1.0
         if fallback not in FALLBACKS:
             raise ValueError(f"controller.fallback={fallback!r} is unknown; allowed: {list(FALLBACKS)}")
         self.fallback_mode = fallback
@@ -73,14 +92,14 @@ class EliteMemory:
         #: Latest reward of each architecture in the queue.
         self.elites: dict[Arch, float] = {}
         self.seen: set[Arch] = set()
-        #: Proposals the policy sampled and proposals the mutation fallback made, over the run.
-        self.sources = {"policy": 0, "fallback": 0}
+        #: Proposals the policy sampled, the mutation fallback made and the local steps made, over the run.
+        self.sources = {"policy": 0, "fallback": 0, "local": 0}
         #: Proposals the fallback made (not sampled by the policy) that were not observed yet.
         self.fallback: set[Arch] = set()
 
     def policy_share(self) -> float:
         """The fraction of all proposals so far that the policy sampled itself (NaN before any)."""
-        total = self.sources["policy"] + self.sources["fallback"]
+        total = sum(self.sources.values())
         return self.sources["policy"] / total if total else float("nan")
 
     # -- what to learn from ----------------------------------------------------
@@ -147,11 +166,15 @@ class EliteMemory:
         # proposes the next batch before the last one's results are in.
         if n <= 0:
             return []
+        local = self._local_steps(round(self.local_share * self.local_scale * n), neighbour)
+        if len(local) == n:
+            return local
+        n -= len(local)
         if self.novel_tries == 0:
             self.sources["policy"] += n
-            return sample(n)
+            return local + sample(n)
         taken: list[Arch] = []
-        fresh: set[Arch] = set()
+        fresh: set[Arch] = set(local)
         for _ in range(self.novel_tries):
             for arch in sample(max(n - len(taken), 1) * 2):
                 if arch not in self.seen and arch not in fresh:
@@ -159,7 +182,7 @@ class EliteMemory:
                     taken.append(arch)
                     if len(taken) == n:
                         self.sources["policy"] += n
-                        return taken
+                        return local + taken
         rest = sample(n - len(taken))
         fallback: set[Arch] = set()
         if mutate is not None:
@@ -182,7 +205,25 @@ class EliteMemory:
         self.fallback |= fallback
         self.sources["fallback"] += len(fallback)
         self.sources["policy"] += n - len(fallback)
-        return taken + rest
+        return local + taken + rest
+
+    def _local_steps(
+        self, k: int, neighbour: Callable[[Arch, Callable[[Arch], bool]], Arch | None] | None
+    ) -> list[Arch]:
+        """Up to ``k`` unseen neighbours of the best architecture seen (fewer at a local optimum)."""
+        if k <= 0 or not self.elites or neighbour is None:
+            return []
+        best = self.elite_archs()[0]
+        steps: list[Arch] = []
+        for _ in range(k):
+            step = neighbour(best, lambda a: a in self.seen or a in steps)
+            if step is None:  # every neighbour is known: the policy proposes the rest
+                break
+            steps.append(step)
+        # Not sampled by the policy: learnt from through the priority queue, as the fallback's are.
+        self.fallback |= set(steps)
+        self.sources["local"] += len(steps)
+        return steps
 
     # -- persistence ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -191,10 +232,12 @@ class EliteMemory:
             "seen": sorted(self.seen),
             "sources": dict(self.sources),
             "fallback": sorted(self.fallback),
+            "local_scale": self.local_scale,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.elites = {tuple(a): float(r) for a, r in state["elites"]}
         self.seen = {tuple(a) for a in state["seen"]}
-        self.sources = dict(state.get("sources", {"policy": 0, "fallback": 0}))
+        self.sources = {"policy": 0, "fallback": 0, "local": 0, **state.get("sources", {})}
+        self.local_scale = float(state.get("local_scale", 1.0))
         self.fallback = {tuple(a) for a in state.get("fallback", [])}
