@@ -216,7 +216,8 @@ class EliteMemory:
         best = self.elite_archs()[0]
         steps: list[Arch] = []
         for _ in range(k):
-            step = neighbour(best, lambda a: a in self.seen or a in steps)
+            # Known: evaluated, or proposed and not yet observed (a trial search's earlier batch).
+            step = neighbour(best, lambda a: a in self.seen or a in self.fallback or a in steps)
             if step is None:  # every neighbour is known: the policy proposes the rest
                 break
             steps.append(step)
