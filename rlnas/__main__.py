@@ -450,13 +450,13 @@ def _stopped_by_the_launcher(signum: int, frame: Any) -> None:
 
 def main() -> None:
     """Console entry point."""
+    tolerant_stdout()
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         from rlnas.config import help_text, search_dirs
 
         with one_line_errors("rlnas"):
             print(help_text(extra=search_dirs(sys.argv[1:])))
         return
-    tolerant_stdout()
     # resume=null is the default (no resume), not a run dir named null.
     sys.argv = [a for a in sys.argv if a.lstrip("+") != "resume=null"]
     instead = "; add your configs with --config-dir DIR instead (they join conf/: DIR/task/mine.yaml is +task=mine)"

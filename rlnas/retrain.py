@@ -580,13 +580,13 @@ def _sweep_error(argv: list[str]) -> str | None:
 
 def main() -> None:
     """Console entry point: ``--help`` explains the retrain settings, anything else goes to Hydra."""
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
-        return
     from rlnas.utils.distributed import launched
     from rlnas.utils.errors import environment_error, flag_error, tolerant_stdout
 
     tolerant_stdout("rlnas.retrain")
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(RETRAIN_HELP + (conf_dir() / "retrain.yaml").read_text())
+        return
     message = (
         flag_error(sys.argv[1:], "retrain", "; set its keys on the command line (key=value)") or environment_error()
     )

@@ -841,6 +841,25 @@ def test_a_search_whose_standard_streams_fail_or_are_closed_keeps_its_run(tmp_pa
     assert json.loads((closed / "status.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (every write: no space left)")
+@pytest.mark.parametrize(
+    "command, prog",
+    [
+        (["-m", "rlnas", "--help"], "rlnas"),  # "a run file: No space left on device" (it was stdout)
+        (["-m", "rlnas.retrain", "--help"], "rlnas.retrain"),  # an OSError traceback
+        (["tools/summarize_sweep.py", "--help"], "summarize_sweep"),  # the same
+    ],
+)
+def test_help_to_a_full_device_is_named_once(command, prog):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, *command], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == f"{prog}: warning: standard output: No space left on device; nothing more is printed there\n"
+
+
 def test_hydra_flags_that_replace_the_config_or_need_another_flag_are_one_line(tmp_path):
     """--config-name/--config-path ended in Hydra's multi-line "Cannot find primary config" report, --resolve alone
     in a ValueError traceback; the config every run is checked against cannot be swapped."""

@@ -20,9 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.sweep import summarize  # noqa: E402
+from rlnas.utils.errors import tolerant_stdout  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_stdout("summarize_sweep")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", help="the sweep's folder (hydra.sweep.dir), e.g. outputs/multirun/DATE/TIME")
     parser.add_argument("--out", default=None, help="where to write the table and plots (default: the sweep dir)")
