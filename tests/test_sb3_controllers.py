@@ -110,3 +110,16 @@ def test_a_ppo_controller_leaves_no_folder_in_the_temporary_directory(small_spac
     archs = ctrl.propose(4)
     assert ctrl.observe(archs, [0.1, 0.2, 0.3, 0.4])["updates"] == 1
     assert list(tmp_path.glob("SB3-*")) == []
+
+
+def test_ppo_local_steps_start_from_the_best_and_fade_with_the_policys_entropy(small_space):
+    """controller.local_share in the PPO family: its scale is the policy's normalised entropy at each update."""
+    ctrl = MaskablePPOController(small_space, seed=0, rollout_archs=4, local_share=1.0)
+    first = ctrl.propose(4)
+    ctrl.observe(first, [0.1, 0.2, 0.3, 0.9])  # a full rollout: one PPO update
+    assert 0.5 < ctrl.memory.local_scale <= 1.0 and ctrl.updates == 1
+    batch = ctrl.propose(4)
+    steps = round(4 * ctrl.memory.local_scale)
+    assert ctrl.memory.sources["local"] == steps >= 2
+    assert all(sum(a != b for a, b in zip(arch, first[3])) == 1 for arch in batch[:steps])
+    assert ctrl.memory.policy_share() == pytest.approx((4 + 4 - steps) / 8)

@@ -77,6 +77,9 @@ class SB3Controller(EliteImitation, Controller):
         novel_tries: Resampling rounds for architectures already evaluated (0: off).
         fallback: How the novelty fallback leaves an architecture already evaluated
             (:data:`rlnas.controllers.elite.FALLBACKS`).
+        local_share: Up to this fraction of each batch is local search's step from the best architecture
+            seen, scaled by the policy's normalised entropy at its last update (:mod:`rlnas.controllers.elite`;
+            0: off).
     """
 
     #: SB3 policy name.
@@ -106,6 +109,7 @@ class SB3Controller(EliteImitation, Controller):
         risk_quantile: float = 0.5,
         novel_tries: int = 3,
         fallback: str = "walk",
+        local_share: float = 0.0,
     ) -> None:
         super().__init__(space, seed)
         if rollout_archs < 1:
@@ -175,7 +179,7 @@ class SB3Controller(EliteImitation, Controller):
         self.buffer.reset()
         self._pending: dict[Arch, list[dict[str, Any]]] = {}
         self.updates = 0
-        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries, fallback)
+        self.memory = EliteMemory(elite_size, risk_quantile, novel_tries, fallback, local_share)
         self.elite_weight = float(elite_weight)
         #: Rewards of the episodes in the rollout buffer, in order.
         self._episode_rewards: list[float] = []
@@ -360,6 +364,9 @@ class SB3Controller(EliteImitation, Controller):
         )
         stats = {k.split("/", 1)[1]: float(v) for k, v in logged.items() if k.split("/", 1)[-1] in keep}
         stats["updates"] = float(self.updates)
+        if "entropy_loss" in stats:  # SB3 logs minus the mean entropy of one decision: against a uniform one's
+            uniform = float(np.log(np.maximum(self.space.num_choices, 1)).mean())
+            self.memory.local_scale = min(1.0, -stats["entropy_loss"] / uniform) if uniform > 0 else 0.0
         return stats
 
     # -- persistence ----------------------------------------------------------
