@@ -309,9 +309,8 @@ def test_local_steps_climb_from_the_best_while_the_policy_is_uncertain_and_fade_
     assert len(local) == ctrl.memory.sources["local"] == round(0.5 * ctrl.memory.local_scale * 10) == 5
     assert batch[:5] == local and len(set(batch)) == 10 and not set(batch) & set(first)
     assert 0 < ctrl.memory.policy_share() < 1
-    ctrl.memory.local_scale = 0.0  # a settled policy: it proposes alone
     ctrl.observe(batch, [0.0] * 10)
-    ctrl.memory.local_scale = 0.0
+    ctrl.memory.local_scale = 0.0  # a settled policy: it proposes alone
     ctrl.propose(10)
     assert ctrl.memory.sources["local"] == 5
     with pytest.raises(ValueError, match=r"controller.local_share=1.5 must be in \[0, 1\]"):
