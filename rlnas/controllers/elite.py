@@ -97,6 +97,12 @@ class EliteMemory:
         #: Proposals the fallback made (not sampled by the policy) that were not observed yet.
         self.fallback: set[Arch] = set()
 
+    def follow_entropy(self, entropy: float, num_choices: Sequence[int]) -> None:
+        """Sets :attr:`local_scale` from the policy's entropy: its mean over one decision against a uniform
+        policy's (``log`` of each decision's number of choices, averaged), at most 1."""
+        uniform = float(np.log(np.maximum(np.asarray(num_choices), 1)).mean())
+        self.local_scale = min(1.0, entropy / uniform) if uniform > 0 else 0.0
+
     def policy_share(self) -> float:
         """The fraction of all proposals so far that the policy sampled itself (NaN before any)."""
         total = sum(self.sources.values())

@@ -251,9 +251,8 @@ class ENASController(Controller):
                 name_update_failure(err, self.policy, setting)
                 raise
         check_finite_weights(self.policy, setting)
-        # The policy's certainty, for the local steps: its entropy over the batch against a uniform policy's.
-        uniform = float(np.log(np.maximum(self.space.num_choices, 1)).sum())
-        self.memory.local_scale = min(1.0, float(entropy.detach().mean()) / uniform) if uniform > 0 else 0.0
+        # The policy's certainty, for the local steps (an architecture's entropy sums one term per decision).
+        self.memory.follow_entropy(float(entropy.detach().mean()) / len(self.space), self.space.num_choices)
         skip_cols = [t for t, d in enumerate(self.space.decisions) if d.kind == "skip"]
         skip_rate = float(actions[:, skip_cols].float().mean()) if skip_cols else 0.0
         return {

@@ -364,9 +364,8 @@ class SB3Controller(EliteImitation, Controller):
         )
         stats = {k.split("/", 1)[1]: float(v) for k, v in logged.items() if k.split("/", 1)[-1] in keep}
         stats["updates"] = float(self.updates)
-        if "entropy_loss" in stats:  # SB3 logs minus the mean entropy of one decision: against a uniform one's
-            uniform = float(np.log(np.maximum(self.space.num_choices, 1)).mean())
-            self.memory.local_scale = min(1.0, -stats["entropy_loss"] / uniform) if uniform > 0 else 0.0
+        if "entropy_loss" in stats:  # SB3 logs minus the mean entropy of one decision
+            self.memory.follow_entropy(-stats["entropy_loss"], self.space.num_choices)
         return stats
 
     # -- persistence ----------------------------------------------------------
